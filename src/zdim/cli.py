@@ -1,0 +1,210 @@
+"""The ``zdim`` command: parse, call the public API, print. No logic lives here.
+
+Every ``ZdimError`` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, RunDirError, ZdimError
+
+TABLE_COLS = [
+    ("dim", "dim", "{}"), ("seed", "seed", "{}"), ("nll", "NLL", "{:.2f}"),
+    ("neg_elbo", "-ELBO", "{:.2f}"), ("rec", "rec", "{:.2f}"), ("kl", "KL", "{:.2f}"),
+    ("active_units", "active", "{}"), ("mse", "MSE", "{:.4f}"), ("epochs_run", "epochs", "{}"),
+    ("train_seconds", "train s", "{:.1f}"), ("status", "status", "{}"),
+]
+
+
+def parse_dims(text: str) -> list[int]:
+    """``"2,5,10"``, ``"1-16"`` or a mix (``"1-4,8,16"``) -> sorted unique sizes."""
+    dims: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                a, b = int(lo), int(hi)
+                if a > b:
+                    raise ValueError
+                dims.update(range(a, b + 1))
+            else:
+                dims.add(int(part))
+    except ValueError:
+        raise ConfigError(
+            f"--dims {text!r} is not a list of sizes: use integers and ranges like 2,5,10 or 1-16"
+        ) from None
+    if min(dims) < 1:
+        raise ConfigError(f"--dims {text!r} has a size {min(dims)} < 1: latent sizes start at 1")
+    return sorted(dims)
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or v == "":
+        return "-"
+    try:
+        return spec.format(v)
+    except (ValueError, TypeError):
+        return str(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    cols = [c for c in TABLE_COLS if any(c[0] in r for r in rows)]
+    body = [[_fmt(r.get(k), spec) for k, _, spec in cols] for r in rows]
+    head = [h for _, h, _ in cols]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
+
+
+def _print_result(trials: list[dict[str, Any]], rec: Any, run_dir: Path | None) -> None:
+    print(format_table(trials))
+    if rec is None:
+        print("\nNo trial completed: nothing to recommend (see the status column).")
+        return
+    print(f"\n{rec.rationale}")
+    print(f"\nRecommended latent size: {rec.dim}")
+    if run_dir is not None:
+        print(f"Run directory: {run_dir}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .search import SweepConfig, default_dims, sweep
+    from .train import TrainConfig
+
+    dims = parse_dims(args.dims) if args.dims else None
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                        warmup_epochs=args.warmup, free_bits=args.free_bits,
+                        patience=args.patience, seed=args.seed, device=args.device)
+    from .data import load_data
+
+    data = load_data(args.source, seed=args.seed, label_column=args.label_column,
+                     likelihood=args.likelihood, max_samples=args.max_samples)
+    config = SweepConfig(dims=tuple(dims or default_dims(data.n_features)), seeds=args.seeds,
+                         hidden=tuple(args.hidden), arch=args.arch, train=train, k=args.k,
+                         rel_tol=args.tolerance)
+    out = Path(args.out) if args.out else Path("runs") / data.name
+    if not args.quiet:
+        print(f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
+              f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s)"
+              f" -> {out}", file=sys.stderr)
+    result = sweep(data, config=config, out=out, overwrite=args.overwrite, resume=args.resume,
+                   storage=args.storage, study_name=args.study, progress=not args.quiet,
+                   command=" ".join(["zdim", *map(shlex.quote, args.argv)]))
+    _print_result(result.trials, result.recommendation, result.run_dir)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .recommend import Recommendation
+    from .runs import RECOMMENDATION_JSON, RUN_JSON, read_json
+    from .search import collect_trials
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / RUN_JSON).is_file():
+        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): "
+                          "pass the --out folder of a sweep")
+    info = read_json(run_dir / RUN_JSON)
+    d = info.get("data", {})
+    print(f"{run_dir}: {d.get('name')} {d.get('sample_shape')} ({d.get('likelihood')}), "
+          f"sizes {info.get('sweep', {}).get('dims')}")
+    if info.get("command"):
+        print(f"command: {info['command']}")
+    trials = collect_trials(run_dir)
+    rec_file = run_dir / RECOMMENDATION_JSON
+    rec = Recommendation.from_dict(read_json(rec_file)) if rec_file.is_file() else None
+    _print_result(trials, rec, None)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets, supported_formats
+
+    print("Embedded data sets (pass the name as SOURCE):")
+    for name, desc in list_datasets():
+        print(f"  {name:<10} {desc}")
+    print("\nFormats read from a path:")
+    for fmt, desc in supported_formats():
+        print(f"  {fmt:<24} {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zdim", description="Find and tune the latent size of a VAE.")
+    p.add_argument("--version", action="version", version=f"zdim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("sweep", help="train a VAE per latent size and recommend one")
+    s.add_argument("source", help="data: a file, a folder, or an embedded name (see `zdim datasets`)")
+    s.add_argument("--dims", help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to 64)")
+    s.add_argument("--seeds", type=int, default=1, help="trainings per size (default 1)")
+    s.add_argument("--epochs", type=int, default=100, help="maximum epochs per trial (default 100)")
+    s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    s.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
+    s.add_argument("--warmup", type=float, default=0.0, help="KL warm-up length in epochs (default 0)")
+    s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
+    s.add_argument("--hidden", type=_positive_ints, default=[512, 256],
+                   help="hidden widths, e.g. 512,256 (default)")
+    s.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
+    s.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
+    s.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
+    s.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
+    s.add_argument("--k", type=int, default=100, help="importance samples for held-out NLL (default 100)")
+    s.add_argument("--tolerance", type=float, default=0.01,
+                   help="relative NLL tolerance of the recommendation rule (default 0.01)")
+    s.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--out", help="run directory (default runs/NAME)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    g.add_argument("--resume", action="store_true", help="finish the missing trials of a run directory")
+    s.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://host/db (default: a file in the run dir)")
+    s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_sweep)
+
+    i = sub.add_parser("info", help="print the table and recommendation of a run directory")
+    i.add_argument("run_dir")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("datasets", help="list embedded data sets and supported formats")
+    d.set_defaults(func=cmd_datasets)
+    return p
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256")
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
+    return vals
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return int(args.func(args))
+    except ZdimError as e:
+        print(f"zdim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zdim: interrupted; finished trials are saved: rerun with --resume to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

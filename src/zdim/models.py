@@ -1,0 +1,225 @@
+"""VAE models: ``VAEConfig`` and ``VAE``.
+
+A VAE here is an encoder ``q(z|x) = N(mu, diag(exp(logvar)))``, a standard normal prior and a decoder
+``p(x|z)`` that is either Bernoulli (logits) or Gaussian with a learned per-feature variance. The
+learned variance matters for bottleneck search: with a fixed unit variance a Gaussian VAE pays almost
+nothing for extra latent units and none of them collapse; with a learned one, units the data does not
+need fall back to the prior (KL ~ 0), so active units measure the bottleneck.
+
+Models do not train themselves (see ``zdim.train``) and know nothing of files (see ``zdim.runs``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHS = ("mlp", "conv")
+LOG_2PI = math.log(2.0 * math.pi)
+MIN_LOG_SIGMA = -6.0  # floor on the Gaussian decoder's log std: stops the likelihood running to +inf
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture of one VAE.
+
+    Attributes
+    ----------
+    input_dim : int
+        Number of features D of a flattened sample.
+    latent_dim : int
+        Number of latent units K (the bottleneck).
+    likelihood : {"bernoulli", "gaussian"}
+        Decoder likelihood. Bernoulli for data in [0, 1]; Gaussian (learned variance) otherwise.
+    hidden : tuple of int
+        Widths of the MLP hidden layers of the encoder; the decoder mirrors them.
+    arch : {"mlp", "conv"}
+        ``conv`` uses two stride-2 convolutions before the MLP (image data only).
+    image_shape : tuple of int or None
+        ``(C, H, W)`` of one sample; required for ``arch="conv"``.
+    """
+
+    input_dim: int
+    latent_dim: int
+    likelihood: str = "bernoulli"
+    hidden: tuple[int, ...] = (512, 256)
+    arch: str = "mlp"
+    image_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_dim < 1:
+            raise ConfigError(f"input_dim must be >= 1, got {self.input_dim}")
+        if not 1 <= self.latent_dim:
+            raise ConfigError(
+                f"latent size must be >= 1, got {self.latent_dim}: pass sizes like --dims 2,4,8"
+            )
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ConfigError(f"hidden widths must be positive integers, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.image_shape is not None:
+            object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        if self.arch == "conv":
+            shape = self.image_shape
+            if shape is None or len(shape) != 3 or math.prod(shape) != self.input_dim:
+                raise ConfigError(
+                    f"arch 'conv' needs image data (C, H, W), got shape {shape}: use --arch mlp"
+                )
+            if shape[1] % 4 or shape[2] % 4:
+                raise ConfigError(
+                    f"arch 'conv' needs height and width divisible by 4, got {shape[1]}x{shape[2]}:"
+                    " use --arch mlp"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["image_shape"] = list(self.image_shape) if self.image_shape else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
+        d = dict(d)
+        d["hidden"] = tuple(d.get("hidden", (512, 256)))
+        if d.get("image_shape") is not None:
+            d["image_shape"] = tuple(d["image_shape"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+class _ConvTrunk(nn.Module):
+    """(B, C*H*W) -> (B, 64*H/4*W/4): two stride-2 convolutions."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        c = shape[0]
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 32, 4, 2, 1), nn.SiLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.SiLU(), nn.Flatten()
+        )
+        self.out_dim = 64 * (shape[1] // 4) * (shape[2] // 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(-1, *self.shape))
+
+
+class _DeconvHead(nn.Module):
+    """(B, 64*H/4*W/4) -> (B, C*H*W): two stride-2 transposed convolutions."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        c, h, w = shape
+        self.grid = (64, h // 4, w // 4)
+        self.in_dim = 64 * (h // 4) * (w // 4)
+        self.net = nn.Sequential(
+            nn.SiLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.SiLU(), nn.ConvTranspose2d(32, c, 4, 2, 1)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h.view(-1, *self.grid)).flatten(1)
+
+
+class VAE(nn.Module):
+    """A VAE with a diagonal Gaussian posterior and a standard normal prior.
+
+    Parameters
+    ----------
+    config : VAEConfig
+        The architecture.
+    """
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, k, hidden = config.input_dim, config.latent_dim, list(config.hidden)
+        if config.arch == "conv":
+            assert config.image_shape is not None
+            trunk = _ConvTrunk(config.image_shape)
+            head = _DeconvHead(config.image_shape)
+            self.encoder = nn.Sequential(trunk, nn.SiLU(), _mlp([trunk.out_dim, *hidden, 2 * k]))
+            self.decoder = nn.Sequential(_mlp([k, *hidden[::-1], head.in_dim]), head)
+        else:
+            self.encoder = _mlp([d, *hidden, 2 * k])
+            self.decoder = _mlp([k, *hidden[::-1], d])
+        if config.likelihood == "gaussian":
+            self.log_sigma = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature noise scale
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters: ``x`` (B, D) -> ``mu`` (B, K), ``logvar`` (B, K)."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output for ``z`` (..., K): logits (Bernoulli) or means (Gaussian), (..., D)."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        return out.reshape(*lead, out.shape[-1])
+
+    def mean(self, out: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z) from decoder output: probabilities or Gaussian means, (..., D)."""
+        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+
+    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B)."""
+        if self.config.likelihood == "bernoulli":
+            x = x.expand_as(out)
+            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        log_sigma = self.log_sigma.clamp(min=MIN_LOG_SIGMA)
+        z2 = ((x - out) * torch.exp(-log_sigma)) ** 2
+        return -(0.5 * z2 + log_sigma + 0.5 * LOG_2PI).sum(-1)
+
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One sample ``z = mu + sigma * eps`` with ``eps ~ N(0, I)``, shape of ``mu``."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder mean at the posterior mean: (B, D) -> (B, D)."""
+        mu, _ = self.encode(x)
+        return self.mean(self.decode(mu))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Means of p(x|z) for ``n`` draws of ``z`` from the prior: (n, D)."""
+        p = next(self.parameters())
+        z = torch.randn((n, self.latent_dim), generator=generator, device=p.device, dtype=p.dtype)
+        return self.mean(self.decode(z))
+
+    @torch.no_grad()
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means (the latent representation): (B, D) -> (B, K)."""
+        return self.encode(x)[0]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["VAE", "VAEConfig", "count_parameters", "LIKELIHOODS", "ARCHS"]

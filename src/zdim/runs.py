@@ -1,0 +1,188 @@
+"""The run directory: layout, atomic writes, checkpoints and loading saved models.
+
+```
+runs/NAME/
+  run.json              what was asked (data summary + fingerprint, grid, configs, versions)
+  study.journal         the Optuna storage, when file-backed
+  trials/dim-016-seed-0/model.safetensors, model.json, metrics.json, history.csv
+  results.csv           one row per finished trial
+  recommendation.json   chosen size, rule, rationale, evidence
+  report.html           self-contained report
+```
+Every file is written through ``atomic_write`` (temporary file in the same folder, fsync, rename), so a
+reader sees either the old file or the whole new one. Weights are safetensors; configs are JSON; nothing
+is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import ModelFileError
+from .models import VAE, VAEConfig
+
+MODEL_FILE = "model.safetensors"
+MODEL_JSON = "model.json"
+METRICS_JSON = "metrics.json"
+HISTORY_CSV = "history.csv"
+RUN_JSON = "run.json"
+RESULTS_CSV = "results.csv"
+RECOMMENDATION_JSON = "recommendation.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _clean(o: Any) -> Any:
+    """Replace NaN/inf floats by None so the JSON is strict (browsers reject NaN)."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+    """Write dict rows as CSV (columns: union of keys in first-seen order), atomically."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(path, buf.getvalue())
+
+
+def trial_name(dim: int, seed: int) -> str:
+    return f"dim-{dim:03d}-seed-{seed}"
+
+
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def save_model(model: VAE, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:
+    """Save weights (safetensors) and config (JSON, with the weights' SHA-256) into ``folder``."""
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    raw = st_save(state, metadata={"format": "zdim", "version": str(FORMAT_VERSION)})
+    atomic_write(folder / MODEL_FILE, raw)
+    meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "sha256": _sha256(raw)}
+    meta.update(extra or {})
+    write_json(folder / MODEL_JSON, meta)
+
+
+def load_model(path: str | os.PathLike[str], device: str = "cpu") -> VAE:
+    """Load a saved VAE from a trial folder (or its ``model.safetensors``); never unpickles.
+
+    Raises ``ModelFileError`` when a file is missing, truncated or does not match its config.
+    """
+    path = Path(path)
+    folder = path.parent if path.suffix == ".safetensors" else path
+    wfile, jfile = folder / MODEL_FILE, folder / MODEL_JSON
+    for f in (wfile, jfile):
+        if not f.is_file():
+            raise ModelFileError(f"no saved model at {folder}: {f.name} is missing")
+    try:
+        meta = read_json(jfile)
+        config = VAEConfig.from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{jfile} is not a valid zdim model config ({e}): rerun the trial") from e
+    raw = wfile.read_bytes()
+    if meta.get("sha256") and meta["sha256"] != _sha256(raw):
+        raise ModelFileError(f"{wfile} does not match its checksum (truncated or changed): rerun the trial")
+    try:
+        state = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{wfile} is not a readable safetensors file ({e}): rerun the trial") from e
+    model = VAE(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelFileError(f"{wfile} does not fit its config in {jfile}: {e}") from e
+    return model.to(device).eval()
+
+
+def trial_done(folder: str | os.PathLike[str]) -> bool:
+    """True when a trial folder holds a finished trial: failed, or complete with a loadable model.
+
+    A truncated or corrupt file makes the trial not done, so a resumed sweep redoes it.
+    """
+    rec = read_trial(folder)
+    if rec is None:
+        return False
+    if rec["status"] == "failed":
+        return True
+    try:
+        load_model(folder)
+    except ModelFileError:
+        return False
+    return True
+
+
+def read_trial(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The metrics record of a finished (complete or failed) trial, or None if absent or corrupt."""
+    try:
+        rec = read_json(Path(folder) / METRICS_JSON)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("status") in ("complete", "failed") else None
+
+
+def save_history(folder: str | os.PathLike[str], history: list[dict[str, Any]]) -> None:
+    write_csv(Path(folder) / HISTORY_CSV, history)
+
+
+def read_history(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
+    try:
+        with open(Path(folder) / HISTORY_CSV, encoding="utf-8") as f:
+            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    except (OSError, ValueError):
+        return []

@@ -1,0 +1,387 @@
+"""Sweeps over latent sizes, run as an Optuna study.
+
+Every (latent size, seed) point of the grid is enqueued as a fixed-parameter trial of one Optuna study;
+workers take waiting trials with ``study.ask()`` (storage-level, so several processes or machines on
+one study each take trials nobody has taken), train and evaluate a VAE, persist the trial folder at
+once, and ``tell`` the study the held-out NLL. The run directory is the record of what finished: a
+trial whose folder holds a complete, loadable result is never retrained.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from . import __version__
+from .data import Data, load_data
+from .errors import ConfigError, RunDirError, TrainingDiverged
+from .metrics import evaluate
+from .models import VAE, VAEConfig, count_parameters
+from .recommend import DEFAULT_REL_TOL, Recommendation, recommend
+from .runs import (
+    RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
+    trial_done, trial_name, write_csv, write_json,
+)
+from .train import TrainConfig, fit
+
+STUDY_FILE = "study.journal"
+DEFAULT_STUDY = "zdim-sweep"
+LIST_FIELDS = ("kl_per_unit", "unit_variance")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep trains: the grid, the architecture template and the training recipe.
+
+    Attributes
+    ----------
+    dims : tuple of int
+        Latent sizes to try.
+    seeds : int
+        Independent trainings per size (seeds ``seed, seed+1, ...``).
+    hidden, arch : see ``VAEConfig``.
+    train : TrainConfig
+        Training recipe shared by every trial (its ``seed`` is the base seed).
+    k : int
+        Importance samples for the held-out NLL bound.
+    rel_tol : float
+        Relative NLL tolerance of the recommendation rule.
+    """
+
+    dims: tuple[int, ...]
+    seeds: int = 1
+    hidden: tuple[int, ...] = (512, 256)
+    arch: str = "mlp"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    k: int = 100
+    rel_tol: float = DEFAULT_REL_TOL
+
+    def __post_init__(self) -> None:
+        if not self.dims:
+            raise ConfigError("no latent sizes given: pass e.g. --dims 2,4,8 or --dims 1-16")
+        bad = [d for d in self.dims if int(d) != d or d < 1]
+        if bad:
+            raise ConfigError(f"latent size {bad[0]!r} is not a positive integer: fix --dims")
+        object.__setattr__(self, "dims", tuple(sorted(set(int(d) for d in self.dims))))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}: fix --seeds")
+        if self.k < 1:
+            raise ConfigError(f"k (importance samples) must be >= 1, got {self.k}: fix --k")
+
+    def grid(self) -> list[tuple[int, int]]:
+        base = self.train.seed
+        return [(d, base + s) for d in self.dims for s in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dims": list(self.dims), "seeds": self.seeds, "hidden": list(self.hidden),
+                "arch": self.arch, "train": self.train.to_dict(), "k": self.k, "rel_tol": self.rel_tol}
+
+
+@dataclass
+class SweepResult:
+    """The outcome of a sweep: one record per trial and the recommendation."""
+
+    trials: list[dict[str, Any]]
+    recommendation: Recommendation | None
+    data: dict[str, Any]
+    config: dict[str, Any]
+    run_dir: Path | None = None
+
+    @property
+    def recommended_dim(self) -> int | None:
+        return self.recommendation.dim if self.recommendation else None
+
+    @property
+    def table(self) -> Any:
+        """A pandas DataFrame, one row per trial (list-valued metrics left out), sorted by size."""
+        import pandas as pd
+
+        rows = [flat_record(t) for t in self.trials]
+        df = pd.DataFrame(rows)
+        return df.sort_values(["dim", "seed"]).reset_index(drop=True) if len(df) else df
+
+
+def flat_record(t: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in t.items() if k not in LIST_FIELDS and not isinstance(v, (list, dict))}
+
+
+def check_dims(dims: Sequence[int], data: Data) -> None:
+    too_big = [d for d in dims if d > data.n_features]
+    if too_big:
+        raise ConfigError(
+            f"latent size {too_big[0]} exceeds the {data.n_features} features of {data.name!r}: "
+            f"choose sizes <= {data.n_features} in --dims"
+        )
+
+
+def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
+    """Powers of two up to ``min(n_features, cap)``, plus that bound itself."""
+    top = min(n_features, cap)
+    dims = [2**i for i in range(0, int(math.log2(top)) + 1)]
+    return tuple(sorted(set(dims + [top])))
+
+
+def model_config(data: Data, dim: int, cfg: SweepConfig) -> VAEConfig:
+    return VAEConfig(
+        input_dim=data.n_features, latent_dim=dim, likelihood=data.likelihood, hidden=cfg.hidden,
+        arch=cfg.arch, image_shape=data.sample_shape if data.is_image else None,
+    )
+
+
+def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | None,
+              progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate one VAE; persist it into ``folder``; return its record.
+
+    A diverged or failing trial returns a record with ``status="failed"`` and the reason.
+    """
+    rec: dict[str, Any] = {"trial": trial_name(dim, seed), "dim": dim, "seed": seed}
+    tcfg = replace(cfg.train, seed=seed)
+    torch.manual_seed(seed)
+    model = VAE(model_config(data, dim, cfg))
+    bar = _epoch_bar(tcfg.epochs, rec["trial"]) if progress else None
+
+    def on_epoch(epoch: int, r: dict[str, Any]) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val=f"{r['val_neg_elbo']:.2f}")
+
+    try:
+        fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
+        t0 = time.perf_counter()
+        ev = evaluate(model, data.test, k=cfg.k, seed=seed)
+        rec.update(status="complete", **ev, best_epoch=fitted.best_epoch,
+                   epochs_run=len(fitted.history), stopped_early=fitted.stopped_early,
+                   best_val_neg_elbo=fitted.best_val, train_seconds=fitted.seconds,
+                   eval_seconds=time.perf_counter() - t0, n_params=count_parameters(model))
+        history = fitted.history
+    except TrainingDiverged as e:
+        rec.update(status="failed", reason=str(e))
+        history = []
+    except (RuntimeError, ValueError, FloatingPointError) as e:
+        rec.update(status="failed", reason=f"{type(e).__name__}: {e}")
+        history = []
+    finally:
+        if bar is not None:
+            bar.close()
+    if folder is not None:
+        if rec["status"] == "complete":
+            save_model(model, folder, extra={"trial": rec["trial"], "data": data.summary()})
+            save_history(folder, history)
+        write_json(folder / "metrics.json", rec)  # last: its presence marks the trial finished
+    return rec
+
+
+def _epoch_bar(total: int, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"  {name}", unit="ep", leave=False, file=sys.stderr)
+
+
+def open_study(run_dir: Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
+    """Create or load the sweep's study: ``storage`` URL, else a journal file in ``run_dir``."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is None:
+        if run_dir is None:
+            store: Any = optuna.storages.InMemoryStorage()
+        else:
+            from optuna.storages.journal import JournalFileBackend
+
+            store = optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
+    else:
+        store = storage
+    try:
+        return optuna.create_study(storage=store, study_name=study_name or DEFAULT_STUDY,
+                                   direction="minimize", load_if_exists=True)
+    except (ImportError, ModuleNotFoundError) as e:
+        raise ConfigError(f"storage {storage!r} needs a driver that is not installed ({e}): "
+                          "pip install 'zdim[postgres]'") from e
+    except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL or unreachable server
+        raise ConfigError(f"cannot open Optuna storage {storage!r}: {e}: fix --storage") from e
+
+
+def _key(t: optuna.trial.FrozenTrial) -> tuple[int, int] | None:
+    fp = t.system_attrs.get("fixed_params") or t.params
+    if "dim" not in fp or "seed" not in fp:
+        return None
+    return int(fp["dim"]), int(fp["seed"])
+
+
+def prepare_run_dir(out: Path, run_info: dict[str, Any], overwrite: bool, resume: bool) -> None:
+    """Create ``out`` for a new run, or check that it belongs to the run being resumed."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"run directory {out} is a file: choose another --out")
+    exists = out.is_dir() and any(out.iterdir())
+    if exists and resume:
+        try:
+            old = read_json(out / RUN_JSON)
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{out} has no readable {RUN_JSON} ({e}): it is not a zdim run; "
+                              "use --overwrite to replace it") from e
+        for key in ("fingerprint",):
+            if old.get("data", {}).get(key) != run_info["data"].get(key):
+                raise RunDirError(f"{out} was made from other data (its {key} differs): resume with the "
+                                  "same data, or use --overwrite")
+        if old.get("sweep", {}).get("train") != run_info["sweep"]["train"] or old.get(
+                "sweep", {}).get("hidden") != run_info["sweep"]["hidden"]:
+            raise RunDirError(f"{out} was made with other training settings: resume with the same "
+                              "flags, or use --overwrite")
+    elif exists and not overwrite:
+        raise RunDirError(f"run directory {out} already exists: pass --resume to finish it, "
+                          "--overwrite to replace it, or choose another --out")
+    elif exists and overwrite:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged = run_info
+    if exists and resume:
+        old = read_json(out / RUN_JSON)
+        merged = dict(run_info, sweep=dict(run_info["sweep"],
+                      dims=sorted(set(old["sweep"]["dims"]) | set(run_info["sweep"]["dims"]))))
+    write_json(out / RUN_JSON, merged)
+
+
+def collect_trials(run_dir: Path) -> list[dict[str, Any]]:
+    """Every finished trial record in a run directory, sorted by size and seed."""
+    recs = [r for f in sorted((run_dir / "trials").glob("dim-*")) if (r := read_trial(f))]
+    return sorted(recs, key=lambda r: (r["dim"], r["seed"]))
+
+
+def write_results(run_dir: Path, trials: list[dict[str, Any]]) -> None:
+    write_csv(run_dir / RESULTS_CSV, [flat_record(t) for t in trials])
+
+
+def sweep(
+    source: Any,
+    dims: Sequence[int] | None = None,
+    *,
+    seeds: int = 1,
+    epochs: int = 100,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    config: SweepConfig | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    progress: bool = False,
+    command: str | None = None,
+    **data_kwargs: Any,
+) -> SweepResult:
+    """Train and evaluate one VAE per (latent size, seed) and recommend a size.
+
+    Parameters
+    ----------
+    source : path, array, tensor, ``Data`` or embedded name (``"digits"``)
+        The data (see ``zdim.load_data``; extra keyword arguments go to it).
+    dims : sequence of int, optional
+        Latent sizes; default powers of two up to ``min(D, 64)``.
+    seeds, epochs : int
+        Seeds per size and maximum epochs (ignored when ``config`` is given).
+    out : path, optional
+        Run directory. Each trial is persisted as it finishes; without ``out`` nothing is written.
+    overwrite, resume : bool
+        What to do when ``out`` exists: replace it, or finish only the missing trials.
+    config : SweepConfig, optional
+        Full control over the grid, architecture and training.
+    storage, study_name : str, optional
+        Optuna storage URL (e.g. ``postgresql://host/db``) and study name, to share a sweep between
+        workers; default a journal file in ``out`` (in memory without ``out``).
+    progress : bool
+        Show progress bars on stderr.
+
+    Returns
+    -------
+    SweepResult
+        ``.recommended_dim``, ``.recommendation``, ``.table`` (pandas), ``.trials``.
+    """
+    data = source if isinstance(source, Data) else load_data(source, **data_kwargs)
+    if config is None:
+        config = SweepConfig(dims=tuple(dims) if dims else default_dims(data.n_features),
+                             seeds=seeds, train=TrainConfig(epochs=epochs))
+    elif dims:
+        config = replace(config, dims=tuple(dims))
+    check_dims(config.dims, data)
+    run_dir = Path(out) if out is not None else None
+    run_info = {"zdim_version": __version__, "torch_version": torch.__version__,
+                "command": command, "data": data.summary(), "sweep": config.to_dict(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if run_dir is not None:
+        prepare_run_dir(run_dir, run_info, overwrite, resume)
+    study = open_study(run_dir, storage, study_name)
+    records = _run_grid(study, data, config, run_dir, progress, resume)
+    if run_dir is not None:
+        records = collect_trials(run_dir)
+        write_results(run_dir, records)
+    rec = recommend(records, rel_tol=config.rel_tol) if any(
+        r["status"] == "complete" for r in records) else None
+    if run_dir is not None and rec is not None:
+        write_json(run_dir / RECOMMENDATION_JSON, rec.to_dict())
+    return SweepResult(trials=records, recommendation=rec, data=data.summary(),
+                       config=config.to_dict(), run_dir=run_dir)
+
+
+def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
+              progress: bool, resume: bool = False) -> list[dict[str, Any]]:
+    """Enqueue missing grid points, then take waiting trials until none is left."""
+    done: dict[tuple[int, int], dict[str, Any]] = {}
+    state = optuna.trial.TrialState
+    if resume:
+        # trials left RUNNING by a process that died: fail them so their grid points are redone
+        for t in study.get_trials(deepcopy=False, states=(state.RUNNING,)):
+            study.tell(t.number, state=state.FAIL)
+    pending = {k for t in study.get_trials(deepcopy=False, states=(state.WAITING, state.RUNNING))
+               if (k := _key(t))}
+    complete = {k for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,)) if (k := _key(t))}
+    for dim, seed in cfg.grid():
+        folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
+        finished = trial_done(folder) if folder is not None else (dim, seed) in complete
+        if not finished and (dim, seed) not in pending:
+            study.enqueue_trial({"dim": dim, "seed": seed})
+    waiting = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(waiting), desc="zdim sweep", unit="trial", file=sys.stderr)
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        trial = study.ask()
+        key = _key(study._storage.get_trial(trial._trial_id))
+        if key is None:  # another worker took the last waiting trial between our check and ask
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        dim, seed = key
+        trial.suggest_int("dim", 1, max(dim, data.n_features))
+        trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
+        folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
+        if folder is not None and trial_done(folder):
+            rec = read_trial(folder)
+            assert rec is not None
+        else:
+            rec = run_trial(data, dim, seed, cfg, folder, progress=progress)
+        done[key] = rec
+        if rec["status"] == "complete":
+            trial.set_user_attr("active_units", rec["active_units"])
+            study.tell(trial, rec["nll"])
+        else:
+            trial.set_user_attr("reason", rec.get("reason", ""))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if run_dir is not None:
+            write_results(run_dir, collect_trials(run_dir))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(dim=dim, nll=f"{rec.get('nll', float('nan')):.2f}")
+    if bar is not None:
+        bar.close()
+    return sorted(done.values(), key=lambda r: (r["dim"], r["seed"]))
+
+
+__all__ = ["SweepConfig", "SweepResult", "sweep", "run_trial", "default_dims"]

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny data built directly (no loader), so model/train/search tests stay fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zdim.data import Data
+from zdim.testing import make_planted_data
+
+torch.set_num_threads(1)
+
+
+def make_data(x: np.ndarray, likelihood: str = "gaussian", name: str = "tiny") -> Data:
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    n = len(t)
+    a, b = int(n * 0.8), int(n * 0.9)
+    return Data(name=name, source=name, train=t[:a], val=t[a:b], test=t[b:], likelihood=likelihood,
+                sample_shape=(t.shape[1],), fingerprint=f"{name}-{n}")
+
+
+@pytest.fixture
+def tiny_gaussian() -> Data:
+    return make_data(make_planted_data(2, 8, 400, seed=1))
+
+
+@pytest.fixture
+def tiny_binary() -> Data:
+    rng = np.random.default_rng(0)
+    proto = rng.random((4, 16)) > 0.5
+    x = proto[rng.integers(0, 4, 400)] ^ (rng.random((400, 16)) < 0.05)
+    return make_data(x.astype(np.float32), likelihood="bernoulli", name="tinybin")

@@ -1,0 +1,93 @@
+"""The CLI as a user meets it: exit codes, one-line errors, nothing half-written."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zdim.cli import main, parse_dims
+from zdim.errors import ConfigError
+
+QUICK = ["--epochs", "2", "--hidden", "16", "--k", "5", "--quiet"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "zdim", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6))
+    p = tmp_path / "table.csv"
+    np.savetxt(p, x, delimiter=",", header="a,b,c,d,e,f", comments="")
+    return p
+
+
+def test_parse_dims():
+    assert parse_dims("2,5,10") == [2, 5, 10]
+    assert parse_dims("1-4,8, 3") == [1, 2, 3, 4, 8]
+    for bad in ("2,x", "5-1", "0,2", ""):
+        with pytest.raises(ConfigError, match="--dims"):
+            parse_dims(bad)
+
+
+def test_sweep_end_to_end_in_a_real_process(tmp_path, csv_file):
+    out = tmp_path / "run"
+    p = run_cli("sweep", csv_file, "--dims", "1,2", "--out", out, *QUICK)
+    assert p.returncode == 0, p.stderr
+    assert "Recommended latent size:" in p.stdout and "Traceback" not in p.stderr
+    assert (out / "recommendation.json").is_file()
+    info = run_cli("info", out)
+    assert info.returncode == 0 and "Recommended latent size:" in info.stdout
+    # an existing run directory: exit 2, one line, directory untouched
+    before = sorted(x.name for x in out.rglob("*"))
+    again = run_cli("sweep", csv_file, "--dims", "1,2", "--out", out, *QUICK)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip().count("\n") == 0 and "--resume" in again.stderr
+    assert sorted(x.name for x in out.rglob("*")) == before
+    resumed = run_cli("sweep", csv_file, "--dims", "1,2,3", "--out", out, "--resume", *QUICK)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "trials" / "dim-003-seed-0" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["sweep", "no/such/file.csv"], "no/such/file.csv"),
+        (["sweep", "{csv}", "--dims", "2,x"], "--dims"),
+        (["sweep", "{csv}", "--dims", "0"], "--dims"),
+        (["sweep", "{csv}", "--dims", "7"], "latent size 7 exceeds the 6 features"),
+        (["sweep", "{csv}", "--epochs", "0"], "epochs"),
+        (["sweep", "{csv}", "--lr", "-1"], "lr"),
+        (["info", "{tmp}"], "not a zdim run directory"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, needle, csv_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [a.format(csv=csv_file, tmp=tmp_path) for a in args]
+    assert main([*args, "--quiet"] if args[0] == "sweep" else args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zdim: error: ") and needle in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_bad_data_in_a_real_process_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,nan\n" + "1,2\n" * 20)
+    p = run_cli("sweep", bad, "--out", tmp_path / "run", "--quiet")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "NaN" in p.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep"])
+    assert e.value.code == 2
+
+
+def test_datasets_lists_digits(capsys):
+    assert main(["datasets"]) == 0
+    assert "digits" in capsys.readouterr().out

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from zdim.errors import ConfigError, RunDirError
+from zdim.runs import load_model, read_json
+from zdim.search import SweepConfig, default_dims, sweep
+from zdim.testing import make_planted_data
+from zdim.train import TrainConfig
+
+from .conftest import make_data
+
+FAST = TrainConfig(epochs=4, batch_size=64, patience=0)
+
+
+def cfg(dims, **kw):
+    return SweepConfig(dims=dims, hidden=(16,), train=FAST, k=10, **kw)
+
+
+def test_sweep_writes_run_directory(tmp_path, tiny_binary):
+    out = tmp_path / "run"
+    r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=out)
+    assert sorted(p.name for p in (out / "trials").iterdir()) == [
+        "dim-001-seed-0", "dim-001-seed-1", "dim-003-seed-0", "dim-003-seed-1"]
+    for f in ("run.json", "results.csv", "recommendation.json", "study.journal"):
+        assert (out / f).is_file(), f
+    for t in (out / "trials").iterdir():
+        assert {p.name for p in t.iterdir()} == {"model.safetensors", "model.json", "metrics.json", "history.csv"}
+    table = r.table
+    assert list(table["dim"]) == [1, 1, 3, 3] and (table["status"] == "complete").all()
+    assert r.recommended_dim in (1, 3)
+    assert read_json(out / "recommendation.json")["dim"] == r.recommended_dim
+    assert read_json(out / "run.json")["data"]["fingerprint"] == tiny_binary.fingerprint
+    m = load_model(out / "trials" / "dim-003-seed-1")
+    assert m.latent_dim == 3
+
+
+def test_sweep_in_memory_writes_nothing(tmp_path, tiny_binary, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = sweep(tiny_binary, config=cfg((2,)))
+    assert r.run_dir is None and len(r.trials) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_resume_reuses_finished_trials_and_redoes_corrupt_ones(tmp_path, tiny_binary):
+    out = tmp_path / "run"
+    sweep(tiny_binary, config=cfg((1, 2, 3)), out=out)
+    kept = out / "trials" / "dim-001-seed-0" / "model.safetensors"
+    stamp = kept.stat().st_mtime_ns
+    corrupt = out / "trials" / "dim-002-seed-0" / "model.safetensors"
+    corrupt.write_bytes(corrupt.read_bytes()[:100])
+    before = read_json(out / "trials" / "dim-003-seed-0" / "metrics.json")
+    r = sweep(tiny_binary, config=cfg((1, 2, 3, 4)), out=out, resume=True)
+    assert kept.stat().st_mtime_ns == stamp  # never retrained
+    assert load_model(corrupt.parent).latent_dim == 2  # redone, loads again
+    assert read_json(out / "trials" / "dim-003-seed-0" / "metrics.json") == before
+    assert sorted(t["dim"] for t in r.trials) == [1, 2, 3, 4]
+    # the redone trial equals a fresh run with the same seed (reproducible on CPU)
+    fresh = sweep(tiny_binary, config=cfg((2,)), out=tmp_path / "fresh")
+    assert fresh.trials[0]["nll"] == pytest.approx(read_json(corrupt.parent / "metrics.json")["nll"])
+
+
+def test_existing_run_directory_is_not_touched(tmp_path, tiny_binary):
+    out = tmp_path / "run"
+    sweep(tiny_binary, config=cfg((1,)), out=out)
+    listing = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(RunDirError, match="already exists.*--resume.*--overwrite"):
+        sweep(tiny_binary, config=cfg((1,)), out=out)
+    assert sorted(p.name for p in out.rglob("*")) == listing
+    r = sweep(tiny_binary, config=cfg((2,)), out=out, overwrite=True)
+    assert [t["dim"] for t in r.trials] == [2]
+
+
+def test_resume_refuses_other_data(tmp_path, tiny_binary, tiny_gaussian):
+    out = tmp_path / "run"
+    sweep(tiny_binary, config=cfg((1,)), out=out)
+    with pytest.raises(RunDirError, match="other data"):
+        sweep(tiny_gaussian, config=cfg((1,)), out=out, resume=True)
+
+
+def test_size_above_features_fails_before_writing(tmp_path, tiny_binary):
+    with pytest.raises(ConfigError, match="latent size 17 exceeds the 16 features"):
+        sweep(tiny_binary, config=cfg((2, 17)), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_diverging_trial_is_recorded_as_failed(tmp_path, tiny_gaussian):
+    bad = make_data(tiny_gaussian.train.numpy().copy())
+    bad.train[5, 0] = float("nan")
+    out = tmp_path / "run"
+    r = sweep(bad, config=cfg((1, 2)), out=out)
+    assert [t["status"] for t in r.trials] == ["failed", "failed"]
+    assert "diverged" in r.trials[0]["reason"] and r.recommendation is None
+    assert "failed" in (out / "results.csv").read_text()
+
+
+def test_default_dims():
+    assert default_dims(64) == (1, 2, 4, 8, 16, 32, 64)
+    assert default_dims(10) == (1, 2, 4, 8, 10)
+    assert default_dims(784) == (1, 2, 4, 8, 16, 32, 64)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(dims=()), "no latent sizes"), (dict(dims=(0, 2)), "not a positive"),
+                                      (dict(dims=(2,), seeds=0), "seeds"), (dict(dims=(2,), k=0), "importance")])
+def test_sweep_config_errors(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        SweepConfig(**kw)
+
+
+def test_recommends_the_planted_dimension():
+    """Known answer: data on a 2-D nonlinear manifold in 10-D."""
+    data = make_data(make_planted_data(2, 10, 1500, seed=2, noise=0.05))
+    config = SweepConfig(dims=(1, 2, 4, 8), hidden=(64, 64),
+                         train=TrainConfig(epochs=60, batch_size=128, patience=10))
+    r = sweep(data, config=config)
+    assert abs(r.recommended_dim - 2) <= 1
+    assert abs(r.recommendation.largest_active_units - 2) <= 1
+    nll = {row["dim"]: row["nll_mean"] for row in r.recommendation.per_dim}
+    assert nll[1] > nll[2] + 0.5  # one unit is clearly not enough
+    assert np.isfinite(list(nll.values())).all()

@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from zdim.errors import ConfigError, TrainingDiverged
+from zdim.metrics import neg_elbo
+from zdim.models import VAE, VAEConfig
+from zdim.train import TrainConfig, beta_at, fit, kl_term
+
+
+def model_for(data, k=2):
+    torch.manual_seed(0)
+    return VAE(VAEConfig(data.n_features, k, likelihood=data.likelihood, hidden=(32,)))
+
+
+def test_training_lowers_validation_loss(tiny_gaussian):
+    m = model_for(tiny_gaussian)
+    before = neg_elbo(m, tiny_gaussian.val)
+    res = fit(m, tiny_gaussian.train, tiny_gaussian.val, TrainConfig(epochs=20, batch_size=64))
+    assert res.best_val < before - 1.0
+    assert neg_elbo(m, tiny_gaussian.val) == pytest.approx(res.best_val)  # best weights restored
+    assert [h["epoch"] for h in res.history] == list(range(1, len(res.history) + 1))
+
+
+def test_training_is_reproducible(tiny_binary):
+    cfg = TrainConfig(epochs=3, batch_size=64, seed=5)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        m = model_for(tiny_binary)
+        fit(m, tiny_binary.train, tiny_binary.val, cfg)
+        runs.append(m.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_early_stopping_stops_and_keeps_best(tiny_binary):
+    m = model_for(tiny_binary)
+    # a learning rate this high makes validation loss wander: patience must end the run
+    res = fit(m, tiny_binary.train, tiny_binary.val, TrainConfig(epochs=200, patience=2, lr=0.05))
+    assert res.stopped_early and len(res.history) < 200
+    assert len(res.history) - res.best_epoch == 2
+    assert res.best_val == min(h["val_neg_elbo"] for h in res.history)
+
+
+def test_nan_loss_is_reported(tiny_gaussian):
+    bad = tiny_gaussian.train.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1"):
+        fit(model_for(tiny_gaussian), bad, tiny_gaussian.val, TrainConfig(epochs=2))
+
+
+def test_callback_sees_every_epoch_and_can_stop(tiny_binary):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def cb(epoch, rec):
+        seen.append((epoch, rec["val_neg_elbo"]))
+        if epoch == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(model_for(tiny_binary), tiny_binary.train, tiny_binary.val, TrainConfig(epochs=10), callback=cb)
+    assert [e for e, _ in seen] == [1, 2, 3] and all(math.isfinite(v) for _, v in seen)
+
+
+def test_warmup_is_linear():
+    cfg = TrainConfig(beta=2.0, warmup_epochs=2)
+    assert beta_at(cfg, 0, 10) == pytest.approx(0.1)
+    assert beta_at(cfg, 9, 10) == pytest.approx(1.0)
+    assert beta_at(cfg, 19, 10) == pytest.approx(2.0)
+    assert beta_at(cfg, 500, 10) == pytest.approx(2.0)
+    assert beta_at(TrainConfig(beta=0.5), 0, 10) == 0.5
+
+
+def test_free_bits_floor_each_unit():
+    kl = torch.tensor([[0.1, 2.0], [0.3, 4.0]])  # batch means 0.2 and 3.0
+    assert float(kl_term(kl, 0.0)) == pytest.approx(3.2)
+    assert float(kl_term(kl, 0.5)) == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("lr", -1.0), ("beta", float("nan")),
+                                         ("free_bits", -0.1), ("batch_size", 0), ("device", "tpu")])
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
