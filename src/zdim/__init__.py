@@ -12,8 +12,10 @@ from .recommend import Recommendation, recommend  # noqa: E402
 from .runs import load_model  # noqa: E402
 from .search import SweepConfig, SweepResult, sweep  # noqa: E402
 from .train import TrainConfig, fit  # noqa: E402
+from .tune import TuneResult, tune  # noqa: E402
 
 __all__ = [
     "Data", "load_data", "ZdimError", "evaluate", "VAE", "VAEConfig", "Recommendation", "recommend",
     "load_model", "SweepConfig", "SweepResult", "sweep", "TrainConfig", "fit", "__version__",
+    "tune", "TuneResult",
 ]

@@ -98,7 +98,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f" -> {out}", file=sys.stderr)
     result = sweep(data, config=config, out=out, overwrite=args.overwrite, resume=args.resume,
                    storage=args.storage, study_name=args.study, progress=not args.quiet,
-                   command=" ".join(["zdim", *map(shlex.quote, args.argv)]))
+                   command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
+                   workers=args.workers, prune=args.prune,
+                   loader={"seed": args.seed, "label_column": args.label_column,
+                           "likelihood": args.likelihood, "max_samples": args.max_samples})
     _print_result(result.trials, result.recommendation, result.run_dir)
     return 0
 
@@ -171,7 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://host/db (default: a file in the run dir)")
     s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--workers", type=int, default=1,
+                   help="trials trained at once, one process each, CPU threads split (default 1)")
+    s.add_argument("--prune", action="store_true",
+                   help="stop a seed early when it trails the other seeds of the same size")
     s.set_defaults(func=cmd_sweep)
+    _add_tune_parser(sub)
 
     i = sub.add_parser("info", help="print the table and recommendation of a run directory")
     i.add_argument("run_dir")
@@ -180,6 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list embedded data sets and supported formats")
     d.set_defaults(func=cmd_datasets)
     return p
+
+
+def _add_tune_parser(sub: Any) -> None:
+    t = sub.add_parser("tune", help="tune beta, warm-up, free bits, lr and width at the chosen size")
+    t.add_argument("run_dir", help="run directory of a sweep (its data, settings and recommended size)")
+    t.add_argument("--dim", type=int, help="latent size to tune (default: the run's recommendation)")
+    t.add_argument("--trials", type=int, default=20, help="Optuna trials (default 20)")
+    t.add_argument("--objective", choices=["nll", "elbo", "mse"], default="nll",
+                   help="validation figure to minimize (default nll)")
+    t.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the sweep's)")
+    t.add_argument("--workers", type=int, default=1, help="trials at once, one process each")
+    t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")
+    t.add_argument("--storage", help="Optuna storage URL (default: RUN_DIR/tune/study.journal)")
+    t.add_argument("--study", help="Optuna study name (default zdim-tune-dim-K)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import tune
+
+    res = tune(args.run_dir, dim=args.dim, n_trials=args.trials, objective=args.objective,
+               epochs=args.epochs, workers=args.workers, prune=args.prune, storage=args.storage,
+               study_name=args.study, progress=not args.quiet)
+    print(res.summary())
+    return 0
 
 
 def _positive_ints(text: str) -> list[int]:

@@ -158,7 +158,7 @@ def trial_done(folder: str | os.PathLike[str]) -> bool:
     rec = read_trial(folder)
     if rec is None:
         return False
-    if rec["status"] == "failed":
+    if rec["status"] in ("failed", "pruned"):
         return True
     try:
         load_model(folder)
@@ -173,7 +173,7 @@ def read_trial(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         rec = read_json(Path(folder) / METRICS_JSON)
     except (OSError, ValueError):
         return None
-    return rec if isinstance(rec, dict) and rec.get("status") in ("complete", "failed") else None
+    return rec if isinstance(rec, dict) and rec.get("status") in ("complete", "failed", "pruned") else None
 
 
 def save_history(folder: str | os.PathLike[str], history: list[dict[str, Any]]) -> None:

@@ -33,10 +33,12 @@ from .runs import (
     trial_done, trial_name, write_csv, write_json,
 )
 from .train import TrainConfig, fit
+from . import studies
 
 STUDY_FILE = "study.journal"
 DEFAULT_STUDY = "zdim-sweep"
 LIST_FIELDS = ("kl_per_unit", "unit_variance")
+State = optuna.trial.TrialState
 
 
 @dataclass(frozen=True)
@@ -140,10 +142,11 @@ def model_config(data: Data, dim: int, cfg: SweepConfig) -> VAEConfig:
 
 
 def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | None,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, callback: Any = None) -> dict[str, Any]:
     """Train and evaluate one VAE; persist it into ``folder``; return its record.
 
-    A diverged or failing trial returns a record with ``status="failed"`` and the reason.
+    A diverged or failing trial returns a record with ``status="failed"`` and the reason; a trial
+    stopped by ``callback(epoch, record)`` raising ``optuna.TrialPruned`` has ``status="pruned"``.
     """
     rec: dict[str, Any] = {"trial": trial_name(dim, seed), "dim": dim, "seed": seed}
     tcfg = replace(cfg.train, seed=seed)
@@ -155,6 +158,8 @@ def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | 
         if bar is not None:
             bar.update(1)
             bar.set_postfix(val=f"{r['val_neg_elbo']:.2f}")
+        if callback is not None:
+            callback(epoch, r)
 
     try:
         fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
@@ -168,7 +173,10 @@ def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | 
     except TrainingDiverged as e:
         rec.update(status="failed", reason=str(e))
         history = []
-    except (RuntimeError, ValueError, FloatingPointError) as e:
+    except optuna.TrialPruned as e:
+        rec.update(status="pruned", reason=str(e) or "pruned")
+        history = []
+    except Exception as e:  # any error in one trial is recorded; the sweep goes on
         rec.update(status="failed", reason=f"{type(e).__name__}: {e}")
         history = []
     finally:
@@ -188,26 +196,11 @@ def _epoch_bar(total: int, name: str) -> Any:
     return tqdm(total=total, desc=f"  {name}", unit="ep", leave=False, file=sys.stderr)
 
 
-def open_study(run_dir: Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
+def open_study(run_dir: Path | None, storage: str | None, study_name: str | None,
+               prune: bool = False) -> optuna.Study:
     """Create or load the sweep's study: ``storage`` URL, else a journal file in ``run_dir``."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage is None:
-        if run_dir is None:
-            store: Any = optuna.storages.InMemoryStorage()
-        else:
-            from optuna.storages.journal import JournalFileBackend
-
-            store = optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
-    else:
-        store = storage
-    try:
-        return optuna.create_study(storage=store, study_name=study_name or DEFAULT_STUDY,
-                                   direction="minimize", load_if_exists=True)
-    except (ImportError, ModuleNotFoundError) as e:
-        raise ConfigError(f"storage {storage!r} needs a driver that is not installed ({e}): "
-                          "pip install 'zdim[postgres]'") from e
-    except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL or unreachable server
-        raise ConfigError(f"cannot open Optuna storage {storage!r}: {e}: fix --storage") from e
+    return studies.open_study(run_dir, storage, study_name or DEFAULT_STUDY,
+                              pruner=studies.SameSizeMedianPruner() if prune else None)
 
 
 def _key(t: optuna.trial.FrozenTrial) -> tuple[int, int] | None:
@@ -274,6 +267,9 @@ def sweep(
     study_name: str | None = None,
     progress: bool = False,
     command: str | None = None,
+    workers: int = 1,
+    prune: bool = False,
+    loader: dict[str, Any] | None = None,
     **data_kwargs: Any,
 ) -> SweepResult:
     """Train and evaluate one VAE per (latent size, seed) and recommend a size.
@@ -297,6 +293,11 @@ def sweep(
         workers; default a journal file in ``out`` (in memory without ``out``).
     progress : bool
         Show progress bars on stderr.
+    workers : int
+        Trials trained at once, each in its own process with ``cores // workers`` threads.
+    prune : bool
+        Stop a seed early when its validation -ELBO is above the median of the other seeds of the
+        *same* size at that epoch (sizes are never compared with each other).
 
     Returns
     -------
@@ -314,12 +315,18 @@ def sweep(
     run_info = {"zdim_version": __version__, "torch_version": torch.__version__,
                 "command": command, "data": data.summary(), "sweep": config.to_dict(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if loader is not None or data_kwargs:  # how to reload the data (zdim tune)
+        run_info["loader"] = dict(loader if loader is not None else data_kwargs)
     if run_dir is not None:
         prepare_run_dir(run_dir, run_info, overwrite, resume)
-    study = open_study(run_dir, storage, study_name)
-    records = _run_grid(study, data, config, run_dir, progress, resume)
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
+    if workers > 1 and run_dir is None and storage is None:
+        raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
+    study = open_study(run_dir, storage, study_name, prune=prune)
+    records = _run_grid(study, data, config, run_dir, progress, resume, workers=workers, prune=prune,
+                        storage=storage, study_name=study_name)
     if run_dir is not None:
-        records = collect_trials(run_dir)
         write_results(run_dir, records)
     rec = recommend(records, rel_tol=config.rel_tol) if any(
         r["status"] == "complete" for r in records) else None
@@ -329,59 +336,154 @@ def sweep(
                        config=config.to_dict(), run_dir=run_dir)
 
 
-def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
-              progress: bool, resume: bool = False) -> list[dict[str, Any]]:
-    """Enqueue missing grid points, then take waiting trials until none is left."""
-    done: dict[tuple[int, int], dict[str, Any]] = {}
-    state = optuna.trial.TrialState
-    if resume:
-        # trials left RUNNING by a process that died: fail them so their grid points are redone
-        for t in study.get_trials(deepcopy=False, states=(state.RUNNING,)):
-            study.tell(t.number, state=state.FAIL)
-    pending = {k for t in study.get_trials(deepcopy=False, states=(state.WAITING, state.RUNNING))
+def _here(run_dir: Path | None) -> tuple[str, str | None]:
+    info = studies.worker_info(run_dir)
+    return info["host"], info["run_dir"]
+
+
+def _final_records(study: optuna.Study, run_dir: Path | None, local: bool = True,
+                   verify: bool = True) -> dict[tuple[int, int], dict[str, Any]]:
+    """Finished grid points: local trial folders first, then records other run directories put in the
+    study (another machine sharing the study). Records this run directory wrote to the study count
+    only while its folder is intact, so a corrupt folder is redone rather than silently reused.
+    """
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    here = _here(run_dir)
+    finals = (State.COMPLETE, State.PRUNED, State.FAIL)
+    for t in study.get_trials(deepcopy=False, states=finals):
+        rec, key = t.user_attrs.get(studies.RECORD_ATTR), _key(t)
+        if rec is None or key is None:
+            continue  # stale or duplicate trial: nothing was finished by it
+        w = t.user_attrs.get(studies.WORKER_ATTR, {})
+        if run_dir is not None and (w.get("host"), w.get("run_dir")) == here:
+            continue
+        if key not in out or out[key]["status"] != "complete":
+            out[key] = rec
+    if run_dir is not None and local:
+        for f in sorted((run_dir / "trials").glob("dim-*")):
+            rec = read_trial(f)
+            if rec is not None and (not verify or trial_done(f)):
+                out[(int(rec["dim"]), int(rec["seed"]))] = rec
+    return out
+
+
+def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None) -> int:
+    """Enqueue grid points neither finished nor waiting/running; return how many."""
+    studies.fail_stale(study)  # RUNNING trials of dead workers -> FAIL, so their points count as missing
+    finished = _final_records(study, run_dir)
+    pending = {k for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING))
                if (k := _key(t))}
-    complete = {k for t in study.get_trials(deepcopy=False, states=(state.COMPLETE,)) if (k := _key(t))}
-    for dim, seed in cfg.grid():
+    n = 0
+    for key in cfg.grid():
+        if key not in finished and key not in pending:
+            study.enqueue_trial({"dim": key[0], "seed": key[1]})
+            n += 1
+    return n
+
+
+def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None) -> bool:
+    """Whether another trial already covers ``key``: two starting workers may enqueue the same point.
+    Ties between RUNNING trials go to the lowest trial number, which every worker sees the same way.
+    """
+    if key in _final_records(study, run_dir, local=False):
+        return True
+    return any(_key(t) == key and t.number < trial.number
+               for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)))
+
+
+def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
+                 progress: bool, prune: bool) -> None:
+    """Take enqueued trials until none is left (retrying those of dead workers), train, tell."""
+    info = studies.worker_info(run_dir)
+    while True:
+        trial = studies.take_waiting(study)
+        if trial is None:
+            if _enqueue_missing(study, cfg, run_dir):
+                continue
+            return
+        key = _key(study._storage.get_trial(trial._trial_id))
+        if key is None:  # a foreign trial in our study: leave it failed, never train junk
+            study.tell(trial, state=State.FAIL)
+            continue
+        dim, seed = key
         folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
-        finished = trial_done(folder) if folder is not None else (dim, seed) in complete
-        if not finished and (dim, seed) not in pending:
-            study.enqueue_trial({"dim": dim, "seed": seed})
-    waiting = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
+        local = folder is not None and trial_done(folder)
+        if not local and _duplicate(study, trial, key, run_dir):
+            trial.set_user_attr(studies.DUPLICATE_ATTR, True)
+            study.tell(trial, state=State.FAIL)
+            continue
+        trial.suggest_int("dim", 1, max(dim, data.n_features))
+        trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
+
+        def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
+            if prune:
+                trial.report(r["val_neg_elbo"], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: validation -ELBO "
+                                             f"{r['val_neg_elbo']:.2f} above the median of other seeds "
+                                             f"of size {dim}")
+
+        with studies.Heartbeat(trial, info):
+            if local:
+                rec = read_trial(folder)  # type: ignore[arg-type]
+                assert rec is not None
+            else:
+                rec = run_trial(data, dim, seed, cfg, folder, progress=progress, callback=report)
+        trial.set_user_attr(studies.RECORD_ATTR, studies.jsonable(rec))
+        if rec["status"] == "complete":
+            study.tell(trial, rec["nll"])
+        else:
+            trial.set_user_attr("reason", rec.get("reason", ""))
+            study.tell(trial, state=State.PRUNED if rec["status"] == "pruned" else State.FAIL)
+        if run_dir is not None:
+            write_results(run_dir, sorted(_final_records(study, run_dir, verify=False).values(),
+                                          key=lambda r: (r["dim"], r["seed"])))
+
+
+def _worker_main(data: Data, cfg: SweepConfig, run_dir: Path | None, storage: str | None,
+                 study_name: str | None, prune: bool, threads: int) -> None:
+    """Entry point of a spawned worker process."""
+    torch.set_num_threads(threads)
+    study = open_study(run_dir, storage, study_name, prune=prune)
+    _worker_loop(study, data, cfg, run_dir, False, prune)
+
+
+def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
+              progress: bool, resume: bool = False, *, workers: int = 1, prune: bool = False,
+              storage: str | None = None, study_name: str | None = None) -> list[dict[str, Any]]:
+    """Enqueue missing grid points, run ``workers`` loops over the study, return the grid's records."""
+    _enqueue_missing(study, cfg, run_dir)
+    grid = set(cfg.grid())
+
+    def finished() -> dict[tuple[int, int], dict[str, Any]]:
+        return {k: r for k, r in _final_records(study, run_dir, verify=False).items() if k in grid}
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(waiting), desc="zdim sweep", unit="trial", file=sys.stderr)
-    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        trial = study.ask()
-        key = _key(study._storage.get_trial(trial._trial_id))
-        if key is None:  # another worker took the last waiting trial between our check and ask
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            break
-        dim, seed = key
-        trial.suggest_int("dim", 1, max(dim, data.n_features))
-        trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
-        folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
-        if folder is not None and trial_done(folder):
-            rec = read_trial(folder)
-            assert rec is not None
-        else:
-            rec = run_trial(data, dim, seed, cfg, folder, progress=progress)
-        done[key] = rec
-        if rec["status"] == "complete":
-            trial.set_user_attr("active_units", rec["active_units"])
-            study.tell(trial, rec["nll"])
-        else:
-            trial.set_user_attr("reason", rec.get("reason", ""))
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if run_dir is not None:
-            write_results(run_dir, collect_trials(run_dir))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(dim=dim, nll=f"{rec.get('nll', float('nan')):.2f}")
+        bar = tqdm(total=len(grid), initial=len(finished()), desc=f"zdim sweep ({workers} worker(s))",
+                   unit="trial", file=sys.stderr)
+    if workers == 1:
+        _worker_loop(study, data, cfg, run_dir, progress, prune)
+    else:
+        last = [0.0]
+
+        def poll() -> None:
+            if bar is not None and time.monotonic() - last[0] > 2:
+                last[0] = time.monotonic()
+                bar.n = len(finished())
+                bar.refresh()
+
+        studies.spawn_workers(_worker_main, (data, cfg, run_dir, storage, study_name, prune,
+                                             studies.threads_per_worker(workers)), workers, poll)
+    records = _final_records(study, run_dir)
     if bar is not None:
+        bar.n = len([k for k in records if k in grid])
         bar.close()
-    return sorted(done.values(), key=lambda r: (r["dim"], r["seed"]))
+    if run_dir is None:
+        records = {k: r for k, r in records.items() if k in grid}
+    return sorted(records.values(), key=lambda r: (r["dim"], r["seed"]))
 
 
 __all__ = ["SweepConfig", "SweepResult", "sweep", "run_trial", "default_dims"]

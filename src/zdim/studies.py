@@ -1,0 +1,226 @@
+"""Optuna plumbing shared by sweeps and tuning: storage, safe trial taking, heartbeats, workers.
+
+Why this exists beside ``search.py``:
+
+- ``study.ask()`` creates a *fresh, unparameterized* trial when no waiting trial is left, which in a
+  grid sweep is junk work. ``take_waiting`` only ever takes an enqueued trial (Optuna's storage-level
+  WAITING -> RUNNING transition, atomic in the journal and in RDB storages) and returns None otherwise.
+- JournalStorage has no heartbeat, so a RUNNING trial of a dead worker cannot be told apart from one of
+  a live worker. ``Heartbeat`` stamps the trial every few seconds from a thread; ``stale_trials`` calls a
+  trial stale when its worker process is gone (same host) or its stamp is older than the grace period.
+- ``spawn_workers`` runs the same loop in N spawned processes with the CPU threads split between them.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from .errors import ConfigError
+
+STUDY_FILE = "study.journal"
+WORKER_ATTR = "zdim_worker"
+BEAT_ATTR = "zdim_heartbeat"
+RECORD_ATTR = "zdim_record"
+DUPLICATE_ATTR = "zdim_duplicate"
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_GRACE = 120.0
+State = optuna.trial.TrialState
+
+
+def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None,
+               journal: str = STUDY_FILE) -> optuna.Study:
+    """Create or load a study: ``storage`` URL, else a journal file ``run_dir/journal`` (memory without)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is None:
+        if run_dir is None:
+            store: Any = optuna.storages.InMemoryStorage()
+        else:
+            from optuna.storages.journal import JournalFileBackend
+
+            (run_dir / journal).parent.mkdir(parents=True, exist_ok=True)
+            store = optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / journal)))
+    else:
+        store = storage
+    try:
+        return optuna.create_study(storage=store, study_name=study_name, direction="minimize",
+                                   load_if_exists=True, sampler=sampler, pruner=pruner)
+    except (ImportError, ModuleNotFoundError) as e:
+        raise ConfigError(f"storage {storage!r} needs a driver that is not installed ({e}): "
+                          "pip install 'zdim[postgres]'") from e
+    except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL or unreachable server
+        raise ConfigError(f"cannot open Optuna storage {storage!r}: {e}: fix --storage") from e
+
+
+def worker_info(run_dir: Path | None) -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "run_dir": str(run_dir.resolve()) if run_dir is not None else None}
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by None, safe to store as an Optuna user attribute."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item"):
+        return jsonable(obj.item())
+    return obj
+
+
+def take_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """Take one enqueued (WAITING) trial for this process, or None; never creates a new trial."""
+    trial_id = study._pop_waiting_trial_id()  # atomic WAITING -> RUNNING in every Optuna storage
+    return None if trial_id is None else optuna.Trial(study, trial_id)
+
+
+class Heartbeat:
+    """Context manager stamping ``trial`` with the time every ``interval`` seconds from a thread."""
+
+    def __init__(self, trial: optuna.Trial, info: dict[str, Any], interval: float = HEARTBEAT_INTERVAL):
+        self.trial, self.interval = trial, interval
+        self._stop = threading.Event()
+        trial.set_user_attr(WORKER_ATTR, info)
+        trial.set_user_attr(BEAT_ATTR, time.time())
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.trial.set_user_attr(BEAT_ATTR, time.time())
+            except Exception:  # storage hiccup or trial finished meanwhile: next beat retries
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float = HEARTBEAT_GRACE) -> bool:
+    """A RUNNING trial whose worker is dead: its process is gone (same host) or its beat is too old."""
+    now = time.time() if now is None else now
+    info = t.user_attrs.get(WORKER_ATTR)
+    beat = t.user_attrs.get(BEAT_ATTR)
+    if beat is None:
+        beat = t.datetime_start.timestamp() if t.datetime_start else now
+    if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"])):
+        return True
+    return now - float(beat) > grace
+
+
+def fail_stale(study: optuna.Study, grace: float = HEARTBEAT_GRACE) -> list[optuna.trial.FrozenTrial]:
+    """Mark RUNNING trials of dead workers as FAIL (so their work is redone); return them."""
+    failed = []
+    now = time.time()
+    for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        if t.user_attrs.get(WORKER_ATTR, {}).get("pid") == os.getpid() and \
+                t.user_attrs[WORKER_ATTR].get("host") == socket.gethostname():
+            continue  # our own trial (never stale while we run)
+        if is_stale(t, now, grace):
+            try:
+                study.tell(t.number, state=State.FAIL)
+            except Exception:  # another worker failed it first
+                continue
+            failed.append(t)
+    return failed
+
+
+def threads_per_worker(workers: int) -> int:
+    """CPU threads for each of ``workers`` processes on this machine."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def spawn_workers(target: Callable[..., Any], args: Sequence[Any], workers: int,
+                  poll: Callable[[], None] | None = None) -> None:
+    """Run ``target(*args)`` in ``workers`` spawned processes; call ``poll()`` about once a second.
+
+    Raises ``RuntimeError`` naming the exit codes when a worker dies abnormally.
+    """
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=tuple(args), daemon=False) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            if poll is not None:
+                poll()
+            for p in procs:
+                p.join(timeout=1.0 / len(procs))
+    except BaseException:
+        for p in procs:  # our own children only
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()
+        raise
+    if poll is not None:
+        poll()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"{len(bad)} worker process(es) exited abnormally (codes {bad}); "
+                           "finished trials are saved: rerun with --resume")
+
+
+class SameSizeMedianPruner(optuna.pruners.BasePruner):
+    """Prune a trial whose validation -ELBO at an epoch is above the median of *other seeds of the same
+    latent size* at that epoch. Different sizes are never compared: a smaller model having a higher loss
+    is the answer the sweep is looking for, not a sign it is hopeless.
+    """
+
+    def __init__(self, key: str = "dim", n_min_trials: int = 2, n_warmup_steps: int = 1):
+        self.key, self.n_min_trials, self.n_warmup_steps = key, n_min_trials, n_warmup_steps
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.n_warmup_steps:
+            return False
+        mine = (trial.system_attrs.get("fixed_params") or trial.params).get(self.key)
+        value = trial.intermediate_values[step]
+        others = []
+        for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED)):
+            fp = t.system_attrs.get("fixed_params") or t.params
+            if fp.get(self.key) == mine and step in t.intermediate_values:
+                others.append(t.intermediate_values[step])
+        if len(others) < self.n_min_trials or not math.isfinite(value):
+            return False
+        others.sort()
+        n = len(others)
+        median = others[n // 2] if n % 2 else 0.5 * (others[n // 2 - 1] + others[n // 2])
+        return value > median
+
+
+__all__ = ["open_study", "take_waiting", "Heartbeat", "is_stale", "fail_stale", "spawn_workers",
+           "threads_per_worker", "SameSizeMedianPruner", "STUDY_FILE", "RECORD_ATTR"]

@@ -1,0 +1,268 @@
+"""Tuning at the chosen latent size: beta, KL warm-up, free bits, learning rate and width, with Optuna.
+
+Parameters are chosen on the **validation** split (the objective: IWAE NLL by default, -ELBO or MSE on
+request); the test split is touched once, by the final model retrained with the best parameters, so its
+test figures can be set honestly beside the sweep's test figures at the same size. The sweep's own
+configuration is enqueued as trial 0, which is also the baseline. Trials are pruned with Optuna's
+HyperbandPruner on the per-epoch validation -ELBO: unlike in the sweep, every trial here has the same
+latent size, so a trial that trails the others is genuinely worse.
+
+``RUN_DIR/tuning.json`` (read by the HTML report) has exactly the keys ``dim, objective, n_trials,
+baseline, best, importances, trials, final_model``; the final model lives in ``RUN_DIR/tune/final``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from . import studies
+from .data import Data, load_data
+from .errors import ConfigError, RunDirError
+from .metrics import evaluate
+from .models import VAE, VAEConfig
+from .recommend import Recommendation, aggregate
+from .runs import (
+    RECOMMENDATION_JSON, RUN_JSON, read_json, save_history, save_model, write_json,
+)
+from .search import SweepConfig, collect_trials
+from .train import TrainConfig, fit
+
+TUNING_JSON = "tuning.json"
+TUNE_DIR = "tune"
+OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
+PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
+State = optuna.trial.TrialState
+
+
+@dataclass
+class TuneResult:
+    """Outcome of ``tune``: the tuning.json content plus the test-split comparison with the sweep."""
+
+    tuning: dict[str, Any]
+    final_test: dict[str, Any]
+    sweep_test: dict[str, float] | None
+    run_dir: Path
+
+    def summary(self) -> str:
+        t, obj = self.tuning, self.tuning["objective"]
+        b, best = t["baseline"], t["best"]
+        lines = [f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
+                 f"  baseline (sweep configuration): {b['value']:.4f}  {b['params']}",
+                 f"  best (trial #{best['number']}):            {best['value']:.4f}  {best['params']}",
+                 "  importances: " + ", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items())]
+        key = OBJECTIVES[obj]
+        if self.sweep_test is not None:
+            lines.append(f"Test split, {obj}: sweep at size {t['dim']} (mean over seeds) "
+                         f"{self.sweep_test[key]:.4f}; tuned final model {self.final_test[key]:.4f}")
+        else:
+            lines.append(f"Test split, {obj}: tuned final model {self.final_test[key]:.4f}")
+        lines.append(f"Final model: {self.run_dir / t['final_model']}")
+        return "\n".join(lines)
+
+
+def baseline_params(train: TrainConfig) -> dict[str, float]:
+    return {"beta": train.beta, "warmup": train.warmup_epochs, "free_bits": train.free_bits,
+            "lr": train.lr, "width": 1.0}
+
+
+def suggest(trial: optuna.Trial, epochs: int) -> dict[str, float]:
+    """The search space (ranges include the sweep's defaults so the baseline is a point of it)."""
+    return {"beta": trial.suggest_float("beta", 0.1, 2.0, log=True),
+            "warmup": trial.suggest_float("warmup", 0.0, max(1.0, epochs / 2)),
+            "free_bits": trial.suggest_float("free_bits", 0.0, 1.0),
+            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "width": trial.suggest_categorical("width", [0.5, 1.0, 2.0])}
+
+
+def train_eval(data: Data, dim: int, cfg: SweepConfig, params: dict[str, float], epochs: int,
+               split: torch.Tensor, callback: Any = None) -> tuple[VAE, dict[str, Any], Any]:
+    """Train at size ``dim`` with ``params`` (validation split for early stopping), evaluate on ``split``."""
+    hidden = tuple(max(1, int(round(h * params["width"]))) for h in cfg.hidden)
+    tcfg = replace(cfg.train, epochs=epochs, beta=params["beta"], warmup_epochs=params["warmup"],
+                   free_bits=params["free_bits"], lr=params["lr"])
+    torch.manual_seed(tcfg.seed)
+    model = VAE(VAEConfig(input_dim=data.n_features, latent_dim=dim, likelihood=data.likelihood,
+                          hidden=hidden, arch=cfg.arch,
+                          image_shape=data.sample_shape if data.is_image else None))
+    fitted = fit(model, data.train, data.val, tcfg, callback=callback)
+    return model, evaluate(model, split, k=cfg.k, seed=tcfg.seed), fitted
+
+
+class _Objective:
+    """Picklable Optuna objective (spawned workers receive it whole)."""
+
+    def __init__(self, data: Data, dim: int, cfg: SweepConfig, epochs: int, objective: str):
+        self.data, self.dim, self.cfg, self.epochs, self.key = data, dim, cfg, epochs, OBJECTIVES[objective]
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest(trial, self.epochs)
+        info = studies.worker_info(None)
+
+        def report(epoch: int, r: dict[str, Any]) -> None:
+            trial.report(r["val_neg_elbo"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        with studies.Heartbeat(trial, info):
+            _, ev, _ = train_eval(self.data, self.dim, self.cfg, params, self.epochs, self.data.val, report)
+        value = float(ev[self.key])
+        if not math.isfinite(value):
+            raise ValueError(f"validation {self.key} is {value}")
+        return value
+
+
+def _open(run_dir: Path, storage: str | None, name: str, prune: bool, seed: int) -> optuna.Study:
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1) if prune else optuna.pruners.NopPruner()
+    return studies.open_study(run_dir, storage, name, sampler=optuna.samplers.TPESampler(seed=seed),
+                              pruner=pruner, journal=f"{TUNE_DIR}/study.journal")
+
+
+def load_run(run_dir: Path, data: Data | None = None) -> tuple[Data, SweepConfig, dict[str, Any]]:
+    """The data, sweep configuration and run.json of a sweep's run directory."""
+    if not (run_dir / RUN_JSON).is_file():
+        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder "
+                          "of a sweep")
+    info = read_json(run_dir / RUN_JSON)
+    sw = info["sweep"]
+    cfg = SweepConfig(dims=tuple(sw["dims"]), seeds=sw["seeds"], hidden=tuple(sw["hidden"]), arch=sw["arch"],
+                      train=TrainConfig.from_dict(sw["train"]), k=sw["k"], rel_tol=sw["rel_tol"])
+    if data is None:
+        loader = info.get("loader") or {}
+        data = load_data(info["data"]["source"], **loader)
+    if data.fingerprint != info["data"].get("fingerprint"):
+        raise RunDirError(f"the data of {run_dir} cannot be reloaded identically (fingerprint differs): "
+                          "pass the same data to zdim.tune(..., data=...)")
+    return data, cfg, info
+
+
+def tune(run_dir: str | Path, dim: int | None = None, *, n_trials: int = 20, objective: str = "nll",
+         epochs: int | None = None, workers: int = 1, prune: bool = True, storage: str | None = None,
+         study_name: str | None = None, data: Data | None = None, progress: bool = False) -> TuneResult:
+    """Tune beta, KL warm-up, free bits, learning rate and width at one latent size of a sweep.
+
+    Parameters
+    ----------
+    run_dir : path
+        A sweep's run directory; its data, architecture and training recipe are the starting point.
+    dim : int, optional
+        Latent size to tune; default the run's recommended size.
+    n_trials : int
+        Optuna trials in total (a resumed study counts the trials it already has).
+    objective : {"nll", "elbo", "mse"}
+        Validation figure to minimize.
+    epochs : int, optional
+        Maximum epochs per trial; default the sweep's.
+    workers, storage, study_name :
+        As for ``sweep``: processes on this machine, an Optuna storage URL shared between machines.
+    prune : bool
+        Stop hopeless trials early (HyperbandPruner over epochs).
+    data : Data, optional
+        The sweep's data, when it cannot be reloaded from its source (e.g. an in-memory array).
+
+    Returns
+    -------
+    TuneResult
+        ``.tuning`` (the content of ``tuning.json``), ``.final_test``, ``.sweep_test``, ``.summary()``.
+    """
+    run_dir = Path(run_dir)
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r} is not one of {sorted(OBJECTIVES)}: fix --objective")
+    if n_trials < 1:
+        raise ConfigError(f"trials must be >= 1, got {n_trials}: fix --trials")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
+    data, cfg, _ = load_run(run_dir, data)
+    if dim is None:
+        if not (run_dir / RECOMMENDATION_JSON).is_file():
+            raise RunDirError(f"{run_dir} has no {RECOMMENDATION_JSON}: finish the sweep, or pass --dim")
+        dim = Recommendation.from_dict(read_json(run_dir / RECOMMENDATION_JSON)).dim
+    if not 1 <= dim <= data.n_features:
+        raise ConfigError(f"--dim {dim} is outside 1..{data.n_features}: pick a size of the data")
+    epochs = epochs or cfg.train.epochs
+    name = study_name or f"zdim-tune-dim-{dim}"
+    seed = cfg.train.seed
+    study = _open(run_dir, storage, name, prune, seed)
+    stale = {t.number for t in studies.fail_stale(study)}  # trials of dead workers: redone
+    base = baseline_params(cfg.train)
+    if not study.trials:
+        study.enqueue_trial(base)  # trial 0 is the sweep's own configuration: the baseline
+    finals = (State.COMPLETE, State.PRUNED, State.FAIL)
+    done = len([t for t in study.trials if t.state in finals and t.number not in stale])
+    remaining = n_trials - done
+    obj = _Objective(data, dim, cfg, epochs, objective)
+    if remaining > 0 and workers == 1:
+        study.optimize(obj, n_trials=remaining, catch=(Exception,), show_progress_bar=progress)
+    elif remaining > 0:
+        target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
+        share = -(-remaining // workers)
+        studies.spawn_workers(_tune_worker_entry, (run_dir, storage, name, prune, seed, obj, share,
+                                                   target, studies.threads_per_worker(workers)), workers)
+    study = _open(run_dir, storage, name, prune, seed)
+    return _finish(run_dir, study, data, cfg, dim, objective, epochs, base)
+
+
+def _tune_worker_entry(run_dir: Path, storage: str | None, name: str, prune: bool, seed: int,
+                       obj: _Objective, share: int, target: int, threads: int) -> None:
+    """A spawned tuning worker: run up to ``share`` trials, stop when the study holds ``target``."""
+    torch.set_num_threads(threads)
+    study = _open(run_dir, storage, name, prune, seed)
+    cap = optuna.study.MaxTrialsCallback(target, states=None)
+    study.optimize(obj, n_trials=share, catch=(Exception,), callbacks=[cap])
+
+
+def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, dim: int, objective: str,
+            epochs: int, base: dict[str, float]) -> TuneResult:
+    trials = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED, State.FAIL)]
+    complete = [t for t in trials if t.state == State.COMPLETE and t.value is not None]
+    if not complete:
+        raise RunDirError(f"no tuning trial completed at size {dim} (see {run_dir / TUNE_DIR}): try more "
+                          "--trials or --no-prune")
+    best = min(complete, key=lambda t: t.value)
+    base_t = [t for t in complete if all(t.params.get(k) == v for k, v in base.items())]
+    if base_t:
+        base_value = float(base_t[0].value)
+    else:  # the baseline trial was pruned or lost: measure it outright
+        _, ev, _ = train_eval(data, dim, cfg, base, epochs, data.val)
+        base_value = float(ev[OBJECTIVES[objective]])
+    try:
+        imp = optuna.importance.get_param_importances(study, params=list(PARAMS))
+        importances = {k: float(v) for k, v in imp.items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):  # too few complete trials
+        importances = {}
+    t0 = time.perf_counter()
+    model, test_ev, fitted = train_eval(data, dim, cfg, dict(best.params), epochs, data.test)
+    final = run_dir / TUNE_DIR / "final"
+    save_model(model, final, extra={"trial": f"tune-dim-{dim}", "data": data.summary(),
+                                    "params": dict(best.params)})
+    save_history(final, fitted.history)
+    sweep_rows = [r for r in aggregate(collect_trials(run_dir), "nll") if r["dim"] == dim]
+    sweep_test = None
+    if sweep_rows:
+        recs = [r for r in collect_trials(run_dir) if r["dim"] == dim and r["status"] == "complete"]
+        sweep_test = {k: sum(float(r[k]) for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
+    final_rec = {k: v for k, v in test_ev.items()}
+    final_rec.update(status="complete", dim=dim, split="test", params=dict(best.params),
+                     train_seconds=time.perf_counter() - t0, sweep_test=sweep_test)
+    write_json(final / "metrics.json", final_rec)
+    tuning = {
+        "dim": int(dim), "objective": objective, "n_trials": len(trials),
+        "baseline": {"value": base_value, "params": dict(base)},
+        "best": {"value": float(best.value), "params": dict(best.params), "number": int(best.number)},
+        "importances": importances,
+        "trials": [{"number": int(t.number), "state": t.state.name,
+                    "value": float(t.value) if t.value is not None else None, "params": dict(t.params)}
+                   for t in trials],
+        "final_model": f"{TUNE_DIR}/final",
+    }
+    write_json(run_dir / TUNING_JSON, tuning)
+    return TuneResult(tuning=tuning, final_test=final_rec, sweep_test=sweep_test, run_dir=run_dir)
+
+
+__all__ = ["tune", "TuneResult", "TUNING_JSON"]
