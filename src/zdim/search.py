@@ -400,6 +400,10 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
         if trial is None:
             if _enqueue_missing(study, cfg, run_dir):
                 continue
+            grid = set(cfg.grid())
+            if any(_key(t) in grid for t in study.get_trials(deepcopy=False, states=(State.RUNNING,))):
+                time.sleep(1.0)  # others are still training grid points: wait, and retry theirs if they die
+                continue
             return
         key = _key(study._storage.get_trial(trial._trial_id))
         if key is None:  # a foreign trial in our study: leave it failed, never train junk

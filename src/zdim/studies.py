@@ -34,7 +34,48 @@ RECORD_ATTR = "zdim_record"
 DUPLICATE_ATTR = "zdim_duplicate"
 HEARTBEAT_INTERVAL = 5.0
 HEARTBEAT_GRACE = 120.0
+CLAIM_GRACE = 20.0  # a RUNNING trial with no worker stamp yet: its worker died between take and stamp
 State = optuna.trial.TrialState
+
+
+class FlockLock:
+    """Journal-file lock held with ``flock``: the kernel releases it when its process dies, so a
+    ``kill -9`` during a write never leaves a stale lock (Optuna's default symlink lock then blocks every
+    other process for its 30 s grace period, then breaks the lock by force). A fresh descriptor per
+    ``acquire`` makes it exclude threads of one process too.
+    """
+
+    def __init__(self, path: str):
+        self.path = path + ".flock"
+        self._fds: list[int] = []
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fds.append(fd)
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        fd = self._fds.pop()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def journal_storage(path: Path) -> optuna.storages.JournalStorage:
+    """A JournalStorage on ``path`` with the kill-safe ``FlockLock`` (symlink lock where no flock)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        import fcntl  # noqa: F401
+
+        lock: Any = FlockLock(str(path))
+    except ImportError:  # Windows
+        lock = None
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
 def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
@@ -47,10 +88,8 @@ def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
         if run_dir is None:
             store: Any = optuna.storages.InMemoryStorage()
         else:
-            from optuna.storages.journal import JournalFileBackend
-
             (run_dir / journal).parent.mkdir(parents=True, exist_ok=True)
-            store = optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / journal)))
+            store = journal_storage(run_dir / journal)
     else:
         store = storage
     try:
@@ -128,8 +167,9 @@ def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float
     now = time.time() if now is None else now
     info = t.user_attrs.get(WORKER_ATTR)
     beat = t.user_attrs.get(BEAT_ATTR)
-    if beat is None:
-        beat = t.datetime_start.timestamp() if t.datetime_start else now
+    if info is None or beat is None:
+        start = t.datetime_start.timestamp() if t.datetime_start else now
+        return now - start > min(grace, CLAIM_GRACE)
     if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"])):
         return True
     return now - float(beat) > grace

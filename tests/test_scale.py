@@ -1,0 +1,183 @@
+"""Sweeps under faults and load, with real processes: kill -9 + resume, workers, shared storage, tuning."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from zdim import studies
+from zdim.runs import read_json
+from zdim.search import _key, open_study
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5",
+         "--patience", "0", "--quiet"]
+
+
+def zdim(*args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "zdim", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def run_ok(*args: str) -> str:
+    p = zdim(*args)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return out
+
+
+def nlls(run: Path) -> dict[str, float]:
+    with open(run / "results.csv") as f:
+        return {r["trial"]: float(r["nll"]) for r in csv.DictReader(f)}
+
+
+def stamped_trials(journal: Path) -> int:
+    """Trials a worker has stamped as its own, read from the journal file's JSON lines."""
+    ids = set()
+    for line in journal.read_text().splitlines():
+        if studies.WORKER_ATTR in line:
+            try:
+                ids.add(json.loads(line)["trial_id"])
+            except (ValueError, KeyError):
+                pass  # a line being written
+    return len(ids)
+
+
+def records_per_key(study: optuna.Study) -> Counter:
+    """How many trials of the study trained (hold a record) for each grid point."""
+    return Counter(_key(t) for t in study.get_trials(deepcopy=False)
+                   if t.user_attrs.get(studies.RECORD_ATTR) is not None)
+
+
+def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
+    grid = ["--dims", "1-4", "--seeds", "2"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    p = zdim("sweep", *SMALL, *grid, "--out", str(killed))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        finished = len(list((killed / "trials").glob("*/metrics.json")))
+        if finished and stamped_trials(killed / "study.journal") > finished:
+            break  # a trial has been taken and stamped by the worker, and is training now
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    done_before = len(list((killed / "trials").glob("*/metrics.json")))
+    assert 1 <= done_before < 8, "the sweep must be killed part-way"
+    study = open_study(killed, None, None)
+    running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert running, "a trial was running when the process died"
+    assert all(studies.is_stale(t) for t in running)  # its process is gone: retried at once
+    stamps = {f.parent.name: f.stat().st_mtime_ns for f in (killed / "trials").glob("*/model.safetensors")}
+    run_ok("sweep", *SMALL, *grid, "--out", str(killed), "--resume")
+    run_ok("sweep", *SMALL, *grid, "--out", str(clean))
+    for name, ns in stamps.items():  # finished trials are never retrained
+        assert (killed / "trials" / name / "model.safetensors").stat().st_mtime_ns == ns
+    a, b = nlls(killed), nlls(clean)
+    assert sorted(a) == sorted(b) and len(a) == 8
+    assert a == pytest.approx(b, rel=1e-5)
+    study = open_study(killed, None, None)
+    assert all(n == 1 for n in records_per_key(study).values()) and len(records_per_key(study)) == 8
+    assert read_json(killed / "recommendation.json")["dim"] == read_json(clean / "recommendation.json")["dim"]
+
+
+def test_two_workers_run_each_trial_once(tmp_path):
+    run = tmp_path / "run"
+    run_ok("sweep", *SMALL, "--dims", "1-3", "--seeds", "2", "--out", str(run), "--workers", "2")
+    study = open_study(run, None, None)
+    counts = records_per_key(study)
+    assert sorted(counts) == [(d, s) for d in (1, 2, 3) for s in (0, 1)]
+    assert set(counts.values()) == {1}
+    workers = {t.user_attrs[studies.WORKER_ATTR]["pid"] for t in study.trials
+               if studies.WORKER_ATTR in t.user_attrs}
+    assert len(workers) == 2  # both processes took trials
+    assert len(nlls(run)) == 6
+
+
+def test_two_processes_two_run_dirs_one_shared_study(tmp_path):
+    """Two 'machines' (separate run directories) started at once on one SQLite study: each grid point
+    is trained exactly once, and each machine's results.csv and recommendation cover the whole grid."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(storage=url, study_name="s")  # create the schema once, before the race
+    grid = ["--dims", "1-3", "--seeds", "2", "--storage", url, "--study", "s"]
+    ps = [zdim("sweep", *SMALL, *grid, "--out", str(tmp_path / m)) for m in ("a", "b")]
+    for p in ps:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="s", storage=url)
+    counts = records_per_key(study)
+    assert len(counts) == 6 and set(counts.values()) == {1}
+    assert nlls(tmp_path / "a") == nlls(tmp_path / "b") and len(nlls(tmp_path / "a")) == 6
+    assert read_json(tmp_path / "a" / "recommendation.json") == read_json(tmp_path / "b" / "recommendation.json")
+
+
+def test_heartbeat_tells_dead_from_live_workers(tmp_path):
+    study = optuna.create_study()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for pid in (live.pid, dead.pid):
+            t = study.ask()
+            info = dict(studies.worker_info(None), pid=pid)
+            t.set_user_attr(studies.WORKER_ATTR, info)
+            t.set_user_attr(studies.BEAT_ATTR, time.time())
+        failed = studies.fail_stale(study)
+        assert [t.user_attrs[studies.WORKER_ATTR]["pid"] for t in failed] == [dead.pid]
+        t = study.trials[0]  # the live worker on another host whose beat stopped long ago is stale
+        other = dict(t.user_attrs[studies.WORKER_ATTR], host="elsewhere")
+        frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
+                                           user_attrs={studies.WORKER_ATTR: other,
+                                                       studies.BEAT_ATTR: time.time() - 1000})
+        assert studies.is_stale(frozen) and not studies.is_stale(t)
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_pruner_compares_only_seeds_of_the_same_size():
+    study = optuna.create_study(pruner=studies.SameSizeMedianPruner(n_min_trials=2, n_warmup_steps=1))
+    for dim, value in [(2, 10.0), (2, 11.0), (8, 1.0), (8, 1.5)]:
+        study.add_trial(optuna.trial.create_trial(
+            params={"dim": dim}, distributions={"dim": optuna.distributions.IntDistribution(1, 64)},
+            value=value, intermediate_values={1: value}))
+    t = study.ask({"dim": optuna.distributions.IntDistribution(1, 64)})
+    t.report(10.2, 1)  # far above size 8's losses, but below the median of size 2's
+    assert not t.should_prune()
+    study.tell(t, state=optuna.trial.TrialState.FAIL)
+    t = study.ask({"dim": optuna.distributions.IntDistribution(1, 64)})
+    if t.params["dim"] == 2:
+        t.report(30.0, 1)
+        assert t.should_prune()
+
+
+def test_tune_writes_schema_and_final_model(tmp_path):
+    run = tmp_path / "run"
+    run_ok("sweep", *SMALL, "--dims", "2,4", "--out", str(run))
+    out = run_ok("tune", str(run), "--trials", "3", "--epochs", "3", "--quiet")
+    assert "baseline" in out and "Test split" in out
+    t = read_json(run / "tuning.json")
+    assert set(t) == {"dim", "objective", "n_trials", "baseline", "best", "importances", "trials",
+                      "final_model"}
+    assert t["dim"] == read_json(run / "recommendation.json")["dim"] and t["objective"] == "nll"
+    assert t["n_trials"] == 3 and len(t["trials"]) == 3
+    assert t["trials"][0]["params"] == t["baseline"]["params"]  # trial 0 is the sweep's configuration
+    assert t["best"]["value"] <= t["baseline"]["value"]
+    assert {x["state"] for x in t["trials"]} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert set(t["baseline"]["params"]) == {"beta", "warmup", "free_bits", "lr", "width"}
+    final = run / t["final_model"]
+    assert (final / "model.safetensors").is_file()
+    m = read_json(final / "metrics.json")
+    assert m["split"] == "test" and m["params"] == t["best"]["params"]
+    p = zdim("tune", str(run), "--objective", "bogus")
+    assert p.wait(timeout=60) == 2
