@@ -78,6 +78,18 @@ def journal_storage(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
+def storage_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver SQLAlchemy can load: SQLAlchemy 2.1 maps a bare
+    ``postgresql://`` to psycopg 3, while the ``postgres`` extra installs psycopg2."""
+    import importlib.util
+
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare) and importlib.util.find_spec("psycopg") is None \
+                and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
 def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
                sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None,
@@ -91,10 +103,19 @@ def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
             (run_dir / journal).parent.mkdir(parents=True, exist_ok=True)
             store = journal_storage(run_dir / journal)
     else:
-        store = storage
+        store = storage_url(storage)
     try:
-        return optuna.create_study(storage=store, study_name=study_name, direction="minimize",
-                                   load_if_exists=True, sampler=sampler, pruner=pruner)
+        for attempt in range(3):
+            try:
+                return optuna.create_study(storage=store, study_name=study_name, direction="minimize",
+                                           load_if_exists=True, sampler=sampler, pruner=pruner)
+            except (ImportError, ModuleNotFoundError):
+                raise
+            except Exception:  # workers starting at once race to create the schema/study: retry
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 + attempt)
+        raise AssertionError("unreachable")
     except (ImportError, ModuleNotFoundError) as e:
         raise ConfigError(f"storage {storage!r} needs a driver that is not installed ({e}): "
                           "pip install 'zdim[postgres]'") from e
