@@ -197,10 +197,13 @@ def _epoch_bar(total: int, name: str) -> Any:
 
 
 def open_study(run_dir: Path | None, storage: str | None, study_name: str | None,
-               prune: bool = False) -> optuna.Study:
-    """Create or load the sweep's study: ``storage`` URL, else a journal file in ``run_dir``."""
-    return studies.open_study(run_dir, storage, study_name or DEFAULT_STUDY,
-                              pruner=studies.SameSizeMedianPruner() if prune else None)
+               prune: bool = False, epochs: int = 3) -> optuna.Study:
+    """Create or load the sweep's study: ``storage`` URL, else a journal file in ``run_dir``.
+
+    With ``prune``, seeds are compared from a third of ``epochs`` on (earlier epochs are too noisy).
+    """
+    pruner = studies.SameSizeMedianPruner(n_warmup_steps=max(1, epochs // 3)) if prune else None
+    return studies.open_study(run_dir, storage, study_name or DEFAULT_STUDY, pruner=pruner)
 
 
 def _key(t: optuna.trial.FrozenTrial) -> tuple[int, int] | None:
@@ -323,7 +326,7 @@ def sweep(
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
     if workers > 1 and run_dir is None and storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
-    study = open_study(run_dir, storage, study_name, prune=prune)
+    study = open_study(run_dir, storage, study_name, prune=prune, epochs=config.train.epochs)
     records = _run_grid(study, data, config, run_dir, progress, resume, workers=workers, prune=prune,
                         storage=storage, study_name=study_name)
     if run_dir is not None:
@@ -448,7 +451,7 @@ def _worker_main(data: Data, cfg: SweepConfig, run_dir: Path | None, storage: st
                  study_name: str | None, prune: bool, threads: int) -> None:
     """Entry point of a spawned worker process."""
     torch.set_num_threads(threads)
-    study = open_study(run_dir, storage, study_name, prune=prune)
+    study = open_study(run_dir, storage, study_name, prune=prune, epochs=cfg.train.epochs)
     _worker_loop(study, data, cfg, run_dir, False, prune)
 
 
