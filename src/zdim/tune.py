@@ -27,7 +27,7 @@ from .data import Data, load_data
 from .errors import ConfigError, RunDirError
 from .metrics import evaluate
 from .models import VAE, VAEConfig
-from .recommend import Recommendation, aggregate
+from .recommend import Recommendation
 from .runs import (
     RECOMMENDATION_JSON, RUN_JSON, read_json, save_history, save_model, write_json,
 )
@@ -56,7 +56,8 @@ class TuneResult:
         lines = [f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
                  f"  baseline (sweep configuration): {b['value']:.4f}  {b['params']}",
                  f"  best (trial #{best['number']}):            {best['value']:.4f}  {best['params']}",
-                 "  importances: " + ", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items())]
+                 "  importances: " + (", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items())
+                                      or "(too few complete trials)")]
         key = OBJECTIVES[obj]
         if self.sweep_test is not None:
             lines.append(f"Test split, {obj}: sweep at size {t['dim']} (mean over seeds) "
@@ -242,10 +243,9 @@ def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, di
     save_model(model, final, extra={"trial": f"tune-dim-{dim}", "data": data.summary(),
                                     "params": dict(best.params)})
     save_history(final, fitted.history)
-    sweep_rows = [r for r in aggregate(collect_trials(run_dir), "nll") if r["dim"] == dim]
-    sweep_test = None
-    if sweep_rows:
-        recs = [r for r in collect_trials(run_dir) if r["dim"] == dim and r["status"] == "complete"]
+    recs = [r for r in collect_trials(run_dir) if r["dim"] == dim and r["status"] == "complete"]
+    sweep_test = None  # the sweep's test figures at this size, mean over seeds: the honest comparison
+    if recs:
         sweep_test = {k: sum(float(r[k]) for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
     final_rec = {k: v for k, v in test_ev.items()}
     final_rec.update(status="complete", dim=dim, split="test", params=dict(best.params),
