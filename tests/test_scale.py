@@ -181,3 +181,30 @@ def test_tune_writes_schema_and_final_model(tmp_path):
     assert m["split"] == "test" and m["params"] == t["best"]["params"]
     p = zdim("tune", str(run), "--objective", "bogus")
     assert p.wait(timeout=60) == 2
+
+
+def test_live_worker_takes_over_the_trial_of_a_killed_one(tmp_path):
+    """Two workers on one study; one is SIGKILLed mid-trial. The survivor retries that trial (its worker
+    is dead) and finishes the whole grid; nothing is lost and nothing runs twice."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(storage=url, study_name="s")
+    grid = ["--dims", "1-4", "--seeds", "2", "--storage", url, "--study", "s"]
+    a = zdim("sweep", *SMALL, *grid, "--out", str(tmp_path / "a"))
+    b = zdim("sweep", *SMALL, *grid, "--out", str(tmp_path / "b"))
+    study = optuna.load_study(study_name="s", storage=url)
+    deadline, victim = time.monotonic() + 120, None
+    while victim is None and time.monotonic() < deadline and a.poll() is None:
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if t.user_attrs.get(studies.WORKER_ATTR, {}).get("pid") == a.pid:
+                victim = t.number
+        time.sleep(0.02)
+    assert victim is not None, "worker a never started a trial"
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait()
+    _, err = b.communicate(timeout=300)
+    assert b.returncode == 0, err
+    study = optuna.load_study(study_name="s", storage=url)
+    assert study.trials[victim].state == optuna.trial.TrialState.FAIL  # the dead worker's attempt
+    counts = records_per_key(study)
+    assert len(counts) == 8 and set(counts.values()) == {1}
+    assert len(nlls(tmp_path / "b")) == 8
