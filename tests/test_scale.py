@@ -183,6 +183,21 @@ def test_tune_writes_schema_and_final_model(tmp_path):
     assert p.wait(timeout=60) == 2
 
 
+def test_tune_a_source_directly_with_dim(tmp_path):
+    out = tmp_path / "tuned"
+    args = ["digits", "--dim", "3", "--trials", "2", "--epochs", "2", "--quiet", "--out", str(out)]
+    text = run_ok("tune", *args)
+    assert "Tuned latent size 3" in text and "tuned final model" in text
+    assert read_json(out / "tuning.json")["dim"] == 3
+    assert read_json(out / "run.json")["data"]["name"] == "digits"
+    p = zdim("tune", *args)  # the directory exists now: refused, one line, exit 2
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "already exists" in err and "Traceback" not in err
+    p = zdim("tune", "digits", "--trials", "2")  # a source needs --dim
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "--dim" in err
+
+
 def test_live_worker_takes_over_the_trial_of_a_killed_one(tmp_path):
     """Two workers on one study; one is SIGKILLed mid-trial. The survivor retries that trial (its worker
     is dead) and finishes the whole grid; nothing is lost and nothing runs twice."""

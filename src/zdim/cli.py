@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tune_parser(sub: Any) -> None:
     t = sub.add_parser("tune", help="tune beta, warm-up, free bits, lr and width at the chosen size")
-    t.add_argument("run_dir", help="run directory of a sweep (its data, settings and recommended size)")
+    t.add_argument("run_dir", metavar="RUN_DIR_OR_SOURCE",
+                   help="run directory of a sweep (its data, settings and recommended size), or a data "
+                        "source with --dim K to tune that size directly")
     t.add_argument("--dim", type=int, help="latent size to tune (default: the run's recommendation)")
     t.add_argument("--trials", type=int, default=20, help="Optuna trials (default 20)")
     t.add_argument("--objective", choices=["nll", "elbo", "mse"], default="nll",
@@ -203,15 +205,31 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument("--storage", help="Optuna storage URL (default: RUN_DIR/tune/study.journal)")
     t.add_argument("--study", help="Optuna study name (default zdim-tune-dim-K)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--out", help="run directory when tuning a SOURCE directly (default runs/NAME-dim-K)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    g.add_argument("--resume", action="store_true", help="continue tuning in an existing --out directory")
     t.set_defaults(func=cmd_tune)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import tune
+    from .runs import RUN_JSON
+    from .tune import init_tune_run, tune
 
-    res = tune(args.run_dir, dim=args.dim, n_trials=args.trials, objective=args.objective,
+    run_dir, data = Path(args.run_dir), None
+    if not (run_dir / RUN_JSON).is_file():  # a data source: tune one size directly
+        from .data import load_data
+
+        if args.dim is None:
+            raise ConfigError(f"{args.run_dir} is not a run directory: to tune a data source directly "
+                              "pass its latent size with --dim K")
+        data = load_data(args.run_dir)
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
+        init_tune_run(data, args.dim, run_dir, overwrite=args.overwrite, resume=args.resume,
+                      command=" ".join(["zdim", *map(shlex.quote, args.argv)]), loader={})
+    res = tune(run_dir, dim=args.dim, n_trials=args.trials, objective=args.objective,
                epochs=args.epochs, workers=args.workers, prune=args.prune, storage=args.storage,
-               study_name=args.study, progress=not args.quiet)
+               study_name=args.study, data=data, progress=not args.quiet)
     print(res.summary())
     return 0
 

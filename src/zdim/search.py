@@ -213,6 +213,17 @@ def _key(t: optuna.trial.FrozenTrial) -> tuple[int, int] | None:
     return int(fp["dim"]), int(fp["seed"])
 
 
+def make_run_info(data: Data, config: SweepConfig, command: str | None,
+                  loader: dict[str, Any] | None) -> dict[str, Any]:
+    """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
+    info = {"zdim_version": __version__, "torch_version": torch.__version__, "command": command,
+            "data": data.summary(), "sweep": config.to_dict(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if loader:
+        info["loader"] = dict(loader)
+    return info
+
+
 def prepare_run_dir(out: Path, run_info: dict[str, Any], overwrite: bool, resume: bool) -> None:
     """Create ``out`` for a new run, or check that it belongs to the run being resumed."""
     if out.exists() and not out.is_dir():
@@ -315,11 +326,7 @@ def sweep(
         config = replace(config, dims=tuple(dims))
     check_dims(config.dims, data)
     run_dir = Path(out) if out is not None else None
-    run_info = {"zdim_version": __version__, "torch_version": torch.__version__,
-                "command": command, "data": data.summary(), "sweep": config.to_dict(),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if loader is not None or data_kwargs:  # how to reload the data (zdim tune)
-        run_info["loader"] = dict(loader if loader is not None else data_kwargs)
+    run_info = make_run_info(data, config, command, loader if loader is not None else data_kwargs)
     if run_dir is not None:
         prepare_run_dir(run_dir, run_info, overwrite, resume)
     if workers < 1:

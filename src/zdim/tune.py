@@ -31,7 +31,7 @@ from .recommend import Recommendation
 from .runs import (
     RECOMMENDATION_JSON, RUN_JSON, read_json, save_history, save_model, write_json,
 )
-from .search import SweepConfig, collect_trials
+from .search import SweepConfig, check_dims, collect_trials, make_run_info, prepare_run_dir
 from .train import TrainConfig, fit
 
 TUNING_JSON = "tuning.json"
@@ -141,6 +141,22 @@ def load_run(run_dir: Path, data: Data | None = None) -> tuple[Data, SweepConfig
         raise RunDirError(f"the data of {run_dir} cannot be reloaded identically (fingerprint differs): "
                           "pass the same data to zdim.tune(..., data=...)")
     return data, cfg, info
+
+
+def init_tune_run(data: Data, dim: int, out: str | Path, config: SweepConfig | None = None, *,
+                  overwrite: bool = False, resume: bool = False, command: str | None = None,
+                  loader: dict[str, Any] | None = None) -> Path:
+    """Make a run directory for tuning one size of ``data`` directly, without a sweep first.
+
+    ``run.json`` records the data and the starting recipe (``config``, default ``SweepConfig``), so
+    ``tune(out, dim)`` and ``zdim report`` work on it as on a sweep's directory.
+    """
+    config = config or SweepConfig(dims=(dim,))
+    config = replace(config, dims=(dim,))
+    check_dims(config.dims, data)
+    out = Path(out)
+    prepare_run_dir(out, make_run_info(data, config, command, loader), overwrite, resume)
+    return out
 
 
 def tune(run_dir: str | Path, dim: int | None = None, *, n_trials: int = 20, objective: str = "nll",
