@@ -223,3 +223,10 @@ def test_live_worker_takes_over_the_trial_of_a_killed_one(tmp_path):
     counts = records_per_key(study)
     assert len(counts) == 8 and set(counts.values()) == {1}
     assert len(nlls(tmp_path / "b")) == 8
+
+
+def test_a_worker_dying_outside_a_trial_is_one_clear_error():
+    from zdim.errors import WorkerError
+
+    with pytest.raises(WorkerError, match=r"exited abnormally \(codes \[3\]\).*--resume"):
+        studies.spawn_workers(os._exit, (3,), 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError, RunDirError, ZdimError
+from .errors import ConfigError, RunDirError, WorkerError, ZdimError
 
 TABLE_COLS = [
     ("dim", "dim", "{}"), ("seed", "seed", "{}"), ("nll", "NLL", "{:.2f}"),
@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return int(args.func(args))
+    except WorkerError as e:  # not the user's input: exit 1, still one line
+        print(f"zdim: error: {e}", file=sys.stderr)
+        return 1
     except ZdimError as e:
         print(f"zdim: error: {e}", file=sys.stderr)
         return 2

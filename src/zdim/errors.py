@@ -30,3 +30,7 @@ class ModelFileError(ZdimError, ValueError):
 
 class TrainingDiverged(ZdimError, ArithmeticError):
     """Training produced a NaN or infinite loss; the message says at which epoch and step."""
+
+
+class WorkerError(ZdimError, RuntimeError):
+    """A worker process died outside a trial (killed, out of memory); finished trials are saved."""

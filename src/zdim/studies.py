@@ -25,7 +25,7 @@ from typing import Any
 
 import optuna
 
-from .errors import ConfigError
+from .errors import ConfigError, WorkerError
 
 STUDY_FILE = "study.journal"
 WORKER_ATTR = "zdim_worker"
@@ -226,7 +226,7 @@ def spawn_workers(target: Callable[..., Any], args: Sequence[Any], workers: int,
                   poll: Callable[[], None] | None = None) -> None:
     """Run ``target(*args)`` in ``workers`` spawned processes; call ``poll()`` about once a second.
 
-    Raises ``RuntimeError`` naming the exit codes when a worker dies abnormally.
+    Raises ``WorkerError`` naming the exit codes when a worker dies abnormally.
     """
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
@@ -251,7 +251,7 @@ def spawn_workers(target: Callable[..., Any], args: Sequence[Any], workers: int,
         poll()
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:
-        raise RuntimeError(f"{len(bad)} worker process(es) exited abnormally (codes {bad}); "
+        raise WorkerError(f"{len(bad)} worker process(es) exited abnormally (codes {bad}); "
                            "finished trials are saved: rerun with --resume")
 
 
