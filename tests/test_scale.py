@@ -230,3 +230,50 @@ def test_a_worker_dying_outside_a_trial_is_one_clear_error():
 
     with pytest.raises(WorkerError, match=r"exited abnormally \(codes \[3\]\).*--resume"):
         studies.spawn_workers(os._exit, (3,), 1)
+
+
+def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, monkeypatch):
+    """SQLite has no row locks: two workers can take the same enqueued trial. The second to finish
+    must keep its folder and go on, not crash on Optuna's UpdateFinishedTrialError."""
+    import zdim.search as search
+    from zdim.data import load_data
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    real = search.run_trial
+    finished_by_other = []
+
+    def run_trial_while_another_worker_finishes_it(data, dim, seed, cfg, folder, **kw):
+        rec = real(data, dim, seed, cfg, folder, **kw)
+        if not finished_by_other:  # the other worker tells the same trial first
+            other = optuna.load_study(study_name="s", storage=url)
+            (t,) = other.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            other.tell(t.number, rec["nll"])
+            finished_by_other.append(t.number)
+        return rec
+
+    monkeypatch.setattr(search, "run_trial", run_trial_while_another_worker_finishes_it)
+    data = load_data("digits", max_samples=300)
+    cfg = search.SweepConfig(dims=(1, 2), hidden=(16,), k=5,
+                             train=search.TrainConfig(epochs=2, patience=0))
+    result = search.sweep(data, config=cfg, out=tmp_path / "run", storage=url, study_name="s")
+    assert finished_by_other == [0]
+    assert sorted(result.table["dim"]) == [1, 2]
+    assert len(list((tmp_path / "run" / "trials").glob("*/metrics.json"))) == 2
+
+
+def test_a_duplicate_defers_to_a_lower_trial_of_its_point_even_while_that_one_waits():
+    """Two starting workers may enqueue the same point twice; whoever takes the higher-numbered copy
+    first must not train it, because the lower copy (still WAITING) will be taken and trained."""
+    from zdim.search import _duplicate
+
+    study = optuna.create_study()
+    study.enqueue_trial({"dim": 2, "seed": 0})
+    study.enqueue_trial({"dim": 2, "seed": 0}, skip_if_exists=False)
+    states = optuna.trial.TrialState
+    higher = optuna.Trial(study, study.trials[1]._trial_id)
+    study._storage.set_trial_state_values(higher._trial_id, states.RUNNING)
+    assert study.trials[0].state == states.WAITING
+    assert _duplicate(study, higher, (2, 0), None)
+    lower = studies.take_waiting(study)
+    assert lower is not None and lower.number == 0
+    assert not _duplicate(study, lower, (2, 0), None)

@@ -393,12 +393,14 @@ def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None
 
 def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None) -> bool:
     """Whether another trial already covers ``key``: two starting workers may enqueue the same point.
-    Ties between RUNNING trials go to the lowest trial number, which every worker sees the same way.
+    The lowest-numbered unfinished trial of a point is the one that trains it, whichever worker holds
+    it: every worker sees the numbers the same way. (Comparing with RUNNING trials only is not enough:
+    a lower duplicate may still be WAITING when we look, and be taken and trained a moment later.)
     """
     if key in _final_records(study, run_dir, local=False):
         return True
     return any(_key(t) == key and t.number < trial.number
-               for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)))
+               for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)))
 
 
 def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
@@ -415,43 +417,52 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
                 time.sleep(1.0)  # others are still training grid points: wait, and retry theirs if they die
                 continue
             return
-        key = _key(study._storage.get_trial(trial._trial_id))
-        if key is None:  # a foreign trial in our study: leave it failed, never train junk
-            study.tell(trial, state=State.FAIL)
-            continue
-        dim, seed = key
-        folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
-        local = folder is not None and trial_done(folder)
-        if not local and _duplicate(study, trial, key, run_dir):
-            trial.set_user_attr(studies.DUPLICATE_ATTR, True)
-            study.tell(trial, state=State.FAIL)
-            continue
-        trial.suggest_int("dim", 1, max(dim, data.n_features))
-        trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
+        try:
+            key = _key(study._storage.get_trial(trial._trial_id))
+            if key is None:  # a foreign trial in our study: leave it failed, never train junk
+                study.tell(trial, state=State.FAIL)
+                continue
+            dim, seed = key
+            folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
+            local = folder is not None and trial_done(folder)
+            if not local and _duplicate(study, trial, key, run_dir):
+                trial.set_user_attr(studies.DUPLICATE_ATTR, True)
+                study.tell(trial, state=State.FAIL)
+                continue
+            trial.suggest_int("dim", 1, max(dim, data.n_features))
+            trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
 
-        def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
-            if prune:
-                trial.report(r["val_neg_elbo"], epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: validation -ELBO "
-                                             f"{r['val_neg_elbo']:.2f} above the median of other seeds "
-                                             f"of size {dim}")
+            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
+                if prune:
+                    try:
+                        trial.report(r["val_neg_elbo"], epoch)
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        return  # another worker finished this trial (see below): finish ours unpruned
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}: validation -ELBO "
+                                                 f"{r['val_neg_elbo']:.2f} above the median of other seeds "
+                                                 f"of size {dim}")
 
-        with studies.Heartbeat(trial, info):
-            if local:
-                rec = read_trial(folder)  # type: ignore[arg-type]
-                assert rec is not None
+            with studies.Heartbeat(trial, info):
+                if local:
+                    rec = read_trial(folder)  # type: ignore[arg-type]
+                    assert rec is not None
+                else:
+                    rec = run_trial(data, dim, seed, cfg, folder, progress=progress, callback=report)
+            trial.set_user_attr(studies.RECORD_ATTR, studies.jsonable(rec))
+            if rec["status"] == "complete":
+                study.tell(trial, rec["nll"])
             else:
-                rec = run_trial(data, dim, seed, cfg, folder, progress=progress, callback=report)
-        trial.set_user_attr(studies.RECORD_ATTR, studies.jsonable(rec))
-        if rec["status"] == "complete":
-            study.tell(trial, rec["nll"])
-        else:
-            trial.set_user_attr("reason", rec.get("reason", ""))
-            study.tell(trial, state=State.PRUNED if rec["status"] == "pruned" else State.FAIL)
-        if run_dir is not None:
-            write_results(run_dir, sorted(_final_records(study, run_dir, verify=False).values(),
-                                          key=lambda r: (r["dim"], r["seed"])))
+                trial.set_user_attr("reason", rec.get("reason", ""))
+                study.tell(trial, state=State.PRUNED if rec["status"] == "pruned" else State.FAIL)
+            if run_dir is not None:
+                write_results(run_dir, sorted(_final_records(study, run_dir, verify=False).values(),
+                                              key=lambda r: (r["dim"], r["seed"])))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker finished this trial while we held it: SQLite has no row locks, so two
+            # workers can take the same enqueued trial, or ours was judged stale. Results are the same
+            # (seeded), our folder is kept, and the study keeps the first record told.
+            continue
 
 
 def _worker_main(data: Data, cfg: SweepConfig, run_dir: Path | None, storage: str | None,
