@@ -1,0 +1,155 @@
+"""Generation quality of a VAE: pure functions of arrays, plus one entry point that samples a model.
+
+Feature space (``gen_features``): the data are compared in a PCA space fitted on the *training* split
+(``pca-train-<m>``), so that distances are not dominated by pixel noise and Frechet statistics are
+well conditioned. The metrics compare decoded prior samples with held-out test data:
+
+- ``frechet_distance``: ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` of Gaussian fits.
+- ``prdc``: precision / recall (Kynkaanniemi et al. 2019) and density / coverage (Naeem et al. 2020)
+  from k-nearest-neighbour balls, with the definitions of the reference ``prdc`` package (strict ``<``).
+- ``mmd_rbf``: maximum mean discrepancy with an RBF kernel (median-heuristic bandwidth) between the
+  encoded held-out means (the aggregate posterior) and prior samples: large where samples fall into
+  holes of the latent space.
+- ``linear_probe_accuracy``: logistic regression on latent means, when labels exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_GEN_SAMPLES = 500
+DEFAULT_PCA_COMPONENTS = 16
+DEFAULT_NEAREST_K = 5
+
+
+def _t(x: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double()
+
+
+def frechet_distance(a: Any, b: Any) -> float:
+    """Frechet distance between Gaussian fits of two sample sets ``(n, m)`` and ``(n', m)``.
+
+    Zero for identical sets; grows with the squared distance between means.
+    """
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a = np.atleast_2d(np.cov(a, rowvar=False))
+    s_b = np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = linalg.sqrtm(s_a @ s_b)
+    if not np.isfinite(covmean).all():  # singular product: regularize, as in the FID reference code
+        eps = 1e-6 * np.eye(s_a.shape[0])
+        covmean = linalg.sqrtm((s_a + eps) @ (s_b + eps))
+    covmean = np.real(covmean)
+    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
+    return max(fd, 0.0)  # tiny negative values are rounding
+
+
+def _kth_radius(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance of each point to its k-th nearest neighbour in the same set (itself excluded)."""
+    d = torch.cdist(x, x)
+    return torch.kthvalue(d, min(k + 1, x.shape[0]), dim=1).values
+
+
+def prdc(real: Any, fake: Any, k: int = DEFAULT_NEAREST_K) -> dict[str, float]:
+    """Precision, recall, density and coverage of ``fake`` samples against ``real`` ones.
+
+    Precision: share of fake points inside some real k-NN ball. Recall: share of real points inside
+    some fake k-NN ball. Density: mean number of real balls holding a fake point, over ``k``.
+    Coverage: share of real balls holding at least one fake point.
+    """
+    r, f = _t(real), _t(fake)
+    if r.shape[0] < 2 or f.shape[0] < 2:
+        raise ValueError(f"prdc needs two or more points per set, got {r.shape[0]} and {f.shape[0]}")
+    k = max(1, min(k, r.shape[0] - 1, f.shape[0] - 1))
+    r_rad, f_rad = _kth_radius(r, k), _kth_radius(f, k)
+    d_rf = torch.cdist(r, f)  # (n_real, n_fake)
+    inside_real = d_rf < r_rad[:, None]
+    return {
+        "precision": float(inside_real.any(dim=0).double().mean()),
+        "recall": float((d_rf < f_rad[None, :]).any(dim=1).double().mean()),
+        "density": float(inside_real.sum(dim=0).double().mean() / k),
+        "coverage": float((d_rf.min(dim=1).values < r_rad).double().mean()),
+    }
+
+
+def mmd_rbf(a: Any, b: Any, bandwidth: float | None = None) -> float:
+    """Squared MMD (unbiased) between ``a`` and ``b`` with an RBF kernel.
+
+    The bandwidth defaults to the median of pairwise distances in the pooled sample (median heuristic).
+    About 0 (it may be slightly negative) when both come from the same distribution.
+    """
+    x, y = _t(a), _t(b)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"mmd needs two or more points per set, got {x.shape[0]} and {y.shape[0]}")
+    pooled = torch.cat([x, y])
+    d = torch.cdist(pooled, pooled)
+    if bandwidth is None:
+        off = d[~torch.eye(d.shape[0], dtype=torch.bool)]
+        bandwidth = float(off.median()) or 1.0
+    kern = torch.exp(-d.pow(2) / (2.0 * bandwidth**2))
+    n, m = x.shape[0], y.shape[0]
+    kxx, kyy, kxy = kern[:n, :n], kern[n:, n:], kern[:n, n:]
+    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    return float(sxx + syy - 2.0 * kxy.mean())
+
+
+def linear_probe_accuracy(z_train: Any, y_train: Any, z_test: Any, y_test: Any, seed: int = 0) -> float:
+    """Test accuracy of a logistic regression fitted on latent means ``z_train`` with labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(np.asarray(z_train))
+    clf = LogisticRegression(max_iter=500, random_state=seed)
+    clf.fit(scaler.transform(np.asarray(z_train)), np.asarray(y_train))
+    return float(clf.score(scaler.transform(np.asarray(z_test)), np.asarray(y_test)))
+
+
+def pca_features(train: Any, m: int = DEFAULT_PCA_COMPONENTS, seed: int = 0) -> tuple[Any, str]:
+    """A PCA fitted on (at most 5000 rows of) the training split; returns ``(pca, gen_features)``."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(train, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if x.shape[0] > 5000:
+        x = x[rng.choice(x.shape[0], 5000, replace=False)]
+    m = max(1, min(m, x.shape[1], x.shape[0]))
+    return PCA(n_components=m, random_state=seed).fit(x), f"pca-train-{m}"
+
+
+@torch.no_grad()
+def generation_metrics(model: Any, data: Any, *, n: int = DEFAULT_GEN_SAMPLES, seed: int = 0,
+                       components: int = DEFAULT_PCA_COMPONENTS, k: int = DEFAULT_NEAREST_K) -> dict[str, Any]:
+    """Generation metrics of a trained VAE on ``data`` (a ``zdim.Data``), prefixed ``gen_``.
+
+    Decodes ``n`` prior samples (decoder means) and compares them with up to ``n`` held-out test rows
+    in the PCA space of the training split; MMD is between encoded test means and prior draws; the
+    linear probe (labels only) is fitted on the encoded training split (at most ``5 n`` rows).
+    """
+    model.eval()
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    test = data.test[torch.randperm(data.test.shape[0], generator=gen)[:n]]
+    z_prior = torch.randn(test.shape[0], model.latent_dim, generator=gen)
+    fake = model.mean(model.decode(z_prior.to(dev))).float().cpu()
+    mu_test = model.encode(test.to(dev).float())[0].float().cpu()
+    pca, name = pca_features(data.train.numpy(), components, seed)
+    real_f, fake_f = pca.transform(test.double().numpy()), pca.transform(fake.double().numpy())
+    out: dict[str, Any] = {"gen_features": name, "gen_n": int(test.shape[0]), "gen_k": k,
+                           "gen_fd": frechet_distance(real_f, fake_f)}
+    out.update({f"gen_{key}": v for key, v in prdc(real_f, fake_f, k).items()})
+    out["gen_mmd"] = mmd_rbf(mu_test, torch.randn(test.shape[0], model.latent_dim, generator=gen))
+    if getattr(data, "y_train", None) is not None and getattr(data, "y_test", None) is not None:
+        idx = torch.randperm(data.train.shape[0], generator=gen)[: 5 * n]
+        mu_train = model.encode(data.train[idx].to(dev).float())[0].float().cpu().numpy()
+        test_idx = torch.randperm(data.test.shape[0], generator=gen)[:n]
+        mu_t = model.encode(data.test[test_idx].to(dev).float())[0].float().cpu().numpy()
+        y_tr, y_te = np.asarray(data.y_train)[idx.numpy()], np.asarray(data.y_test)[test_idx.numpy()]
+        if 1 < len(np.unique(y_tr)) <= 100:  # class labels; a continuous target gets no probe
+            out["gen_probe_acc"] = linear_probe_accuracy(mu_train, y_tr, mu_t, y_te, seed)
+    return out
