@@ -116,3 +116,15 @@ def test_recommends_the_planted_dimension():
     nll = {row["dim"]: row["nll_mean"] for row in r.recommendation.per_dim}
     assert nll[1] > nll[2] + 0.5  # one unit is clearly not enough
     assert np.isfinite(list(nll.values())).all()
+
+
+def test_trials_record_generation_metrics(tmp_path, tiny_binary):
+    import pandas as pd
+
+    out = tmp_path / "run"
+    sweep(tiny_binary, config=cfg((2,)), out=out)
+    m = read_json(out / "trials" / "dim-002-seed-0" / "metrics.json")
+    assert m["gen_features"].startswith("pca-train-")
+    assert 0.0 <= m["gen_precision"] <= 1.0 and m["gen_fd"] >= 0.0 and np.isfinite(m["gen_mmd"])
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    assert row["gen_fd"] == pytest.approx(m["gen_fd"]) and row["gen_features"] == m["gen_features"]

@@ -25,6 +25,7 @@ import torch
 from . import __version__
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError, TrainingDiverged
+from .generation import generation_metrics
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
 from .recommend import DEFAULT_REL_TOL, Recommendation, recommend
@@ -169,6 +170,7 @@ def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | 
                    epochs_run=len(fitted.history), stopped_early=fitted.stopped_early,
                    best_val_neg_elbo=fitted.best_val, train_seconds=fitted.seconds,
                    eval_seconds=time.perf_counter() - t0, n_params=count_parameters(model))
+        rec.update(generation_metrics(model, data, seed=seed))  # prior samples vs held-out data
         history = fitted.history
     except TrainingDiverged as e:
         rec.update(status="failed", reason=str(e))
