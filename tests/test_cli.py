@@ -91,3 +91,24 @@ def test_argparse_errors_exit_2(capsys):
 def test_datasets_lists_digits(capsys):
     assert main(["datasets"]) == 0
     assert "digits" in capsys.readouterr().out
+
+
+def test_estimate_id_prints_a_table_and_rejects_bad_input(csv_file, capsys):
+    assert main(["estimate-id", str(csv_file), "--n", "50", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "TwoNN" in out and "MLE" in out and "default sweep sizes" in out
+    assert main(["estimate-id", str(csv_file), "--repeats", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "repeats" in err[0]
+
+
+def test_sweep_without_dims_builds_the_grid_from_the_intrinsic_dimension(tmp_path, csv_file):
+    from zdim.runs import read_json
+
+    out = tmp_path / "run"
+    assert main(["sweep", str(csv_file), "--out", str(out), "--rule", "nll-knee", *QUICK]) == 0
+    info, rec = read_json(out / "run.json"), read_json(out / "recommendation.json")
+    est = info["intrinsic_dim"]["dim"]
+    assert info["sweep"]["dims"][-1] in (6, 2 ** (4 * est - 1).bit_length())  # 6 features cap it
+    assert rec["intrinsic_dim"] == est and rec["rule"] == "nll-knee"
+    assert rec["signals"]["intrinsic-dim"] == est

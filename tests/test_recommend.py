@@ -24,7 +24,7 @@ def test_smallest_size_within_tolerance():
 
 
 def test_zero_tolerance_picks_the_best():
-    rec = recommend(trials({2: 120.0, 5: 100.0, 10: 95.5, 20: 95.0}), rel_tol=0.0)
+    rec = recommend(trials({2: 120.0, 5: 100.0, 10: 95.5, 20: 95.0}), rel_tol=0.0, range_tol=0.0)
     assert rec.dim == 20
     assert "grid may be too small" in rec.rationale
 
@@ -51,3 +51,37 @@ def test_errors():
         recommend(trials({2: 1.0}), rel_tol=-1)
     with pytest.raises(ValueError, match="no trial completed"):
         recommend([{"dim": 2, "seed": 0, "status": "failed"}])
+
+
+def test_gaussian_nll_near_zero_still_has_a_tolerance():
+    # standardized Gaussian data: NLL around 0, so 1% of |best| is no tolerance at all
+    t = trials({1: 20.0, 2: 0.3, 4: 0.05, 8: 0.0})
+    rec = recommend(t, rule="nll-knee")
+    assert rec.tolerance == pytest.approx(0.02 * 20.0) and rec.dim == 2
+    assert recommend(t, rule="nll-knee", range_tol=0.0).dim == 8
+
+
+def test_rules_and_their_evidence():
+    # planted d = 1: NLL keeps improving a little, the over-sized model keeps one active unit
+    t = trials({1: 30.0, 2: 25.0, 4: 20.0, 8: 19.9}, au={8: 1})
+    for r, f in zip(t, [9.0, 3.0, 2.0, 2.1]):
+        r["gen_fd"] = f
+    assert recommend(t, rule="nll-knee").dim == 4
+    assert recommend(t, rule="active-units").dim == 1
+    assert recommend(t, rule="generation").dim == 4  # 2.1 is within 10% of the best 2.0; 3.0 is not
+    rec = recommend(t, intrinsic_dim=1)
+    assert rec.rule == "combined" and rec.dim == 1
+    assert rec.signals == {"nll-knee": 4, "active-units": 1, "generation": 4, "intrinsic-dim": 1,
+                           "largest_collapsed": True}
+    assert "Rule 'combined'" in rec.rationale and rec.to_dict()["signals"]["active-units"] == 1
+    assert rec.per_dim[0]["gen_fd_mean"] == 9.0
+
+
+def test_combined_is_the_knee_when_nothing_collapsed():
+    t = trials({1: 30.0, 2: 25.0, 4: 20.0, 8: 19.9})  # every unit active: AU says nothing
+    assert recommend(t).dim == 4
+
+
+def test_generation_rule_needs_generation_metrics():
+    with pytest.raises(ConfigError, match="generation"):
+        recommend(trials({2: 1.0}), rule="generation")

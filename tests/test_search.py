@@ -128,3 +128,14 @@ def test_trials_record_generation_metrics(tmp_path, tiny_binary):
     assert 0.0 <= m["gen_precision"] <= 1.0 and m["gen_fd"] >= 0.0 and np.isfinite(m["gen_mmd"])
     row = pd.read_csv(out / "results.csv").iloc[0]
     assert row["gen_fd"] == pytest.approx(m["gen_fd"]) and row["gen_features"] == m["gen_features"]
+
+
+def test_refine_bisects_down_to_adjacent_sizes(tmp_path, tiny_gaussian):
+    out = tmp_path / "run"
+    r = sweep(tiny_gaussian, config=cfg((1, 8)), out=out, refine=True, rule="nll-knee")
+    tried = sorted({t["dim"] for t in r.trials if t["status"] == "complete"})
+    chosen = r.recommended_dim
+    assert set(tried) >= {1, 8} and len(tried) > 2  # extra sizes were trained in the same study
+    lower = max(d for d in tried if d < chosen) if chosen > 1 else 0
+    assert chosen - lower == 1  # exact: the size below the recommendation was tried and rejected
+    assert set(read_json(out / "run.json")["sweep"]["dims"]) == set(tried)

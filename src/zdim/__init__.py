@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from .data import Data, load_data  # noqa: E402
 from .errors import ZdimError  # noqa: E402
+from .intrinsic import IntrinsicDim, estimate_intrinsic_dim  # noqa: E402
 from .metrics import evaluate  # noqa: E402
 from .models import VAE, VAEConfig  # noqa: E402
 from .recommend import Recommendation, recommend  # noqa: E402
@@ -17,5 +18,5 @@ from .tune import TuneResult, tune  # noqa: E402
 __all__ = [
     "Data", "load_data", "ZdimError", "evaluate", "VAE", "VAEConfig", "Recommendation", "recommend",
     "load_model", "SweepConfig", "SweepResult", "sweep", "TrainConfig", "fit", "__version__",
-    "tune", "TuneResult",
+    "tune", "TuneResult", "estimate_intrinsic_dim", "IntrinsicDim",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, RunDirError, WorkerError, ZdimError
+from .recommend import DEFAULT_RULE, RULES
 
 TABLE_COLS = [
     ("dim", "dim", "{}"), ("seed", "seed", "{}"), ("nll", "NLL", "{:.2f}"),
@@ -21,6 +22,10 @@ TABLE_COLS = [
     ("active_units", "active", "{}"), ("mse", "MSE", "{:.4f}"), ("epochs_run", "epochs", "{}"),
     ("train_seconds", "train s", "{:.1f}"), ("status", "status", "{}"),
 ]
+# generation quality (zdim.generation), placed before the timing and status columns
+TABLE_COLS[-2:-2] = [("gen_fd", "FD", "{:.2f}"), ("gen_precision", "prec", "{:.2f}"),
+                     ("gen_recall", "recall", "{:.2f}"), ("gen_mmd", "MMD", "{:.3f}"),
+                     ("gen_probe_acc", "probe", "{:.2f}")]
 
 
 def parse_dims(text: str) -> list[int]:
@@ -88,6 +93,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     data = load_data(args.source, seed=args.seed, label_column=args.label_column,
                      likelihood=args.likelihood, max_samples=args.max_samples)
+    intrinsic = None
+    if not dims:  # the grid comes from the intrinsic dimension of the data
+        from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
+
+        intrinsic = estimate_intrinsic_dim(data, seed=args.seed)
+        dims = list(dims_from_estimate(intrinsic.dim, data.n_features))
+        if not args.quiet:
+            print(f"intrinsic dimension ~{intrinsic.dim} (TwoNN {intrinsic.twonn:.1f}, MLE "
+                  f"{intrinsic.mle:.1f}): sizes {dims}", file=sys.stderr)
     config = SweepConfig(dims=tuple(dims or default_dims(data.n_features)), seeds=args.seeds,
                          hidden=tuple(args.hidden), arch=args.arch, train=train, k=args.k,
                          rel_tol=args.tolerance)
@@ -99,7 +113,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep(data, config=config, out=out, overwrite=args.overwrite, resume=args.resume,
                    storage=args.storage, study_name=args.study, progress=not args.quiet,
                    command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
-                   workers=args.workers, prune=args.prune,
+                   workers=args.workers, prune=args.prune, rule=args.rule, refine=args.refine,
+                   intrinsic=intrinsic,
                    loader={"seed": args.seed, "label_column": args.label_column,
                            "likelihood": args.likelihood, "max_samples": args.max_samples})
     _print_result(result.trials, result.recommendation, result.run_dir)
@@ -147,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="train a VAE per latent size and recommend one")
     s.add_argument("source", help="data: a file, a folder, or an embedded name (see `zdim datasets`)")
-    s.add_argument("--dims", help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to 64)")
+    s.add_argument("--dims", help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times "
+                   "the intrinsic dimension)")
     s.add_argument("--seeds", type=int, default=1, help="trainings per size (default 1)")
     s.add_argument("--epochs", type=int, default=100, help="maximum epochs per trial (default 100)")
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
@@ -178,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials trained at once, one process each, CPU threads split (default 1)")
     s.add_argument("--prune", action="store_true",
                    help="stop a seed early when it trails the other seeds of the same size")
+    s.add_argument("--rule", choices=list(RULES), default=DEFAULT_RULE,
+                   help="recommendation rule (default combined; see docs/recommendation.md)")
+    s.add_argument("--refine", action="store_true",
+                   help="after the grid, bisect around the recommended size down to an exact integer")
     s.set_defaults(func=cmd_sweep)
+    _add_estimate_id_parser(sub)
     _add_tune_parser(sub)
 
     i = sub.add_parser("info", help="print the table and recommendation of a run directory")
@@ -231,6 +252,30 @@ def cmd_tune(args: argparse.Namespace) -> int:
                epochs=args.epochs, workers=args.workers, prune=args.prune, storage=args.storage,
                study_name=args.study, data=data, progress=not args.quiet)
     print(res.summary())
+    return 0
+
+
+def _add_estimate_id_parser(sub: Any) -> None:
+    e = sub.add_parser("estimate-id", help="estimate the intrinsic dimension of a data source")
+    e.add_argument("source", help="data: a file, a folder, or an embedded name")
+    e.add_argument("--n", type=int, default=1000, help="points per subsample (default 1000)")
+    e.add_argument("--repeats", type=int, default=5, help="subsamples, for the spread (default 5)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--label-column", help="CSV/Parquet column holding labels (left out)")
+    e.add_argument("--max-samples", type=int, help="use at most this many samples")
+    e.set_defaults(func=cmd_estimate_id)
+
+
+def cmd_estimate_id(args: argparse.Namespace) -> int:
+    from .data import load_data
+    from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
+
+    data = load_data(args.source, seed=args.seed, label_column=args.label_column,
+                     max_samples=args.max_samples)
+    est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
+    print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
+    print(est.table())
+    print(f"default sweep sizes: {list(dims_from_estimate(est.dim, data.n_features))}")
     return 0
 
 

@@ -26,9 +26,10 @@ from . import __version__
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError, TrainingDiverged
 from .generation import generation_metrics
+from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
-from .recommend import DEFAULT_REL_TOL, Recommendation, recommend
+from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, Recommendation, recommend
 from .runs import (
     RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
     trial_done, trial_name, write_csv, write_json,
@@ -286,6 +287,9 @@ def sweep(
     workers: int = 1,
     prune: bool = False,
     loader: dict[str, Any] | None = None,
+    rule: str = DEFAULT_RULE,
+    refine: bool = False,
+    intrinsic: IntrinsicDim | None = None,
     **data_kwargs: Any,
 ) -> SweepResult:
     """Train and evaluate one VAE per (latent size, seed) and recommend a size.
@@ -314,6 +318,14 @@ def sweep(
     prune : bool
         Stop a seed early when its validation -ELBO is above the median of the other seeds of the
         *same* size at that epoch (sizes are never compared with each other).
+    rule : str
+        Recommendation rule (see ``zdim.recommend.RULES`` and docs/recommendation.md).
+    refine : bool
+        After the grid, bisect between the recommended size and the next smaller size tried, down to
+        an exact integer (extra trials in the same study).
+    intrinsic : IntrinsicDim, optional
+        An intrinsic-dimension estimate already made; without ``dims`` or ``config`` one is made here
+        and the grid is built from it (powers of two up to a few times the estimate).
 
     Returns
     -------
@@ -321,6 +333,9 @@ def sweep(
         ``.recommended_dim``, ``.recommendation``, ``.table`` (pandas), ``.trials``.
     """
     data = source if isinstance(source, Data) else load_data(source, **data_kwargs)
+    if config is None and not dims:
+        intrinsic = intrinsic or estimate_intrinsic_dim(data)
+        dims = dims_from_estimate(intrinsic.dim, data.n_features)
     if config is None:
         config = SweepConfig(dims=tuple(dims) if dims else default_dims(data.n_features),
                              seeds=seeds, train=TrainConfig(epochs=epochs))
@@ -329,6 +344,8 @@ def sweep(
     check_dims(config.dims, data)
     run_dir = Path(out) if out is not None else None
     run_info = make_run_info(data, config, command, loader if loader is not None else data_kwargs)
+    if intrinsic is not None:
+        run_info["intrinsic_dim"] = intrinsic.to_dict()
     if run_dir is not None:
         prepare_run_dir(run_dir, run_info, overwrite, resume)
     if workers < 1:
@@ -338,14 +355,46 @@ def sweep(
     study = open_study(run_dir, storage, study_name, prune=prune, epochs=config.train.epochs)
     records = _run_grid(study, data, config, run_dir, progress, resume, workers=workers, prune=prune,
                         storage=storage, study_name=study_name)
+    if refine:
+        config, records = _refine(study, data, config, run_dir, progress, records, rule, intrinsic,
+                                  workers=workers, prune=prune, storage=storage, study_name=study_name)
     if run_dir is not None:
         write_results(run_dir, records)
-    rec = recommend(records, rel_tol=config.rel_tol) if any(
+    rec = recommend(records, rel_tol=config.rel_tol, rule=rule,
+                    intrinsic_dim=intrinsic.dim if intrinsic else None) if any(
         r["status"] == "complete" for r in records) else None
     if run_dir is not None and rec is not None:
         write_json(run_dir / RECOMMENDATION_JSON, rec.to_dict())
     return SweepResult(trials=records, recommendation=rec, data=data.summary(),
                        config=config.to_dict(), run_dir=run_dir)
+
+
+def _refine(study: optuna.Study, data: Data, config: SweepConfig, run_dir: Path | None, progress: bool,
+            records: list[dict[str, Any]], rule: str, intrinsic: IntrinsicDim | None,
+            **grid_kw: Any) -> tuple[SweepConfig, list[dict[str, Any]]]:
+    """Bisect between the recommended size and the next smaller size tried until they are adjacent.
+
+    Whatever the rule, the smaller neighbour was judged not good enough and the recommended size good
+    enough, so the exact answer lies between them: each step trains the midpoint (all seeds) and
+    recommends again. Returns the widened config and all records.
+    """
+    for _ in range(16):  # halves the gap each time: 16 steps cover any latent size
+        if not any(r["status"] == "complete" for r in records):
+            break
+        rec = recommend(records, rel_tol=config.rel_tol, rule=rule,
+                        intrinsic_dim=intrinsic.dim if intrinsic else None)
+        tried = {int(r["dim"]) for r in records if r["status"] == "complete"}
+        lower = max((d for d in tried if d < rec.dim), default=None)
+        if lower is None or rec.dim - lower <= 1:
+            break
+        mid = (lower + rec.dim) // 2
+        config = replace(config, dims=tuple(config.dims) + (mid,))
+        records = _run_grid(study, data, config, run_dir, progress, **grid_kw)
+    if run_dir is not None:  # run.json lists every size trained, the refined ones included
+        info = read_json(run_dir / RUN_JSON)
+        info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(config.dims))
+        write_json(run_dir / RUN_JSON, info)
+    return config, records
 
 
 def _here(run_dir: Path | None) -> tuple[str, str | None]:
