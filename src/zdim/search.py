@@ -299,7 +299,7 @@ def sweep(
     source : path, array, tensor, ``Data`` or embedded name (``"digits"``)
         The data (see ``zdim.load_data``; extra keyword arguments go to it).
     dims : sequence of int, optional
-        Latent sizes; default powers of two up to ``min(D, 64)``.
+        Latent sizes; default from the intrinsic dimension of the data (see ``intrinsic``).
     seeds, epochs : int
         Seeds per size and maximum epochs (ignored when ``config`` is given).
     out : path, optional
