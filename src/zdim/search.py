@@ -406,7 +406,8 @@ def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None
     return n
 
 
-def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None) -> bool:
+def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None,
+               local: bool = False) -> bool:
     """Whether another trial already covers ``key``: two starting workers may enqueue the same point.
     The lowest-numbered unfinished trial of a point is the one that trains it, whichever worker holds
     it: every worker sees the numbers the same way. (Comparing with RUNNING trials only is not enough:
@@ -414,6 +415,9 @@ def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], r
     """
     if key in _final_records(study, run_dir, local=False):
         return True
+    if local and any(_key(t) == key and studies.RECORD_ATTR in t.user_attrs
+                     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED, State.FAIL))):
+        return True  # our intact folder was already told to the study: telling it again counts it twice
     return any(_key(t) == key and t.number < trial.number
                for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)))
 
@@ -440,7 +444,7 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
             dim, seed = key
             folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
             local = folder is not None and trial_done(folder)
-            if not local and _duplicate(study, trial, key, run_dir):
+            if _duplicate(study, trial, key, run_dir, local):
                 trial.set_user_attr(studies.DUPLICATE_ATTR, True)
                 study.tell(trial, state=State.FAIL)
                 continue
