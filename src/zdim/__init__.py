@@ -14,8 +14,23 @@ from .search import SweepConfig, SweepResult, sweep  # noqa: E402
 from .train import TrainConfig, fit  # noqa: E402
 from .tune import TuneResult, tune  # noqa: E402
 
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+if TYPE_CHECKING:
+    from .estimator import VAETransformer
+
+
+def __getattr__(name: str) -> Any:
+    # VAETransformer loads scikit-learn's estimator machinery: only when asked for, not on `import zdim`.
+    if name == "VAETransformer":
+        from .estimator import VAETransformer
+
+        return VAETransformer
+    raise AttributeError(f"module 'zdim' has no attribute {name!r}")
+
 __all__ = [
     "Data", "load_data", "ZdimError", "evaluate", "VAE", "VAEConfig", "Recommendation", "recommend",
     "load_model", "SweepConfig", "SweepResult", "sweep", "TrainConfig", "fit", "__version__",
     "tune", "TuneResult",
+    "VAETransformer",
 ]
