@@ -101,3 +101,16 @@ def test_grid_search_over_latent_dim_prefers_enough_units():
 def test_bad_latent_dim_is_a_clear_error(latent_dim, match):
     with pytest.raises(ConfigError, match=match):
         VAETransformer(latent_dim=latent_dim, **TINY).fit(planted(n=50))
+
+
+def test_feature_constant_in_training_keeps_scores_finite():
+    """A column that is constant when fitting (a blank pixel in one CV fold) but varies later must give a
+    finite, low score, not NaN: zdim scales such a column by 1, not by load_data's 1e-6 floor."""
+    x = planted(n=200)
+    x[:, 0] = 0.0
+    est = VAETransformer(latent_dim=2, hidden=(16,), epochs=3).fit(x)
+    assert est.std_[0] == 1.0
+    other = x.copy()
+    other[:, 0] = 5.0
+    assert np.isfinite(est.transform(other)).all()
+    assert np.isfinite(est.score(other)) and est.score(other) < est.score(x)

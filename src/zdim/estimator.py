@@ -30,6 +30,24 @@ from .train import TrainConfig, fit
 Float32Array = NDArray[np.float32]
 
 
+def _unit_scale_constant_features(data: Data) -> Data:
+    """Give features constant in the training split a scale of 1 instead of ``load_data``'s 1e-6 floor.
+
+    Data passed to ``transform`` or ``score`` later may vary where the training data did not (a pixel
+    that is always 0 in one cross-validation fold); divided by 1e-6 such values reach the encoder in
+    the millions and its output overflows. With a scale of 1 (as scikit-learn's ``StandardScaler``
+    does) they stay finite and the model simply finds them unlikely.
+    """
+    if data.std is None:
+        return data
+    const = data.std <= 1e-6  # load_data's floor: the feature is constant in the training split
+    if not const.any():
+        return data
+    factor = torch.from_numpy(np.where(const, np.float32(1e-6), np.float32(1.0)).astype(np.float32))
+    return replace(data, train=data.train * factor, val=data.val * factor, test=data.test * factor,
+                   std=np.where(const, np.float32(1.0), data.std).astype(np.float32))
+
+
 class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type information: its bases are Any
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -114,6 +132,7 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
         auto = self._check_latent_dim(x.shape[1])
         data = load_data(np.asarray(x, dtype=np.float32), seed=self.seed, val_fraction=self.val_fraction,
                          test_fraction=self.val_fraction if auto else 0.0, likelihood=self.likelihood)
+        data = _unit_scale_constant_features(data)
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
                             patience=self.patience, seed=self.seed, device=self.device)
         dims = tuple(self.dims) if self.dims is not None else default_dims(data.n_features)
