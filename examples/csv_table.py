@@ -12,7 +12,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import zdim
@@ -39,11 +38,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "table.csv"
         write_table(csv, args.rows)
-        config = zdim.SweepConfig(dims=tuple(int(d) for d in args.dims.split(",")),
-                                  hidden=tuple(int(h) for h in args.hidden.split(",")),
-                                  train=zdim.TrainConfig(epochs=args.epochs))
-        result = zdim.sweep(csv, config=config, out=Path(tmp) / "run", label_column="label",
-                            max_samples=args.max_samples)
+        config = zdim.SweepConfig(
+            dims=tuple(int(d) for d in args.dims.split(",")),
+            hidden=tuple(int(h) for h in args.hidden.split(",")),
+            train=zdim.TrainConfig(epochs=args.epochs),
+        )
+        result = zdim.sweep(
+            csv, config=config, out=Path(tmp) / "run", label_column="label", max_samples=args.max_samples
+        )
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))
         print(f"\nrecommended latent size: {result.recommended_dim} (the table has 3 latent factors)")
 

@@ -44,11 +44,15 @@ def main() -> None:
         folder = Path(tmp) / "discs"
         write_images(folder, args.images)
         data = zdim.load_data(folder, max_samples=args.max_samples)
-        print(f"read {data.summary()['n_train']} training images of shape {data.sample_shape}, "
-              f"{data.likelihood} likelihood, classes {data.extra.get('label_names')}")
-        config = zdim.SweepConfig(dims=tuple(int(d) for d in args.dims.split(",")),
-                                  hidden=tuple(int(h) for h in args.hidden.split(",")),
-                                  train=zdim.TrainConfig(epochs=args.epochs))
+        print(
+            f"read {data.summary()['n_train']} training images of shape {data.sample_shape}, "
+            f"{data.likelihood} likelihood, classes {data.extra.get('label_names')}"
+        )
+        config = zdim.SweepConfig(
+            dims=tuple(int(d) for d in args.dims.split(",")),
+            hidden=tuple(int(h) for h in args.hidden.split(",")),
+            train=zdim.TrainConfig(epochs=args.epochs),
+        )
         result = zdim.sweep(data, config=config, out=Path(tmp) / "run")
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))
         print(f"\nrecommended latent size: {result.recommended_dim}")

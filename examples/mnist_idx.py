@@ -29,9 +29,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "mnist"
-        config = zdim.SweepConfig(dims=tuple(int(d) for d in args.dims.split(",")),
-                                  hidden=tuple(int(h) for h in args.hidden.split(",")),
-                                  train=zdim.TrainConfig(epochs=args.epochs))
+        config = zdim.SweepConfig(
+            dims=tuple(int(d) for d in args.dims.split(",")),
+            hidden=tuple(int(h) for h in args.hidden.split(",")),
+            train=zdim.TrainConfig(epochs=args.epochs),
+        )
         result = zdim.sweep(args.data, config=config, out=out, max_samples=args.max_samples)
         print(result.table[["dim", "nll", "neg_elbo", "kl", "active_units", "status"]].to_string(index=False))
         print(f"\nrecommended latent size: {result.recommended_dim}")

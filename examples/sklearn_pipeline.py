@@ -33,20 +33,24 @@ def main() -> None:
     dims = [int(d) for d in args.dims.split(",")]
     hidden = tuple(int(h) for h in args.hidden.split(","))
 
-    pipe = Pipeline([
-        ("scale", StandardScaler()),
-        ("vae", VAETransformer(latent_dim="auto", dims=dims, hidden=hidden, epochs=args.epochs)),
-        ("clf", LogisticRegression(max_iter=1000)),
-    ])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("vae", VAETransformer(latent_dim="auto", dims=dims, hidden=hidden, epochs=args.epochs)),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    )
     pipe.fit(x_train, y_train)
     vae = pipe.named_steps["vae"]
     print(f"latent size chosen by zdim: {vae.latent_dim_}")
     print(vae.sweep_result_.recommendation.rationale)
     print(f"test accuracy of a logistic regression on the latent means: {pipe.score(x_test, y_test):.3f}")
 
-    grid = GridSearchCV(Pipeline([("scale", StandardScaler()),
-                                  ("vae", VAETransformer(hidden=hidden, epochs=args.epochs))]),
-                        {"vae__latent_dim": dims[:3]}, cv=3)
+    grid = GridSearchCV(
+        Pipeline([("scale", StandardScaler()), ("vae", VAETransformer(hidden=hidden, epochs=args.epochs))]),
+        {"vae__latent_dim": dims[:3]},
+        cv=3,
+    )
     grid.fit(x_train)
     for dim, score in zip(grid.cv_results_["param_vae__latent_dim"], grid.cv_results_["mean_test_score"]):
         print(f"latent_dim={dim}: cross-validated ELBO per sample {score:.1f} nats")

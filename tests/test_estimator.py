@@ -96,8 +96,9 @@ def test_grid_search_over_latent_dim_prefers_enough_units():
     assert grid.best_estimator_.latent_dim_ == 2
 
 
-@pytest.mark.parametrize("latent_dim,match", [(0, "not a positive integer"), ("big", "not a positive integer"),
-                                              (7, "exceeds the 6 feature")])
+@pytest.mark.parametrize(
+    "latent_dim,match", [(0, "not a positive integer"), ("big", "not a positive integer"), (7, "exceeds the 6 feature")]
+)
 def test_bad_latent_dim_is_a_clear_error(latent_dim, match):
     with pytest.raises(ConfigError, match=match):
         VAETransformer(latent_dim=latent_dim, **TINY).fit(planted(n=50))

@@ -13,8 +13,7 @@ TINY = ["--epochs", "1", "--max-samples", "300"]
 
 CASES = {
     "csv_table.py": (TINY + ["--rows", "400", "--dims", "1,3", "--hidden", "16"], "recommended latent size:"),
-    "image_folder.py": (TINY + ["--images", "300", "--dims", "1,3", "--hidden", "16"],
-                        "classes ['large', 'small']"),
+    "image_folder.py": (TINY + ["--images", "300", "--dims", "1,3", "--hidden", "16"], "classes ['large', 'small']"),
     "sklearn_pipeline.py": (TINY + ["--dims", "1,2", "--hidden", "16"], "best by ELBO:"),
     "mnist_idx.py": (TINY + ["--dims", "2,4", "--hidden", "32"], "recommended latent size:"),
 }
@@ -29,10 +28,19 @@ def test_example_runs(script):
     if script == "mnist_idx.py" and not (MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST IDX files not found at {MNIST}")
     args, expected = CASES[script]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert expected in proc.stdout
     assert "Traceback" not in proc.stderr

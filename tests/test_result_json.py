@@ -14,8 +14,9 @@ from .conftest import make_data
 
 
 def test_round_trip_keeps_trials_recommendation_and_table(tmp_path, tiny_binary):
-    config = SweepConfig(dims=(1, 3), seeds=2, hidden=(16,), k=5,
-                         train=TrainConfig(epochs=2, batch_size=64, patience=0))
+    config = SweepConfig(
+        dims=(1, 3), seeds=2, hidden=(16,), k=5, train=TrainConfig(epochs=2, batch_size=64, patience=0)
+    )
     r = sweep(tiny_binary, config=config, out=tmp_path / "run")
     path = tmp_path / "result.json"
     text = r.to_json(path)
@@ -38,14 +39,20 @@ def test_failed_trials_and_no_recommendation_round_trip(tiny_gaussian):
 
 
 def test_non_finite_values_become_null():
-    r = SweepResult(trials=[{"dim": 1, "seed": 0, "status": "complete", "nll": math.inf}],
-                    recommendation=None, data={}, config={})
+    r = SweepResult(
+        trials=[{"dim": 1, "seed": 0, "status": "complete", "nll": math.inf}], recommendation=None, data={}, config={}
+    )
     assert json.loads(r.to_json())["trials"][0]["nll"] is None  # strict JSON, no Infinity token
 
 
-@pytest.mark.parametrize("bad,match", [("{not json", "not a zdim sweep result"),
-                                       ('{"format": "other"}', "format"),
-                                       ("no/such/file.json", "cannot read sweep result")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ("{not json", "not a zdim sweep result"),
+        ('{"format": "other"}', "format"),
+        ("no/such/file.json", "cannot read sweep result"),
+    ],
+)
 def test_bad_input_is_one_clear_error(bad, match):
     with pytest.raises(ResultFileError, match=match):
         SweepResult.from_json(bad)

@@ -238,7 +238,7 @@ def _positive_ints(text: str) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256") from None
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
     return vals

@@ -44,13 +44,17 @@ def _unit_scale_constant_features(data: Data) -> Data:
     if not const.any():
         return data
     factor = torch.from_numpy(np.where(const, np.float32(1e-6), np.float32(1.0)).astype(np.float32))
-    return replace(data, train=data.train * factor, val=data.val * factor, test=data.test * factor,
-                   std=np.where(const, np.float32(1.0), data.std).astype(np.float32))
+    return replace(
+        data,
+        train=data.train * factor,
+        val=data.val * factor,
+        test=data.test * factor,
+        std=np.where(const, np.float32(1.0), data.std).astype(np.float32),
+    )
 
 
-class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type information: its bases are Any
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+# scikit-learn ships no type information, so its base classes are Any to mypy: [misc] is that warning.
+class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """A Variational Autoencoder as a scikit-learn transformer: ``transform`` gives latent means.
 
     Parameters
@@ -98,11 +102,25 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
         The latent-size search (``latent_dim="auto"`` only).
     """
 
-    def __init__(self, latent_dim: int | Literal["auto"] = "auto", *, hidden: Sequence[int] = (64, 32),
-                 epochs: int = 100, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
-                 patience: int = 10, likelihood: str = "auto", dims: Sequence[int] | None = None,
-                 seeds: int = 1, k: int = 50, rel_tol: float = 0.01, val_fraction: float = 0.1,
-                 seed: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        latent_dim: int | Literal["auto"] = "auto",
+        *,
+        hidden: Sequence[int] = (64, 32),
+        epochs: int = 100,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        beta: float = 1.0,
+        patience: int = 10,
+        likelihood: str = "auto",
+        dims: Sequence[int] | None = None,
+        seeds: int = 1,
+        k: int = 50,
+        rel_tol: float = 0.01,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -130,14 +148,32 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
         """
         x = validate_data(self, X, dtype=[np.float64, np.float32])
         auto = self._check_latent_dim(x.shape[1])
-        data = load_data(np.asarray(x, dtype=np.float32), seed=self.seed, val_fraction=self.val_fraction,
-                         test_fraction=self.val_fraction if auto else 0.0, likelihood=self.likelihood)
+        data = load_data(
+            np.asarray(x, dtype=np.float32),
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.val_fraction if auto else 0.0,
+            likelihood=self.likelihood,
+        )
         data = _unit_scale_constant_features(data)
-        train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
-                            patience=self.patience, seed=self.seed, device=self.device)
+        train = TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            beta=self.beta,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+        )
         dims = tuple(self.dims) if self.dims is not None else default_dims(data.n_features)
-        config = SweepConfig(dims=dims if auto else (int(self.latent_dim),), seeds=self.seeds,
-                             hidden=tuple(self.hidden), train=train, k=self.k, rel_tol=self.rel_tol)
+        config = SweepConfig(
+            dims=dims if auto else (int(self.latent_dim),),
+            seeds=self.seeds,
+            hidden=tuple(self.hidden),
+            train=train,
+            k=self.k,
+            rel_tol=self.rel_tol,
+        )
         self.sweep_result_: SweepResult | None = None
         seed = self.seed
         if auto:
@@ -146,9 +182,10 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
                 reasons = [t.get("reason", "") for t in result.trials]
                 raise TrainingDiverged(f"no trial of the latent-size search completed ({reasons[0]})")
             self.sweep_result_ = result
-            best = min((t for t in result.trials
-                        if t["status"] == "complete" and t["dim"] == result.recommendation.dim),
-                       key=lambda t: float(t["nll"]))
+            best = min(
+                (t for t in result.trials if t["status"] == "complete" and t["dim"] == result.recommendation.dim),
+                key=lambda t: float(t["nll"]),
+            )
             seed = int(best["seed"])
         dim = result.recommendation.dim if auto and result.recommendation else config.dims[0]
         self._train(data, dim, config, replace(train, seed=seed))
@@ -158,13 +195,20 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
         """Whether the size is searched; a fixed size must be an integer in [1, n_features]."""
         if isinstance(self.latent_dim, str) and self.latent_dim == "auto":
             return True
-        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, (int, np.integer)) \
-                or self.latent_dim < 1:
-            raise ConfigError(f"latent_dim={self.latent_dim!r} is not a positive integer or 'auto': pass "
-                              "e.g. VAETransformer(latent_dim=8), or latent_dim='auto' to search it")
+        if (
+            isinstance(self.latent_dim, bool)
+            or not isinstance(self.latent_dim, (int, np.integer))
+            or self.latent_dim < 1
+        ):
+            raise ConfigError(
+                f"latent_dim={self.latent_dim!r} is not a positive integer or 'auto': pass "
+                "e.g. VAETransformer(latent_dim=8), or latent_dim='auto' to search it"
+            )
         if self.latent_dim > n_features:
-            raise ConfigError(f"latent_dim={self.latent_dim} exceeds the {n_features} feature(s) of X: "
-                              f"choose latent_dim <= {n_features}, or 'auto'")
+            raise ConfigError(
+                f"latent_dim={self.latent_dim} exceeds the {n_features} feature(s) of X: "
+                f"choose latent_dim <= {n_features}, or 'auto'"
+            )
         return False
 
     def _train(self, data: Data, dim: int, config: SweepConfig, train: TrainConfig) -> None:
@@ -190,8 +234,9 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
     def _scaled(self, X: ArrayLike) -> torch.Tensor:
         """Validated ``X`` in the model's units (standardized for Gaussian data): (n, D) float32."""
         check_is_fitted(self)
-        x = np.array(validate_data(self, X, dtype=[np.float64, np.float32], reset=False),
-                     dtype=np.float32)  # a writable copy, also of read-only input
+        x = np.array(
+            validate_data(self, X, dtype=[np.float64, np.float32], reset=False), dtype=np.float32
+        )  # a writable copy, also of read-only input
         if self.mean_ is not None and self.std_ is not None:
             x = (x - self.mean_) / self.std_
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -213,8 +258,10 @@ class VAETransformer(  # type: ignore[misc]  # scikit-learn ships no type inform
         check_is_fitted(self)
         z = np.asarray(X, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim_:
-            raise ConfigError(f"latent codes of shape {z.shape} do not match latent_dim_={self.latent_dim_}: "
-                              "pass an array (n, latent_dim_), e.g. the output of transform")
+            raise ConfigError(
+                f"latent codes of shape {z.shape} do not match latent_dim_={self.latent_dim_}: "
+                "pass an array (n, latent_dim_), e.g. the output of transform"
+            )
         with torch.no_grad():
             return self._unscaled(self.model_.mean(self.model_.decode(torch.from_numpy(z))))
 

@@ -480,7 +480,7 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
             trial.suggest_int("dim", 1, max(dim, data.n_features))
             trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
 
-            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
+            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial, dim: int = dim) -> None:
                 if prune:
                     try:
                         trial.report(r["val_neg_elbo"], epoch)
