@@ -22,7 +22,8 @@ test: $(STAMP)
 
 # Lint: ruff over the code, ruff's formatter over files already in its style (FORMATTED), mypy --strict
 # over the package (settings in pyproject.toml).
-FORMATTED := src/zdim/estimator.py examples tests/test_estimator.py tests/test_examples.py tests/test_result_json.py
+FORMATTED := src/zdim/estimator.py src/zdim/tracking.py examples tests/test_estimator.py tests/test_examples.py \
+             tests/test_result_json.py tests/test_tracking.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
