@@ -26,7 +26,7 @@ FORMATTED := src/zdim/estimator.py src/zdim/tracking.py examples tests/test_esti
              tests/test_result_json.py tests/test_tracking.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff check src tests examples benchmarks scripts
 	$(VENV)/bin/ruff format --check $(FORMATTED)
 	$(VENV)/bin/mypy --strict
 

@@ -140,6 +140,10 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
                                            user_attrs={studies.WORKER_ATTR: other,
                                                        studies.BEAT_ATTR: time.time() - 1000})
         assert studies.is_stale(frozen) and not studies.is_stale(t)
+        stamped_not_beaten = optuna.trial.create_trial(  # killed between its stamp and its first beat
+            state=optuna.trial.TrialState.RUNNING,
+            user_attrs={studies.WORKER_ATTR: dict(studies.worker_info(None), pid=dead.pid)})
+        assert studies.is_stale(stamped_not_beaten)
     finally:
         live.kill()
         live.wait()

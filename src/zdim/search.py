@@ -32,7 +32,7 @@ from .models import VAE, VAEConfig, count_parameters
 from .recommend import DEFAULT_REL_TOL, Recommendation, recommend
 from .runs import (
     RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
-    trial_done, trial_name, write_csv, write_json,
+    save_inputs, trial_done, trial_name, write_csv, write_json,
 )
 from .runs import atomic_write, dumps_json
 from .train import TrainConfig, fit
@@ -377,6 +377,7 @@ def sweep(
     run_info = make_run_info(data, config, command, loader if loader is not None else data_kwargs)
     if run_dir is not None:
         prepare_run_dir(run_dir, run_info, overwrite, resume)
+        save_report_inputs(run_dir, data)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
     if workers > 1 and run_dir is None and storage is None:
@@ -392,6 +393,20 @@ def sweep(
         write_json(run_dir / RECOMMENDATION_JSON, rec.to_dict())
     return SweepResult(trials=records, recommendation=rec, data=data.summary(),
                        config=config.to_dict(), run_dir=run_dir)
+
+
+REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
+
+
+def save_report_inputs(run_dir: Path, data: Data) -> None:
+    """Keep the first held-out samples (and labels) so ``zdim report`` can draw reconstructions and
+    the latent space from the run directory alone."""
+    n = min(REPORT_INPUTS, data.test.shape[0])
+    y = data.y_test[:n] if data.y_test is not None else None
+    meta = {"likelihood": data.likelihood, "is_image": data.is_image,
+            "sample_shape": list(data.sample_shape), "feature_names": data.feature_names,
+            "label_names": data.extra.get("label_names")}
+    save_inputs(run_dir, data.test[:n], y, meta)
 
 
 def _here(run_dir: Path | None) -> tuple[str, str | None]:
