@@ -17,7 +17,6 @@ from .train import TrainConfig, fit  # noqa: E402
 from .tune import TuneResult, tune  # noqa: E402
 
 
-
 def sweep(*args: object, report: bool = True, **kwargs: object) -> SweepResult:
     result = _sweep(*args, **kwargs)  # type: ignore[arg-type]
     if report and result.run_dir is not None:
@@ -30,8 +29,24 @@ sweep.__doc__ = (_sweep.__doc__ or "") + """
     (``zdim.build_report(out)`` rebuilds it).
     """
 
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+if TYPE_CHECKING:
+    from .estimator import VAETransformer
+
+
+def __getattr__(name: str) -> Any:
+    # VAETransformer loads scikit-learn's estimator machinery: only when asked for, not on `import zdim`.
+    if name == "VAETransformer":
+        from .estimator import VAETransformer
+
+        return VAETransformer
+    raise AttributeError(f"module 'zdim' has no attribute {name!r}")
+
+
 __all__ = [
     "Data", "load_data", "ZdimError", "evaluate", "VAE", "VAEConfig", "Recommendation", "recommend",
     "load_model", "SweepConfig", "SweepResult", "sweep", "TrainConfig", "fit", "__version__",
     "tune", "TuneResult", "build_report",
+    "VAETransformer",
 ]

@@ -80,6 +80,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .search import SweepConfig, default_dims, sweep
     from .train import TrainConfig
 
+    if args.mlflow or args.mlflow_uri:  # a missing package fails now, not after the sweep
+        from .tracking import require_mlflow
+
+        require_mlflow()
+
     dims = parse_dims(args.dims) if args.dims else None
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                         warmup_epochs=args.warmup, free_bits=args.free_bits,
@@ -104,6 +109,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                            "likelihood": args.likelihood, "max_samples": args.max_samples})
     _print_result(result.trials, result.recommendation, result.run_dir)
     _write_report(result.run_dir, args.quiet)
+    if args.mlflow or args.mlflow_uri:
+        from .tracking import log_sweep
+
+        print(f"MLflow: logged {len(result.trials)} trial(s) to {log_sweep(result, args.mlflow_uri)}")
     return 0
 
 
@@ -206,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials trained at once, one process each, CPU threads split (default 1)")
     s.add_argument("--prune", action="store_true",
                    help="stop a seed early when it trails the other seeds of the same size")
+    s.add_argument("--mlflow", action="store_true",
+                   help="log each trial (parameters, metrics, weights) to MLflow, by default a file store in "
+                        "RUN_DIR/mlruns; needs pip install 'zdim[mlflow]'")
+    s.add_argument("--mlflow-uri", metavar="URI", help="MLflow tracking URI for --mlflow (implies --mlflow)")
     s.set_defaults(func=cmd_sweep)
     _add_tune_parser(sub)
 
@@ -272,7 +285,7 @@ def _positive_ints(text: str) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256") from None
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
     return vals

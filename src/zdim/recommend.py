@@ -102,7 +102,8 @@ def recommend(
     )
 
 
-def _rationale(chosen: dict, best: dict, largest: dict, tol: float, rel_tol: float, failed: int) -> str:
+def _rationale(chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, Any], tol: float,
+               rel_tol: float, failed: int) -> str:
     seeds = best["n_seeds"]
     tol_words = f"{rel_tol:.1%} of the best NLL" + (
         f" or its standard error over {seeds} seeds, whichever is larger" if seeds > 1 else ""

@@ -87,6 +87,11 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
 
 
+def dumps_json(obj: Any) -> str:
+    """``obj`` as strict, indented JSON text (NaN/inf as null), as ``write_json`` writes it."""
+    return json.dumps(_clean(obj), indent=2, default=_json_default) + "\n"
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

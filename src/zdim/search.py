@@ -9,6 +9,7 @@ trial whose folder holds a complete, loadable result is never retrained.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -25,6 +26,7 @@ import torch
 from . import __version__
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError, TrainingDiverged
+from .errors import ResultFileError
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
 from .recommend import DEFAULT_REL_TOL, Recommendation, recommend
@@ -32,6 +34,7 @@ from .runs import (
     RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
     save_inputs, trial_done, trial_name, write_csv, write_json,
 )
+from .runs import atomic_write, dumps_json
 from .train import TrainConfig, fit
 from . import studies
 
@@ -39,6 +42,8 @@ STUDY_FILE = "study.journal"
 DEFAULT_STUDY = "zdim-sweep"
 LIST_FIELDS = ("kl_per_unit", "unit_variance")
 State = optuna.trial.TrialState
+RESULT_FORMAT = "zdim-sweep-result"
+RESULT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,49 @@ class SweepResult:
         rows = [flat_record(t) for t in self.trials]
         df = pd.DataFrame(rows)
         return df.sort_values(["dim", "seed"]).reset_index(drop=True) if len(df) else df
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The whole result (trials with their list-valued metrics, recommendation, data summary,
+        config, run directory) as JSON text; written atomically to ``path`` too when given.
+
+        NaN and infinite floats become ``null`` (strict JSON). ``SweepResult.from_json`` reads it back.
+        """
+        text = dumps_json({
+            "format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION, "trials": self.trials,
+            "recommendation": self.recommendation.to_dict() if self.recommendation else None,
+            "data": self.data, "config": self.config,
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+        })
+        if path is not None:
+            atomic_write(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike[str]) -> SweepResult:
+        """Read a result written by ``to_json``: JSON text, or the path of a file holding it.
+
+        Raises ``ResultFileError`` when the file is missing or the text is not a zdim sweep result.
+        """
+        if isinstance(text_or_path, os.PathLike) or not str(text_or_path).lstrip().startswith("{"):
+            try:
+                text = Path(text_or_path).read_text(encoding="utf-8")
+            except OSError as e:
+                raise ResultFileError(f"cannot read sweep result {os.fspath(text_or_path)!r} ({e}): pass "
+                                      "the path of a file written by SweepResult.to_json") from e
+        else:
+            text = str(text_or_path)
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
+                raise ValueError(f"its 'format' is not {RESULT_FORMAT!r}")
+            rec = d["recommendation"]
+            return cls(trials=list(d["trials"]),
+                       recommendation=Recommendation.from_dict(rec) if rec is not None else None,
+                       data=dict(d["data"]), config=dict(d["config"]),
+                       run_dir=Path(d["run_dir"]) if d.get("run_dir") is not None else None)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ResultFileError(f"not a zdim sweep result ({e}): pass text or a file written by "
+                                  "SweepResult.to_json") from e
 
 
 def flat_record(t: dict[str, Any]) -> dict[str, Any]:
@@ -451,7 +499,7 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
             trial.suggest_int("dim", 1, max(dim, data.n_features))
             trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
 
-            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
+            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial, dim: int = dim) -> None:
                 if prune:
                     try:
                         trial.report(r["val_neg_elbo"], epoch)

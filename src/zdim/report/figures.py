@@ -141,7 +141,7 @@ def rate_distortion(view: RunView) -> str:
         ax.legend(frameon=False, fontsize=9)
     cb = fig.colorbar(sc, ax=ax)
     ticks = sorted(set(dims.tolist()))
-    cb.set_ticks(np.log2(ticks))
+    cb.set_ticks(np.log2(ticks).tolist())
     cb.set_ticklabels([str(d) for d in ticks])
     cb.set_label("latent size")
     ax.set_xlabel("rate: KL(q(z|x) || p(z)) [nats]")
