@@ -124,3 +124,15 @@ def test_feature_constant_in_training_keeps_scores_finite():
     other[:, 0] = 5.0
     assert np.isfinite(est.transform(other)).all()
     assert np.isfinite(est.score(other)) and est.score(other) < est.score(x)
+
+
+def test_pickle_carries_safetensors_not_a_torch_module():
+    import pickle
+
+    x = planted(n=100)
+    est = VAETransformer(latent_dim=2, **TINY).fit(x)
+    raw = pickle.dumps(est)
+    assert b"torch" not in raw  # no torch class is referenced: the weights travel as safetensors bytes
+    back = pickle.loads(raw)
+    assert np.array_equal(back.transform(x), est.transform(x)) and back.score(x) == est.score(x)
+    assert "model_" in est.__dict__  # pickling left the original intact

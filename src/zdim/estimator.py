@@ -17,13 +17,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data import Data, load_data
 from .errors import ConfigError, TrainingDiverged
 from .metrics import neg_elbo
-from .models import VAE
+from .models import VAE, VAEConfig
 from .search import SweepConfig, SweepResult, default_dims, model_config, sweep
 from .train import TrainConfig, fit
 
@@ -285,6 +287,26 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise ConfigError(f"n_samples={n_samples!r} is not a positive integer: pass e.g. sample(10)")
         gen = torch.Generator().manual_seed(self.seed if random_state is None else int(random_state))
         return self._unscaled(self.model_.sample(int(n_samples), generator=gen))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling (joblib, GridSearchCV workers) carries the fitted VAE as its config and safetensors bytes,
+        # not as a pickled torch module: the same form zdim writes to disk.
+        state: dict[str, Any] = dict(super().__getstate__())  # a copy: it may be self.__dict__ itself
+        model = state.pop("model_", None)
+        if model is not None:
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            state["_vae_config"] = model.config.to_dict()
+            state["_vae_weights"] = st_save(weights)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        config, weights = state.pop("_vae_config", None), state.pop("_vae_weights", None)
+        super().__setstate__(state)
+        if config is not None and weights is not None:
+            model = VAE(VAEConfig.from_dict(config))
+            model.load_state_dict(st_load(weights))
+            self.model_ = model.eval()
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
