@@ -18,10 +18,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import __version__
 from .data import Data, load_data
@@ -110,13 +113,15 @@ class SweepResult:
         return self.recommendation.dim if self.recommendation else None
 
     @property
-    def table(self) -> Any:
+    def table(self) -> pd.DataFrame:
         """A pandas DataFrame, one row per trial (list-valued metrics left out), sorted by size."""
         import pandas as pd
 
         rows = [flat_record(t) for t in self.trials]
-        df = pd.DataFrame(rows)
-        return df.sort_values(["dim", "seed"]).reset_index(drop=True) if len(df) else df
+        df: pd.DataFrame = pd.DataFrame(rows)
+        if len(df):
+            df = df.sort_values(["dim", "seed"]).reset_index(drop=True)
+        return df
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The whole result (trials with their list-valued metrics, recommendation, data summary,
