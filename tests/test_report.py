@@ -35,8 +35,7 @@ EVIL = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "digits"
-    data = load_data("digits", max_samples=300)
-    zdim.sweep(data, config=SweepConfig(dims=(1, 2, 4), seeds=2, **TINY), out=out)
+    zdim.sweep("digits", config=SweepConfig(dims=(1, 2, 4), seeds=2, **TINY), out=out, max_samples=300)
     return out
 
 
@@ -198,3 +197,13 @@ def test_report_fits_a_narrow_screen(browser, image_run):
     _load(mod, driver, image_run / REPORT_HTML)
     overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 420 px wide"
+
+
+def test_zdim_tune_adds_a_tuning_section(image_run, tmp_path):
+    run = tmp_path / "tuned"
+    shutil.copytree(image_run, run)
+    assert main(["tune", str(run), "--trials", "2", "--epochs", "1", "--quiet"]) == 0
+    html = (run / REPORT_HTML).read_text()
+    assert "tuning" in sections(html) and 'id="fig-tuning"' in html
+    tuning = read_json(run / "tuning.json")
+    assert f"Tuning at latent size {tuning['dim']}" in html
