@@ -286,7 +286,10 @@ def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | No
 def _standardize(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Standardize every split in place with the training split's mean and std ``(D,)``."""
     mean = parts["train"].mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = np.maximum(parts["train"].std(axis=0, dtype=np.float64), 1e-6).astype(np.float32)
+    std = parts["train"].std(axis=0, dtype=np.float64)
+    # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
+    # floor would blow a held-out value that differs into the millions and the encoder with it.
+    std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
     for values in parts.values():
         values -= mean
         values /= std
