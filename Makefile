@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.zdim-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Lint: ruff over the code, ruff's formatter over files already in its style (FORMATTED), mypy --strict
+# over the package (settings in pyproject.toml).
+FORMATTED := src/zdim/estimator.py src/zdim/tracking.py examples tests/test_estimator.py tests/test_examples.py \
+             tests/test_result_json.py tests/test_tracking.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests examples benchmarks scripts
+	$(VENV)/bin/ruff format --check $(FORMATTED)
+	$(VENV)/bin/mypy --strict
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -227,7 +227,7 @@ def row_ids(d: Data, part: torch.Tensor) -> np.ndarray:
 def test_standardization_uses_train_split_only():
     x = np.random.default_rng(1).normal(3.0, 2.0, (40, 3))
     x[:, 0] = np.arange(40)  # column 0 names the row
-    x[:, 2] = 5.0  # constant: std floored
+    x[:, 2] = 5.0  # constant in training: unit scale
     first = load_data(x)
     held_out = row_ids(first, first.test)[0]
     x[held_out, 1] = 1e4  # an outlier the training split never sees
@@ -235,7 +235,7 @@ def test_standardization_uses_train_split_only():
     train = x[row_ids(d, d.train)]
     assert np.allclose(d.mean, train.mean(0), rtol=1e-5)
     assert np.allclose(d.std[:2], train.std(0)[:2], rtol=1e-4)
-    assert d.std[2] == np.float32(1e-6) and d.mean.dtype == d.std.dtype == np.float32
+    assert d.std[2] == np.float32(1.0) and d.mean.dtype == d.std.dtype == np.float32
     assert abs(x[:, 1].mean() - d.mean[1]) > 100  # statistics of all rows would differ
     assert np.allclose(d.train.mean(0)[:2], 0, atol=1e-4)
     assert np.allclose(d.train.std(0, correction=0)[:2], 1, atol=1e-3)
@@ -349,3 +349,13 @@ def test_folder_without_data(tmp_path):
 
 def test_label_column_on_an_array(real):
     raises("label_column='y'", real, label_column="y")
+
+
+def test_a_feature_constant_in_training_keeps_held_out_values_at_their_scale():
+    x = np.random.default_rng(2).normal(0.0, 1.0, (200, 3)).astype(np.float32)
+    x[:, 0] = np.arange(200)  # column 0 names the row
+    d0 = load_data(x)
+    x[row_ids(d0, d0.train), 2] = 7.0  # constant in training only; held-out rows keep N(0, 1) values
+    d = load_data(x)
+    assert d.std[2] == 1.0
+    assert float(d.test[:, 2].abs().max()) < 20  # not (x - 7) / 1e-6

@@ -140,6 +140,10 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
                                            user_attrs={studies.WORKER_ATTR: other,
                                                        studies.BEAT_ATTR: time.time() - 1000})
         assert studies.is_stale(frozen) and not studies.is_stale(t)
+        stamped_not_beaten = optuna.trial.create_trial(  # killed between its stamp and its first beat
+            state=optuna.trial.TrialState.RUNNING,
+            user_attrs={studies.WORKER_ATTR: dict(studies.worker_info(None), pid=dead.pid)})
+        assert studies.is_stale(stamped_not_beaten)
     finally:
         live.kill()
         live.wait()
@@ -277,3 +281,15 @@ def test_a_duplicate_defers_to_a_lower_trial_of_its_point_even_while_that_one_wa
     lower = studies.take_waiting(study)
     assert lower is not None and lower.number == 0
     assert not _duplicate(study, lower, (2, 0), None)
+
+
+def test_a_duplicate_of_a_point_finished_here_is_not_recorded_twice(tmp_path):
+    """Two starting workers may enqueue the same point twice; when the copy comes up after this run
+    directory finished the point, it is a duplicate, not a second record of the same training."""
+    run = tmp_path / "run"
+    run_ok("sweep", *SMALL, "--dims", "1-2", "--out", str(run))
+    study = open_study(run, None, None)
+    study.enqueue_trial({"dim": 1, "seed": 0}, skip_if_exists=False)
+    run_ok("sweep", *SMALL, "--dims", "1-2", "--out", str(run), "--resume")
+    counts = records_per_key(open_study(run, None, None))
+    assert counts == {(1, 0): 1, (2, 0): 1}

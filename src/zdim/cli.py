@@ -85,6 +85,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .search import SweepConfig, default_dims, sweep
     from .train import TrainConfig
 
+    if args.mlflow or args.mlflow_uri:  # a missing package fails now, not after the sweep
+        from .tracking import require_mlflow
+
+        require_mlflow()
+
     dims = parse_dims(args.dims) if args.dims else None
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                         warmup_epochs=args.warmup, free_bits=args.free_bits,
@@ -118,6 +123,38 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                    loader={"seed": args.seed, "label_column": args.label_column,
                            "likelihood": args.likelihood, "max_samples": args.max_samples})
     _print_result(result.trials, result.recommendation, result.run_dir)
+    _write_report(result.run_dir, args.quiet)
+    if args.mlflow or args.mlflow_uri:
+        from .tracking import log_sweep
+
+        print(f"MLflow: logged {len(result.trials)} trial(s) to {log_sweep(result, args.mlflow_uri)}")
+    return 0
+
+
+def _write_report(run_dir: Path | None, quiet: bool) -> None:
+    """Build ``report.html``; a failure here never loses the finished results, so it is a warning."""
+    if run_dir is None:
+        return
+    from .report import build_report
+
+    try:
+        path = build_report(run_dir)
+    except ZdimError:
+        raise
+    except Exception as e:  # a bug in drawing must not hide that the sweep itself succeeded
+        print(f"zdim: warning: the report could not be built ({type(e).__name__}: {e}); the results are "
+              f"saved: retry with `zdim report {run_dir}`", file=sys.stderr)
+        return
+    print(f"Report: {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a folder: name the HTML file to write, e.g. {args.out}/report.html")
+    path = build_report(args.run_dir, out=args.out)
+    print(f"Report: {path}")
     return 0
 
 
@@ -198,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recommendation rule (default combined; see docs/recommendation.md)")
     s.add_argument("--refine", action="store_true",
                    help="after the grid, bisect around the recommended size down to an exact integer")
+    s.add_argument("--mlflow", action="store_true",
+                   help="log each trial (parameters, metrics, weights) to MLflow, by default a file store in "
+                        "RUN_DIR/mlruns; needs pip install 'zdim[mlflow]'")
+    s.add_argument("--mlflow-uri", metavar="URI", help="MLflow tracking URI for --mlflow (implies --mlflow)")
     s.set_defaults(func=cmd_sweep)
     _add_estimate_id_parser(sub)
     _add_tune_parser(sub)
@@ -205,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the table and recommendation of a run directory")
     i.add_argument("run_dir")
     i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("report", help="rebuild report.html of a run directory (no retraining)")
+    r.add_argument("run_dir")
+    r.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("datasets", help="list embedded data sets and supported formats")
     d.set_defaults(func=cmd_datasets)
@@ -252,6 +298,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                epochs=args.epochs, workers=args.workers, prune=args.prune, storage=args.storage,
                study_name=args.study, data=data, progress=not args.quiet)
     print(res.summary())
+    _write_report(run_dir, args.quiet)
     return 0
 
 
@@ -283,7 +330,7 @@ def _positive_ints(text: str) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256") from None
     if not vals or min(vals) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
     return vals

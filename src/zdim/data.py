@@ -14,7 +14,7 @@ import hashlib
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,13 +74,13 @@ class Data:
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     fingerprint: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
         return int(self.train.shape[1])
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-ready description: source, shape, likelihood, split sizes."""
         return {
             "name": self.name,
@@ -246,14 +246,14 @@ def _split_rows(raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: f
 
 def _check_finite(parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], where: str,
                   feature_names: list[str] | None) -> None:
-    count, first = 0, None
+    count, first = 0, None  # first: (row, column) of the first bad value
     for key, values in parts.items():
         bad = ~np.isfinite(values)
         if bad.any():
             count += int(bad.sum())
             r, c = np.argwhere(bad)[0]
             first = min(first or (np.inf, 0), (int(rows[key][r]), int(c)))
-    if count:
+    if count and first is not None:
         row, col = first
         name = f" ('{feature_names[col]}')" if feature_names else ""
         raise DataError(f"{where}: {count} NaN or infinite value(s), the first at row {row}, column "
@@ -286,7 +286,10 @@ def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | No
 def _standardize(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Standardize every split in place with the training split's mean and std ``(D,)``."""
     mean = parts["train"].mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = np.maximum(parts["train"].std(axis=0, dtype=np.float64), 1e-6).astype(np.float32)
+    std = parts["train"].std(axis=0, dtype=np.float64)
+    # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
+    # floor would blow a held-out value that differs into the millions and the encoder with it.
+    std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
     for values in parts.values():
         values -= mean
         values /= std
@@ -307,13 +310,14 @@ def _build(raw: _Raw, given: str, *, seed: int, val_fraction: float, test_fracti
             values /= np.float32(raw.scale)
     _check_finite(parts, rows, given, raw.feature_names)
     kind = _choose_likelihood(parts, likelihood, given)
-    labels = {key: None for key in parts}
+    labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:
-        labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]],
-                  "test": raw.y[rows["test"]] if raw.x_test is None else raw.y_test[rows["test"]]}
+        y_test = raw.y if raw.x_test is None else raw.y_test
+        assert y_test is not None  # readers keep labels only when the given test split has them too
+        labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
     fingerprint = _fingerprint(parts, labels, kind)
     mean, std = _standardize(parts) if kind == "gaussian" else (None, None)
-    extra: dict = {"test_split": "given" if raw.x_test is not None else "random", "n_source": len(x)}
+    extra: dict[str, Any] = {"test_split": "given" if raw.x_test is not None else "random", "n_source": len(x)}
     if raw.label_names is not None:
         extra["label_names"] = raw.label_names
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}

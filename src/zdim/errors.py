@@ -34,3 +34,7 @@ class TrainingDiverged(ZdimError, ArithmeticError):
 
 class WorkerError(ZdimError, RuntimeError):
     """A worker process died outside a trial (killed, out of memory); finished trials are saved."""
+
+
+class ResultFileError(ZdimError, ValueError):
+    """A saved sweep result (JSON) is missing, unreadable or not a zdim sweep result."""

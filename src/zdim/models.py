@@ -120,7 +120,8 @@ class _ConvTrunk(nn.Module):
         self.out_dim = 64 * (shape[1] // 4) * (shape[2] // 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.view(-1, *self.shape))
+        out: torch.Tensor = self.net(x.view(-1, *self.shape))  # (B, 64*H/4*W/4)
+        return out
 
 
 class _DeconvHead(nn.Module):
@@ -136,7 +137,8 @@ class _DeconvHead(nn.Module):
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h.view(-1, *self.grid)).flatten(1)
+        out: torch.Tensor = self.net(h.view(-1, *self.grid)).flatten(1)  # (B, C*H*W)
+        return out
 
 
 class VAE(nn.Module):
@@ -176,7 +178,7 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for ``z`` (..., K): logits (Bernoulli) or means (Gaussian), (..., D)."""
         lead = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        out: torch.Tensor = self.decoder(z.reshape(-1, z.shape[-1]))
         return out.reshape(*lead, out.shape[-1])
 
     def mean(self, out: torch.Tensor) -> torch.Tensor:

@@ -12,13 +12,17 @@ import os
 import re
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import DataError
 
@@ -127,10 +131,10 @@ def _stem(path: Path) -> str:
     match = _IDX_RE.match(path.name.lower())
     return path.name[:len(match["stem"])] if match else Path(name).stem
 
-def _names(values: object, limit: int = 10) -> str:
-    values = [str(v) for v in values]
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return ", ".join(f"'{v}'" for v in values[:limit]) + more
+def _names(values: Iterable[object], limit: int = 10) -> str:
+    names = [str(v) for v in values]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(f"'{v}'" for v in names[:limit]) + more
 
 def _from_array(x: np.ndarray, name: str, where: str) -> _Raw:
     if x.dtype.kind not in "biuf":
@@ -197,7 +201,7 @@ def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
     raw.y, raw.label_names, raw.feature_names = y, label_names, list(frame.columns)
     return raw
 
-def _read_csv(path: Path, sep: str, label_column: str | None):  # -> pandas.DataFrame
+def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -329,10 +333,10 @@ def _image_files(path: Path) -> list[tuple[Path, str | None]]:
         return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
 
     subfolders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-    nested = [(p, d.name) for d in subfolders for p in images_in(d)]
+    nested: list[tuple[Path, str | None]] = [(p, d.name) for d in subfolders for p in images_in(d)]
     direct = images_in(path)
     if direct:  # labels only when every image sits in a class subfolder
-        return [(p, None) for p in direct] + [(p, None) for p, _ in nested]
+        return [(p, None) for p in direct + [q for q, _ in nested]]
     return nested
 
 def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
@@ -356,7 +360,9 @@ def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
     mode, channels = ("L", 1) if gray else ("RGB", 3)
     x = np.empty((len(files), channels, height, width), dtype=np.uint8)  # (n, C, H, W)
     for i, (p, _) in enumerate(files):
-        x[i] = open_image(p, mode)[2].reshape(height, width, channels).transpose(2, 0, 1)
+        pixels = open_image(p, mode)[2]
+        assert pixels is not None  # decoded: a mode was given
+        x[i] = pixels.reshape(height, width, channels).transpose(2, 0, 1)
     raw = _Raw(x=x, name=path.name, sample_shape=(channels, height, width), is_image=True, scale=255.0)
     if all(label is not None for _, label in files):
         raw.y, raw.label_names = _encode_labels(np.array([lab for _, lab in files]), str(path), len(x))

@@ -168,7 +168,8 @@ def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> str:
     return text
 
 
-def _rationale(chosen: dict, best: dict, largest: dict, tol: float, rel_tol: float, failed: int) -> str:
+def _rationale(chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, Any], tol: float,
+               rel_tol: float, failed: int) -> str:
     seeds = best["n_seeds"]
     tol_words = f"{rel_tol:.1%} of the best NLL, a share of the NLL range over sizes" + (
         f" or its standard error over {seeds} seeds, whichever is larger" if seeds > 1 else ""

@@ -26,7 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -40,6 +42,8 @@ HISTORY_CSV = "history.csv"
 RUN_JSON = "run.json"
 RESULTS_CSV = "results.csv"
 RECOMMENDATION_JSON = "recommendation.json"
+INPUTS_FILE = "inputs.safetensors"
+REPORT_HTML = "report.html"
 FORMAT_VERSION = 1
 
 
@@ -81,6 +85,11 @@ def _clean(o: Any) -> Any:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
+
+
+def dumps_json(obj: Any) -> str:
+    """``obj`` as strict, indented JSON text (NaN/inf as null), as ``write_json`` writes it."""
+    return json.dumps(_clean(obj), indent=2, default=_json_default) + "\n"
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -186,3 +195,33 @@ def read_history(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
             return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
     except (OSError, ValueError):
         return []
+
+
+def save_inputs(run_dir: str | os.PathLike[str], x: torch.Tensor, y: np.ndarray | None = None,
+                meta: dict[str, Any] | None = None) -> None:
+    """Save held-out inputs (and labels) the report shows reconstructions of, as safetensors.
+
+    ``meta`` (feature names, label names, likelihood...) goes into the file's string metadata as JSON,
+    so ``zdim report`` needs nothing but the run directory.
+    """
+    tensors = {"x": x.detach().cpu().float().contiguous()}
+    if y is not None:
+        tensors["y"] = torch.from_numpy(np.ascontiguousarray(np.asarray(y, dtype=np.float64)))
+    raw = st_save(tensors, metadata={"format": "zdim-inputs", "meta": json.dumps(meta or {})})
+    atomic_write(Path(run_dir) / INPUTS_FILE, raw)
+
+
+def load_inputs(run_dir: str | os.PathLike[str]) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
+    """``(x, y or None, meta)`` saved by ``save_inputs``, or None when the file is absent or unreadable."""
+    path = Path(run_dir) / INPUTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = path.read_bytes()
+        tensors = st_load(raw)
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+    except (SafetensorError, ValueError, RuntimeError, OSError):
+        return None
+    y = tensors["y"].numpy() if "y" in tensors else None
+    return tensors["x"], y, meta

@@ -9,6 +9,7 @@ trial whose folder holds a complete, loadable result is never retrained.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -17,23 +18,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import __version__
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError, TrainingDiverged
 from .generation import generation_metrics
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
+from .errors import ResultFileError
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, Recommendation, recommend
 from .runs import (
     RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
-    trial_done, trial_name, write_csv, write_json,
+    save_inputs, trial_done, trial_name, write_csv, write_json,
 )
+from .runs import atomic_write, dumps_json
 from .train import TrainConfig, fit
 from . import studies
 
@@ -41,6 +47,8 @@ STUDY_FILE = "study.journal"
 DEFAULT_STUDY = "zdim-sweep"
 LIST_FIELDS = ("kl_per_unit", "unit_variance")
 State = optuna.trial.TrialState
+RESULT_FORMAT = "zdim-sweep-result"
+RESULT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -107,13 +115,58 @@ class SweepResult:
         return self.recommendation.dim if self.recommendation else None
 
     @property
-    def table(self) -> Any:
+    def table(self) -> pd.DataFrame:
         """A pandas DataFrame, one row per trial (list-valued metrics left out), sorted by size."""
         import pandas as pd
 
         rows = [flat_record(t) for t in self.trials]
-        df = pd.DataFrame(rows)
-        return df.sort_values(["dim", "seed"]).reset_index(drop=True) if len(df) else df
+        df: pd.DataFrame = pd.DataFrame(rows)
+        if len(df):
+            df = df.sort_values(["dim", "seed"]).reset_index(drop=True)
+        return df
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The whole result (trials with their list-valued metrics, recommendation, data summary,
+        config, run directory) as JSON text; written atomically to ``path`` too when given.
+
+        NaN and infinite floats become ``null`` (strict JSON). ``SweepResult.from_json`` reads it back.
+        """
+        text = dumps_json({
+            "format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION, "trials": self.trials,
+            "recommendation": self.recommendation.to_dict() if self.recommendation else None,
+            "data": self.data, "config": self.config,
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+        })
+        if path is not None:
+            atomic_write(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike[str]) -> SweepResult:
+        """Read a result written by ``to_json``: JSON text, or the path of a file holding it.
+
+        Raises ``ResultFileError`` when the file is missing or the text is not a zdim sweep result.
+        """
+        if isinstance(text_or_path, os.PathLike) or not str(text_or_path).lstrip().startswith("{"):
+            try:
+                text = Path(text_or_path).read_text(encoding="utf-8")
+            except OSError as e:
+                raise ResultFileError(f"cannot read sweep result {os.fspath(text_or_path)!r} ({e}): pass "
+                                      "the path of a file written by SweepResult.to_json") from e
+        else:
+            text = str(text_or_path)
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
+                raise ValueError(f"its 'format' is not {RESULT_FORMAT!r}")
+            rec = d["recommendation"]
+            return cls(trials=list(d["trials"]),
+                       recommendation=Recommendation.from_dict(rec) if rec is not None else None,
+                       data=dict(d["data"]), config=dict(d["config"]),
+                       run_dir=Path(d["run_dir"]) if d.get("run_dir") is not None else None)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ResultFileError(f"not a zdim sweep result ({e}): pass text or a file written by "
+                                  "SweepResult.to_json") from e
 
 
 def flat_record(t: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +224,10 @@ def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | 
                    epochs_run=len(fitted.history), stopped_early=fitted.stopped_early,
                    best_val_neg_elbo=fitted.best_val, train_seconds=fitted.seconds,
                    eval_seconds=time.perf_counter() - t0, n_params=count_parameters(model))
-        rec.update(generation_metrics(model, data, seed=seed))  # prior samples vs held-out data
+        try:  # prior samples vs held-out data; a metric that cannot be computed never fails the trial
+            rec.update(generation_metrics(model, data, seed=seed))
+        except Exception as e:  # noqa: BLE001
+            rec["gen_error"] = f"{type(e).__name__}: {e}"
         history = fitted.history
     except TrainingDiverged as e:
         rec.update(status="failed", reason=str(e))
@@ -348,6 +404,7 @@ def sweep(
         run_info["intrinsic_dim"] = intrinsic.to_dict()
     if run_dir is not None:
         prepare_run_dir(run_dir, run_info, overwrite, resume)
+        save_report_inputs(run_dir, data)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
     if workers > 1 and run_dir is None and storage is None:
@@ -397,6 +454,20 @@ def _refine(study: optuna.Study, data: Data, config: SweepConfig, run_dir: Path 
     return config, records
 
 
+REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
+
+
+def save_report_inputs(run_dir: Path, data: Data) -> None:
+    """Keep the first held-out samples (and labels) so ``zdim report`` can draw reconstructions and
+    the latent space from the run directory alone."""
+    n = min(REPORT_INPUTS, data.test.shape[0])
+    y = data.y_test[:n] if data.y_test is not None else None
+    meta = {"likelihood": data.likelihood, "is_image": data.is_image,
+            "sample_shape": list(data.sample_shape), "feature_names": data.feature_names,
+            "label_names": data.extra.get("label_names")}
+    save_inputs(run_dir, data.test[:n], y, meta)
+
+
 def _here(run_dir: Path | None) -> tuple[str, str | None]:
     info = studies.worker_info(run_dir)
     return info["host"], info["run_dir"]
@@ -442,7 +513,8 @@ def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None
     return n
 
 
-def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None) -> bool:
+def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None,
+               local: bool = False) -> bool:
     """Whether another trial already covers ``key``: two starting workers may enqueue the same point.
     The lowest-numbered unfinished trial of a point is the one that trains it, whichever worker holds
     it: every worker sees the numbers the same way. (Comparing with RUNNING trials only is not enough:
@@ -450,6 +522,9 @@ def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], r
     """
     if key in _final_records(study, run_dir, local=False):
         return True
+    if local and any(_key(t) == key and studies.RECORD_ATTR in t.user_attrs
+                     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED, State.FAIL))):
+        return True  # our intact folder was already told to the study: telling it again counts it twice
     return any(_key(t) == key and t.number < trial.number
                for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)))
 
@@ -476,14 +551,14 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
             dim, seed = key
             folder = run_dir / "trials" / trial_name(dim, seed) if run_dir is not None else None
             local = folder is not None and trial_done(folder)
-            if not local and _duplicate(study, trial, key, run_dir):
+            if _duplicate(study, trial, key, run_dir, local):
                 trial.set_user_attr(studies.DUPLICATE_ATTR, True)
                 study.tell(trial, state=State.FAIL)
                 continue
             trial.suggest_int("dim", 1, max(dim, data.n_features))
             trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
 
-            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial) -> None:
+            def report(epoch: int, r: dict[str, Any], trial: optuna.Trial = trial, dim: int = dim) -> None:
                 if prune:
                     try:
                         trial.report(r["val_neg_elbo"], epoch)

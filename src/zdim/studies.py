@@ -188,11 +188,11 @@ def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float
     now = time.time() if now is None else now
     info = t.user_attrs.get(WORKER_ATTR)
     beat = t.user_attrs.get(BEAT_ATTR)
+    if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"])):
+        return True  # checked first: a worker can die between its stamp and its first beat
     if info is None or beat is None:
         start = t.datetime_start.timestamp() if t.datetime_start else now
         return now - start > min(grace, CLAIM_GRACE)
-    if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"])):
-        return True
     return now - float(beat) > grace
 
 

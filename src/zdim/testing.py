@@ -38,4 +38,4 @@ def make_planted_data(
     x = np.tanh(u @ w1 + b1) @ w2
     x = (x - x.mean(0)) / (x.std(0) + 1e-8)
     x += noise * rng.normal(size=x.shape)
-    return x.astype(np.float32)
+    return np.asarray(x, dtype=np.float32)

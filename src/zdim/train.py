@@ -167,7 +167,7 @@ def fit(
             rec = -model.log_likelihood(x, model.decode(z)).mean()
             loss = rec + beta * kl_term(kl_per_unit(mu, logvar), config.free_bits)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             opt.step()
             total += loss.detach()
             step += 1

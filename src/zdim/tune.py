@@ -234,6 +234,12 @@ def _tune_worker_entry(run_dir: Path, storage: str | None, name: str, prune: boo
     study.optimize(obj, n_trials=share, catch=(Exception,), callbacks=[cap])
 
 
+def _value(t: optuna.trial.FrozenTrial) -> float:
+    """The objective value of a COMPLETE trial (Optuna types it optional: other states have none)."""
+    assert t.value is not None
+    return float(t.value)
+
+
 def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, dim: int, objective: str,
             epochs: int, base: dict[str, float]) -> TuneResult:
     trials = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED, State.FAIL)]
@@ -241,10 +247,10 @@ def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, di
     if not complete:
         raise RunDirError(f"no tuning trial completed at size {dim} (see {run_dir / TUNE_DIR}): try more "
                           "--trials or --no-prune")
-    best = min(complete, key=lambda t: t.value)
+    best = min(complete, key=_value)
     base_t = [t for t in complete if all(t.params.get(k) == v for k, v in base.items())]
     if base_t:
-        base_value = float(base_t[0].value)
+        base_value = _value(base_t[0])
     else:  # the baseline trial was pruned or lost: measure it outright
         _, ev, _ = train_eval(data, dim, cfg, base, epochs, data.val)
         base_value = float(ev[OBJECTIVES[objective]])
@@ -270,7 +276,7 @@ def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, di
     tuning = {
         "dim": int(dim), "objective": objective, "n_trials": len(trials),
         "baseline": {"value": base_value, "params": dict(base)},
-        "best": {"value": float(best.value), "params": dict(best.params), "number": int(best.number)},
+        "best": {"value": _value(best), "params": dict(best.params), "number": int(best.number)},
         "importances": importances,
         "trials": [{"number": int(t.number), "state": t.state.name,
                     "value": float(t.value) if t.value is not None else None, "params": dict(t.params)}

@@ -1,0 +1,352 @@
+"""The report's HTML: one self-contained page (inline CSS, inline JS, figures as data URIs).
+
+Every string that comes from the user or the run directory (run and file names, column and label
+names, commands, failure reasons) goes through ``esc``; only markup written here is left raw.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from typing import Any
+
+from .. import __version__
+from .collect import Pictures, RunView
+from . import figures
+
+TABLE_COLUMNS = [  # (key, header, format)
+    ("trial", "trial", "s"), ("dim", "size", "d"), ("seed", "seed", "d"), ("status", "status", "s"),
+    ("nll", "NLL (IWAE)", ".2f"), ("neg_elbo", "-ELBO", ".2f"), ("rec", "reconstruction", ".2f"),
+    ("kl", "KL", ".2f"), ("active_units", "active units", "d"), ("best_epoch", "best epoch", "d"),
+    ("epochs_run", "epochs", "d"), ("train_seconds", "train s", ".1f"),
+]
+SKIP_DETAIL = {"kl_per_unit", "unit_variance", "trial"}
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        if spec == "d":
+            return f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
+        return format(value, spec or ".4g")
+    if isinstance(value, int) and not isinstance(value, bool) and spec and spec != "d" and spec != "s":
+        return format(float(value), spec)
+    return str(value)
+
+
+def _figure(uri: str, alt: str, fig_id: str, caption: str) -> str:
+    if not uri:
+        return ""
+    return (f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" loading="lazy">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
+    if not body.strip():
+        return ""
+    intro_html = f'<p class="intro">{intro}</p>' if intro else ""
+    return f'<section id="{sec_id}" data-section="{sec_id}"><h2>{title}</h2>{intro_html}{body}</section>'
+
+
+def _summary(view: RunView) -> str:
+    d, rec = view.data, view.recommendation
+    if rec is not None:
+        head = (f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
+                f'<div><div class="label">recommended latent size</div>'
+                f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div></div></div>'
+                f'<p class="rationale">{esc(rec.get("rationale", ""))}</p>')
+    else:
+        head = '<div class="answer warn">No recommendation yet: no trial has finished.</div>'
+    failed = [t for t in view.trials if t.get("status") == "failed"]
+    if failed:
+        items = "".join(f"<li><a href=\"#trial-{esc(t['trial'])}\">{esc(t['trial'])}</a>: "
+                        f"{esc(t.get('reason', ''))}</li>" for t in failed)
+        head += f'<div class="warn"><b>{len(failed)} trial(s) failed</b> (not used by the rule):<ul>{items}</ul></div>'
+    shape = " × ".join(str(s) for s in d.get("sample_shape", []))
+    rows = [
+        ("data", esc(d.get("name", ""))), ("source", f"<code>{esc(d.get('source', ''))}</code>"),
+        ("sample shape", esc(shape)), ("likelihood", esc(d.get("likelihood", ""))),
+        ("splits (train / validation / test)",
+         f"{d.get('n_train', '?')} / {d.get('n_val', '?')} / {d.get('n_test', '?')}"),
+        ("labels", "yes (evaluation only)" if d.get("has_labels") else "no"),
+        ("trials", f"{len(view.complete)} complete of {len(view.trials)}"),
+    ]
+    sweep = view.info.get("sweep", {})
+    if sweep:
+        tr = sweep.get("train", {})
+        rows.append(("grid", esc(f"sizes {sweep.get('dims')} × {sweep.get('seeds')} seed(s); "
+                                 f"hidden {sweep.get('hidden')} ({sweep.get('arch')}); up to "
+                                 f"{tr.get('epochs')} epochs, batch {tr.get('batch_size')}, "
+                                 f"lr {tr.get('lr')}, beta {tr.get('beta')}; k = {sweep.get('k')}")))
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    cmd = view.info.get("command")
+    cmd_html = (f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>'
+                if cmd else "")
+    return (f'<section id="summary" data-section="summary">{head}'
+            f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>')
+
+
+def _curves(view: RunView) -> str:
+    f = figures
+    parts = [
+        _figure(f.curve(view, [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
+                        "nats per sample", "Held-out NLL and -ELBO"), "held-out NLL and -ELBO against latent size",
+                "fig-nll", "Lower is better. The gap between the curves is the slack of the ELBO."),
+        _figure(f.curve(view, [("rec", "reconstruction term", f.ACCENT)], "nats per sample",
+                        "Reconstruction term -E log p(x|z)"), "reconstruction term against latent size", "fig-rec",
+                "Falls as the bottleneck widens, then flattens when more units add nothing."),
+        _figure(f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))"),
+                "KL against latent size", "fig-kl", "The information the code carries (the rate)."),
+        _figure(f.active_units(view), "active units against latent size", "fig-active",
+                "Where the curve leaves the diagonal, extra units collapse to the prior."),
+    ]
+    body = '<div class="grid">' + "".join(parts) + "</div>"
+    return _section("curves", "Against latent size", body,
+                    "Means over seeds; error bars are standard errors across seeds when there are several. "
+                    "The dashed line marks the recommended size.")
+
+
+def _images(view: RunView, pics: Pictures) -> str:
+    meta = view.inputs_meta
+    shape, lik = list(meta.get("sample_shape", [])), str(meta.get("likelihood", "bernoulli"))
+    if pics.inputs is None or not pics.reconstructions:
+        return ""
+    rec_dim = view.recommended_dim
+
+    def row(label: str, x: Any, mark: bool = False) -> str:
+        cls = ' class="rec"' if mark else ""
+        return (f"<tr{cls}><th>{esc(label)}</th><td><img class=\"strip\" src=\"{figures.image_strip(x, shape, lik)}\" "
+                f"alt=\"{esc(label)}\"></td></tr>")
+
+    recon = row("input", pics.inputs) + "".join(
+        row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.reconstructions.items()))
+    samples = "".join(row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.samples.items()))
+    return (_section("reconstructions", "Reconstructions", f'<div class="scroll"><table class="images">{recon}</table></div>',
+                     "The same held-out inputs decoded at every size (decoder mean at the posterior mean; "
+                     "best seed of each size). The recommended size is highlighted.")
+            + _section("samples", "Samples from the prior", f'<div class="scroll"><table class="images">{samples}</table></div>',
+                       "Decoder means for z drawn from N(0, I), same draws for every size."))
+
+
+def _tabular(view: RunView, pics: Pictures) -> str:
+    dim = view.recommended_dim
+    if dim is None:
+        return ""
+    names = view.inputs_meta.get("feature_names")
+    fe = _figure(figures.feature_error(pics, names, dim), "reconstruction error per feature", "fig-feature-error",
+                 "Features the recommended size reconstructs worst come first.")
+    return _section("feature-error", f"Reconstruction per feature (size {dim})", fe)
+
+
+def _latent(view: RunView, pics: Pictures) -> str:
+    dim = view.recommended_dim
+    if dim is None:
+        return ""
+    uri = figures.latent_view(pics, view.labels, view.inputs_meta.get("label_names"), dim)
+    note = "Coloured by label." if view.labels is not None else "No labels were given."
+    return _section("latent", f"Latent space (size {dim})",
+                    _figure(uri, "latent means of held-out inputs", "fig-latent", note))
+
+
+def _sparkline(history: list[dict[str, float]], w: int = 260, h: int = 70) -> str:
+    """Train/validation -ELBO per epoch as a tiny inline SVG (no ids, so no clashes)."""
+    pts = [(r["epoch"], r["train_loss"], r["val_neg_elbo"]) for r in history
+           if all(math.isfinite(v) for v in (r["epoch"], r["train_loss"], r["val_neg_elbo"]))]
+    if len(pts) < 2:
+        return ""
+    e0, e1 = pts[0][0], pts[-1][0]
+    ys = [p[1] for p in pts] + [p[2] for p in pts]
+    lo, hi = min(ys), max(ys)
+
+    def line(i: int) -> str:
+        return " ".join(f"{4 + (p[0] - e0) / max(e1 - e0, 1) * (w - 8):.1f},"
+                        f"{4 + (hi - p[i]) / max(hi - lo, 1e-9) * (h - 8):.1f}" for p in pts)
+
+    return (f'<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+            f'aria-label="training curve"><polyline fill="none" stroke="{figures.MUTED}" stroke-width="1.2" '
+            f'points="{line(1)}"/><polyline fill="none" stroke="{figures.ACCENT}" stroke-width="1.6" '
+            f'points="{line(2)}"/></svg><div class="small">grey: train, blue: validation -ELBO; '
+            f"{lo:.2f} to {hi:.2f} nats over epochs {e0:g} to {e1:g}</div>")
+
+
+def _table(view: RunView) -> str:
+    extra = sorted({k for t in view.trials for k, v in t.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and k not in {c[0] for c in TABLE_COLUMNS} and k not in SKIP_DETAIL
+                    and k not in {"n", "k", "eval_seconds", "n_params", "best_val_neg_elbo", "mse"}})
+    cols = TABLE_COLUMNS + [(k, k, ".4g") for k in extra]
+    head = "".join(f'<th data-col="{i}" tabindex="0">{esc(h)}</th>' for i, (_, h, _) in enumerate(cols))
+    rows = []
+    rec_dim = view.recommended_dim
+    for t in view.trials:
+        cells = []
+        for key, _, spec in cols:
+            v = t.get(key)
+            text = fmt(v, spec)
+            if key == "trial":
+                text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>'
+            else:
+                text = esc(text)
+            sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
+            cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
+        cls = [str(t.get("status", ""))] + (["rec"] if t.get("dim") == rec_dim else [])
+        rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
+    table = (f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody></table></div>')
+    details = []
+    for t in view.trials:
+        kv = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in t.items()
+                     if k not in SKIP_DETAIL and not isinstance(v, (list, dict)))
+        spark = _sparkline(view.histories.get(t["trial"], []))
+        details.append(f'<details id="trial-{esc(t["trial"])}"><summary>{esc(t["trial"])} '
+                       f'<span class="badge {esc(t.get("status", ""))}">{esc(t.get("status", ""))}</span></summary>'
+                       f'<div class="two"><table class="kv">{kv}</table><div>{spark}</div></div></details>')
+    return _section("trials", "All trials", table + '<h3>Trial details</h3>' + "".join(details),
+                    "Click a column header to sort; click a trial for its details.")
+
+
+def _tuning(view: RunView) -> str:
+    t = view.tuning
+    if not t or "best" not in t:
+        return ""
+    base, best = t.get("baseline") or {}, t.get("best") or {}
+    keys = sorted(set(base.get("params", {})) | set(best.get("params", {})))
+    imp = t.get("importances") or {}
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(base.get('params', {}).get(k)))}</td>"
+                   f"<td>{esc(fmt(best.get('params', {}).get(k)))}</td><td>{esc(fmt(imp.get(k), '.2f'))}</td></tr>"
+                   for k in keys)
+    rows += (f"<tr class=\"rec\"><th>validation {esc(t.get('objective', ''))}</th><td>{esc(fmt(base.get('value'), '.3f'))}</td>"
+             f"<td>{esc(fmt(best.get('value'), '.3f'))}</td><td></td></tr>")
+    table = (f'<table class="trials"><thead><tr><th>parameter</th><th>baseline</th><th>best</th>'
+             f"<th>importance</th></tr></thead><tbody>{rows}</tbody></table>")
+    fig = _figure(figures.tuning_history(t), "tuning history", "fig-tuning",
+                  "Each tuning trial's validation objective; the step line is the best so far.")
+    return _section("tuning", f"Tuning at latent size {esc(t.get('dim'))}",
+                    f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
+                    f"{esc(t.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
+                    f"<code>{esc(t.get('final_model', ''))}</code>.")
+
+
+def render(view: RunView, pics: Pictures) -> str:
+    """The whole page as a string."""
+    name = view.data.get("name") or view.run_dir.name
+    body = [_summary(view), _curves(view)]
+    body.append(_section("rate-distortion", "Rate and distortion",
+                         _figure(figures.rate_distortion(view), "rate-distortion plane", "fig-rd",
+                                 "Moving right buys reconstruction with information; the knee is where extra "
+                                 "rate stops paying.")))
+    body.append(_section("kl-units", "KL per latent unit",
+                         _figure(figures.kl_heatmap(view), "KL per latent unit heatmap", "fig-kl-units",
+                                 "Dark cells are units that carry (almost) nothing: collapsed to the prior.")))
+    if view.inputs_meta.get("is_image"):
+        body.append(_images(view, pics))
+    else:
+        body.append(_tabular(view, pics))
+    body.append(_latent(view, pics))
+    cards = "".join(f'<div class="card"><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>{spark}</div>'
+                    for t in view.trials if (spark := _sparkline(view.histories.get(t["trial"], []))))
+    body.append(_section("training", "Training curves",
+                         f'<div class="cards" id="fig-training">{cards}</div>' if cards else "",
+                         "Train (grey) and validation (blue) -ELBO per epoch, each trial on its own scale; "
+                         "early stopping restores the best validation epoch."))
+    body.append(_tuning(view))
+    body.append(_table(view))
+    if pics.missing:
+        body.append(f'<p class="warn">Models that could not be loaded (pictures skipped): '
+                    f'{esc(", ".join(pics.missing))}</p>')
+    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in [
+        ("summary", "Answer"), ("curves", "Curves"), ("rate-distortion", "Rate–distortion"),
+        ("kl-units", "KL per unit"), ("reconstructions", "Reconstructions"), ("samples", "Samples"),
+        ("feature-error", "Per feature"), ("latent", "Latent space"), ("training", "Training"),
+        ("tuning", "Tuning"), ("trials", "Trials")] if f'id="{i}"' in "".join(body))
+    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>zdim report: {esc(name)}</title>
+<style>{CSS}</style></head>
+<body><header><div class="wrap"><span class="brand">zdim</span> <span class="title">{esc(name)}</span>
+<span class="muted">{esc(view.run_dir.name)}</span></div><nav class="wrap">{nav}</nav></header>
+<main class="wrap">{"".join(body)}</main>
+<footer class="wrap muted">zdim {esc(__version__)} · built {esc(stamp)} from the run directory alone
+(<code>zdim report {esc(view.run_dir)}</code> rebuilds it).</footer>
+<script>{JS}</script></body></html>
+"""
+
+
+CSS = """
+:root{--fg:#1d2330;--muted:#667085;--line:#e4e7ec;--bg:#f7f8fa;--card:#fff;--accent:#1f6feb;--warn:#b54708}
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+color:var(--fg);background:var(--bg)}.wrap{max-width:1200px;margin:0 auto;padding:0 20px}
+header{background:#0f1729;color:#fff;padding:14px 0 0;position:sticky;top:0;z-index:2}
+header .brand{font-weight:700;letter-spacing:.5px;color:#8ab4ff}header .title{font-size:18px;font-weight:600;margin-left:8px}
+header .muted{color:#98a2b3;margin-left:8px;font-size:13px}
+nav{display:flex;flex-wrap:wrap;gap:4px 14px;padding-top:8px!important;padding-bottom:8px!important;font-size:13px}
+nav a{color:#c7d7fe;text-decoration:none}nav a:hover{color:#fff}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:18px 0}
+h2{margin:0 0 8px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}.intro{color:var(--muted);margin:0 0 12px}
+.answer{display:flex;align-items:center;gap:18px}.big{font-size:56px;font-weight:700;color:var(--accent);line-height:1}
+.label{color:var(--muted);font-size:13px;text-transform:uppercase;letter-spacing:.4px}.rule{font-size:14px}
+.rationale{font-size:15.5px;max-width:900px}
+.warn{background:#fffaeb;border:1px solid #fedf89;color:var(--warn);border-radius:8px;padding:8px 12px;margin:10px 0}
+.two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:20px;align-items:start}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:16px}
+figure{margin:0}figure img{max-width:100%;height:auto;display:block}figcaption{color:var(--muted);font-size:13px}
+table{border-collapse:collapse;font-size:13.5px}.kv th{text-align:left;color:var(--muted);font-weight:500;
+padding:3px 14px 3px 0;vertical-align:top}.kv td{padding:3px 0}
+pre.cmd{background:#0f1729;color:#e6edf3;padding:10px 12px;border-radius:8px;white-space:pre-wrap;word-break:break-all}
+.scroll{overflow-x:auto}.trials th,.trials td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+.trials th{cursor:pointer;user-select:none;background:#f2f4f7;position:sticky;top:0}.trials th:first-child,.trials td:first-child,
+.trials td:nth-child(4){text-align:left}.trials th.asc::after{content:" ▲"}.trials th.desc::after{content:" ▼"}
+tr.rec td{background:#eef4ff}tr.failed td{color:var(--warn)}
+.images th{text-align:right;padding:2px 10px 2px 0;color:var(--muted);font-weight:500;white-space:nowrap}
+.images img.strip{image-rendering:pixelated;display:block;max-width:none}.images tr.rec th{color:var(--accent);font-weight:700}
+details{border-bottom:1px solid var(--line);padding:6px 0}summary{cursor:pointer}
+.badge{font-size:11px;border-radius:10px;padding:1px 8px;background:#ecfdf3;color:#067647}
+.badge.failed{background:#fef3f2;color:#b42318}.badge.pruned{background:#f2f4f7;color:#475467}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:10px}
+.card{border:1px solid var(--line);border-radius:8px;padding:6px 8px}.card a{font-size:13px}
+.spark{max-width:100%;height:auto}.small{font-size:12px;color:var(--muted)}.muted{color:var(--muted)}footer{padding:10px 20px 30px;font-size:12.5px}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.92em}
+@media (max-width:720px){.two{grid-template-columns:1fr}.grid{grid-template-columns:1fr}.big{font-size:44px}
+section{padding:14px}body{font-size:14px}}
+"""
+
+JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = table.querySelectorAll('th');
+  heads.forEach(function (th) {
+    function sort() {
+      var col = +th.dataset.col, asc = !th.classList.contains('asc');
+      heads.forEach(function (h) { h.classList.remove('asc', 'desc'); });
+      th.classList.add(asc ? 'asc' : 'desc');
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
+        var nx = x === '' ? NaN : +x, ny = y === '' ? NaN : +y, r;
+        if (!isNaN(nx) && !isNaN(ny)) { r = nx - ny; }
+        else if (isNaN(nx) !== isNaN(ny)) { return isNaN(nx) ? 1 : -1; }
+        else { r = a.cells[col].textContent.localeCompare(b.cells[col].textContent); }
+        return asc ? r : -r;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    }
+    th.addEventListener('click', sort);
+    th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
+  });
+});
+document.querySelectorAll('a[href^="#trial-"]').forEach(function (a) {
+  a.addEventListener('click', function () {
+    var d = document.getElementById(a.getAttribute('href').slice(1));
+    if (d) { d.open = true; }
+  });
+});
+"""

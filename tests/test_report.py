@@ -1,0 +1,209 @@
+"""The HTML report: built from the run directory alone, self-contained, escaped, and checked in a real
+headless Chromium (no console errors, no network requests, every section visible)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import zdim
+from zdim.cli import main
+from zdim.data import load_data
+from zdim.runs import INPUTS_FILE, REPORT_HTML, read_json, write_json
+from zdim.search import SweepConfig
+from zdim.testing import make_planted_data
+from zdim.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(hidden=(16,), k=5, train=TrainConfig(epochs=3, patience=0))
+IMAGE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "reconstructions", "samples",
+                  "latent", "training", "trials"]
+TABLE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "feature-error", "latent",
+                  "training", "trials"]
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "digits"
+    zdim.sweep("digits", config=SweepConfig(dims=(1, 2, 4), seeds=2, **TINY), out=out, max_samples=300)
+    return out
+
+
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory) -> Path:
+    """A CSV with hostile column names and string labels: everything shown must come out escaped."""
+    folder = tmp_path_factory.mktemp("report_csv")
+    x = make_planted_data(2, 6, 300, seed=3)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(5)] + ['<img src=x onerror="alert(2)">'])
+    frame["kind"] = np.where(x[:, 0] > np.median(x[:, 0]), "high & <b>", "low")
+    csv = folder / "table.csv"
+    frame.to_csv(csv, index=False)
+    data = load_data(csv, label_column="kind")
+    out = folder / "run"
+    zdim.sweep(replace(data, name=EVIL), config=SweepConfig(dims=(1, 2, 3), **TINY), out=out)
+    return out
+
+
+def sections(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)"', html)
+
+
+def test_a_sweep_writes_the_report_with_every_section_of_image_data(image_run):
+    html = (image_run / REPORT_HTML).read_text()
+    assert sections(html) == IMAGE_SECTIONS
+    rec = read_json(image_run / "recommendation.json")
+    assert f'<div class="big" id="recommended-dim">{rec["dim"]}</div>' in html
+    for trial in (image_run / "trials").iterdir():  # every trial is in the table and has its details
+        assert f'href="#trial-{trial.name}"' in html and f'<details id="trial-{trial.name}">' in html
+    assert len(re.findall(r'<tr(?: class="rec")?><th>size ', html)) == 3 * 2  # recon + sample row per size
+
+
+def test_the_report_is_one_self_contained_file(image_run):
+    html = (image_run / REPORT_HTML).read_text()
+    links = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert links and all(u.startswith(("data:", "#")) for u in links), \
+        [u[:40] for u in links if not u.startswith(("data:", "#"))]
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+
+
+def test_zdim_report_rebuilds_from_the_run_directory_alone(image_run, tmp_path, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(image_run, run)
+    (run / REPORT_HTML).unlink()
+    weights = {p: p.stat().st_mtime_ns for p in run.glob("trials/*/model.safetensors")}
+    assert main(["report", str(run)]) == 0
+    assert f"Report: {run / REPORT_HTML}" in capsys.readouterr().out
+    assert sections((run / REPORT_HTML).read_text()) == IMAGE_SECTIONS
+    assert {p: p.stat().st_mtime_ns for p in run.glob("trials/*/model.safetensors")} == weights
+
+
+def test_tabular_data_gets_per_feature_error_and_a_latent_view(table_run):
+    html = (table_run / REPORT_HTML).read_text()
+    assert sections(html) == TABLE_SECTIONS
+    assert "Coloured by label." in html
+
+
+def test_user_provided_names_are_escaped(table_run):
+    html = (table_run / REPORT_HTML).read_text()
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "onerror" not in html.replace("onerror=&quot;", "")  # the column name only appears escaped
+    assert html.count("<script>") == 1  # ours: the table sorter
+
+
+def test_failed_trials_and_a_missing_inputs_file_still_give_a_report(image_run, tmp_path):
+    run = tmp_path / "partial"
+    shutil.copytree(image_run, run)
+    (run / INPUTS_FILE).unlink()
+    metrics = run / "trials" / "dim-004-seed-1" / "metrics.json"
+    rec = read_json(metrics)
+    write_json(metrics, {"trial": rec["trial"], "dim": 4, "seed": 1, "status": "failed",
+                         "reason": f"loss became nan at epoch 2 {EVIL}"})
+    html = zdim.build_report(run).read_text()
+    assert "1 trial(s) failed" in html and EVIL not in html
+    assert "reconstructions" not in sections(html)  # no inputs saved: no pictures, the rest is there
+    assert {"summary", "curves", "trials"} <= set(sections(html))
+
+
+def test_report_of_something_that_is_not_a_run_is_one_line_exit_2(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "zdim", "report", str(tmp_path)], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run.json" in p.stderr
+    assert not (tmp_path / REPORT_HTML).exists()
+
+
+# ---------------------------------------------------------------------------------- real browser
+def _browser_module():
+    spec = importlib.util.spec_from_file_location("screenshot_report", ROOT / "scripts" / "screenshot_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def _chromium_or_skip():
+    missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not Path(p).exists()]
+    if missing:
+        pytest.skip(f"headless Chromium is not installed ({', '.join(missing)} missing): "
+                    "apt-get install chromium chromium-driver (as .ci/run does)")
+    pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
+    return _browser_module()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    mod = _chromium_or_skip()
+    driver = mod.open_chromium(1280, 1000, str(tmp_path / "profile"))
+    yield mod, driver
+    driver.quit()
+
+
+def _load(mod, driver, path: Path):
+    driver.get_log("performance")  # drain the start page's own requests
+    driver.get(path.resolve().as_uri())
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return errors, mod.network_requests(driver)
+
+
+def test_report_in_headless_chromium(browser, image_run, tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    mod, driver = browser
+    errors, requests = _load(mod, driver, image_run / REPORT_HTML)
+    assert errors == [] and requests == []
+    rec = read_json(image_run / "recommendation.json")
+    assert driver.find_element(By.ID, "recommended-dim").text == str(rec["dim"])
+    for sec in IMAGE_SECTIONS:
+        el = driver.find_element(By.ID, sec)
+        assert el.is_displayed() and el.size["height"] > 50, sec
+    loaded = driver.execute_script(
+        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    assert loaded, "an embedded figure failed to decode"
+    header = driver.find_element(By.CSS_SELECTOR, '#trials-table th[data-col="4"]')  # NLL column
+    header.click()
+    header.click()  # descending
+    nll = [float(td.get_attribute("data-sort")) for td in
+           driver.find_elements(By.CSS_SELECTOR, "#trials-table tbody td:nth-child(5)")]
+    assert nll == sorted(nll, reverse=True) and len(nll) == 6
+    shot = tmp_path / "report.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text
+
+
+def test_escaped_report_runs_no_script_in_chromium(browser, table_run):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    mod, driver = browser
+    errors, requests = _load(mod, driver, table_run / REPORT_HTML)
+    assert errors == [] and requests == []
+    assert EVIL in driver.title  # shown as text
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text
+
+
+def test_report_fits_a_narrow_screen(browser, image_run):
+    mod, driver = browser
+    driver.set_window_size(420, 900)
+    _load(mod, driver, image_run / REPORT_HTML)
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 420 px wide"
+
+
+def test_zdim_tune_adds_a_tuning_section(image_run, tmp_path):
+    run = tmp_path / "tuned"
+    shutil.copytree(image_run, run)
+    assert main(["tune", str(run), "--trials", "2", "--epochs", "1", "--quiet"]) == 0
+    html = (run / REPORT_HTML).read_text()
+    assert "tuning" in sections(html) and 'id="fig-tuning"' in html
+    tuning = read_json(run / "tuning.json")
+    assert f"Tuning at latent size {tuning['dim']}" in html
