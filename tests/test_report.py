@@ -66,6 +66,7 @@ def test_a_sweep_writes_the_report_with_every_section_of_image_data(image_run):
     for trial in (image_run / "trials").iterdir():  # every trial is in the table and has its details
         assert f'href="#trial-{trial.name}"' in html and f'<details id="trial-{trial.name}">' in html
     assert len(re.findall(r'<tr(?: class="rec")?><th>size ', html)) == 3 * 2  # recon + sample row per size
+    assert 'id="fig-gen-fd"' in html and 'id="fig-gen-prdc"' in html  # generation quality per size
 
 
 def test_the_report_is_one_self_contained_file(image_run):
@@ -112,6 +113,20 @@ def test_failed_trials_and_a_missing_inputs_file_still_give_a_report(image_run, 
     assert "1 trial(s) failed" in html and EVIL not in html
     assert "reconstructions" not in sections(html)  # no inputs saved: no pictures, the rest is there
     assert {"summary", "curves", "trials"} <= set(sections(html))
+
+
+def test_the_intrinsic_dimension_marker_reads_what_a_sweep_records(image_run, tmp_path):
+    from zdim.report.collect import load_run
+    from zdim.runs import RUN_JSON
+
+    run = tmp_path / "with_id"
+    shutil.copytree(image_run, run)
+    assert load_run(run).intrinsic_dim is None  # the grid was given: no estimate was made
+    info = read_json(run / RUN_JSON)
+    info["intrinsic_dim"] = {"dim": 7, "twonn": 6.5, "twonn_std": 0.1, "mle": 7.3, "mle_std": 0.2,
+                             "n": 300, "repeats": 3, "seed": 0, "values": {}}
+    write_json(run / RUN_JSON, info)
+    assert load_run(run).intrinsic_dim == pytest.approx(6.9)  # the mean of both methods, not the rounded 7
 
 
 def test_report_of_something_that_is_not_a_run_is_one_line_exit_2(tmp_path):

@@ -70,10 +70,13 @@ class RunView:
     @property
     def intrinsic_dim(self) -> float | None:
         """An intrinsic-dimension estimate recorded by the run, when there is one."""
-        for source in (self.recommendation or {}, self.info):
+        # run.json holds zdim.intrinsic.IntrinsicDim.to_dict() (per-method means); recommendation.json the
+        # rounded number the grid was built from.
+        for source in (self.info, self.recommendation or {}):
             value = source.get("intrinsic_dim")
             if isinstance(value, dict):
-                value = value.get("estimate", value.get("mean"))
+                methods = [value[k] for k in ("twonn", "mle") if isinstance(value.get(k), (int, float))]
+                value = sum(methods) / len(methods) if methods else value.get("dim")
             if isinstance(value, (int, float)) and np.isfinite(value):
                 return float(value)
         return None

@@ -28,7 +28,7 @@ plt.rcParams.update({
     "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100,
 })
 ACCENT, SECOND, MUTED = "#1f6feb", "#d1495b", "#8a8f98"
-METRICS = ("nll", "neg_elbo", "rec", "kl", "active_units")
+METRICS = ("nll", "neg_elbo", "rec", "kl", "active_units", "gen_fd", "gen_precision", "gen_recall", "gen_coverage")
 
 
 def svg_uri(fig: Any) -> str:

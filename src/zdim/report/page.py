@@ -107,6 +107,15 @@ def _curves(view: RunView) -> str:
                 "KL against latent size", "fig-kl", "The information the code carries (the rate)."),
         _figure(f.active_units(view), "active units against latent size", "fig-active",
                 "Where the curve leaves the diagonal, extra units collapse to the prior."),
+        _figure(f.curve(view, [("gen_fd", "Frechet distance", f.ACCENT)], "distance (PCA space)",
+                        "Generation: prior samples against held-out data"),
+                "Frechet distance of prior samples to held-out data against latent size", "fig-gen-fd",
+                "Lower is better: decoded prior samples against held-out data, in a PCA space of the "
+                "training split (docs/recommendation.md)."),
+        _figure(f.curve(view, [("gen_precision", "precision", f.ACCENT), ("gen_recall", "recall", f.SECOND),
+                               ("gen_coverage", "coverage", f.MUTED)], "fraction", "Generation: fidelity and diversity"),
+                "precision, recall and coverage of prior samples against latent size", "fig-gen-prdc",
+                "Precision: samples that look like data. Recall and coverage: data the samples reach."),
     ]
     body = '<div class="grid">' + "".join(parts) + "</div>"
     return _section("curves", "Against latent size", body,
