@@ -63,8 +63,8 @@ def test_generation_metrics_of_a_model_state_the_feature_space(tmp_path):
     data = load_data(tmp_path / "d.npz")
     torch.manual_seed(0)
     model = VAE(VAEConfig(input_dim=6, latent_dim=2, likelihood=data.likelihood, hidden=(8,)))
-    out = generation_metrics(model, data, n=50, components=3)
-    assert out["gen_features"] == "pca-train-3"
+    out = generation_metrics(model, data, n=50, components=3, features="pca")
+    assert out["gen_features"] == "pca-train-3" and "gen_feature_acc" not in out
     assert {"gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd",
             "gen_probe_acc"} <= set(out)
     assert 0.0 <= out["gen_precision"] <= 1.0 and out["gen_fd"] >= 0.0
@@ -75,3 +75,23 @@ def test_frechet_distance_of_collapsed_samples_is_finite():
     fake = np.zeros((200, 16))  # every sample the same point: a singular covariance
     assert frechet_distance(real, fake) == pytest.approx(np.trace(np.cov(real, rowvar=False))
                                                          + (real.mean(0) ** 2).sum(), rel=1e-9)
+
+
+def test_labelled_data_get_a_classifier_feature_space_fitted_once(tmp_path):
+    from zdim.generation import feature_space
+
+    data = load_data("digits")
+    space, name, acc = feature_space(data)
+    assert name == "classifier-train-64"
+    assert acc > 0.85  # the classifier separates the digits: its features see what a sample depicts
+    assert feature_space(data)[0] is space  # one space per data set, shared by every trial
+    assert space.transform(data.test.numpy()[:7]).shape == (7, 64)
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(input_dim=data.n_features, latent_dim=2, likelihood=data.likelihood, hidden=(8,)))
+    out = generation_metrics(model, data, n=100)
+    assert out["gen_features"] == name and out["gen_feature_acc"] == acc
+    # held-out data against itself is a perfect match in this space; an untrained model's samples are not
+    real = space.transform(data.test.numpy())
+    assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6) and out["gen_fd"] > 1.0
+    with pytest.raises(ValueError, match="needs class labels"):
+        feature_space(load_data(np.random.default_rng(0).normal(size=(100, 5))), "classifier")

@@ -96,7 +96,10 @@ def mnist(b: dict) -> None:
     tmp = tempfile.mkdtemp(prefix="zdim-validate-")
     r = sweep(data, config=cfg, out=Path(tmp) / "run")
     print(f"sweep took {time.perf_counter() - t0:.0f} s")
-    print("latent | NLL (IWAE) | -ELBO | active units | FD (pca-train-16) | precision | recall | probe acc")
+    feats = r.trials[0].get("gen_features", "?")
+    acc = r.trials[0].get("gen_feature_acc")
+    print(f"generation features: {feats}" + (f" (classifier accuracy on the test split {acc:.3f})" if acc else ""))
+    print(f"latent | NLL (IWAE) | -ELBO | active units | FD ({feats}) | precision | recall | probe acc")
     for t in sorted(r.trials, key=lambda t: t["dim"]):
         print(f"{t['dim']} | {t['nll']:.2f} | {t['neg_elbo']:.2f} | {t['active_units']} | {t['gen_fd']:.2f} | "
               f"{t['gen_precision']:.2f} | {t['gen_recall']:.2f} | {t.get('gen_probe_acc', float('nan')):.2f}")

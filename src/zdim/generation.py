@@ -1,8 +1,16 @@
 """Generation quality of a VAE: pure functions of arrays, plus one entry point that samples a model.
 
-Feature space (``gen_features``): the data are compared in a PCA space fitted on the *training* split
-(``pca-train-<m>``), so that distances are not dominated by pixel noise and Frechet statistics are
-well conditioned. The metrics compare decoded prior samples with held-out test data:
+Feature space (``gen_features``), fitted once per data set on the *training* split only and shared
+by every trial so that sizes are compared in the same space:
+
+- ``classifier-train-<m>`` when the data have class labels (2 to 100 classes): the penultimate layer
+  (``m`` ReLU units) of a small MLP classifier trained on the training split's labels; its accuracy on
+  the held-out test split is recorded as ``gen_feature_acc`` (a feature space that cannot tell the
+  classes apart says little about samples);
+- ``pca-train-<m>`` otherwise (or with ``features="pca"``): the first ``m`` principal components.
+
+Both keep distances from being dominated by pixel noise and Frechet statistics well conditioned.
+The metrics compare decoded prior samples with held-out test data:
 
 - ``frechet_distance``: ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` of Gaussian fits.
 - ``prdc``: precision / recall (Kynkaanniemi et al. 2019) and density / coverage (Naeem et al. 2020)
@@ -15,6 +23,7 @@ well conditioned. The metrics compare decoded prior samples with held-out test d
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -23,6 +32,8 @@ import torch
 DEFAULT_GEN_SAMPLES = 500
 DEFAULT_PCA_COMPONENTS = 16
 DEFAULT_NEAREST_K = 5
+CLASSIFIER_WIDTH = 64  # units of the classifier's penultimate layer: the feature space
+FEATURES = ("auto", "pca", "classifier")
 
 
 def _t(x: Any) -> torch.Tensor:
@@ -120,14 +131,109 @@ def pca_features(train: Any, m: int = DEFAULT_PCA_COMPONENTS, seed: int = 0) -> 
     return PCA(n_components=m, random_state=seed).fit(x), f"pca-train-{m}"
 
 
+class ClassifierFeatures:
+    """The penultimate layer of a small MLP classifier trained on labelled training rows.
+
+    ``transform`` maps rows (flattened) to ``width`` ReLU activations; ``accuracy`` is measured on the
+    held-out rows given to ``fit``. Training is seeded and runs on the CPU in a few seconds (at most
+    10000 rows, 20 epochs).
+    """
+
+    def __init__(self, width: int = CLASSIFIER_WIDTH) -> None:
+        self.width = width
+        self.body: torch.nn.Module | None = None
+        self.accuracy = float("nan")
+
+    @torch.enable_grad()
+    def fit(self, x: Any, y: Any, x_test: Any, y_test: Any, seed: int = 0,
+            max_rows: int = 10000, epochs: int = 20) -> ClassifierFeatures:
+        rng = np.random.default_rng(seed)
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
+        if x.shape[0] > max_rows:
+            keep = rng.choice(x.shape[0], max_rows, replace=False)
+            x, y_idx = x[keep], y_idx[keep]
+        torch.manual_seed(seed)
+        hidden = min(256, max(2 * self.width, x.shape[1]))
+        self.body = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
+                                        torch.nn.Linear(hidden, self.width), torch.nn.ReLU())
+        head = torch.nn.Linear(self.width, len(classes))
+        net = torch.nn.Sequential(self.body, head)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y_idx.astype(np.int64))
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            order = torch.randperm(xt.shape[0], generator=gen)
+            for start in range(0, xt.shape[0], 128):
+                idx = order[start : start + 128]
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+                opt.step()
+        net.eval()
+        lookup = {c: i for i, c in enumerate(classes.tolist())}
+        y_test_idx = np.array([lookup.get(c, -1) for c in np.asarray(y_test).tolist()])
+        with torch.no_grad():
+            pred = net(torch.from_numpy(np.asarray(x_test, dtype=np.float32).reshape(len(x_test), -1)))
+        self.accuracy = float((pred.argmax(1).numpy() == y_test_idx).mean())
+        return self
+
+    @torch.no_grad()
+    def transform(self, x: Any) -> np.ndarray:
+        assert self.body is not None, "fit first"
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        return np.asarray(self.body(torch.from_numpy(x)).double().numpy())
+
+
+def _class_labels(data: Any) -> bool:
+    y_train, y_test = getattr(data, "y_train", None), getattr(data, "y_test", None)
+    return y_train is not None and y_test is not None and 1 < len(np.unique(y_train)) <= 100
+
+
+# One feature space per data set, shared by every trial of a sweep: keyed by the id of its training
+# tensor, with a weak reference that tells a live tensor from a dead one whose id was reused.
+_SPACES: dict[int, tuple[weakref.ref[Any], dict[tuple[str, int], tuple[Any, str, float | None]]]] = {}
+
+
+def feature_space(data: Any, features: str = "auto",
+                  components: int = DEFAULT_PCA_COMPONENTS) -> tuple[Any, str, float | None]:
+    """``(transformer, gen_features name, classifier test accuracy or None)`` for ``data``.
+
+    ``features``: ``auto`` (a classifier's penultimate layer when there are class labels, else PCA),
+    ``pca`` or ``classifier``. Fitted with seed 0 on the training split and cached per data set.
+    """
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    use_clf = features == "classifier" or (features == "auto" and _class_labels(data))
+    if use_clf and not _class_labels(data):
+        raise ValueError("features='classifier' needs class labels (2 to 100 classes) on the data")
+    key = ("classifier" if use_clf else "pca", components)
+    for k in [k for k, (ref, _) in _SPACES.items() if ref() is None]:
+        del _SPACES[k]
+    ref, cache = _SPACES.get(id(data.train), (None, {}))
+    if ref is None or ref() is not data.train:
+        cache = {}
+        _SPACES[id(data.train)] = (weakref.ref(data.train), cache)
+    if key not in cache:
+        if use_clf:
+            clf = ClassifierFeatures().fit(data.train.numpy(), data.y_train, data.test.numpy(), data.y_test)
+            cache[key] = (clf, f"classifier-train-{clf.width}", clf.accuracy)
+        else:
+            pca, name = pca_features(data.train.numpy(), components, 0)
+            cache[key] = (pca, name, None)
+    return cache[key]
+
+
 @torch.no_grad()
 def generation_metrics(model: Any, data: Any, *, n: int = DEFAULT_GEN_SAMPLES, seed: int = 0,
-                       components: int = DEFAULT_PCA_COMPONENTS, k: int = DEFAULT_NEAREST_K) -> dict[str, Any]:
+                       components: int = DEFAULT_PCA_COMPONENTS, k: int = DEFAULT_NEAREST_K,
+                       features: str = "auto") -> dict[str, Any]:
     """Generation metrics of a trained VAE on ``data`` (a ``zdim.Data``), prefixed ``gen_``.
 
     Decodes ``n`` prior samples (decoder means) and compares them with up to ``n`` held-out test rows
-    in the PCA space of the training split; MMD is between encoded test means and prior draws; the
-    linear probe (labels only) is fitted on the encoded training split (at most ``5 n`` rows).
+    in the feature space of ``feature_space(data, features, components)``; MMD is between encoded test
+    means and prior draws; the linear probe (labels only) is fitted on the encoded training split (at
+    most ``5 n`` rows).
     """
     model.eval()
     dev = next(model.parameters()).device
@@ -136,10 +242,12 @@ def generation_metrics(model: Any, data: Any, *, n: int = DEFAULT_GEN_SAMPLES, s
     z_prior = torch.randn(test.shape[0], model.latent_dim, generator=gen)
     fake = model.mean(model.decode(z_prior.to(dev))).float().cpu()
     mu_test = model.encode(test.to(dev).float())[0].float().cpu()
-    pca, name = pca_features(data.train.numpy(), components, seed)
-    real_f, fake_f = pca.transform(test.double().numpy()), pca.transform(fake.double().numpy())
+    space, name, feature_acc = feature_space(data, features, components)
+    real_f, fake_f = space.transform(test.double().numpy()), space.transform(fake.double().numpy())
     out: dict[str, Any] = {"gen_features": name, "gen_n": int(test.shape[0]), "gen_k": k,
                            "gen_fd": frechet_distance(real_f, fake_f)}
+    if feature_acc is not None:
+        out["gen_feature_acc"] = feature_acc
     out.update({f"gen_{key}": v for key, v in prdc(real_f, fake_f, k).items()})
     out["gen_mmd"] = mmd_rbf(mu_test, torch.randn(test.shape[0], model.latent_dim, generator=gen))
     if getattr(data, "y_train", None) is not None and getattr(data, "y_test", None) is not None:

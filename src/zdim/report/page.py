@@ -94,6 +94,11 @@ def _summary(view: RunView) -> str:
             f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>')
 
 
+def _features(view: RunView) -> str:
+    names = sorted({str(t["gen_features"]) for t in view.complete if t.get("gen_features")})
+    return ", ".join(names) or "none recorded"
+
+
 def _curves(view: RunView) -> str:
     f = figures
     parts = [
@@ -107,11 +112,11 @@ def _curves(view: RunView) -> str:
                 "KL against latent size", "fig-kl", "The information the code carries (the rate)."),
         _figure(f.active_units(view), "active units against latent size", "fig-active",
                 "Where the curve leaves the diagonal, extra units collapse to the prior."),
-        _figure(f.curve(view, [("gen_fd", "Frechet distance", f.ACCENT)], "distance (PCA space)",
+        _figure(f.curve(view, [("gen_fd", "Frechet distance", f.ACCENT)], "distance (feature space)",
                         "Generation: prior samples against held-out data"),
                 "Frechet distance of prior samples to held-out data against latent size", "fig-gen-fd",
-                "Lower is better: decoded prior samples against held-out data, in a PCA space of the "
-                "training split (docs/recommendation.md)."),
+                "Lower is better: decoded prior samples against held-out data, in the feature space "
+                f"fitted on the training split ({esc(_features(view))}; docs/recommendation.md)."),
         _figure(f.curve(view, [("gen_precision", "precision", f.ACCENT), ("gen_recall", "recall", f.SECOND),
                                ("gen_coverage", "coverage", f.MUTED)], "fraction", "Generation: fidelity and diversity"),
                 "precision, recall and coverage of prior samples against latent size", "fig-gen-prdc",
