@@ -151,8 +151,16 @@ def pythae_model(d: int, k: int) -> Any:
     return VAE(VAEConfig(input_dim=(1, 28, 28) if d == 784 else (d,), latent_dim=k, reconstruction_loss="bce"))
 
 
-def pythae_train(model: Any, train: torch.Tensor, val: torch.Tensor, epochs: int, out_dir: str,
-                 on_epoch: Callable[[int], None] | None = None, batch_size: int = 128, lr: float = 1e-3) -> None:
+def pythae_train(
+    model: Any,
+    train: torch.Tensor,
+    val: torch.Tensor,
+    epochs: int,
+    out_dir: str,
+    on_epoch: Callable[[int], None] | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+) -> None:
     """Train through Pythae's ``TrainingPipeline`` (its ``BaseTrainer``), ``on_epoch(epoch)`` after each
     epoch (it may raise to stop)."""
     import logging
@@ -175,9 +183,15 @@ def pythae_train(model: Any, train: torch.Tensor, val: torch.Tensor, epochs: int
                 on_epoch(self.epoch)
 
     shape = (-1, 1, 28, 28) if train.shape[1] == 784 else (-1, train.shape[1])
-    cfg = BaseTrainerConfig(output_dir=out_dir, num_epochs=epochs, learning_rate=lr,
-                            per_device_train_batch_size=batch_size, per_device_eval_batch_size=1000,
-                            steps_saving=None, no_cuda=True)
+    cfg = BaseTrainerConfig(
+        output_dir=out_dir,
+        num_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=1000,
+        steps_saving=None,
+        no_cuda=True,
+    )
     pipe = TrainingPipeline(training_config=cfg, model=model)
     pipe(train_data=train.reshape(shape), eval_data=val.reshape(shape), callbacks=[Hook()])
 

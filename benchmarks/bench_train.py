@@ -112,28 +112,39 @@ def throughput(data: zdim.Data, rounds: int, steps: int) -> dict[str, Any]:
         for a in archs:
             res[f"zdim {a}"].append(zdim_chunk(zm[a], x, val))
             res[f"plain {a}"].append(plain_chunk(pm[a], x))
-        print(f"  round {r + 1}/{rounds}: GEMM {res['gemm'][-1]:.0f} GFLOP/s, " + ", ".join(
-            f"{k} {v[-1]:,.0f}/s" for k, v in res.items() if k != "gemm"), flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: GEMM {res['gemm'][-1]:.0f} GFLOP/s, "
+            + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in res.items() if k != "gemm"),
+            flush=True,
+        )
     return {k: median(v) for k, v in res.items()}
 
 
 def print_throughput(m: dict[str, Any], rounds: int, steps: int) -> None:
     peak = m["gemm"]
-    print(f"\n== Throughput (median of {rounds} interleaved rounds of {steps} steps x batch {BS}, "
-          f"{torch.get_num_threads()} threads)")
+    print(
+        f"\n== Throughput (median of {rounds} interleaved rounds of {steps} steps x batch {BS}, "
+        f"{torch.get_num_threads()} threads)"
+    )
     print(f"fp32 GEMM peak (torch.matmul 1024x1024): {peak:.1f} GFLOP/s")
     print(f"{'trainer':<34} {'samples/s':>10} {'GFLOP/s':>8} {'% peak':>7}")
-    names = {"zdim 512-256": "zdim fit, 784-512-256-20 (default)", "plain 512-256": "plain loop, 784-512-256-20",
-             "zdim 400": "zdim fit, 784-400-20", "plain 400": "plain loop, 784-400-20 (example)"}
+    names = {
+        "zdim 512-256": "zdim fit, 784-512-256-20 (default)",
+        "plain 512-256": "plain loop, 784-512-256-20",
+        "zdim 400": "zdim fit, 784-400-20",
+        "plain 400": "plain loop, 784-400-20 (example)",
+    }
     for key, label in names.items():
         hidden = (512, 256) if "512" in key else (400,)
         gf = m[key] * mlp_flops(784, hidden, K) / 1e9
         print(f"{label:<34} {m[key]:>10,.0f} {gf:>8.1f} {100 * gf / peak:>6.1f}%")
     for a in ("512-256", "400"):
         print(f"ratio zdim / plain loop, same shapes {a}: {m[f'zdim {a}'] / m[f'plain {a}']:.2f}x samples/s")
-    print(f"ratio zdim default (512-256) / plain example (400), per sample: "
-          f"{m['zdim 512-256'] / m['plain 400']:.2f}x samples/s (zdim's model does "
-          f"{mlp_flops(784, (512, 256), K) / mlp_flops(784, (400,), K):.2f}x the FLOPs per sample)")
+    print(
+        f"ratio zdim default (512-256) / plain example (400), per sample: "
+        f"{m['zdim 512-256'] / m['plain 400']:.2f}x samples/s (zdim's model does "
+        f"{mlp_flops(784, (512, 256), K) / mlp_flops(784, (400,), K):.2f}x the FLOPs per sample)"
+    )
 
 
 # ----------------------------------------------------------------------------- time to quality
@@ -278,18 +289,24 @@ def probe(data: zdim.Data, steps: int) -> None:
 
 
 def omp_policy(a: argparse.Namespace, rounds: int) -> None:
-    """zdim fit in fresh processes with OMP_WAIT_POLICY=ACTIVE (spinning, libgomp's usual behaviour when
-    unset) and PASSIVE (zdim's default since it sets it on import), alternating."""
+    """zdim fit (20 steps per timing) in fresh processes with OMP_WAIT_POLICY=ACTIVE (spinning, as libgomp
+    behaves when nothing sets it) and PASSIVE (zdim's default: it sets it on import), alternating."""
     res: dict[str, list[dict[str, float]]] = {"ACTIVE": [], "PASSIVE": []}
     for _ in range(rounds):
         for pol in res:
-            out = subprocess.run([sys.executable, __file__, "--probe", "--data", a.data, "--steps", str(a.steps)],
-                                 env=dict(os.environ, OMP_WAIT_POLICY=pol), capture_output=True, text=True,
-                                 check=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--probe", "--data", a.data, "--steps", "20"],
+                env=dict(os.environ, OMP_WAIT_POLICY=pol),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             res[pol].append(json.loads(out.strip().splitlines()[-1]))
     for pol, rs in res.items():
-        print(f"OMP_WAIT_POLICY={pol:<8} fit {median([r['zdim'] for r in rs]):>8,.0f} samples/s, "
-              f"GEMM {median([r['gemm'] for r in rs]):.1f} GFLOP/s  (median of {rounds} fresh processes)")
+        print(
+            f"OMP_WAIT_POLICY={pol:<8} fit {median([r['zdim'] for r in rs]):>8,.0f} samples/s, "
+            f"GEMM {median([r['gemm'] for r in rs]):.1f} GFLOP/s  ({rounds} fresh processes x 3 timings, median)"
+        )
     z = {p: median([r["zdim"] for r in rs]) for p, rs in res.items()}
     print(f"ratio PASSIVE / ACTIVE, fit samples/s: {z['PASSIVE'] / z['ACTIVE']:.2f}x")
 
@@ -337,14 +354,16 @@ def main() -> int:
     ap.add_argument("--data", default=default_mnist(), help="MNIST IDX folder (default ../shared/datasets/mnist)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per trainer per round")
-    ap.add_argument("--level", type=float, default=None, help="held-out -ELBO target in nats (default 105; "
-                    "--quick: 115)")
-    ap.add_argument("--max-seconds", type=float, default=300, help="give up a trainer after this long")
+    ap.add_argument(
+        "--level", type=float, default=None, help="held-out -ELBO target in nats (default 105; --quick: 115)"
+    )
+    ap.add_argument("--max-seconds", type=float, default=240, help="give up a trainer after this long")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, a looser level")
     ap.add_argument("--no-ttq", action="store_true", help="throughput only")
     ap.add_argument("--levers", action="store_true", help="also measure threads, batch, compile, bf16, .item()")
-    ap.add_argument("--ttq-batch", type=int, default=None, help="zdim batch size for time-to-quality "
-                    "(default: TrainConfig's)")
+    ap.add_argument(
+        "--ttq-batch", type=int, default=None, help="zdim batch size for time-to-quality (default: TrainConfig's)"
+    )
     ap.add_argument("--ttq-lr", type=float, default=None, help="zdim learning rate for time-to-quality")
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -358,20 +377,24 @@ def main() -> int:
         print(f"MNIST not found at {a.data}: pass --data DIR")
         return 2
     data = zdim.load_data(a.data)
-    print(f"MNIST {tuple(data.train.shape)} train, {tuple(data.test.shape)} held-out (t10k); "
-          f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; "
-          "shared machine: other jobs may be running, compare ratios")
+    print(
+        f"MNIST {tuple(data.train.shape)} train, {tuple(data.test.shape)} held-out (t10k); "
+        f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; "
+        "shared machine: other jobs may be running, compare ratios"
+    )
     m = throughput(data, a.rounds, a.steps)
     print_throughput(m, a.rounds, a.steps)
     if a.levers:
         levers(data, a.rounds, a.steps)
-        omp_policy(a, max(2, a.rounds // 2))
+        omp_policy(a, 2)
     if a.no_ttq:
         return 0
     default = TrainConfig()
     cfg = TrainConfig(batch_size=a.ttq_batch or default.batch_size, lr=a.ttq_lr or default.lr)
-    print(f"\n== Time to quality: held-out (t10k) -ELBO <= {level:g} nats at latent size {K} "
-          f"(give up after {a.max_seconds:g} s)")
+    print(
+        f"\n== Time to quality: held-out (t10k) -ELBO <= {level:g} nats at latent size {K} "
+        f"(give up after {a.max_seconds:g} s)"
+    )
     results: dict[str, float | None] = {}
     t, tr = ttq_zdim(data, level, a.max_seconds, cfg)
     results["zdim"] = t
