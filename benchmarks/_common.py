@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -193,7 +195,8 @@ def pythae_train(
         no_cuda=True,
     )
     pipe = TrainingPipeline(training_config=cfg, model=model)
-    pipe(train_data=train.reshape(shape), eval_data=val.reshape(shape), callbacks=[Hook()])
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # its progress bars, every epoch
+        pipe(train_data=train.reshape(shape), eval_data=val.reshape(shape), callbacks=[Hook()])
 
 
 class PythaeAdapter(nn.Module):

@@ -12,7 +12,7 @@
    the disk holds less than the file plus 1 GB, or available memory is below ``2.5 x`` the file
    (today's data path copies the splits into RAM, see below).
 
-Each child process reports ``ru_maxrss`` (peak RSS, including file pages of a memory map while they
+Each child process reports its peak RSS (``VmHWM``, which counts file pages of a memory map while they
 are mapped) after loading the data and at the end, and its RSS after loading. GB here is 10^9 bytes.
 """
 
@@ -37,8 +37,21 @@ from _common import default_mnist  # noqa: E402
 GB = 1e9
 
 
+def _status(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024 / GB  # kB
+    raise KeyError(key)
+
+
 def peak_rss() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # Linux: KiB
+    """Peak RSS of this process: VmHWM on Linux. (``ru_maxrss`` is not used: Linux carries it over from
+    the parent across fork and exec, so a child would report the parent's peak.)"""
+    try:
+        return _status("VmHWM")
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # other Unix: no /proc
 
 
 def current_rss() -> float:
@@ -112,13 +125,11 @@ def write_npy(path: Path, gb: float, mnist: str) -> tuple[int, int]:
     tile = zdim.load_data(mnist).train.numpy()  # (54000, 784) float32 in [0, 1]
     d = tile.shape[1]
     n = int(gb * GB / (4 * d)) + 1
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
-    step = len(tile)
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        arr[start : start + m] = tile[:m]
-        arr.flush()
-    del arr
+    with open(path, "wb") as f:  # plain writes: a memory map here would make this process's RSS the file's
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, d)})
+        step = len(tile)
+        for start in range(0, n, step):
+            f.write(np.ascontiguousarray(tile[: min(step, n - start)], dtype="<f4").tobytes())
     return n, d
 
 

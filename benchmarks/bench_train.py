@@ -349,6 +349,20 @@ def levers(data: zdim.Data, rounds: int, steps: int) -> None:
             print(f"ratio {k.split(', ')[1]} / eager: {median(res[k]) / base:.2f}x")
 
 
+def ttq_configs(data: zdim.Data, level: float, max_s: float, spec: str) -> int:
+    """Lever: zdim's time-to-quality for several batch sizes and learning rates, one after the other."""
+    print(f"\n== Lever: zdim time to held-out -ELBO <= {level:g} nats at latent size {K}, by batch size and lr")
+    base = None
+    for item in spec.split(","):
+        bs, lr = item.split(":")
+        cfg = TrainConfig(batch_size=int(bs), lr=float(lr))
+        t, tr = ttq_zdim(data, level, max_s, cfg)
+        base = base if base is not None else t
+        rel = f"  x{t / base:.2f} of the first" if t is not None and base is not None else ""
+        print(fmt_ttq(f"zdim fit, batch {cfg.batch_size}, lr {cfg.lr:g}", t, tr, level) + rel, flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=default_mnist(), help="MNIST IDX folder (default ../shared/datasets/mnist)")
@@ -365,6 +379,12 @@ def main() -> int:
         "--ttq-batch", type=int, default=None, help="zdim batch size for time-to-quality (default: TrainConfig's)"
     )
     ap.add_argument("--ttq-lr", type=float, default=None, help="zdim learning rate for time-to-quality")
+    ap.add_argument(
+        "--ttq-configs",
+        default=None,
+        help="lever: only zdim's time-to-quality, for each "
+        "BATCH:LR in a comma-separated list, e.g. 128:1e-3,256:2e-3,512:3e-3",
+    )
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.probe:
@@ -382,6 +402,8 @@ def main() -> int:
         f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; "
         "shared machine: other jobs may be running, compare ratios"
     )
+    if a.ttq_configs:
+        return ttq_configs(data, level, a.max_seconds, a.ttq_configs)
     m = throughput(data, a.rounds, a.steps)
     print_throughput(m, a.rounds, a.steps)
     if a.levers:
