@@ -88,6 +88,22 @@ def test_npy_memory_mapped(tmp_path, real):
     assert d.likelihood == "gaussian" and d.sample_shape == (5,)
 
 
+def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkeypatch):
+    """Splits of a memory-mapped file are copied a few rows at a time (its pages released after each
+    chunk): the result is that of the same array in memory, and a NaN is still found and located."""
+    import zdim.data
+
+    np.save(tmp_path / "feats.npy", real.astype(np.float32))
+    monkeypatch.setattr(zdim.data, "_CHUNK_BYTES", 3 * 5 * 4)  # 3 rows per chunk
+    mapped, mem = load_data(str(tmp_path / "feats.npy")), load_data(real.astype(np.float32))
+    for a, b in ((mapped.train, mem.train), (mapped.val, mem.val), (mapped.test, mem.test)):
+        assert a.dtype == torch.float32 and torch.equal(a, b)
+    assert mapped.fingerprint == mem.fingerprint and np.array_equal(mapped.mean, mem.mean)
+    real[7, 2], real[30, 1] = np.nan, np.inf
+    np.save(tmp_path / "bad.npy", real)
+    raises(r"2 NaN or infinite.*row 7, column 2", str(tmp_path / "bad.npy"))
+
+
 @pytest.mark.parametrize("keys, used", [(("arr",), "arr"), (("X", "y"), "X"), (("data", "other"), "data"),
                                         (("feats", "labels"), "feats")])
 def test_npz_keys(tmp_path, keys, used):

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# OpenMP threads that wait by spinning collapse when the cores are shared with other busy processes
+# (measured by benchmarks/bench_train.py --levers: 2 threads trained about 40x slower beside two other
+# busy jobs on 2 cores). Passive waiting keeps them fast there. It takes effect only when torch is
+# first imported after this line (the `zdim` command, spawned workers); a value already set wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .data import Data, load_data  # noqa: E402
 from .errors import ZdimError  # noqa: E402
 from .intrinsic import IntrinsicDim, estimate_intrinsic_dim  # noqa: E402

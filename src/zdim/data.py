@@ -11,6 +11,7 @@ picks the likelihood and standardizes Gaussian data with training statistics.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -244,15 +245,45 @@ def _split_rows(raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: f
             "test": (x, order[:n_test])}
 
 
+_CHUNK_BYTES = 64 << 20  # rows are copied and checked this many bytes at a time
+
+
+def _chunk_rows(n_features: int, itemsize: int = 4) -> int:
+    return max(1, _CHUNK_BYTES // max(1, n_features * itemsize))
+
+
+def _gather(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``src[rows]`` as a fresh float32 array ``(len(rows), D)``, copied in chunks of rows.
+
+    From a memory map the pages read are released from this process after each chunk (they stay in
+    the page cache), so a large file is not resident here on top of the copy: peak memory is the
+    copy, not the copy plus the file.
+    """
+    # numpy.memmap (and its views) keep their mmap.mmap in _mmap; only a read-only map is released
+    # (a copy-on-write map's pages may hold the caller's changes).
+    mm = getattr(src, "_mmap", None) if getattr(src, "mode", None) == "r" else None
+    release = getattr(mm, "madvise", None)
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)
+    out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
+    step = _chunk_rows(src.shape[1], src.itemsize)
+    for start in range(0, len(rows), step):
+        out[start:start + step] = src[rows[start:start + step]]
+        if release is not None and dontneed is not None:
+            release(dontneed)
+    return out
+
+
 def _check_finite(parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], where: str,
                   feature_names: list[str] | None) -> None:
     count, first = 0, None  # first: (row, column) of the first bad value
     for key, values in parts.items():
-        bad = ~np.isfinite(values)
-        if bad.any():
-            count += int(bad.sum())
-            r, c = np.argwhere(bad)[0]
-            first = min(first or (np.inf, 0), (int(rows[key][r]), int(c)))
+        step = _chunk_rows(values.shape[1])  # a boolean mask of a chunk, not of the whole split
+        for start in range(0, len(values), step):
+            bad = ~np.isfinite(values[start:start + step])
+            if bad.any():
+                count += int(bad.sum())
+                r, c = np.argwhere(bad)[0]
+                first = min(first or (np.inf, 0), (int(rows[key][start + r]), int(c)))
     if count and first is not None:
         row, col = first
         name = f" ('{feature_names[col]}')" if feature_names else ""
@@ -303,8 +334,7 @@ def _build(raw: _Raw, given: str, *, seed: int, val_fraction: float, test_fracti
         _raise_empty(given, *x.shape)
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
-    parts = {key: np.asarray(src[rows[key]]).astype(np.float32, copy=False)  # a fresh copy
-             for key, (src, _) in split.items()}
+    parts = {key: _gather(src, rows[key]) for key, (src, _) in split.items()}  # fresh float32 copies
     if raw.scale != 1.0:
         for values in parts.values():
             values /= np.float32(raw.scale)
