@@ -30,20 +30,43 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else Path(tmp) / "mnist"
         if not args.run:
-            cmd = [sys.executable, "-m", "zdim", "sweep", str(MNIST), "--dims", "2,5,10,20,50", "--seeds", "2",
-                   "--epochs", "1", "--max-samples", "6000", "--k", "10", "--out", str(run), "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "zdim",
+                "sweep",
+                str(MNIST),
+                "--dims",
+                "2,5,10,20,50",
+                "--seeds",
+                "2",
+                "--epochs",
+                "1",
+                "--max-samples",
+                "6000",
+                "--k",
+                "10",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
             print("making the run:", " ".join(cmd[2:]), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         n_trials = len(list((run / "trials").glob("*/metrics.json")))
         times = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "zdim", "report", str(run), "--out", str(Path(tmp) / "r.html")],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "zdim", "report", str(run), "--out", str(Path(tmp) / "r.html")],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             times.append(time.perf_counter() - t0)
         size = (Path(tmp) / "r.html").stat().st_size
-    print(f"zdim report on {n_trials} trials: median {statistics.median(times):.2f} s over {len(times)} builds "
-          f"(min {min(times):.2f}, max {max(times):.2f}); report {size / 1e6:.2f} MB")
+    print(
+        f"zdim report on {n_trials} trials: median {statistics.median(times):.2f} s over {len(times)} builds "
+        f"(min {min(times):.2f}, max {max(times):.2f}); report {size / 1e6:.2f} MB"
+    )
     return 0
 
 

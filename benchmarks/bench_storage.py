@@ -110,9 +110,17 @@ def bench(kind: str, seconds: float, writers: int, kill_every: float) -> dict:
         trials, loads = [], f"no: {e}"
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-    return {"backend": kind, "loads": loads, "kills": kills, "complete": done,
-            "trials/s": done / seconds, "errors": errors, "worst_cycle_s": worst,
-            "longest_stall_s": stall, "left_running": running}
+    return {
+        "backend": kind,
+        "loads": loads,
+        "kills": kills,
+        "complete": done,
+        "trials/s": done / seconds,
+        "errors": errors,
+        "worst_cycle_s": worst,
+        "longest_stall_s": stall,
+        "left_running": running,
+    }
 
 
 def hold_lock(kind: str, path: Path) -> None:
@@ -158,19 +166,19 @@ def main() -> None:
     ap.add_argument("--kill-every", type=float, default=0.5)
     a = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    print(f"{a.writers} writers, one SIGKILLed every {a.kill_every}s for {a.seconds}s "
-          f"(cpu count {os.cpu_count()}; the machine may be shared: compare rows, not absolute rates)")
+    print(
+        f"{a.writers} writers, one SIGKILLed every {a.kill_every}s for {a.seconds}s "
+        f"(cpu count {os.cpu_count()}; the machine may be shared: compare rows, not absolute rates)"
+    )
     kinds = ("journal-symlink", "journal-flock", "sqlite")
     print("Writer SIGKILLed while holding the write lock; the next write from another process:")
     for kind in kinds:
         r = killed_inside_write(kind)
-        print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()),
-              flush=True)
+        print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
     print("Random kills under load:")
     for kind in kinds:
         r = bench(kind, a.seconds, a.writers, a.kill_every)
-        print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()),
-              flush=True)
+        print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,29 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def run(workers: int, epochs: int, out: Path) -> float:
-    cmd = [sys.executable, "-m", "zdim", "sweep", "digits", "--dims", "1,2,4,8,16,32", "--epochs", str(epochs),
-           "--patience", "0", "--hidden", "128,64", "--k", "20", "--quiet", "--workers", str(workers),
-           "--out", str(out), "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zdim",
+        "sweep",
+        "digits",
+        "--dims",
+        "1,2,4,8,16,32",
+        "--epochs",
+        str(epochs),
+        "--patience",
+        "0",
+        "--hidden",
+        "128,64",
+        "--k",
+        "20",
+        "--quiet",
+        "--workers",
+        str(workers),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=str(SRC)), stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -42,8 +62,10 @@ def main() -> None:
             print(f"workers={w}: {times[w][-1]:.1f} s", flush=True)
     t1, t2 = min(times[1]), min(times[2])
     print(f"digits, 6 sizes x {a.epochs} epochs, {os.cpu_count()} cores (shared machine: other jobs may run)")
-    print(f"wall time workers=1 {t1:.1f} s, workers=2 {t2:.1f} s; ratio workers2/workers1 = {t2 / t1:.2f} "
-          f"(speed-up {t1 / t2:.2f}x)")
+    print(
+        f"wall time workers=1 {t1:.1f} s, workers=2 {t2:.1f} s; ratio workers2/workers1 = {t2 / t1:.2f} "
+        f"(speed-up {t1 / t2:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

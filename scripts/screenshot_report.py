@@ -58,8 +58,7 @@ def main() -> int:
             driver.save_screenshot(args.png)
         finally:
             driver.quit()
-    print(f"{args.png}: {args.width}x{args.height}; console errors: {len(errors)}; "
-          f"network requests: {len(requests)}")
+    print(f"{args.png}: {args.width}x{args.height}; console errors: {len(errors)}; network requests: {len(requests)}")
     for e in errors:
         print("  console:", e["message"])
     for u in requests:

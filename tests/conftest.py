@@ -16,8 +16,16 @@ def make_data(x: np.ndarray, likelihood: str = "gaussian", name: str = "tiny") -
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     n = len(t)
     a, b = int(n * 0.8), int(n * 0.9)
-    return Data(name=name, source=name, train=t[:a], val=t[a:b], test=t[b:], likelihood=likelihood,
-                sample_shape=(t.shape[1],), fingerprint=f"{name}-{n}")
+    return Data(
+        name=name,
+        source=name,
+        train=t[:a],
+        val=t[a:b],
+        test=t[b:],
+        likelihood=likelihood,
+        sample_shape=(t.shape[1],),
+        fingerprint=f"{name}-{n}",
+    )
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from zdim.data import (EMBEDDED, MIN_SAMPLES, Data, list_datasets, load_data,
-                       supported_formats)
+from zdim.data import EMBEDDED, MIN_SAMPLES, Data, list_datasets, load_data, supported_formats
 from zdim.errors import DataError
 
 MNIST = Path(__file__).parents[2] / "shared" / "datasets" / "mnist"
 
 
 # ----------------------------------------------------------------------------- fixtures and helpers
+
 
 @pytest.fixture
 def real() -> np.ndarray:
@@ -54,6 +54,7 @@ def raises(match: str, source, **kw) -> str:
 
 # ----------------------------------------------------------------------------- loaders
 
+
 def test_listing():
     assert list_datasets() == list(EMBEDDED.items()) and ("digits", EMBEDDED["digits"]) in list_datasets()
     assert any(".npy" in fmt for fmt, _ in supported_formats())
@@ -68,8 +69,10 @@ def test_digits():
     assert (len(d.val), len(d.test)) == (179, 179) and d.name == d.source == "digits"
 
 
-@pytest.mark.parametrize("shape, sample_shape, image", [
-    ((30, 6), (6,), False), ((30, 4, 5), (1, 4, 5), True), ((30, 3, 4, 5), (3, 4, 5), True)])
+@pytest.mark.parametrize(
+    "shape, sample_shape, image",
+    [((30, 6), (6,), False), ((30, 4, 5), (1, 4, 5), True), ((30, 3, 4, 5), (3, 4, 5), True)],
+)
 @pytest.mark.parametrize("as_tensor", [False, True])
 def test_arrays(shape, sample_shape, image, as_tensor):
     x = np.random.default_rng(0).random(shape)
@@ -104,8 +107,9 @@ def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkey
     raises(r"2 NaN or infinite.*row 7, column 2", str(tmp_path / "bad.npy"))
 
 
-@pytest.mark.parametrize("keys, used", [(("arr",), "arr"), (("X", "y"), "X"), (("data", "other"), "data"),
-                                        (("feats", "labels"), "feats")])
+@pytest.mark.parametrize(
+    "keys, used", [(("arr",), "arr"), (("X", "y"), "X"), (("data", "other"), "data"), (("feats", "labels"), "feats")]
+)
 def test_npz_keys(tmp_path, keys, used):
     arrays = {k: np.full((20, 3), 0.5) for k in keys}
     arrays[used] = np.full((20, 3), 0.25)
@@ -216,6 +220,7 @@ def test_image_subfolders_give_labels(tmp_path):
 
 # ----------------------------------------------------------------------------- split and likelihood
 
+
 def test_split_is_deterministic_per_seed(real):
     a, b, c = load_data(real, seed=5), load_data(real, seed=5), load_data(real, seed=6)
     assert torch.equal(a.train, b.train) and a.fingerprint == b.fingerprint
@@ -223,8 +228,9 @@ def test_split_is_deterministic_per_seed(real):
     assert (len(a.train), len(a.val), len(a.test)) == (32, 4, 4)
 
 
-@pytest.mark.parametrize("val, test, sizes", [(0.0, 0.0, (38, 1, 1)), (0.49, 0.49, (2, 19, 19)),
-                                              (0.25, 0.1, (26, 10, 4))])
+@pytest.mark.parametrize(
+    "val, test, sizes", [(0.0, 0.0, (38, 1, 1)), (0.49, 0.49, (2, 19, 19)), (0.25, 0.1, (26, 10, 4))]
+)
 def test_split_sizes(real, val, test, sizes):
     d = load_data(real, val_fraction=val, test_fraction=test)
     assert (len(d.train), len(d.val), len(d.test)) == sizes
@@ -258,12 +264,15 @@ def test_standardization_uses_train_split_only():
     assert np.allclose(d.test.numpy() * d.std + d.mean, x[row_ids(d, d.test)], atol=1e-2)  # same statistics
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda r: (r.random((30, 4)) > 0.5).astype(np.float32), "bernoulli"),
-    (lambda r: r.random((30, 4)), "bernoulli"),
-    (lambda r: r.normal(size=(30, 4)), "gaussian"),
-    (lambda r: r.integers(0, 255, (30, 4)), "gaussian"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda r: (r.random((30, 4)) > 0.5).astype(np.float32), "bernoulli"),
+        (lambda r: r.random((30, 4)), "bernoulli"),
+        (lambda r: r.normal(size=(30, 4)), "gaussian"),
+        (lambda r: r.integers(0, 255, (30, 4)), "gaussian"),
+    ],
+)
 def test_likelihood_inference(make, expected):
     d = load_data(make(np.random.default_rng(0)))
     assert d.likelihood == expected and (d.mean is None) == (expected == "bernoulli")
@@ -284,11 +293,17 @@ def test_fingerprint_covers_labels(tmp_path):
 
 # ----------------------------------------------------------------------------- bad inputs
 
-@pytest.mark.parametrize("kw, match", [
-    ({"val_fraction": 0.5}, "val_fraction=0.5"), ({"test_fraction": -0.1}, "test_fraction=-0.1"),
-    ({"likelihood": "poisson"}, "'poisson'.*auto, bernoulli, gaussian"),
-    ({"max_samples": 0}, "max_samples=0"), ({"max_samples": 2.5}, "max_samples=2.5"),
-])
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"val_fraction": 0.5}, "val_fraction=0.5"),
+        ({"test_fraction": -0.1}, "test_fraction=-0.1"),
+        ({"likelihood": "poisson"}, "'poisson'.*auto, bernoulli, gaussian"),
+        ({"max_samples": 0}, "max_samples=0"),
+        ({"max_samples": 2.5}, "max_samples=2.5"),
+    ],
+)
 def test_bad_options(real, kw, match):
     raises(match, real, **kw)
 
@@ -299,10 +314,16 @@ def test_missing_source(tmp_path):
     raises("'mnist'.*zdim datasets", "mnist")
 
 
-@pytest.mark.parametrize("x, match", [
-    (np.zeros((0, 4)), r"0 samples x 4"), (np.zeros((20, 0)), r"20 samples x 0"),
-    (np.zeros((1, 4)), r"found 1 sample.*at least 10"), (np.zeros(30), r"shape \(30,\)"),
-    (np.array([["a"] * 3] * 20), "<U1")])
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (np.zeros((0, 4)), r"0 samples x 4"),
+        (np.zeros((20, 0)), r"20 samples x 0"),
+        (np.zeros((1, 4)), r"found 1 sample.*at least 10"),
+        (np.zeros(30), r"shape \(30,\)"),
+        (np.array([["a"] * 3] * 20), "<U1"),
+    ],
+)
 def test_bad_arrays(x, match):
     raises(match, x)
     assert MIN_SAMPLES == 10

@@ -65,16 +65,18 @@ def test_generation_metrics_of_a_model_state_the_feature_space(tmp_path):
     model = VAE(VAEConfig(input_dim=6, latent_dim=2, likelihood=data.likelihood, hidden=(8,)))
     out = generation_metrics(model, data, n=50, components=3, features="pca")
     assert out["gen_features"] == "pca-train-3" and "gen_feature_acc" not in out
-    assert {"gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd",
-            "gen_probe_acc"} <= set(out)
+    assert {"gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc"} <= set(
+        out
+    )
     assert 0.0 <= out["gen_precision"] <= 1.0 and out["gen_fd"] >= 0.0
 
 
 def test_frechet_distance_of_collapsed_samples_is_finite():
     real = np.random.default_rng(7).normal(size=(200, 16))
     fake = np.zeros((200, 16))  # every sample the same point: a singular covariance
-    assert frechet_distance(real, fake) == pytest.approx(np.trace(np.cov(real, rowvar=False))
-                                                         + (real.mean(0) ** 2).sum(), rel=1e-9)
+    assert frechet_distance(real, fake) == pytest.approx(
+        np.trace(np.cov(real, rowvar=False)) + (real.mean(0) ** 2).sum(), rel=1e-9
+    )
 
 
 def test_labelled_data_get_a_classifier_feature_space_fitted_once(tmp_path):

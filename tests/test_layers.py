@@ -8,9 +8,23 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "src" / "zdim"
 # Lower number = lower layer. A module may import only modules of its own layer or below.
 LAYER = {
-    "errors": 0, "testing": 0, "readers": 1, "data": 1, "models": 2, "train": 3, "metrics": 3,
-    "intrinsic": 3, "generation": 3,
-    "runs": 4, "recommend": 4, "search": 5, "tune": 5, "studies": 4, "report": 6, "estimator": 6, "cli": 7,
+    "errors": 0,
+    "testing": 0,
+    "readers": 1,
+    "data": 1,
+    "models": 2,
+    "train": 3,
+    "metrics": 3,
+    "intrinsic": 3,
+    "generation": 3,
+    "runs": 4,
+    "recommend": 4,
+    "search": 5,
+    "tune": 5,
+    "studies": 4,
+    "report": 6,
+    "estimator": 6,
+    "cli": 7,
     "tracking": 6,
 }
 

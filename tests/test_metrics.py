@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from zdim.metrics import (
-    active_units, evaluate, iwae_bound, kl_per_unit, log_normal_diag, log_normal_std, log_weights,
+    active_units,
+    evaluate,
+    iwae_bound,
+    kl_per_unit,
+    log_normal_diag,
+    log_normal_std,
+    log_weights,
     reconstruction_mse,
 )
 from zdim.models import VAE, VAEConfig

@@ -30,8 +30,7 @@ def postgres_url():
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed: pip install 'zdim[postgres]'")
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not bins:
-        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin "
-                    "(apt-get install postgresql)")
+        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
     bindir = Path(bins[-1]).parent
     root = os.geteuid() == 0
     if root and shutil.which("runuser") is None:
@@ -49,8 +48,19 @@ def postgres_url():
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
-    r = run(str(bindir / "pg_ctl"), "-D", data, "-l", os.path.join(tmp, "log"), "-w", "-t", "60",
-            "-o", f"-h 127.0.0.1 -p {port} -k {tmp}", "start")
+    r = run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        data,
+        "-l",
+        os.path.join(tmp, "log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-h 127.0.0.1 -p {port} -k {tmp}",
+        "start",
+    )
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()[-300:]}")
@@ -72,5 +82,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
     counts = records_per_key(study)
     assert len(counts) == 6 and set(counts.values()) == {1}  # each trial ran exactly once
     assert nlls(tmp_path / "a") == nlls(tmp_path / "b")
-    assert read_json(tmp_path / "a" / "recommendation.json")["dim"] == \
-        read_json(tmp_path / "b" / "recommendation.json")["dim"]
+    assert (
+        read_json(tmp_path / "a" / "recommendation.json")["dim"]
+        == read_json(tmp_path / "b" / "recommendation.json")["dim"]
+    )

@@ -9,8 +9,9 @@ def trials(nlls, au=None, seeds=1):
     for dim, vals in nlls.items():
         vals = vals if isinstance(vals, list) else [vals]
         for s, v in enumerate(vals):
-            out.append({"dim": dim, "seed": s, "status": "complete", "nll": v,
-                        "active_units": (au or {}).get(dim, dim)})
+            out.append(
+                {"dim": dim, "seed": s, "status": "complete", "nll": v, "active_units": (au or {}).get(dim, dim)}
+            )
     return out
 
 
@@ -71,8 +72,13 @@ def test_rules_and_their_evidence():
     assert recommend(t, rule="generation").dim == 4  # 2.1 is within 10% of the best 2.0; 3.0 is not
     rec = recommend(t, intrinsic_dim=1)
     assert rec.rule == "combined" and rec.dim == 1
-    assert rec.signals == {"nll-knee": 4, "active-units": 1, "generation": 4, "intrinsic-dim": 1,
-                           "largest_collapsed": True}
+    assert rec.signals == {
+        "nll-knee": 4,
+        "active-units": 1,
+        "generation": 4,
+        "intrinsic-dim": 1,
+        "largest_collapsed": True,
+    }
     assert "Rule 'combined'" in rec.rationale and rec.to_dict()["signals"]["active-units"] == 1
     assert rec.per_dim[0]["gen_fd_mean"] == 9.0
 

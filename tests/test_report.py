@@ -25,10 +25,18 @@ from zdim.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden=(16,), k=5, train=TrainConfig(epochs=3, patience=0))
-IMAGE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "reconstructions", "samples",
-                  "latent", "training", "trials"]
-TABLE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "feature-error", "latent",
-                  "training", "trials"]
+IMAGE_SECTIONS = [
+    "summary",
+    "curves",
+    "rate-distortion",
+    "kl-units",
+    "reconstructions",
+    "samples",
+    "latent",
+    "training",
+    "trials",
+]
+TABLE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "feature-error", "latent", "training", "trials"]
 EVIL = "<script>alert(1)</script>"
 
 
@@ -72,8 +80,9 @@ def test_a_sweep_writes_the_report_with_every_section_of_image_data(image_run):
 def test_the_report_is_one_self_contained_file(image_run):
     html = (image_run / REPORT_HTML).read_text()
     links = re.findall(r'(?:src|href)="([^"]*)"', html)
-    assert links and all(u.startswith(("data:", "#")) for u in links), \
-        [u[:40] for u in links if not u.startswith(("data:", "#"))]
+    assert links and all(u.startswith(("data:", "#")) for u in links), [
+        u[:40] for u in links if not u.startswith(("data:", "#"))
+    ]
     assert "<link" not in html and "@import" not in html and "url(" not in html
 
 
@@ -107,8 +116,16 @@ def test_failed_trials_and_a_missing_inputs_file_still_give_a_report(image_run, 
     (run / INPUTS_FILE).unlink()
     metrics = run / "trials" / "dim-004-seed-1" / "metrics.json"
     rec = read_json(metrics)
-    write_json(metrics, {"trial": rec["trial"], "dim": 4, "seed": 1, "status": "failed",
-                         "reason": f"loss became nan at epoch 2 {EVIL}"})
+    write_json(
+        metrics,
+        {
+            "trial": rec["trial"],
+            "dim": 4,
+            "seed": 1,
+            "status": "failed",
+            "reason": f"loss became nan at epoch 2 {EVIL}",
+        },
+    )
     html = zdim.build_report(run).read_text()
     assert "1 trial(s) failed" in html and EVIL not in html
     assert "reconstructions" not in sections(html)  # no inputs saved: no pictures, the rest is there
@@ -123,15 +140,28 @@ def test_the_intrinsic_dimension_marker_reads_what_a_sweep_records(image_run, tm
     shutil.copytree(image_run, run)
     assert load_run(run).intrinsic_dim is None  # the grid was given: no estimate was made
     info = read_json(run / RUN_JSON)
-    info["intrinsic_dim"] = {"dim": 7, "twonn": 6.5, "twonn_std": 0.1, "mle": 7.3, "mle_std": 0.2,
-                             "n": 300, "repeats": 3, "seed": 0, "values": {}}
+    info["intrinsic_dim"] = {
+        "dim": 7,
+        "twonn": 6.5,
+        "twonn_std": 0.1,
+        "mle": 7.3,
+        "mle_std": 0.2,
+        "n": 300,
+        "repeats": 3,
+        "seed": 0,
+        "values": {},
+    }
     write_json(run / RUN_JSON, info)
     assert load_run(run).intrinsic_dim == pytest.approx(6.9)  # the mean of both methods, not the rounded 7
 
 
 def test_report_of_something_that_is_not_a_run_is_one_line_exit_2(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "zdim", "report", str(tmp_path)], capture_output=True, text=True,
-                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, "-m", "zdim", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no run.json" in p.stderr
     assert not (tmp_path / REPORT_HTML).exists()
 
@@ -147,8 +177,10 @@ def _browser_module():
 def _chromium_or_skip():
     missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not Path(p).exists()]
     if missing:
-        pytest.skip(f"headless Chromium is not installed ({', '.join(missing)} missing): "
-                    "apt-get install chromium chromium-driver (as .ci/run does)")
+        pytest.skip(
+            f"headless Chromium is not installed ({', '.join(missing)} missing): "
+            "apt-get install chromium chromium-driver (as .ci/run does)"
+        )
     pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
     return _browser_module()
 
@@ -174,21 +206,34 @@ def test_report_in_headless_chromium(browser, image_run, tmp_path):
 
     mod, driver = browser
     errors, requests = _load(mod, driver, image_run / REPORT_HTML)
-    assert errors == [] and requests == []
+    assert errors == [], errors
+    assert requests == [], requests
     rec = read_json(image_run / "recommendation.json")
     assert driver.find_element(By.ID, "recommended-dim").text == str(rec["dim"])
     for sec in IMAGE_SECTIONS:
         el = driver.find_element(By.ID, sec)
         assert el.is_displayed() and el.size["height"] > 50, sec
-    loaded = driver.execute_script(
-        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-    assert loaded, "an embedded figure failed to decode"
+    # Data-URI images decode asynchronously; on a loaded machine allow them a few seconds.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    decoded = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    try:
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(decoded))
+    except Exception:
+        broken = driver.execute_script(
+            "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+            ".map(i => (i.alt || i.id || '?') + ' complete=' + i.complete + ' width=' + i.naturalWidth)"
+        )
+        raise AssertionError(f"embedded figures failed to decode: {broken}") from None
     header = driver.find_element(By.CSS_SELECTOR, '#trials-table th[data-col="4"]')  # NLL column
     header.click()
     header.click()  # descending
-    nll = [float(td.get_attribute("data-sort")) for td in
-           driver.find_elements(By.CSS_SELECTOR, "#trials-table tbody td:nth-child(5)")]
-    assert nll == sorted(nll, reverse=True) and len(nll) == 6
+    nll = [
+        float(td.get_attribute("data-sort"))
+        for td in driver.find_elements(By.CSS_SELECTOR, "#trials-table tbody td:nth-child(5)")
+    ]
+    assert len(nll) == 6, nll
+    assert nll == sorted(nll, reverse=True), nll
     shot = tmp_path / "report.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     with pytest.raises(NoAlertPresentException):
@@ -200,7 +245,8 @@ def test_escaped_report_runs_no_script_in_chromium(browser, table_run):
 
     mod, driver = browser
     errors, requests = _load(mod, driver, table_run / REPORT_HTML)
-    assert errors == [] and requests == []
+    assert errors == [], errors
+    assert requests == [], requests
     assert EVIL in driver.title  # shown as text
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text

@@ -20,14 +20,14 @@ from zdim.runs import read_json
 from zdim.search import _key, open_study
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5",
-         "--patience", "0", "--quiet"]
+SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet"]
 
 
 def zdim(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "zdim", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zdim", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 def run_ok(*args: str) -> str:
@@ -56,8 +56,9 @@ def stamped_trials(journal: Path) -> int:
 
 def records_per_key(study: optuna.Study) -> Counter:
     """How many trials of the study trained (hold a record) for each grid point."""
-    return Counter(_key(t) for t in study.get_trials(deepcopy=False)
-                   if t.user_attrs.get(studies.RECORD_ATTR) is not None)
+    return Counter(
+        _key(t) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(studies.RECORD_ATTR) is not None
+    )
 
 
 def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
@@ -98,8 +99,7 @@ def test_two_workers_run_each_trial_once(tmp_path):
     counts = records_per_key(study)
     assert sorted(counts) == [(d, s) for d in (1, 2, 3) for s in (0, 1)]
     assert set(counts.values()) == {1}
-    workers = {t.user_attrs[studies.WORKER_ATTR]["pid"] for t in study.trials
-               if studies.WORKER_ATTR in t.user_attrs}
+    workers = {t.user_attrs[studies.WORKER_ATTR]["pid"] for t in study.trials if studies.WORKER_ATTR in t.user_attrs}
     assert len(workers) == 2  # both processes took trials
     assert len(nlls(run)) == 6
 
@@ -136,13 +136,15 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
         assert [t.user_attrs[studies.WORKER_ATTR]["pid"] for t in failed] == [dead.pid]
         t = study.trials[0]  # the live worker on another host whose beat stopped long ago is stale
         other = dict(t.user_attrs[studies.WORKER_ATTR], host="elsewhere")
-        frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
-                                           user_attrs={studies.WORKER_ATTR: other,
-                                                       studies.BEAT_ATTR: time.time() - 1000})
+        frozen = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING,
+            user_attrs={studies.WORKER_ATTR: other, studies.BEAT_ATTR: time.time() - 1000},
+        )
         assert studies.is_stale(frozen) and not studies.is_stale(t)
         stamped_not_beaten = optuna.trial.create_trial(  # killed between its stamp and its first beat
             state=optuna.trial.TrialState.RUNNING,
-            user_attrs={studies.WORKER_ATTR: dict(studies.worker_info(None), pid=dead.pid)})
+            user_attrs={studies.WORKER_ATTR: dict(studies.worker_info(None), pid=dead.pid)},
+        )
         assert studies.is_stale(stamped_not_beaten)
     finally:
         live.kill()
@@ -152,9 +154,14 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
 def test_pruner_compares_only_seeds_of_the_same_size():
     study = optuna.create_study(pruner=studies.SameSizeMedianPruner(n_min_trials=2, n_warmup_steps=1))
     for dim, value in [(2, 10.0), (2, 11.0), (8, 1.0), (8, 1.5)]:
-        study.add_trial(optuna.trial.create_trial(
-            params={"dim": dim}, distributions={"dim": optuna.distributions.IntDistribution(1, 64)},
-            value=value, intermediate_values={1: value}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"dim": dim},
+                distributions={"dim": optuna.distributions.IntDistribution(1, 64)},
+                value=value,
+                intermediate_values={1: value},
+            )
+        )
     t = study.ask({"dim": optuna.distributions.IntDistribution(1, 64)})
     t.report(10.2, 1)  # far above size 8's losses, but below the median of size 2's
     assert not t.should_prune()
@@ -171,8 +178,7 @@ def test_tune_writes_schema_and_final_model(tmp_path):
     out = run_ok("tune", str(run), "--trials", "3", "--epochs", "3", "--quiet")
     assert "baseline" in out and "Test split" in out
     t = read_json(run / "tuning.json")
-    assert set(t) == {"dim", "objective", "n_trials", "baseline", "best", "importances", "trials",
-                      "final_model"}
+    assert set(t) == {"dim", "objective", "n_trials", "baseline", "best", "importances", "trials", "final_model"}
     assert t["dim"] == read_json(run / "recommendation.json")["dim"] and t["objective"] == "nll"
     assert t["n_trials"] == 3 and len(t["trials"]) == 3
     assert t["trials"][0]["params"] == t["baseline"]["params"]  # trial 0 is the sweep's configuration
@@ -257,8 +263,7 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
 
     monkeypatch.setattr(search, "run_trial", run_trial_while_another_worker_finishes_it)
     data = load_data("digits", max_samples=300)
-    cfg = search.SweepConfig(dims=(1, 2), hidden=(16,), k=5,
-                             train=search.TrainConfig(epochs=2, patience=0))
+    cfg = search.SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=search.TrainConfig(epochs=2, patience=0))
     result = search.sweep(data, config=cfg, out=tmp_path / "run", storage=url, study_name="s")
     assert finished_by_other == [0]
     assert sorted(result.table["dim"]) == [1, 2]

@@ -20,7 +20,11 @@ def test_sweep_writes_run_directory(tmp_path, tiny_binary):
     out = tmp_path / "run"
     r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=out)
     assert sorted(p.name for p in (out / "trials").iterdir()) == [
-        "dim-001-seed-0", "dim-001-seed-1", "dim-003-seed-0", "dim-003-seed-1"]
+        "dim-001-seed-0",
+        "dim-001-seed-1",
+        "dim-003-seed-0",
+        "dim-003-seed-1",
+    ]
     for f in ("run.json", "results.csv", "recommendation.json", "study.journal"):
         assert (out / f).is_file(), f
     for t in (out / "trials").iterdir():
@@ -98,8 +102,15 @@ def test_default_dims():
     assert default_dims(784) == (1, 2, 4, 8, 16, 32, 64)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(dims=()), "no latent sizes"), (dict(dims=(0, 2)), "not a positive"),
-                                      (dict(dims=(2,), seeds=0), "seeds"), (dict(dims=(2,), k=0), "importance")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(dims=()), "no latent sizes"),
+        (dict(dims=(0, 2)), "not a positive"),
+        (dict(dims=(2,), seeds=0), "seeds"),
+        (dict(dims=(2,), k=0), "importance"),
+    ],
+)
 def test_sweep_config_errors(kw, match):
     with pytest.raises(ConfigError, match=match):
         SweepConfig(**kw)
@@ -108,8 +119,7 @@ def test_sweep_config_errors(kw, match):
 def test_recommends_the_planted_dimension():
     """Known answer: data on a 2-D nonlinear manifold in 10-D."""
     data = make_data(make_planted_data(2, 10, 1500, seed=2, noise=0.05))
-    config = SweepConfig(dims=(1, 2, 4, 8), hidden=(64, 64),
-                         train=TrainConfig(epochs=60, batch_size=128, patience=10))
+    config = SweepConfig(dims=(1, 2, 4, 8), hidden=(64, 64), train=TrainConfig(epochs=60, batch_size=128, patience=10))
     r = sweep(data, config=config)
     assert abs(r.recommended_dim - 2) <= 1
     assert abs(r.recommendation.largest_active_units - 2) <= 1

@@ -81,8 +81,10 @@ def test_free_bits_floor_each_unit():
     assert float(kl_term(kl, 0.5)) == pytest.approx(3.5)
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 0), ("lr", -1.0), ("beta", float("nan")),
-                                         ("free_bits", -0.1), ("batch_size", 0), ("device", "tpu")])
+@pytest.mark.parametrize(
+    "field,value",
+    [("epochs", 0), ("lr", -1.0), ("beta", float("nan")), ("free_bits", -0.1), ("batch_size", 0), ("device", "tpu")],
+)
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})

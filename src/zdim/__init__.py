@@ -33,10 +33,13 @@ def sweep(*args: object, report: bool = True, **kwargs: object) -> SweepResult:
     return result
 
 
-sweep.__doc__ = (_sweep.__doc__ or "") + """
+sweep.__doc__ = (
+    (_sweep.__doc__ or "")
+    + """
     With a run directory (``out``), ``report=True`` (default) also writes ``out/report.html``
     (``zdim.build_report(out)`` rebuilds it).
     """
+)
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -54,8 +57,25 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Data", "load_data", "ZdimError", "evaluate", "VAE", "VAEConfig", "Recommendation", "recommend",
-    "load_model", "SweepConfig", "SweepResult", "sweep", "TrainConfig", "fit", "__version__",
-    "tune", "TuneResult", "build_report", "estimate_intrinsic_dim", "IntrinsicDim",
+    "Data",
+    "load_data",
+    "ZdimError",
+    "evaluate",
+    "VAE",
+    "VAEConfig",
+    "Recommendation",
+    "recommend",
+    "load_model",
+    "SweepConfig",
+    "SweepResult",
+    "sweep",
+    "TrainConfig",
+    "fit",
+    "__version__",
+    "tune",
+    "TuneResult",
+    "build_report",
+    "estimate_intrinsic_dim",
+    "IntrinsicDim",
     "VAETransformer",
 ]

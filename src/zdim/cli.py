@@ -17,15 +17,26 @@ from .errors import ConfigError, RunDirError, WorkerError, ZdimError
 from .recommend import DEFAULT_RULE, RULES
 
 TABLE_COLS = [
-    ("dim", "dim", "{}"), ("seed", "seed", "{}"), ("nll", "NLL", "{:.2f}"),
-    ("neg_elbo", "-ELBO", "{:.2f}"), ("rec", "rec", "{:.2f}"), ("kl", "KL", "{:.2f}"),
-    ("active_units", "active", "{}"), ("mse", "MSE", "{:.4f}"), ("epochs_run", "epochs", "{}"),
-    ("train_seconds", "train s", "{:.1f}"), ("status", "status", "{}"),
+    ("dim", "dim", "{}"),
+    ("seed", "seed", "{}"),
+    ("nll", "NLL", "{:.2f}"),
+    ("neg_elbo", "-ELBO", "{:.2f}"),
+    ("rec", "rec", "{:.2f}"),
+    ("kl", "KL", "{:.2f}"),
+    ("active_units", "active", "{}"),
+    ("mse", "MSE", "{:.4f}"),
+    ("epochs_run", "epochs", "{}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("status", "status", "{}"),
 ]
 # generation quality (zdim.generation), placed before the timing and status columns
-TABLE_COLS[-2:-2] = [("gen_fd", "FD", "{:.2f}"), ("gen_precision", "prec", "{:.2f}"),
-                     ("gen_recall", "recall", "{:.2f}"), ("gen_mmd", "MMD", "{:.3f}"),
-                     ("gen_probe_acc", "probe", "{:.2f}")]
+TABLE_COLS[-2:-2] = [
+    ("gen_fd", "FD", "{:.2f}"),
+    ("gen_precision", "prec", "{:.2f}"),
+    ("gen_recall", "recall", "{:.2f}"),
+    ("gen_mmd", "MMD", "{:.3f}"),
+    ("gen_probe_acc", "probe", "{:.2f}"),
+]
 
 
 def parse_dims(text: str) -> list[int]:
@@ -91,13 +102,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         require_mlflow()
 
     dims = parse_dims(args.dims) if args.dims else None
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-                        warmup_epochs=args.warmup, free_bits=args.free_bits,
-                        patience=args.patience, seed=args.seed, device=args.device)
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        warmup_epochs=args.warmup,
+        free_bits=args.free_bits,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+    )
     from .data import load_data
 
-    data = load_data(args.source, seed=args.seed, label_column=args.label_column,
-                     likelihood=args.likelihood, max_samples=args.max_samples)
+    data = load_data(
+        args.source,
+        seed=args.seed,
+        label_column=args.label_column,
+        likelihood=args.likelihood,
+        max_samples=args.max_samples,
+    )
     intrinsic = None
     if not dims:  # the grid comes from the intrinsic dimension of the data
         from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
@@ -105,23 +129,50 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         intrinsic = estimate_intrinsic_dim(data, seed=args.seed)
         dims = list(dims_from_estimate(intrinsic.dim, data.n_features))
         if not args.quiet:
-            print(f"intrinsic dimension ~{intrinsic.dim} (TwoNN {intrinsic.twonn:.1f}, MLE "
-                  f"{intrinsic.mle:.1f}): sizes {dims}", file=sys.stderr)
-    config = SweepConfig(dims=tuple(dims or default_dims(data.n_features)), seeds=args.seeds,
-                         hidden=tuple(args.hidden), arch=args.arch, train=train, k=args.k,
-                         rel_tol=args.tolerance)
+            print(
+                f"intrinsic dimension ~{intrinsic.dim} (TwoNN {intrinsic.twonn:.1f}, MLE "
+                f"{intrinsic.mle:.1f}): sizes {dims}",
+                file=sys.stderr,
+            )
+    config = SweepConfig(
+        dims=tuple(dims or default_dims(data.n_features)),
+        seeds=args.seeds,
+        hidden=tuple(args.hidden),
+        arch=args.arch,
+        train=train,
+        k=args.k,
+        rel_tol=args.tolerance,
+    )
     out = Path(args.out) if args.out else Path("runs") / data.name
     if not args.quiet:
-        print(f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
-              f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s)"
-              f" -> {out}", file=sys.stderr)
-    result = sweep(data, config=config, out=out, overwrite=args.overwrite, resume=args.resume,
-                   storage=args.storage, study_name=args.study, progress=not args.quiet,
-                   command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
-                   workers=args.workers, prune=args.prune, rule=args.rule, refine=args.refine,
-                   intrinsic=intrinsic,
-                   loader={"seed": args.seed, "label_column": args.label_column,
-                           "likelihood": args.likelihood, "max_samples": args.max_samples})
+        print(
+            f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
+            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s)"
+            f" -> {out}",
+            file=sys.stderr,
+        )
+    result = sweep(
+        data,
+        config=config,
+        out=out,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        storage=args.storage,
+        study_name=args.study,
+        progress=not args.quiet,
+        command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
+        workers=args.workers,
+        prune=args.prune,
+        rule=args.rule,
+        refine=args.refine,
+        intrinsic=intrinsic,
+        loader={
+            "seed": args.seed,
+            "label_column": args.label_column,
+            "likelihood": args.likelihood,
+            "max_samples": args.max_samples,
+        },
+    )
     _print_result(result.trials, result.recommendation, result.run_dir)
     _write_report(result.run_dir, args.quiet)
     if args.mlflow or args.mlflow_uri:
@@ -142,8 +193,11 @@ def _write_report(run_dir: Path | None, quiet: bool) -> None:
     except ZdimError:
         raise
     except Exception as e:  # a bug in drawing must not hide that the sweep itself succeeded
-        print(f"zdim: warning: the report could not be built ({type(e).__name__}: {e}); the results are "
-              f"saved: retry with `zdim report {run_dir}`", file=sys.stderr)
+        print(
+            f"zdim: warning: the report could not be built ({type(e).__name__}: {e}); the results are "
+            f"saved: retry with `zdim report {run_dir}`",
+            file=sys.stderr,
+        )
         return
     print(f"Report: {path}")
 
@@ -165,12 +219,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): "
-                          "pass the --out folder of a sweep")
+        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
     info = read_json(run_dir / RUN_JSON)
     d = info.get("data", {})
-    print(f"{run_dir}: {d.get('name')} {d.get('sample_shape')} ({d.get('likelihood')}), "
-          f"sizes {info.get('sweep', {}).get('dims')}")
+    print(
+        f"{run_dir}: {d.get('name')} {d.get('sample_shape')} ({d.get('likelihood')}), "
+        f"sizes {info.get('sweep', {}).get('dims')}"
+    )
     if info.get("command"):
         print(f"command: {info['command']}")
     trials = collect_trials(run_dir)
@@ -199,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="train a VAE per latent size and recommend one")
     s.add_argument("source", help="data: a file, a folder, or an embedded name (see `zdim datasets`)")
-    s.add_argument("--dims", help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times "
-                   "the intrinsic dimension)")
+    s.add_argument(
+        "--dims",
+        help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times the intrinsic dimension)",
+    )
     s.add_argument("--seeds", type=int, default=1, help="trainings per size (default 1)")
     s.add_argument("--epochs", type=int, default=100, help="maximum epochs per trial (default 100)")
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
@@ -209,15 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
     s.add_argument("--warmup", type=float, default=0.0, help="KL warm-up length in epochs (default 0)")
     s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
-    s.add_argument("--hidden", type=_positive_ints, default=[512, 256],
-                   help="hidden widths, e.g. 512,256 (default)")
+    s.add_argument("--hidden", type=_positive_ints, default=[512, 256], help="hidden widths, e.g. 512,256 (default)")
     s.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     s.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
     s.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
     s.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
     s.add_argument("--k", type=int, default=100, help="importance samples for held-out NLL (default 100)")
-    s.add_argument("--tolerance", type=float, default=0.01,
-                   help="relative NLL tolerance of the recommendation rule (default 0.01)")
+    s.add_argument(
+        "--tolerance", type=float, default=0.01, help="relative NLL tolerance of the recommendation rule (default 0.01)"
+    )
     s.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--out", help="run directory (default runs/NAME)")
@@ -227,17 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://host/db (default: a file in the run dir)")
     s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--workers", type=int, default=1,
-                   help="trials trained at once, one process each, CPU threads split (default 1)")
-    s.add_argument("--prune", action="store_true",
-                   help="stop a seed early when it trails the other seeds of the same size")
-    s.add_argument("--rule", choices=list(RULES), default=DEFAULT_RULE,
-                   help="recommendation rule (default combined; see docs/recommendation.md)")
-    s.add_argument("--refine", action="store_true",
-                   help="after the grid, bisect around the recommended size down to an exact integer")
-    s.add_argument("--mlflow", action="store_true",
-                   help="log each trial (parameters, metrics, weights) to MLflow, by default a file store in "
-                        "RUN_DIR/mlruns; needs pip install 'zdim[mlflow]'")
+    s.add_argument(
+        "--workers", type=int, default=1, help="trials trained at once, one process each, CPU threads split (default 1)"
+    )
+    s.add_argument(
+        "--prune", action="store_true", help="stop a seed early when it trails the other seeds of the same size"
+    )
+    s.add_argument(
+        "--rule",
+        choices=list(RULES),
+        default=DEFAULT_RULE,
+        help="recommendation rule (default combined; see docs/recommendation.md)",
+    )
+    s.add_argument(
+        "--refine",
+        action="store_true",
+        help="after the grid, bisect around the recommended size down to an exact integer",
+    )
+    s.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log each trial (parameters, metrics, weights) to MLflow, by default a file store in "
+        "RUN_DIR/mlruns; needs pip install 'zdim[mlflow]'",
+    )
     s.add_argument("--mlflow-uri", metavar="URI", help="MLflow tracking URI for --mlflow (implies --mlflow)")
     s.set_defaults(func=cmd_sweep)
     _add_estimate_id_parser(sub)
@@ -259,13 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tune_parser(sub: Any) -> None:
     t = sub.add_parser("tune", help="tune beta, warm-up, free bits, lr and width at the chosen size")
-    t.add_argument("run_dir", metavar="RUN_DIR_OR_SOURCE",
-                   help="run directory of a sweep (its data, settings and recommended size), or a data "
-                        "source with --dim K to tune that size directly")
+    t.add_argument(
+        "run_dir",
+        metavar="RUN_DIR_OR_SOURCE",
+        help="run directory of a sweep (its data, settings and recommended size), or a data "
+        "source with --dim K to tune that size directly",
+    )
     t.add_argument("--dim", type=int, help="latent size to tune (default: the run's recommendation)")
     t.add_argument("--trials", type=int, default=20, help="Optuna trials (default 20)")
-    t.add_argument("--objective", choices=["nll", "elbo", "mse"], default="nll",
-                   help="validation figure to minimize (default nll)")
+    t.add_argument(
+        "--objective", choices=["nll", "elbo", "mse"], default="nll", help="validation figure to minimize (default nll)"
+    )
     t.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the sweep's)")
     t.add_argument("--workers", type=int, default=1, help="trials at once, one process each")
     t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")
@@ -288,15 +361,34 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from .data import load_data
 
         if args.dim is None:
-            raise ConfigError(f"{args.run_dir} is not a run directory: to tune a data source directly "
-                              "pass its latent size with --dim K")
+            raise ConfigError(
+                f"{args.run_dir} is not a run directory: to tune a data source directly "
+                "pass its latent size with --dim K"
+            )
         data = load_data(args.run_dir)
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
-        init_tune_run(data, args.dim, run_dir, overwrite=args.overwrite, resume=args.resume,
-                      command=" ".join(["zdim", *map(shlex.quote, args.argv)]), loader={})
-    res = tune(run_dir, dim=args.dim, n_trials=args.trials, objective=args.objective,
-               epochs=args.epochs, workers=args.workers, prune=args.prune, storage=args.storage,
-               study_name=args.study, data=data, progress=not args.quiet)
+        init_tune_run(
+            data,
+            args.dim,
+            run_dir,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
+            loader={},
+        )
+    res = tune(
+        run_dir,
+        dim=args.dim,
+        n_trials=args.trials,
+        objective=args.objective,
+        epochs=args.epochs,
+        workers=args.workers,
+        prune=args.prune,
+        storage=args.storage,
+        study_name=args.study,
+        data=data,
+        progress=not args.quiet,
+    )
     print(res.summary())
     _write_report(run_dir, args.quiet)
     return 0
@@ -317,8 +409,7 @@ def cmd_estimate_id(args: argparse.Namespace) -> int:
     from .data import load_data
     from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
-    data = load_data(args.source, seed=args.seed, label_column=args.label_column,
-                     max_samples=args.max_samples)
+    data = load_data(args.source, seed=args.seed, label_column=args.label_column, max_samples=args.max_samples)
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
     print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
     print(est.table())

@@ -98,8 +98,6 @@ class Data:
         }
 
 
-
-
 def list_datasets() -> list[tuple[str, str]]:
     """Embedded data sets as ``(name, description)`` pairs; pass a name as ``source``."""
     return list(EMBEDDED.items())
@@ -110,9 +108,16 @@ def supported_formats() -> list[tuple[str, str]]:
     return list(_FORMATS)
 
 
-def load_data(source: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, seed: int = 0,
-              val_fraction: float = 0.1, test_fraction: float = 0.1, label_column: str | None = None,
-              likelihood: str = "auto", max_samples: int | None = None) -> Data:
+def load_data(
+    source: str | os.PathLike[str] | np.ndarray | torch.Tensor,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    label_column: str | None = None,
+    likelihood: str = "auto",
+    max_samples: int | None = None,
+) -> Data:
     """Read, validate and split a data source.
 
     Parameters
@@ -145,76 +150,44 @@ def load_data(source: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, see
     """
     _check_options(val_fraction, test_fraction, likelihood, max_samples)
     raw, given = _read_source(source, label_column)
-    return _build(raw, given, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                  likelihood=likelihood, max_samples=max_samples)
+    return _build(
+        raw,
+        given,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        likelihood=likelihood,
+        max_samples=max_samples,
+    )
 
 
 # ----------------------------------------------------------------------------- options and dispatch
 
-def _check_options(val_fraction: float, test_fraction: float, likelihood: str,
-                   max_samples: int | None) -> None:
+
+def _check_options(val_fraction: float, test_fraction: float, likelihood: str, max_samples: int | None) -> None:
     # Each fraction below 0.5 keeps their sum below 1, so the training split is never empty.
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 0.5:
             raise DataError(f"{name}={value!r} is outside [0, 0.5): pass a fraction such as 0.1")
     if likelihood not in _LIKELIHOODS:
-        raise DataError(f"likelihood={likelihood!r} is not one of {', '.join(_LIKELIHOODS)}: "
-                        "pass --likelihood auto to infer it from the data")
-    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(
-            max_samples, numbers.Integral) or max_samples < 1):
-        raise DataError(f"max_samples={max_samples!r} is not a positive integer: pass e.g. "
-                        "--max-samples 1000, or leave it out to use every sample")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+        raise DataError(
+            f"likelihood={likelihood!r} is not one of {', '.join(_LIKELIHOODS)}: "
+            "pass --likelihood auto to infer it from the data"
+        )
+    if max_samples is not None and (
+        isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Integral) or max_samples < 1
+    ):
+        raise DataError(
+            f"max_samples={max_samples!r} is not a positive integer: pass e.g. "
+            "--max-samples 1000, or leave it out to use every sample"
+        )
 
 
 # ----------------------------------------------------------------------------- per-format readers
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------------- split, check, scale
+
 
 def _split_size(n: int, fraction: float) -> int:
     return max(1, int(n * fraction + 1e-9))
@@ -223,12 +196,15 @@ def _split_size(n: int, fraction: float) -> int:
 def _check_count(n: int, where: str, max_samples: int | None) -> None:
     if n < MIN_SAMPLES:
         fix = f"raise --max-samples (now {max_samples})" if max_samples is not None else "pass more data"
-        raise DataError(f"{where}: found {n} sample(s), need at least {MIN_SAMPLES} so that train, "
-                        f"validation and test each get one or more: {fix}")
+        raise DataError(
+            f"{where}: found {n} sample(s), need at least {MIN_SAMPLES} so that train, "
+            f"validation and test each get one or more: {fix}"
+        )
 
 
-def _split_rows(raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: float,
-                test_fraction: float, max_samples: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _split_rows(
+    raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: float, test_fraction: float, max_samples: int | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Map each split to ``(array it is taken from, its row indices in shuffled order)``."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))[:max_samples]
@@ -241,8 +217,11 @@ def _split_rows(raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: f
             raise DataError(f"{where}: the given test file holds no samples: use a complete t10k file")
         return {"train": (x, order[n_val:]), "val": (x, order[:n_val]), "test": test}
     n_test = _split_size(len(order), test_fraction)
-    return {"train": (x, order[n_test + n_val:]), "val": (x, order[n_test:n_test + n_val]),
-            "test": (x, order[:n_test])}
+    return {
+        "train": (x, order[n_test + n_val :]),
+        "val": (x, order[n_test : n_test + n_val]),
+        "test": (x, order[:n_test]),
+    }
 
 
 _CHUNK_BYTES = 64 << 20  # rows are copied and checked this many bytes at a time
@@ -267,19 +246,20 @@ def _gather(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
     step = _chunk_rows(src.shape[1], src.itemsize)
     for start in range(0, len(rows), step):
-        out[start:start + step] = src[rows[start:start + step]]
+        out[start : start + step] = src[rows[start : start + step]]
         if release is not None and dontneed is not None:
             release(dontneed)
     return out
 
 
-def _check_finite(parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], where: str,
-                  feature_names: list[str] | None) -> None:
+def _check_finite(
+    parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], where: str, feature_names: list[str] | None
+) -> None:
     count, first = 0, None  # first: (row, column) of the first bad value
     for key, values in parts.items():
         step = _chunk_rows(values.shape[1])  # a boolean mask of a chunk, not of the whole split
         for start in range(0, len(values), step):
-            bad = ~np.isfinite(values[start:start + step])
+            bad = ~np.isfinite(values[start : start + step])
             if bad.any():
                 count += int(bad.sum())
                 r, c = np.argwhere(bad)[0]
@@ -287,8 +267,10 @@ def _check_finite(parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], whe
     if count and first is not None:
         row, col = first
         name = f" ('{feature_names[col]}')" if feature_names else ""
-        raise DataError(f"{where}: {count} NaN or infinite value(s), the first at row {row}, column "
-                        f"{col}{name} (0-based): remove or impute them before running zdim")
+        raise DataError(
+            f"{where}: {count} NaN or infinite value(s), the first at row {row}, column "
+            f"{col}{name} (0-based): remove or impute them before running zdim"
+        )
 
 
 def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str) -> Likelihood:
@@ -296,8 +278,10 @@ def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str
     high = max(float(a.max()) for a in parts.values())
     in_unit = 0.0 <= low and high <= 1.0
     if likelihood == "bernoulli" and not in_unit:
-        raise DataError(f"{where}: likelihood 'bernoulli' needs values in [0, 1], found [{low:g}, "
-                        f"{high:g}]: pass --likelihood gaussian (or auto), or rescale the data to [0, 1]")
+        raise DataError(
+            f"{where}: likelihood 'bernoulli' needs values in [0, 1], found [{low:g}, "
+            f"{high:g}]: pass --likelihood gaussian (or auto), or rescale the data to [0, 1]"
+        )
     if likelihood == "auto":
         return "bernoulli" if in_unit else "gaussian"
     return likelihood  # type: ignore[return-value]
@@ -327,8 +311,16 @@ def _standardize(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _build(raw: _Raw, given: str, *, seed: int, val_fraction: float, test_fraction: float,
-           likelihood: str, max_samples: int | None) -> Data:
+def _build(
+    raw: _Raw,
+    given: str,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    likelihood: str,
+    max_samples: int | None,
+) -> Data:
     x = raw.x.reshape(len(raw.x), int(np.prod(raw.sample_shape)))  # (n, D); a view of a memory map
     if x.size == 0:
         _raise_empty(given, *x.shape)
@@ -351,8 +343,21 @@ def _build(raw: _Raw, given: str, *, seed: int, val_fraction: float, test_fracti
     if raw.label_names is not None:
         extra["label_names"] = raw.label_names
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}
-    return Data(name=raw.name, source=given, train=tensors["train"], val=tensors["val"],
-                test=tensors["test"], likelihood=kind, sample_shape=raw.sample_shape,
-                is_image=raw.is_image, y_train=labels["train"], y_val=labels["val"],
-                y_test=labels["test"], feature_names=raw.feature_names, mean=mean, std=std,
-                fingerprint=fingerprint, extra=extra)
+    return Data(
+        name=raw.name,
+        source=given,
+        train=tensors["train"],
+        val=tensors["val"],
+        test=tensors["test"],
+        likelihood=kind,
+        sample_shape=raw.sample_shape,
+        is_image=raw.is_image,
+        y_train=labels["train"],
+        y_val=labels["val"],
+        y_test=labels["test"],
+        feature_names=raw.feature_names,
+        mean=mean,
+        std=std,
+        fingerprint=fingerprint,
+        extra=extra,
+    )

@@ -145,8 +145,9 @@ class ClassifierFeatures:
         self.accuracy = float("nan")
 
     @torch.enable_grad()
-    def fit(self, x: Any, y: Any, x_test: Any, y_test: Any, seed: int = 0,
-            max_rows: int = 10000, epochs: int = 20) -> ClassifierFeatures:
+    def fit(
+        self, x: Any, y: Any, x_test: Any, y_test: Any, seed: int = 0, max_rows: int = 10000, epochs: int = 20
+    ) -> ClassifierFeatures:
         rng = np.random.default_rng(seed)
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
@@ -155,8 +156,9 @@ class ClassifierFeatures:
             x, y_idx = x[keep], y_idx[keep]
         torch.manual_seed(seed)
         hidden = min(256, max(2 * self.width, x.shape[1]))
-        self.body = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
-                                        torch.nn.Linear(hidden, self.width), torch.nn.ReLU())
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, self.width), torch.nn.ReLU()
+        )
         head = torch.nn.Linear(self.width, len(classes))
         net = torch.nn.Sequential(self.body, head)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
@@ -195,8 +197,9 @@ def _class_labels(data: Any) -> bool:
 _SPACES: dict[int, tuple[weakref.ref[Any], dict[tuple[str, int], tuple[Any, str, float | None]]]] = {}
 
 
-def feature_space(data: Any, features: str = "auto",
-                  components: int = DEFAULT_PCA_COMPONENTS) -> tuple[Any, str, float | None]:
+def feature_space(
+    data: Any, features: str = "auto", components: int = DEFAULT_PCA_COMPONENTS
+) -> tuple[Any, str, float | None]:
     """``(transformer, gen_features name, classifier test accuracy or None)`` for ``data``.
 
     ``features``: ``auto`` (a classifier's penultimate layer when there are class labels, else PCA),
@@ -225,9 +228,16 @@ def feature_space(data: Any, features: str = "auto",
 
 
 @torch.no_grad()
-def generation_metrics(model: Any, data: Any, *, n: int = DEFAULT_GEN_SAMPLES, seed: int = 0,
-                       components: int = DEFAULT_PCA_COMPONENTS, k: int = DEFAULT_NEAREST_K,
-                       features: str = "auto") -> dict[str, Any]:
+def generation_metrics(
+    model: Any,
+    data: Any,
+    *,
+    n: int = DEFAULT_GEN_SAMPLES,
+    seed: int = 0,
+    components: int = DEFAULT_PCA_COMPONENTS,
+    k: int = DEFAULT_NEAREST_K,
+    features: str = "auto",
+) -> dict[str, Any]:
     """Generation metrics of a trained VAE on ``data`` (a ``zdim.Data``), prefixed ``gen_``.
 
     Decodes ``n`` prior samples (decoder means) and compares them with up to ``n`` held-out test rows
@@ -244,8 +254,12 @@ def generation_metrics(model: Any, data: Any, *, n: int = DEFAULT_GEN_SAMPLES, s
     mu_test = model.encode(test.to(dev).float())[0].float().cpu()
     space, name, feature_acc = feature_space(data, features, components)
     real_f, fake_f = space.transform(test.double().numpy()), space.transform(fake.double().numpy())
-    out: dict[str, Any] = {"gen_features": name, "gen_n": int(test.shape[0]), "gen_k": k,
-                           "gen_fd": frechet_distance(real_f, fake_f)}
+    out: dict[str, Any] = {
+        "gen_features": name,
+        "gen_n": int(test.shape[0]),
+        "gen_k": k,
+        "gen_fd": frechet_distance(real_f, fake_f),
+    }
     if feature_acc is not None:
         out["gen_feature_acc"] = feature_acc
     out.update({f"gen_{key}": v for key, v in prdc(real_f, fake_f, k).items()})

@@ -48,10 +48,12 @@ class IntrinsicDim:
 
     def table(self) -> str:
         """A plain-text table of the estimates."""
-        lines = [f"{'method':<8}{'estimate':>10}{'spread (std)':>14}   subsamples",
-                 f"{'TwoNN':<8}{self.twonn:>10.2f}{self.twonn_std:>14.2f}   {self.repeats} x {self.n} points",
-                 f"{'MLE':<8}{self.mle:>10.2f}{self.mle_std:>14.2f}   {self.repeats} x {self.n} points",
-                 f"intrinsic dimension (rounded mean of both): {self.dim}"]
+        lines = [
+            f"{'method':<8}{'estimate':>10}{'spread (std)':>14}   subsamples",
+            f"{'TwoNN':<8}{self.twonn:>10.2f}{self.twonn_std:>14.2f}   {self.repeats} x {self.n} points",
+            f"{'MLE':<8}{self.mle:>10.2f}{self.mle_std:>14.2f}   {self.repeats} x {self.n} points",
+            f"intrinsic dimension (rounded mean of both): {self.dim}",
+        ]
         return "\n".join(lines)
 
 
@@ -63,8 +65,9 @@ def _as_array(X: Any) -> np.ndarray:
     try:
         x = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise DataError(f"cannot read {type(X).__name__} as a numeric array ({e}): pass an (n, D) "
-                        "array, a tensor or a zdim Data") from e
+        raise DataError(
+            f"cannot read {type(X).__name__} as a numeric array ({e}): pass an (n, D) array, a tensor or a zdim Data"
+        ) from e
     if x.ndim < 2:
         raise DataError(f"need an (n, D) array of samples, got shape {x.shape}: reshape to one row per sample")
     x = x.reshape(x.shape[0], -1)
@@ -73,8 +76,9 @@ def _as_array(X: Any) -> np.ndarray:
     return x
 
 
-def estimate_intrinsic_dim(X: Any, n: int = DEFAULT_SUBSAMPLE, repeats: int = DEFAULT_REPEATS,
-                           seed: int = 0) -> IntrinsicDim:
+def estimate_intrinsic_dim(
+    X: Any, n: int = DEFAULT_SUBSAMPLE, repeats: int = DEFAULT_REPEATS, seed: int = 0
+) -> IntrinsicDim:
     """Estimate the intrinsic dimension of ``X`` with TwoNN and MLE on random subsamples.
 
     Parameters
@@ -102,8 +106,10 @@ def estimate_intrinsic_dim(X: Any, n: int = DEFAULT_SUBSAMPLE, repeats: int = DE
         raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}: fix --repeats")
     x = np.unique(_as_array(X), axis=0)  # duplicates give zero distances, which TwoNN cannot use
     if x.shape[0] < MIN_POINTS:
-        raise DataError(f"found {x.shape[0]} distinct sample(s), need at least {MIN_POINTS} to estimate "
-                        "an intrinsic dimension: give more data")
+        raise DataError(
+            f"found {x.shape[0]} distinct sample(s), need at least {MIN_POINTS} to estimate "
+            "an intrinsic dimension: give more data"
+        )
     rng = np.random.default_rng(seed)
     size = min(int(n), x.shape[0])
     values: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -117,8 +123,17 @@ def estimate_intrinsic_dim(X: Any, n: int = DEFAULT_SUBSAMPLE, repeats: int = DE
     stds = {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()}
     finite = [v for v in means.values() if math.isfinite(v)]
     dim = max(1, round(float(np.mean(finite)))) if finite else 1
-    return IntrinsicDim(dim=dim, twonn=means["twonn"], twonn_std=stds["twonn"], mle=means["mle"],
-                        mle_std=stds["mle"], n=size, repeats=int(repeats), seed=seed, values=values)
+    return IntrinsicDim(
+        dim=dim,
+        twonn=means["twonn"],
+        twonn_std=stds["twonn"],
+        mle=means["mle"],
+        mle_std=stds["mle"],
+        n=size,
+        repeats=int(repeats),
+        seed=seed,
+        values=values,
+    )
 
 
 def dims_from_estimate(estimate: float, n_features: int, factor: int = GRID_FACTOR) -> tuple[int, ...]:

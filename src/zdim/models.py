@@ -58,9 +58,7 @@ class VAEConfig:
         if self.input_dim < 1:
             raise ConfigError(f"input_dim must be >= 1, got {self.input_dim}")
         if not 1 <= self.latent_dim:
-            raise ConfigError(
-                f"latent size must be >= 1, got {self.latent_dim}: pass sizes like --dims 2,4,8"
-            )
+            raise ConfigError(f"latent size must be >= 1, got {self.latent_dim}: pass sizes like --dims 2,4,8")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.arch not in ARCHS:
@@ -73,13 +71,10 @@ class VAEConfig:
         if self.arch == "conv":
             shape = self.image_shape
             if shape is None or len(shape) != 3 or math.prod(shape) != self.input_dim:
-                raise ConfigError(
-                    f"arch 'conv' needs image data (C, H, W), got shape {shape}: use --arch mlp"
-                )
+                raise ConfigError(f"arch 'conv' needs image data (C, H, W), got shape {shape}: use --arch mlp")
             if shape[1] % 4 or shape[2] % 4:
                 raise ConfigError(
-                    f"arch 'conv' needs height and width divisible by 4, got {shape[1]}x{shape[2]}:"
-                    " use --arch mlp"
+                    f"arch 'conv' needs height and width divisible by 4, got {shape[1]}x{shape[2]}: use --arch mlp"
                 )
 
     def to_dict(self) -> dict[str, Any]:

@@ -40,9 +40,12 @@ _FORMATS = [
     ("folder of images", ".png/.jpg/.jpeg of one size; subfolder names become labels"),
 ]
 
+
 def _raise_empty(where: str, n: int, d: int) -> None:
-    raise DataError(f"{where}: empty data ({n} samples x {d} features): pass a source with at least "
-                    f"{MIN_SAMPLES} samples and one feature")
+    raise DataError(
+        f"{where}: empty data ({n} samples x {d} features): pass a source with at least "
+        f"{MIN_SAMPLES} samples and one feature"
+    )
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -52,6 +55,7 @@ _IDX_RE = re.compile(r"^(?P<stem>.+?)[-.]idx(?P<ndim>\d)-ubyte(?P<gz>\.gz)?$")
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, struct.error)
+
 
 @dataclass
 class _Raw:
@@ -68,6 +72,7 @@ class _Raw:
     x_test: np.ndarray | None = None  # a given test split (IDX folder with a t10k file)
     y_test: np.ndarray | None = None
 
+
 def _read_source(source: object, label_column: str | None) -> tuple[_Raw, str]:
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
@@ -75,27 +80,36 @@ def _read_source(source: object, label_column: str | None) -> tuple[_Raw, str]:
         _no_label_column(label_column, "an array")
         return _from_array(source, "array", "<array>"), "<array>"
     if not isinstance(source, (str, os.PathLike)):
-        raise DataError(f"data source of type {type(source).__name__} is not supported: pass a path, "
-                        "an embedded name (see `zdim datasets`), a NumPy array or a torch tensor")
+        raise DataError(
+            f"data source of type {type(source).__name__} is not supported: pass a path, "
+            "an embedded name (see `zdim datasets`), a NumPy array or a torch tensor"
+        )
     given = os.fspath(source)
     path = Path(given).expanduser()
     if not path.exists() and given in EMBEDDED:
         _no_label_column(label_column, f"embedded '{given}' (its labels are read already)")
         return _read_digits(), given
     if not path.exists():
-        raise DataError(f"data source '{given}' not found: no such file or folder, and not an embedded "
-                        f"name ({', '.join(EMBEDDED)}); check the path, or run `zdim datasets`")
+        raise DataError(
+            f"data source '{given}' not found: no such file or folder, and not an embedded "
+            f"name ({', '.join(EMBEDDED)}); check the path, or run `zdim datasets`"
+        )
     return _read_path(path, label_column), given
+
 
 def _read_path(path: Path, label_column: str | None) -> _Raw:
     kind = "folder" if path.is_dir() else _format_of(path)
     if kind not in ("csv", "tsv", "parquet", "npz"):
-        _no_label_column(label_column, f"a {kind} (labels come from IDX label files, subfolders or "
-                         ".npz keys)")
-    readers = {"folder": lambda: _read_folder(path), "npy": lambda: _read_npy(path),
-               "npz": lambda: _read_npz(path, label_column), "idx": lambda: _read_idx(path)}
+        _no_label_column(label_column, f"a {kind} (labels come from IDX label files, subfolders or .npz keys)")
+    readers = {
+        "folder": lambda: _read_folder(path),
+        "npy": lambda: _read_npy(path),
+        "npz": lambda: _read_npz(path, label_column),
+        "idx": lambda: _read_idx(path),
+    }
     with _read_errors(path, "folder" if kind == "folder" else f"{kind} file"):
         return readers.get(kind, lambda: _read_table(path, kind, label_column))()
+
 
 @contextmanager
 def _read_errors(path: Path, what: str) -> Iterator[None]:
@@ -106,8 +120,8 @@ def _read_errors(path: Path, what: str) -> Iterator[None]:
         raise
     except _READ_ERRORS as e:
         reason = " ".join(str(e).split())
-        raise DataError(f"{path}: cannot read it ({reason}): check that it is a valid, complete "
-                        f"{what}") from e
+        raise DataError(f"{path}: cannot read it ({reason}): check that it is a valid, complete {what}") from e
+
 
 def _format_of(path: Path) -> str:
     name = path.name.lower()
@@ -118,63 +132,78 @@ def _format_of(path: Path) -> str:
     if suffix in (".csv", ".tsv") or (suffix in (".npy", ".npz", ".parquet") and not gz):
         return suffix[1:]
     shown = suffix + ".gz" if gz else suffix or "(none)"
-    raise DataError(f"{path}: unknown data format, suffix '{shown}': supported are "
-                    f"{'; '.join(fmt for fmt, _ in _FORMATS)} (see `zdim datasets`)")
+    raise DataError(
+        f"{path}: unknown data format, suffix '{shown}': supported are "
+        f"{'; '.join(fmt for fmt, _ in _FORMATS)} (see `zdim datasets`)"
+    )
+
 
 def _no_label_column(label_column: str | None, what: str) -> None:
     if label_column is not None:
-        raise DataError(f"label_column={label_column!r} applies to tables (.csv, .tsv, .parquet) and "
-                        f".npz keys, not to {what}: leave --label-column out")
+        raise DataError(
+            f"label_column={label_column!r} applies to tables (.csv, .tsv, .parquet) and "
+            f".npz keys, not to {what}: leave --label-column out"
+        )
+
 
 def _stem(path: Path) -> str:
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
     match = _IDX_RE.match(path.name.lower())
-    return path.name[:len(match["stem"])] if match else Path(name).stem
+    return path.name[: len(match["stem"])] if match else Path(name).stem
+
 
 def _names(values: Iterable[object], limit: int = 10) -> str:
     names = [str(v) for v in values]
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(f"'{v}'" for v in names[:limit]) + more
 
+
 def _from_array(x: np.ndarray, name: str, where: str) -> _Raw:
     if x.dtype.kind not in "biuf":
-        raise DataError(f"{where}: values of dtype {x.dtype} are not numbers: pass a float, integer "
-                        "or bool array")
+        raise DataError(f"{where}: values of dtype {x.dtype} are not numbers: pass a float, integer or bool array")
     if x.ndim not in (2, 3, 4):
-        raise DataError(f"{where}: array of shape {tuple(x.shape)} has {x.ndim} dimension(s), expected "
-                        "(n, D), (n, H, W) or (n, C, H, W): reshape it, e.g. x.reshape(len(x), -1)")
+        raise DataError(
+            f"{where}: array of shape {tuple(x.shape)} has {x.ndim} dimension(s), expected "
+            "(n, D), (n, H, W) or (n, C, H, W): reshape it, e.g. x.reshape(len(x), -1)"
+        )
     shape = (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
     return _Raw(x=x, name=name, sample_shape=tuple(int(s) for s in shape), is_image=x.ndim > 2)
+
 
 def _read_digits() -> _Raw:
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
-    return _Raw(x=x, name="digits", sample_shape=(1, 8, 8), is_image=True, scale=16.0,
-                y=y.astype(np.int64))
+    return _Raw(x=x, name="digits", sample_shape=(1, 8, 8), is_image=True, scale=16.0, y=y.astype(np.int64))
+
 
 def _read_npy(path: Path) -> _Raw:
     with open(path, "rb") as f:
         np.lib.format.read_magic(f)  # a clear error for a non-.npy file, before numpy tries pickle
     return _from_array(np.load(path, mmap_mode="r", allow_pickle=False), _stem(path), str(path))
 
+
 def _read_npz(path: Path, label_column: str | None) -> _Raw:
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.files)
         if label_column is not None and label_column not in keys:
-            raise DataError(f"{path}: label key '{label_column}' not found; keys are {_names(keys)}: "
-                            "pass one of them to --label-column")
+            raise DataError(
+                f"{path}: label key '{label_column}' not found; keys are {_names(keys)}: "
+                "pass one of them to --label-column"
+            )
         y_key = label_column or next((k for k in ("y", "labels") if k in keys), None)
         data_keys = [k for k in keys if k != y_key]
-        x_key = data_keys[0] if len(data_keys) == 1 else next(
-            (k for k in ("X", "x", "data") if k in data_keys), None)
+        x_key = data_keys[0] if len(data_keys) == 1 else next((k for k in ("X", "x", "data") if k in data_keys), None)
         if x_key is None:
-            raise DataError(f"{path}: cannot tell which array holds the data among {_names(keys)}: "
-                            "name it X (labels: y), or save only one array")
+            raise DataError(
+                f"{path}: cannot tell which array holds the data among {_names(keys)}: "
+                "name it X (labels: y), or save only one array"
+            )
         raw = _from_array(archive[x_key], _stem(path), f"{path}[{x_key}]")
         if y_key is not None:
             raw.y, raw.label_names = _encode_labels(archive[y_key], f"{path}[{y_key}]", len(raw.x))
     return raw
+
 
 def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
     import pandas as pd
@@ -187,19 +216,25 @@ def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
     y = label_names = None
     if label_column is not None:
         if label_column not in frame.columns:
-            raise DataError(f"{path}: label column '{label_column}' not found; columns are "
-                            f"{_names(frame.columns)}: pass one of them to --label-column")
-        y, label_names = _encode_labels(frame.pop(label_column).to_numpy(), f"{path} column "
-                                        f"'{label_column}'", len(frame))
+            raise DataError(
+                f"{path}: label column '{label_column}' not found; columns are "
+                f"{_names(frame.columns)}: pass one of them to --label-column"
+            )
+        y, label_names = _encode_labels(
+            frame.pop(label_column).to_numpy(), f"{path} column '{label_column}'", len(frame)
+        )
     if frame.size == 0:
         _raise_empty(str(path), *frame.shape)
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
-        raise DataError(f"{path}: non-numeric column(s) {_names(bad, 5)}: drop them, or pass "
-                        "--label-column NAME to take one as labels")
+        raise DataError(
+            f"{path}: non-numeric column(s) {_names(bad, 5)}: drop them, or pass "
+            "--label-column NAME to take one as labels"
+        )
     raw = _from_array(frame.to_numpy(dtype=np.float64), _stem(path), str(path))
     raw.y, raw.label_names, raw.feature_names = y, label_names, list(frame.columns)
     return raw
+
 
 def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
     import pandas as pd
@@ -215,11 +250,14 @@ def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
         if found is None:
             raise
         expected, line, saw = found.groups()
-        raise DataError(f"{path}: ragged table: line {line} has {saw} fields, expected {expected}: "
-                        "give every row the same number of columns") from e
+        raise DataError(
+            f"{path}: ragged table: line {line} has {saw} fields, expected {expected}: "
+            "give every row the same number of columns"
+        ) from e
     if frame.isna().to_numpy().any():
         _check_short_rows(path, sep)  # pandas pads short rows with NaN silently
     return frame
+
 
 def _is_number(cell: str) -> bool:
     try:
@@ -227,6 +265,7 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
 
 def _has_header(cells: np.ndarray, label_column: str | None) -> bool:
     """A header: a first row whose text cells sit over numeric columns, or a first row of text only."""
@@ -236,6 +275,7 @@ def _has_header(cells: np.ndarray, label_column: str | None) -> bool:
         return True
     return any(t and all(_is_number(v) for v in rest[:, j] if v != "") for j, t in enumerate(text))
 
+
 def _check_short_rows(path: Path, sep: str) -> None:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", newline="") as f:
@@ -243,8 +283,11 @@ def _check_short_rows(path: Path, sep: str) -> None:
         _, expected = next(widths)
         for line, width in widths:
             if width != expected:
-                raise DataError(f"{path}: ragged table: line {line} has {width} fields, expected "
-                                f"{expected}: give every row the same number of columns")
+                raise DataError(
+                    f"{path}: ragged table: line {line} has {width} fields, expected "
+                    f"{expected}: give every row the same number of columns"
+                )
+
 
 def _encode_labels(values: np.ndarray, where: str, n: int) -> tuple[np.ndarray, list[str] | None]:
     """Integer labels as int64; text labels as codes into sorted class names."""
@@ -262,21 +305,27 @@ def _encode_labels(values: np.ndarray, where: str, n: int) -> tuple[np.ndarray, 
     names, codes = np.unique(values.astype(str), return_inverse=True)
     return codes.astype(np.int64).reshape(-1), [str(s) for s in names]
 
+
 def _read_idx_array(path: Path) -> np.ndarray:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with _read_errors(path, "IDX file"), opener(path, "rb") as f:
         buf = f.read()
     if len(buf) < 4 or buf[:2] != b"\0\0" or buf[2] not in _IDX_DTYPES:
-        raise DataError(f"{path}: not an IDX file (magic number {buf[:4].hex() or 'missing'}): "
-                        "expected 0x0000, a type code 0x08-0x0E and the number of dimensions")
+        raise DataError(
+            f"{path}: not an IDX file (magic number {buf[:4].hex() or 'missing'}): "
+            "expected 0x0000, a type code 0x08-0x0E and the number of dimensions"
+        )
     ndim, dtype = buf[3], np.dtype(_IDX_DTYPES[buf[2]])
     start = 4 + 4 * ndim
     dims = struct.unpack(f">{ndim}I", buf[4:start]) if len(buf) >= start else ()
     need = int(np.prod(dims)) * dtype.itemsize
     if len(dims) != ndim or len(buf) - start != need:
-        raise DataError(f"{path}: IDX header says shape {dims} ({need} bytes) but {len(buf) - start} "
-                        "bytes follow: the file is truncated or corrupt; download it again")
+        raise DataError(
+            f"{path}: IDX header says shape {dims} ({need} bytes) but {len(buf) - start} "
+            "bytes follow: the file is truncated or corrupt; download it again"
+        )
     return np.frombuffer(buf, dtype, offset=start).reshape(dims)
+
 
 def _read_idx(path: Path) -> _Raw:
     x = _read_idx_array(path)
@@ -289,6 +338,7 @@ def _read_idx(path: Path) -> _Raw:
             raw.y, _ = _encode_labels(labels, str(path.parent / name), len(x))
             break
     return raw
+
 
 def _read_folder(path: Path) -> _Raw:
     files = sorted(p for p in path.iterdir() if p.is_file())
@@ -303,9 +353,12 @@ def _read_folder(path: Path) -> _Raw:
     if images:
         return _read_images(path, images)
     found = sorted(p.name for p in path.iterdir())
-    raise DataError(f"{path}: no recognizable data in this folder (found {_names(found, 5) or 'nothing'}): "
-                    "expected IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]) or "
-                    ".png/.jpg/.jpeg images, directly or one subfolder deep")
+    raise DataError(
+        f"{path}: no recognizable data in this folder (found {_names(found, 5) or 'nothing'}): "
+        "expected IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]) or "
+        ".png/.jpg/.jpeg images, directly or one subfolder deep"
+    )
+
 
 def _read_idx_folder(path: Path, files: list[Path]) -> _Raw:
     train = [p for p in files if p.name.lower().startswith("train")]
@@ -315,20 +368,26 @@ def _read_idx_folder(path: Path, files: list[Path]) -> _Raw:
     elif len(train) == 1 and len(test) == 1:
         raw, given = _read_idx(train[0]), _read_idx(test[0])
         if given.sample_shape != raw.sample_shape:
-            raise DataError(f"{path}: {test[0].name} holds samples of shape {given.sample_shape} but "
-                            f"{train[0].name} of shape {raw.sample_shape}: use files of one data set")
+            raise DataError(
+                f"{path}: {test[0].name} holds samples of shape {given.sample_shape} but "
+                f"{train[0].name} of shape {raw.sample_shape}: use files of one data set"
+            )
         has_labels = raw.y is not None and given.y is not None
         raw.x_test, raw.y_test = given.x, given.y if has_labels else None
         raw.y = raw.y if has_labels else None
     else:
-        raise DataError(f"{path}: several IDX image files ({_names(p.name for p in files)}) and no "
-                        "single train/t10k pair: pass one file, or keep train-images-idx3-ubyte and "
-                        "t10k-images-idx3-ubyte in the folder")
+        raise DataError(
+            f"{path}: several IDX image files ({_names(p.name for p in files)}) and no "
+            "single train/t10k pair: pass one file, or keep train-images-idx3-ubyte and "
+            "t10k-images-idx3-ubyte in the folder"
+        )
     raw.name = path.name
     return raw
 
+
 def _image_files(path: Path) -> list[tuple[Path, str | None]]:
     """Images directly in ``path`` (no label), or one subfolder deep (label: the subfolder name)."""
+
     def images_in(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
 
@@ -339,6 +398,7 @@ def _image_files(path: Path) -> list[tuple[Path, str | None]]:
         return [(p, None) for p in direct + [q for q, _ in nested]]
     return nested
 
+
 def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
     from PIL import Image
 
@@ -347,15 +407,18 @@ def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
             with Image.open(p) as im:
                 return im.size, im.mode, None if mode is None else np.asarray(im.convert(mode))
         except (OSError, SyntaxError, ValueError) as e:
-            raise DataError(f"{p}: corrupt or unreadable image ({' '.join(str(e).split())}): "
-                            "remove or replace the file") from e
+            raise DataError(
+                f"{p}: corrupt or unreadable image ({' '.join(str(e).split())}): remove or replace the file"
+            ) from e
 
     headers = [open_image(p)[:2] for p, _ in files]  # sizes and modes, without decoding pixels
     (width, height), _ = headers[0]
     for (p, _), (size, _) in zip(files, headers):
         if size != (width, height):
-            raise DataError(f"{path}: images have different sizes: {files[0][0]} is {width}x{height} but "
-                            f"{p} is {size[0]}x{size[1]}: resize them to one size")
+            raise DataError(
+                f"{path}: images have different sizes: {files[0][0]} is {width}x{height} but "
+                f"{p} is {size[0]}x{size[1]}: resize them to one size"
+            )
     gray = all(mode in ("L", "LA", "1") for _, mode in headers)
     mode, channels = ("L", 1) if gray else ("RGB", 3)
     x = np.empty((len(files), channels, height, width), dtype=np.uint8)  # (n, C, H, W)

@@ -32,8 +32,7 @@ DEFAULT_RULE = "combined"
 DEFAULT_REL_TOL = 0.01
 DEFAULT_RANGE_TOL = 0.02  # of the NLL improvement from the smallest size to the best one
 DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation rule
-GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd",
-              "gen_probe_acc")
+GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc")
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,14 @@ def aggregate(trials: list[dict[str, Any]], metric: str = "nll") -> list[dict[st
         ts = by_dim[dim]
         mean, se = _mean_se([float(t[metric]) for t in ts])
         au_mean, au_se = _mean_se([float(t.get("active_units", 0)) for t in ts])
-        row = {"dim": dim, "n_seeds": len(ts), f"{metric}_mean": mean, f"{metric}_se": se,
-               "active_units_mean": au_mean, "active_units_se": au_se}
+        row = {
+            "dim": dim,
+            "n_seeds": len(ts),
+            f"{metric}_mean": mean,
+            f"{metric}_se": se,
+            "active_units_mean": au_mean,
+            "active_units_se": au_se,
+        }
         for g in GEN_FIELDS:  # generation quality, where trials measured it
             vals = [float(t[g]) for t in ts if t.get(g) is not None and math.isfinite(float(t[g]))]
             if vals:
@@ -95,8 +100,12 @@ def aggregate(trials: list[dict[str, Any]], metric: str = "nll") -> list[dict[st
 
 
 def recommend(
-    trials: list[dict[str, Any]], *, rule: str = DEFAULT_RULE, rel_tol: float = DEFAULT_REL_TOL,
-    range_tol: float = DEFAULT_RANGE_TOL, gen_tol: float = DEFAULT_GEN_TOL,
+    trials: list[dict[str, Any]],
+    *,
+    rule: str = DEFAULT_RULE,
+    rel_tol: float = DEFAULT_REL_TOL,
+    range_tol: float = DEFAULT_RANGE_TOL,
+    gen_tol: float = DEFAULT_GEN_TOL,
     intrinsic_dim: int | None = None,
 ) -> Recommendation:
     """Recommend a latent size from trial records (dicts with ``dim``, ``status``, ``nll``, ...).
@@ -128,48 +137,72 @@ def recommend(
     if fd_rows:
         best_fd = min(r["gen_fd_mean"] for r in fd_rows)
         gen_pick = next(r for r in fd_rows if r["gen_fd_mean"] <= best_fd * (1 + gen_tol))
-    signals: dict[str, Any] = {"nll-knee": knee["dim"], "active-units": au_pick["dim"],
-                               "generation": gen_pick["dim"] if gen_pick else None,
-                               "intrinsic-dim": intrinsic_dim, "largest_collapsed": collapsed}
+    signals: dict[str, Any] = {
+        "nll-knee": knee["dim"],
+        "active-units": au_pick["dim"],
+        "generation": gen_pick["dim"] if gen_pick else None,
+        "intrinsic-dim": intrinsic_dim,
+        "largest_collapsed": collapsed,
+    }
     if rule == "nll-knee":
         chosen = knee
     elif rule == "active-units":
         chosen = au_pick
     elif rule == "generation":
         if gen_pick is None:
-            raise ConfigError("rule 'generation' needs generation metrics (gen_fd) in the trials: "
-                              "rerun the sweep with this zdim, or choose --rule nll-knee")
+            raise ConfigError(
+                "rule 'generation' needs generation metrics (gen_fd) in the trials: "
+                "rerun the sweep with this zdim, or choose --rule nll-knee"
+            )
         chosen = gen_pick
     else:  # combined
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
     return Recommendation(
-        dim=chosen["dim"], rule=rule, best_dim=best["dim"], threshold=threshold, tolerance=tol,
-        rel_tol=rel_tol, per_dim=rows, largest_dim=largest["dim"],
-        largest_active_units=au, failed_trials=failed, range_tol=range_tol, signals=signals,
+        dim=chosen["dim"],
+        rule=rule,
+        best_dim=best["dim"],
+        threshold=threshold,
+        tolerance=tol,
+        rel_tol=rel_tol,
+        per_dim=rows,
+        largest_dim=largest["dim"],
+        largest_active_units=au,
+        failed_trials=failed,
+        range_tol=range_tol,
+        signals=signals,
         intrinsic_dim=intrinsic_dim,
-        rationale=_rationale(knee, best, largest, tol, rel_tol, failed)
-        + _rule_words(rule, chosen["dim"], signals),
+        rationale=_rationale(knee, best, largest, tol, rel_tol, failed) + _rule_words(rule, chosen["dim"], signals),
     )
 
 
 def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> str:
     """What the rule picked and what each signal said."""
     gen = signals["generation"]
-    text = (f" Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']}"
-            + (f", generation (Frechet distance) {gen}" if gen is not None else "")
-            + (f", intrinsic-dimension estimate {signals['intrinsic-dim']}"
-               if signals.get("intrinsic-dim") is not None else "") + ".")
+    text = (
+        f" Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']}"
+        + (f", generation (Frechet distance) {gen}" if gen is not None else "")
+        + (
+            f", intrinsic-dimension estimate {signals['intrinsic-dim']}"
+            if signals.get("intrinsic-dim") is not None
+            else ""
+        )
+        + "."
+    )
     if rule == "combined":
-        how = ("the smaller of the NLL knee and the active units of the largest model"
-               if signals["largest_collapsed"] else "the NLL knee (no unit of the largest model collapsed)")
+        how = (
+            "the smaller of the NLL knee and the active units of the largest model"
+            if signals["largest_collapsed"]
+            else "the NLL knee (no unit of the largest model collapsed)"
+        )
         text += f" Rule 'combined' takes {how}: {dim}."
     else:
         text += f" Rule '{rule}' recommends {dim}."
     return text
 
 
-def _rationale(chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, Any], tol: float,
-               rel_tol: float, failed: int) -> str:
+def _rationale(
+    chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, Any], tol: float, rel_tol: float, failed: int
+) -> str:
     seeds = best["n_seeds"]
     tol_words = f"{rel_tol:.1%} of the best NLL, a share of the NLL range over sizes" + (
         f" or its standard error over {seeds} seeds, whichever is larger" if seeds > 1 else ""
@@ -179,12 +212,16 @@ def _rationale(chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, 
         f"({best['nll_mean']:.2f} nats). "
     )
     if chosen["dim"] == best["dim"]:
-        text += (f"No smaller size comes within the tolerance of {tol:.2f} nats ({tol_words}), "
-                 f"so the NLL knee is {chosen['dim']}.")
+        text += (
+            f"No smaller size comes within the tolerance of {tol:.2f} nats ({tol_words}), "
+            f"so the NLL knee is {chosen['dim']}."
+        )
     else:
-        text += (f"The smallest size within the tolerance of {tol:.2f} nats ({tol_words}) is "
-                 f"{chosen['dim']} ({chosen['nll_mean']:.2f} nats), so the NLL knee is {chosen['dim']}: "
-                 f"the best size is only {chosen['nll_mean'] - best['nll_mean']:.2f} nats better.")
+        text += (
+            f"The smallest size within the tolerance of {tol:.2f} nats ({tol_words}) is "
+            f"{chosen['dim']} ({chosen['nll_mean']:.2f} nats), so the NLL knee is {chosen['dim']}: "
+            f"the best size is only {chosen['nll_mean'] - best['nll_mean']:.2f} nats better."
+        )
     au = largest["active_units_mean"]
     text += (
         f" The largest model ({largest['dim']} units) keeps {au:g} active units "

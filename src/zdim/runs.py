@@ -197,8 +197,9 @@ def read_history(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
         return []
 
 
-def save_inputs(run_dir: str | os.PathLike[str], x: torch.Tensor, y: np.ndarray | None = None,
-                meta: dict[str, Any] | None = None) -> None:
+def save_inputs(
+    run_dir: str | os.PathLike[str], x: torch.Tensor, y: np.ndarray | None = None, meta: dict[str, Any] | None = None
+) -> None:
     """Save held-out inputs (and labels) the report shows reconstructions of, as safetensors.
 
     ``meta`` (feature names, label names, likelihood...) goes into the file's string metadata as JSON,

@@ -36,8 +36,18 @@ from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, Recommendation, recommend
 from .runs import (
-    RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_json, read_trial, save_history, save_model,
-    save_inputs, trial_done, trial_name, write_csv, write_json,
+    RECOMMENDATION_JSON,
+    RESULTS_CSV,
+    RUN_JSON,
+    read_json,
+    read_trial,
+    save_history,
+    save_model,
+    save_inputs,
+    trial_done,
+    trial_name,
+    write_csv,
+    write_json,
 )
 from .runs import atomic_write, dumps_json
 from .train import TrainConfig, fit
@@ -96,8 +106,15 @@ class SweepConfig:
         return [(d, base + s) for d in self.dims for s in range(self.seeds)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dims": list(self.dims), "seeds": self.seeds, "hidden": list(self.hidden),
-                "arch": self.arch, "train": self.train.to_dict(), "k": self.k, "rel_tol": self.rel_tol}
+        return {
+            "dims": list(self.dims),
+            "seeds": self.seeds,
+            "hidden": list(self.hidden),
+            "arch": self.arch,
+            "train": self.train.to_dict(),
+            "k": self.k,
+            "rel_tol": self.rel_tol,
+        }
 
 
 @dataclass
@@ -131,12 +148,17 @@ class SweepResult:
 
         NaN and infinite floats become ``null`` (strict JSON). ``SweepResult.from_json`` reads it back.
         """
-        text = dumps_json({
-            "format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION, "trials": self.trials,
-            "recommendation": self.recommendation.to_dict() if self.recommendation else None,
-            "data": self.data, "config": self.config,
-            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
-        })
+        text = dumps_json(
+            {
+                "format": RESULT_FORMAT,
+                "format_version": RESULT_FORMAT_VERSION,
+                "trials": self.trials,
+                "recommendation": self.recommendation.to_dict() if self.recommendation else None,
+                "data": self.data,
+                "config": self.config,
+                "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            }
+        )
         if path is not None:
             atomic_write(path, text)
         return text
@@ -151,8 +173,10 @@ class SweepResult:
             try:
                 text = Path(text_or_path).read_text(encoding="utf-8")
             except OSError as e:
-                raise ResultFileError(f"cannot read sweep result {os.fspath(text_or_path)!r} ({e}): pass "
-                                      "the path of a file written by SweepResult.to_json") from e
+                raise ResultFileError(
+                    f"cannot read sweep result {os.fspath(text_or_path)!r} ({e}): pass "
+                    "the path of a file written by SweepResult.to_json"
+                ) from e
         else:
             text = str(text_or_path)
         try:
@@ -160,13 +184,17 @@ class SweepResult:
             if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
                 raise ValueError(f"its 'format' is not {RESULT_FORMAT!r}")
             rec = d["recommendation"]
-            return cls(trials=list(d["trials"]),
-                       recommendation=Recommendation.from_dict(rec) if rec is not None else None,
-                       data=dict(d["data"]), config=dict(d["config"]),
-                       run_dir=Path(d["run_dir"]) if d.get("run_dir") is not None else None)
+            return cls(
+                trials=list(d["trials"]),
+                recommendation=Recommendation.from_dict(rec) if rec is not None else None,
+                data=dict(d["data"]),
+                config=dict(d["config"]),
+                run_dir=Path(d["run_dir"]) if d.get("run_dir") is not None else None,
+            )
         except (ValueError, KeyError, TypeError) as e:
-            raise ResultFileError(f"not a zdim sweep result ({e}): pass text or a file written by "
-                                  "SweepResult.to_json") from e
+            raise ResultFileError(
+                f"not a zdim sweep result ({e}): pass text or a file written by SweepResult.to_json"
+            ) from e
 
 
 def flat_record(t: dict[str, Any]) -> dict[str, Any]:
@@ -191,13 +219,18 @@ def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
 
 def model_config(data: Data, dim: int, cfg: SweepConfig) -> VAEConfig:
     return VAEConfig(
-        input_dim=data.n_features, latent_dim=dim, likelihood=data.likelihood, hidden=cfg.hidden,
-        arch=cfg.arch, image_shape=data.sample_shape if data.is_image else None,
+        input_dim=data.n_features,
+        latent_dim=dim,
+        likelihood=data.likelihood,
+        hidden=cfg.hidden,
+        arch=cfg.arch,
+        image_shape=data.sample_shape if data.is_image else None,
     )
 
 
-def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | None,
-              progress: bool = False, callback: Any = None) -> dict[str, Any]:
+def run_trial(
+    data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | None, progress: bool = False, callback: Any = None
+) -> dict[str, Any]:
     """Train and evaluate one VAE; persist it into ``folder``; return its record.
 
     A diverged or failing trial returns a record with ``status="failed"`` and the reason; a trial
@@ -220,10 +253,17 @@ def run_trial(data: Data, dim: int, seed: int, cfg: SweepConfig, folder: Path | 
         fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
         t0 = time.perf_counter()
         ev = evaluate(model, data.test, k=cfg.k, seed=seed)
-        rec.update(status="complete", **ev, best_epoch=fitted.best_epoch,
-                   epochs_run=len(fitted.history), stopped_early=fitted.stopped_early,
-                   best_val_neg_elbo=fitted.best_val, train_seconds=fitted.seconds,
-                   eval_seconds=time.perf_counter() - t0, n_params=count_parameters(model))
+        rec.update(
+            status="complete",
+            **ev,
+            best_epoch=fitted.best_epoch,
+            epochs_run=len(fitted.history),
+            stopped_early=fitted.stopped_early,
+            best_val_neg_elbo=fitted.best_val,
+            train_seconds=fitted.seconds,
+            eval_seconds=time.perf_counter() - t0,
+            n_params=count_parameters(model),
+        )
         try:  # prior samples vs held-out data; a metric that cannot be computed never fails the trial
             rec.update(generation_metrics(model, data, seed=seed))
         except Exception as e:  # noqa: BLE001
@@ -255,8 +295,9 @@ def _epoch_bar(total: int, name: str) -> Any:
     return tqdm(total=total, desc=f"  {name}", unit="ep", leave=False, file=sys.stderr)
 
 
-def open_study(run_dir: Path | None, storage: str | None, study_name: str | None,
-               prune: bool = False, epochs: int = 3) -> optuna.Study:
+def open_study(
+    run_dir: Path | None, storage: str | None, study_name: str | None, prune: bool = False, epochs: int = 3
+) -> optuna.Study:
     """Create or load the sweep's study: ``storage`` URL, else a journal file in ``run_dir``.
 
     With ``prune``, seeds are compared from a third of ``epochs`` on (earlier epochs are too noisy).
@@ -272,12 +313,18 @@ def _key(t: optuna.trial.FrozenTrial) -> tuple[int, int] | None:
     return int(fp["dim"]), int(fp["seed"])
 
 
-def make_run_info(data: Data, config: SweepConfig, command: str | None,
-                  loader: dict[str, Any] | None) -> dict[str, Any]:
+def make_run_info(
+    data: Data, config: SweepConfig, command: str | None, loader: dict[str, Any] | None
+) -> dict[str, Any]:
     """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
-    info = {"zdim_version": __version__, "torch_version": torch.__version__, "command": command,
-            "data": data.summary(), "sweep": config.to_dict(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    info = {
+        "zdim_version": __version__,
+        "torch_version": torch.__version__,
+        "command": command,
+        "data": data.summary(),
+        "sweep": config.to_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     if loader:
         info["loader"] = dict(loader)
     return info
@@ -292,27 +339,36 @@ def prepare_run_dir(out: Path, run_info: dict[str, Any], overwrite: bool, resume
         try:
             old = read_json(out / RUN_JSON)
         except (OSError, ValueError) as e:
-            raise RunDirError(f"{out} has no readable {RUN_JSON} ({e}): it is not a zdim run; "
-                              "use --overwrite to replace it") from e
+            raise RunDirError(
+                f"{out} has no readable {RUN_JSON} ({e}): it is not a zdim run; use --overwrite to replace it"
+            ) from e
         for key in ("fingerprint",):
             if old.get("data", {}).get(key) != run_info["data"].get(key):
-                raise RunDirError(f"{out} was made from other data (its {key} differs): resume with the "
-                                  "same data, or use --overwrite")
-        if old.get("sweep", {}).get("train") != run_info["sweep"]["train"] or old.get(
-                "sweep", {}).get("hidden") != run_info["sweep"]["hidden"]:
-            raise RunDirError(f"{out} was made with other training settings: resume with the same "
-                              "flags, or use --overwrite")
+                raise RunDirError(
+                    f"{out} was made from other data (its {key} differs): resume with the same data, or use --overwrite"
+                )
+        if (
+            old.get("sweep", {}).get("train") != run_info["sweep"]["train"]
+            or old.get("sweep", {}).get("hidden") != run_info["sweep"]["hidden"]
+        ):
+            raise RunDirError(
+                f"{out} was made with other training settings: resume with the same flags, or use --overwrite"
+            )
     elif exists and not overwrite:
-        raise RunDirError(f"run directory {out} already exists: pass --resume to finish it, "
-                          "--overwrite to replace it, or choose another --out")
+        raise RunDirError(
+            f"run directory {out} already exists: pass --resume to finish it, "
+            "--overwrite to replace it, or choose another --out"
+        )
     elif exists and overwrite:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     merged = run_info
     if exists and resume:
         old = read_json(out / RUN_JSON)
-        merged = dict(run_info, sweep=dict(run_info["sweep"],
-                      dims=sorted(set(old["sweep"]["dims"]) | set(run_info["sweep"]["dims"]))))
+        merged = dict(
+            run_info,
+            sweep=dict(run_info["sweep"], dims=sorted(set(old["sweep"]["dims"]) | set(run_info["sweep"]["dims"]))),
+        )
     write_json(out / RUN_JSON, merged)
 
 
@@ -393,8 +449,9 @@ def sweep(
         intrinsic = intrinsic or estimate_intrinsic_dim(data)
         dims = dims_from_estimate(intrinsic.dim, data.n_features)
     if config is None:
-        config = SweepConfig(dims=tuple(dims) if dims else default_dims(data.n_features),
-                             seeds=seeds, train=TrainConfig(epochs=epochs))
+        config = SweepConfig(
+            dims=tuple(dims) if dims else default_dims(data.n_features), seeds=seeds, train=TrainConfig(epochs=epochs)
+        )
     elif dims:
         config = replace(config, dims=tuple(dims))
     check_dims(config.dims, data)
@@ -410,25 +467,58 @@ def sweep(
     if workers > 1 and run_dir is None and storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
     study = open_study(run_dir, storage, study_name, prune=prune, epochs=config.train.epochs)
-    records = _run_grid(study, data, config, run_dir, progress, resume, workers=workers, prune=prune,
-                        storage=storage, study_name=study_name)
+    records = _run_grid(
+        study,
+        data,
+        config,
+        run_dir,
+        progress,
+        resume,
+        workers=workers,
+        prune=prune,
+        storage=storage,
+        study_name=study_name,
+    )
     if refine:
-        config, records = _refine(study, data, config, run_dir, progress, records, rule, intrinsic,
-                                  workers=workers, prune=prune, storage=storage, study_name=study_name)
+        config, records = _refine(
+            study,
+            data,
+            config,
+            run_dir,
+            progress,
+            records,
+            rule,
+            intrinsic,
+            workers=workers,
+            prune=prune,
+            storage=storage,
+            study_name=study_name,
+        )
     if run_dir is not None:
         write_results(run_dir, records)
-    rec = recommend(records, rel_tol=config.rel_tol, rule=rule,
-                    intrinsic_dim=intrinsic.dim if intrinsic else None) if any(
-        r["status"] == "complete" for r in records) else None
+    rec = (
+        recommend(records, rel_tol=config.rel_tol, rule=rule, intrinsic_dim=intrinsic.dim if intrinsic else None)
+        if any(r["status"] == "complete" for r in records)
+        else None
+    )
     if run_dir is not None and rec is not None:
         write_json(run_dir / RECOMMENDATION_JSON, rec.to_dict())
-    return SweepResult(trials=records, recommendation=rec, data=data.summary(),
-                       config=config.to_dict(), run_dir=run_dir)
+    return SweepResult(
+        trials=records, recommendation=rec, data=data.summary(), config=config.to_dict(), run_dir=run_dir
+    )
 
 
-def _refine(study: optuna.Study, data: Data, config: SweepConfig, run_dir: Path | None, progress: bool,
-            records: list[dict[str, Any]], rule: str, intrinsic: IntrinsicDim | None,
-            **grid_kw: Any) -> tuple[SweepConfig, list[dict[str, Any]]]:
+def _refine(
+    study: optuna.Study,
+    data: Data,
+    config: SweepConfig,
+    run_dir: Path | None,
+    progress: bool,
+    records: list[dict[str, Any]],
+    rule: str,
+    intrinsic: IntrinsicDim | None,
+    **grid_kw: Any,
+) -> tuple[SweepConfig, list[dict[str, Any]]]:
     """Bisect between the recommended size and the next smaller size tried until they are adjacent.
 
     Whatever the rule, the smaller neighbour was judged not good enough and the recommended size good
@@ -438,8 +528,7 @@ def _refine(study: optuna.Study, data: Data, config: SweepConfig, run_dir: Path 
     for _ in range(16):  # halves the gap each time: 16 steps cover any latent size
         if not any(r["status"] == "complete" for r in records):
             break
-        rec = recommend(records, rel_tol=config.rel_tol, rule=rule,
-                        intrinsic_dim=intrinsic.dim if intrinsic else None)
+        rec = recommend(records, rel_tol=config.rel_tol, rule=rule, intrinsic_dim=intrinsic.dim if intrinsic else None)
         tried = {int(r["dim"]) for r in records if r["status"] == "complete"}
         lower = max((d for d in tried if d < rec.dim), default=None)
         if lower is None or rec.dim - lower <= 1:
@@ -462,9 +551,13 @@ def save_report_inputs(run_dir: Path, data: Data) -> None:
     the latent space from the run directory alone."""
     n = min(REPORT_INPUTS, data.test.shape[0])
     y = data.y_test[:n] if data.y_test is not None else None
-    meta = {"likelihood": data.likelihood, "is_image": data.is_image,
-            "sample_shape": list(data.sample_shape), "feature_names": data.feature_names,
-            "label_names": data.extra.get("label_names")}
+    meta = {
+        "likelihood": data.likelihood,
+        "is_image": data.is_image,
+        "sample_shape": list(data.sample_shape),
+        "feature_names": data.feature_names,
+        "label_names": data.extra.get("label_names"),
+    }
     save_inputs(run_dir, data.test[:n], y, meta)
 
 
@@ -473,8 +566,9 @@ def _here(run_dir: Path | None) -> tuple[str, str | None]:
     return info["host"], info["run_dir"]
 
 
-def _final_records(study: optuna.Study, run_dir: Path | None, local: bool = True,
-                   verify: bool = True) -> dict[tuple[int, int], dict[str, Any]]:
+def _final_records(
+    study: optuna.Study, run_dir: Path | None, local: bool = True, verify: bool = True
+) -> dict[tuple[int, int], dict[str, Any]]:
     """Finished grid points: local trial folders first, then records other run directories put in the
     study (another machine sharing the study). Records this run directory wrote to the study count
     only while its folder is intact, so a corrupt folder is redone rather than silently reused.
@@ -503,8 +597,7 @@ def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None
     """Enqueue grid points neither finished nor waiting/running; return how many."""
     studies.fail_stale(study)  # RUNNING trials of dead workers -> FAIL, so their points count as missing
     finished = _final_records(study, run_dir)
-    pending = {k for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING))
-               if (k := _key(t))}
+    pending = {k for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)) if (k := _key(t))}
     n = 0
     for key in cfg.grid():
         if key not in finished and key not in pending:
@@ -513,8 +606,9 @@ def _enqueue_missing(study: optuna.Study, cfg: SweepConfig, run_dir: Path | None
     return n
 
 
-def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None,
-               local: bool = False) -> bool:
+def _duplicate(
+    study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], run_dir: Path | None, local: bool = False
+) -> bool:
     """Whether another trial already covers ``key``: two starting workers may enqueue the same point.
     The lowest-numbered unfinished trial of a point is the one that trains it, whichever worker holds
     it: every worker sees the numbers the same way. (Comparing with RUNNING trials only is not enough:
@@ -522,15 +616,20 @@ def _duplicate(study: optuna.Study, trial: optuna.Trial, key: tuple[int, int], r
     """
     if key in _final_records(study, run_dir, local=False):
         return True
-    if local and any(_key(t) == key and studies.RECORD_ATTR in t.user_attrs
-                     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED, State.FAIL))):
+    if local and any(
+        _key(t) == key and studies.RECORD_ATTR in t.user_attrs
+        for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED, State.FAIL))
+    ):
         return True  # our intact folder was already told to the study: telling it again counts it twice
-    return any(_key(t) == key and t.number < trial.number
-               for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)))
+    return any(
+        _key(t) == key and t.number < trial.number
+        for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING))
+    )
 
 
-def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
-                 progress: bool, prune: bool) -> None:
+def _worker_loop(
+    study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None, progress: bool, prune: bool
+) -> None:
     """Take enqueued trials until none is left (retrying those of dead workers), train, tell."""
     info = studies.worker_info(run_dir)
     while True:
@@ -565,9 +664,11 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
                     except optuna.exceptions.UpdateFinishedTrialError:
                         return  # another worker finished this trial (see below): finish ours unpruned
                     if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned at epoch {epoch}: validation -ELBO "
-                                                 f"{r['val_neg_elbo']:.2f} above the median of other seeds "
-                                                 f"of size {dim}")
+                        raise optuna.TrialPruned(
+                            f"pruned at epoch {epoch}: validation -ELBO "
+                            f"{r['val_neg_elbo']:.2f} above the median of other seeds "
+                            f"of size {dim}"
+                        )
 
             with studies.Heartbeat(trial, info):
                 if local:
@@ -582,8 +683,10 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
                 trial.set_user_attr("reason", rec.get("reason", ""))
                 study.tell(trial, state=State.PRUNED if rec["status"] == "pruned" else State.FAIL)
             if run_dir is not None:
-                write_results(run_dir, sorted(_final_records(study, run_dir, verify=False).values(),
-                                              key=lambda r: (r["dim"], r["seed"])))
+                write_results(
+                    run_dir,
+                    sorted(_final_records(study, run_dir, verify=False).values(), key=lambda r: (r["dim"], r["seed"])),
+                )
         except optuna.exceptions.UpdateFinishedTrialError:
             # Another worker finished this trial while we held it: SQLite has no row locks, so two
             # workers can take the same enqueued trial, or ours was judged stale. Results are the same
@@ -591,17 +694,34 @@ def _worker_loop(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Pat
             continue
 
 
-def _worker_main(data: Data, cfg: SweepConfig, run_dir: Path | None, storage: str | None,
-                 study_name: str | None, prune: bool, threads: int) -> None:
+def _worker_main(
+    data: Data,
+    cfg: SweepConfig,
+    run_dir: Path | None,
+    storage: str | None,
+    study_name: str | None,
+    prune: bool,
+    threads: int,
+) -> None:
     """Entry point of a spawned worker process."""
     torch.set_num_threads(threads)
     study = open_study(run_dir, storage, study_name, prune=prune, epochs=cfg.train.epochs)
     _worker_loop(study, data, cfg, run_dir, False, prune)
 
 
-def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path | None,
-              progress: bool, resume: bool = False, *, workers: int = 1, prune: bool = False,
-              storage: str | None = None, study_name: str | None = None) -> list[dict[str, Any]]:
+def _run_grid(
+    study: optuna.Study,
+    data: Data,
+    cfg: SweepConfig,
+    run_dir: Path | None,
+    progress: bool,
+    resume: bool = False,
+    *,
+    workers: int = 1,
+    prune: bool = False,
+    storage: str | None = None,
+    study_name: str | None = None,
+) -> list[dict[str, Any]]:
     """Enqueue missing grid points, run ``workers`` loops over the study, return the grid's records."""
     _enqueue_missing(study, cfg, run_dir)
     grid = set(cfg.grid())
@@ -613,8 +733,13 @@ def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path |
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(grid), initial=len(finished()), desc=f"zdim sweep ({workers} worker(s))",
-                   unit="trial", file=sys.stderr)
+        bar = tqdm(
+            total=len(grid),
+            initial=len(finished()),
+            desc=f"zdim sweep ({workers} worker(s))",
+            unit="trial",
+            file=sys.stderr,
+        )
     if workers == 1:
         _worker_loop(study, data, cfg, run_dir, progress, prune)
     else:
@@ -626,8 +751,12 @@ def _run_grid(study: optuna.Study, data: Data, cfg: SweepConfig, run_dir: Path |
                 bar.n = len(finished())
                 bar.refresh()
 
-        studies.spawn_workers(_worker_main, (data, cfg, run_dir, storage, study_name, prune,
-                                             studies.threads_per_worker(workers)), workers, poll)
+        studies.spawn_workers(
+            _worker_main,
+            (data, cfg, run_dir, storage, study_name, prune, studies.threads_per_worker(workers)),
+            workers,
+            poll,
+        )
     records = _final_records(study, run_dir)
     if bar is not None:
         bar.n = len([k for k in records if k in grid])

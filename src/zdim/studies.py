@@ -84,16 +84,24 @@ def storage_url(url: str) -> str:
     import importlib.util
 
     for bare in ("postgresql://", "postgres://"):
-        if url.startswith(bare) and importlib.util.find_spec("psycopg") is None \
-                and importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + url[len(bare):]
+        if (
+            url.startswith(bare)
+            and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None
+        ):
+            return "postgresql+psycopg2://" + url[len(bare) :]
     return url
 
 
-def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
-               sampler: optuna.samplers.BaseSampler | None = None,
-               pruner: optuna.pruners.BasePruner | None = None,
-               journal: str = STUDY_FILE) -> optuna.Study:
+def open_study(
+    run_dir: Path | None,
+    storage: str | None,
+    study_name: str,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    journal: str = STUDY_FILE,
+) -> optuna.Study:
     """Create or load a study: ``storage`` URL, else a journal file ``run_dir/journal`` (memory without)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage is None:
@@ -107,8 +115,14 @@ def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
     try:
         for attempt in range(3):
             try:
-                return optuna.create_study(storage=store, study_name=study_name, direction="minimize",
-                                           load_if_exists=True, sampler=sampler, pruner=pruner)
+                return optuna.create_study(
+                    storage=store,
+                    study_name=study_name,
+                    direction="minimize",
+                    load_if_exists=True,
+                    sampler=sampler,
+                    pruner=pruner,
+                )
             except (ImportError, ModuleNotFoundError):
                 raise
             except Exception:  # workers starting at once race to create the schema/study: retry
@@ -117,15 +131,19 @@ def open_study(run_dir: Path | None, storage: str | None, study_name: str, *,
                 time.sleep(0.5 + attempt)
         raise AssertionError("unreachable")
     except (ImportError, ModuleNotFoundError) as e:
-        raise ConfigError(f"storage {storage!r} needs a driver that is not installed ({e}): "
-                          "pip install 'zdim[postgres]'") from e
+        raise ConfigError(
+            f"storage {storage!r} needs a driver that is not installed ({e}): pip install 'zdim[postgres]'"
+        ) from e
     except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL or unreachable server
         raise ConfigError(f"cannot open Optuna storage {storage!r}: {e}: fix --storage") from e
 
 
 def worker_info(run_dir: Path | None) -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "run_dir": str(run_dir.resolve()) if run_dir is not None else None}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
+    }
 
 
 def jsonable(obj: Any) -> Any:
@@ -201,8 +219,10 @@ def fail_stale(study: optuna.Study, grace: float = HEARTBEAT_GRACE) -> list[optu
     failed = []
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
-        if t.user_attrs.get(WORKER_ATTR, {}).get("pid") == os.getpid() and \
-                t.user_attrs[WORKER_ATTR].get("host") == socket.gethostname():
+        if (
+            t.user_attrs.get(WORKER_ATTR, {}).get("pid") == os.getpid()
+            and t.user_attrs[WORKER_ATTR].get("host") == socket.gethostname()
+        ):
             continue  # our own trial (never stale while we run)
         if is_stale(t, now, grace):
             try:
@@ -222,8 +242,9 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def spawn_workers(target: Callable[..., Any], args: Sequence[Any], workers: int,
-                  poll: Callable[[], None] | None = None) -> None:
+def spawn_workers(
+    target: Callable[..., Any], args: Sequence[Any], workers: int, poll: Callable[[], None] | None = None
+) -> None:
     """Run ``target(*args)`` in ``workers`` spawned processes; call ``poll()`` about once a second.
 
     Raises ``WorkerError`` naming the exit codes when a worker dies abnormally.
@@ -251,8 +272,10 @@ def spawn_workers(target: Callable[..., Any], args: Sequence[Any], workers: int,
         poll()
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:
-        raise WorkerError(f"{len(bad)} worker process(es) exited abnormally (codes {bad}); "
-                           "finished trials are saved: rerun with --resume")
+        raise WorkerError(
+            f"{len(bad)} worker process(es) exited abnormally (codes {bad}); "
+            "finished trials are saved: rerun with --resume"
+        )
 
 
 class SameSizeMedianPruner(optuna.pruners.BasePruner):
@@ -283,5 +306,15 @@ class SameSizeMedianPruner(optuna.pruners.BasePruner):
         return value > median
 
 
-__all__ = ["open_study", "take_waiting", "Heartbeat", "is_stale", "fail_stale", "spawn_workers",
-           "threads_per_worker", "SameSizeMedianPruner", "STUDY_FILE", "RECORD_ATTR"]
+__all__ = [
+    "open_study",
+    "take_waiting",
+    "Heartbeat",
+    "is_stale",
+    "fail_stale",
+    "spawn_workers",
+    "threads_per_worker",
+    "SameSizeMedianPruner",
+    "STUDY_FILE",
+    "RECORD_ATTR",
+]

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_planted_data(
-    d: int, D: int, n: int, *, noise: float = 0.01, seed: int = 0, width: int = 64
-) -> np.ndarray:
+def make_planted_data(d: int, D: int, n: int, *, noise: float = 0.01, seed: int = 0, width: int = 64) -> np.ndarray:
     """``(n, D)`` float32 samples of a ``d``-dimensional nonlinear manifold in ``D`` dimensions.
 
     Parameters

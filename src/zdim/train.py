@@ -76,9 +76,7 @@ class TrainConfig:
         ]
         for name, ok, expected, flag in checks:
             if not ok:
-                raise ConfigError(
-                    f"{name} must be {expected}, got {getattr(self, name)!r}: fix {flag}"
-                )
+                raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}: fix {flag}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}: fix --device")
 

@@ -29,7 +29,12 @@ from .metrics import evaluate
 from .models import VAE, VAEConfig
 from .recommend import Recommendation
 from .runs import (
-    RECOMMENDATION_JSON, RUN_JSON, read_json, save_history, save_model, write_json,
+    RECOMMENDATION_JSON,
+    RUN_JSON,
+    read_json,
+    save_history,
+    save_model,
+    write_json,
 )
 from .search import SweepConfig, check_dims, collect_trials, make_run_info, prepare_run_dir
 from .train import TrainConfig, fit
@@ -53,15 +58,19 @@ class TuneResult:
     def summary(self) -> str:
         t, obj = self.tuning, self.tuning["objective"]
         b, best = t["baseline"], t["best"]
-        lines = [f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
-                 f"  baseline (sweep configuration): {b['value']:.4f}  {b['params']}",
-                 f"  best (trial #{best['number']}):            {best['value']:.4f}  {best['params']}",
-                 "  importances: " + (", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items())
-                                      or "(too few complete trials)")]
+        lines = [
+            f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
+            f"  baseline (sweep configuration): {b['value']:.4f}  {b['params']}",
+            f"  best (trial #{best['number']}):            {best['value']:.4f}  {best['params']}",
+            "  importances: "
+            + (", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items()) or "(too few complete trials)"),
+        ]
         key = OBJECTIVES[obj]
         if self.sweep_test is not None:
-            lines.append(f"Test split, {obj}: sweep at size {t['dim']} (mean over seeds) "
-                         f"{self.sweep_test[key]:.4f}; tuned final model {self.final_test[key]:.4f}")
+            lines.append(
+                f"Test split, {obj}: sweep at size {t['dim']} (mean over seeds) "
+                f"{self.sweep_test[key]:.4f}; tuned final model {self.final_test[key]:.4f}"
+            )
         else:
             lines.append(f"Test split, {obj}: tuned final model {self.final_test[key]:.4f}")
         lines.append(f"Final model: {self.run_dir / t['final_model']}")
@@ -69,29 +78,56 @@ class TuneResult:
 
 
 def baseline_params(train: TrainConfig) -> dict[str, float]:
-    return {"beta": train.beta, "warmup": train.warmup_epochs, "free_bits": train.free_bits,
-            "lr": train.lr, "width": 1.0}
+    return {
+        "beta": train.beta,
+        "warmup": train.warmup_epochs,
+        "free_bits": train.free_bits,
+        "lr": train.lr,
+        "width": 1.0,
+    }
 
 
 def suggest(trial: optuna.Trial, epochs: int) -> dict[str, float]:
     """The search space (ranges include the sweep's defaults so the baseline is a point of it)."""
-    return {"beta": trial.suggest_float("beta", 0.1, 2.0, log=True),
-            "warmup": trial.suggest_float("warmup", 0.0, max(1.0, epochs / 2)),
-            "free_bits": trial.suggest_float("free_bits", 0.0, 1.0),
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "width": trial.suggest_categorical("width", [0.5, 1.0, 2.0])}
+    return {
+        "beta": trial.suggest_float("beta", 0.1, 2.0, log=True),
+        "warmup": trial.suggest_float("warmup", 0.0, max(1.0, epochs / 2)),
+        "free_bits": trial.suggest_float("free_bits", 0.0, 1.0),
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "width": trial.suggest_categorical("width", [0.5, 1.0, 2.0]),
+    }
 
 
-def train_eval(data: Data, dim: int, cfg: SweepConfig, params: dict[str, float], epochs: int,
-               split: torch.Tensor, callback: Any = None) -> tuple[VAE, dict[str, Any], Any]:
+def train_eval(
+    data: Data,
+    dim: int,
+    cfg: SweepConfig,
+    params: dict[str, float],
+    epochs: int,
+    split: torch.Tensor,
+    callback: Any = None,
+) -> tuple[VAE, dict[str, Any], Any]:
     """Train at size ``dim`` with ``params`` (validation split for early stopping), evaluate on ``split``."""
     hidden = tuple(max(1, int(round(h * params["width"]))) for h in cfg.hidden)
-    tcfg = replace(cfg.train, epochs=epochs, beta=params["beta"], warmup_epochs=params["warmup"],
-                   free_bits=params["free_bits"], lr=params["lr"])
+    tcfg = replace(
+        cfg.train,
+        epochs=epochs,
+        beta=params["beta"],
+        warmup_epochs=params["warmup"],
+        free_bits=params["free_bits"],
+        lr=params["lr"],
+    )
     torch.manual_seed(tcfg.seed)
-    model = VAE(VAEConfig(input_dim=data.n_features, latent_dim=dim, likelihood=data.likelihood,
-                          hidden=hidden, arch=cfg.arch,
-                          image_shape=data.sample_shape if data.is_image else None))
+    model = VAE(
+        VAEConfig(
+            input_dim=data.n_features,
+            latent_dim=dim,
+            likelihood=data.likelihood,
+            hidden=hidden,
+            arch=cfg.arch,
+            image_shape=data.sample_shape if data.is_image else None,
+        )
+    )
     fitted = fit(model, data.train, data.val, tcfg, callback=callback)
     return model, evaluate(model, split, k=cfg.k, seed=tcfg.seed), fitted
 
@@ -121,31 +157,53 @@ class _Objective:
 
 def _open(run_dir: Path, storage: str | None, name: str, prune: bool, seed: int) -> optuna.Study:
     pruner = optuna.pruners.HyperbandPruner(min_resource=1) if prune else optuna.pruners.NopPruner()
-    return studies.open_study(run_dir, storage, name, sampler=optuna.samplers.TPESampler(seed=seed),
-                              pruner=pruner, journal=f"{TUNE_DIR}/study.journal")
+    return studies.open_study(
+        run_dir,
+        storage,
+        name,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner,
+        journal=f"{TUNE_DIR}/study.journal",
+    )
 
 
 def load_run(run_dir: Path, data: Data | None = None) -> tuple[Data, SweepConfig, dict[str, Any]]:
     """The data, sweep configuration and run.json of a sweep's run directory."""
     if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder "
-                          "of a sweep")
+        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
     info = read_json(run_dir / RUN_JSON)
     sw = info["sweep"]
-    cfg = SweepConfig(dims=tuple(sw["dims"]), seeds=sw["seeds"], hidden=tuple(sw["hidden"]), arch=sw["arch"],
-                      train=TrainConfig.from_dict(sw["train"]), k=sw["k"], rel_tol=sw["rel_tol"])
+    cfg = SweepConfig(
+        dims=tuple(sw["dims"]),
+        seeds=sw["seeds"],
+        hidden=tuple(sw["hidden"]),
+        arch=sw["arch"],
+        train=TrainConfig.from_dict(sw["train"]),
+        k=sw["k"],
+        rel_tol=sw["rel_tol"],
+    )
     if data is None:
         loader = info.get("loader") or {}
         data = load_data(info["data"]["source"], **loader)
     if data.fingerprint != info["data"].get("fingerprint"):
-        raise RunDirError(f"the data of {run_dir} cannot be reloaded identically (fingerprint differs): "
-                          "pass the same data to zdim.tune(..., data=...)")
+        raise RunDirError(
+            f"the data of {run_dir} cannot be reloaded identically (fingerprint differs): "
+            "pass the same data to zdim.tune(..., data=...)"
+        )
     return data, cfg, info
 
 
-def init_tune_run(data: Data, dim: int, out: str | Path, config: SweepConfig | None = None, *,
-                  overwrite: bool = False, resume: bool = False, command: str | None = None,
-                  loader: dict[str, Any] | None = None) -> Path:
+def init_tune_run(
+    data: Data,
+    dim: int,
+    out: str | Path,
+    config: SweepConfig | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    command: str | None = None,
+    loader: dict[str, Any] | None = None,
+) -> Path:
     """Make a run directory for tuning one size of ``data`` directly, without a sweep first.
 
     ``run.json`` records the data and the starting recipe (``config``, default ``SweepConfig``), so
@@ -159,9 +217,20 @@ def init_tune_run(data: Data, dim: int, out: str | Path, config: SweepConfig | N
     return out
 
 
-def tune(run_dir: str | Path, dim: int | None = None, *, n_trials: int = 20, objective: str = "nll",
-         epochs: int | None = None, workers: int = 1, prune: bool = True, storage: str | None = None,
-         study_name: str | None = None, data: Data | None = None, progress: bool = False) -> TuneResult:
+def tune(
+    run_dir: str | Path,
+    dim: int | None = None,
+    *,
+    n_trials: int = 20,
+    objective: str = "nll",
+    epochs: int | None = None,
+    workers: int = 1,
+    prune: bool = True,
+    storage: str | None = None,
+    study_name: str | None = None,
+    data: Data | None = None,
+    progress: bool = False,
+) -> TuneResult:
     """Tune beta, KL warm-up, free bits, learning rate and width at one latent size of a sweep.
 
     Parameters
@@ -219,14 +288,26 @@ def tune(run_dir: str | Path, dim: int | None = None, *, n_trials: int = 20, obj
     elif remaining > 0:
         target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
         share = -(-remaining // workers)
-        studies.spawn_workers(_tune_worker_entry, (run_dir, storage, name, prune, seed, obj, share,
-                                                   target, studies.threads_per_worker(workers)), workers)
+        studies.spawn_workers(
+            _tune_worker_entry,
+            (run_dir, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers)),
+            workers,
+        )
     study = _open(run_dir, storage, name, prune, seed)
     return _finish(run_dir, study, data, cfg, dim, objective, epochs, base)
 
 
-def _tune_worker_entry(run_dir: Path, storage: str | None, name: str, prune: bool, seed: int,
-                       obj: _Objective, share: int, target: int, threads: int) -> None:
+def _tune_worker_entry(
+    run_dir: Path,
+    storage: str | None,
+    name: str,
+    prune: bool,
+    seed: int,
+    obj: _Objective,
+    share: int,
+    target: int,
+    threads: int,
+) -> None:
     """A spawned tuning worker: run up to ``share`` trials, stop when the study holds ``target``."""
     torch.set_num_threads(threads)
     study = _open(run_dir, storage, name, prune, seed)
@@ -240,13 +321,22 @@ def _value(t: optuna.trial.FrozenTrial) -> float:
     return float(t.value)
 
 
-def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, dim: int, objective: str,
-            epochs: int, base: dict[str, float]) -> TuneResult:
+def _finish(
+    run_dir: Path,
+    study: optuna.Study,
+    data: Data,
+    cfg: SweepConfig,
+    dim: int,
+    objective: str,
+    epochs: int,
+    base: dict[str, float],
+) -> TuneResult:
     trials = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED, State.FAIL)]
     complete = [t for t in trials if t.state == State.COMPLETE and t.value is not None]
     if not complete:
-        raise RunDirError(f"no tuning trial completed at size {dim} (see {run_dir / TUNE_DIR}): try more "
-                          "--trials or --no-prune")
+        raise RunDirError(
+            f"no tuning trial completed at size {dim} (see {run_dir / TUNE_DIR}): try more --trials or --no-prune"
+        )
     best = min(complete, key=_value)
     base_t = [t for t in complete if all(t.params.get(k) == v for k, v in base.items())]
     if base_t:
@@ -262,25 +352,38 @@ def _finish(run_dir: Path, study: optuna.Study, data: Data, cfg: SweepConfig, di
     t0 = time.perf_counter()
     model, test_ev, fitted = train_eval(data, dim, cfg, dict(best.params), epochs, data.test)
     final = run_dir / TUNE_DIR / "final"
-    save_model(model, final, extra={"trial": f"tune-dim-{dim}", "data": data.summary(),
-                                    "params": dict(best.params)})
+    save_model(model, final, extra={"trial": f"tune-dim-{dim}", "data": data.summary(), "params": dict(best.params)})
     save_history(final, fitted.history)
     recs = [r for r in collect_trials(run_dir) if r["dim"] == dim and r["status"] == "complete"]
     sweep_test = None  # the sweep's test figures at this size, mean over seeds: the honest comparison
     if recs:
         sweep_test = {k: sum(float(r[k]) for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
     final_rec = {k: v for k, v in test_ev.items()}
-    final_rec.update(status="complete", dim=dim, split="test", params=dict(best.params),
-                     train_seconds=time.perf_counter() - t0, sweep_test=sweep_test)
+    final_rec.update(
+        status="complete",
+        dim=dim,
+        split="test",
+        params=dict(best.params),
+        train_seconds=time.perf_counter() - t0,
+        sweep_test=sweep_test,
+    )
     write_json(final / "metrics.json", final_rec)
     tuning = {
-        "dim": int(dim), "objective": objective, "n_trials": len(trials),
+        "dim": int(dim),
+        "objective": objective,
+        "n_trials": len(trials),
         "baseline": {"value": base_value, "params": dict(base)},
         "best": {"value": _value(best), "params": dict(best.params), "number": int(best.number)},
         "importances": importances,
-        "trials": [{"number": int(t.number), "state": t.state.name,
-                    "value": float(t.value) if t.value is not None else None, "params": dict(t.params)}
-                   for t in trials],
+        "trials": [
+            {
+                "number": int(t.number),
+                "state": t.state.name,
+                "value": float(t.value) if t.value is not None else None,
+                "params": dict(t.params),
+            }
+            for t in trials
+        ],
         "final_model": f"{TUNE_DIR}/final",
     }
     write_json(run_dir / TUNING_JSON, tuning)

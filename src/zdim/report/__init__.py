@@ -35,8 +35,10 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
 
     target = Path(out) if out is not None else Path(run_dir) / REPORT_HTML
     if not target.parent.is_dir():
-        raise ConfigError(f"cannot write the report to {target}: folder {target.parent} does not exist; "
-                          "create it or choose another --out")
+        raise ConfigError(
+            f"cannot write the report to {target}: folder {target.parent} does not exist; "
+            "create it or choose another --out"
+        )
     view = load_run(Path(run_dir))
     atomic_write(target, render(view, pictures(view)))
     return target

@@ -16,7 +16,13 @@ import torch
 
 from ..errors import ModelFileError, RunDirError
 from ..runs import (
-    RECOMMENDATION_JSON, RUN_JSON, load_inputs, load_model, read_history, read_json, trial_name,
+    RECOMMENDATION_JSON,
+    RUN_JSON,
+    load_inputs,
+    load_model,
+    read_history,
+    read_json,
+    trial_name,
 )
 from ..search import collect_trials
 
@@ -98,8 +104,7 @@ def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory; raise ``RunDirError`` (one line) when it is not one."""
     run_dir = Path(run_dir)
     if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): "
-                          "pass the --out folder of a sweep")
+        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
     try:
         info = read_json(run_dir / RUN_JSON)
     except ValueError as e:

@@ -21,12 +21,19 @@ from PIL import Image  # noqa: E402
 
 from .collect import Pictures, RunView  # noqa: E402
 
-plt.rcParams.update({
-    "svg.fonttype": "none",  # text stays text: smaller files, selectable, crisp at any zoom
-    "svg.hashsalt": "zdim",  # deterministic output for the same run
-    "font.size": 10, "axes.titlesize": 11, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100,
-})
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",  # text stays text: smaller files, selectable, crisp at any zoom
+        "svg.hashsalt": "zdim",  # deterministic output for the same run
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.dpi": 100,
+    }
+)
 ACCENT, SECOND, MUTED = "#1f6feb", "#d1495b", "#8a8f98"
 METRICS = ("nll", "neg_elbo", "rec", "kl", "active_units", "gen_fd", "gen_precision", "gen_recall", "gen_coverage")
 
@@ -56,8 +63,10 @@ def per_dim(view: RunView) -> dict[str, dict[int, tuple[float, float]]]:
                 values[m][int(t["dim"])].append(float(v))
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for m, by_dim in values.items():
-        out[m] = {d: (float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
-                  for d, v in sorted(by_dim.items())}
+        out[m] = {
+            d: (float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
+            for d, v in sorted(by_dim.items())
+        }
     return out
 
 
@@ -77,8 +86,9 @@ def _mark(ax: Any, view: RunView) -> None:
 
 def _errorbar(ax: Any, series: dict[int, tuple[float, float]], **kw: Any) -> list[int]:
     dims = list(series)
-    ax.errorbar(dims, [series[d][0] for d in dims], yerr=[series[d][1] for d in dims],
-                marker="o", ms=4, capsize=3, lw=1.5, **kw)
+    ax.errorbar(
+        dims, [series[d][0] for d in dims], yerr=[series[d][1] for d in dims], marker="o", ms=4, capsize=3, lw=1.5, **kw
+    )
     return dims
 
 
@@ -112,8 +122,9 @@ def active_units(view: RunView) -> str:
     _errorbar(ax, agg, label="active units", color=ACCENT)
     _mark(ax, view)
     if view.intrinsic_dim is not None:
-        ax.axhline(view.intrinsic_dim, color=SECOND, lw=1, ls="-.",
-                   label=f"intrinsic dimension ≈ {view.intrinsic_dim:.1f}")
+        ax.axhline(
+            view.intrinsic_dim, color=SECOND, lw=1, ls="-.", label=f"intrinsic dimension ≈ {view.intrinsic_dim:.1f}"
+        )
     _size_axis(ax, dims)
     if max(dims) / max(min(dims), 1) > 8:
         ax.set_yscale("log", base=2)
@@ -125,8 +136,11 @@ def active_units(view: RunView) -> str:
 
 def rate_distortion(view: RunView) -> str:
     """Each complete trial in the (rate = KL, distortion = reconstruction term) plane, labelled by size."""
-    pts = [(t["kl"], t["rec"], int(t["dim"])) for t in view.complete
-           if np.isfinite(t.get("kl", np.nan)) and np.isfinite(t.get("rec", np.nan))]
+    pts = [
+        (t["kl"], t["rec"], int(t["dim"]))
+        for t in view.complete
+        if np.isfinite(t.get("kl", np.nan)) and np.isfinite(t.get("rec", np.nan))
+    ]
     if not pts:
         return ""
     fig, ax = plt.subplots(figsize=(5.6, 3.9))
@@ -136,8 +150,16 @@ def rate_distortion(view: RunView) -> str:
         ax.annotate(str(d), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if view.recommended_dim is not None:
         sel = dims == view.recommended_dim
-        ax.scatter(kl[sel], rec[sel], s=120, facecolors="none", edgecolors=SECOND, lw=1.5, zorder=4,
-                   label=f"recommended ({view.recommended_dim})")
+        ax.scatter(
+            kl[sel],
+            rec[sel],
+            s=120,
+            facecolors="none",
+            edgecolors=SECOND,
+            lw=1.5,
+            zorder=4,
+            label=f"recommended ({view.recommended_dim})",
+        )
         ax.legend(frameon=False, fontsize=9)
     cb = fig.colorbar(sc, ax=ax)
     ticks = sorted(set(dims.tolist()))
@@ -165,8 +187,9 @@ def kl_heatmap(view: RunView) -> str:
     for i, d in enumerate(dims):
         grid[i, :d] = np.mean(rows[d], axis=0)
     fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.12 * width), 0.9 + 0.32 * len(dims)))
-    im = ax.imshow(grid, aspect="auto", cmap="magma", interpolation="nearest",
-                   extent=(0.5, width + 0.5, len(dims) - 0.5, -0.5))
+    im = ax.imshow(
+        grid, aspect="auto", cmap="magma", interpolation="nearest", extent=(0.5, width + 0.5, len(dims) - 0.5, -0.5)
+    )
     ax.set_yticks(range(len(dims)))
     ax.set_yticklabels([str(d) for d in dims])
     ax.set_ylabel("latent size")
@@ -197,7 +220,7 @@ def image_strip(x: np.ndarray, shape: list[int], likelihood: str, min_px: int = 
     gap = 2
     canvas = np.ones((h, n * w + (n - 1) * gap) + imgs.shape[3:])
     for i, im in enumerate(imgs):
-        canvas[:, i * (w + gap):i * (w + gap) + w] = im
+        canvas[:, i * (w + gap) : i * (w + gap) + w] = im
     return png_uri(canvas)
 
 
@@ -234,7 +257,7 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
         zc = z - z.mean(0)
         _, s, vt = np.linalg.svd(zc, full_matrices=False)
         xy = zc @ vt[:2].T
-        var = (s[:2] ** 2) / max(float((s ** 2).sum()), 1e-12)
+        var = (s[:2] ** 2) / max(float((s**2).sum()), 1e-12)
         xlabel, ylabel = f"PC1 ({var[0]:.0%} of variance)", f"PC2 ({var[1]:.0%})"
         how = "first two principal components of the latent means"
     if labels is not None and len(labels) == len(xy):
@@ -243,8 +266,11 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
         if len(classes) <= 20:
             for i, c in enumerate(classes):
                 sel = labels == c
-                name = label_names[int(c)] if label_names and float(c).is_integer() and 0 <= int(c) < len(label_names) \
+                name = (
+                    label_names[int(c)]
+                    if label_names and float(c).is_integer() and 0 <= int(c) < len(label_names)
                     else (str(int(c)) if float(c).is_integer() else f"{c:g}")
+                )
                 ax.scatter(xy[sel, 0], xy[sel, 1], s=8, color=cmap(i % cmap.N), label=name, alpha=0.8)
             ax.legend(frameon=False, fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1, 0.5))
         else:
@@ -260,8 +286,11 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
 
 def tuning_history(tuning: dict[str, Any]) -> str:
     """Validation objective of every tuning trial, with the best so far and the untuned baseline."""
-    pts = [(t["number"], t["value"]) for t in tuning.get("trials", [])
-           if t.get("state") == "COMPLETE" and isinstance(t.get("value"), (int, float))]
+    pts = [
+        (t["number"], t["value"])
+        for t in tuning.get("trials", [])
+        if t.get("state") == "COMPLETE" and isinstance(t.get("value"), (int, float))
+    ]
     if not pts:
         return ""
     n, v = map(np.asarray, zip(*pts))

@@ -16,10 +16,18 @@ from .collect import Pictures, RunView
 from . import figures
 
 TABLE_COLUMNS = [  # (key, header, format)
-    ("trial", "trial", "s"), ("dim", "size", "d"), ("seed", "seed", "d"), ("status", "status", "s"),
-    ("nll", "NLL (IWAE)", ".2f"), ("neg_elbo", "-ELBO", ".2f"), ("rec", "reconstruction", ".2f"),
-    ("kl", "KL", ".2f"), ("active_units", "active units", "d"), ("best_epoch", "best epoch", "d"),
-    ("epochs_run", "epochs", "d"), ("train_seconds", "train s", ".1f"),
+    ("trial", "trial", "s"),
+    ("dim", "size", "d"),
+    ("seed", "seed", "d"),
+    ("status", "status", "s"),
+    ("nll", "NLL (IWAE)", ".2f"),
+    ("neg_elbo", "-ELBO", ".2f"),
+    ("rec", "reconstruction", ".2f"),
+    ("kl", "KL", ".2f"),
+    ("active_units", "active units", "d"),
+    ("best_epoch", "best epoch", "d"),
+    ("epochs_run", "epochs", "d"),
+    ("train_seconds", "train s", ".1f"),
 ]
 SKIP_DETAIL = {"kl_per_unit", "unit_variance", "trial"}
 
@@ -45,8 +53,10 @@ def fmt(value: Any, spec: str = "") -> str:
 def _figure(uri: str, alt: str, fig_id: str, caption: str) -> str:
     if not uri:
         return ""
-    return (f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" loading="lazy">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" loading="lazy">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
 def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
@@ -59,39 +69,55 @@ def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
 def _summary(view: RunView) -> str:
     d, rec = view.data, view.recommendation
     if rec is not None:
-        head = (f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
-                f'<div><div class="label">recommended latent size</div>'
-                f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div></div></div>'
-                f'<p class="rationale">{esc(rec.get("rationale", ""))}</p>')
+        head = (
+            f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
+            f'<div><div class="label">recommended latent size</div>'
+            f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div></div></div>'
+            f'<p class="rationale">{esc(rec.get("rationale", ""))}</p>'
+        )
     else:
         head = '<div class="answer warn">No recommendation yet: no trial has finished.</div>'
     failed = [t for t in view.trials if t.get("status") == "failed"]
     if failed:
-        items = "".join(f"<li><a href=\"#trial-{esc(t['trial'])}\">{esc(t['trial'])}</a>: "
-                        f"{esc(t.get('reason', ''))}</li>" for t in failed)
+        items = "".join(
+            f'<li><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>: {esc(t.get("reason", ""))}</li>'
+            for t in failed
+        )
         head += f'<div class="warn"><b>{len(failed)} trial(s) failed</b> (not used by the rule):<ul>{items}</ul></div>'
     shape = " × ".join(str(s) for s in d.get("sample_shape", []))
     rows = [
-        ("data", esc(d.get("name", ""))), ("source", f"<code>{esc(d.get('source', ''))}</code>"),
-        ("sample shape", esc(shape)), ("likelihood", esc(d.get("likelihood", ""))),
-        ("splits (train / validation / test)",
-         f"{d.get('n_train', '?')} / {d.get('n_val', '?')} / {d.get('n_test', '?')}"),
+        ("data", esc(d.get("name", ""))),
+        ("source", f"<code>{esc(d.get('source', ''))}</code>"),
+        ("sample shape", esc(shape)),
+        ("likelihood", esc(d.get("likelihood", ""))),
+        (
+            "splits (train / validation / test)",
+            f"{d.get('n_train', '?')} / {d.get('n_val', '?')} / {d.get('n_test', '?')}",
+        ),
         ("labels", "yes (evaluation only)" if d.get("has_labels") else "no"),
         ("trials", f"{len(view.complete)} complete of {len(view.trials)}"),
     ]
     sweep = view.info.get("sweep", {})
     if sweep:
         tr = sweep.get("train", {})
-        rows.append(("grid", esc(f"sizes {sweep.get('dims')} × {sweep.get('seeds')} seed(s); "
-                                 f"hidden {sweep.get('hidden')} ({sweep.get('arch')}); up to "
-                                 f"{tr.get('epochs')} epochs, batch {tr.get('batch_size')}, "
-                                 f"lr {tr.get('lr')}, beta {tr.get('beta')}; k = {sweep.get('k')}")))
+        rows.append(
+            (
+                "grid",
+                esc(
+                    f"sizes {sweep.get('dims')} × {sweep.get('seeds')} seed(s); "
+                    f"hidden {sweep.get('hidden')} ({sweep.get('arch')}); up to "
+                    f"{tr.get('epochs')} epochs, batch {tr.get('batch_size')}, "
+                    f"lr {tr.get('lr')}, beta {tr.get('beta')}; k = {sweep.get('k')}"
+                ),
+            )
+        )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     cmd = view.info.get("command")
-    cmd_html = (f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>'
-                if cmd else "")
-    return (f'<section id="summary" data-section="summary">{head}'
-            f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>')
+    cmd_html = f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>' if cmd else ""
+    return (
+        f'<section id="summary" data-section="summary">{head}'
+        f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>'
+    )
 
 
 def _features(view: RunView) -> str:
@@ -102,30 +128,73 @@ def _features(view: RunView) -> str:
 def _curves(view: RunView) -> str:
     f = figures
     parts = [
-        _figure(f.curve(view, [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
-                        "nats per sample", "Held-out NLL and -ELBO"), "held-out NLL and -ELBO against latent size",
-                "fig-nll", "Lower is better. The gap between the curves is the slack of the ELBO."),
-        _figure(f.curve(view, [("rec", "reconstruction term", f.ACCENT)], "nats per sample",
-                        "Reconstruction term -E log p(x|z)"), "reconstruction term against latent size", "fig-rec",
-                "Falls as the bottleneck widens, then flattens when more units add nothing."),
-        _figure(f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))"),
-                "KL against latent size", "fig-kl", "The information the code carries (the rate)."),
-        _figure(f.active_units(view), "active units against latent size", "fig-active",
-                "Where the curve leaves the diagonal, extra units collapse to the prior."),
-        _figure(f.curve(view, [("gen_fd", "Frechet distance", f.ACCENT)], "distance (feature space)",
-                        "Generation: prior samples against held-out data"),
-                "Frechet distance of prior samples to held-out data against latent size", "fig-gen-fd",
-                "Lower is better: decoded prior samples against held-out data, in the feature space "
-                f"fitted on the training split ({esc(_features(view))}; docs/recommendation.md)."),
-        _figure(f.curve(view, [("gen_precision", "precision", f.ACCENT), ("gen_recall", "recall", f.SECOND),
-                               ("gen_coverage", "coverage", f.MUTED)], "fraction", "Generation: fidelity and diversity"),
-                "precision, recall and coverage of prior samples against latent size", "fig-gen-prdc",
-                "Precision: samples that look like data. Recall and coverage: data the samples reach."),
+        _figure(
+            f.curve(
+                view,
+                [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
+                "nats per sample",
+                "Held-out NLL and -ELBO",
+            ),
+            "held-out NLL and -ELBO against latent size",
+            "fig-nll",
+            "Lower is better. The gap between the curves is the slack of the ELBO.",
+        ),
+        _figure(
+            f.curve(
+                view, [("rec", "reconstruction term", f.ACCENT)], "nats per sample", "Reconstruction term -E log p(x|z)"
+            ),
+            "reconstruction term against latent size",
+            "fig-rec",
+            "Falls as the bottleneck widens, then flattens when more units add nothing.",
+        ),
+        _figure(
+            f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))"),
+            "KL against latent size",
+            "fig-kl",
+            "The information the code carries (the rate).",
+        ),
+        _figure(
+            f.active_units(view),
+            "active units against latent size",
+            "fig-active",
+            "Where the curve leaves the diagonal, extra units collapse to the prior.",
+        ),
+        _figure(
+            f.curve(
+                view,
+                [("gen_fd", "Frechet distance", f.ACCENT)],
+                "distance (feature space)",
+                "Generation: prior samples against held-out data",
+            ),
+            "Frechet distance of prior samples to held-out data against latent size",
+            "fig-gen-fd",
+            "Lower is better: decoded prior samples against held-out data, in the feature space "
+            f"fitted on the training split ({esc(_features(view))}; docs/recommendation.md).",
+        ),
+        _figure(
+            f.curve(
+                view,
+                [
+                    ("gen_precision", "precision", f.ACCENT),
+                    ("gen_recall", "recall", f.SECOND),
+                    ("gen_coverage", "coverage", f.MUTED),
+                ],
+                "fraction",
+                "Generation: fidelity and diversity",
+            ),
+            "precision, recall and coverage of prior samples against latent size",
+            "fig-gen-prdc",
+            "Precision: samples that look like data. Recall and coverage: data the samples reach.",
+        ),
     ]
     body = '<div class="grid">' + "".join(parts) + "</div>"
-    return _section("curves", "Against latent size", body,
-                    "Means over seeds; error bars are standard errors across seeds when there are several. "
-                    "The dashed line marks the recommended size.")
+    return _section(
+        "curves",
+        "Against latent size",
+        body,
+        "Means over seeds; error bars are standard errors across seeds when there are several. "
+        "The dashed line marks the recommended size.",
+    )
 
 
 def _images(view: RunView, pics: Pictures) -> str:
@@ -137,17 +206,27 @@ def _images(view: RunView, pics: Pictures) -> str:
 
     def row(label: str, x: Any, mark: bool = False) -> str:
         cls = ' class="rec"' if mark else ""
-        return (f"<tr{cls}><th>{esc(label)}</th><td><img class=\"strip\" src=\"{figures.image_strip(x, shape, lik)}\" "
-                f"alt=\"{esc(label)}\"></td></tr>")
+        return (
+            f'<tr{cls}><th>{esc(label)}</th><td><img class="strip" src="{figures.image_strip(x, shape, lik)}" '
+            f'alt="{esc(label)}"></td></tr>'
+        )
 
     recon = row("input", pics.inputs) + "".join(
-        row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.reconstructions.items()))
+        row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.reconstructions.items())
+    )
     samples = "".join(row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.samples.items()))
-    return (_section("reconstructions", "Reconstructions", f'<div class="scroll"><table class="images">{recon}</table></div>',
-                     "The same held-out inputs decoded at every size (decoder mean at the posterior mean; "
-                     "best seed of each size). The recommended size is highlighted.")
-            + _section("samples", "Samples from the prior", f'<div class="scroll"><table class="images">{samples}</table></div>',
-                       "Decoder means for z drawn from N(0, I), same draws for every size."))
+    return _section(
+        "reconstructions",
+        "Reconstructions",
+        f'<div class="scroll"><table class="images">{recon}</table></div>',
+        "The same held-out inputs decoded at every size (decoder mean at the posterior mean; "
+        "best seed of each size). The recommended size is highlighted.",
+    ) + _section(
+        "samples",
+        "Samples from the prior",
+        f'<div class="scroll"><table class="images">{samples}</table></div>',
+        "Decoder means for z drawn from N(0, I), same draws for every size.",
+    )
 
 
 def _tabular(view: RunView, pics: Pictures) -> str:
@@ -155,8 +234,12 @@ def _tabular(view: RunView, pics: Pictures) -> str:
     if dim is None:
         return ""
     names = view.inputs_meta.get("feature_names")
-    fe = _figure(figures.feature_error(pics, names, dim), "reconstruction error per feature", "fig-feature-error",
-                 "Features the recommended size reconstructs worst come first.")
+    fe = _figure(
+        figures.feature_error(pics, names, dim),
+        "reconstruction error per feature",
+        "fig-feature-error",
+        "Features the recommended size reconstructs worst come first.",
+    )
     return _section("feature-error", f"Reconstruction per feature (size {dim})", fe)
 
 
@@ -166,14 +249,18 @@ def _latent(view: RunView, pics: Pictures) -> str:
         return ""
     uri = figures.latent_view(pics, view.labels, view.inputs_meta.get("label_names"), dim)
     note = "Coloured by label." if view.labels is not None else "No labels were given."
-    return _section("latent", f"Latent space (size {dim})",
-                    _figure(uri, "latent means of held-out inputs", "fig-latent", note))
+    return _section(
+        "latent", f"Latent space (size {dim})", _figure(uri, "latent means of held-out inputs", "fig-latent", note)
+    )
 
 
 def _sparkline(history: list[dict[str, float]], w: int = 260, h: int = 70) -> str:
     """Train/validation -ELBO per epoch as a tiny inline SVG (no ids, so no clashes)."""
-    pts = [(r["epoch"], r["train_loss"], r["val_neg_elbo"]) for r in history
-           if all(math.isfinite(v) for v in (r["epoch"], r["train_loss"], r["val_neg_elbo"]))]
+    pts = [
+        (r["epoch"], r["train_loss"], r["val_neg_elbo"])
+        for r in history
+        if all(math.isfinite(v) for v in (r["epoch"], r["train_loss"], r["val_neg_elbo"]))
+    ]
     if len(pts) < 2:
         return ""
     e0, e1 = pts[0][0], pts[-1][0]
@@ -181,21 +268,33 @@ def _sparkline(history: list[dict[str, float]], w: int = 260, h: int = 70) -> st
     lo, hi = min(ys), max(ys)
 
     def line(i: int) -> str:
-        return " ".join(f"{4 + (p[0] - e0) / max(e1 - e0, 1) * (w - 8):.1f},"
-                        f"{4 + (hi - p[i]) / max(hi - lo, 1e-9) * (h - 8):.1f}" for p in pts)
+        return " ".join(
+            f"{4 + (p[0] - e0) / max(e1 - e0, 1) * (w - 8):.1f},{4 + (hi - p[i]) / max(hi - lo, 1e-9) * (h - 8):.1f}"
+            for p in pts
+        )
 
-    return (f'<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
-            f'aria-label="training curve"><polyline fill="none" stroke="{figures.MUTED}" stroke-width="1.2" '
-            f'points="{line(1)}"/><polyline fill="none" stroke="{figures.ACCENT}" stroke-width="1.6" '
-            f'points="{line(2)}"/></svg><div class="small">grey: train, blue: validation -ELBO; '
-            f"{lo:.2f} to {hi:.2f} nats over epochs {e0:g} to {e1:g}</div>")
+    return (
+        f'<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+        f'aria-label="training curve"><polyline fill="none" stroke="{figures.MUTED}" stroke-width="1.2" '
+        f'points="{line(1)}"/><polyline fill="none" stroke="{figures.ACCENT}" stroke-width="1.6" '
+        f'points="{line(2)}"/></svg><div class="small">grey: train, blue: validation -ELBO; '
+        f"{lo:.2f} to {hi:.2f} nats over epochs {e0:g} to {e1:g}</div>"
+    )
 
 
 def _table(view: RunView) -> str:
-    extra = sorted({k for t in view.trials for k, v in t.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and k not in {c[0] for c in TABLE_COLUMNS} and k not in SKIP_DETAIL
-                    and k not in {"n", "k", "eval_seconds", "n_params", "best_val_neg_elbo", "mse"}})
+    extra = sorted(
+        {
+            k
+            for t in view.trials
+            for k, v in t.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in {c[0] for c in TABLE_COLUMNS}
+            and k not in SKIP_DETAIL
+            and k not in {"n", "k", "eval_seconds", "n_params", "best_val_neg_elbo", "mse"}
+        }
+    )
     cols = TABLE_COLUMNS + [(k, k, ".4g") for k in extra]
     head = "".join(f'<th data-col="{i}" tabindex="0">{esc(h)}</th>' for i, (_, h, _) in enumerate(cols))
     rows = []
@@ -213,18 +312,29 @@ def _table(view: RunView) -> str:
             cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
         cls = [str(t.get("status", ""))] + (["rec"] if t.get("dim") == rec_dim else [])
         rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
-    table = (f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
-             f'<tbody>{"".join(rows)}</tbody></table></div>')
+    table = (
+        f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
     details = []
     for t in view.trials:
-        kv = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in t.items()
-                     if k not in SKIP_DETAIL and not isinstance(v, (list, dict)))
+        kv = "".join(
+            f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>"
+            for k, v in t.items()
+            if k not in SKIP_DETAIL and not isinstance(v, (list, dict))
+        )
         spark = _sparkline(view.histories.get(t["trial"], []))
-        details.append(f'<details id="trial-{esc(t["trial"])}"><summary>{esc(t["trial"])} '
-                       f'<span class="badge {esc(t.get("status", ""))}">{esc(t.get("status", ""))}</span></summary>'
-                       f'<div class="two"><table class="kv">{kv}</table><div>{spark}</div></div></details>')
-    return _section("trials", "All trials", table + '<h3>Trial details</h3>' + "".join(details),
-                    "Click a column header to sort; click a trial for its details.")
+        details.append(
+            f'<details id="trial-{esc(t["trial"])}"><summary>{esc(t["trial"])} '
+            f'<span class="badge {esc(t.get("status", ""))}">{esc(t.get("status", ""))}</span></summary>'
+            f'<div class="two"><table class="kv">{kv}</table><div>{spark}</div></div></details>'
+        )
+    return _section(
+        "trials",
+        "All trials",
+        table + "<h3>Trial details</h3>" + "".join(details),
+        "Click a column header to sort; click a trial for its details.",
+    )
 
 
 def _tuning(view: RunView) -> str:
@@ -234,53 +344,104 @@ def _tuning(view: RunView) -> str:
     base, best = t.get("baseline") or {}, t.get("best") or {}
     keys = sorted(set(base.get("params", {})) | set(best.get("params", {})))
     imp = t.get("importances") or {}
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(base.get('params', {}).get(k)))}</td>"
-                   f"<td>{esc(fmt(best.get('params', {}).get(k)))}</td><td>{esc(fmt(imp.get(k), '.2f'))}</td></tr>"
-                   for k in keys)
-    rows += (f"<tr class=\"rec\"><th>validation {esc(t.get('objective', ''))}</th><td>{esc(fmt(base.get('value'), '.3f'))}</td>"
-             f"<td>{esc(fmt(best.get('value'), '.3f'))}</td><td></td></tr>")
-    table = (f'<table class="trials"><thead><tr><th>parameter</th><th>baseline</th><th>best</th>'
-             f"<th>importance</th></tr></thead><tbody>{rows}</tbody></table>")
-    fig = _figure(figures.tuning_history(t), "tuning history", "fig-tuning",
-                  "Each tuning trial's validation objective; the step line is the best so far.")
-    return _section("tuning", f"Tuning at latent size {esc(t.get('dim'))}",
-                    f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
-                    f"{esc(t.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
-                    f"<code>{esc(t.get('final_model', ''))}</code>.")
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td>{esc(fmt(base.get('params', {}).get(k)))}</td>"
+        f"<td>{esc(fmt(best.get('params', {}).get(k)))}</td><td>{esc(fmt(imp.get(k), '.2f'))}</td></tr>"
+        for k in keys
+    )
+    rows += (
+        f'<tr class="rec"><th>validation {esc(t.get("objective", ""))}</th><td>{esc(fmt(base.get("value"), ".3f"))}</td>'
+        f"<td>{esc(fmt(best.get('value'), '.3f'))}</td><td></td></tr>"
+    )
+    table = (
+        f'<table class="trials"><thead><tr><th>parameter</th><th>baseline</th><th>best</th>'
+        f"<th>importance</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    fig = _figure(
+        figures.tuning_history(t),
+        "tuning history",
+        "fig-tuning",
+        "Each tuning trial's validation objective; the step line is the best so far.",
+    )
+    return _section(
+        "tuning",
+        f"Tuning at latent size {esc(t.get('dim'))}",
+        f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
+        f"{esc(t.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
+        f"<code>{esc(t.get('final_model', ''))}</code>.",
+    )
 
 
 def render(view: RunView, pics: Pictures) -> str:
     """The whole page as a string."""
     name = view.data.get("name") or view.run_dir.name
     body = [_summary(view), _curves(view)]
-    body.append(_section("rate-distortion", "Rate and distortion",
-                         _figure(figures.rate_distortion(view), "rate-distortion plane", "fig-rd",
-                                 "Moving right buys reconstruction with information; the knee is where extra "
-                                 "rate stops paying.")))
-    body.append(_section("kl-units", "KL per latent unit",
-                         _figure(figures.kl_heatmap(view), "KL per latent unit heatmap", "fig-kl-units",
-                                 "Dark cells are units that carry (almost) nothing: collapsed to the prior.")))
+    body.append(
+        _section(
+            "rate-distortion",
+            "Rate and distortion",
+            _figure(
+                figures.rate_distortion(view),
+                "rate-distortion plane",
+                "fig-rd",
+                "Moving right buys reconstruction with information; the knee is where extra rate stops paying.",
+            ),
+        )
+    )
+    body.append(
+        _section(
+            "kl-units",
+            "KL per latent unit",
+            _figure(
+                figures.kl_heatmap(view),
+                "KL per latent unit heatmap",
+                "fig-kl-units",
+                "Dark cells are units that carry (almost) nothing: collapsed to the prior.",
+            ),
+        )
+    )
     if view.inputs_meta.get("is_image"):
         body.append(_images(view, pics))
     else:
         body.append(_tabular(view, pics))
     body.append(_latent(view, pics))
-    cards = "".join(f'<div class="card"><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>{spark}</div>'
-                    for t in view.trials if (spark := _sparkline(view.histories.get(t["trial"], []))))
-    body.append(_section("training", "Training curves",
-                         f'<div class="cards" id="fig-training">{cards}</div>' if cards else "",
-                         "Train (grey) and validation (blue) -ELBO per epoch, each trial on its own scale; "
-                         "early stopping restores the best validation epoch."))
+    cards = "".join(
+        f'<div class="card"><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>{spark}</div>'
+        for t in view.trials
+        if (spark := _sparkline(view.histories.get(t["trial"], [])))
+    )
+    body.append(
+        _section(
+            "training",
+            "Training curves",
+            f'<div class="cards" id="fig-training">{cards}</div>' if cards else "",
+            "Train (grey) and validation (blue) -ELBO per epoch, each trial on its own scale; "
+            "early stopping restores the best validation epoch.",
+        )
+    )
     body.append(_tuning(view))
     body.append(_table(view))
     if pics.missing:
-        body.append(f'<p class="warn">Models that could not be loaded (pictures skipped): '
-                    f'{esc(", ".join(pics.missing))}</p>')
-    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in [
-        ("summary", "Answer"), ("curves", "Curves"), ("rate-distortion", "Rate–distortion"),
-        ("kl-units", "KL per unit"), ("reconstructions", "Reconstructions"), ("samples", "Samples"),
-        ("feature-error", "Per feature"), ("latent", "Latent space"), ("training", "Training"),
-        ("tuning", "Tuning"), ("trials", "Trials")] if f'id="{i}"' in "".join(body))
+        body.append(
+            f'<p class="warn">Models that could not be loaded (pictures skipped): {esc(", ".join(pics.missing))}</p>'
+        )
+    nav = "".join(
+        f'<a href="#{i}">{t}</a>'
+        for i, t in [
+            ("summary", "Answer"),
+            ("curves", "Curves"),
+            ("rate-distortion", "Rate–distortion"),
+            ("kl-units", "KL per unit"),
+            ("reconstructions", "Reconstructions"),
+            ("samples", "Samples"),
+            ("feature-error", "Per feature"),
+            ("latent", "Latent space"),
+            ("training", "Training"),
+            ("tuning", "Tuning"),
+            ("trials", "Trials"),
+        ]
+        if f'id="{i}"' in "".join(body)
+    )
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
