@@ -5,12 +5,16 @@
 
 Each contestant trains one VAE per size for ``--epochs`` epochs (batch 128, Adam 1e-3) and is then
 evaluated on the held-out t10k split by the same code (``zdim.metrics.evaluate``, IWAE NLL with ``--k``
-samples); the recommendation rule (``zdim.recommend.recommend``, nll-knee, 1%) is applied to each one's
-numbers. Wall time covers training, each loop's own per-epoch validation and the held-out evaluation.
+samples); the recommendation rule (``zdim.recommend.recommend`` with its defaults: the combined rule,
+1% tolerance) is applied to each one's numbers. Wall time covers training, each loop's own per-epoch
+validation and the held-out evaluation (zdim's also its per-trial generation metrics).
 
 - zdim: ``zdim.search.sweep`` with its defaults except ``epochs`` (``patience`` cannot act within so
   few epochs), writing its run directory (trial folders, study journal) to a temporary folder; the HTML
   report is not built (the peers draw nothing).
+- zdim nested: the same with ``nested=True`` (``zdim sweep --nested``): one VAE of the largest size,
+  trained once for ``--nested-epochs`` (default ``--epochs``) with a random latent prefix per sample,
+  every size cut out of it and evaluated like the others.
 - plain: the PyTorch-examples loop (``DataLoader``, ``loss.item()`` per step, ``test()`` each epoch)
   around a model of zdim's shapes (784-512-256-k), once per size.
 - Pythae: its ``VAE`` (default MLP 784-512-k, BCE) through ``TrainingPipeline``, once per size, when
@@ -64,8 +68,10 @@ def record(dim: int, model: Any, data: zdim.Data, k: int) -> dict[str, Any]:
     }
 
 
-def run_zdim(data: zdim.Data, dims: list[int], epochs: int, k: int, workers: int) -> list[dict[str, Any]]:
-    cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k)
+def run_zdim(
+    data: zdim.Data, dims: list[int], epochs: int, k: int, workers: int, nested: bool = False
+) -> list[dict[str, Any]]:
+    cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k, nested=nested)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-sweep-") as tmp:
         res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), workers=workers)
     return res.trials
@@ -110,9 +116,17 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="zdim --workers")
     ap.add_argument("--quick", action="store_true", help="2 epochs, k=20")
     ap.add_argument("--no-pythae", action="store_true")
+    ap.add_argument(
+        "--only",
+        help="comma-separated contestants to run, of zdim,nested,plain,pythae (default: all)",
+    )
+    ap.add_argument(
+        "--nested-epochs", type=int, help="epochs of the one nested training (default: --epochs, equal epochs)"
+    )
     a = ap.parse_args()
     if a.quick:
         a.epochs, a.k = min(a.epochs, 2), min(a.k, 20)
+    a.nested_epochs = a.nested_epochs or a.epochs
     dims = [int(d) for d in a.dims.split(",")]
     if not os.path.isdir(a.data):
         print(f"MNIST not found at {a.data}: pass --data DIR")
@@ -125,11 +139,23 @@ def main() -> int:
     )
     contestants: dict[str, Any] = {
         f"zdim sweep (workers={a.workers})": lambda: run_zdim(data, dims, a.epochs, a.k, a.workers),
+        f"zdim sweep --nested ({a.nested_epochs} epochs)": lambda: run_zdim(
+            data, dims, a.nested_epochs, a.k, 1, nested=True
+        ),
         "plain per-size loop (784-512-256-k)": lambda: run_plain(data, dims, a.epochs, a.k),
     }
     why = pythae_status() if not a.no_pythae else "--no-pythae"
     if why is None:
         contestants["Pythae per-size loop (784-512-k)"] = lambda: run_pythae(data, dims, a.epochs, a.k)
+    if a.only:
+        keys = dict(
+            zip(("zdim", "nested", "plain", "pythae"), ("zdim sweep (", "zdim sweep --nested", "plain", "Pythae"))
+        )
+        wanted = [keys[w.strip()] for w in a.only.split(",") if w.strip() in keys]
+        contestants = {n: f for n, f in contestants.items() if any(n.startswith(w) for w in wanted)}
+        if not contestants:
+            print(f"--only {a.only!r} names no contestant: use zdim, nested, plain or pythae")
+            return 2
     results: dict[str, tuple[float, list[dict[str, Any]], Recommendation]] = {}
     for name, fn in contestants.items():
         t0 = time.perf_counter()
@@ -142,6 +168,7 @@ def main() -> int:
     names = list(results)
     print("\nheld-out NLL (nats) per size")
     print(f"{'size':>5} " + " ".join(f"{n.split(' (')[0]:>22}" for n in names))
+    print(f"{'':>5} " + " ".join(f"{'(' + n.split(' (')[1]:>22}" if " (" in n else " " * 22 for n in names))
     for dim in dims:
         cells = []
         for n in names:
@@ -149,15 +176,18 @@ def main() -> int:
             cells.append(f"{r['nll']:>22.2f}" if r else f"{'failed':>22}")
         print(f"{dim:>5} " + " ".join(cells))
     print()
-    z = names[0]
     for n in names:
         secs, _, rec = results[n]
-        print(f"{n:<38} wall {secs:7.1f} s   recommended size {rec.dim:>3}   (best NLL at {rec.best_dim})")
-    for n in names[1:]:
-        print(
-            f"wall-time ratio {n.split(' (')[0]} / zdim: {results[n][0] / results[z][0]:.2f}x; "
-            f"recommended sizes {results[n][2].dim} vs {results[z][2].dim}"
-        )
+        print(f"{n:<42} wall {secs:7.1f} s   recommended size {rec.dim:>3}   (best NLL at {rec.best_dim})")
+    zdims = [n for n in names if n.startswith("zdim")]
+    for i, z in enumerate(zdims):  # zdim per size, then zdim nested, against every other contestant
+        for n in names:
+            if n == z or n in zdims[:i]:
+                continue
+            print(
+                f"wall-time ratio {n} / {z}: {results[n][0] / results[z][0]:.2f}x; "
+                f"recommended sizes {results[n][2].dim} vs {results[z][2].dim}"
+            )
     return 0
 
 

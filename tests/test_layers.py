@@ -22,6 +22,7 @@ LAYER = {
     "search": 5,
     "tune": 5,
     "studies": 4,
+    "nested": 4,
     "report": 6,
     "estimator": 6,
     "cli": 7,

@@ -83,6 +83,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def _print_result(trials: list[dict[str, Any]], rec: Any, run_dir: Path | None) -> None:
     print(format_table(trials))
+    shared = {
+        (t["seed"], round(float(t["train_seconds"]), 1)) for t in trials if t.get("nested") and "train_seconds" in t
+    }
+    if shared:
+        print(
+            "nested: the training time of each row is that of its seed's one nested model, which served "
+            f"every size ({', '.join(f'seed {s}: {sec:g} s' for s, sec in sorted(shared))})"
+        )
     if rec is None:
         print("\nNo trial completed: nothing to recommend (see the status column).")
         return
@@ -142,6 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train=train,
         k=args.k,
         rel_tol=args.tolerance,
+        nested=args.nested,
     )
     out = Path(args.out) if args.out else Path("runs") / data.name
     if not args.quiet:
@@ -295,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(RULES),
         default=DEFAULT_RULE,
         help="recommendation rule (default combined; see docs/recommendation.md)",
+    )
+    s.add_argument(
+        "--nested",
+        action="store_true",
+        help="train one nested VAE per seed at the largest size and cut every size out of it "
+        "(one training instead of one per size; see docs/recommendation.md)",
     )
     s.add_argument(
         "--refine",

@@ -12,15 +12,10 @@ from typing import Any
 
 import torch
 
-from .models import VAE
+from .models import VAE, kl_per_unit
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[u]) > 0.01
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent unit: (B, K) -> (B, K)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
@@ -135,8 +130,6 @@ def neg_elbo(model: VAE, x: torch.Tensor, batch_size: int = 4096, seed: int = 0)
     total = 0.0
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size].to(dev, non_blocking=True).float()
-        mu, logvar = model.encode(xb)
-        z = model.reparameterize(mu, logvar, gen)
-        rec = -model.log_likelihood(xb, model.decode(z))
-        total += float((rec + kl_per_unit(mu, logvar).sum(-1)).double().sum())
+        rec, kl_units = model.elbo_terms(xb, gen, offset=start)
+        total += float((rec + kl_units.sum(-1)).double().sum())
     return total / x.shape[0]

@@ -12,7 +12,8 @@ Models do not train themselves (see ``zdim.train``) and know nothing of files (s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -91,6 +92,11 @@ class VAEConfig:
             d["image_shape"] = tuple(d["image_shape"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent unit: (B, K) -> (B, K)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -180,14 +186,35 @@ class VAE(nn.Module):
         """Mean of p(x|z) from decoder output: probabilities or Gaussian means, (..., D)."""
         return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
 
-    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B)."""
+    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor, log_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B).
+
+        ``log_sigma`` (D,) or (B, D) overrides the Gaussian decoder's noise scale (nested models
+        keep one per latent prefix).
+        """
         if self.config.likelihood == "bernoulli":
             x = x.expand_as(out)
             return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
-        log_sigma = self.log_sigma.clamp(min=MIN_LOG_SIGMA)
+        log_sigma = (self.noise_log_sigma() if log_sigma is None else log_sigma).clamp(min=MIN_LOG_SIGMA)
         z2 = ((x - out) * torch.exp(-log_sigma)) ** 2
         return -(0.5 * z2 + log_sigma + 0.5 * LOG_2PI).sum(-1)
+
+    def noise_log_sigma(self) -> torch.Tensor:
+        """The Gaussian decoder's log std per feature, (D,)."""
+        log_sigma: torch.Tensor = self.log_sigma
+        return log_sigma
+
+    def elbo_terms(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-sample terms of the -ELBO of ``x`` (B, D): ``-log p(x|z)`` (B,) and KL per unit (B, K).
+
+        ``offset`` is the index of ``x``'s first row in its data set (a nested model uses it to give
+        every held-out row a fixed latent prefix).
+        """
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator)
+        return -self.log_likelihood(x, self.decode(z)), kl_per_unit(mu, logvar)
 
     def reparameterize(
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
@@ -215,8 +242,82 @@ class VAE(nn.Module):
         return self.encode(x)[0]
 
 
+class NestedVAE(VAE):
+    """One VAE that serves every latent size of a grid (nested dropout / Matryoshka style).
+
+    The latent size is the largest of ``prefixes``. Each training sample draws one prefix length k
+    from ``prefixes`` (uniformly): units beyond k are zeroed before the decoder and their KL is not
+    charged, so the first k units learn to work as a size-k model for every k of the grid. A Gaussian
+    decoder keeps one noise scale per prefix (a shared one biases the curve: small prefixes want a
+    larger noise than large ones). ``prefix_model(k)`` cuts out the size-k model as a plain ``VAE``
+    that computes exactly what this model computes with prefix k.
+
+    Parameters
+    ----------
+    config : VAEConfig
+        The architecture; its ``latent_dim`` must equal ``max(prefixes)``.
+    prefixes : sequence of int
+        The latent sizes served, each in ``[1, config.latent_dim]``.
+    """
+
+    def __init__(self, config: VAEConfig, prefixes: Sequence[int]) -> None:
+        sizes = sorted({int(k) for k in prefixes})
+        if not sizes or sizes[-1] != config.latent_dim or sizes[0] < 1:
+            raise ConfigError(
+                f"nested prefixes {list(prefixes)} must be positive sizes whose largest is the latent size "
+                f"{config.latent_dim}"
+            )
+        super().__init__(config)
+        self.prefixes = tuple(sizes)
+        if config.likelihood == "gaussian":
+            self.log_sigma = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
+
+    def noise_log_sigma(self) -> torch.Tensor:
+        """Noise scale of the full-size prefix, (D,)."""
+        log_sigma: torch.Tensor = self.log_sigma[-1]
+        return log_sigma
+
+    def elbo_terms(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``VAE.elbo_terms``, each row with its own prefix: drawn at random while training, row
+        ``i`` of a data set gets prefix ``i mod P`` in eval mode (a fixed, balanced validation)."""
+        b, p = x.shape[0], len(self.prefixes)
+        if self.training:
+            idx = torch.randint(p, (b,), generator=generator, device=x.device)
+        else:
+            idx = (torch.arange(b, device=x.device) + offset) % p
+        ks = torch.tensor(self.prefixes, device=x.device)[idx]  # (B,)
+        mask = (torch.arange(self.latent_dim, device=x.device) < ks[:, None]).to(x.dtype)  # (B, K)
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator) * mask
+        log_sigma = self.log_sigma[idx] if self.config.likelihood == "gaussian" else None
+        return -self.log_likelihood(x, self.decode(z), log_sigma), kl_per_unit(mu, logvar) * mask
+
+    def prefix_model(self, k: int) -> VAE:
+        """The size-``k`` model: first ``k`` latent units, their decoder weights, prefix ``k``'s noise."""
+        if k not in self.prefixes:
+            raise ConfigError(f"latent size {k} is not one of the nested sizes {list(self.prefixes)}")
+        big = self.latent_dim
+        enc = [n for n, m in self.encoder.named_modules() if isinstance(m, nn.Linear)][-1]
+        dec = [n for n, m in self.decoder.named_modules() if isinstance(m, nn.Linear)][0]
+        state = {}
+        for name, t in self.state_dict().items():
+            if name.startswith(f"encoder.{enc}."):  # rows: K means, then K log-variances
+                t = torch.cat([t[:k], t[big : big + k]])
+            elif name == f"decoder.{dec}.weight":
+                t = t[:, :k]
+            elif name == "log_sigma":
+                t = t[self.prefixes.index(k)]
+            state[name] = t.detach().clone()
+        small = VAE(replace(self.config, latent_dim=k))
+        small.load_state_dict(state)
+        p = next(self.parameters())
+        return small.to(device=p.device, dtype=p.dtype).eval()
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["VAE", "VAEConfig", "count_parameters", "LIKELIHOODS", "ARCHS"]
+__all__ = ["VAE", "NestedVAE", "VAEConfig", "count_parameters", "kl_per_unit", "LIKELIHOODS", "ARCHS"]

@@ -34,6 +34,7 @@ from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .errors import ResultFileError
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
+from .nested import nested_fit
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, Recommendation, recommend
 from .runs import (
     RECOMMENDATION_JSON,
@@ -78,6 +79,9 @@ class SweepConfig:
         Importance samples for the held-out NLL bound.
     rel_tol : float
         Relative NLL tolerance of the recommendation rule.
+    nested : bool
+        Train one nested VAE per seed with the largest size and cut every size's model out of it
+        (see ``zdim.nested``), instead of one VAE per (size, seed).
     """
 
     dims: tuple[int, ...]
@@ -87,6 +91,7 @@ class SweepConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     k: int = 100
     rel_tol: float = DEFAULT_REL_TOL
+    nested: bool = False
 
     def __post_init__(self) -> None:
         if not self.dims:
@@ -114,6 +119,7 @@ class SweepConfig:
             "train": self.train.to_dict(),
             "k": self.k,
             "rel_tol": self.rel_tol,
+            "nested": self.nested,
         }
 
 
@@ -250,7 +256,28 @@ def run_trial(
             callback(epoch, r)
 
     try:
-        fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
+        if cfg.nested:
+            if bar is not None:
+                bar.close()  # opened again only if the nested model has to be trained now
+                bar = None
+
+            def opening() -> None:
+                nonlocal bar
+                bar = _epoch_bar(tcfg.epochs, f"nested sizes {list(cfg.dims)}, seed {seed}") if progress else None
+
+            big, fitted = nested_fit(
+                data,
+                model_config(data, max(cfg.dims), cfg),
+                cfg.dims,
+                tcfg,
+                folder.parents[1] if folder is not None else None,
+                callback=on_epoch,
+                on_train=opening,
+            )
+            model = big.prefix_model(dim)
+            rec["nested"] = True
+        else:
+            fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
         t0 = time.perf_counter()
         ev = evaluate(model, data.test, k=cfg.k, seed=seed)
         rec.update(
@@ -350,9 +377,17 @@ def prepare_run_dir(out: Path, run_info: dict[str, Any], overwrite: bool, resume
         if (
             old.get("sweep", {}).get("train") != run_info["sweep"]["train"]
             or old.get("sweep", {}).get("hidden") != run_info["sweep"]["hidden"]
+            or bool(old.get("sweep", {}).get("nested")) != bool(run_info["sweep"].get("nested"))
         ):
             raise RunDirError(
                 f"{out} was made with other training settings: resume with the same flags, or use --overwrite"
+            )
+        old_sweep, new_sweep = old.get("sweep", {}), run_info["sweep"]
+        if new_sweep.get("nested") and sorted(old_sweep.get("dims", [])) != sorted(new_sweep["dims"]):
+            raise RunDirError(
+                f"{out} is a nested run over sizes {sorted(old_sweep.get('dims', []))}, trained for exactly "
+                f"those: resume with --dims {','.join(map(str, sorted(old_sweep.get('dims', []))))}, "
+                "or use --overwrite"
             )
     elif exists and not overwrite:
         raise RunDirError(
@@ -455,6 +490,14 @@ def sweep(
     elif dims:
         config = replace(config, dims=tuple(dims))
     check_dims(config.dims, data)
+    if config.nested:
+        for on, flag, why in (
+            (refine, "--refine", "its sizes are fixed when the nested model is trained"),
+            (prune, "--prune", "one training serves every size"),
+            (workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
+        ):
+            if on:
+                raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
     run_dir = Path(out) if out is not None else None
     run_info = make_run_info(data, config, command, loader if loader is not None else data_kwargs)
     if intrinsic is not None:

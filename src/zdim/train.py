@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, TrainingDiverged
-from .metrics import kl_per_unit, neg_elbo
+from .metrics import neg_elbo
 from .models import VAE
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -160,10 +160,8 @@ def fit(
         for i in range(steps_per_epoch):
             x = train[perm[i * bs : (i + 1) * bs]]
             beta = beta_at(config, step, steps_per_epoch)
-            mu, logvar = model.encode(x)
-            z = model.reparameterize(mu, logvar)
-            rec = -model.log_likelihood(x, model.decode(z)).mean()
-            loss = rec + beta * kl_term(kl_per_unit(mu, logvar), config.free_bits)
+            rec, kl_units = model.elbo_terms(x)
+            loss = rec.mean() + beta * kl_term(kl_units, config.free_bits)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             opt.step()

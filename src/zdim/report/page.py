@@ -111,6 +111,10 @@ def _summary(view: RunView) -> str:
                 ),
             )
         )
+        if sweep.get("nested"):
+            rows.append(
+                ("training", "nested: one VAE per seed at the largest size serves every size (its first k units)")
+            )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     cmd = view.info.get("command")
     cmd_html = f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>' if cmd else ""
