@@ -107,6 +107,32 @@ def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkey
     raises(r"2 NaN or infinite.*row 7, column 2", str(tmp_path / "bad.npy"))
 
 
+def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypatch):
+    """A small split of a large file is scattered over all of it: a chunk of its rows must also span
+    few rows of the file, or the kernel's read-around faults the whole file in before the pages are
+    released (the peak RSS of loading a 2 GB file with 1% splits was 4.2 GB, now 2.3 GB)."""
+    import zdim.data
+
+    x = np.arange(2000 * 4, dtype=np.float32).reshape(2000, 4)
+    np.save(tmp_path / "big.npy", x)
+    src = np.load(tmp_path / "big.npy", mmap_mode="r")
+    monkeypatch.setattr(zdim.data, "_CHUNK_BYTES", 50 * 4 * 4)  # 50 rows per chunk
+    spans = []
+
+    class Spy(np.memmap):
+        def __getitem__(self, idx):
+            if isinstance(idx, np.ndarray):
+                spans.append(int(idx.max() - idx.min()) + 1)
+            return super().__getitem__(idx)
+
+    rows = np.arange(0, 2000, 37)  # 55 sparse rows across the whole file
+    out = zdim.data._gather(src.view(Spy), rows)
+    assert np.array_equal(out, x[rows])
+    assert spans and max(spans) <= 50, spans
+    unsorted = rows[::-1].copy()  # no order: chunks by count only, same values
+    assert np.array_equal(zdim.data._gather(src, unsorted), x[unsorted])
+
+
 @pytest.mark.parametrize(
     "keys, used", [(("arr",), "arr"), (("X", "y"), "X"), (("data", "other"), "data"), (("feats", "labels"), "feats")]
 )

@@ -97,3 +97,17 @@ def test_labelled_data_get_a_classifier_feature_space_fitted_once(tmp_path):
     assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6) and out["gen_fd"] > 1.0
     with pytest.raises(ValueError, match="needs class labels"):
         feature_space(load_data(np.random.default_rng(0).normal(size=(100, 5))), "classifier")
+
+
+def test_pca_features_draw_rows_before_converting_a_large_split(monkeypatch):
+    """The PCA's rows are drawn from the split itself: np.asarray(..., float64) sees 5000 rows, not all."""
+    from zdim import generation
+
+    big = np.random.default_rng(0).random((12000, 6)).astype(np.float32)
+    shapes = []
+    real = np.asarray
+    monkeypatch.setattr(
+        generation.np, "asarray", lambda a, *args, **k: shapes.append(getattr(a, "shape", None)) or real(a, *args, **k)
+    )
+    pca, name = generation.pca_features(big, 4, seed=0)
+    assert (5000, 6) in shapes and (12000, 6) not in shapes and name == "pca-train-4"

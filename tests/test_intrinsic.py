@@ -36,3 +36,19 @@ def test_grid_reaches_a_few_times_the_estimate():
     assert dims_from_estimate(1, 64) == (1, 2, 4)
     assert dims_from_estimate(3, 64) == (1, 2, 4, 8, 16)
     assert dims_from_estimate(10, 20) == (1, 2, 4, 8, 16, 20)
+
+
+def test_large_data_are_subsampled_before_any_copy(monkeypatch):
+    """Above MAX_ROWS rows a seeded draw of rows comes first: never a float64 copy or a row sort of the
+    whole set (gigabytes for a large memory-mapped file); the estimate is still close to d."""
+    import zdim.intrinsic
+
+    monkeypatch.setattr(zdim.intrinsic, "MAX_ROWS", 600)
+    x = make_planted_data(3, 12, 5000, seed=4).astype(np.float32)
+    seen = []
+    real_unique = np.unique
+    monkeypatch.setattr(np, "unique", lambda a, **k: seen.append(a.shape) or real_unique(a, **k))
+    est = estimate_intrinsic_dim(x, n=500, repeats=2, seed=0)
+    assert seen[0] == (600, 12)  # the row sort saw the draw, not the 5000 rows
+    assert abs(est.dim - 3) <= 1
+    assert estimate_intrinsic_dim(x, n=500, repeats=2, seed=0).twonn == est.twonn  # seeded

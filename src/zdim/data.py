@@ -245,10 +245,18 @@ def _gather(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
     dontneed = getattr(mmap, "MADV_DONTNEED", None)
     out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
     step = _chunk_rows(src.shape[1], src.itemsize)
-    for start in range(0, len(rows), step):
-        out[start : start + step] = src[rows[start : start + step]]
+    ordered = len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1]))
+    start = 0
+    while start < len(rows):
+        end = min(start + step, len(rows))
+        if ordered:  # a chunk also spans at most `step` rows of the source: sparse rows (a small
+            # split of a large file) would otherwise fault the whole file in through the kernel's
+            # read-around before the release below, and the peak RSS would be the file's size
+            end = max(start + 1, min(end, int(np.searchsorted(rows, rows[start] + step))))
+        out[start:end] = src[rows[start:end]]
         if release is not None and dontneed is not None:
             release(dontneed)
+        start = end
     return out
 
 

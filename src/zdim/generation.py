@@ -123,10 +123,10 @@ def pca_features(train: Any, m: int = DEFAULT_PCA_COMPONENTS, seed: int = 0) -> 
     """A PCA fitted on (at most 5000 rows of) the training split; returns ``(pca, gen_features)``."""
     from sklearn.decomposition import PCA
 
-    x = np.asarray(train, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    if x.shape[0] > 5000:
-        x = x[rng.choice(x.shape[0], 5000, replace=False)]
+    if len(train) > 5000:  # pick the rows first: a float64 copy of a large split would not fit
+        train = train[rng.choice(len(train), 5000, replace=False)]
+    x = np.asarray(train, dtype=np.float64)
     m = max(1, min(m, x.shape[1], x.shape[0]))
     return PCA(n_components=m, random_state=seed).fit(x), f"pca-train-{m}"
 
@@ -149,11 +149,11 @@ class ClassifierFeatures:
         self, x: Any, y: Any, x_test: Any, y_test: Any, seed: int = 0, max_rows: int = 10000, epochs: int = 20
     ) -> ClassifierFeatures:
         rng = np.random.default_rng(seed)
-        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        if x.shape[0] > max_rows:
-            keep = rng.choice(x.shape[0], max_rows, replace=False)
+        if len(x) > max_rows:  # pick the rows first: never a copy of a whole large split
+            keep = rng.choice(len(x), max_rows, replace=False)
             x, y_idx = x[keep], y_idx[keep]
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         torch.manual_seed(seed)
         hidden = min(256, max(2 * self.width, x.shape[1]))
         self.body = torch.nn.Sequential(

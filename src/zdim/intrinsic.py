@@ -57,11 +57,18 @@ class IntrinsicDim:
         return "\n".join(lines)
 
 
-def _as_array(X: Any) -> np.ndarray:
+MAX_ROWS = 100_000  # rows of a larger data set drawn (seeded) before anything is copied or sorted
+
+
+def _as_array(X: Any, seed: int = 0) -> np.ndarray:
     if hasattr(X, "train") and hasattr(X, "n_features"):  # a zdim Data: its training split
         X = X.train
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
+    if hasattr(X, "shape") and len(getattr(X, "shape", ())) >= 2 and X.shape[0] > MAX_ROWS:
+        # the subsamples hold a few thousand points: a float64 copy and a row sort of millions of
+        # rows would cost gigabytes for nothing
+        X = X[np.sort(np.random.default_rng([seed, 1]).choice(X.shape[0], MAX_ROWS, replace=False))]
     try:
         x = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -104,7 +111,7 @@ def estimate_intrinsic_dim(
         raise ConfigError(f"subsample size must be an integer >= {MIN_POINTS}, got {n!r}: fix --n")
     if int(repeats) != repeats or repeats < 1:
         raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}: fix --repeats")
-    x = np.unique(_as_array(X), axis=0)  # duplicates give zero distances, which TwoNN cannot use
+    x = np.unique(_as_array(X, seed), axis=0)  # duplicates give zero distances, which TwoNN cannot use
     if x.shape[0] < MIN_POINTS:
         raise DataError(
             f"found {x.shape[0]} distinct sample(s), need at least {MIN_POINTS} to estimate "
