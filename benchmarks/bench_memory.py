@@ -9,11 +9,13 @@
    tiled) is written into a temporary folder, then swept through ``zdim.load_data`` (``.npy`` is opened
    memory-mapped) over ``--big-dims`` for 1 epoch with 1% validation and test splits and k=5. Target
    < 3 GB. The folder is removed afterwards, also on error or Ctrl-C. Skipped, with the reason, when
-   the disk holds less than the file plus 1 GB, or available memory is below ``2.5 x`` the file
-   (today's data path copies the splits into RAM, see below).
+   the disk holds less than twice the file plus 1 GB, or less than 4 GB of memory is available.
 
 Each child process reports its peak RSS (``VmHWM``, which counts file pages of a memory map while they
-are mapped) after loading the data and at the end, and its RSS after loading. GB here is 10^9 bytes.
+are mapped) after loading the data and at the end, its RSS after loading, and the peak of its anonymous
+memory (``RssAnon`` sampled every 50 ms: what has to fit in RAM; a memory map's clean file pages count
+in RSS but the kernel reclaims them). A memory-mapped source this large has its splits spilled to an
+unlinked file (``zdim.spill``) rather than copied into RAM. GB here is 10^9 bytes.
 """
 
 from __future__ import annotations
@@ -67,11 +69,38 @@ def mem_available() -> float:
     return 0.0
 
 
+class AnonPeak:
+    """Samples this process's anonymous resident memory (RssAnon: what must fit in RAM, unlike clean
+    file pages of a memory map, which the kernel reclaims) every ``period`` seconds; ``peak`` in GB."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period,), daemon=True)
+        self._thread.start()
+
+    def _run(self, period: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, _status("RssAnon"))
+            except (OSError, KeyError):
+                return
+            self._stop.wait(period)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     """Run one sweep in this (fresh) process and print one line of JSON with its memory figures."""
     from zdim.search import SweepConfig, sweep
     from zdim.train import TrainConfig
 
+    anon = AnonPeak()
     base = peak_rss()
     t0 = time.perf_counter()
     kw = {"val_fraction": 0.01, "test_fraction": 0.01} if kind == "memmap" else {}
@@ -87,6 +116,8 @@ def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
                 "base": base,
                 **load,
                 "peak": peak_rss(),
+                "peak_anon": anon.stop(),
+                "spilled": bool(data.extra.get("spilled")),
                 "seconds": time.perf_counter() - t0,
                 "n_train": int(data.train.shape[0]),
                 "recommended": res.recommended_dim,
@@ -96,8 +127,43 @@ def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     )
 
 
-def measure(kind: str, source: str, dims: str, epochs: int, k: int) -> dict[str, object]:
-    cmd = [
+def memory_cgroup(limit_gb: float) -> Path | str:
+    """A fresh memory cgroup limited to ``limit_gb`` (cgroup v1 or v2, needs root), or why there is none."""
+    name = f"zdim-bench-{os.getpid()}"
+    last = "no memory cgroup hierarchy found"
+    for root, limit_file in (
+        (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"),  # v1
+        (Path("/sys/fs/cgroup"), "memory.max"),  # v2, unified at the root
+        (Path("/sys/fs/cgroup/unified"), "memory.max"),  # v2 beside v1
+    ):
+        if not (root / "cgroup.procs").exists():
+            continue
+        folder = root / name
+        try:
+            folder.mkdir()
+            (folder / limit_file).write_text(str(int(limit_gb * GB)))
+            return folder
+        except OSError as e:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+            last = f"{folder}: {e}"
+    return last
+
+
+def measure(
+    kind: str,
+    source: str,
+    dims: str,
+    epochs: int,
+    k: int,
+    cgroup: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """Run one sweep in a fresh process (inside ``cgroup`` when given); its figures, or ``killed``."""
+    prefix = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$0" "$@"'] if cgroup else []
+    cmd = prefix + [
         sys.executable,
         __file__,
         "--child",
@@ -111,7 +177,9 @@ def measure(kind: str, source: str, dims: str, epochs: int, k: int) -> dict[str,
         "--k",
         str(k),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if cgroup is not None and out.returncode in (-9, 137):
+        return {"killed": True, "stderr": out.stderr[-300:]}
     if out.returncode != 0:
         raise RuntimeError(f"child failed ({out.returncode}): {out.stderr[-2000:]}")
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,6 +209,38 @@ def report(label: str, r: dict[str, object], target: float) -> None:
         f"{float(r['rss_after_load']):.2f} GB resident; interpreter + imports {float(r['base']):.2f} GB); "  # type: ignore[arg-type]
         f"target < {target:g} GB: {verdict}; {float(r['seconds']):.0f} s, {r['n_train']} training samples"
     )  # type: ignore[arg-type]
+    anon = float(r["peak_anon"])  # type: ignore[arg-type]
+    verdict = "met" if anon < target else f"MISSED by {anon - target:.2f} GB"
+    where = "splits spilled to a file" if r.get("spilled") else "splits in RAM"
+    print(
+        f"  peak anonymous memory (RssAnon, sampled every 50 ms) {anon:.2f} GB, "
+        f"target < {target:g} GB: {verdict}; {where}"
+    )
+
+
+def limited(path: str, dims: str, limit_gb: float) -> None:
+    """The same memory-map sweep inside a memory cgroup of ``limit_gb``: splits spilled to a file
+    (zdim's default for a source this large), then copied into RAM (``ZDIM_SPILL_BYTES=1e18``)."""
+    for label, env in (("splits spilled to a file", {}), ("splits copied into RAM", {"ZDIM_SPILL_BYTES": "1e18"})):
+        group = memory_cgroup(limit_gb)
+        if isinstance(group, str):
+            print(f"  under a {limit_gb:g} GB memory limit: not measured ({group}; needs root and a cgroup)")
+            return
+        try:
+            r = measure("memmap", path, dims, 1, 5, cgroup=group, env=env)
+        finally:
+            try:
+                group.rmdir()
+            except OSError:
+                pass
+        if r.get("killed"):
+            print(f"  under a {limit_gb:g} GB memory limit (cgroup), {label}: killed for lack of memory")
+        else:
+            print(
+                f"  under a {limit_gb:g} GB memory limit (cgroup), {label}: completed in {float(r['seconds']):.0f} s "  # type: ignore[arg-type]
+                f"(peak RSS {float(r['peak']):.2f} GB, peak anonymous {float(r['peak_anon']):.2f} GB)"  # type: ignore[arg-type]
+            )
+        sys.stdout.flush()
 
 
 def main() -> int:
@@ -151,6 +251,13 @@ def main() -> int:
     ap.add_argument("--big-dims", default="16", help="latent sizes of the memory-map sweep")
     ap.add_argument("--tmp", default=None, help="folder for the generated .npy (default: the system's temp)")
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument(
+        "--limit-gb",
+        type=float,
+        default=3.0,
+        help="then rerun the memory-map sweep inside a memory cgroup of this size, spilled and in RAM "
+        "(needs root; 0 skips; default 3)",
+    )
     ap.add_argument("--child", choices=["mnist", "memmap"], help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
     ap.add_argument("--dims", default="2,4,8,16,32,64", help="latent sizes of the MNIST sweep")
@@ -167,21 +274,18 @@ def main() -> int:
     report(f"MNIST sweep (sizes {a.dims}, {a.epochs} epoch(s), k={a.k})", r, 1.5)
     if a.skip_big:
         return 0
-    need = a.gb * GB
+    need = 2 * a.gb * GB  # the file, and zdim's spill file of its splits (same folder by default)
     tmp_root = a.tmp or tempfile.gettempdir()
     free = shutil.disk_usage(tmp_root).free
     if free < need + GB:
         print(
-            f"memory-map sweep: skipped: {tmp_root} has {free / GB:.1f} GB free, the file needs "
-            f"{a.gb:g} GB plus 1 GB to spare: pass --tmp DIR on a larger disk"
+            f"memory-map sweep: skipped: {tmp_root} has {free / GB:.1f} GB free, the file and zdim's spill "
+            f"file need 2 x {a.gb:g} GB plus 1 GB to spare: pass --tmp DIR on a larger disk"
         )
         return 0
     avail = mem_available()
-    if avail < 2.5 * a.gb:
-        print(
-            f"memory-map sweep: skipped: {avail:.1f} GB of memory available, below 2.5 x {a.gb:g} GB "
-            "(zdim copies the splits of a memory-mapped file into RAM; running it could exhaust memory)"
-        )
+    if avail < 4.0:
+        print(f"memory-map sweep: skipped: {avail:.1f} GB of memory available, below 4 GB")
         return 0
     folder = Path(tempfile.mkdtemp(prefix="zdim-bench-memmap-", dir=tmp_root))
     try:
@@ -197,6 +301,8 @@ def main() -> int:
         r = measure("memmap", str(path), a.big_dims, 1, 5)
         report(f"memory-mapped .npy sweep (sizes {a.big_dims}, 1 epoch, k=5)", r, 3.0)
         print(f"  file {size / GB:.2f} GB; peak RSS / file size = {float(r['peak']) / (size / GB):.2f}")  # type: ignore[arg-type]
+        if a.limit_gb:
+            limited(str(path), a.big_dims, a.limit_gb)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         print(f"removed {folder}")

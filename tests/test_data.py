@@ -107,10 +107,67 @@ def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkey
     raises(r"2 NaN or infinite.*row 7, column 2", str(tmp_path / "bad.npy"))
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "bernoulli", "uint8"])
+def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tmp_path, monkeypatch, kind, real):
+    """Above SPILL_BYTES a memory-mapped source's splits live in spill files (unlinked at once): the
+    tensors, likelihood and fingerprint are those of the in-RAM path; a sweep trains on them."""
+    import zdim.spill
+
+    x = {
+        "gaussian": real.astype(np.float32),
+        "bernoulli": np.random.default_rng(0).random((40, 5)).astype(np.float32),
+        "uint8": np.random.default_rng(0).integers(0, 256, (40, 1, 4, 4)).astype(np.uint8),
+    }[kind]
+    path = tmp_path / "src" / "x.npy"
+    path.parent.mkdir()
+    np.save(path, x)
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setenv("ZDIM_SPILL_DIR", str(spill_dir))
+    ram = load_data(str(path))
+    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    disk = load_data(str(path))
+    assert disk.extra.get("spilled") is True and "spilled" not in ram.extra
+    assert list(spill_dir.iterdir()) == []  # unlinked: nothing is left behind, however the process ends
+    assert disk.likelihood == ram.likelihood and disk.fingerprint == ram.fingerprint
+    for a, b in ((disk.train, ram.train), (disk.val, ram.val), (disk.test, ram.test)):
+        assert a.dtype == torch.float32 and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)  # standardization: chunked sums
+    from zdim.search import SweepConfig, sweep
+    from zdim.train import TrainConfig
+
+    r = sweep(disk, config=SweepConfig(dims=(2,), hidden=(8,), train=TrainConfig(epochs=1, batch_size=8), k=2))
+    assert r.trials[0]["status"] == "complete"
+
+
+def test_spill_threshold_from_the_environment(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 3)).astype(np.float32))
+    monkeypatch.setenv("ZDIM_SPILL_DIR", str(tmp_path))
+    monkeypatch.setenv("ZDIM_SPILL_BYTES", "0")
+    assert load_data(str(tmp_path / "x.npy")).extra.get("spilled") is True
+    monkeypatch.setenv("ZDIM_SPILL_BYTES", "1e18")
+    assert "spilled" not in load_data(str(tmp_path / "x.npy")).extra
+    monkeypatch.setenv("ZDIM_SPILL_BYTES", "lots")
+    raises(r"ZDIM_SPILL_BYTES='lots' is not a number of bytes.*unset it", str(tmp_path / "x.npy"))
+
+
+def test_spilled_source_with_a_nan_is_refused_and_leaves_nothing(tmp_path, monkeypatch, real):
+    import zdim.spill
+
+    real[11, 3] = np.nan
+    np.save(tmp_path / "bad.npy", real.astype(np.float32))
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setenv("ZDIM_SPILL_DIR", str(spill_dir))
+    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    raises(r"1 NaN or infinite.*row 11, column 3", str(tmp_path / "bad.npy"))
+    assert list(spill_dir.iterdir()) == []
+
+
 def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypatch):
     """A small split of a large file is scattered over all of it: a chunk of its rows must also span
     few rows of the file, or the kernel's read-around faults the whole file in before the pages are
-    released (the peak RSS of loading a 2 GB file with 1% splits was 4.2 GB, now 2.3 GB)."""
+    released (see benchmarks/bench_memory.py)."""
     import zdim.data
 
     x = np.arange(2000 * 4, dtype=np.float32).reshape(2000, 4)

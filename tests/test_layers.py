@@ -12,6 +12,7 @@ LAYER = {
     "testing": 0,
     "readers": 1,
     "data": 1,
+    "spill": 1,
     "models": 2,
     "train": 3,
     "metrics": 3,

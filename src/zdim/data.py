@@ -11,17 +11,19 @@ picks the likelihood and standardizes Gaussian data with training statistics.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import numbers
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from . import spill
 from .errors import DataError
 from .readers import _FORMATS, EMBEDDED, MIN_SAMPLES, _raise_empty, _Raw, _read_source
+from .spill import release, spill_array
 
 Likelihood = Literal["bernoulli", "gaussian"]
 
@@ -231,19 +233,16 @@ def _chunk_rows(n_features: int, itemsize: int = 4) -> int:
     return max(1, _CHUNK_BYTES // max(1, n_features * itemsize))
 
 
-def _gather(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``src[rows]`` as a fresh float32 array ``(len(rows), D)``, copied in chunks of rows.
+def _gather(src: np.ndarray, rows: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """``src[rows] / scale`` as a float32 array ``(len(rows), D)``, copied in chunks of rows.
 
-    From a memory map the pages read are released from this process after each chunk (they stay in
-    the page cache), so a large file is not resident here on top of the copy: peak memory is the
-    copy, not the copy plus the file.
+    ``out`` is a fresh array unless given (a spill file's map, see ``zdim.spill``). From a memory map
+    the pages read are released from this process after each chunk (they stay in the page cache), so
+    a large file is not resident here on top of the copy: peak memory is the copy, not the copy plus
+    the file; a spilled ``out`` is released the same way.
     """
-    # numpy.memmap (and its views) keep their mmap.mmap in _mmap; only a read-only map is released
-    # (a copy-on-write map's pages may hold the caller's changes).
-    mm = getattr(src, "_mmap", None) if getattr(src, "mode", None) == "r" else None
-    release = getattr(mm, "madvise", None)
-    dontneed = getattr(mmap, "MADV_DONTNEED", None)
-    out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
+    if out is None:
+        out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
     step = _chunk_rows(src.shape[1], src.itemsize)
     ordered = len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1]))
     start = 0
@@ -254,10 +253,21 @@ def _gather(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
             # read-around before the release below, and the peak RSS would be the file's size
             end = max(start + 1, min(end, int(np.searchsorted(rows, rows[start] + step))))
         out[start:end] = src[rows[start:end]]
-        if release is not None and dontneed is not None:
-            release(dontneed)
+        if scale != 1.0:
+            out[start:end] /= np.float32(scale)
+        if getattr(src, "mode", None) == "r":  # a read-only source map; never a copy-on-write one
+            release(src)
+        release(out)
         start = end
     return out
+
+
+def _spills(split: dict[str, tuple[np.ndarray, np.ndarray]], rows: dict[str, np.ndarray]) -> bool:
+    """Whether the splits go to spill files: a memory-mapped source whose float32 splits would take
+    more than ``zdim.spill.threshold()`` bytes of RAM (the values are the same either way)."""
+    mapped = all(isinstance(src, np.memmap) for src, _ in split.values())
+    size = sum(len(r) * src.shape[1] * 4 for (src, _), r in zip(split.values(), rows.values()))
+    return mapped and size > spill.threshold()
 
 
 def _check_finite(
@@ -268,6 +278,7 @@ def _check_finite(
         step = _chunk_rows(values.shape[1])  # a boolean mask of a chunk, not of the whole split
         for start in range(0, len(values), step):
             bad = ~np.isfinite(values[start : start + step])
+            release(values)
             if bad.any():
                 count += int(bad.sum())
                 r, c = np.argwhere(bad)[0]
@@ -281,9 +292,17 @@ def _check_finite(
         )
 
 
+def _chunks(values: np.ndarray) -> Iterator[np.ndarray]:
+    """Row chunks of ``values`` (about ``_CHUNK_BYTES`` each), a spilled map released after each."""
+    step = _chunk_rows(values.shape[1])
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
+        release(values)
+
+
 def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str) -> Likelihood:
-    low = min(float(a.min()) for a in parts.values())
-    high = max(float(a.max()) for a in parts.values())
+    low = min(float(c.min()) for a in parts.values() for c in _chunks(a))
+    high = max(float(c.max()) for a in parts.values() for c in _chunks(a))
     in_unit = 0.0 <= low and high <= 1.0
     if likelihood == "bernoulli" and not in_unit:
         raise DataError(
@@ -300,22 +319,39 @@ def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | No
     digest = hashlib.sha256(f"zdim-data-v1 {kind}".encode())
     for key, values in parts.items():
         digest.update(f"{key} {values.shape}".encode())
-        digest.update(np.ascontiguousarray(values).data)  # hashed in place, no copy
+        for chunk in _chunks(values):  # the same bytes in order as one update: the same digest
+            digest.update(np.ascontiguousarray(chunk).data)  # hashed in place, no copy
         if labels[key] is not None:
             digest.update(np.ascontiguousarray(labels[key]).astype("<f8").data)
     return digest.hexdigest()
 
 
-def _standardize(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _train_moments(train: np.ndarray, spilled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std ``(D,)`` (float64) of the training split; chunk by chunk when it is spilled (two
+    passes, no whole-split temporary: numpy's ``std`` would make a float64 copy of it)."""
+    if not spilled:
+        return train.mean(axis=0, dtype=np.float64), train.std(axis=0, dtype=np.float64)
+    total = np.zeros(train.shape[1])
+    for chunk in _chunks(train):
+        total += chunk.sum(axis=0, dtype=np.float64)
+    mean = total / len(train)
+    sq = np.zeros(train.shape[1])
+    for chunk in _chunks(train):
+        sq += ((chunk - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(sq / len(train))
+
+
+def _standardize(parts: dict[str, np.ndarray], spilled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Standardize every split in place with the training split's mean and std ``(D,)``."""
-    mean = parts["train"].mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = parts["train"].std(axis=0, dtype=np.float64)
+    mean64, std = _train_moments(parts["train"], spilled)
+    mean = mean64.astype(np.float32)
     # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
     # floor would blow a held-out value that differs into the millions and the encoder with it.
     std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
     for values in parts.values():
-        values -= mean
-        values /= std
+        for chunk in _chunks(values) if spilled else (values,):
+            chunk -= mean
+            chunk /= std
     return mean, std
 
 
@@ -334,10 +370,11 @@ def _build(
         _raise_empty(given, *x.shape)
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
-    parts = {key: _gather(src, rows[key]) for key, (src, _) in split.items()}  # fresh float32 copies
-    if raw.scale != 1.0:
-        for values in parts.values():
-            values /= np.float32(raw.scale)
+    spilled = _spills(split, rows)
+    parts = {
+        key: _gather(src, rows[key], raw.scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
+        for key, (src, _) in split.items()
+    }  # float32 copies, in RAM or in unlinked spill files
     _check_finite(parts, rows, given, raw.feature_names)
     kind = _choose_likelihood(parts, likelihood, given)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
@@ -346,8 +383,15 @@ def _build(
         assert y_test is not None  # readers keep labels only when the given test split has them too
         labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
     fingerprint = _fingerprint(parts, labels, kind)
-    mean, std = _standardize(parts) if kind == "gaussian" else (None, None)
-    extra: dict[str, Any] = {"test_split": "given" if raw.x_test is not None else "random", "n_source": len(x)}
+    mean, std = _standardize(parts, spilled) if kind == "gaussian" else (None, None)
+    extra_spill = {"spilled": True} if spilled else {}
+    for values in parts.values() if spilled else ():
+        values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable
+    extra: dict[str, Any] = {
+        "test_split": "given" if raw.x_test is not None else "random",
+        "n_source": len(x),
+        **extra_spill,
+    }
     if raw.label_names is not None:
         extra["label_names"] = raw.label_names
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}

@@ -1,0 +1,106 @@
+"""Splits of a large memory-mapped source kept on disk instead of in RAM.
+
+``load_data`` copies the samples of each split into a float32 array. For a memory-mapped source
+whose splits would take more than ``SPILL_BYTES`` of RAM, that array is instead a memory map of a
+temporary file (``spill_array``): the same values, as a ``torch.Tensor`` like any other split, but
+its pages live in the page cache, not in the process. The file is unlinked as soon as it is mapped,
+so nothing is left on disk when the process ends, however it ends.
+
+While the splits are built (copied, checked, hashed, standardized chunk by chunk), ``release`` drops
+the pages just walked from the process (``madvise(MADV_DONTNEED)``; the data stay in the file and the
+page cache), so loading takes little memory of its own. Training then reads random rows: the pages it
+touches are mapped into the process and count in its resident size (on recent kernels a whole large
+page-cache folio per row), but they are clean file pages that the kernel reclaims when memory is short,
+where an in-RAM copy of the same splits would be anonymous memory that has to fit.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+SPILL_BYTES = 1 << 30  # splits of a memory-mapped source larger than this (float32) go to disk
+
+
+def threshold() -> int:
+    """Bytes of float32 splits above which a memory-mapped source spills: ``$ZDIM_SPILL_BYTES``, else
+    ``SPILL_BYTES`` (0: always spill; a huge value: never)."""
+    raw = os.environ.get("ZDIM_SPILL_BYTES")
+    if not raw:
+        return SPILL_BYTES
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise DataError(
+            f"ZDIM_SPILL_BYTES={raw!r} is not a number of bytes >= 0: set e.g. ZDIM_SPILL_BYTES=1e9, or unset it"
+        )
+    return int(value)
+
+
+def spill_dir() -> str:
+    """Where spill files go: ``$ZDIM_SPILL_DIR``, else the system's temporary folder."""
+    return os.environ.get("ZDIM_SPILL_DIR") or tempfile.gettempdir()
+
+
+def spill_array(rows: int, cols: int, folder: str | None = None) -> np.memmap:
+    """A writable float32 ``(rows, cols)`` memory map of a fresh file in ``folder``, already unlinked."""
+    fd, path = tempfile.mkstemp(prefix="zdim-spill-", suffix=".f32", dir=folder or spill_dir())
+    try:
+        os.ftruncate(fd, max(1, rows * cols * 4))
+        arr = np.memmap(path, dtype=np.float32, mode="r+", shape=(rows, cols))
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(path)  # the map keeps the file alive until it is closed
+        except OSError:  # a system that cannot unlink an open file: removed at exit instead
+            import atexit
+
+            atexit.register(_remove, path)
+    return arr
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _mmap_of(arr: Any) -> mmap.mmap | None:
+    """The ``mmap`` under a memmap or any view of one (followed through ``.base``), else None."""
+    while arr is not None:
+        if isinstance(arr, mmap.mmap):
+            return arr
+        m = getattr(arr, "_mmap", None)
+        if m is not None:
+            return m  # type: ignore[no-any-return]
+        arr = getattr(arr, "base", None)
+    return None
+
+
+def release(arr: Any) -> None:
+    """Drop the resident pages of the memory map under ``arr`` from this process (no-op otherwise).
+
+    Only shared maps (read-only ``r`` or writable ``r+``/``w+``) are released: their data live in the
+    file. A copy-on-write map's pages may hold changes that exist nowhere else.
+    """
+    if getattr(arr, "mode", None) == "c":
+        return
+    m = _mmap_of(arr)
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)
+    if m is not None and dontneed is not None and not m.closed:
+        try:
+            m.madvise(dontneed)
+        except (OSError, ValueError):
+            pass
+
+
+__all__ = ["SPILL_BYTES", "threshold", "spill_array", "spill_dir", "release"]
