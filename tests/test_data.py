@@ -1,5 +1,8 @@
 import gzip
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +191,49 @@ def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypat
     assert spans and max(spans) <= 50, spans
     unsorted = rows[::-1].copy()  # no order: chunks by count only, same values
     assert np.array_equal(zdim.data._gather(src, unsorted), x[unsorted])
+
+
+_PEAK_CHILD = """
+import sys
+import numpy as np
+import zdim.data
+
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+zdim.data._CHUNK_BYTES = 12 << 20  # each 5% split (10 MB) fits one chunk
+base = hwm()
+d = zdim.data.load_data(sys.argv[1], val_fraction=0.05, test_fraction=0.05)
+assert sum(len(t) for t in (d.train, d.val, d.test)) == int(sys.argv[2])
+print(base, hwm())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is read from Linux's /proc")
+def test_loading_a_memory_map_peaks_at_its_copy_not_twice_the_file(tmp_path):
+    """End to end, in a fresh process: the peak RSS (VmHWM) of ``load_data`` on a 205 MB ``.npy`` is
+    the copied splits plus a chunk (1.10x the file here), not the copy plus the mapped file. Rows are
+    1 KB and a 5% split takes about one row in 20, so a chunk of it that spans the whole file maps all
+    of the file (the kernel's 64 KB fault-around alone covers the gaps), as does a map whose pages are
+    not released after each chunk: either regression peaks at about 2.07x (before 72ed42a: 9.09 GB for
+    a 4.40 GB file in bench_memory.py)."""
+    import zdim
+
+    n, d = 200_000, 256
+    path = tmp_path / "big.npy"
+    with open(path, "wb") as f:  # in pieces: no 205 MB array in the test process
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, d)})
+        for start in range(0, n, 20_000):
+            f.write(np.random.default_rng(start).random((20_000, d), dtype=np.float32).tobytes())
+    size = path.stat().st_size
+    env = dict(os.environ, PYTHONPATH=str(Path(zdim.__file__).parents[1]), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_CHILD, str(path), str(n)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    base, peak = map(int, proc.stdout.split())
+    assert peak - base <= 1.25 * size, f"loading peaked at {(peak - base) / size:.2f}x the {size / 1e6:.0f} MB file"
 
 
 @pytest.mark.parametrize(
