@@ -23,7 +23,7 @@ import torch
 from . import spill
 from .errors import DataError
 from .readers import _FORMATS, EMBEDDED, MIN_SAMPLES, _raise_empty, _Raw, _read_source
-from .spill import release, spill_array
+from .spill import for_random_reads, release, spill_array
 
 Likelihood = Literal["bernoulli", "gaussian"]
 
@@ -387,6 +387,7 @@ def _build(
     extra_spill = {"spilled": True} if spilled else {}
     for values in parts.values() if spilled else ():
         values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable
+        for_random_reads(values)  # training gathers random rows: no read-ahead
     extra: dict[str, Any] = {
         "test_split": "given" if raw.x_test is not None else "random",
         "n_source": len(x),

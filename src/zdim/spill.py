@@ -86,6 +86,23 @@ def _mmap_of(arr: Any) -> mmap.mmap | None:
     return None
 
 
+def for_random_reads(arr: Any) -> None:
+    """Tell the kernel that ``arr``'s map will be read at random rows (``MADV_RANDOM``): no read-ahead.
+
+    Training gathers random rows. When the file does not fit in the page cache (data larger than the
+    free memory), read-ahead turns each row of a few KB into megabytes read from disk, and a sweep
+    under a memory limit slows by orders of magnitude (``benchmarks/bench_memory.py`` runs a whole
+    sweep inside a memory cgroup).
+    """
+    m = _mmap_of(arr)
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if m is not None and advice is not None and not m.closed:
+        try:
+            m.madvise(advice)
+        except (OSError, ValueError):
+            pass
+
+
 def release(arr: Any) -> None:
     """Drop the resident pages of the memory map under ``arr`` from this process (no-op otherwise).
 
@@ -103,4 +120,4 @@ def release(arr: Any) -> None:
             pass
 
 
-__all__ = ["SPILL_BYTES", "threshold", "spill_array", "spill_dir", "release"]
+__all__ = ["SPILL_BYTES", "threshold", "spill_array", "spill_dir", "release", "for_random_reads"]
