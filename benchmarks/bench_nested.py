@@ -1,6 +1,6 @@
 """Nested sweep against per-size training: both curves, both recommendations, wall time (issue #5).
 
-    .venv/bin/python benchmarks/bench_nested.py             # digits and planted manifolds, about 5 minutes
+    .venv/bin/python benchmarks/bench_nested.py             # digits and planted manifolds, about 4 minutes
     .venv/bin/python benchmarks/bench_nested.py --epochs 30 # a smaller budget
 
 For each data set the same ``zdim.search.sweep`` runs twice with the same grid, architecture and
