@@ -84,6 +84,8 @@ def test_the_report_is_one_self_contained_file(image_run):
         u[:40] for u in links if not u.startswith(("data:", "#"))
     ]
     assert "<link" not in html and "@import" not in html and "url(" not in html
+    # no lazy images: a lazy figure far below the fold was sometimes never decoded in Chromium
+    assert 'loading="lazy"' not in html and html.count("<img") >= 5
 
 
 def test_zdim_report_rebuilds_from_the_run_directory_alone(image_run, tmp_path, capsys):

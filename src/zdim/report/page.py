@@ -51,10 +51,12 @@ def fmt(value: Any, spec: str = "") -> str:
 
 
 def _figure(uri: str, alt: str, fig_id: str, caption: str) -> str:
+    # Eager: the figures are data URIs already in the file, so lazy loading saves no transfer, and a
+    # lazy figure far below the fold was sometimes never decoded (blank in a screenshot or a print).
     if not uri:
         return ""
     return (
-        f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" loading="lazy">'
+        f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" decoding="async">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
