@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zdim.models import VAE
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = Path("../shared/datasets/mnist")  # relative to the repository root (see default_mnist)
 
@@ -30,6 +32,16 @@ MNIST = Path("../shared/datasets/mnist")  # relative to the repository root (see
 def default_mnist() -> str:
     """The MNIST IDX folder as ``../shared/datasets/mnist`` from the repository root."""
     return str((ROOT / MNIST).resolve())
+
+
+def load_mnist(path: str) -> Any:
+    """``zdim.load_data(path)`` of the MNIST IDX folder, or None after saying where it was looked for."""
+    if not os.path.isdir(path):
+        print(f"MNIST not found at {path}: pass --data DIR")
+        return None
+    import zdim
+
+    return zdim.load_data(path)
 
 
 def median(values: list[float]) -> float:
@@ -55,7 +67,16 @@ def mlp_flops(d: int, hidden: tuple[int, ...], k: int) -> float:
     return 3.0 * fwd
 
 
-class PlainVAE(nn.Module):
+class EvaluatedByZdim(nn.Module):
+    """What ``zdim.metrics.evaluate`` and ``neg_elbo`` call beyond a model's own ``encode``/``decode``/
+    ``log_likelihood``/``mean``: sampling and the single-sample -ELBO terms, taken from ``zdim.models.VAE``
+    itself so that every contestant is evaluated by the same code."""
+
+    reparameterize = VAE.reparameterize
+    elbo_terms = VAE.elbo_terms
+
+
+class PlainVAE(EvaluatedByZdim):
     """The PyTorch-examples VAE (``fc1 -> (fc21, fc22)``, ``fc3 -> fc4``), any hidden widths.
 
     With ``hidden=(400,)`` and ReLU it is the example itself (784-400-20); with ``hidden=(512, 256)``
@@ -93,10 +114,6 @@ class PlainVAE(nn.Module):
         out: torch.Tensor = self.dec(z.reshape(-1, z.shape[-1]))
         return out.reshape(*lead, out.shape[-1])
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: Any = None) -> torch.Tensor:
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
-
     def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none").sum(-1)
 
@@ -117,18 +134,25 @@ def plain_loader(train: torch.Tensor, batch_size: int = 128, seed: int = 0) -> t
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=gen)
 
 
-def plain_epoch(model: PlainVAE, loader: torch.utils.data.DataLoader[Any], opt: torch.optim.Optimizer) -> float:
-    """One epoch of the example's ``train()``: returns the mean loss per sample."""
+def plain_epoch(
+    model: PlainVAE, loader: torch.utils.data.DataLoader[Any], opt: torch.optim.Optimizer, item: bool = True
+) -> float:
+    """One epoch of the example's ``train()``: returns the mean loss per sample. ``item=False`` (a
+    lever): the loss is summed on the device and read once, not with ``loss.item()`` every step."""
     model.train()
     train_loss = 0.0
+    total = torch.zeros(())
     for (data,) in loader:
         opt.zero_grad()
         recon_batch, mu, logvar = model(data)
         loss = example_loss(recon_batch, data, mu, logvar)
         loss.backward()  # type: ignore[no-untyped-call]
-        train_loss += loss.item()
+        if item:
+            train_loss += loss.item()
+        else:
+            total += loss.detach()
         opt.step()
-    return train_loss / len(loader.dataset)  # type: ignore[arg-type]
+    return (train_loss if item else float(total)) / len(loader.dataset)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- Pythae (optional peer)
@@ -199,7 +223,7 @@ def pythae_train(
         pipe(train_data=train.reshape(shape), eval_data=val.reshape(shape), callbacks=[Hook()])
 
 
-class PythaeAdapter(nn.Module):
+class PythaeAdapter(EvaluatedByZdim):
     """A trained Pythae ``VAE`` seen through the methods ``zdim.metrics.evaluate`` calls."""
 
     def __init__(self, model: Any) -> None:
@@ -216,10 +240,6 @@ class PythaeAdapter(nn.Module):
         lead = z.shape[:-1]
         p = self.m.decoder(z.reshape(-1, z.shape[-1])).reconstruction
         return p.reshape(*lead, -1)
-
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: Any = None) -> torch.Tensor:
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
 
     def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return -F.binary_cross_entropy(out, x.expand_as(out), reduction="none").sum(-1)

@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
+    load_mnist,
     PlainVAE,
     PythaeAdapter,
     default_mnist,
@@ -128,10 +129,9 @@ def main() -> int:
         a.epochs, a.k = min(a.epochs, 2), min(a.k, 20)
     a.nested_epochs = a.nested_epochs or a.epochs
     dims = [int(d) for d in a.dims.split(",")]
-    if not os.path.isdir(a.data):
-        print(f"MNIST not found at {a.data}: pass --data DIR")
+    data = load_mnist(a.data)
+    if data is None:
         return 2
-    data = zdim.load_data(a.data)
     print(
         f"MNIST bottleneck search: sizes {dims}, {a.epochs} epochs each, batch 128, Adam 1e-3, held-out "
         f"NLL with k={a.k}; {os.cpu_count()} cores, {torch.get_num_threads()} threads, shared machine",

@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
+    load_mnist,
     PlainVAE,
     PythaeAdapter,
     default_mnist,
@@ -79,19 +80,7 @@ def plain_chunk(model: PlainVAE, x: torch.Tensor, item: bool = True) -> float:
     loader = plain_loader(x, BS)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     t0 = time.perf_counter()
-    if item:
-        plain_epoch(model, loader, opt)
-    else:  # the same loop with the loss summed on the device, read once
-        model.train()
-        total = torch.zeros(())
-        for (data,) in loader:
-            opt.zero_grad()
-            recon, mu, logvar = model(data)
-            loss = example_loss(recon, data, mu, logvar)
-            loss.backward()  # type: ignore[no-untyped-call]
-            total += loss.detach()
-            opt.step()
-        float(total)
+    plain_epoch(model, loader, opt, item=item)
     return x.shape[0] / (time.perf_counter() - t0)
 
 
@@ -167,6 +156,20 @@ class Clock:
         return v
 
 
+def check_level(
+    clock: Clock, evaluated: Any, trained: Any, data: zdim.Data, trace: list[float], level: float, max_s: float
+) -> None:
+    """After an epoch: held-out -ELBO of ``evaluated`` (clock paused), ``trained`` back in training mode;
+    raises ``Reached`` at the level, ``TimeoutError`` past ``max_s``."""
+    v = clock.measure(lambda: neg_elbo(evaluated, data.test))
+    trained.train()
+    trace.append(v)
+    if v <= level:
+        raise Reached()
+    if clock.elapsed() > max_s:
+        raise TimeoutError()
+
+
 def ttq_zdim(data: zdim.Data, level: float, max_s: float, cfg: TrainConfig) -> tuple[float | None, list[float]]:
     torch.manual_seed(0)
     model = VAE(VAEConfig(784, K))
@@ -174,13 +177,7 @@ def ttq_zdim(data: zdim.Data, level: float, max_s: float, cfg: TrainConfig) -> t
     clock = Clock()
 
     def cb(epoch: int, rec: dict[str, Any]) -> None:
-        v = clock.measure(lambda: neg_elbo(model, data.test))
-        model.train()
-        trace.append(v)
-        if v <= level:
-            raise Reached()
-        if clock.elapsed() > max_s:
-            raise TimeoutError()
+        check_level(clock, model, model, data, trace, level, max_s)
 
     clock = Clock()
     try:
@@ -222,13 +219,7 @@ def ttq_pythae(data: zdim.Data, level: float, max_s: float) -> tuple[float | Non
     clock = Clock()
 
     def on_epoch(epoch: int) -> None:
-        v = clock.measure(lambda: neg_elbo(ad, data.test))  # type: ignore[arg-type]
-        model.train()
-        trace.append(v)
-        if v <= level:
-            raise Reached()
-        if clock.elapsed() > max_s:
-            raise TimeoutError()
+        check_level(clock, ad, model, data, trace, level, max_s)
 
     with tempfile.TemporaryDirectory(prefix="zdim-bench-pythae-") as tmp:
         clock = Clock()
@@ -393,10 +384,9 @@ def main() -> int:
     if a.quick:
         a.rounds, a.steps = min(a.rounds, 3), min(a.steps, 60)
     level = a.level if a.level is not None else (115.0 if a.quick else 105.0)
-    if not os.path.isdir(a.data):
-        print(f"MNIST not found at {a.data}: pass --data DIR")
+    data = load_mnist(a.data)
+    if data is None:
         return 2
-    data = zdim.load_data(a.data)
     print(
         f"MNIST {tuple(data.train.shape)} train, {tuple(data.test.shape)} held-out (t10k); "
         f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; "

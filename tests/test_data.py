@@ -154,6 +154,27 @@ def test_spill_threshold_from_the_environment(tmp_path, monkeypatch):
     raises(r"ZDIM_SPILL_BYTES='lots' is not a number of bytes.*unset it", str(tmp_path / "x.npy"))
 
 
+def test_spill_folder_missing_or_full_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import zdim.spill
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 3)).astype(np.float32))
+    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    monkeypatch.setenv("ZDIM_SPILL_DIR", str(tmp_path / "nowhere"))
+    raises(r"cannot create a spill file in .*nowhere.*set ZDIM_SPILL_DIR", str(tmp_path / "x.npy"))
+    full = tmp_path / "full"
+    full.mkdir()
+    monkeypatch.setenv("ZDIM_SPILL_DIR", str(full))
+
+    def no_room(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zdim.spill.os, "posix_fallocate", no_room)  # a full disk: no SIGBUS later
+    raises(r"has no room for a .* GB spill file.*ZDIM_SPILL_DIR.*ZDIM_SPILL_BYTES", str(tmp_path / "x.npy"))
+    assert list(full.iterdir()) == []
+
+
 def test_spilled_source_with_a_nan_is_refused_and_leaves_nothing(tmp_path, monkeypatch, real):
     import zdim.spill
 

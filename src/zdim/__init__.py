@@ -7,9 +7,10 @@ __version__ = "0.1.0"
 import os as _os
 
 # OpenMP threads that wait by spinning collapse when the cores are shared with other busy processes
-# (measured by benchmarks/bench_train.py --levers: 2 threads trained about 40x slower beside two other
-# busy jobs on 2 cores). Passive waiting keeps them fast there. It takes effect only when torch is
-# first imported after this line (the `zdim` command, spawned workers); a value already set wins.
+# (benchmarks/bench_train.py --levers: fit trained 25x slower with OMP_WAIT_POLICY=ACTIVE than PASSIVE
+# beside other busy jobs on 2 cores; README, "Levers"). Passive waiting keeps them fast there. It
+# takes effect only when torch is first imported after this line (the `zdim` command, spawned
+# workers); a value already set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .data import Data, load_data  # noqa: E402

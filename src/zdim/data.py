@@ -255,8 +255,7 @@ def _gather(src: np.ndarray, rows: np.ndarray, scale: float = 1.0, out: np.ndarr
         out[start:end] = src[rows[start:end]]
         if scale != 1.0:
             out[start:end] /= np.float32(scale)
-        if getattr(src, "mode", None) == "r":  # a read-only source map; never a copy-on-write one
-            release(src)
+        release(src)  # a no-op for arrays in RAM and for copy-on-write maps
         release(out)
         start = end
     return out
@@ -275,10 +274,8 @@ def _check_finite(
 ) -> None:
     count, first = 0, None  # first: (row, column) of the first bad value
     for key, values in parts.items():
-        step = _chunk_rows(values.shape[1])  # a boolean mask of a chunk, not of the whole split
-        for start in range(0, len(values), step):
-            bad = ~np.isfinite(values[start : start + step])
-            release(values)
+        for start, chunk in _chunks(values):  # a boolean mask of a chunk, not of the whole split
+            bad = ~np.isfinite(chunk)
             if bad.any():
                 count += int(bad.sum())
                 r, c = np.argwhere(bad)[0]
@@ -292,17 +289,20 @@ def _check_finite(
         )
 
 
-def _chunks(values: np.ndarray) -> Iterator[np.ndarray]:
-    """Row chunks of ``values`` (about ``_CHUNK_BYTES`` each), a spilled map released after each."""
+def _chunks(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, chunk)`` over row chunks of ``values`` (about ``_CHUNK_BYTES`` each); a spilled
+    map's pages are released after each."""
     step = _chunk_rows(values.shape[1])
     for start in range(0, len(values), step):
-        yield values[start : start + step]
+        yield start, values[start : start + step]
         release(values)
 
 
 def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str) -> Likelihood:
-    low = min(float(c.min()) for a in parts.values() for c in _chunks(a))
-    high = max(float(c.max()) for a in parts.values() for c in _chunks(a))
+    low, high = np.inf, -np.inf
+    for values in parts.values():  # one pass: a spilled split is read from its file once
+        for _, chunk in _chunks(values):
+            low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
     in_unit = 0.0 <= low and high <= 1.0
     if likelihood == "bernoulli" and not in_unit:
         raise DataError(
@@ -319,7 +319,7 @@ def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | No
     digest = hashlib.sha256(f"zdim-data-v1 {kind}".encode())
     for key, values in parts.items():
         digest.update(f"{key} {values.shape}".encode())
-        for chunk in _chunks(values):  # the same bytes in order as one update: the same digest
+        for _, chunk in _chunks(values):  # the same bytes in order as one update: the same digest
             digest.update(np.ascontiguousarray(chunk).data)  # hashed in place, no copy
         if labels[key] is not None:
             digest.update(np.ascontiguousarray(labels[key]).astype("<f8").data)
@@ -332,11 +332,11 @@ def _train_moments(train: np.ndarray, spilled: bool) -> tuple[np.ndarray, np.nda
     if not spilled:
         return train.mean(axis=0, dtype=np.float64), train.std(axis=0, dtype=np.float64)
     total = np.zeros(train.shape[1])
-    for chunk in _chunks(train):
+    for _, chunk in _chunks(train):
         total += chunk.sum(axis=0, dtype=np.float64)
     mean = total / len(train)
     sq = np.zeros(train.shape[1])
-    for chunk in _chunks(train):
+    for _, chunk in _chunks(train):
         sq += ((chunk - mean) ** 2).sum(axis=0)
     return mean, np.sqrt(sq / len(train))
 
@@ -349,7 +349,7 @@ def _standardize(parts: dict[str, np.ndarray], spilled: bool = False) -> tuple[n
     # floor would blow a held-out value that differs into the millions and the encoder with it.
     std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
     for values in parts.values():
-        for chunk in _chunks(values) if spilled else (values,):
+        for _, chunk in _chunks(values) if spilled else ((0, values),):
             chunk -= mean
             chunk /= std
     return mean, std

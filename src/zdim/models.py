@@ -260,6 +260,9 @@ class NestedVAE(VAE):
         The latent sizes served, each in ``[1, config.latent_dim]``.
     """
 
+    _sizes: torch.Tensor
+    _units: torch.Tensor
+
     def __init__(self, config: VAEConfig, prefixes: Sequence[int]) -> None:
         sizes = sorted({int(k) for k in prefixes})
         if not sizes or sizes[-1] != config.latent_dim or sizes[0] < 1:
@@ -269,6 +272,9 @@ class NestedVAE(VAE):
             )
         super().__init__(config)
         self.prefixes = tuple(sizes)
+        # per-step constants kept on the model's device (not rebuilt from Python each step; not saved)
+        self.register_buffer("_sizes", torch.tensor(sizes), persistent=False)  # (P,)
+        self.register_buffer("_units", torch.arange(config.latent_dim), persistent=False)  # (K,)
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
 
@@ -287,8 +293,7 @@ class NestedVAE(VAE):
             idx = torch.randint(p, (b,), generator=generator, device=x.device)
         else:
             idx = (torch.arange(b, device=x.device) + offset) % p
-        ks = torch.tensor(self.prefixes, device=x.device)[idx]  # (B,)
-        mask = (torch.arange(self.latent_dim, device=x.device) < ks[:, None]).to(x.dtype)  # (B, K)
+        mask = (self._units < self._sizes[idx][:, None]).to(x.dtype)  # (B, K): unit j kept when j < k
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator) * mask
         log_sigma = self.log_sigma[idx] if self.config.likelihood == "gaussian" else None

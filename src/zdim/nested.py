@@ -16,19 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from .data import Data
-from .errors import RunDirError
+from .errors import ModelFileError, RunDirError
 from .models import NestedVAE, VAEConfig
-from .runs import atomic_write, dumps_json, read_json, write_json
+from .runs import dumps_json, read_saved, save_model
 from .train import EpochCallback, FitResult, TrainConfig, fit
 
 NESTED_DIR = "nested"
-WEIGHTS = "nested.safetensors"
-INFO = "nested.json"
+STEM = "nested"  # nested.safetensors (weights) and nested.json (config, checksum, training record)
 
 _CACHE: dict[str, tuple[NestedVAE, FitResult] | Exception] = {}
 _CACHE_MAX = 16
@@ -50,47 +46,44 @@ def _key(data: Data, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig) -
 
 
 def _load(folder: Path, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig) -> tuple[NestedVAE, FitResult] | None:
-    """The nested model saved in ``folder`` when it was trained with these settings, else None."""
+    """The nested model saved in ``folder`` when it was trained with these settings; None when there is
+    none or it is unreadable (it is trained again); ``RunDirError`` when it was trained otherwise."""
     try:
-        info = read_json(folder / INFO)
-        state = st_load((folder / WEIGHTS).read_bytes())
-    except (OSError, ValueError, SafetensorError):
+        info, state = read_saved(folder, STEM)
+    except ModelFileError:
         return None
-    if info.get("dims") != sorted(dims) or info.get("train") != train.to_dict() or info.get("model") != vcfg.to_dict():
+    if info.get("dims") != sorted(dims) or info.get("train") != train.to_dict() or info.get("config") != vcfg.to_dict():
         raise RunDirError(
             f"{folder} holds a nested model trained for sizes {info.get('dims')} with other settings: "
             "resume with the same --dims and flags, or use --overwrite"
         )
     model = NestedVAE(vcfg, dims)
-    model.load_state_dict(state)
-    model.to(torch.device(train.device)).eval()
-    fitted = FitResult(
-        history=list(info["history"]),
-        best_epoch=int(info["best_epoch"]),
-        best_val=float(info["best_val"]),
-        stopped_early=bool(info["stopped_early"]),
-        seconds=float(info["seconds"]),
-    )
-    return model, fitted
+    try:
+        model.load_state_dict(state)
+        fitted = FitResult(
+            history=list(info["history"]),
+            best_epoch=int(info["best_epoch"]),
+            best_val=float(info["best_val"]),
+            stopped_early=bool(info["stopped_early"]),
+            seconds=float(info["seconds"]),
+        )
+    except (RuntimeError, KeyError, TypeError, ValueError):
+        return None
+    return model.to(torch.device(train.device)).eval(), fitted
 
 
 def _save(folder: Path, model: NestedVAE, fitted: FitResult, dims: Sequence[int], train: TrainConfig) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(folder / WEIGHTS, st_save(state))
-    write_json(  # last: its presence marks the nested model complete
-        folder / INFO,
-        {
-            "dims": sorted(dims),
-            "model": model.config.to_dict(),
-            "train": train.to_dict(),
-            "history": fitted.history,
-            "best_epoch": fitted.best_epoch,
-            "best_val": fitted.best_val,
-            "stopped_early": fitted.stopped_early,
-            "seconds": fitted.seconds,
-        },
-    )
+    info = {
+        "dims": sorted(dims),
+        "train": train.to_dict(),
+        "history": fitted.history,
+        "best_epoch": fitted.best_epoch,
+        "best_val": fitted.best_val,
+        "stopped_early": fitted.stopped_early,
+        "seconds": fitted.seconds,
+    }
+    save_model(model, folder, extra=info, stem=STEM)  # nested.json last: it marks the model complete
 
 
 def nested_fit(

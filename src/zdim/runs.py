@@ -117,15 +117,44 @@ def _sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def save_model(model: VAE, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:
-    """Save weights (safetensors) and config (JSON, with the weights' SHA-256) into ``folder``."""
+def save_model(
+    model: VAE, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None, stem: str = "model"
+) -> None:
+    """Save weights (``STEM.safetensors``) and config (``STEM.json``, with the weights' SHA-256 and
+    ``extra``) into ``folder``; the JSON is written last."""
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     raw = st_save(state, metadata={"format": "zdim", "version": str(FORMAT_VERSION)})
-    atomic_write(folder / MODEL_FILE, raw)
+    atomic_write(folder / f"{stem}.safetensors", raw)
     meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "sha256": _sha256(raw)}
     meta.update(extra or {})
-    write_json(folder / MODEL_JSON, meta)
+    write_json(folder / f"{stem}.json", meta)
+
+
+def read_saved(folder: str | os.PathLike[str], stem: str = "model") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The JSON and the checked weights ``save_model`` wrote: ``(meta, state_dict)``; never unpickles.
+
+    Raises ``ModelFileError`` when a file is missing, unreadable or does not match its checksum.
+    """
+    folder = Path(folder)
+    wfile, jfile = folder / f"{stem}.safetensors", folder / f"{stem}.json"
+    for f in (wfile, jfile):
+        if not f.is_file():
+            raise ModelFileError(f"no saved model at {folder}: {f.name} is missing")
+    try:
+        meta = read_json(jfile)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        raise ModelFileError(f"{jfile} is not a valid zdim model config ({e}): rerun the trial") from e
+    raw = wfile.read_bytes()
+    if meta.get("sha256") and meta["sha256"] != _sha256(raw):
+        raise ModelFileError(f"{wfile} does not match its checksum (truncated or changed): rerun the trial")
+    try:
+        state = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{wfile} is not a readable safetensors file ({e}): rerun the trial") from e
+    return meta, state
 
 
 def load_model(path: str | os.PathLike[str], device: str = "cpu") -> VAE:
@@ -135,22 +164,12 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> VAE:
     """
     path = Path(path)
     folder = path.parent if path.suffix == ".safetensors" else path
-    wfile, jfile = folder / MODEL_FILE, folder / MODEL_JSON
-    for f in (wfile, jfile):
-        if not f.is_file():
-            raise ModelFileError(f"no saved model at {folder}: {f.name} is missing")
+    meta, state = read_saved(folder)
+    jfile, wfile = folder / MODEL_JSON, folder / MODEL_FILE
     try:
-        meta = read_json(jfile)
         config = VAEConfig.from_dict(meta["config"])
     except (ValueError, KeyError, TypeError) as e:
         raise ModelFileError(f"{jfile} is not a valid zdim model config ({e}): rerun the trial") from e
-    raw = wfile.read_bytes()
-    if meta.get("sha256") and meta["sha256"] != _sha256(raw):
-        raise ModelFileError(f"{wfile} does not match its checksum (truncated or changed): rerun the trial")
-    try:
-        state = st_load(raw)
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{wfile} is not a readable safetensors file ({e}): rerun the trial") from e
     model = VAE(config)
     try:
         model.load_state_dict(state)

@@ -244,9 +244,16 @@ def run_trial(
     """
     rec: dict[str, Any] = {"trial": trial_name(dim, seed), "dim": dim, "seed": seed}
     tcfg = replace(cfg.train, seed=seed)
-    torch.manual_seed(seed)
-    model = VAE(model_config(data, dim, cfg))
-    bar = _epoch_bar(tcfg.epochs, rec["trial"]) if progress else None
+    if cfg.nested:  # configs are checked here, outside the try: a bad architecture stops the sweep
+        big_cfg = model_config(data, max(cfg.dims), cfg)
+    else:
+        torch.manual_seed(seed)
+        model = VAE(model_config(data, dim, cfg))
+    bar = None
+
+    def open_bar(name: str) -> None:  # when a training starts (a nested model may need none)
+        nonlocal bar
+        bar = _epoch_bar(tcfg.epochs, name) if progress else None
 
     def on_epoch(epoch: int, r: dict[str, Any]) -> None:
         if bar is not None:
@@ -257,26 +264,19 @@ def run_trial(
 
     try:
         if cfg.nested:
-            if bar is not None:
-                bar.close()  # opened again only if the nested model has to be trained now
-                bar = None
-
-            def opening() -> None:
-                nonlocal bar
-                bar = _epoch_bar(tcfg.epochs, f"nested sizes {list(cfg.dims)}, seed {seed}") if progress else None
-
             big, fitted = nested_fit(
                 data,
-                model_config(data, max(cfg.dims), cfg),
+                big_cfg,
                 cfg.dims,
                 tcfg,
                 folder.parents[1] if folder is not None else None,
                 callback=on_epoch,
-                on_train=opening,
+                on_train=lambda: open_bar(f"nested sizes {list(cfg.dims)}, seed {seed}"),
             )
             model = big.prefix_model(dim)
             rec["nested"] = True
         else:
+            open_bar(rec["trial"])
             fitted = fit(model, data.train, data.val, tcfg, callback=on_epoch)
         t0 = time.perf_counter()
         ev = evaluate(model, data.test, k=cfg.k, seed=seed)

@@ -51,10 +51,29 @@ def spill_dir() -> str:
 
 
 def spill_array(rows: int, cols: int, folder: str | None = None) -> np.memmap:
-    """A writable float32 ``(rows, cols)`` memory map of a fresh file in ``folder``, already unlinked."""
-    fd, path = tempfile.mkstemp(prefix="zdim-spill-", suffix=".f32", dir=folder or spill_dir())
+    """A writable float32 ``(rows, cols)`` memory map of a fresh file in ``folder``, already unlinked.
+
+    The file's blocks are reserved up front (``posix_fallocate``): a disk that fills up while the map is
+    written would otherwise kill the process with SIGBUS. Raises ``DataError`` when the folder cannot
+    hold it.
+    """
+    where = folder or spill_dir()
+    size = max(1, rows * cols * 4)
     try:
-        os.ftruncate(fd, max(1, rows * cols * 4))
+        fd, path = tempfile.mkstemp(prefix="zdim-spill-", suffix=".f32", dir=where)
+    except OSError as e:
+        raise DataError(
+            f"cannot create a spill file in {where!r} ({e.strerror}): set ZDIM_SPILL_DIR to a writable folder"
+        ) from e
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as e:
+            raise DataError(
+                f"{where!r} has no room for a {size / 1e9:.2f} GB spill file of the data's splits ({e.strerror}): "
+                "set ZDIM_SPILL_DIR to a folder with room, or ZDIM_SPILL_BYTES above the data's size to keep "
+                "the splits in RAM"
+            ) from e
         arr = np.memmap(path, dtype=np.float32, mode="r+", shape=(rows, cols))
     finally:
         os.close(fd)
@@ -74,16 +93,27 @@ def _remove(path: str) -> None:
         pass
 
 
-def _mmap_of(arr: Any) -> mmap.mmap | None:
-    """The ``mmap`` under a memmap or any view of one (followed through ``.base``), else None."""
+def _shared_map(arr: Any) -> mmap.mmap | None:
+    """The ``mmap`` under a memmap or any view of one (followed through ``.base``), unless it is a
+    copy-on-write map (mode ``c``, whose pages may hold changes that exist nowhere else); else None."""
     while arr is not None:
         if isinstance(arr, mmap.mmap):
             return arr
-        m = getattr(arr, "_mmap", None)
+        m = getattr(arr, "_mmap", None) if isinstance(arr, np.memmap) else None
         if m is not None:
-            return m  # type: ignore[no-any-return]
+            return None if arr.mode == "c" else m
         arr = getattr(arr, "base", None)
     return None
+
+
+def _advise(arr: Any, name: str) -> None:
+    """``madvise(mmap.<name>)`` on the shared map under ``arr``; a no-op where there is none."""
+    m, advice = _shared_map(arr), getattr(mmap, name, None)
+    if m is not None and advice is not None and not m.closed:
+        try:
+            m.madvise(advice)
+        except (OSError, ValueError):
+            pass
 
 
 def for_random_reads(arr: Any) -> None:
@@ -94,13 +124,7 @@ def for_random_reads(arr: Any) -> None:
     under a memory limit slows by orders of magnitude (``benchmarks/bench_memory.py`` runs a whole
     sweep inside a memory cgroup).
     """
-    m = _mmap_of(arr)
-    advice = getattr(mmap, "MADV_RANDOM", None)
-    if m is not None and advice is not None and not m.closed:
-        try:
-            m.madvise(advice)
-        except (OSError, ValueError):
-            pass
+    _advise(arr, "MADV_RANDOM")
 
 
 def release(arr: Any) -> None:
@@ -109,15 +133,7 @@ def release(arr: Any) -> None:
     Only shared maps (read-only ``r`` or writable ``r+``/``w+``) are released: their data live in the
     file. A copy-on-write map's pages may hold changes that exist nowhere else.
     """
-    if getattr(arr, "mode", None) == "c":
-        return
-    m = _mmap_of(arr)
-    dontneed = getattr(mmap, "MADV_DONTNEED", None)
-    if m is not None and dontneed is not None and not m.closed:
-        try:
-            m.madvise(dontneed)
-        except (OSError, ValueError):
-            pass
+    _advise(arr, "MADV_DONTNEED")
 
 
 __all__ = ["SPILL_BYTES", "threshold", "spill_array", "spill_dir", "release", "for_random_reads"]
