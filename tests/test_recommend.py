@@ -1,18 +1,30 @@
+import json
+
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.recommend import aggregate, recommend
+from zdim.recommend import MIN_TEST_SAMPLES, Recommendation, aggregate, learned_nothing, recommend
+from zdim.records import TrialRecord, TrialStatus
 
 
-def trials(nlls, au=None, seeds=1):
+def record(dim, seed=0, nll=None, **kw):
+    kw.setdefault("active_units", dim)
+    kw.setdefault("n", 1000)
+    return TrialRecord(dim=dim, seed=seed, status=TrialStatus.COMPLETE, nll=nll, **kw)
+
+
+def trials(nlls, au=None, **kw):
+    """Complete records: ``{dim: nll or [nll per seed]}``; every unit active unless ``au`` says otherwise."""
     out = []
     for dim, vals in nlls.items():
         vals = vals if isinstance(vals, list) else [vals]
         for s, v in enumerate(vals):
-            out.append(
-                {"dim": dim, "seed": s, "status": "complete", "nll": v, "active_units": (au or {}).get(dim, dim)}
-            )
+            out.append(record(dim, s, v, **{"active_units": (au or {}).get(dim, dim), **kw}))
     return out
+
+
+def sentences(rec):
+    return rec.rationale.split(". ")
 
 
 def test_smallest_size_within_tolerance():
@@ -40,7 +52,7 @@ def test_standard_error_widens_the_tolerance_with_seeds():
 
 
 def test_failed_trials_are_left_out_and_counted():
-    t = trials({2: 50.0, 4: 40.0}) + [{"dim": 8, "seed": 0, "status": "failed", "reason": "NaN"}]
+    t = trials({2: 50.0, 4: 40.0}) + [TrialRecord(dim=8, seed=0, status=TrialStatus.FAILED, reason="NaN")]
     rec = recommend(t)
     assert rec.dim == 4 and rec.failed_trials == 1 and "1 trial(s) failed" in rec.rationale
 
@@ -51,7 +63,7 @@ def test_errors():
     with pytest.raises(ConfigError, match="tolerance"):
         recommend(trials({2: 1.0}), rel_tol=-1)
     with pytest.raises(ValueError, match="no trial completed"):
-        recommend([{"dim": 2, "seed": 0, "status": "failed"}])
+        recommend([TrialRecord(dim=2, seed=0, status=TrialStatus.FAILED)])
 
 
 def test_gaussian_nll_near_zero_still_has_a_tolerance():
@@ -66,7 +78,7 @@ def test_rules_and_their_evidence():
     # planted d = 1: NLL keeps improving a little, the over-sized model keeps one active unit
     t = trials({1: 30.0, 2: 25.0, 4: 20.0, 8: 19.9}, au={8: 1})
     for r, f in zip(t, [9.0, 3.0, 2.0, 2.1]):
-        r["gen_fd"] = f
+        r.generation["gen_fd"] = f
     assert recommend(t, rule="nll-knee").dim == 4
     assert recommend(t, rule="active-units").dim == 1
     assert recommend(t, rule="generation").dim == 4  # 2.1 is within 10% of the best 2.0; 3.0 is not
@@ -91,3 +103,154 @@ def test_combined_is_the_knee_when_nothing_collapsed():
 def test_generation_rule_needs_generation_metrics():
     with pytest.raises(ConfigError, match="generation"):
         recommend(trials({2: 1.0}), rule="generation")
+
+
+# --- sanity of the answer (issue #13, part 3) ---
+
+
+def clean_trials(**kw):
+    """Planted d = 2 on standardized Gaussian data: trained, converged, enough test samples."""
+    kw = {"kl": 6.0, "mse": 0.3, "converged": True, **kw}
+    return trials({1: [30.0, 30.4], 2: [25.0, 25.2], 4: [20.0, 20.1], 8: [19.9, 20.0]}, au={8: 2}, **kw)
+
+
+def test_a_clean_answer_is_settled_without_warnings():
+    rec = recommend(clean_trials(), likelihood="gaussian")
+    assert rec.settled is True and rec.warnings == []
+    assert rec.dim == 2 and not rec.rationale.startswith("Not a settled answer")
+    assert "Note:" not in rec.rationale
+
+
+def test_no_active_unit_is_not_an_answer():
+    # digits, 500 samples, 5 epochs: every model keeps 0 active units; today this read "in agreement"
+    t = trials({1: 80.0, 2: 79.9, 4: 79.8, 8: 79.8}, au={1: 0, 2: 0, 4: 0, 8: 0}, kl=0.8, converged=True)
+    rec = recommend(t, likelihood="bernoulli")
+    assert rec.dim == 1  # the rule's numbers are unchanged; the answer is flagged
+    assert rec.settled is False
+    assert len(rec.warnings) == 1
+    assert "learned no latent structure" in rec.warnings[0] and "0 active units" in rec.warnings[0]
+    assert "not supported by the evidence" in rec.warnings[0] and "--warmup" in rec.warnings[0]
+    assert rec.rationale.startswith("Not a settled answer: the models learned no latent structure")
+    assert "in agreement" not in rec.rationale
+
+
+def test_no_active_unit_and_no_kl_says_it_once_for_bernoulli():
+    t = trials({1: 80.0, 2: 79.9, 4: 79.8}, au={1: 0, 2: 0, 4: 0}, kl=0.01)
+    rec = recommend(t, likelihood="bernoulli")
+    assert rec.settled is False and len(rec.warnings) == 1 and "no latent structure" in rec.warnings[0]
+    assert "in agreement" not in rec.rationale
+
+
+def test_models_that_learned_nothing_cannot_support_an_answer():
+    # standardized Gaussian data, too short a training: every decoder outputs the feature means
+    t = trials({1: 1.42, 2: 1.41, 4: 1.40, 8: 1.40}, au={8: 1}, kl=0.05, mse=0.99)
+    rec = recommend(t, likelihood="gaussian")
+    assert rec.settled is False
+    [w] = [w for w in rec.warnings if "learned nothing" in w]
+    assert w.startswith("sizes 1, 2, 4, 8 learned nothing") and "MSE >= 0.9" in w
+    assert rec.rationale.startswith("Not a settled answer: sizes 1, 2, 4, 8 learned nothing")
+    # with nothing else to go on, the rules read them all: the numbers are those of the plain rule
+    assert rec.dim == recommend(t).dim and rec.per_dim == recommend(t).per_dim
+
+
+def test_models_that_learned_nothing_are_left_out_of_the_rules():
+    t = clean_trials()
+    t.append(record(8, 2, 45.0, active_units=0, kl=0.1, mse=1.0, converged=True))  # a collapsed third seed
+    rec = recommend(t, likelihood="gaussian")
+    assert rec.per_dim[-1]["n_seeds"] == 2 and rec.per_dim[-1]["nll_mean"] == pytest.approx(19.95)
+    assert rec.dim == recommend(clean_trials(), likelihood="gaussian").dim
+    assert rec.settled is True  # the answer rests on trained models
+    assert rec.warnings == [
+        "trials dim-008-seed-2 learned nothing (KL < 0.5 nats, MSE >= 0.9) and were left out of the rules"
+    ]
+    assert "Note: trials dim-008-seed-2 learned nothing" in rec.rationale
+    # without the likelihood, the likelihood-free test (0 active units, KL < 0.5) leaves it out too ...
+    assert recommend(t).per_dim[-1]["n_seeds"] == 2
+    # ... and it is averaged in when a unit is active (Bernoulli data)
+    t[-1] = record(8, 2, 45.0, active_units=1, kl=0.1, mse=1.0)
+    assert recommend(t, likelihood="bernoulli").per_dim[-1]["n_seeds"] == 3
+
+
+def test_the_test_of_learning_nothing_depends_on_the_likelihood():
+    flat = record(4, 0, 1.0, active_units=2, kl=0.2, mse=0.95)
+    assert learned_nothing(flat, "gaussian")
+    assert not learned_nothing(flat, "bernoulli")  # units active: it learned something
+    assert not learned_nothing(record(4, 0, 1.0, active_units=0, kl=0.2, mse=0.5), "gaussian")
+    assert learned_nothing(record(4, 0, 1.0, active_units=0, kl=0.2), "bernoulli")
+    assert not learned_nothing(record(4, 0, 1.0, active_units=0, kl=0.7), "bernoulli")
+    assert not learned_nothing(record(4, 0, 1.0, active_units=0), "bernoulli")  # no KL recorded: unknown
+
+
+def test_a_small_test_split_is_not_settled():
+    rec = recommend(clean_trials(n=60), likelihood="gaussian")
+    assert rec.dim == 2 and rec.settled is False
+    assert MIN_TEST_SAMPLES == 100
+    assert rec.warnings == [
+        "the test split has only 60 samples: too few to measure NLL differences; use more data or a larger test split"
+    ]
+    assert rec.rationale.startswith("Not a settled answer: the test split has only 60 samples")
+
+
+def test_unconverged_trials_the_answer_rests_on():
+    t = trials({1: 30.0, 2: 25.0, 4: 20.0, 8: 19.9, 16: 19.9}, au={16: 4}, converged=True)
+    assert recommend(t).dim == 4 and recommend(t).settled
+    for r in t:
+        r.converged = r.dim in (4, 8)  # sizes 1, 2 (the next smaller) and 16 (the largest) had not
+    rec = recommend(t)
+    assert rec.dim == 4 and rec.settled is False
+    assert rec.warnings == [
+        "sizes 2, 16 had not converged: their held-out NLL may still fall; rerun with more --epochs"
+    ]
+    for r in t:
+        r.converged = r.dim != 1  # size 1 is not what the answer rests on
+    assert recommend(t).settled is True
+    for r in t:
+        r.converged = None  # older runs: unknown
+    assert recommend(t).settled is True and recommend(t).warnings == []
+    t[2].converged = False
+    assert recommend(t).warnings == [
+        "size 4 had not converged: its held-out NLL may still fall; rerun with more --epochs"
+    ]
+
+
+def test_the_largest_size_with_every_unit_active_is_the_grid_edge():
+    rec = recommend(trials({2: 120.0, 5: 100.0, 10: 95.5, 20: 95.0}), rel_tol=0.0, range_tol=0.0)
+    assert rec.dim == 20 and rec.settled is False
+    assert rec.warnings == ["the answer is the largest size tried and all its units are active: try larger sizes"]
+    assert rec.rationale.startswith("Not a settled answer: the answer is the largest size tried")
+    assert rec.rationale.count("try larger sizes") == 1
+    # the knee at the largest size, but units of the largest model collapsed: no edge warning
+    rec = recommend(
+        trials({2: 120.0, 5: 100.0, 10: 95.5, 20: 95.0}, au={20: 15}), rule="nll-knee", rel_tol=0.0, range_tol=0.0
+    )
+    assert rec.dim == 20 and rec.settled is True and rec.warnings == []
+
+
+def test_seed_uncertainty_stays_in_the_tolerance():
+    t = trials({4: [99.0, 100.0, 98.0], 8: [96.0, 100.0, 98.0]}, au={8: 5})
+    rec = recommend(t, rel_tol=0.0)
+    assert rec.dim == 4 and rec.tolerance == pytest.approx((4.0 / 3) ** 0.5) and rec.settled
+
+
+def test_the_rationale_is_short_sentences_warnings_first():
+    t = trials({1: 1.60, 2: 1.50, 4: 1.40}, kl=0.05, mse=0.99, n=40, converged=False)
+    rec = recommend(t, likelihood="gaussian", intrinsic_dim=2)
+    assert rec.settled is False and len(rec.warnings) == 4
+    parts = sentences(rec)
+    assert parts[0].startswith("Not a settled answer: ")
+    for w, p in zip(rec.warnings[1:], parts[1:]):
+        assert p == w[0].upper() + w[1:]
+    assert rec.rationale.endswith(".")
+    for p in parts:
+        assert p and p[0].isupper() and len(p) < 220, p
+    assert len(parts) >= len(rec.warnings) + 5
+
+
+def test_round_trip_with_and_without_the_new_fields():
+    rec = recommend(clean_trials(n=50), likelihood="gaussian")
+    d = json.loads(json.dumps(rec.to_dict()))
+    assert d["settled"] is False and d["warnings"] == rec.warnings
+    assert Recommendation.from_dict(d) == rec
+    old = {k: v for k, v in d.items() if k not in ("warnings", "settled")}  # recommendation.json of earlier runs
+    back = Recommendation.from_dict({**old, "unknown_key": 1})
+    assert back.settled is True and back.warnings == [] and back.dim == rec.dim and back.rationale == rec.rationale

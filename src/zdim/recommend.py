@@ -16,16 +16,24 @@ Rules (``--rule``):
 - ``combined`` (default): the smaller of ``nll-knee`` and ``active-units`` when the largest model has
   collapsed units (so its active units measure what the data need); ``nll-knee`` otherwise.
 
-This module knows nothing of how results were produced: it takes plain trial records.
+Sanity checks (``Recommendation.warnings``, ``Recommendation.settled``): models that learned nothing
+are left out of the rules; an answer resting on models without latent structure, on a test split too
+small to measure NLL differences, on unconverged training or on the grid's largest size with every unit
+active is reported as not settled.
+
+This module knows nothing of how results were produced: it takes typed trial records
+(``zdim.records.TrialRecord``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .records import TrialRecord, TrialStatus
 
 RULES = ("combined", "nll-knee", "active-units", "generation")
 DEFAULT_RULE = "combined"
@@ -34,10 +42,19 @@ DEFAULT_RANGE_TOL = 0.02  # of the NLL improvement from the smallest size to the
 DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation rule
 GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc")
 
+MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
+EMPTY_KL = 0.5  # nats per sample: a model whose held-out KL is below this carries (almost) no latent code
+EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means gives an MSE of 1
+
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A recommended latent size with the rule that picked it and the evidence behind it."""
+    """A recommended latent size with the rule that picked it and the evidence behind it.
+
+    ``warnings`` lists what makes the answer doubtful (see ``recommend``); ``settled`` is False when
+    one of them means the size is not supported by the evidence. Files written before these fields
+    existed read back as settled, without warnings.
+    """
 
     dim: int
     rule: str
@@ -53,6 +70,8 @@ class Recommendation:
     range_tol: float = DEFAULT_RANGE_TOL
     signals: dict[str, Any] = field(default_factory=dict)
     intrinsic_dim: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    settled: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,18 +91,24 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def aggregate(trials: list[dict[str, Any]], metric: str = "nll") -> list[dict[str, Any]]:
-    """Per latent size: mean and standard error of ``metric`` and of active units over complete trials."""
-    by_dim: dict[int, list[dict[str, Any]]] = {}
+def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[str, Any]]:
+    """Per latent size: mean and standard error of ``metric`` and of active units over complete trials.
+
+    Trials without a finite ``metric`` are left out; a trial without ``active_units`` counts as 0.
+    """
+    by_dim: dict[int, list[TrialRecord]] = {}
+    values: dict[int, list[float]] = {}
     for t in trials:
-        if t.get("status") == "complete" and t.get(metric) is not None and math.isfinite(t[metric]):
-            by_dim.setdefault(int(t["dim"]), []).append(t)
+        v = t.metric(metric)
+        if t.complete and v is not None:
+            by_dim.setdefault(t.dim, []).append(t)
+            values.setdefault(t.dim, []).append(v)
     rows = []
     for dim in sorted(by_dim):
         ts = by_dim[dim]
-        mean, se = _mean_se([float(t[metric]) for t in ts])
-        au_mean, au_se = _mean_se([float(t.get("active_units", 0)) for t in ts])
-        row = {
+        mean, se = _mean_se(values[dim])
+        au_mean, au_se = _mean_se([float(t.active_units or 0) for t in ts])
+        row: dict[str, Any] = {
             "dim": dim,
             "n_seeds": len(ts),
             f"{metric}_mean": mean,
@@ -92,37 +117,77 @@ def aggregate(trials: list[dict[str, Any]], metric: str = "nll") -> list[dict[st
             "active_units_se": au_se,
         }
         for g in GEN_FIELDS:  # generation quality, where trials measured it
-            vals = [float(t[g]) for t in ts if t.get(g) is not None and math.isfinite(float(t[g]))]
+            vals = [v for v in (t.metric(g) for t in ts) if v is not None]
             if vals:
                 row[f"{g}_mean"], row[f"{g}_se"] = _mean_se(vals)
         rows.append(row)
     return rows
 
 
+def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
+    """Whether a complete trial's model learned nothing: its held-out KL is below ``EMPTY_KL`` nats and
+    it reconstructs no better than the feature means.
+
+    For Gaussian data (standardized features) that is an MSE of at least ``EMPTY_MSE``; for other or
+    unknown likelihoods, no active unit. A trial missing the metrics a test needs is not judged empty.
+    """
+    kl = t.metric("kl")
+    if not t.complete or kl is None or kl >= EMPTY_KL:
+        return False
+    if likelihood == "gaussian":
+        mse = t.metric("mse")
+        return mse is not None and mse >= EMPTY_MSE
+    return t.active_units == 0
+
+
+def _empty_test(likelihood: str | None) -> str:
+    return (
+        f"KL < {EMPTY_KL:g} nats, MSE >= {EMPTY_MSE:g}"
+        if likelihood == "gaussian"
+        else f"KL < {EMPTY_KL:g} nats, 0 active units"
+    )
+
+
+def _sizes(dims: Sequence[int]) -> str:
+    ds = sorted(set(dims))
+    return ("sizes " if len(ds) > 1 else "size ") + ", ".join(str(d) for d in ds)
+
+
 def recommend(
-    trials: list[dict[str, Any]],
+    trials: Sequence[TrialRecord],
     *,
     rule: str = DEFAULT_RULE,
     rel_tol: float = DEFAULT_REL_TOL,
     range_tol: float = DEFAULT_RANGE_TOL,
     gen_tol: float = DEFAULT_GEN_TOL,
     intrinsic_dim: int | None = None,
+    likelihood: str | None = None,
 ) -> Recommendation:
-    """Recommend a latent size from trial records (dicts with ``dim``, ``status``, ``nll``, ...).
+    """Recommend a latent size from trial records.
 
     Every rule's pick is computed and kept in ``signals`` (with the intrinsic-dimension estimate when
-    given); ``rule`` decides which one is the recommendation. Raises ``ConfigError`` for an unknown
-    rule or a negative tolerance, and ``ValueError`` when no trial completed.
+    given); ``rule`` decides which one is the recommendation. ``likelihood`` (``"gaussian"``,
+    ``"bernoulli"`` or None when unknown) selects the test of a model that learned nothing
+    (``learned_nothing``): such trials are left out of the rules unless every trial learned nothing.
+    The answer is marked not ``settled``, with a warning each, when every model used has 0 active units,
+    when it rests on models that learned nothing, when the test split has fewer than
+    ``MIN_TEST_SAMPLES`` samples, when a trial it rests on (the chosen size, the next smaller size tried,
+    the largest size) had not converged, or when it is the largest size tried and none of its units
+    collapsed. Raises ``ConfigError`` for an unknown rule or a negative tolerance, and ``ValueError``
+    when no trial completed.
     """
     if rule not in RULES:
         raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
     for name, v in (("tolerance", rel_tol), ("range tolerance", range_tol), ("generation tolerance", gen_tol)):
         if not (v >= 0 and math.isfinite(v)):
             raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}: fix --tolerance")
-    rows = aggregate(trials)
-    failed = sum(1 for t in trials if t.get("status") == "failed")
-    if not rows:
+    failed = sum(1 for t in trials if t.status is TrialStatus.FAILED)
+    measured = [t for t in trials if t.complete and t.metric("nll") is not None]
+    if not measured:
         raise ValueError(f"no trial completed ({failed} failed): nothing to recommend")
+    empty = [t for t in measured if learned_nothing(t, likelihood)]
+    used = [t for t in measured if not learned_nothing(t, likelihood)] or measured
+    rows = aggregate(used)
     best = min(rows, key=lambda r: r["nll_mean"])
     nll_range = max(0.0, rows[0]["nll_mean"] - best["nll_mean"])
     tol = max(rel_tol * abs(best["nll_mean"]), range_tol * nll_range, best["nll_se"])
@@ -157,6 +222,14 @@ def recommend(
         chosen = gen_pick
     else:  # combined
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
+    checks = sorted(_checks(measured, used, empty, rows, chosen["dim"], likelihood), key=lambda c: not c[1])
+    warnings = [w for w, _ in checks]
+    settled = not any(unsettling for _, unsettling in checks)
+    no_latent = all(t.active_units == 0 for t in used)
+    edge = any(w.startswith(_EDGE) for w in warnings)
+    sentences = _warning_words(checks)
+    sentences += _rationale(knee, best, largest, tol, rel_tol, range_tol, failed, no_latent=no_latent, edge=edge)
+    sentences += _rule_words(rule, chosen["dim"], signals)
     return Recommendation(
         dim=chosen["dim"],
         rule=rule,
@@ -171,15 +244,94 @@ def recommend(
         range_tol=range_tol,
         signals=signals,
         intrinsic_dim=intrinsic_dim,
-        rationale=_rationale(knee, best, largest, tol, rel_tol, failed) + _rule_words(rule, chosen["dim"], signals),
+        rationale=" ".join(sentences),
+        warnings=warnings,
+        settled=settled,
     )
 
 
-def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> str:
+_FIX = "fix: more epochs/data, or a KL warm-up (--warmup)"
+_EDGE = "the answer is the largest size tried"
+
+
+def _checks(
+    measured: list[TrialRecord],
+    used: list[TrialRecord],
+    empty: list[TrialRecord],
+    rows: list[dict[str, Any]],
+    dim: int,
+    likelihood: str | None,
+) -> list[tuple[str, bool]]:
+    """The sanity checks of an answer ``dim``: (warning, whether it unsettles the answer), the weightiest
+    first. ``used`` are the trials the rules read, ``empty`` those left out as having learned nothing."""
+    out: list[tuple[str, bool]] = []
+    no_latent = all(t.active_units == 0 for t in used)
+    if no_latent:
+        out.append(
+            (
+                "the models learned no latent structure (every size has 0 active units), "
+                f"so the size is not supported by the evidence; {_FIX}",
+                True,
+            )
+        )
+    if empty:
+        empty_ids = {id(t) for t in empty}
+        rests = all(id(t) in empty_ids for t in measured if t.dim == dim)  # every trial, or the size's seeds
+        if rests and not (no_latent and likelihood != "gaussian"):  # else the warning above says it all
+            out.append(
+                (
+                    f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(likelihood)}): "
+                    f"their models reconstruct no better than the feature means and cannot support an answer; {_FIX}",
+                    True,
+                )
+            )
+        elif not rests:
+            names = ", ".join(t.trial for t in sorted(empty, key=lambda t: t.key))
+            out.append(
+                (
+                    f"trials {names} learned nothing ({_empty_test(likelihood)}) and were left out of the rules",
+                    False,
+                )
+            )
+    ns = [t.n for t in used if t.n is not None]
+    if ns and min(ns) < MIN_TEST_SAMPLES:
+        out.append(
+            (
+                f"the test split has only {min(ns)} samples: too few to measure NLL differences; "
+                "use more data or a larger test split",
+                True,
+            )
+        )
+    dims = [r["dim"] for r in rows]
+    lower = max((d for d in dims if d < dim), default=None)
+    rest_on = {dim, dims[-1]} | ({lower} if lower is not None else set())
+    unconverged = [t.dim for t in used if t.dim in rest_on and t.converged is False]
+    if unconverged:
+        its = "their" if len(set(unconverged)) > 1 else "its"
+        out.append(
+            (
+                f"{_sizes(unconverged)} had not converged: {its} held-out NLL may still fall; rerun with more --epochs",
+                True,
+            )
+        )
+    largest = rows[-1]
+    if dim == largest["dim"] and largest["active_units_mean"] >= largest["dim"]:
+        out.append((f"{_EDGE} and all its units are active: try larger sizes", True))
+    return out
+
+
+def _warning_words(checks: list[tuple[str, bool]]) -> list[str]:
+    """The warnings as the rationale's first sentences: 'Not a settled answer: ...' when one unsettles it."""
+    unsettling = [w for w, u in checks if u]
+    out = [f"Not a settled answer: {w}." if i == 0 else f"{w[0].upper()}{w[1:]}." for i, w in enumerate(unsettling)]
+    return out + [f"Note: {w}." for w, u in checks if not u]
+
+
+def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> list[str]:
     """What the rule picked and what each signal said."""
     gen = signals["generation"]
-    text = (
-        f" Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']}"
+    text = [
+        f"Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']}"
         + (f", generation (Frechet distance) {gen}" if gen is not None else "")
         + (
             f", intrinsic-dimension estimate {signals['intrinsic-dim']}"
@@ -187,54 +339,73 @@ def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> str:
             else ""
         )
         + "."
-    )
+    ]
     if rule == "combined":
         how = (
             "the smaller of the NLL knee and the active units of the largest model"
             if signals["largest_collapsed"]
             else "the NLL knee (no unit of the largest model collapsed)"
         )
-        text += f" Rule 'combined' takes {how}: {dim}."
+        text.append(f"Rule 'combined' takes {how}: {dim}.")
     else:
-        text += f" Rule '{rule}' recommends {dim}."
+        text.append(f"Rule '{rule}' recommends {dim}.")
     return text
 
 
 def _rationale(
-    chosen: dict[str, Any], best: dict[str, Any], largest: dict[str, Any], tol: float, rel_tol: float, failed: int
-) -> str:
+    chosen: dict[str, Any],
+    best: dict[str, Any],
+    largest: dict[str, Any],
+    tol: float,
+    rel_tol: float,
+    range_tol: float,
+    failed: int,
+    *,
+    no_latent: bool = False,
+    edge: bool = False,
+) -> list[str]:
+    """The NLL knee and the active units of the largest model, in short sentences."""
     seeds = best["n_seeds"]
-    tol_words = f"{rel_tol:.1%} of the best NLL, a share of the NLL range over sizes" + (
-        f" or its standard error over {seeds} seeds, whichever is larger" if seeds > 1 else ""
-    )
-    text = (
+    text = [
         f"Held-out NLL (importance-weighted bound) is lowest at latent size {best['dim']} "
-        f"({best['nll_mean']:.2f} nats). "
-    )
+        f"({best['nll_mean']:.2f} nats)."
+    ]
     if chosen["dim"] == best["dim"]:
-        text += (
-            f"No smaller size comes within the tolerance of {tol:.2f} nats ({tol_words}), "
-            f"so the NLL knee is {chosen['dim']}."
+        text.append(
+            f"No smaller size comes within the tolerance of {tol:.2f} nats, so the NLL knee is {chosen['dim']}."
         )
     else:
-        text += (
-            f"The smallest size within the tolerance of {tol:.2f} nats ({tol_words}) is "
-            f"{chosen['dim']} ({chosen['nll_mean']:.2f} nats), so the NLL knee is {chosen['dim']}: "
-            f"the best size is only {chosen['nll_mean'] - best['nll_mean']:.2f} nats better."
+        text.append(
+            f"The smallest size within the tolerance of {tol:.2f} nats is {chosen['dim']} "
+            f"({chosen['nll_mean']:.2f} nats), so the NLL knee is {chosen['dim']}."
         )
+        text.append(f"The best size is only {chosen['nll_mean'] - best['nll_mean']:.2f} nats better.")
+    terms = f"{rel_tol:.1%} of the best NLL"
+    if seeds > 1:
+        terms = (
+            f"largest of {terms}, {range_tol:.1%} of the NLL range over sizes and the standard error over {seeds} seeds"
+        )
+    else:
+        terms = f"larger of {terms} and {range_tol:.1%} of the NLL range over sizes"
+    text.append(f"The tolerance is the {terms}.")
     au = largest["active_units_mean"]
-    text += (
-        f" The largest model ({largest['dim']} units) keeps {au:g} active units "
-        f"(variance of the posterior mean over inputs above 0.01)"
+    text.append(
+        f"The largest model ({largest['dim']} units) keeps {au:g} active units "
+        f"(variance of the posterior mean over inputs above 0.01)."
     )
-    if largest["dim"] == chosen["dim"]:
-        text += "; the knee is the largest size tried, so the grid may be too small: try larger sizes."
+    if no_latent:
+        text.append("No model has an active unit, so the active units say nothing about the size.")
+    elif largest["dim"] == chosen["dim"]:
+        text.append(
+            "The knee is the largest size tried, so the grid may be too small"
+            + ("." if edge else ": try larger sizes.")
+        )
     elif au >= largest["dim"]:
-        text += ", none collapsed: the data may use more units than the recommendation keeps."
+        text.append("None collapsed: the data may use more units than the recommendation keeps.")
     elif abs(au - chosen["dim"]) <= max(1.0, 0.25 * chosen["dim"]):
-        text += ", in agreement with the NLL knee."
+        text.append("Its active units are in agreement with the NLL knee.")
     else:
-        text += f", so the two views of the bottleneck differ ({au:g} vs {chosen['dim']})."
+        text.append(f"The two views of the bottleneck differ ({au:g} active units vs a knee of {chosen['dim']}).")
     if failed:
-        text += f" {failed} trial(s) failed and were left out (see the results table)."
+        text.append(f"{failed} trial(s) failed and were left out (see the results table).")
     return text
