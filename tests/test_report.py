@@ -4,6 +4,7 @@ headless Chromium (no console errors, no network requests, every section visible
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -155,6 +156,57 @@ def test_the_intrinsic_dimension_marker_reads_what_a_sweep_records(image_run, tm
     }
     write_json(run / RUN_JSON, info)
     assert load_run(run).intrinsic_dim == pytest.approx(6.9)  # the mean of both methods, not the rounded 7
+
+
+def test_the_report_reads_typed_trial_records(image_run):
+    from zdim.records import TrialRecord
+    from zdim.report.collect import load_run
+
+    view = load_run(image_run)
+    assert len(view.trials) == 6 and all(isinstance(t, TrialRecord) for t in view.trials)
+    assert [t.key for t in view.trials] == sorted(t.key for t in view.trials)
+    assert set(view.histories) == {t.trial for t in view.trials}
+
+
+def _unstamped(html: str) -> str:
+    return re.sub(r"built [^<]* from the run directory", "built (time) from the run directory", html)
+
+
+def test_the_same_run_gives_the_same_report(image_run, tmp_path):
+    a = zdim.build_report(image_run, out=tmp_path / "a.html").read_text()
+    b = zdim.build_report(image_run, out=tmp_path / "b.html").read_text()
+    assert _unstamped(a) == _unstamped(b)  # figures included (svg.hashsalt, no date in their metadata)
+    assert "<dc:date>" not in a
+
+
+NO_SIDE_EFFECTS = """
+import copy, sys
+import matplotlib
+matplotlib.rcParams["font.size"] = 13.0  # the user's own settings, which the report must not touch
+matplotlib.rcParams["axes.grid"] = False
+backend = matplotlib.get_backend()
+before = copy.deepcopy(dict(matplotlib.rcParams))
+import zdim
+zdim.build_report(sys.argv[1], out=sys.argv[2])
+after = dict(matplotlib.rcParams)
+changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+assert matplotlib.get_backend() == backend, ("backend changed", backend, matplotlib.get_backend())
+assert not changed, ("rcParams changed", changed)
+assert "matplotlib.pyplot" not in sys.modules, "the report imported pyplot"
+print("unchanged", backend)
+"""
+
+
+def test_building_a_report_leaves_matplotlib_as_the_user_set_it(image_run, tmp_path):
+    """``zdim.sweep(...)`` in a notebook must not switch the backend or restyle the user's plots."""
+    out = tmp_path / "report.html"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "pdf"}  # a backend that is not Agg
+    p = subprocess.run(
+        [sys.executable, "-c", NO_SIDE_EFFECTS, str(image_run), str(out)], capture_output=True, text=True, env=env
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "unchanged pdf" and out.is_file()
+    assert sections(out.read_text()) == IMAGE_SECTIONS
 
 
 def test_report_of_something_that_is_not_a_run_is_one_line_exit_2(tmp_path):

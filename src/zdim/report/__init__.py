@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..runs import REPORT_HTML, atomic_write
+from ..files import atomic_write
+from ..runs import REPORT_HTML, RunDir
 from .collect import RunView, load_run, pictures
 
 __all__ = ["build_report", "load_run", "RunView", "REPORT_HTML"]
@@ -33,7 +34,7 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     """
     from .page import render  # matplotlib is imported only when a report is drawn
 
-    target = Path(out) if out is not None else Path(run_dir) / REPORT_HTML
+    target = Path(out) if out is not None else RunDir(run_dir).report_html
     if not target.parent.is_dir():
         raise ConfigError(
             f"cannot write the report to {target}: folder {target.parent} does not exist; "

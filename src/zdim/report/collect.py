@@ -7,6 +7,7 @@ means), which is the only computation the report does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,19 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelFileError, RunDirError
-from ..runs import (
-    RECOMMENDATION_JSON,
-    RUN_JSON,
-    load_inputs,
-    load_model,
-    read_history,
-    read_json,
-    trial_name,
-)
-from ..search import collect_trials
+from ..errors import ModelFileError
+from ..records import TrialRecord
+from ..runs import HISTORY_CSV, RunDir
 
-TUNING_JSON = "tuning.json"
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size
 
 
@@ -41,7 +33,7 @@ class RunView:
         ``run.json``: data summary, sweep configuration, the command.
     recommendation : dict or None
         ``recommendation.json`` (None while no trial has finished).
-    trials : list of dict
+    trials : list of TrialRecord
         Every finished trial record (complete, failed or pruned), sorted by size and seed.
     histories : dict
         Trial name -> per-epoch rows of ``history.csv``.
@@ -49,25 +41,29 @@ class RunView:
         Held-out samples saved by the sweep (``inputs.safetensors``), or None for older runs.
     tuning : dict or None
         ``tuning.json`` when ``zdim tune`` ran in this directory.
+    tuned_test : dict or None
+        ``tune/final/metrics.json``: the tuned final model's test figures (``nll``, ``neg_elbo``, ``mse``)
+        and ``sweep_test``, the sweep's mean test figures at that size; None when absent or unreadable.
     """
 
     run_dir: Path
     info: dict[str, Any]
     recommendation: dict[str, Any] | None
-    trials: list[dict[str, Any]]
+    trials: list[TrialRecord]
     histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     inputs: torch.Tensor | None = None
     labels: np.ndarray | None = None
     inputs_meta: dict[str, Any] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
+    tuned_test: dict[str, Any] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
         return dict(self.info.get("data", {}))
 
     @property
-    def complete(self) -> list[dict[str, Any]]:
-        return [t for t in self.trials if t.get("status") == "complete"]
+    def complete(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.complete]
 
     @property
     def recommended_dim(self) -> int | None:
@@ -87,44 +83,41 @@ class RunView:
                 return float(value)
         return None
 
-    def trial_folder(self, rec: dict[str, Any]) -> Path:
-        return self.run_dir / "trials" / trial_name(int(rec["dim"]), int(rec["seed"]))
+    @property
+    def folder(self) -> RunDir:
+        """The run directory's owner: every path and read goes through it."""
+        return RunDir(self.run_dir)
 
-    def representative(self) -> list[dict[str, Any]]:
+    def trial_folder(self, rec: TrialRecord) -> Path:
+        return self.folder.trial_folder(rec.dim, rec.seed)
+
+    def representative(self) -> list[TrialRecord]:
         """One complete trial per size (the lowest held-out NLL among its seeds), by size."""
-        best: dict[int, dict[str, Any]] = {}
+        best: dict[int, TrialRecord] = {}
         for t in self.complete:
-            d = int(t["dim"])
-            if d not in best or t["nll"] < best[d]["nll"]:
-                best[d] = t
+            if t.dim not in best or _nll(t) < _nll(best[t.dim]):
+                best[t.dim] = t
         return [best[d] for d in sorted(best)]
+
+
+def _nll(t: TrialRecord) -> float:
+    nll = t.metric("nll")
+    return math.inf if nll is None else nll
 
 
 def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory; raise ``RunDirError`` (one line) when it is not one."""
-    run_dir = Path(run_dir)
-    if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
-    try:
-        info = read_json(run_dir / RUN_JSON)
-    except ValueError as e:
-        raise RunDirError(f"{run_dir / RUN_JSON} is not valid JSON ({e}): rerun the sweep") from e
-    rec_file = run_dir / RECOMMENDATION_JSON
-    recommendation = read_json(rec_file) if rec_file.is_file() else None
-    trials = collect_trials(run_dir)
-    view = RunView(run_dir=run_dir, info=info, recommendation=recommendation, trials=trials)
+    run = RunDir.open(run_dir)
+    trials = run.records(verify=False)  # every finished trial; one whose weights are bad still has metrics
+    view = RunView(run_dir=run.path, info=run.read_info(), recommendation=run.read_recommendation(), trials=trials)
     for t in trials:
-        folder = view.trial_folder(t)
-        if (folder / "history.csv").is_file():
-            view.histories[t["trial"]] = read_history(folder)
-    saved = load_inputs(run_dir)
+        if (run.trial_folder(t.dim, t.seed) / HISTORY_CSV).is_file():
+            view.histories[t.trial] = run.read_history(t.dim, t.seed)
+    saved = run.load_inputs()
     if saved is not None:
         view.inputs, view.labels, view.inputs_meta = saved
-    if (run_dir / TUNING_JSON).is_file():
-        try:
-            view.tuning = read_json(run_dir / TUNING_JSON)
-        except ValueError:
-            view.tuning = None
+    view.tuning = run.read_tuning()
+    view.tuned_test = run.read_final()  # tune/final/metrics.json: the tuned model's test figures
     return view
 
 
@@ -152,11 +145,11 @@ def pictures(view: RunView, seed: int = 0) -> Pictures:
     rec_dim = view.recommended_dim
     for t in view.representative():
         try:
-            model = load_model(view.trial_folder(t))
+            model = view.folder.load_trial_model(t.dim, t.seed)
         except ModelFileError:
-            out.missing.append(str(t["trial"]))
+            out.missing.append(t.trial)
             continue
-        dim = int(t["dim"])
+        dim = t.dim
         out.reconstructions[dim] = model.reconstruct(x[:N_PICTURES]).numpy()
         gen = torch.Generator().manual_seed(seed)
         out.samples[dim] = model.sample(N_PICTURES, generator=gen).numpy()

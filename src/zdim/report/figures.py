@@ -3,46 +3,106 @@
 Every figure is a pure function of a ``RunView`` / ``Pictures`` and returns a ``data:`` URI, so the
 page embeds it with ``<img src=...>``: one self-contained file, no network, and each SVG keeps its own
 element ids (inlined SVGs would share one id namespace).
+
+No global side effects: figures are ``matplotlib.figure.Figure`` objects (no pyplot, no backend switch)
+and the report's look (``STYLE``) is applied only while a figure is drawn and saved (``report_style``),
+so building a report from a notebook leaves the user's backend and ``rcParams`` as they were.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import math
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib
+import matplotlib.style
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
-matplotlib.use("Agg")  # no display: the report is built on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from .collect import Pictures, RunView
 
-from .collect import Pictures, RunView  # noqa: E402
-
-plt.rcParams.update(
-    {
-        "svg.fonttype": "none",  # text stays text: smaller files, selectable, crisp at any zoom
-        "svg.hashsalt": "zdim",  # deterministic output for the same run
-        "font.size": 10,
-        "axes.titlesize": 11,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "figure.dpi": 100,
-    }
-)
+STYLE: dict[str, Any] = {
+    "svg.fonttype": "none",  # text stays text: smaller files, selectable, crisp at any zoom
+    "svg.hashsalt": "zdim",  # deterministic output for the same run
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "figure.dpi": 100,
+}
 ACCENT, SECOND, MUTED = "#1f6feb", "#d1495b", "#8a8f98"
 METRICS = ("nll", "neg_elbo", "rec", "kl", "active_units", "gen_fd", "gen_precision", "gen_recall", "gen_coverage")
+HEATMAP_CMAP = "viridis"  # perceptually uniform: equal steps in KL look like equal steps in colour
+ANNOTATE_UNITS = 12  # the heatmap writes each cell's KL when it has at most this many units and sizes
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def svg_uri(fig: Any) -> str:
+@contextmanager
+def report_style() -> Iterator[None]:
+    """Matplotlib's defaults plus ``STYLE`` while the block runs; the caller's rcParams come back after.
+
+    Starting from the defaults (not from the caller's settings) keeps the report the same whatever the
+    notebook it is built from has configured; the backend is never touched."""
+    with matplotlib.style.context(["default", STYLE]):
+        yield
+
+
+def styled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Draw (and save) ``fn``'s figure under ``report_style``."""
+
+    @functools.wraps(fn)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        with report_style():
+            return fn(*args, **kwargs)
+
+    return inner
+
+
+def new_figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure with one axes, outside pyplot (nothing to close, no backend involved)."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def svg_uri(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
+    # No date in the metadata: the same run gives the same bytes.
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue().encode()).decode()
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4, integer: bool = False) -> list[float]:
+    """Round tick values inside [lo, hi] (matplotlib's ``MaxNLocator``), for hand-drawn axes."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi <= lo:
+        return [lo]
+    values = MaxNLocator(nbins=n, integer=integer).tick_values(lo, hi)
+    eps = (hi - lo) * 1e-9
+    return [float(v) for v in values if lo - eps <= v <= hi + eps]
+
+
+def tick_label(value: float, step: float) -> str:
+    """``value`` with as many decimals as a tick spacing of ``step`` needs."""
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 and math.isfinite(step) else 2
+    return f"{value:.{min(decimals, 6)}f}"
+
+
+def _plain_y(ax: Any) -> None:
+    """Tick labels that show the values themselves: no offset ("+1.234e2") and no scientific notation."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
 
 
 def png_uri(image: np.ndarray) -> str:
@@ -58,9 +118,9 @@ def per_dim(view: RunView) -> dict[str, dict[int, tuple[float, float]]]:
     values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for t in view.complete:
         for m in METRICS:
-            v = t.get(m)
-            if isinstance(v, (int, float)) and np.isfinite(v):
-                values[m][int(t["dim"])].append(float(v))
+            v = t.metric(m)
+            if v is not None:
+                values[m][t.dim].append(v)
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for m, by_dim in values.items():
         out[m] = {
@@ -92,31 +152,65 @@ def _errorbar(ax: Any, series: dict[int, tuple[float, float]], **kw: Any) -> lis
     return dims
 
 
-def curve(view: RunView, metrics: list[tuple[str, str, str]], ylabel: str, title: str) -> str:
-    """One plot of per-size means (error bars: standard error across seeds) of ``metrics``."""
+def _short(label: str) -> str:
+    """``NLL (IWAE bound)`` -> ``NLL``: the name of a series in a one-line summary."""
+    return label.split(" (")[0]
+
+
+def value_range(series: dict[int, tuple[float, float]]) -> float:
+    """How far the per-size means of one series spread: max - min."""
+    means = [m for m, _ in series.values()]
+    return max(means) - min(means) if means else 0.0
+
+
+def range_note(ranges: list[tuple[str, float]], unit: str) -> str:
+    """``range over sizes 0.14 nats`` (one series) or ``range over sizes: NLL 0.14, -ELBO 0.2 nats``."""
+    tail = f" {unit}" if unit else ""
+    if len(ranges) == 1:
+        return f"range over sizes {ranges[0][1]:.3g}{tail}"
+    return "range over sizes: " + ", ".join(f"{name} {r:.3g}" for name, r in ranges) + tail
+
+
+def curve_figure(
+    view: RunView, metrics: list[tuple[str, str, str]], ylabel: str, title: str, unit: str = ""
+) -> Figure | None:
+    """The figure of ``curve`` (None when no complete trial has any of ``metrics``)."""
     agg = per_dim(view)
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig, ax = new_figure(5.6, 3.6)
     dims: list[int] = []
+    ranges: list[tuple[str, float]] = []
     for key, label, color in metrics:
         if agg.get(key):
             dims = sorted(set(dims) | set(_errorbar(ax, agg[key], label=label, color=color)))
+            ranges.append((_short(label), value_range(agg[key])))
     if not dims:
-        plt.close(fig)
-        return ""
+        return None
     _mark(ax, view)
     _size_axis(ax, dims)
+    _plain_y(ax)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    # The y-axis zooms to the data: say how large the whole visible spread is, so a 0.1-nat wiggle drawn
+    # across the full height is read as 0.1 nats.
+    ax.set_title(f"{title}\n({range_note(ranges, unit)})")
     ax.legend(frameon=False, fontsize=9)
-    return svg_uri(fig)
+    return fig
 
 
+@styled
+def curve(view: RunView, metrics: list[tuple[str, str, str]], ylabel: str, title: str, unit: str = "") -> str:
+    """One plot of per-size means (error bars: standard error across seeds) of ``metrics``; the title
+    states the spread of the means over sizes (in ``unit``)."""
+    fig = curve_figure(view, metrics, ylabel, title, unit)
+    return svg_uri(fig) if fig is not None else ""
+
+
+@styled
 def active_units(view: RunView) -> str:
     """Active units against size with y = x: where the curve leaves the diagonal, units collapse."""
     agg = per_dim(view).get("active_units")
     if not agg:
         return ""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig, ax = new_figure(5.6, 3.6)
     dims = list(agg)
     ax.plot(dims, dims, color=MUTED, lw=1, ls=":", label="y = x (every unit used)")
     _errorbar(ax, agg, label="active units", color=ACCENT)
@@ -128,22 +222,29 @@ def active_units(view: RunView) -> str:
     _size_axis(ax, dims)
     if max(dims) / max(min(dims), 1) > 8:
         ax.set_yscale("log", base=2)
+        ax.set_yticks(dims)
+        ax.set_yticklabels([str(d) for d in dims])
+        ax.minorticks_off()
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # unit counts: whole numbers
+        _plain_y(ax)
     ax.set_ylabel("active units")
     ax.set_title("Active units (posterior-mean variance > 0.01)")
     ax.legend(frameon=False, fontsize=9)
     return svg_uri(fig)
 
 
+@styled
 def rate_distortion(view: RunView) -> str:
     """Each complete trial in the (rate = KL, distortion = reconstruction term) plane, labelled by size."""
     pts = [
-        (t["kl"], t["rec"], int(t["dim"]))
+        (rate, dist, t.dim)
         for t in view.complete
-        if np.isfinite(t.get("kl", np.nan)) and np.isfinite(t.get("rec", np.nan))
+        if (rate := t.metric("kl")) is not None and (dist := t.metric("rec")) is not None
     ]
     if not pts:
         return ""
-    fig, ax = plt.subplots(figsize=(5.6, 3.9))
+    fig, ax = new_figure(5.6, 3.9)
     kl, rec, dims = map(np.asarray, zip(*pts))
     sc = ax.scatter(kl, rec, c=np.log2(dims), cmap="viridis", s=30, zorder=3)
     for x, y, d in pts:
@@ -166,38 +267,76 @@ def rate_distortion(view: RunView) -> str:
     cb.set_ticks(np.log2(ticks).tolist())
     cb.set_ticklabels([str(d) for d in ticks])
     cb.set_label("latent size")
+    ax.ticklabel_format(useOffset=False, style="plain")
     ax.set_xlabel("rate: KL(q(z|x) || p(z)) [nats]")
     ax.set_ylabel("distortion: -E log p(x|z) [nats]")
     ax.set_title("Rate-distortion plane (one point per trial)")
     return svg_uri(fig)
 
 
-def kl_heatmap(view: RunView) -> str:
-    """KL per latent unit, units sorted by KL, one row per size (mean over seeds of sorted KLs)."""
+def kl_grid(view: RunView) -> tuple[list[int], np.ndarray] | None:
+    """Sizes and their rows of KL per unit (units sorted by KL, mean over seeds; NaN past a size)."""
     rows: dict[int, list[np.ndarray]] = defaultdict(list)
     for t in view.complete:
-        kl = np.asarray(t.get("kl_per_unit") or [], dtype=float)
+        kl = np.asarray(t.kl_per_unit or [], dtype=float)
         if kl.size:
-            rows[int(t["dim"])].append(np.sort(kl)[::-1])
+            rows[t.dim].append(np.sort(kl)[::-1])
     if not rows:
-        return ""
+        return None
     dims = sorted(rows)
-    width = max(dims)
+    width = max(len(r) for rs in rows.values() for r in rs)
     grid = np.full((len(dims), width), np.nan)
     for i, d in enumerate(dims):
-        grid[i, :d] = np.mean(rows[d], axis=0)
-    fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.12 * width), 0.9 + 0.32 * len(dims)))
+        n = min(len(r) for r in rows[d])
+        grid[i, :n] = np.mean([r[:n] for r in rows[d]], axis=0)
+    return dims, grid
+
+
+def kl_heatmap_figure(view: RunView) -> Figure | None:
+    """The figure of ``kl_heatmap`` (None without per-unit KLs)."""
+    got = kl_grid(view)
+    if got is None:
+        return None
+    dims, grid = got
+    width = grid.shape[1]
+    finite = grid[np.isfinite(grid)]
+    top = float(finite.max()) if finite.size else 0.0
+    fig, ax = new_figure(min(11.0, 3.4 + 0.12 * width), 1.5 + 0.32 * len(dims))
+    # Anchored at 0 nats: the darkest colour means "carries nothing", not "carries the least of these".
+    cmap = matplotlib.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
     im = ax.imshow(
-        grid, aspect="auto", cmap="magma", interpolation="nearest", extent=(0.5, width + 0.5, len(dims) - 0.5, -0.5)
+        grid,
+        aspect="auto",
+        cmap=cmap,
+        vmin=0.0,
+        vmax=max(top, 1e-3),
+        interpolation="nearest",
+        extent=(0.5, width + 0.5, len(dims) - 0.5, -0.5),
     )
+    if width <= ANNOTATE_UNITS and len(dims) <= ANNOTATE_UNITS:  # few cells: write each KL in its cell
+        for i, j in zip(*np.nonzero(np.isfinite(grid))):
+            v = float(grid[i, j])
+            r, g, b, _ = cmap(im.norm(v))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            ax.text(j + 1, i, f"{v:.2f}" if v < 10 else f"{v:.0f}", ha="center", va="center", fontsize=7, color=ink)
     ax.set_yticks(range(len(dims)))
     ax.set_yticklabels([str(d) for d in dims])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("latent size")
     ax.set_xlabel("latent unit, sorted by KL (blank: the size has fewer units)")
     ax.grid(False)
-    fig.colorbar(im, ax=ax, label="KL [nats]", fraction=0.03)
+    cb = fig.colorbar(im, ax=ax, fraction=0.03)
+    cb.set_label("KL [nats]")
     ax.set_title("KL per latent unit: which units carry information")
-    return svg_uri(fig)
+    return fig
+
+
+@styled
+def kl_heatmap(view: RunView) -> str:
+    """KL per latent unit, units sorted by KL, one row per size (mean over seeds of sorted KLs); the
+    colour scale starts at 0 nats and its colorbar is labelled in nats."""
+    fig = kl_heatmap_figure(view)
+    return svg_uri(fig) if fig is not None else ""
 
 
 def _to_images(x: np.ndarray, shape: list[int], likelihood: str) -> np.ndarray:
@@ -224,6 +363,7 @@ def image_strip(x: np.ndarray, shape: list[int], likelihood: str, min_px: int = 
     return png_uri(canvas)
 
 
+@styled
 def feature_error(pics: Pictures, names: list[str] | None, dim: int, top: int = 40) -> str:
     """Per-feature mean squared reconstruction error of the recommended size (worst ``top``)."""
     err = pics.feature_error
@@ -231,7 +371,7 @@ def feature_error(pics: Pictures, names: list[str] | None, dim: int, top: int = 
         return ""
     labels = names if names and len(names) == len(err) else [f"x{i}" for i in range(len(err))]
     order = np.argsort(err)[::-1][:top]
-    fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.2 * len(order)))
+    fig, ax = new_figure(6.4, 0.8 + 0.2 * len(order))
     ax.barh(range(len(order)), err[order], color=ACCENT)
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels([labels[i] for i in order], fontsize=8)
@@ -242,12 +382,13 @@ def feature_error(pics: Pictures, names: list[str] | None, dim: int, top: int = 
     return svg_uri(fig)
 
 
+@styled
 def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str] | None, dim: int) -> str:
     """2-D view of the latent means of held-out inputs (PCA when the size is above 2), by label."""
     z = pics.latent
     if z is None or len(z) < 2:
         return ""
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    fig, ax = new_figure(5.6, 4.4)
     if z.shape[1] == 1:
         xy = np.column_stack([z[:, 0], np.random.default_rng(0).uniform(-0.4, 0.4, len(z))])
         xlabel, ylabel, how = "z1", "jitter", "the only latent unit"
@@ -262,7 +403,7 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
         how = "first two principal components of the latent means"
     if labels is not None and len(labels) == len(xy):
         classes = np.unique(labels)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
         if len(classes) <= 20:
             for i, c in enumerate(classes):
                 sel = labels == c
@@ -284,24 +425,33 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
     return svg_uri(fig)
 
 
-def tuning_history(tuning: dict[str, Any]) -> str:
-    """Validation objective of every tuning trial, with the best so far and the untuned baseline."""
+def tuning_figure(tuning: dict[str, Any]) -> Figure | None:
+    """The figure of ``tuning_history`` (None without a complete tuning trial)."""
     pts = [
-        (t["number"], t["value"])
-        for t in tuning.get("trials", [])
-        if t.get("state") == "COMPLETE" and isinstance(t.get("value"), (int, float))
+        (row["number"], row["value"])
+        for row in tuning.get("trials", [])
+        if row.get("state") == "COMPLETE" and isinstance(row.get("value"), (int, float))
     ]
     if not pts:
-        return ""
+        return None
     n, v = map(np.asarray, zip(*pts))
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    fig, ax = new_figure(5.6, 3.4)
     ax.scatter(n, v, s=18, color=MUTED, label="trial", zorder=3)
     ax.step(n, np.minimum.accumulate(v), where="post", color=ACCENT, lw=1.5, label="best so far")
     base = (tuning.get("baseline") or {}).get("value")
     if isinstance(base, (int, float)):
         ax.axhline(base, color=SECOND, ls="--", lw=1, label="untuned baseline")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers: whole numbers
+    _plain_y(ax)
     ax.set_xlabel("tuning trial")
     ax.set_ylabel(f"validation {tuning.get('objective', '')}")
     ax.set_title(f"Tuning at latent size {tuning.get('dim')}")
     ax.legend(frameon=False, fontsize=9)
-    return svg_uri(fig)
+    return fig
+
+
+@styled
+def tuning_history(tuning: dict[str, Any]) -> str:
+    """Validation objective of every tuning trial, with the best so far and the untuned baseline."""
+    fig = tuning_figure(tuning)
+    return svg_uri(fig) if fig is not None else ""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import time
 from typing import Any
 
 from .. import __version__
-from .collect import Pictures, RunView
+from ..records import TrialStatus
 from . import figures
+from .collect import Pictures, RunView
 
 TABLE_COLUMNS = [  # (key, header, format)
     ("trial", "trial", "s"),
@@ -68,23 +70,69 @@ def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
     return f'<section id="{sec_id}" data-section="{sec_id}"><h2>{title}</h2>{intro_html}{body}</section>'
 
 
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each sentence end (". "), empty pieces dropped."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+
+
+LEAD = r"^(not a settled answer|caution|warning)\s*:\s*"  # how a warning may open
+
+
+def _plain(sentence: str) -> str:
+    """A sentence reduced for comparison: no "Caution:"-style lead, no final period, lower case."""
+    s = re.sub(LEAD, "", sentence.strip(), flags=re.I)
+    return s.rstrip(". ").lower()
+
+
+def _warnings(rec: dict[str, Any]) -> list[str]:
+    raw = rec.get("warnings")
+    out = [str(w).strip() for w in raw if str(w).strip()] if isinstance(raw, list) else []
+    return [w[0].upper() + w[1:] for w in out]
+
+
+def _rationale(text: Any, shown: list[str] | None = None) -> str:
+    """The recommendation's rationale as a list of short sentences, leaving out the warnings already
+    shown above the answer (``shown``)."""
+    done = {_plain(w) for w in shown or []}
+    items = [s for s in sentences(str(text)) if _plain(s) not in done] if text else []
+    if done and items:  # the box above already says it: no "Not a settled answer:" lead here
+        first = re.sub(LEAD, "", items[0], flags=re.I)
+        items[0] = first[:1].upper() + first[1:]
+    if not items:
+        return ""
+    return '<ul class="rationale" id="rationale">' + "".join(f"<li>{esc(s)}</li>" for s in items) + "</ul>"
+
+
+def _caution(rec: dict[str, Any]) -> str:
+    """The recommendation's warnings, above the answer: "Not a settled answer" when the rule says it is
+    not settled, "Caution" otherwise. Runs written before these fields existed show nothing."""
+    warnings = _warnings(rec)
+    unsettled = rec.get("settled") is False
+    if not warnings and not unsettled:
+        return ""
+    title = "Not a settled answer" if unsettled else "Caution"
+    if not warnings:
+        warnings = ["The rule did not settle on a size: read the rationale and the curves before using it."]
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+    return (
+        f'<div class="alert" id="rec-warnings" role="alert"><div class="alert-head">{title}</div><ul>{items}</ul></div>'
+    )
+
+
 def _summary(view: RunView) -> str:
     d, rec = view.data, view.recommendation
     if rec is not None:
         head = (
-            f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
+            _caution(rec) + f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
             f'<div><div class="label">recommended latent size</div>'
             f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div></div></div>'
-            f'<p class="rationale">{esc(rec.get("rationale", ""))}</p>'
+            + _rationale(rec.get("rationale"), _warnings(rec))
         )
     else:
         head = '<div class="answer warn">No recommendation yet: no trial has finished.</div>'
-    failed = [t for t in view.trials if t.get("status") == "failed"]
+    failed = [t for t in view.trials if t.status is TrialStatus.FAILED]
     if failed:
-        items = "".join(
-            f'<li><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>: {esc(t.get("reason", ""))}</li>'
-            for t in failed
-        )
+        items = "".join(f'<li><a href="#trial-{esc(t.trial)}">{esc(t.trial)}</a>: {esc(t.reason)}</li>' for t in failed)
         head += f'<div class="warn"><b>{len(failed)} trial(s) failed</b> (not used by the rule):<ul>{items}</ul></div>'
     shape = " × ".join(str(s) for s in d.get("sample_shape", []))
     rows = [
@@ -127,7 +175,7 @@ def _summary(view: RunView) -> str:
 
 
 def _features(view: RunView) -> str:
-    names = sorted({str(t["gen_features"]) for t in view.complete if t.get("gen_features")})
+    names = sorted({str(g) for t in view.complete if (g := t.generation.get("gen_features"))})
     return ", ".join(names) or "none recorded"
 
 
@@ -140,6 +188,7 @@ def _curves(view: RunView) -> str:
                 [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
                 "nats per sample",
                 "Held-out NLL and -ELBO",
+                "nats",
             ),
             "held-out NLL and -ELBO against latent size",
             "fig-nll",
@@ -147,14 +196,18 @@ def _curves(view: RunView) -> str:
         ),
         _figure(
             f.curve(
-                view, [("rec", "reconstruction term", f.ACCENT)], "nats per sample", "Reconstruction term -E log p(x|z)"
+                view,
+                [("rec", "reconstruction term", f.ACCENT)],
+                "nats per sample",
+                "Reconstruction term -E log p(x|z)",
+                "nats",
             ),
             "reconstruction term against latent size",
             "fig-rec",
             "Falls as the bottleneck widens, then flattens when more units add nothing.",
         ),
         _figure(
-            f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))"),
+            f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))", "nats"),
             "KL against latent size",
             "fig-kl",
             "The information the code carries (the rate).",
@@ -199,7 +252,8 @@ def _curves(view: RunView) -> str:
         "Against latent size",
         body,
         "Means over seeds; error bars are standard errors across seeds when there are several. "
-        "The dashed line marks the recommended size.",
+        "The dashed line marks the recommended size. Each y-axis zooms to its data: the title says how far "
+        "the means spread over sizes, so a small difference is not mistaken for a large one.",
     )
 
 
@@ -260,40 +314,77 @@ def _latent(view: RunView, pics: Pictures) -> str:
     )
 
 
-def _sparkline(history: list[dict[str, float]], w: int = 260, h: int = 70) -> str:
-    """Train/validation -ELBO per epoch as a tiny inline SVG (no ids, so no clashes)."""
+def _sparkline(history: list[dict[str, float]], w: int = 280, h: int = 124) -> str:
+    """Train/validation -ELBO per epoch as a small inline SVG with axes (no ids, so no clashes)."""
     pts = [
         (r["epoch"], r["train_loss"], r["val_neg_elbo"])
         for r in history
-        if all(math.isfinite(v) for v in (r["epoch"], r["train_loss"], r["val_neg_elbo"]))
+        if all(
+            math.isfinite(v)
+            for v in (r.get("epoch", math.nan), r.get("train_loss", math.nan), r.get("val_neg_elbo", math.nan))
+        )
     ]
     if len(pts) < 2:
         return ""
     e0, e1 = pts[0][0], pts[-1][0]
     ys = [p[1] for p in pts] + [p[2] for p in pts]
     lo, hi = min(ys), max(ys)
+    left, right, top, bottom = 52, 8, 7, 32  # plot area margins: tick labels and axis labels outside
+    pw, ph = w - left - right, h - top - bottom
+
+    def x(e: float) -> float:
+        return left + (e - e0) / max(e1 - e0, 1) * pw
+
+    def y(v: float) -> float:
+        return top + (hi - v) / max(hi - lo, 1e-9) * ph
 
     def line(i: int) -> str:
-        return " ".join(
-            f"{4 + (p[0] - e0) / max(e1 - e0, 1) * (w - 8):.1f},{4 + (hi - p[i]) / max(hi - lo, 1e-9) * (h - 8):.1f}"
-            for p in pts
-        )
+        return " ".join(f"{x(p[0]):.1f},{y(p[i]):.1f}" for p in pts)
 
+    ink = figures.MUTED
+    xt = figures.nice_ticks(e0, e1, 4, integer=True)  # epochs: whole numbers
+    yt = figures.nice_ticks(lo, hi, 3)
+    ystep = yt[1] - yt[0] if len(yt) > 1 else abs(hi - lo)
+    text = f'font-size="10" fill="{ink}" font-family="sans-serif"'
+    axes = (
+        f'<path fill="none" stroke="{ink}" stroke-width="0.8" d="M{left},{top}V{top + ph}H{left + pw}"/>'
+        + "".join(
+            f'<path stroke="{ink}" stroke-width="0.8" d="M{x(e):.1f},{top + ph}v3"/>'
+            f'<text {text} x="{x(e):.1f}" y="{top + ph + 12}" text-anchor="middle">{e:.0f}</text>'
+            for e in xt
+        )
+        + "".join(
+            f'<path stroke="{ink}" stroke-width="0.8" d="M{left},{y(v):.1f}h-3"/>'
+            f'<text {text} x="{left - 5}" y="{y(v) + 3:.1f}" text-anchor="end">{esc(figures.tick_label(v, ystep))}</text>'
+            for v in yt
+        )
+        + f'<text {text} x="{left + pw / 2:.1f}" y="{h - 2}" text-anchor="middle">epoch</text>'
+        + f'<text {text} transform="translate(11,{top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">'
+        "validation -ELBO</text>"
+    )
     return (
         f'<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
-        f'aria-label="training curve"><polyline fill="none" stroke="{figures.MUTED}" stroke-width="1.2" '
-        f'points="{line(1)}"/><polyline fill="none" stroke="{figures.ACCENT}" stroke-width="1.6" '
-        f'points="{line(2)}"/></svg><div class="small">grey: train, blue: validation -ELBO; '
-        f"{lo:.2f} to {hi:.2f} nats over epochs {e0:g} to {e1:g}</div>"
+        f'aria-label="training curve: -ELBO per epoch">{axes}'
+        f'<polyline fill="none" stroke="{figures.MUTED}" stroke-width="1.2" points="{line(1)}"/>'
+        f'<polyline fill="none" stroke="{figures.ACCENT}" stroke-width="1.6" points="{line(2)}"/></svg>'
+        '<div class="small">grey: train loss, blue: validation -ELBO (nats per sample)</div>'
     )
 
 
+MMD_NOTE = (
+    "gen_mmd is the squared maximum mean discrepancy between the latent means of held-out inputs and "
+    "draws from the prior N(0, I) (lower: the code looks more like the prior). Its unbiased estimator "
+    "can come out slightly negative when the two distributions match: read a small negative value as 0."
+)
+
+
 def _table(view: RunView) -> str:
+    rows_of = [(t, t.flat()) for t in view.trials]  # the columns of results.csv, one dict per trial
     extra = sorted(
         {
             k
-            for t in view.trials
-            for k, v in t.items()
+            for _, row in rows_of
+            for k, v in row.items()
             if isinstance(v, (int, float))
             and not isinstance(v, bool)
             and k not in {c[0] for c in TABLE_COLUMNS}
@@ -302,61 +393,90 @@ def _table(view: RunView) -> str:
         }
     )
     cols = TABLE_COLUMNS + [(k, k, ".4g") for k in extra]
-    head = "".join(f'<th data-col="{i}" tabindex="0">{esc(h)}</th>' for i, (_, h, _) in enumerate(cols))
+    head = "".join(
+        f'<th data-col="{i}" tabindex="0"{_column_title(k)}>{esc(h)}</th>' for i, (k, h, _) in enumerate(cols)
+    )
     rows = []
     rec_dim = view.recommended_dim
-    for t in view.trials:
+    for t, row in rows_of:
         cells = []
         for key, _, spec in cols:
-            v = t.get(key)
-            text = fmt(v, spec)
-            if key == "trial":
-                text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>'
-            else:
-                text = esc(text)
+            v = row.get(key)
+            text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>' if key == "trial" else esc(fmt(v, spec))
             sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
             cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
-        cls = [str(t.get("status", ""))] + (["rec"] if t.get("dim") == rec_dim else [])
+        cls = [t.status.value] + (["rec"] if t.dim == rec_dim else [])
         rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
     table = (
         f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     details = []
-    for t in view.trials:
+    for t, row in rows_of:
         kv = "".join(
-            f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>"
-            for k, v in t.items()
-            if k not in SKIP_DETAIL and not isinstance(v, (list, dict))
+            f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in row.items() if k not in SKIP_DETAIL
         )
-        spark = _sparkline(view.histories.get(t["trial"], []))
+        spark = _sparkline(view.histories.get(t.trial, []))
         details.append(
-            f'<details id="trial-{esc(t["trial"])}"><summary>{esc(t["trial"])} '
-            f'<span class="badge {esc(t.get("status", ""))}">{esc(t.get("status", ""))}</span></summary>'
+            f'<details id="trial-{esc(t.trial)}"><summary>{esc(t.trial)} '
+            f'<span class="badge {esc(t.status.value)}">{esc(t.status.value)}</span></summary>'
             f'<div class="two"><table class="kv">{kv}</table><div>{spark}</div></div></details>'
         )
+    has_mmd = any(t.metric("gen_mmd") is not None for t in view.trials)
+    note = f'<p class="small" id="mmd-note">{esc(MMD_NOTE)}</p>' if has_mmd else ""
     return _section(
         "trials",
         "All trials",
-        table + "<h3>Trial details</h3>" + "".join(details),
+        table + note + "<h3>Trial details</h3>" + "".join(details),
         "Click a column header to sort; click a trial for its details.",
     )
 
 
-def _tuning(view: RunView) -> str:
-    t = view.tuning
-    if not t or "best" not in t:
+def _column_title(key: str) -> str:
+    """A tooltip for columns that need one."""
+    return f' title="{esc(MMD_NOTE)}"' if key == "gen_mmd" else ""
+
+
+def _tuned_test(view: RunView) -> str:
+    """``test NLL: sweep X -> tuned Y`` from ``tune/final/metrics.json``; "" when it is absent."""
+    final = view.tuned_test or {}
+    sweep_test = final.get("sweep_test")
+    tuned = _number(final.get("nll"))
+    sweep = _number(sweep_test.get("nll")) if isinstance(sweep_test, dict) else None
+    if tuned is None:
         return ""
-    base, best = t.get("baseline") or {}, t.get("best") or {}
+    if sweep is not None:
+        text = (
+            f"test NLL: sweep {sweep:.3f} → tuned {tuned:.3f} nats "
+            f"({tuned - sweep:+.3f}; lower is better; the sweep's figure is its mean over seeds at this size)"
+        )
+    else:
+        text = f"test NLL: tuned {tuned:.3f} nats (the sweep's figure at this size was not recorded)"
+    return f'<p class="tuned-test" id="tuned-test">{esc(text)}</p>'
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, text, NaN, a boolean)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _tuning(view: RunView) -> str:
+    tuning = view.tuning
+    if not tuning or "best" not in tuning:
+        return ""
+    base, best = tuning.get("baseline") or {}, tuning.get("best") or {}
     keys = sorted(set(base.get("params", {})) | set(best.get("params", {})))
-    imp = t.get("importances") or {}
+    imp = tuning.get("importances") or {}
     rows = "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(fmt(base.get('params', {}).get(k)))}</td>"
         f"<td>{esc(fmt(best.get('params', {}).get(k)))}</td><td>{esc(fmt(imp.get(k), '.2f'))}</td></tr>"
         for k in keys
     )
     rows += (
-        f'<tr class="rec"><th>validation {esc(t.get("objective", ""))}</th><td>{esc(fmt(base.get("value"), ".3f"))}</td>'
+        f'<tr class="rec"><th>validation {esc(tuning.get("objective", ""))}</th>'
+        f"<td>{esc(fmt(base.get('value'), '.3f'))}</td>"
         f"<td>{esc(fmt(best.get('value'), '.3f'))}</td><td></td></tr>"
     )
     table = (
@@ -364,17 +484,17 @@ def _tuning(view: RunView) -> str:
         f"<th>importance</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     fig = _figure(
-        figures.tuning_history(t),
+        figures.tuning_history(tuning),
         "tuning history",
         "fig-tuning",
         "Each tuning trial's validation objective; the step line is the best so far.",
     )
     return _section(
         "tuning",
-        f"Tuning at latent size {esc(t.get('dim'))}",
-        f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
-        f"{esc(t.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
-        f"<code>{esc(t.get('final_model', ''))}</code>.",
+        f"Tuning at latent size {esc(tuning.get('dim'))}",
+        _tuned_test(view) + f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
+        f"{esc(tuning.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
+        f"<code>{esc(tuning.get('final_model', ''))}</code>.",
     )
 
 
@@ -402,7 +522,8 @@ def render(view: RunView, pics: Pictures) -> str:
                 figures.kl_heatmap(view),
                 "KL per latent unit heatmap",
                 "fig-kl-units",
-                "Dark cells are units that carry (almost) nothing: collapsed to the prior.",
+                "The colour scale starts at 0 nats (darkest: the unit carries nothing, collapsed to the "
+                "prior); read a cell's KL off the colorbar. Blank cells: the size has fewer units.",
             ),
         )
     )
@@ -412,9 +533,9 @@ def render(view: RunView, pics: Pictures) -> str:
         body.append(_tabular(view, pics))
     body.append(_latent(view, pics))
     cards = "".join(
-        f'<div class="card"><a href="#trial-{esc(t["trial"])}">{esc(t["trial"])}</a>{spark}</div>'
+        f'<div class="card"><a href="#trial-{esc(t.trial)}">{esc(t.trial)}</a>{spark}</div>'
         for t in view.trials
-        if (spark := _sparkline(view.histories.get(t["trial"], [])))
+        if (spark := _sparkline(view.histories.get(t.trial, [])))
     )
     body.append(
         _section(
@@ -476,7 +597,10 @@ section{background:var(--card);border:1px solid var(--line);border-radius:10px;p
 h2{margin:0 0 8px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}.intro{color:var(--muted);margin:0 0 12px}
 .answer{display:flex;align-items:center;gap:18px}.big{font-size:56px;font-weight:700;color:var(--accent);line-height:1}
 .label{color:var(--muted);font-size:13px;text-transform:uppercase;letter-spacing:.4px}.rule{font-size:14px}
-.rationale{font-size:15.5px;max-width:900px}
+.rationale{font-size:15.5px;max-width:900px;margin:10px 0;padding-left:22px}.rationale li{margin:2px 0}
+.alert{background:#fef3f2;border:2px solid #f04438;color:#912018;border-radius:8px;padding:10px 14px;margin:0 0 14px}
+.alert-head{font-weight:700;font-size:16px}.alert ul{margin:6px 0 0;padding-left:20px}
+.tuned-test{font-weight:600}
 .warn{background:#fffaeb;border:1px solid #fedf89;color:var(--warn);border-radius:8px;padding:8px 12px;margin:10px 0}
 .two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:20px;align-items:start}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:16px}
