@@ -43,7 +43,7 @@ def test_gaussian_log_likelihood_matches_torch():
     "kwargs,match",
     [
         (dict(input_dim=10, latent_dim=0), "latent size must be >= 1"),
-        (dict(input_dim=10, latent_dim=2, likelihood="poisson"), "likelihood"),
+        (dict(input_dim=10, latent_dim=2, likelihood="gamma"), "likelihood"),
         (dict(input_dim=10, latent_dim=2, arch="conv"), "needs image data"),
         (dict(input_dim=75, latent_dim=2, arch="conv", image_shape=(3, 5, 5)), "divisible by 4"),
         (dict(input_dim=10, latent_dim=2, hidden=(0,)), "hidden"),

@@ -5,7 +5,8 @@ whose message names the bad value, what was expected and how to fix it.
 
 A source (path, array, or embedded name) is read by a small per-format reader into ``_Raw`` (samples
 in source order, unscaled); ``_build`` then shuffles with the seed, splits, scales, checks values,
-picks the likelihood and standardizes Gaussian data with training statistics.
+picks the likelihood and standardizes Gaussian data with training statistics. Count data (``poisson``,
+``nb``) are kept as raw counts: neither scaled nor standardized.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ from .errors import DataError
 from .readers import _FORMATS, EMBEDDED, MIN_SAMPLES, _raise_empty, _Raw, _read_source
 from .spill import for_random_reads, release, spill_array
 
-Likelihood = Literal["bernoulli", "gaussian"]
+Likelihood = Literal["bernoulli", "gaussian", "poisson", "nb"]
 
 """Fewest samples accepted: enough that train, validation and test each get one or more."""
 
 
-_LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+_LIKELIHOODS = ("auto", "bernoulli", "gaussian", "poisson", "nb")
+_COUNT_LIKELIHOODS = ("poisson", "nb")
+# Non-negative integers all within 0..255 may be 8-bit pixel intensities (a flattened image array, a
+# table of grey levels): ``auto`` keeps them Gaussian, as before count likelihoods existed; only
+# integers above this bound are taken for counts. Pass likelihood="nb" to model small counts as counts.
+_PIXEL_MAX = 255.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,8 +51,9 @@ class Data:
         What the user passed (a path as given, an embedded name, or ``<array>``).
     train, val, test : torch.Tensor
         ``(n, D)`` float32. For ``gaussian`` data they are already standardized with statistics of
-        the training split; for ``bernoulli`` data values lie in [0, 1].
-    likelihood : {"bernoulli", "gaussian"}
+        the training split; for ``bernoulli`` data values lie in [0, 1]; ``poisson`` and ``nb`` data
+        are the raw non-negative integer counts.
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb"}
         Decoder likelihood inferred from the data (or forced by the caller).
     sample_shape : tuple of int
         Shape of one sample before flattening: ``(C, H, W)`` for images, ``(D,)`` otherwise.
@@ -119,6 +126,8 @@ def load_data(
     label_column: str | None = None,
     likelihood: str = "auto",
     max_samples: int | None = None,
+    layer: str | None = None,
+    label_key: str | None = None,
 ) -> Data:
     """Read, validate and split a data source.
 
@@ -133,12 +142,20 @@ def load_data(
         Fractions in [0, 0.5) of the samples held out; each split gets at least one sample. A given
         test split (IDX folder with a t10k file) replaces ``test_fraction``.
     label_column : str, optional
-        Table column (or ``.npz`` key) taken as labels, kept for evaluation only.
-    likelihood : {"auto", "bernoulli", "gaussian"}
-        ``auto``: bernoulli when every value lies in [0, 1], else gaussian. Gaussian data are
-        standardized with the mean and std of the training split.
+        Table column (or ``.npz`` key, or ``.h5ad`` ``.obs`` column) taken as labels, kept for
+        evaluation only.
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb"}
+        ``auto``: bernoulli when every value lies in [0, 1]; ``nb`` (negative binomial) for count data:
+        non-negative integers, some above 255 (integers all within 0..255 may be 8-bit pixels and stay
+        gaussian, as do images: their readers scale them to [0, 1]); else gaussian. Gaussian data are
+        standardized with the mean and std of the training split. ``poisson`` and ``nb`` need raw
+        non-negative integer counts and keep them as they are (no scaling, no standardization).
     max_samples : int, optional
         Keep only this many samples (of each file for an IDX folder) after the seeded shuffle.
+    layer : str, optional
+        ``.h5ad`` only: the ``.layers`` entry to read (e.g. ``"counts"``); default ``.X``.
+    label_key : str, optional
+        ``.h5ad`` only: the ``.obs`` column taken as labels (as ``label_column`` does for tables).
 
     Returns
     -------
@@ -151,7 +168,7 @@ def load_data(
         For any missing, malformed or unsuitable input; the message names the value and the fix.
     """
     _check_options(val_fraction, test_fraction, likelihood, max_samples)
-    raw, given = _read_source(source, label_column)
+    raw, given = _read_source(source, label_column, layer=layer, label_key=label_key)
     return _build(
         raw,
         given,
@@ -298,20 +315,58 @@ def _chunks(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         release(values)
 
 
-def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str) -> Likelihood:
-    low, high = np.inf, -np.inf
+def _is_whole(chunk: np.ndarray) -> np.ndarray:
+    """Elementwise: the value is an integer (``chunk`` holds finite values)."""
+    return np.asarray(np.floor(chunk) == chunk)
+
+
+def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str, is_image: bool) -> Likelihood:
+    low, high, whole = np.inf, -np.inf, True
     for values in parts.values():  # one pass: a spilled split is read from its file once
         for _, chunk in _chunks(values):
             low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
-    in_unit = 0.0 <= low and high <= 1.0
+            whole = whole and bool(_is_whole(chunk).all())
+    in_unit = low >= 0.0 and high <= 1.0
     if likelihood == "bernoulli" and not in_unit:
         raise DataError(
             f"{where}: likelihood 'bernoulli' needs values in [0, 1], found [{low:g}, "
             f"{high:g}]: pass --likelihood gaussian (or auto), or rescale the data to [0, 1]"
         )
     if likelihood == "auto":
-        return "bernoulli" if in_unit else "gaussian"
+        if in_unit:
+            return "bernoulli"
+        counts = whole and low >= 0.0 and high > _PIXEL_MAX and not is_image
+        return "nb" if counts else "gaussian"
     return likelihood  # type: ignore[return-value]
+
+
+def _check_counts(
+    parts: dict[str, np.ndarray],
+    rows: dict[str, np.ndarray],
+    where: str,
+    feature_names: list[str] | None,
+    likelihood: str,
+) -> None:
+    """A count likelihood needs non-negative integers: else a ``DataError`` naming how many values are
+    not, and the first (in source order) with its row and column."""
+    count, first = 0, None  # first: (row, column, value) of the first bad value
+    for key, values in parts.items():
+        for start, chunk in _chunks(values):
+            bad = (chunk < 0) | ~_is_whole(chunk)
+            if bad.any():
+                count += int(bad.sum())
+                r, c = np.argwhere(bad)[0]
+                here = (int(rows[key][start + r]), int(c), float(chunk[r, c]))
+                first = here if first is None else min(first, here)
+    if count and first is not None:
+        row, col, value = first
+        name = f" ('{feature_names[col]}')" if feature_names else ""
+        raise DataError(
+            f"{where}: likelihood '{likelihood}' needs raw counts (non-negative integers), found {count} "
+            f"other value(s), the first {value:g} at row {row}, column {col}{name} (0-based): pass the raw "
+            "counts (not normalized or log-transformed; for .h5ad a counts layer, e.g. layer='counts'), "
+            "or a likelihood for real values: one of auto, bernoulli, gaussian"
+        )
 
 
 def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | None], kind: str) -> str:
@@ -371,12 +426,15 @@ def _build(
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
     spilled = _spills(split, rows)
+    scale = 1.0 if likelihood in _COUNT_LIKELIHOODS else raw.scale  # counts stay raw (pixels 0..255)
     parts = {
-        key: _gather(src, rows[key], raw.scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
+        key: _gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
         for key, (src, _) in split.items()
     }  # float32 copies, in RAM or in unlinked spill files
     _check_finite(parts, rows, given, raw.feature_names)
-    kind = _choose_likelihood(parts, likelihood, given)
+    if likelihood in _COUNT_LIKELIHOODS:
+        _check_counts(parts, rows, given, raw.feature_names, likelihood)
+    kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:
         y_test = raw.y if raw.x_test is None else raw.y_test

@@ -1,10 +1,20 @@
 """VAE models: ``VAEConfig`` and ``VAE``.
 
 A VAE here is an encoder ``q(z|x) = N(mu, diag(exp(logvar)))``, a standard normal prior and a decoder
-``p(x|z)`` that is either Bernoulli (logits) or Gaussian with a learned per-feature variance. The
-learned variance matters for bottleneck search: with a fixed unit variance a Gaussian VAE pays almost
-nothing for extra latent units and none of them collapse; with a learned one, units the data does not
-need fall back to the prior (KL ~ 0), so active units measure the bottleneck.
+``p(x|z)`` that is Bernoulli (logits), Gaussian with a learned per-feature variance, or, for count data,
+Poisson or negative binomial. The learned variance matters for bottleneck search: with a fixed unit
+variance a Gaussian VAE pays almost nothing for extra latent units and none of them collapse; with a
+learned one, units the data does not need fall back to the prior (KL ~ 0), so active units measure the
+bottleneck.
+
+Count likelihoods (``poisson``, ``nb``) follow scVI (Lopez et al. 2018): the encoder sees ``log1p(x)``,
+the decoder outputs logits of feature proportions ``rho = softmax(out)`` and the mean is
+``mu = library * rho`` with ``library = x.sum(-1)``, the sample's observed total count (so the latent
+code need not encode sequencing depth). The negative binomial has a learned per-feature inverse
+dispersion ``theta = exp(log_theta)``. Where no sample is at hand (``sample``, ``mean`` without a
+library) the mean training library size is used: the buffer ``library_mean``, a running mean over the
+training batches that ``elbo_terms`` updates in training mode (so ``zdim.train.fit`` sets it from the
+training data) and that is saved with the weights.
 
 Models do not train themselves (see ``zdim.train``) and know nothing of files (see ``zdim.runs``).
 """
@@ -22,10 +32,13 @@ from torch import nn
 
 from .errors import ConfigError
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb")
+COUNT_LIKELIHOODS = ("poisson", "nb")  # raw non-negative integer counts; library size from each sample
 ARCHS = ("mlp", "conv")
 LOG_2PI = math.log(2.0 * math.pi)
 MIN_LOG_SIGMA = -6.0  # floor on the Gaussian decoder's log std: stops the likelihood running to +inf
+LOG_THETA_RANGE = (-10.0, 10.0)  # bounds on the NB log inverse dispersion: lgamma stays accurate in float32
+COUNT_EPS = 1e-8  # inside log(library): an all-zero sample keeps a finite log-mean
 
 
 @dataclass(frozen=True)
@@ -38,8 +51,10 @@ class VAEConfig:
         Number of features D of a flattened sample.
     latent_dim : int
         Number of latent units K (the bottleneck).
-    likelihood : {"bernoulli", "gaussian"}
-        Decoder likelihood. Bernoulli for data in [0, 1]; Gaussian (learned variance) otherwise.
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb"}
+        Decoder likelihood. Bernoulli for data in [0, 1]; Gaussian (learned variance) for real values;
+        Poisson or negative binomial (``nb``, learned per-feature dispersion) for raw counts, with the
+        sample's total count as library size (MLP only).
     hidden : tuple of int
         Widths of the MLP hidden layers of the encoder; the decoder mirrors them.
     arch : {"mlp", "conv"}
@@ -58,7 +73,7 @@ class VAEConfig:
     def __post_init__(self) -> None:
         if self.input_dim < 1:
             raise ConfigError(f"input_dim must be >= 1, got {self.input_dim}")
-        if not 1 <= self.latent_dim:
+        if not self.latent_dim >= 1:
             raise ConfigError(f"latent size must be >= 1, got {self.latent_dim}: pass sizes like --dims 2,4,8")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
@@ -70,6 +85,10 @@ class VAEConfig:
         if self.image_shape is not None:
             object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
         if self.arch == "conv":
+            if self.likelihood in COUNT_LIKELIHOODS:
+                raise ConfigError(
+                    f"arch 'conv' is for images, and likelihood {self.likelihood!r} is for count data: use --arch mlp"
+                )
             shape = self.image_shape
             if shape is None or len(shape) != 3 or math.prod(shape) != self.input_dim:
                 raise ConfigError(f"arch 'conv' needs image data (C, H, W), got shape {shape}: use --arch mlp")
@@ -149,7 +168,21 @@ class VAE(nn.Module):
     ----------
     config : VAEConfig
         The architecture.
+
+    Attributes
+    ----------
+    log_sigma : torch.nn.Parameter
+        ``(D,)`` log std of the Gaussian decoder (``gaussian`` only).
+    log_theta : torch.nn.Parameter
+        ``(D,)`` log inverse dispersion of the negative binomial decoder (``nb`` only).
+    library_mean, library_seen : torch.Tensor
+        Scalar buffers (count likelihoods only): the mean total count of the training samples seen in
+        training mode, and how many were seen. ``library_mean`` is the library size of ``sample`` and
+        of ``mean`` without one; set it directly to use another depth.
     """
+
+    library_mean: torch.Tensor
+    library_seen: torch.Tensor
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
@@ -166,35 +199,71 @@ class VAE(nn.Module):
             self.decoder = _mlp([k, *hidden[::-1], d])
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature noise scale
+        if config.likelihood == "nb":
+            self.log_theta = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature inverse dispersion
+        if config.likelihood in COUNT_LIKELIHOODS:
+            self.register_buffer("library_mean", torch.tensor(1.0))  # mean training library size
+            self.register_buffer("library_seen", torch.tensor(0.0))  # training samples it averages
+
+    @property
+    def is_count(self) -> bool:
+        """Whether the decoder is a count likelihood (``poisson`` or ``nb``)."""
+        return self.config.likelihood in COUNT_LIKELIHOODS
 
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior parameters: ``x`` (B, D) -> ``mu`` (B, K), ``logvar`` (B, K)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        """Posterior parameters: ``x`` (B, D) -> ``mu`` (B, K), ``logvar`` (B, K).
+
+        Counts enter the encoder as ``log1p(x)`` (raw counts span orders of magnitude)."""
+        mu, logvar = self.encoder(torch.log1p(x) if self.is_count else x).chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder output for ``z`` (..., K): logits (Bernoulli) or means (Gaussian), (..., D)."""
+        """Decoder output for ``z`` (..., K), (..., D): logits (Bernoulli), means (Gaussian) or logits
+        of the feature proportions ``rho = softmax(out)`` (count likelihoods)."""
         lead = z.shape[:-1]
         out: torch.Tensor = self.decoder(z.reshape(-1, z.shape[-1]))
         return out.reshape(*lead, out.shape[-1])
 
-    def mean(self, out: torch.Tensor) -> torch.Tensor:
-        """Mean of p(x|z) from decoder output: probabilities or Gaussian means, (..., D)."""
-        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+    def mean(self, out: torch.Tensor, library: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Mean of p(x|z) from decoder output, (..., D): probabilities, Gaussian means, or expected
+        counts ``library * softmax(out)``.
 
-    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor, log_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        ``library`` (a number, or (..., 1) such as ``x.sum(-1, keepdim=True)``) is the total count of
+        each sample (count likelihoods only); default the mean training library size ``library_mean``.
+        """
+        if self.config.likelihood == "bernoulli":
+            return torch.sigmoid(out)
+        if not self.is_count:
+            return out
+        lib = self.library_mean if library is None else library
+        return torch.softmax(out, dim=-1) * lib
+
+    def log_likelihood(
+        self,
+        x: torch.Tensor,
+        out: torch.Tensor,
+        log_sigma: torch.Tensor | None = None,
+        log_theta: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B).
 
-        ``log_sigma`` (D,) or (B, D) overrides the Gaussian decoder's noise scale (nested models
-        keep one per latent prefix).
+        ``log_sigma`` (D,) or (B, D) overrides the Gaussian decoder's noise scale and ``log_theta``
+        (D,) or (B, D) the NB decoder's inverse dispersion (nested models keep one per latent prefix).
+        Count likelihoods take each sample's library size from ``x`` itself (``x.sum(-1)``).
         """
         if self.config.likelihood == "bernoulli":
             x = x.expand_as(out)
             return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        if self.is_count:
+            log_mu = count_log_mean(x, out)
+            if self.config.likelihood == "poisson":
+                return poisson_log_prob(x, log_mu).sum(-1)
+            log_theta = self.noise_log_theta() if log_theta is None else log_theta
+            return nb_log_prob(x, log_mu, log_theta.clamp(*LOG_THETA_RANGE)).sum(-1)
         log_sigma = (self.noise_log_sigma() if log_sigma is None else log_sigma).clamp(min=MIN_LOG_SIGMA)
         z2 = ((x - out) * torch.exp(-log_sigma)) ** 2
         return -(0.5 * z2 + log_sigma + 0.5 * LOG_2PI).sum(-1)
@@ -204,6 +273,25 @@ class VAE(nn.Module):
         log_sigma: torch.Tensor = self.log_sigma
         return log_sigma
 
+    def noise_log_theta(self) -> torch.Tensor:
+        """The NB decoder's log inverse dispersion per feature, (D,)."""
+        log_theta: torch.Tensor = self.log_theta
+        return log_theta
+
+    @torch.no_grad()
+    def track_library(self, x: torch.Tensor) -> None:
+        """Fold the total counts of ``x`` (B, D) into ``library_mean`` (count likelihoods; else a no-op).
+
+        ``elbo_terms`` calls it on every training batch, so after one epoch of ``fit`` the buffer holds
+        the mean library size of the training rows it was fed (the training split, less a last partial
+        batch that ``fit`` drops; later epochs average more draws of the same rows)."""
+        if not self.is_count or x.shape[0] == 0:
+            return
+        n = float(x.shape[0])
+        seen = self.library_seen + n
+        self.library_mean += (x.sum(-1).mean().to(self.library_mean.dtype) - self.library_mean) * (n / seen)
+        self.library_seen.copy_(seen)
+
     def elbo_terms(
         self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,6 +300,8 @@ class VAE(nn.Module):
         ``offset`` is the index of ``x``'s first row in its data set (a nested model uses it to give
         every held-out row a fixed latent prefix).
         """
+        if self.training and getattr(self, "is_count", False):  # (benchmark adapters borrow this method)
+            self.track_library(x)
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
         return -self.log_likelihood(x, self.decode(z)), kl_per_unit(mu, logvar)
@@ -225,13 +315,13 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decoder mean at the posterior mean: (B, D) -> (B, D)."""
+        """Decoder mean at the posterior mean: (B, D) -> (B, D); counts at each sample's own library."""
         mu, _ = self.encode(x)
-        return self.mean(self.decode(mu))
+        return self.mean(self.decode(mu), x.sum(-1, keepdim=True) if self.is_count else None)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Means of p(x|z) for ``n`` draws of ``z`` from the prior: (n, D)."""
+        """Means of p(x|z) for ``n`` draws of ``z`` from the prior: (n, D); counts at ``library_mean``."""
         p = next(self.parameters())
         z = torch.randn((n, self.latent_dim), generator=generator, device=p.device, dtype=p.dtype)
         return self.mean(self.decode(z))
@@ -249,7 +339,8 @@ class NestedVAE(VAE):
     from ``prefixes`` (uniformly): units beyond k are zeroed before the decoder and their KL is not
     charged, so the first k units learn to work as a size-k model for every k of the grid. A Gaussian
     decoder keeps one noise scale per prefix (a shared one biases the curve: small prefixes want a
-    larger noise than large ones). ``prefix_model(k)`` cuts out the size-k model as a plain ``VAE``
+    larger noise than large ones; an NB decoder likewise keeps one dispersion per prefix).
+    ``prefix_model(k)`` cuts out the size-k model as a plain ``VAE``
     that computes exactly what this model computes with prefix k.
 
     Parameters
@@ -277,11 +368,18 @@ class NestedVAE(VAE):
         self.register_buffer("_units", torch.arange(config.latent_dim), persistent=False)  # (K,)
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
+        if config.likelihood == "nb":
+            self.log_theta = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
 
     def noise_log_sigma(self) -> torch.Tensor:
         """Noise scale of the full-size prefix, (D,)."""
         log_sigma: torch.Tensor = self.log_sigma[-1]
         return log_sigma
+
+    def noise_log_theta(self) -> torch.Tensor:
+        """NB inverse dispersion of the full-size prefix, (D,)."""
+        log_theta: torch.Tensor = self.log_theta[-1]
+        return log_theta
 
     def elbo_terms(
         self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
@@ -294,13 +392,18 @@ class NestedVAE(VAE):
         else:
             idx = (torch.arange(b, device=x.device) + offset) % p
         mask = (self._units < self._sizes[idx][:, None]).to(x.dtype)  # (B, K): unit j kept when j < k
+        if self.training:
+            self.track_library(x)
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator) * mask
         log_sigma = self.log_sigma[idx] if self.config.likelihood == "gaussian" else None
-        return -self.log_likelihood(x, self.decode(z), log_sigma), kl_per_unit(mu, logvar) * mask
+        log_theta = self.log_theta[idx] if self.config.likelihood == "nb" else None
+        rec = -self.log_likelihood(x, self.decode(z), log_sigma, log_theta)
+        return rec, kl_per_unit(mu, logvar) * mask
 
     def prefix_model(self, k: int) -> VAE:
-        """The size-``k`` model: first ``k`` latent units, their decoder weights, prefix ``k``'s noise."""
+        """The size-``k`` model: first ``k`` latent units, their decoder weights, prefix ``k``'s noise
+        (or NB dispersion); the library-size buffers are shared."""
         if k not in self.prefixes:
             raise ConfigError(f"latent size {k} is not one of the nested sizes {list(self.prefixes)}")
         big = self.latent_dim
@@ -312,7 +415,7 @@ class NestedVAE(VAE):
                 t = torch.cat([t[:k], t[big : big + k]])
             elif name == f"decoder.{dec}.weight":
                 t = t[:, :k]
-            elif name == "log_sigma":
+            elif name in ("log_sigma", "log_theta"):
                 t = t[self.prefixes.index(k)]
             state[name] = t.detach().clone()
         small = VAE(replace(self.config, latent_dim=k))
@@ -321,8 +424,52 @@ class NestedVAE(VAE):
         return small.to(device=p.device, dtype=p.dtype).eval()
 
 
+def count_log_mean(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``log mu = log(library + eps) + log_softmax(out)`` with ``library = x.sum(-1)``: ``x`` (B, D),
+    ``out`` (..., B, D) -> (..., B, D). Exact in the log domain: a proportion that underflows in
+    ``softmax`` keeps a finite log."""
+    library = x.sum(-1, keepdim=True)  # (B, 1)
+    return torch.log(library + COUNT_EPS) + torch.log_softmax(out, dim=-1)
+
+
+def poisson_log_prob(x: torch.Tensor, log_mu: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``log Poisson(x; mu) = x log(mu) - mu - lgamma(x + 1)`` from ``log_mu``."""
+    return x * log_mu - torch.exp(log_mu) - torch.lgamma(x + 1.0)
+
+
+def nb_log_prob(x: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
+    """Elementwise negative binomial log-probability with mean ``mu`` and inverse dispersion ``theta``
+    (variance ``mu + mu^2 / theta``), from ``log_mu`` and ``log_theta`` (broadcast together):
+
+    ``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1) + theta log(theta / (theta + mu))
+    + x log(mu / (theta + mu))``, the two logs computed as ``-softplus(log mu - log theta)`` and
+    ``-softplus(log theta - log mu)`` (no cancellation for any ratio of mu to theta). The same as
+    ``scipy.stats.nbinom(n=theta, p=theta / (theta + mu)).logpmf(x)``.
+    """
+    theta = torch.exp(log_theta)
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1.0)
+        - theta * F.softplus(log_mu - log_theta)
+        - x * F.softplus(log_theta - log_mu)
+    )
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["VAE", "NestedVAE", "VAEConfig", "count_parameters", "kl_per_unit", "LIKELIHOODS", "ARCHS"]
+__all__ = [
+    "VAE",
+    "NestedVAE",
+    "VAEConfig",
+    "count_parameters",
+    "kl_per_unit",
+    "count_log_mean",
+    "poisson_log_prob",
+    "nb_log_prob",
+    "LIKELIHOODS",
+    "COUNT_LIKELIHOODS",
+    "ARCHS",
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib
 import os
 import re
 import struct
@@ -38,6 +39,7 @@ _FORMATS = [
     ("*-idx3-ubyte[.gz]", "IDX images (MNIST format); labels from the sibling *-idx1-ubyte file"),
     ("folder of IDX files", "train-images + t10k-images (+ labels): t10k is the test split"),
     ("folder of images", ".png/.jpg/.jpeg of one size; subfolder names become labels"),
+    (".h5ad", "AnnData (needs anndata): .X or a layer (layer=); labels from an .obs column (label_key=)"),
 ]
 
 
@@ -73,11 +75,14 @@ class _Raw:
     y_test: np.ndarray | None = None
 
 
-def _read_source(source: object, label_column: str | None) -> tuple[_Raw, str]:
+def _read_source(
+    source: object, label_column: str | None, *, layer: str | None = None, label_key: str | None = None
+) -> tuple[_Raw, str]:
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
     if isinstance(source, np.ndarray):
         _no_label_column(label_column, "an array")
+        _no_anndata_options(layer, label_key, "an array")
         return _from_array(source, "array", "<array>"), "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(
@@ -88,19 +93,29 @@ def _read_source(source: object, label_column: str | None) -> tuple[_Raw, str]:
     path = Path(given).expanduser()
     if not path.exists() and given in EMBEDDED:
         _no_label_column(label_column, f"embedded '{given}' (its labels are read already)")
+        _no_anndata_options(layer, label_key, f"embedded '{given}'")
         return _read_digits(), given
     if not path.exists():
         raise DataError(
             f"data source '{given}' not found: no such file or folder, and not an embedded "
             f"name ({', '.join(EMBEDDED)}); check the path, or run `zdim datasets`"
         )
-    return _read_path(path, label_column), given
+    return _read_path(path, label_column, layer, label_key), given
 
 
-def _read_path(path: Path, label_column: str | None) -> _Raw:
+def _read_path(path: Path, label_column: str | None, layer: str | None = None, label_key: str | None = None) -> _Raw:
     kind = "folder" if path.is_dir() else _format_of(path)
-    if kind not in ("csv", "tsv", "parquet", "npz"):
+    if kind not in ("csv", "tsv", "parquet", "npz", "h5ad"):
         _no_label_column(label_column, f"a {kind} (labels come from IDX label files, subfolders or .npz keys)")
+    if kind == "h5ad":
+        if label_column is not None and label_key is not None and label_column != label_key:
+            raise DataError(
+                f"{path}: label_column={label_column!r} and label_key={label_key!r} both name the .obs "
+                "label column: pass only one"
+            )
+        with _read_errors(path, ".h5ad file"):
+            return _read_h5ad(path, layer, label_key if label_key is not None else label_column)
+    _no_anndata_options(layer, label_key, f"a {kind}")
     readers = {
         "folder": lambda: _read_folder(path),
         "npy": lambda: _read_npy(path),
@@ -129,7 +144,7 @@ def _format_of(path: Path) -> str:
         return "idx"
     gz = name.endswith(".gz")
     suffix = Path(name[:-3] if gz else name).suffix
-    if suffix in (".csv", ".tsv") or (suffix in (".npy", ".npz", ".parquet") and not gz):
+    if suffix in (".csv", ".tsv") or (suffix in (".npy", ".npz", ".parquet", ".h5ad") and not gz):
         return suffix[1:]
     shown = suffix + ".gz" if gz else suffix or "(none)"
     raise DataError(
@@ -144,6 +159,12 @@ def _no_label_column(label_column: str | None, what: str) -> None:
             f"label_column={label_column!r} applies to tables (.csv, .tsv, .parquet) and "
             f".npz keys, not to {what}: leave --label-column out"
         )
+
+
+def _no_anndata_options(layer: str | None, label_key: str | None, what: str) -> None:
+    for option, value in (("layer", layer), ("label_key", label_key)):
+        if value is not None:
+            raise DataError(f"{option}={value!r} applies to AnnData (.h5ad) files, not to {what}: leave {option} out")
 
 
 def _stem(path: Path) -> str:
@@ -430,3 +451,69 @@ def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
     if all(label is not None for _, label in files):
         raw.y, raw.label_names = _encode_labels(np.array([lab for _, lab in files]), str(path), len(x))
     return raw
+
+
+def _read_h5ad(path: Path, layer: str | None, label_key: str | None) -> _Raw:
+    """An AnnData file: ``.X`` (or ``.layers[layer]``) as float32 ``(n_obs, n_vars)``, copied in row
+    chunks so that a sparse matrix is never densified whole; labels from ``.obs[label_key]``; feature
+    names from ``.var_names``. ``.X`` is read from the file lazily (``backed="r"``)."""
+    try:
+        anndata = importlib.import_module("anndata")  # optional extra; untyped, so imported by name
+    except ImportError as e:
+        raise DataError(f"{path}: reading .h5ad needs anndata: pip install 'zdim[anndata]'") from e
+
+    adata = anndata.read_h5ad(path, backed="r")
+    try:
+        if layer is None:
+            matrix = adata.X
+            what = ".X"
+        else:
+            if layer not in adata.layers:
+                raise DataError(
+                    f"{path}: layer '{layer}' not found; layers are {_names(adata.layers.keys()) or 'none'}: "
+                    "pass one of them as layer, or leave layer out to read .X"
+                )
+            matrix = adata.layers[layer]
+            what = f".layers['{layer}']"
+        if matrix is None:
+            raise DataError(f"{path}: {what} is empty (no matrix stored): pass a layer that holds the data")
+        x = _dense_rows(matrix, path, what)
+        y = label_names = None
+        if label_key is not None:
+            columns = [str(c) for c in adata.obs.columns]
+            if label_key not in columns:
+                raise DataError(
+                    f"{path}: label column '{label_key}' not found in .obs; columns are "
+                    f"{_names(columns) or 'none'}: pass one of them as the label key"
+                )
+            y, label_names = _encode_labels(adata.obs[label_key].to_numpy(), f"{path} .obs['{label_key}']", len(x))
+        feature_names = [str(v) for v in adata.var_names]
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    raw = _from_array(x, _stem(path), f"{path} {what}")
+    raw.y, raw.label_names, raw.feature_names = y, label_names, feature_names
+    return raw
+
+
+_H5AD_CHUNK_BYTES = 64 << 20  # dense float32 bytes per row chunk read from an AnnData matrix
+
+
+def _dense_rows(matrix: object, path: Path, what: str) -> np.ndarray:
+    """Rows of an AnnData matrix (dense array, h5py dataset, scipy sparse or backed sparse) as one
+    float32 array, read ``_H5AD_CHUNK_BYTES`` of dense rows at a time."""
+    shape = getattr(matrix, "shape", None)
+    dtype = getattr(matrix, "dtype", None)
+    if shape is None or len(shape) != 2:
+        raise DataError(f"{path}: {what} of type {type(matrix).__name__} is not a 2-D matrix: store a matrix there")
+    if dtype is not None and np.dtype(dtype).kind not in "biuf":
+        raise DataError(f"{path}: {what} holds values of dtype {dtype}, not numbers: store a numeric matrix")
+    n, d = int(shape[0]), int(shape[1])
+    out = np.empty((n, d), dtype=np.float32)
+    step = max(1, _H5AD_CHUNK_BYTES // max(1, 4 * d))
+    for start in range(0, n, step):
+        block = matrix[start : start + step]  # type: ignore[index]
+        if hasattr(block, "toarray"):  # scipy sparse rows: densified a chunk at a time
+            block = block.toarray()
+        out[start : start + step] = np.asarray(block, dtype=np.float32)
+    return out
