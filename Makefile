@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.zdim-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Everything but the slow end-to-end tests (headless Chromium, PostgreSQL, kill -9): for quick checks
+# while working. `make test` (the README's and CI's command) runs them all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # Lint: ruff over the code, ruff's formatter check over all of it (FORMATTED), mypy --strict
 # over the package (settings in pyproject.toml).

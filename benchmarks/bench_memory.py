@@ -34,6 +34,8 @@ from pathlib import Path
 import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contextlib
+
 from _common import default_mnist  # noqa: E402
 
 GB = 1e9
@@ -121,7 +123,7 @@ def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
                 "seconds": time.perf_counter() - t0,
                 "n_train": int(data.train.shape[0]),
                 "recommended": res.recommended_dim,
-                "status": [t["status"] for t in res.trials],
+                "status": [t.status.value for t in res.trials],
             }
         )
     )
@@ -144,10 +146,8 @@ def memory_cgroup(limit_gb: float) -> Path | str:
             (folder / limit_file).write_text(str(int(limit_gb * GB)))
             return folder
         except OSError as e:
-            try:
+            with contextlib.suppress(OSError):
                 folder.rmdir()
-            except OSError:
-                pass
             last = f"{folder}: {e}"
     return last
 
@@ -229,10 +229,8 @@ def limited(path: str, dims: str, limit_gb: float) -> None:
         try:
             r = measure("memmap", path, dims, 1, 5, cgroup=group, env=env)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 group.rmdir()
-            except OSError:
-                pass
         if r.get("killed"):
             print(f"  under a {limit_gb:g} GB memory limit (cgroup), {label}: killed for lack of memory")
         else:

@@ -23,10 +23,9 @@ import sys
 import time
 from typing import Any
 
-import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
-
 import torch
 
+import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
 from zdim.search import SweepConfig, sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig
@@ -52,8 +51,9 @@ def compare(name: str, data: zdim.Data, dims: tuple[int, ...], hidden: tuple[int
     nest, t_nest = run(data, dims, hidden, epochs, nested=True)
     print(f"\n== {name}: sizes {list(dims)}, hidden {list(hidden)}, up to {epochs} epochs")
     print(f"{'size':>5} {'NLL per size':>13} {'NLL nested':>11} {'AU per size':>12} {'AU nested':>10}")
-    rows = {t["dim"]: t for t in per.trials}
-    for t in nest.trials:
+    per_t, nest_t = [t.to_dict() for t in per.trials], [t.to_dict() for t in nest.trials]
+    rows = {t["dim"]: t for t in per_t}
+    for t in nest_t:
         p = rows.get(t["dim"], {})
         print(
             f"{t['dim']:>5} {p.get('nll', float('nan')):>13.2f} {t.get('nll', float('nan')):>11.2f} "
@@ -62,8 +62,8 @@ def compare(name: str, data: zdim.Data, dims: tuple[int, ...], hidden: tuple[int
     a, b = per.recommended_dim, nest.recommended_dim
     steps = abs(dims.index(a) - dims.index(b)) if a in dims and b in dims else None
     agree = steps is not None and steps <= 1
-    epochs_per = sum(t.get("epochs_run", 0) for t in per.trials)
-    epochs_nest = nest.trials[0].get("epochs_run", 0) if nest.trials else 0
+    epochs_per = sum(t.get("epochs_run", 0) for t in per_t)
+    epochs_nest = nest_t[0].get("epochs_run", 0) if nest_t else 0
     print(
         f"recommended: per size {a}, nested {b} ({steps} grid step(s) apart: "
         f"{'agree' if agree else 'DISAGREE'}); epochs trained: per size {epochs_per} in all, nested {epochs_nest}"

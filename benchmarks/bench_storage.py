@@ -58,7 +58,8 @@ def writer(kind: str, path: Path, out: str) -> None:
 
 def _read(out: str) -> tuple[int, float, int]:
     try:
-        e, w, n = open(out).read().split()
+        with open(out) as f:
+            e, w, n = f.read().split()
         return int(e), float(w), int(n)
     except (OSError, ValueError):
         return 0, 0.0, 0

@@ -33,17 +33,17 @@ import tempfile
 import time
 from typing import Any
 
-import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
-
 import torch
+
+import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    load_mnist,
     PlainVAE,
     PythaeAdapter,
     default_mnist,
     example_loss,
+    load_mnist,
     plain_epoch,
     plain_loader,
     pythae_model,
@@ -53,6 +53,7 @@ from _common import (  # noqa: E402
 
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.recommend import Recommendation, recommend  # noqa: E402
+from zdim.records import TrialRecord  # noqa: E402
 from zdim.search import SweepConfig, sweep  # noqa: E402
 from zdim.train import TrainConfig  # noqa: E402
 
@@ -75,7 +76,7 @@ def run_zdim(
     cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k, nested=nested)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-sweep-") as tmp:
         res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), workers=workers)
-    return res.trials
+    return [t.to_dict() for t in res.trials]
 
 
 def run_plain(data: zdim.Data, dims: list[int], epochs: int, k: int) -> list[dict[str, Any]]:
@@ -161,7 +162,7 @@ def main() -> int:
         t0 = time.perf_counter()
         recs = fn()
         secs = time.perf_counter() - t0
-        results[name] = (secs, recs, recommend(recs))
+        results[name] = (secs, recs, recommend([TrialRecord.from_dict(r) for r in recs]))
         print(f"  {name}: {secs:.1f} s, recommends {results[name][2].dim}", flush=True)
     if why is not None:
         print(f"Pythae: skipped ({why})")

@@ -33,18 +33,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
-
 import torch
+
+import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    load_mnist,
     PlainVAE,
     PythaeAdapter,
     default_mnist,
     example_loss,
     gemm_gflops,
+    load_mnist,
     median,
     mlp_flops,
     plain_epoch,

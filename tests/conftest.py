@@ -12,6 +12,13 @@ from zdim.testing import make_planted_data
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that drive headless Chromium are slow end-to-end tests (``make test-fast`` leaves them out)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def make_data(x: np.ndarray, likelihood: str = "gaussian", name: str = "tiny") -> Data:
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     n = len(t)

@@ -73,11 +73,11 @@ def test_auto_searches_and_keeps_the_recommended_model():
     x = planted(n=600)
     est = VAETransformer(latent_dim="auto", dims=(1, 2, 4), hidden=(32,), epochs=40, batch_size=32, k=10).fit(x)
     rec = est.sweep_result_.recommendation
-    assert est.latent_dim_ == rec.dim and sorted(t["dim"] for t in est.sweep_result_.trials) == [1, 2, 4]
+    assert est.latent_dim_ == rec.dim and sorted(t.dim for t in est.sweep_result_.trials) == [1, 2, 4]
     assert nll_of(est.sweep_result_, 1) > nll_of(est.sweep_result_, 2)  # one unit cannot hold a 2-D manifold
-    trial = next(t for t in est.sweep_result_.trials if t["dim"] == rec.dim)
+    trial = next(t for t in est.sweep_result_.trials if t.dim == rec.dim)
     # the retrained model is the sweep's trial: same seed, same data, same best validation -ELBO
-    assert min(h["val_neg_elbo"] for h in est.history_) == pytest.approx(trial["best_val_neg_elbo"], rel=1e-6)
+    assert min(h["val_neg_elbo"] for h in est.history_) == pytest.approx(trial.best_val_neg_elbo, rel=1e-6)
     assert est.transform(x).shape == (600, est.latent_dim_)
 
 

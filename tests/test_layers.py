@@ -1,49 +1,81 @@
-"""Imports flow one way: data -> models -> train -> metrics -> search/recommend -> runs -> report -> cli."""
+"""Imports flow one way, down the layers below; an import through the package root (``from zdim import
+sweep``, ``from .. import __version__``) counts as an import of the module that defines the name."""
 
 import ast
 from pathlib import Path
 
 import pytest
 
+import zdim
+
 PKG = Path(__file__).resolve().parents[1] / "src" / "zdim"
 # Lower number = lower layer. A module may import only modules of its own layer or below.
 LAYER = {
+    "_version": 0,
     "errors": 0,
     "testing": 0,
+    "files": 0,
+    "records": 0,
     "readers": 1,
     "data": 1,
     "spill": 1,
+    "progress": 1,
     "models": 2,
+    "custom": 2,
     "train": 3,
     "metrics": 3,
     "intrinsic": 3,
     "generation": 3,
+    "checkpoints": 3,
     "runs": 4,
     "recommend": 4,
-    "search": 5,
-    "tune": 5,
     "studies": 4,
     "nested": 4,
-    "report": 6,
-    "estimator": 6,
-    "cli": 7,
-    "tracking": 6,
+    "plan": 5,
+    "trial": 6,
+    "scheduler": 7,
+    "executors": 8,
+    "search": 9,
+    "tune": 9,
+    "report": 10,
+    "estimator": 10,
+    "tracking": 10,
+    "api": 11,
+    "cli": 12,
 }
+ROOT_NAMES = {**zdim.LAZY, "__version__": "_version"}
 
 
 def zdim_imports(path: Path) -> set[str]:
-    """Top-level zdim modules that ``path`` imports (relative or absolute imports)."""
+    """Top-level zdim modules that ``path`` imports (relative or absolute, through the root or not)."""
     depth = len(path.relative_to(PKG).parts) - 1  # 0 for zdim/x.py, 1 for zdim/report/x.py
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 0 and (node.module or "").startswith("zdim."):
-                names.add(node.module.split(".")[1])
-            elif node.level == depth + 1:  # relative to the zdim package itself
-                names.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+            absolute = node.level == 0 and (node.module or "").startswith("zdim")
+            relative_to_root = node.level == depth + 1
+            if not (absolute or relative_to_root):
+                continue
+            module = (node.module or "").removeprefix("zdim").lstrip(".") if absolute else (node.module or "")
+            if module:
+                names.add(module.split(".")[0])
+            else:  # from zdim import name / from .. import name: the module that defines it
+                for a in node.names:
+                    names.add(ROOT_NAMES.get(a.name, a.name))
         elif isinstance(node, ast.Import):
             names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("zdim."))
     return names
+
+
+def test_every_module_has_a_layer():
+    mods = {p.stem for p in PKG.glob("*.py")} - {"__init__", "__main__"} | {"report"}
+    assert mods <= set(LAYER), f"give these modules a layer: {sorted(mods - set(LAYER))}"
+
+
+def test_the_package_root_maps_each_public_name_to_its_module():
+    for name, module in zdim.LAZY.items():
+        assert (PKG / f"{module}.py").is_file() or (PKG / module).is_dir(), name
+        assert getattr(zdim, name) is not None
 
 
 @pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
@@ -54,3 +86,22 @@ def test_imports_point_down(path):
     for other in zdim_imports(path):
         if other in LAYER and other != me:
             assert LAYER[other] <= LAYER[me], f"{me} imports {other}, which is above it"
+
+
+def test_a_root_import_of_a_higher_module_is_caught(tmp_path):
+    """The check sees through the package root: `from .. import sweep` in a low module is an upward import."""
+    fake = PKG / "_layer_probe.py"
+    try:
+        fake.write_text("from . import sweep\n")
+        assert "api" in zdim_imports(fake)
+    finally:
+        fake.unlink()
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, zdim.cli; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

@@ -99,15 +99,15 @@ def test_nested_sweep_trains_once_and_writes_usual_trials(tmp_path, tiny_binary,
     out = tmp_path / "run"
     r = sweep(tiny_binary, config=cfg((1, 2, 4)), out=out)
     assert len(calls) == 1  # one training serves the three sizes
-    assert [t["dim"] for t in r.trials] == [1, 2, 4] and all(t["status"] == "complete" for t in r.trials)
-    assert all(t["nested"] is True for t in r.trials)
+    assert [t.dim for t in r.trials] == [1, 2, 4] and all(t.complete for t in r.trials)
+    assert all(t.nested is True for t in r.trials)
     info = read_json(out / "nested" / "seed-0" / "nested.json")
     assert info["dims"] == [1, 2, 4] and len(info["history"]) == 4
     for t in r.trials:
-        m = load_model(out / "trials" / f"dim-{t['dim']:03d}-seed-0")
-        assert m.latent_dim == t["dim"]
+        m = load_model(out / "trials" / t.trial)
+        assert m.latent_dim == t.dim
         again = evaluate(m, tiny_binary.test, k=10, seed=0)
-        assert again["nll"] == pytest.approx(t["nll"], rel=1e-6)  # the saved model is the one evaluated
+        assert again["nll"] == pytest.approx(t.nll, rel=1e-6)  # the saved model is the one evaluated
     assert read_json(out / "run.json")["sweep"]["nested"] is True
 
     # resume after losing a trial: cut out again from the saved nested model, no training
@@ -119,12 +119,12 @@ def test_nested_sweep_trains_once_and_writes_usual_trials(tmp_path, tiny_binary,
     lost.rmdir()
     r2 = sweep(tiny_binary, config=cfg((1, 2, 4)), out=out, resume=True)
     assert len(calls) == 1
-    assert {t["dim"]: t["nll"] for t in r2.trials}[2] == pytest.approx(before, rel=1e-6)
+    assert {t.dim: t.nll for t in r2.trials}[2] == pytest.approx(before, rel=1e-6)
 
 
 def test_nested_seeds_each_train_one_model(tmp_path, tiny_binary):
     r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=tmp_path / "run")
-    assert sorted((t["dim"], t["seed"]) for t in r.trials) == [(1, 0), (1, 1), (3, 0), (3, 1)]
+    assert sorted((t.dim, t.seed) for t in r.trials) == [(1, 0), (1, 1), (3, 0), (3, 1)]
     assert sorted(p.name for p in (tmp_path / "run" / "nested").iterdir()) == ["seed-0", "seed-1"]
 
 
@@ -153,8 +153,8 @@ def test_diverged_nested_training_fails_every_size_once(tmp_path, tiny_gaussian,
     real_fit = nested.fit
     monkeypatch.setattr(nested, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     r = sweep(bad, config=cfg((1, 2)), out=tmp_path / "run")
-    assert [t["status"] for t in r.trials] == ["failed", "failed"] and len(calls) == 1
-    assert all("diverged" in t["reason"] for t in r.trials) and r.recommendation is None
+    assert [t.status.value for t in r.trials] == ["failed", "failed"] and len(calls) == 1
+    assert all("diverged" in t.reason for t in r.trials) and r.recommendation is None
 
 
 def test_cli_nested_with_refine_is_one_line_exit_2(tmp_path):

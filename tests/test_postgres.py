@@ -18,6 +18,8 @@ from zdim.studies import storage_url
 
 from .test_scale import SMALL, nlls, records_per_key, zdim
 
+pytestmark = pytest.mark.slow  # a PostgreSQL server per test session: `make test-fast` leaves it out
+
 
 def _free_port() -> int:
     with socket.socket() as s:

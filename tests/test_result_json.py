@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from zdim.errors import ResultFileError
+from zdim.records import TrialRecord
 from zdim.search import SweepConfig, SweepResult, sweep
 from zdim.train import TrainConfig
 
@@ -35,12 +36,12 @@ def test_failed_trials_and_no_recommendation_round_trip(tiny_gaussian):
     r = sweep(bad, config=SweepConfig(dims=(1,), hidden=(16,), k=5, train=TrainConfig(epochs=1)))
     back = SweepResult.from_json(r.to_json())
     assert back.recommendation is None and back.run_dir is None
-    assert back.trials == r.trials and back.trials[0]["status"] == "failed"
+    assert back.trials == r.trials and back.trials[0].status.value == "failed"
 
 
 def test_non_finite_values_become_null():
     r = SweepResult(
-        trials=[{"dim": 1, "seed": 0, "status": "complete", "nll": math.inf}], recommendation=None, data={}, config={}
+        trials=[TrialRecord(dim=1, seed=0, status="complete", nll=math.inf)], recommendation=None, data={}, config={}
     )
     assert json.loads(r.to_json())["trials"][0]["nll"] is None  # strict JSON, no Infinity token
 

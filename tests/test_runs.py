@@ -5,7 +5,7 @@ import torch
 
 from zdim.errors import ModelFileError
 from zdim.models import VAE, VAEConfig
-from zdim.runs import atomic_write, load_model, read_json, save_model, trial_done, write_json
+from zdim.runs import RunDir, atomic_write, load_model, read_json, save_model, write_json
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -58,12 +58,22 @@ def test_truncated_or_foreign_files_are_rejected(tmp_path):
 
 def test_trial_done_requires_metrics_and_loadable_model(tmp_path):
     m = VAE(VAEConfig(6, 2, hidden=(8,)))
-    assert not trial_done(tmp_path)
-    save_model(m, tmp_path)
-    assert not trial_done(tmp_path)  # no metrics yet: the trial was interrupted
-    write_json(tmp_path / "metrics.json", {"status": "complete", "dim": 2, "seed": 0})
-    assert trial_done(tmp_path)
-    (tmp_path / "metrics.json").write_text('{"status": "compl')
-    assert not trial_done(tmp_path)
-    write_json(tmp_path / "metrics.json", {"status": "failed", "dim": 2, "seed": 0})
-    assert trial_done(tmp_path)
+    run = RunDir(tmp_path)
+    folder = run.trial_folder(2, 0)
+
+    def trial_done() -> bool:
+        return RunDir(tmp_path).trial_done(2, 0)  # a fresh owner: nothing remembered
+
+    assert not trial_done()
+    save_model(m, folder)
+    assert not trial_done()  # no metrics yet: the trial was interrupted
+    write_json(folder / "metrics.json", {"status": "complete", "dim": 2, "seed": 0})
+    assert trial_done()
+    (folder / "metrics.json").write_text('{"status": "compl')
+    assert not trial_done()
+    write_json(folder / "metrics.json", {"status": "failed", "dim": 2, "seed": 0})
+    assert trial_done()
+    write_json(folder / "metrics.json", {"status": "complete", "dim": 2, "seed": 0})
+    raw = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(raw[:-8])
+    assert not trial_done() and not run.trial_done(2, 0)  # a changed file is read again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -16,8 +17,9 @@ import optuna
 import pytest
 
 from zdim import studies
-from zdim.runs import read_json
-from zdim.search import _key, open_study
+from zdim.runs import RunDir, read_json
+from zdim.scheduler import grid_key
+from zdim.scheduler import open_study as _open_study
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet"]
@@ -47,20 +49,23 @@ def stamped_trials(journal: Path) -> int:
     ids = set()
     for line in journal.read_text().splitlines():
         if studies.WORKER_ATTR in line:
-            try:
+            with contextlib.suppress(ValueError, KeyError):  # a line being written
                 ids.add(json.loads(line)["trial_id"])
-            except (ValueError, KeyError):
-                pass  # a line being written
     return len(ids)
+
+
+def open_study(run: Path | None, storage: str | None, name: str | None) -> optuna.Study:
+    return _open_study(RunDir(run) if run is not None else None, storage, name or "zdim-sweep")
 
 
 def records_per_key(study: optuna.Study) -> Counter:
     """How many trials of the study trained (hold a record) for each grid point."""
     return Counter(
-        _key(t) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(studies.RECORD_ATTR) is not None
+        grid_key(t) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(studies.RECORD_ATTR) is not None
     )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
     grid = ["--dims", "1-4", "--seeds", "2"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
@@ -208,6 +213,7 @@ def test_tune_a_source_directly_with_dim(tmp_path):
     assert p.returncode == 2 and "--dim" in err
 
 
+@pytest.mark.slow
 def test_live_worker_takes_over_the_trial_of_a_killed_one(tmp_path):
     """Two workers on one study; one is SIGKILLed mid-trial. The survivor retries that trial (its worker
     is dead) and finishes the whole grid; nothing is lost and nothing runs twice."""
@@ -245,11 +251,14 @@ def test_a_worker_dying_outside_a_trial_is_one_clear_error():
 def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, monkeypatch):
     """SQLite has no row locks: two workers can take the same enqueued trial. The second to finish
     must keep its folder and go on, not crash on Optuna's UpdateFinishedTrialError."""
+    import zdim.scheduler as scheduler
     import zdim.search as search
     from zdim.data import load_data
+    from zdim.plan import SweepConfig
+    from zdim.train import TrainConfig
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    real = search.run_trial
+    real = scheduler.run_trial
     finished_by_other = []
 
     def run_trial_while_another_worker_finishes_it(data, dim, seed, cfg, folder, **kw):
@@ -257,13 +266,13 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
         if not finished_by_other:  # the other worker tells the same trial first
             other = optuna.load_study(study_name="s", storage=url)
             (t,) = other.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-            other.tell(t.number, rec["nll"])
+            other.tell(t.number, rec.nll)
             finished_by_other.append(t.number)
         return rec
 
-    monkeypatch.setattr(search, "run_trial", run_trial_while_another_worker_finishes_it)
+    monkeypatch.setattr(scheduler, "run_trial", run_trial_while_another_worker_finishes_it)
     data = load_data("digits", max_samples=300)
-    cfg = search.SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=search.TrainConfig(epochs=2, patience=0))
+    cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=TrainConfig(epochs=2, patience=0))
     result = search.sweep(data, config=cfg, out=tmp_path / "run", storage=url, study_name="s")
     assert finished_by_other == [0]
     assert sorted(result.table["dim"]) == [1, 2]
@@ -273,7 +282,7 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
 def test_a_duplicate_defers_to_a_lower_trial_of_its_point_even_while_that_one_waits():
     """Two starting workers may enqueue the same point twice; whoever takes the higher-numbered copy
     first must not train it, because the lower copy (still WAITING) will be taken and trained."""
-    from zdim.search import _duplicate
+    from zdim.scheduler import is_duplicate as _duplicate
 
     study = optuna.create_study()
     study.enqueue_trial({"dim": 2, "seed": 0})

@@ -56,10 +56,10 @@ def test_resume_reuses_finished_trials_and_redoes_corrupt_ones(tmp_path, tiny_bi
     assert kept.stat().st_mtime_ns == stamp  # never retrained
     assert load_model(corrupt.parent).latent_dim == 2  # redone, loads again
     assert read_json(out / "trials" / "dim-003-seed-0" / "metrics.json") == before
-    assert sorted(t["dim"] for t in r.trials) == [1, 2, 3, 4]
+    assert sorted(t.dim for t in r.trials) == [1, 2, 3, 4]
     # the redone trial equals a fresh run with the same seed (reproducible on CPU)
     fresh = sweep(tiny_binary, config=cfg((2,)), out=tmp_path / "fresh")
-    assert fresh.trials[0]["nll"] == pytest.approx(read_json(corrupt.parent / "metrics.json")["nll"])
+    assert fresh.trials[0].nll == pytest.approx(read_json(corrupt.parent / "metrics.json")["nll"])
 
 
 def test_existing_run_directory_is_not_touched(tmp_path, tiny_binary):
@@ -70,7 +70,7 @@ def test_existing_run_directory_is_not_touched(tmp_path, tiny_binary):
         sweep(tiny_binary, config=cfg((1,)), out=out)
     assert sorted(p.name for p in out.rglob("*")) == listing
     r = sweep(tiny_binary, config=cfg((2,)), out=out, overwrite=True)
-    assert [t["dim"] for t in r.trials] == [2]
+    assert [t.dim for t in r.trials] == [2]
 
 
 def test_resume_refuses_other_data(tmp_path, tiny_binary, tiny_gaussian):
@@ -91,8 +91,8 @@ def test_diverging_trial_is_recorded_as_failed(tmp_path, tiny_gaussian):
     bad.train[5, 0] = float("nan")
     out = tmp_path / "run"
     r = sweep(bad, config=cfg((1, 2)), out=out)
-    assert [t["status"] for t in r.trials] == ["failed", "failed"]
-    assert "diverged" in r.trials[0]["reason"] and r.recommendation is None
+    assert [t.status.value for t in r.trials] == ["failed", "failed"]
+    assert "diverged" in r.trials[0].reason and r.recommendation is None
     assert "failed" in (out / "results.csv").read_text()
 
 
@@ -143,9 +143,24 @@ def test_trials_record_generation_metrics(tmp_path, tiny_binary):
 def test_refine_bisects_down_to_adjacent_sizes(tmp_path, tiny_gaussian):
     out = tmp_path / "run"
     r = sweep(tiny_gaussian, config=cfg((1, 8)), out=out, refine=True, rule="nll-knee")
-    tried = sorted({t["dim"] for t in r.trials if t["status"] == "complete"})
+    tried = sorted({t.dim for t in r.trials if t.complete})
     chosen = r.recommended_dim
     assert set(tried) >= {1, 8} and len(tried) > 2  # extra sizes were trained in the same study
     lower = max(d for d in tried if d < chosen) if chosen > 1 else 0
     assert chosen - lower == 1  # exact: the size below the recommendation was tried and rejected
     assert set(read_json(out / "run.json")["sweep"]["dims"]) == set(tried)
+
+
+def test_progress_shows_each_finished_trial_and_the_evaluation(tiny_binary, capsys):
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=2, patience=0))
+    sweep(tiny_binary, config=cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "dim 1 seed 0: NLL" in err and "dim 2 seed 0: NLL" in err
+    assert "evaluating dim-002-seed-0" in err and "2/2" in err
+
+
+def test_trials_record_whether_they_converged(tiny_binary):
+    short = sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), k=3, train=TrainConfig(epochs=2)))
+    assert short.trials[0].converged is False and short.trials[0].window_improvement is None
+    assert any("not converged" in w or "had not converged" in w for w in short.recommendation.warnings)
+    assert not short.recommendation.settled

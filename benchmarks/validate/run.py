@@ -16,8 +16,8 @@ cores); without ``--quick`` the budgets are larger (see BUDGETS). Everything pri
 from __future__ import annotations
 
 import argparse
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def planted(b: dict) -> None:
         r = sweep(data, config=cfg, intrinsic=est, refine=True)
         rec, s = r.recommendation, r.recommendation.signals
         au = rec.largest_active_units
-        tried = sorted({t["dim"] for t in r.trials})
+        tried = sorted({t.dim for t in r.trials})
         picks = {
             "combined": rec.dim,
             "nll-knee": s["nll-knee"],
@@ -164,26 +164,27 @@ def mnist(b: dict) -> None:
     tmp = tempfile.mkdtemp(prefix="zdim-validate-")
     r = sweep(data, config=cfg, out=Path(tmp) / "run")
     print(f"sweep took {time.perf_counter() - t0:.0f} s")
-    feats = r.trials[0].get("gen_features", "?")
-    acc = r.trials[0].get("gen_feature_acc")
+    trials = [t.to_dict() for t in r.trials]
+    feats = trials[0].get("gen_features", "?")
+    acc = trials[0].get("gen_feature_acc")
     print(f"generation features: {feats}" + (f" (classifier accuracy on the test split {acc:.3f})" if acc else ""))
     print(f"latent | NLL (IWAE) | -ELBO | active units | FD ({feats}) | precision | recall | probe acc")
-    for t in sorted(r.trials, key=lambda t: t["dim"]):
+    for t in sorted(trials, key=lambda t: t["dim"]):
         print(
             f"{t['dim']} | {t['nll']:.2f} | {t['neg_elbo']:.2f} | {t['active_units']} | {t['gen_fd']:.2f} | "
             f"{t['gen_precision']:.2f} | {t['gen_recall']:.2f} | {t.get('gen_probe_acc', float('nan')):.2f}"
         )
-    nlls = [t["nll"] for t in sorted(r.trials, key=lambda t: t["dim"])]
+    nlls = [t["nll"] for t in sorted(trials, key=lambda t: t["dim"])]
     mono = all(b2 <= a + 0.5 for a, b2 in zip(nlls, nlls[1:]))
     print(
         f"Kingma & Welling shape (bound improves with size, no degradation > 0.5 nats from extra units): "
         f"{'yes' if mono else 'NO'}"
     )
-    t50 = next(t for t in r.trials if t["dim"] == 50)
+    t50 = next(t for t in trials if t["dim"] == 50)
     print(f"active units of the 50-unit VAE: {t50['active_units']} (Burda et al. 2016 Table 1: {BURDA_AU_50})")
     rec = recommend(r.trials)
     print(f"recommendation (combined rule): {rec.dim}; signals {rec.signals}")
-    best = min(r.trials, key=lambda t: t["nll"])
+    best = min(trials, key=lambda t: t["nll"])
     model = load_model(Path(tmp) / "run" / "trials" / trial_name(best["dim"], best["seed"]))
     n_eval = min(b["k_final_n"], data.test.shape[0])
     t0 = time.perf_counter()

@@ -1,60 +1,81 @@
-"""zdim: find and tune the bottleneck (latent dimension) of a Variational Autoencoder."""
+"""zdim: find and tune the bottleneck (latent dimension) of a Variational Autoencoder.
+
+The public API is what ``__all__`` lists. Names are imported on first use (PEP 562), so ``import zdim``
+and ``zdim --help`` do not import torch, Optuna or scikit-learn.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import os as _os
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 
 # OpenMP threads that wait by spinning collapse when the cores are shared with other busy processes
 # (benchmarks/bench_train.py --levers: fit trained 25x slower with OMP_WAIT_POLICY=ACTIVE than PASSIVE
-# beside other busy jobs on 2 cores; README, "Levers"). Passive waiting keeps them fast there. It
-# takes effect only when torch is first imported after this line (the `zdim` command, spawned
+# beside other busy jobs on 2 cores; docs/performance.md, "Levers"). Passive waiting keeps them fast
+# there. It takes effect only when torch is first imported after this line (the `zdim` command, spawned
 # workers); a value already set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .data import Data, load_data  # noqa: E402
-from .errors import ZdimError  # noqa: E402
-from .intrinsic import IntrinsicDim, estimate_intrinsic_dim  # noqa: E402
-from .metrics import evaluate  # noqa: E402
-from .models import VAE, VAEConfig  # noqa: E402
-from .recommend import Recommendation, recommend  # noqa: E402
-from .runs import load_model  # noqa: E402
-from .report import build_report  # noqa: E402
-from .search import SweepConfig, SweepResult  # noqa: E402
-from .search import sweep as _sweep  # noqa: E402
-from .train import TrainConfig, fit  # noqa: E402
-from .tune import TuneResult, tune  # noqa: E402
-
-
-def sweep(*args: object, report: bool = True, **kwargs: object) -> SweepResult:
-    result = _sweep(*args, **kwargs)  # type: ignore[arg-type]
-    if report and result.run_dir is not None:
-        build_report(result.run_dir)
-    return result
-
-
-sweep.__doc__ = (
-    (_sweep.__doc__ or "")
-    + """
-    With a run directory (``out``), ``report=True`` (default) also writes ``out/report.html``
-    (``zdim.build_report(out)`` rebuilds it).
-    """
-)
-
-from typing import TYPE_CHECKING, Any  # noqa: E402
+# public name -> module that defines it (the layering test reads this table)
+LAZY = {
+    "Data": "data",
+    "load_data": "data",
+    "ZdimError": "errors",
+    "evaluate": "metrics",
+    "VAE": "models",
+    "VAEConfig": "models",
+    "Recommendation": "recommend",
+    "recommend": "recommend",
+    "load_model": "checkpoints",
+    "SweepConfig": "plan",
+    "SweepResult": "search",
+    "sweep": "api",
+    "TrainConfig": "train",
+    "fit": "train",
+    "tune": "tune",
+    "TuneResult": "tune",
+    "build_report": "report",
+    "estimate_intrinsic_dim": "intrinsic",
+    "IntrinsicDim": "intrinsic",
+    "VAETransformer": "estimator",
+    "TrialRecord": "records",
+    "TrialStatus": "records",
+    "RunDir": "runs",
+}
 
 if TYPE_CHECKING:
+    from .api import sweep
+    from .checkpoints import load_model
+    from .data import Data, load_data
+    from .errors import ZdimError
     from .estimator import VAETransformer
+    from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
+    from .metrics import evaluate
+    from .models import VAE, VAEConfig
+    from .plan import SweepConfig
+    from .recommend import Recommendation, recommend
+    from .records import TrialRecord, TrialStatus
+    from .report import build_report
+    from .runs import RunDir
+    from .search import SweepResult
+    from .train import TrainConfig, fit
+    from .tune import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:
-    # VAETransformer loads scikit-learn's estimator machinery: only when asked for, not on `import zdim`.
-    if name == "VAETransformer":
-        from .estimator import VAETransformer
+    module = LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zdim' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return VAETransformer
-    raise AttributeError(f"module 'zdim' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *LAZY])
 
 
 __all__ = [
@@ -72,11 +93,14 @@ __all__ = [
     "sweep",
     "TrainConfig",
     "fit",
-    "__version__",
     "tune",
     "TuneResult",
     "build_report",
     "estimate_intrinsic_dim",
     "IntrinsicDim",
     "VAETransformer",
+    "TrialRecord",
+    "TrialStatus",
+    "RunDir",
+    "__version__",
 ]

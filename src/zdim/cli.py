@@ -1,6 +1,8 @@
 """The ``zdim`` command: parse, call the public API, print. No logic lives here.
 
-Every ``ZdimError`` becomes one line on stderr and exit code 2.
+Every ``ZdimError`` becomes one line on stderr and exit code 2. Heavy libraries (torch, Optuna,
+scikit-learn, matplotlib) are imported inside the commands that need them, so ``zdim --help``,
+``zdim datasets`` and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import ConfigError, RunDirError, WorkerError, ZdimError
+from ._version import __version__
+from .errors import ConfigError, WorkerError, ZdimError
 from .recommend import DEFAULT_RULE, RULES
+
+if TYPE_CHECKING:
+    from .recommend import Recommendation
+    from .records import TrialRecord
+
+LIKELIHOOD_CHOICES = ["auto", "bernoulli", "gaussian", "poisson", "nb"]
+DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 TABLE_COLS = [
     ("dim", "dim", "{}"),
@@ -71,7 +80,8 @@ def _fmt(v: Any, spec: str) -> str:
         return str(v)
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def format_table(records: list[TrialRecord]) -> str:
+    rows = [r.flat() for r in records]
     cols = [c for c in TABLE_COLS if any(c[0] in r for r in rows)]
     body = [[_fmt(r.get(k), spec) for k, _, spec in cols] for r in rows]
     head = [h for _, h, _ in cols]
@@ -81,11 +91,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _print_result(trials: list[dict[str, Any]], rec: Any, run_dir: Path | None) -> None:
+def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir: Path | None) -> None:
     print(format_table(trials))
-    shared = {
-        (t["seed"], round(float(t["train_seconds"]), 1)) for t in trials if t.get("nested") and "train_seconds" in t
-    }
+    shared = {(t.seed, round(t.train_seconds, 1)) for t in trials if t.nested and t.train_seconds is not None}
     if shared:
         print(
             "nested: the training time of each row is that of its seed's one nested model, which served "
@@ -95,13 +103,17 @@ def _print_result(trials: list[dict[str, Any]], rec: Any, run_dir: Path | None) 
         print("\nNo trial completed: nothing to recommend (see the status column).")
         return
     print(f"\n{rec.rationale}")
-    print(f"\nRecommended latent size: {rec.dim}")
+    for w in rec.warnings:
+        print(f"warning: {w}")
+    settled = "" if rec.settled else " (not a settled answer: see the warnings)"
+    print(f"\nRecommended latent size: {rec.dim}{settled}")
     if run_dir is not None:
         print(f"Run directory: {run_dir}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .search import SweepConfig, default_dims, sweep
+    from .plan import SweepConfig, default_dims
+    from .search import sweep
     from .train import TrainConfig
 
     if args.mlflow or args.mlflow_uri:  # a missing package fails now, not after the sweep
@@ -123,13 +135,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     from .data import load_data
 
-    data = load_data(
-        args.source,
-        seed=args.seed,
-        label_column=args.label_column,
-        likelihood=args.likelihood,
-        max_samples=args.max_samples,
-    )
+    data = load_data(args.source, **_loader(args))
     intrinsic = None
     if not dims:  # the grid comes from the intrinsic dimension of the data
         from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
@@ -175,12 +181,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         rule=args.rule,
         refine=args.refine,
         intrinsic=intrinsic,
-        loader={
-            "seed": args.seed,
-            "label_column": args.label_column,
-            "likelihood": args.likelihood,
-            "max_samples": args.max_samples,
-        },
+        loader=_loader(args),
     )
     _print_result(result.trials, result.recommendation, result.run_dir)
     _write_report(result.run_dir, args.quiet)
@@ -223,24 +224,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .recommend import Recommendation
-    from .runs import RECOMMENDATION_JSON, RUN_JSON, read_json
-    from .search import collect_trials
+    from .runs import RunDir
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
-    info = read_json(run_dir / RUN_JSON)
+    run = RunDir.open(args.run_dir)
+    info = run.read_info()
     d = info.get("data", {})
     print(
-        f"{run_dir}: {d.get('name')} {d.get('sample_shape')} ({d.get('likelihood')}), "
+        f"{run.path}: {d.get('name')} {d.get('sample_shape')} ({d.get('likelihood')}), "
         f"sizes {info.get('sweep', {}).get('dims')}"
     )
     if info.get("command"):
         print(f"command: {info['command']}")
-    trials = collect_trials(run_dir)
-    rec_file = run_dir / RECOMMENDATION_JSON
-    rec = Recommendation.from_dict(read_json(rec_file)) if rec_file.is_file() else None
-    _print_result(trials, rec, None)
+    saved = run.read_recommendation()
+    _print_result(run.records(), Recommendation.from_dict(saved) if saved else None, None)
     return 0
 
 
@@ -277,18 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
     s.add_argument("--hidden", type=_positive_ints, default=[512, 256], help="hidden widths, e.g. 512,256 (default)")
     s.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
-    s.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
-    s.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
-    s.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
+    _add_data_options(s)
     s.add_argument("--k", type=int, default=100, help="importance samples for held-out NLL (default 100)")
     s.add_argument(
         "--tolerance", type=float, default=0.01, help="relative NLL tolerance of the recommendation rule (default 0.01)"
     )
-    s.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
-    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--out", help="run directory (default runs/NAME)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run directory (only one zdim made)")
     g.add_argument("--resume", action="store_true", help="finish the missing trials of a run directory")
     s.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://host/db (default: a file in the run dir)")
     s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
@@ -341,6 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """How a data source is read (the same for sweep, tune and estimate-id)."""
+    p.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES, default="auto", help="decoder likelihood (default auto)")
+    p.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
+    p.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
+
+
+def _loader(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options as ``load_data`` keywords (recorded in run.json to reload the data)."""
+    return {
+        "seed": args.seed,
+        "label_column": args.label_column,
+        "likelihood": args.likelihood,
+        "max_samples": args.max_samples,
+    }
+
+
 def _add_tune_parser(sub: Any) -> None:
     t = sub.add_parser("tune", help="tune beta, warm-up, free bits, lr and width at the chosen size")
     t.add_argument(
@@ -360,6 +371,8 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument("--storage", help="Optuna storage URL (default: RUN_DIR/tune/study.journal)")
     t.add_argument("--study", help="Optuna study name (default zdim-tune-dim-K)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--device", default=None, help=DEVICE_HELP + " (default: the sweep's, auto for a SOURCE)")
+    _add_data_options(t)
     t.add_argument("--out", help="run directory when tuning a SOURCE directly (default runs/NAME-dim-K)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -368,28 +381,40 @@ def _add_tune_parser(sub: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .runs import RUN_JSON
+    from .runs import RunDir
     from .tune import init_tune_run, tune
 
     run_dir, data = Path(args.run_dir), None
-    if not (run_dir / RUN_JSON).is_file():  # a data source: tune one size directly
+    if RunDir(run_dir).run_json.is_file():
+        given = [f for f, v in (("--label-column", args.label_column), ("--max-samples", args.max_samples)) if v]
+        given += ["--likelihood"] if args.likelihood != "auto" else []
+        if given:
+            raise ConfigError(
+                f"{given[0]} applies to a data SOURCE: {args.run_dir} is a run directory, whose data is "
+                f"reloaded as its sweep read it; drop {given[0]}"
+            )
+    else:  # a data source: tune one size directly
         from .data import load_data
+        from .plan import SweepConfig
+        from .train import TrainConfig
 
         if args.dim is None:
             raise ConfigError(
                 f"{args.run_dir} is not a run directory: to tune a data source directly "
                 "pass its latent size with --dim K"
             )
-        data = load_data(args.run_dir)
+        train = TrainConfig(seed=args.seed, device=args.device or "auto")
+        data = load_data(args.run_dir, **_loader(args))
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
         init_tune_run(
             data,
             args.dim,
             run_dir,
+            SweepConfig(dims=(args.dim,), train=train),
             overwrite=args.overwrite,
             resume=args.resume,
             command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
-            loader={},
+            loader=_loader(args),
         )
     res = tune(
         run_dir,
@@ -403,6 +428,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         study_name=args.study,
         data=data,
         progress=not args.quiet,
+        device=args.device,
     )
     print(res.summary())
     _write_report(run_dir, args.quiet)
@@ -455,7 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zdim: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("zdim: interrupted; finished trials are saved: rerun with --resume to finish", file=sys.stderr)
+        print(
+            "zdim: interrupted; finished trials are saved: rerun the same command with --resume to finish",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -26,8 +26,10 @@ from .data import Data, load_data
 from .errors import ConfigError, TrainingDiverged
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
-from .search import SweepConfig, SweepResult, default_dims, model_config, sweep
-from .train import TrainConfig, fit
+from .plan import SweepConfig, default_dims, model_config
+from .search import SweepResult, sweep
+from .train import TrainConfig
+from .trial import train as train_vae
 
 Float32Array = NDArray[np.float32]
 
@@ -84,7 +86,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     seed : int
         Seed of the split, initialization and training.
     device : str
-        ``cpu`` or ``cuda``.
+        ``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``.
 
     Attributes
     ----------
@@ -121,7 +123,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         rel_tol: float = 0.01,
         val_fraction: float = 0.1,
         seed: int = 0,
-        device: str = "cpu",
+        device: str = "auto",
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -181,14 +183,14 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if auto:
             result = sweep(data, config=config)
             if result.recommendation is None:
-                reasons = [t.get("reason", "") for t in result.trials]
+                reasons = [t.reason for t in result.trials]
                 raise TrainingDiverged(f"no trial of the latent-size search completed ({reasons[0]})")
             self.sweep_result_ = result
             best = min(
-                (t for t in result.trials if t["status"] == "complete" and t["dim"] == result.recommendation.dim),
-                key=lambda t: float(t["nll"]),
+                (t for t in result.trials if t.complete and t.dim == result.recommendation.dim),
+                key=lambda t: t.metric("nll") or 0.0,
             )
-            seed = int(best["seed"])
+            seed = best.seed
         dim = result.recommendation.dim if auto and result.recommendation else config.dims[0]
         self._train(data, dim, config, replace(train, seed=seed))
         return self
@@ -214,10 +216,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return False
 
     def _train(self, data: Data, dim: int, config: SweepConfig, train: TrainConfig) -> None:
-        # Seeded exactly as zdim.search.run_trial, so the recommended trial's model is reproduced.
-        torch.manual_seed(train.seed)
-        model = VAE(model_config(data, dim, config))
-        fitted = fit(model, data.train, data.val, train)
+        # The sweep's own trial path (zdim.trial.train), so the recommended trial's model is reproduced.
+        model, fitted = train_vae(data, model_config(data, dim, config), train)
         self.model_ = model.cpu().eval()
         self.latent_dim_ = dim
         self.likelihood_ = data.likelihood

@@ -6,8 +6,8 @@ size-k trial of the sweep is then the model's first k units, cut out as a plain 
 and saved like any other trial. The training is paid once per seed instead of once per (size, seed).
 
 The trained nested model is kept in this process (the grid's trials of one seed come one after the
-other) and in the run directory (``nested/seed-S/``: ``nested.safetensors`` and ``nested.json``, the
-JSON written last), so a resumed sweep cuts the missing sizes out of it instead of training again.
+other) and in the run directory (``RunDir.nested_folder(seed)``: ``nested.safetensors`` and ``nested.json``,
+the JSON written last), so a resumed sweep cuts the missing sizes out of it instead of training again.
 """
 
 from __future__ import annotations
@@ -17,21 +17,17 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import read_saved, save_model
 from .data import Data
 from .errors import ModelFileError, RunDirError
+from .files import dumps_json
 from .models import NestedVAE, VAEConfig
-from .runs import dumps_json, read_saved, save_model
-from .train import EpochCallback, FitResult, TrainConfig, fit
+from .train import EpochCallback, FitResult, TrainConfig, fit, resolve_device
 
-NESTED_DIR = "nested"
 STEM = "nested"  # nested.safetensors (weights) and nested.json (config, checksum, training record)
 
 _CACHE: dict[str, tuple[NestedVAE, FitResult] | Exception] = {}
 _CACHE_MAX = 16
-
-
-def nested_folder(run_dir: Path, seed: int) -> Path:
-    return run_dir / NESTED_DIR / f"seed-{seed}"
 
 
 def _key(data: Data, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig) -> str:
@@ -69,7 +65,7 @@ def _load(folder: Path, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig
         )
     except (RuntimeError, KeyError, TypeError, ValueError):
         return None
-    return model.to(torch.device(train.device)).eval(), fitted
+    return model.to(resolve_device(train.device)).eval(), fitted
 
 
 def _save(folder: Path, model: NestedVAE, fitted: FitResult, dims: Sequence[int], train: TrainConfig) -> None:
@@ -91,14 +87,15 @@ def nested_fit(
     vcfg: VAEConfig,
     dims: Sequence[int],
     train: TrainConfig,
-    run_dir: Path | None = None,
+    folder: Path | None = None,
     *,
     callback: EpochCallback | None = None,
     on_train: Callable[[], None] | None = None,
 ) -> tuple[NestedVAE, FitResult]:
     """The nested model serving ``dims`` for one seed (``train.seed``), trained at most once.
 
-    Looked up in this process, then in ``run_dir``; trained (and saved there) only when absent.
+    Looked up in this process, then in ``folder`` (the run directory's ``nested/seed-S``); trained (and
+    saved there) only when absent.
     ``vcfg.latent_dim`` must be ``max(dims)``. ``on_train`` is called just before a training starts
     (e.g. to open a progress bar); ``callback`` is passed to ``fit``. A training that diverged is
     remembered, and raised again for every size of the seed, without training again.
@@ -109,7 +106,6 @@ def nested_fit(
         raise hit
     if hit is not None:
         return hit
-    folder = nested_folder(run_dir, train.seed) if run_dir is not None else None
     found = _load(folder, vcfg, dims, train) if folder is not None else None
     if found is None:
         if on_train is not None:
@@ -139,4 +135,4 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-__all__ = ["nested_fit", "nested_folder", "clear_cache", "NESTED_DIR"]
+__all__ = ["nested_fit", "clear_cache"]

@@ -1,247 +1,446 @@
-"""The run directory: layout, atomic writes, checkpoints and loading saved models.
+"""The run directory and its one owner, ``RunDir``: every path, every read and write, and its life cycle.
 
-```
-runs/NAME/
-  run.json              what was asked (data summary + fingerprint, grid, configs, versions)
-  study.journal         the Optuna storage, when file-backed
-  trials/dim-016-seed-0/model.safetensors, model.json, metrics.json, history.csv
-  results.csv           one row per finished trial
-  recommendation.json   chosen size, rule, rationale, evidence
-  report.html           self-contained report
-```
-Every file is written through ``atomic_write`` (temporary file in the same folder, fsync, rename), so a
-reader sees either the old file or the whole new one. Weights are safetensors; configs are JSON; nothing
-is ever unpickled.
+The layout is documented once, in docs/guide.md ("The run directory"). Nothing outside this module
+joins a path inside a run directory by hand: the sweep, the scheduler, tuning, the report and the
+command line ask a ``RunDir``.
+
+Life cycle (validate, then act):
+
+- ``RunDir.check_target(out, ...)`` raises ``RunDirError`` for every reason the folder cannot be used
+  (a file, a non-empty folder without ``--resume``/``--overwrite``, a folder zdim did not make, the
+  current directory, the data or a folder holding it, a place that cannot be written), touching nothing.
+- ``RunDir.create(...)`` then makes the new run in a hidden sibling and renames it into place; with
+  ``--overwrite`` the old run is first moved aside (``.NAME.replaced-PID``) and deleted by ``finish()``
+  only once the new run is complete, so a failure leaves the old run intact.
+- A folder is a zdim run directory when it holds the ``.zdim-run`` marker written at creation (or, for
+  runs made before the marker, a zdim ``run.json`` and nothing but zdim's own files).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
-import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from .errors import ModelFileError
-from .models import VAE, VAEConfig
+from .checkpoints import MODEL_FILE, load_inputs, load_model, read_saved, save_inputs, save_model
+from .errors import ModelFileError, RunDirError
+from .files import atomic_write, dir_mode, dumps_json, read_csv_floats, read_json, write_csv, write_json
+from .models import VAE
+from .records import TrialRecord, sort_records, trial_name
 
-MODEL_FILE = "model.safetensors"
-MODEL_JSON = "model.json"
-METRICS_JSON = "metrics.json"
-HISTORY_CSV = "history.csv"
+MARKER = ".zdim-run"
 RUN_JSON = "run.json"
+STUDY_FILE = "study.journal"
 RESULTS_CSV = "results.csv"
 RECOMMENDATION_JSON = "recommendation.json"
 INPUTS_FILE = "inputs.safetensors"
 REPORT_HTML = "report.html"
-FORMAT_VERSION = 1
+TUNING_JSON = "tuning.json"
+TRIALS_DIR = "trials"
+NESTED_DIR = "nested"
+TUNE_DIR = "tune"
+METRICS_JSON = "metrics.json"
+HISTORY_CSV = "history.csv"
+# Entries zdim itself writes at the top of a run directory (an older run without the marker may be
+# replaced when it holds nothing else).
+OWN_ENTRIES = {
+    MARKER,
+    RUN_JSON,
+    STUDY_FILE,
+    STUDY_FILE + ".flock",
+    RESULTS_CSV,
+    RECOMMENDATION_JSON,
+    INPUTS_FILE,
+    REPORT_HTML,
+    TUNING_JSON,
+    TRIALS_DIR,
+    NESTED_DIR,
+    TUNE_DIR,
+    "mlruns",
+}
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``."""
+def _is_own_entry(name: str) -> bool:
+    return name in OWN_ENTRIES or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder zdim made: it has the marker, or (older runs) a zdim ``run.json``
+    and nothing but zdim's own entries."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def _clean(o: Any) -> Any:
-    """Replace NaN/inf floats by None so the JSON is strict (browsers reject NaN)."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
-
-
-def dumps_json(obj: Any) -> str:
-    """``obj`` as strict, indented JSON text (NaN/inf as null), as ``write_json`` writes it."""
-    return json.dumps(_clean(obj), indent=2, default=_json_default) + "\n"
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def write_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
-    """Write dict rows as CSV (columns: union of keys in first-seen order), atomically."""
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write(path, buf.getvalue())
-
-
-def trial_name(dim: int, seed: int) -> str:
-    return f"dim-{dim:03d}-seed-{seed}"
-
-
-def _sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-def save_model(
-    model: VAE, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None, stem: str = "model"
-) -> None:
-    """Save weights (``STEM.safetensors``) and config (``STEM.json``, with the weights' SHA-256 and
-    ``extra``) into ``folder``; the JSON is written last."""
-    folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    raw = st_save(state, metadata={"format": "zdim", "version": str(FORMAT_VERSION)})
-    atomic_write(folder / f"{stem}.safetensors", raw)
-    meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "sha256": _sha256(raw)}
-    meta.update(extra or {})
-    write_json(folder / f"{stem}.json", meta)
-
-
-def read_saved(folder: str | os.PathLike[str], stem: str = "model") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The JSON and the checked weights ``save_model`` wrote: ``(meta, state_dict)``; never unpickles.
-
-    Raises ``ModelFileError`` when a file is missing, unreadable or does not match its checksum.
-    """
-    folder = Path(folder)
-    wfile, jfile = folder / f"{stem}.safetensors", folder / f"{stem}.json"
-    for f in (wfile, jfile):
-        if not f.is_file():
-            raise ModelFileError(f"no saved model at {folder}: {f.name} is missing")
-    try:
-        meta = read_json(jfile)
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as e:
-        raise ModelFileError(f"{jfile} is not a valid zdim model config ({e}): rerun the trial") from e
-    raw = wfile.read_bytes()
-    if meta.get("sha256") and meta["sha256"] != _sha256(raw):
-        raise ModelFileError(f"{wfile} does not match its checksum (truncated or changed): rerun the trial")
-    try:
-        state = st_load(raw)
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{wfile} is not a readable safetensors file ({e}): rerun the trial") from e
-    return meta, state
-
-
-def load_model(path: str | os.PathLike[str], device: str = "cpu") -> VAE:
-    """Load a saved VAE from a trial folder (or its ``model.safetensors``); never unpickles.
-
-    Raises ``ModelFileError`` when a file is missing, truncated or does not match its config.
-    """
-    path = Path(path)
-    folder = path.parent if path.suffix == ".safetensors" else path
-    meta, state = read_saved(folder)
-    jfile, wfile = folder / MODEL_JSON, folder / MODEL_FILE
-    try:
-        config = VAEConfig.from_dict(meta["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{jfile} is not a valid zdim model config ({e}): rerun the trial") from e
-    model = VAE(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ModelFileError(f"{wfile} does not fit its config in {jfile}: {e}") from e
-    return model.to(device).eval()
-
-
-def trial_done(folder: str | os.PathLike[str]) -> bool:
-    """True when a trial folder holds a finished trial: failed, or complete with a loadable model.
-
-    A truncated or corrupt file makes the trial not done, so a resumed sweep redoes it.
-    """
-    rec = read_trial(folder)
-    if rec is None:
+    if not path.is_dir():
         return False
-    if rec["status"] in ("failed", "pruned"):
+    if (path / MARKER).is_file():
         return True
     try:
-        load_model(folder)
-    except ModelFileError:
+        info = read_json(path / RUN_JSON)
+    except (OSError, ValueError):
         return False
-    return True
+    return isinstance(info, dict) and "zdim_version" in info and all(_is_own_entry(e.name) for e in path.iterdir())
 
 
-def read_trial(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The metrics record of a finished (complete or failed) trial, or None if absent or corrupt."""
-    try:
-        rec = read_json(Path(folder) / METRICS_JSON)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("status") in ("complete", "failed", "pruned") else None
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
 
 
-def save_history(folder: str | os.PathLike[str], history: list[dict[str, Any]]) -> None:
-    write_csv(Path(folder) / HISTORY_CSV, history)
+def _nearest_existing(path: Path) -> Path:
+    for p in (path, *path.parents):
+        if p.exists():
+            return p
+    return Path("/")
 
 
-def read_history(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
-    try:
-        with open(Path(folder) / HISTORY_CSV, encoding="utf-8") as f:
-            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-    except (OSError, ValueError):
-        return []
+class RunDir:
+    """One run directory: its paths, its records and its life cycle (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._aside: Path | None = None
+        self._seen: dict[str, tuple[tuple[int, ...], TrialRecord | None, bool | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------------------ paths
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / RUN_JSON
+
+    @property
+    def study_file(self) -> Path:
+        """The sweep's Optuna journal (when no ``--storage`` URL is given)."""
+        return self.path / STUDY_FILE
+
+    @property
+    def tune_study_file(self) -> Path:
+        return self.path / TUNE_DIR / STUDY_FILE
+
+    @property
+    def final_folder(self) -> Path:
+        """The tuned final model (``zdim tune``)."""
+        return self.path / TUNE_DIR / "final"
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / REPORT_HTML
+
+    @property
+    def mlruns(self) -> Path:
+        return self.path / "mlruns"
+
+    def summary_files(self) -> list[Path]:
+        """The run's summary files that exist: run.json, results.csv, recommendation.json."""
+        return [p for p in (self.run_json, self.path / RESULTS_CSV, self.path / RECOMMENDATION_JSON) if p.is_file()]
+
+    def trial_folder(self, dim: int, seed: int) -> Path:
+        return self.path / TRIALS_DIR / trial_name(dim, seed)
+
+    def nested_folder(self, seed: int) -> Path:
+        return self.path / NESTED_DIR / f"seed-{seed}"
+
+    # ------------------------------------------------------------------------------------ life cycle
+
+    @staticmethod
+    def check_target(
+        out: str | os.PathLike[str], *, overwrite: bool = False, resume: bool = False, protect: Iterable[Path] = ()
+    ) -> None:
+        """Raise ``RunDirError`` when ``out`` cannot hold a new (or, with ``resume``, the resumed) run.
+
+        ``protect``: paths (the data source) that must be neither ``out`` nor inside it. Touches nothing
+        but a probe folder created and removed at once, to find out whether the place is writable.
+        """
+        out = Path(out)
+        target = out.resolve()
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"run directory {out} is a file: choose another --out")
+        for p in protect:
+            if p.exists() and _inside(p.resolve(), target):
+                what = "is the data" if p.resolve() == target else "holds the data"
+                raise RunDirError(f"--out {out} {what} ({p}): choose another --out for the run directory")
+        exists = out.is_dir() and any(out.iterdir())
+        if exists and resume:
+            if not (out / RUN_JSON).is_file():
+                raise RunDirError(f"{out} has no {RUN_JSON}: it is not a zdim run to resume; choose another --out")
+        elif exists and not overwrite:
+            raise RunDirError(
+                f"run directory {out} already exists: pass --resume to finish it, "
+                "--overwrite to replace it, or choose another --out"
+            )
+        elif exists:
+            if _inside(Path.cwd().resolve(), target):
+                raise RunDirError(
+                    f"--out {out} is the current directory or holds it: zdim never replaces it; choose another --out"
+                )
+            if not is_run_dir(out):
+                raise RunDirError(
+                    f"{out} is not a zdim run directory (no {MARKER} marker): --overwrite replaces only "
+                    "folders zdim made; choose another --out, or empty that folder yourself"
+                )
+        base = out if out.is_dir() else _nearest_existing(out.parent)
+        if not base.is_dir():
+            raise RunDirError(f"cannot create run directory {out}: {base} is not a folder; choose another --out")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".zdim-probe-", dir=base))
+        except OSError as e:
+            raise RunDirError(
+                f"cannot write run directory {out} ({e.strerror or e}): choose a writable --out"
+            ) from None
+
+    @classmethod
+    def create(
+        cls,
+        out: str | os.PathLike[str],
+        info: dict[str, Any],
+        *,
+        overwrite: bool = False,
+        resume: bool = False,
+        protect: Iterable[Path] = (),
+    ) -> RunDir:
+        """Validate ``out`` (``check_target``, and ``check_resume`` when resuming), then make the run
+        directory holding ``info`` as ``run.json``. With ``overwrite`` the old run is moved aside and
+        deleted by ``finish()``."""
+        cls.check_target(out, overwrite=overwrite, resume=resume, protect=protect)
+        run = cls(out)
+        exists = run.path.is_dir() and any(run.path.iterdir())
+        if exists and resume:
+            old = run.check_resume(info)
+            dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
+            run.write_info(dict(info, sweep=dict(info["sweep"], dims=dims)))
+            if not (run.path / MARKER).is_file():
+                atomic_write(run.path / MARKER, "zdim run directory\n")
+            return run
+        parent = run.path.absolute().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            stage = Path(tempfile.mkdtemp(prefix=f".{run.path.name}.zdim-new-", dir=parent))
+        except OSError as e:
+            raise RunDirError(
+                f"cannot write run directory {out} ({e.strerror or e}): choose a writable --out"
+            ) from None
+        try:
+            os.chmod(stage, dir_mode())
+            atomic_write(stage / MARKER, "zdim run directory: --overwrite may replace this folder\n")
+            write_json(stage / RUN_JSON, info)
+            if exists:
+                run._aside = parent / f".{run.path.name}.replaced-{os.getpid()}"
+                os.rename(run.path, run._aside)
+            elif run.path.is_dir():
+                run.path.rmdir()  # an empty folder: the new run takes its place
+            os.rename(stage, run.path)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            if run._aside is not None and run._aside.exists() and not run.path.exists():
+                os.rename(run._aside, run.path)  # put the old run back
+                run._aside = None
+            raise
+        return run
+
+    def check_resume(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The old ``run.json`` when the run can be resumed with ``info``; ``RunDirError`` otherwise."""
+        out = self.path
+        try:
+            old = read_json(self.run_json)
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise RunDirError(
+                f"{out} has no readable {RUN_JSON} ({e}): it is not a zdim run; choose another --out"
+            ) from e
+        if old.get("data", {}).get("fingerprint") != info["data"].get("fingerprint"):
+            raise RunDirError(
+                f"{out} was made from other data (its fingerprint differs): resume with the same data, "
+                "or use --overwrite"
+            )
+        old_sweep, new_sweep = old.get("sweep", {}), info["sweep"]
+
+        def recipe(train: Any) -> Any:  # the device does not change what is trained: resume on another
+            return {k: v for k, v in train.items() if k != "device"} if isinstance(train, dict) else train
+
+        if (
+            recipe(old_sweep.get("train")) != recipe(new_sweep["train"])
+            or old_sweep.get("hidden") != new_sweep["hidden"]
+            or bool(old_sweep.get("nested")) != bool(new_sweep.get("nested"))
+        ):
+            raise RunDirError(
+                f"{out} was made with other training settings: resume with the same flags, or use --overwrite"
+            )
+        if new_sweep.get("nested") and sorted(old_sweep.get("dims", [])) != sorted(new_sweep["dims"]):
+            dims = sorted(old_sweep.get("dims", []))
+            raise RunDirError(
+                f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
+                f"--dims {','.join(map(str, dims))}, or use --overwrite"
+            )
+        return old
+
+    def finish(self) -> None:
+        """Delete the run this one replaced (``--overwrite``), now that the new run is complete."""
+        if self._aside is not None:
+            shutil.rmtree(self._aside, ignore_errors=True)
+            self._aside = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        """An existing run directory; ``RunDirError`` (one line) when ``path`` is not one."""
+        run = cls(path)
+        if not run.run_json.is_file():
+            raise RunDirError(f"{path} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
+        return run
+
+    # ------------------------------------------------------------------------------------ run files
+
+    def read_info(self) -> dict[str, Any]:
+        try:
+            info = read_json(self.run_json)
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{self.run_json} is not readable JSON ({e}): rerun the sweep") from e
+        if not isinstance(info, dict):
+            raise RunDirError(f"{self.run_json} is not a zdim run description: rerun the sweep")
+        return info
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        write_json(self.run_json, info)
+
+    def _read_optional(self, name: str) -> Any:
+        try:
+            return read_json(self.path / name)
+        except (OSError, ValueError):
+            return None
+
+    def read_recommendation(self) -> dict[str, Any] | None:
+        d = self._read_optional(RECOMMENDATION_JSON)
+        return d if isinstance(d, dict) else None
+
+    def write_recommendation(self, rec: dict[str, Any]) -> None:
+        write_json(self.path / RECOMMENDATION_JSON, rec)
+
+    def write_results(self, records: list[TrialRecord]) -> None:
+        write_csv(self.path / RESULTS_CSV, [r.flat() for r in sort_records(records)])
+
+    def save_inputs(self, x: torch.Tensor, y: np.ndarray | None, meta: dict[str, Any]) -> None:
+        save_inputs(self.path / INPUTS_FILE, x, y, meta)
+
+    def load_inputs(self) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
+        return load_inputs(self.path / INPUTS_FILE)
+
+    def read_tuning(self) -> dict[str, Any] | None:
+        d = self._read_optional(TUNING_JSON)
+        return d if isinstance(d, dict) else None
+
+    def write_tuning(self, tuning: dict[str, Any]) -> None:
+        write_json(self.path / TUNING_JSON, tuning)
+
+    def save_final(
+        self, model: VAE, history: list[dict[str, Any]], record: dict[str, Any], extra: dict[str, Any]
+    ) -> None:
+        """The tuned final model (``tune/final``): weights, history, then its test record."""
+        save_model(model, self.final_folder, extra=extra)
+        write_csv(self.final_folder / HISTORY_CSV, history)
+        write_json(self.final_folder / METRICS_JSON, record)
+
+    def read_final(self) -> dict[str, Any] | None:
+        """The tuned final model's test record, or None."""
+        try:
+            d = read_json(self.final_folder / METRICS_JSON)
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    # ------------------------------------------------------------------------------------ trials
+
+    def save_trial(
+        self,
+        record: TrialRecord,
+        model: VAE | None = None,
+        history: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Persist a finished trial: weights and history of a complete one, then ``metrics.json`` (last:
+        its presence marks the trial finished)."""
+        folder = self.trial_folder(record.dim, record.seed)
+        if record.complete and model is not None:
+            save_model(model, folder, extra={"trial": record.trial, **(extra or {})})
+            write_csv(folder / HISTORY_CSV, history or [])
+        write_json(folder / METRICS_JSON, record.to_dict())
+
+    def read_trial(self, dim: int, seed: int) -> TrialRecord | None:
+        """The record of a finished trial, or None if absent or corrupt (not checking its weights)."""
+        return self._scan_one(self.trial_folder(dim, seed))[0]
+
+    def trial_done(self, dim: int, seed: int) -> bool:
+        """A finished trial: failed or pruned, or complete with weights that load and match their checksum.
+        A truncated or corrupt file makes the trial not done, so a resumed sweep redoes it."""
+        return self._scan_one(self.trial_folder(dim, seed), verify=True)[1]
+
+    def load_trial_model(self, dim: int, seed: int) -> VAE:
+        return load_model(self.trial_folder(dim, seed))
+
+    def read_history(self, dim: int, seed: int) -> list[dict[str, float]]:
+        return read_csv_floats(self.trial_folder(dim, seed) / HISTORY_CSV)
+
+    def _stamp(self, folder: Path) -> tuple[int, ...]:
+        out: list[int] = []
+        for name in (METRICS_JSON, MODEL_FILE, "model.json"):
+            try:
+                st = (folder / name).stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                out += [-1, -1]
+        return tuple(out)
+
+    def _scan_one(self, folder: Path, verify: bool = False) -> tuple[TrialRecord | None, bool]:
+        """(record or None, done) of one trial folder; each file is read again only when it changed."""
+        stamp = self._stamp(folder)
+        hit = self._seen.get(folder.name)
+        if hit is not None and hit[0] == stamp and (not verify or hit[2] is not None):
+            return hit[1], bool(hit[2])
+        rec: TrialRecord | None
+        try:
+            rec = TrialRecord.from_dict(read_json(folder / METRICS_JSON))
+        except (OSError, ValueError, TypeError, AttributeError):
+            rec = None
+        done: bool | None = None
+        if verify:
+            done = rec is not None
+            if rec is not None and rec.complete:
+                try:
+                    read_saved(folder)
+                except ModelFileError:
+                    done = False
+        self._seen[folder.name] = (stamp, rec, done)
+        return rec, bool(done)
+
+    def records(self, verify: bool = True) -> list[TrialRecord]:
+        """Every finished trial of the folder, sorted by size and seed; with ``verify``, only those whose
+        weights check out (see ``trial_done``). Files unchanged since the last call are not read again."""
+        trials = self.path / TRIALS_DIR
+        folders = sorted(trials.glob("dim-*")) if trials.is_dir() else []
+        out = []
+        for f in folders:
+            rec, done = self._scan_one(f, verify=verify)
+            if rec is not None and (done or not verify):
+                out.append(rec)
+        return sort_records(out)
 
 
-def save_inputs(
-    run_dir: str | os.PathLike[str], x: torch.Tensor, y: np.ndarray | None = None, meta: dict[str, Any] | None = None
-) -> None:
-    """Save held-out inputs (and labels) the report shows reconstructions of, as safetensors.
-
-    ``meta`` (feature names, label names, likelihood...) goes into the file's string metadata as JSON,
-    so ``zdim report`` needs nothing but the run directory.
-    """
-    tensors = {"x": x.detach().cpu().float().contiguous()}
-    if y is not None:
-        tensors["y"] = torch.from_numpy(np.ascontiguousarray(np.asarray(y, dtype=np.float64)))
-    raw = st_save(tensors, metadata={"format": "zdim-inputs", "meta": json.dumps(meta or {})})
-    atomic_write(Path(run_dir) / INPUTS_FILE, raw)
-
-
-def load_inputs(run_dir: str | os.PathLike[str]) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
-    """``(x, y or None, meta)`` saved by ``save_inputs``, or None when the file is absent or unreadable."""
-    path = Path(run_dir) / INPUTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        raw = path.read_bytes()
-        tensors = st_load(raw)
-        with safe_open(path, framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
-    except (SafetensorError, ValueError, RuntimeError, OSError):
-        return None
-    y = tensors["y"].numpy() if "y" in tensors else None
-    return tensors["x"], y, meta
+__all__ = [
+    "RunDir",
+    "is_run_dir",
+    "MARKER",
+    "RUN_JSON",
+    "REPORT_HTML",
+    "INPUTS_FILE",
+    "load_model",
+    "save_model",
+    "read_json",
+    "write_json",
+    "atomic_write",
+    "dumps_json",
+    "trial_name",
+]

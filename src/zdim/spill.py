@@ -16,6 +16,7 @@ where an in-RAM copy of the same splits would be anonymous memory that has to fi
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import tempfile
@@ -87,10 +88,8 @@ def spill_array(rows: int, cols: int, folder: str | None = None) -> np.memmap:
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def _shared_map(arr: Any) -> mmap.mmap | None:
@@ -110,10 +109,8 @@ def _advise(arr: Any, name: str) -> None:
     """``madvise(mmap.<name>)`` on the shared map under ``arr``; a no-op where there is none."""
     m, advice = _shared_map(arr), getattr(mmap, name, None)
     if m is not None and advice is not None and not m.closed:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             m.madvise(advice)
-        except (OSError, ValueError):
-            pass
 
 
 def for_random_reads(arr: Any) -> None:

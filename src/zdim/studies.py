@@ -1,6 +1,7 @@
 """Optuna plumbing shared by sweeps and tuning: storage, safe trial taking, heartbeats, workers.
 
-Why this exists beside ``search.py``:
+Every use of Optuna's private API is here, in small functions tested on their own
+(tests/test_studies.py): ``take_waiting`` and ``frozen``. Why this module exists:
 
 - ``study.ask()`` creates a *fresh, unparameterized* trial when no waiting trial is left, which in a
   grid sweep is junk work. ``take_waiting`` only ever takes an enqueued trial (Optuna's storage-level
@@ -13,6 +14,7 @@ Why this exists beside ``search.py``:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
@@ -94,22 +96,24 @@ def storage_url(url: str) -> str:
 
 
 def open_study(
-    run_dir: Path | None,
+    journal: Path | None,
     storage: str | None,
     study_name: str,
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
-    journal: str = STUDY_FILE,
 ) -> optuna.Study:
-    """Create or load a study: ``storage`` URL, else a journal file ``run_dir/journal`` (memory without)."""
+    """Create or load a study: ``storage`` URL, else the journal file ``journal`` (in memory without).
+
+    A bad URL, a missing driver or an unreachable server is a ``ConfigError`` naming ``--storage``.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage is None:
-        if run_dir is None:
+        if journal is None:
             store: Any = optuna.storages.InMemoryStorage()
         else:
-            (run_dir / journal).parent.mkdir(parents=True, exist_ok=True)
-            store = journal_storage(run_dir / journal)
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            store = journal_storage(journal)
     else:
         store = storage_url(storage)
     try:
@@ -139,11 +143,34 @@ def open_study(
 
 
 def worker_info(run_dir: Path | None) -> dict[str, Any]:
+    """Who runs a trial: host, process and run directory (stamped on the trial as ``zdim_worker``)."""
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
     }
+
+
+def worker_place(run_dir: Path | None) -> tuple[str, str | None]:
+    """``(host, run directory)`` of this process: where its trial folders live."""
+    info = worker_info(run_dir)
+    return info["host"], info["run_dir"]
+
+
+def worker_place_of(t: optuna.trial.FrozenTrial) -> tuple[str | None, str | None]:
+    """``(host, run directory)`` of the worker that ran ``t`` (None, None when it was never stamped)."""
+    w = t.user_attrs.get(WORKER_ATTR, {})
+    return w.get("host"), w.get("run_dir")
+
+
+def fixed_params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters a trial was enqueued with (``enqueue_trial``), else those it suggested."""
+    return dict(t.system_attrs.get("fixed_params") or t.params)
+
+
+def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The stored state of a live trial, read from the storage (its enqueued parameters included)."""
+    return study._storage.get_trial(trial._trial_id)  # private API: kept here, tested in test_studies.py
 
 
 def jsonable(obj: Any) -> Any:
@@ -177,10 +204,8 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
+            with contextlib.suppress(Exception):  # storage hiccup or trial finished meanwhile: next beat retries
                 self.trial.set_user_attr(BEAT_ATTR, time.time())
-            except Exception:  # storage hiccup or trial finished meanwhile: next beat retries
-                pass
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -291,12 +316,11 @@ class SameSizeMedianPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None or step < self.n_warmup_steps:
             return False
-        mine = (trial.system_attrs.get("fixed_params") or trial.params).get(self.key)
+        mine = fixed_params(trial).get(self.key)
         value = trial.intermediate_values[step]
         others = []
         for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED)):
-            fp = t.system_attrs.get("fixed_params") or t.params
-            if fp.get(self.key) == mine and step in t.intermediate_values:
+            if fixed_params(t).get(self.key) == mine and step in t.intermediate_values:
                 others.append(t.intermediate_values[step])
         if len(others) < self.n_min_trials or not math.isfinite(value):
             return False

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .runs import RECOMMENDATION_JSON, RESULTS_CSV, RUN_JSON, read_history, trial_name
+from .records import TrialRecord
+from .runs import RunDir
 from .search import SweepResult
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
 
-MLRUNS = "mlruns"
 # Run status of each trial status (MLflow's names).
 RUN_STATUS = {"complete": "FINISHED", "failed": "FAILED", "pruned": "KILLED"}
 
@@ -46,9 +46,10 @@ def require_mlflow() -> None:
         ) from e
 
 
-def default_uri(run_dir: Path) -> str:
-    """A local MLflow file store inside the run directory: ``file://RUN_DIR/mlruns``."""
-    return (run_dir / MLRUNS).resolve().as_uri()
+def default_uri(run_dir: Path | None) -> str:
+    """A local MLflow file store inside the run directory: ``file://RUN_DIR/mlruns`` (``./mlruns``
+    without one)."""
+    return (RunDir(run_dir).mlruns if run_dir is not None else Path("mlruns")).resolve().as_uri()
 
 
 def log_sweep(result: SweepResult, tracking_uri: str | None = None, experiment: str | None = None) -> str:
@@ -67,7 +68,7 @@ def log_sweep(result: SweepResult, tracking_uri: str | None = None, experiment: 
     from mlflow.entities import Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    uri = tracking_uri or default_uri(result.run_dir if result.run_dir is not None else Path("."))
+    uri = tracking_uri or default_uri(result.run_dir)
     if uri.startswith("file:"):
         # MLflow 3 refuses its file store unless opted in; a local file store is what --mlflow promises.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -96,29 +97,30 @@ def log_sweep(result: SweepResult, tracking_uri: str | None = None, experiment: 
         params=[Param(k, str(v)) for k, v in sweep_params.items()],
         tags=[RunTag("zdim.rationale", rec.rationale)] if rec is not None else [],
     )
-    if result.run_dir is not None:
-        for f in (RUN_JSON, RESULTS_CSV, RECOMMENDATION_JSON):
-            if (result.run_dir / f).is_file():
-                client.log_artifact(parent, str(result.run_dir / f))
+    rundir = RunDir(result.run_dir) if result.run_dir is not None else None
+    if rundir is not None:
+        for f in rundir.summary_files():
+            client.log_artifact(parent, str(f))
 
     for t in result.trials:
         run = client.create_run(
             exp_id,
-            run_name=t.get("trial", trial_name(t["dim"], t["seed"])),
-            tags={"mlflow.parentRunId": parent, "zdim.kind": "trial", "zdim.status": t["status"]},
+            run_name=t.trial,
+            tags={"mlflow.parentRunId": parent, "zdim.kind": "trial", "zdim.status": t.status.value},
         ).info.run_id
-        folder = result.run_dir / "trials" / trial_name(t["dim"], t["seed"]) if result.run_dir else None
-        trial_metrics = [m for m in _trial_metrics(t, folder, now) if m is not None]
+        folder = rundir.trial_folder(t.dim, t.seed) if rundir is not None else None
+        history = rundir.read_history(t.dim, t.seed) if rundir is not None else []
+        trial_metrics = [m for m in _trial_metrics(t, history, now) if m is not None]
         for i in range(0, len(trial_metrics), 900):  # MLflow takes at most 1000 metrics per batch
             client.log_batch(
                 run,
                 metrics=trial_metrics[i : i + 900],
                 params=[Param(k, str(v)) for k, v in _trial_params(t, result.config).items()] if i == 0 else [],
-                tags=[RunTag("zdim.reason", str(t["reason"]))] if i == 0 and t.get("reason") else [],
+                tags=[RunTag("zdim.reason", t.reason)] if i == 0 and t.reason else [],
             )
         if folder is not None and folder.is_dir():
             client.log_artifacts(run, str(folder), artifact_path="model")
-        client.set_terminated(run, status=RUN_STATUS.get(t["status"], "FAILED"))
+        client.set_terminated(run, status=RUN_STATUS.get(t.status.value, "FAILED"))
     client.set_terminated(parent, status="FINISHED" if rec is not None else "FAILED")
     return uri
 
@@ -136,13 +138,13 @@ def _metric(key: str, value: Any, timestamp: int, step: int = 0) -> Metric | Non
     return Metric(key, float(value), timestamp, step)
 
 
-def _trial_params(t: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+def _trial_params(t: TrialRecord, config: Mapping[str, Any]) -> dict[str, Any]:
     """The trial's size and seed plus the sweep's architecture and training recipe."""
     train = {f"train.{k}": v for k, v in config.get("train", {}).items() if k != "seed"}
     hidden = ",".join(str(h) for h in config.get("hidden", []))
     return {
-        "dim": t["dim"],
-        "seed": t["seed"],
+        "dim": t.dim,
+        "seed": t.seed,
         "hidden": hidden,
         "arch": config.get("arch"),
         "k": config.get("k"),
@@ -150,14 +152,14 @@ def _trial_params(t: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def _trial_metrics(t: Mapping[str, Any], folder: Path | None, now: int) -> Iterator[Metric | None]:
+def _trial_metrics(t: TrialRecord, history: list[dict[str, float]], now: int) -> Iterator[Metric | None]:
     """Scalar figures of the record, KL per unit (step = unit), and the training curve (step = epoch)."""
-    for key, value in t.items():
+    for key, value in t.flat().items():
         if key not in ("dim", "seed"):
             yield _metric(key, value, now)
-    for unit, kl in enumerate(t.get("kl_per_unit") or []):
+    for unit, kl in enumerate(t.kl_per_unit):
         yield _metric("kl_per_unit", kl, now, step=unit)
-    for row in read_history(folder) if folder is not None else []:
+    for row in history:
         epoch = int(row.get("epoch", 0))
         for key in ("train_loss", "val_neg_elbo", "beta"):
             yield _metric(key, row.get(key), now, step=epoch)

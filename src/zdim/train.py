@@ -47,7 +47,8 @@ class TrainConfig:
     seed : int
         Seed of initialization, shuffling and sampling.
     device : str
-        ``cpu`` or ``cuda``.
+        ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. Asking for CUDA
+        where there is none is a ``ConfigError`` here, not a failure of every trial later.
     weight_decay : float
         Adam weight decay.
     """
@@ -60,7 +61,7 @@ class TrainConfig:
     free_bits: float = 0.0
     patience: int = 10
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
@@ -77,8 +78,9 @@ class TrainConfig:
         for name, ok, expected, flag in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}: fix {flag}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}: fix --device")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}: fix --device")
+        resolve_device(self.device)  # CUDA asked for where there is none: fail now, not in every trial
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,9 +119,35 @@ def kl_term(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; ``ConfigError`` for CUDA where there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available: use --device cpu")
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here: use --device cpu or auto")
+    if name.startswith("cuda:") and int(name.split(":", 1)[1] or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {name!r} was asked for but there are {torch.cuda.device_count()} CUDA device(s): fix --device"
+        )
     return torch.device(name)
+
+
+CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
+CONVERGENCE_TOL = 1e-3  # relative improvement of the best validation -ELBO over the window
+
+
+def convergence(history: list[dict[str, Any]], window: int = CONVERGENCE_WINDOW) -> tuple[bool, float | None]:
+    """Whether a training had converged: ``(converged, improvement)``.
+
+    ``improvement`` is how much the best validation -ELBO fell over the last ``window`` epochs, relative
+    to ``max(|best|, 1)``; converged when it is below ``CONVERGENCE_TOL``. A history shorter than
+    ``window + 1`` epochs cannot show it: not converged, improvement None.
+    """
+    vals = [float(r["val_neg_elbo"]) for r in history if math.isfinite(float(r.get("val_neg_elbo", math.nan)))]
+    if len(vals) <= window:
+        return False, None
+    before, after = min(vals[:-window]), min(vals)
+    improvement = (before - after) / max(abs(after), 1.0)
+    return improvement < CONVERGENCE_TOL, improvement
 
 
 def fit(

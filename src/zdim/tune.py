@@ -7,13 +7,14 @@ configuration is enqueued as trial 0, which is also the baseline. Trials are pru
 HyperbandPruner on the per-epoch validation -ELBO: unlike in the sweep, every trial here has the same
 latent size, so a trial that trails the others is genuinely worse.
 
-``RUN_DIR/tuning.json`` (read by the HTML report) has exactly the keys ``dim, objective, n_trials,
-baseline, best, importances, trials, final_model``; the final model lives in ``RUN_DIR/tune/final``.
+``tuning.json`` (read by the HTML report) has exactly the keys ``dim, objective, n_trials, baseline,
+best, importances, trials, final_model``; the final model lives in ``tune/final`` (``RunDir``).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,21 +27,13 @@ from . import studies
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError
 from .metrics import evaluate
-from .models import VAE, VAEConfig
+from .models import VAE
+from .plan import SweepConfig, check_dims, make_run_info, model_config
 from .recommend import Recommendation
-from .runs import (
-    RECOMMENDATION_JSON,
-    RUN_JSON,
-    read_json,
-    save_history,
-    save_model,
-    write_json,
-)
-from .search import SweepConfig, check_dims, collect_trials, make_run_info, prepare_run_dir
-from .train import TrainConfig, fit
+from .runs import RunDir
+from .train import FitResult, TrainConfig
+from .trial import train
 
-TUNING_JSON = "tuning.json"
-TUNE_DIR = "tune"
 OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
 State = optuna.trial.TrialState
@@ -73,7 +66,7 @@ class TuneResult:
             )
         else:
             lines.append(f"Test split, {obj}: tuned final model {self.final_test[key]:.4f}")
-        lines.append(f"Final model: {self.run_dir / t['final_model']}")
+        lines.append(f"Final model: {RunDir(self.run_dir).final_folder}")
         return "\n".join(lines)
 
 
@@ -106,7 +99,7 @@ def train_eval(
     epochs: int,
     split: torch.Tensor,
     callback: Any = None,
-) -> tuple[VAE, dict[str, Any], Any]:
+) -> tuple[VAE, dict[str, Any], FitResult]:
     """Train at size ``dim`` with ``params`` (validation split for early stopping), evaluate on ``split``."""
     hidden = tuple(max(1, int(round(h * params["width"]))) for h in cfg.hidden)
     tcfg = replace(
@@ -117,18 +110,7 @@ def train_eval(
         free_bits=params["free_bits"],
         lr=params["lr"],
     )
-    torch.manual_seed(tcfg.seed)
-    model = VAE(
-        VAEConfig(
-            input_dim=data.n_features,
-            latent_dim=dim,
-            likelihood=data.likelihood,
-            hidden=hidden,
-            arch=cfg.arch,
-            image_shape=data.sample_shape if data.is_image else None,
-        )
-    )
-    fitted = fit(model, data.train, data.val, tcfg, callback=callback)
+    model, fitted = train(data, model_config(data, dim, cfg, hidden=hidden), tcfg, callback=callback)
     return model, evaluate(model, split, k=cfg.k, seed=tcfg.seed), fitted
 
 
@@ -155,39 +137,35 @@ class _Objective:
         return value
 
 
-def _open(run_dir: Path, storage: str | None, name: str, prune: bool, seed: int) -> optuna.Study:
+def _open(run: RunDir, storage: str | None, name: str, prune: bool, seed: int) -> optuna.Study:
     pruner = optuna.pruners.HyperbandPruner(min_resource=1) if prune else optuna.pruners.NopPruner()
     return studies.open_study(
-        run_dir,
+        run.tune_study_file if storage is None else None,
         storage,
         name,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruner,
-        journal=f"{TUNE_DIR}/study.journal",
     )
 
 
-def load_run(run_dir: Path, data: Data | None = None) -> tuple[Data, SweepConfig, dict[str, Any]]:
-    """The data, sweep configuration and run.json of a sweep's run directory."""
-    if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not a zdim run directory (no {RUN_JSON}): pass the --out folder of a sweep")
-    info = read_json(run_dir / RUN_JSON)
-    sw = info["sweep"]
-    cfg = SweepConfig(
-        dims=tuple(sw["dims"]),
-        seeds=sw["seeds"],
-        hidden=tuple(sw["hidden"]),
-        arch=sw["arch"],
-        train=TrainConfig.from_dict(sw["train"]),
-        k=sw["k"],
-        rel_tol=sw["rel_tol"],
-    )
+def load_run(
+    run: RunDir, data: Data | None = None, device: str | None = None
+) -> tuple[Data, SweepConfig, dict[str, Any]]:
+    """The data, sweep configuration and run.json of a sweep's run directory (``device`` overrides the
+    sweep's)."""
+    info = run.read_info()
+    try:
+        cfg = SweepConfig.from_dict(info["sweep"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunDirError(f"{run.run_json} has no readable sweep settings ({e}): rerun the sweep") from e
+    if device is not None:
+        cfg = replace(cfg, train=replace(cfg.train, device=device))
     if data is None:
         loader = info.get("loader") or {}
         data = load_data(info["data"]["source"], **loader)
     if data.fingerprint != info["data"].get("fingerprint"):
         raise RunDirError(
-            f"the data of {run_dir} cannot be reloaded identically (fingerprint differs): "
+            f"the data of {run.path} cannot be reloaded identically (fingerprint differs): "
             "pass the same data to zdim.tune(..., data=...)"
         )
     return data, cfg, info
@@ -212,9 +190,13 @@ def init_tune_run(
     config = config or SweepConfig(dims=(dim,))
     config = replace(config, dims=(dim,))
     check_dims(config.dims, data)
-    out = Path(out)
-    prepare_run_dir(out, make_run_info(data, config, command, loader), overwrite, resume)
-    return out
+    from .search import data_paths
+
+    run = RunDir.create(
+        out, make_run_info(data, config, command, loader), overwrite=overwrite, resume=resume, protect=data_paths(data)
+    )
+    run.finish()
+    return run.path
 
 
 def tune(
@@ -230,6 +212,7 @@ def tune(
     study_name: str | None = None,
     data: Data | None = None,
     progress: bool = False,
+    device: str | None = None,
 ) -> TuneResult:
     """Tune beta, KL warm-up, free bits, learning rate and width at one latent size of a sweep.
 
@@ -251,30 +234,43 @@ def tune(
         Stop hopeless trials early (HyperbandPruner over epochs).
     data : Data, optional
         The sweep's data, when it cannot be reloaded from its source (e.g. an in-memory array).
+    progress : bool
+        A header line and a bar over trials on stderr.
+    device : str, optional
+        ``auto``, ``cpu`` or ``cuda``; default the sweep's.
 
     Returns
     -------
     TuneResult
         ``.tuning`` (the content of ``tuning.json``), ``.final_test``, ``.sweep_test``, ``.summary()``.
     """
-    run_dir = Path(run_dir)
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is not one of {sorted(OBJECTIVES)}: fix --objective")
     if n_trials < 1:
         raise ConfigError(f"trials must be >= 1, got {n_trials}: fix --trials")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
-    data, cfg, _ = load_run(run_dir, data)
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
+    run = RunDir.open(run_dir)
+    data, cfg, _ = load_run(run, data, device)
     if dim is None:
-        if not (run_dir / RECOMMENDATION_JSON).is_file():
-            raise RunDirError(f"{run_dir} has no {RECOMMENDATION_JSON}: finish the sweep, or pass --dim")
-        dim = Recommendation.from_dict(read_json(run_dir / RECOMMENDATION_JSON)).dim
+        saved = run.read_recommendation()
+        if saved is None:
+            raise RunDirError(f"{run.path} has no recommendation: finish the sweep, or pass --dim")
+        dim = Recommendation.from_dict(saved).dim
     if not 1 <= dim <= data.n_features:
         raise ConfigError(f"--dim {dim} is outside 1..{data.n_features}: pick a size of the data")
     epochs = epochs or cfg.train.epochs
     name = study_name or f"zdim-tune-dim-{dim}"
     seed = cfg.train.seed
-    study = _open(run_dir, storage, name, prune, seed)
+    if progress:
+        print(
+            f"zdim tune: size {dim} of {data.name}, {n_trials} trial(s) of up to {epochs} epochs, objective "
+            f"validation {objective}, {workers} worker(s) -> {run.path}",
+            file=sys.stderr,
+        )
+    study = _open(run, storage, name, prune, seed)
     stale = {t.number for t in studies.fail_stale(study)}  # trials of dead workers: redone
     base = baseline_params(cfg.train)
     if not study.trials:
@@ -290,11 +286,11 @@ def tune(
         share = -(-remaining // workers)
         studies.spawn_workers(
             _tune_worker_entry,
-            (run_dir, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers)),
+            (run.path, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers)),
             workers,
         )
-    study = _open(run_dir, storage, name, prune, seed)
-    return _finish(run_dir, study, data, cfg, dim, objective, epochs, base)
+    study = _open(run, storage, name, prune, seed)
+    return _finish(run, study, data, cfg, dim, objective, epochs, base)
 
 
 def _tune_worker_entry(
@@ -310,7 +306,7 @@ def _tune_worker_entry(
 ) -> None:
     """A spawned tuning worker: run up to ``share`` trials, stop when the study holds ``target``."""
     torch.set_num_threads(threads)
-    study = _open(run_dir, storage, name, prune, seed)
+    study = _open(RunDir(run_dir), storage, name, prune, seed)
     cap = optuna.study.MaxTrialsCallback(target, states=None)
     study.optimize(obj, n_trials=share, catch=(Exception,), callbacks=[cap])
 
@@ -322,7 +318,7 @@ def _value(t: optuna.trial.FrozenTrial) -> float:
 
 
 def _finish(
-    run_dir: Path,
+    run: RunDir,
     study: optuna.Study,
     data: Data,
     cfg: SweepConfig,
@@ -335,7 +331,7 @@ def _finish(
     complete = [t for t in trials if t.state == State.COMPLETE and t.value is not None]
     if not complete:
         raise RunDirError(
-            f"no tuning trial completed at size {dim} (see {run_dir / TUNE_DIR}): try more --trials or --no-prune"
+            f"no tuning trial completed at size {dim} (see {run.tune_study_file}): try more --trials or --no-prune"
         )
     best = min(complete, key=_value)
     base_t = [t for t in complete if all(t.params.get(k) == v for k, v in base.items())]
@@ -351,13 +347,10 @@ def _finish(
         importances = {}
     t0 = time.perf_counter()
     model, test_ev, fitted = train_eval(data, dim, cfg, dict(best.params), epochs, data.test)
-    final = run_dir / TUNE_DIR / "final"
-    save_model(model, final, extra={"trial": f"tune-dim-{dim}", "data": data.summary(), "params": dict(best.params)})
-    save_history(final, fitted.history)
-    recs = [r for r in collect_trials(run_dir) if r["dim"] == dim and r["status"] == "complete"]
+    recs = [r for r in run.records() if r.dim == dim and r.complete]
     sweep_test = None  # the sweep's test figures at this size, mean over seeds: the honest comparison
     if recs:
-        sweep_test = {k: sum(float(r[k]) for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
+        sweep_test = {k: sum(r.metric(k) or 0.0 for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
     final_rec = {k: v for k, v in test_ev.items()}
     final_rec.update(
         status="complete",
@@ -367,7 +360,12 @@ def _finish(
         train_seconds=time.perf_counter() - t0,
         sweep_test=sweep_test,
     )
-    write_json(final / "metrics.json", final_rec)
+    run.save_final(
+        model,
+        fitted.history,
+        final_rec,
+        extra={"trial": f"tune-dim-{dim}", "data": data.summary(), "params": dict(best.params)},
+    )
     tuning = {
         "dim": int(dim),
         "objective": objective,
@@ -384,10 +382,10 @@ def _finish(
             }
             for t in trials
         ],
-        "final_model": f"{TUNE_DIR}/final",
+        "final_model": str(run.final_folder.relative_to(run.path)),
     }
-    write_json(run_dir / TUNING_JSON, tuning)
-    return TuneResult(tuning=tuning, final_test=final_rec, sweep_test=sweep_test, run_dir=run_dir)
+    run.write_tuning(tuning)
+    return TuneResult(tuning=tuning, final_test=final_rec, sweep_test=sweep_test, run_dir=run.path)
 
 
-__all__ = ["tune", "TuneResult", "TUNING_JSON"]
+__all__ = ["tune", "TuneResult", "init_tune_run"]

@@ -1,0 +1,235 @@
+"""What a sweep will do, validated before anything is done: ``SweepConfig`` and ``SweepPlan``.
+
+``make_plan`` checks every option against the data (sizes, architecture, device, rule, tolerance,
+workers, the combinations nested sweeps refuse) and runs the model once on a batch of the data, so a
+bad option or a model that cannot take this data fails in a second with one line, before the run
+directory is created, replaced or touched. Code that receives a ``SweepPlan`` trusts it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .data import Data
+from .errors import ConfigError
+from .models import VAE, NestedVAE, VAEConfig
+from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
+from .train import TrainConfig, resolve_device
+
+MODES = ("per-size", "nested")
+DEFAULT_STUDY = "zdim-sweep"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep trains: the grid, the architecture template and the training recipe.
+
+    Attributes
+    ----------
+    dims : tuple of int
+        Latent sizes to try.
+    seeds : int
+        Independent trainings per size (seeds ``seed, seed+1, ...``).
+    hidden, arch : see ``VAEConfig``.
+    train : TrainConfig
+        Training recipe shared by every trial (its ``seed`` is the base seed).
+    k : int
+        Importance samples for the held-out NLL bound.
+    rel_tol : float
+        Relative NLL tolerance of the recommendation rule.
+    nested : bool
+        Train one nested VAE per seed with the largest size and cut every size's model out of it
+        (see ``zdim.nested``), instead of one VAE per (size, seed).
+    """
+
+    dims: tuple[int, ...]
+    seeds: int = 1
+    hidden: tuple[int, ...] = (512, 256)
+    arch: str = "mlp"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    k: int = 100
+    rel_tol: float = DEFAULT_REL_TOL
+    nested: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.dims:
+            raise ConfigError("no latent sizes given: pass e.g. --dims 2,4,8 or --dims 1-16")
+        bad = [d for d in self.dims if int(d) != d or d < 1]
+        if bad:
+            raise ConfigError(f"latent size {bad[0]!r} is not a positive integer: fix --dims")
+        object.__setattr__(self, "dims", tuple(sorted({int(d) for d in self.dims})))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}: fix --seeds")
+        if self.k < 1:
+            raise ConfigError(f"k (importance samples) must be >= 1, got {self.k}: fix --k")
+        if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
+            raise ConfigError(f"tolerance must be a finite number >= 0, got {self.rel_tol!r}: fix --tolerance")
+
+    @property
+    def mode(self) -> str:
+        return "nested" if self.nested else "per-size"
+
+    def grid(self) -> list[tuple[int, int]]:
+        """Every ``(size, seed)`` point, by size then seed."""
+        base = self.train.seed
+        return [(d, base + s) for d in self.dims for s in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dims": list(self.dims),
+            "seeds": self.seeds,
+            "hidden": list(self.hidden),
+            "arch": self.arch,
+            "train": self.train.to_dict(),
+            "k": self.k,
+            "rel_tol": self.rel_tol,
+            "nested": self.nested,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
+        return cls(
+            dims=tuple(d["dims"]),
+            seeds=int(d["seeds"]),
+            hidden=tuple(d["hidden"]),
+            arch=str(d["arch"]),
+            train=TrainConfig.from_dict(d["train"]),
+            k=int(d["k"]),
+            rel_tol=float(d["rel_tol"]),
+            nested=bool(d.get("nested", False)),
+        )
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: the configuration and how it is run (see ``make_plan``)."""
+
+    config: SweepConfig
+    rule: str = DEFAULT_RULE
+    refine: bool = False
+    prune: bool = False
+    workers: int = 1
+    storage: str | None = None
+    study_name: str = DEFAULT_STUDY
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+
+def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
+    """Powers of two up to ``min(n_features, cap)``, plus that bound itself."""
+    top = min(n_features, cap)
+    dims = [2**i for i in range(0, int(math.log2(top)) + 1)]
+    return tuple(sorted(set(dims + [top])))
+
+
+def check_dims(dims: tuple[int, ...] | list[int], data: Data) -> None:
+    too_big = [d for d in dims if d > data.n_features]
+    if too_big:
+        raise ConfigError(
+            f"latent size {too_big[0]} exceeds the {data.n_features} features of {data.name!r}: "
+            f"choose sizes <= {data.n_features} in --dims"
+        )
+
+
+def model_config(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...] | None = None) -> VAEConfig:
+    """The architecture of the size-``dim`` model of a sweep (``hidden`` overrides the widths)."""
+    return VAEConfig(
+        input_dim=data.n_features,
+        latent_dim=dim,
+        likelihood=data.likelihood,
+        hidden=cfg.hidden if hidden is None else hidden,
+        arch=cfg.arch,
+        image_shape=data.sample_shape if data.is_image else None,
+    )
+
+
+def check_model(data: Data, cfg: SweepConfig) -> None:
+    """Build the smallest and largest model and run them on two training samples: a model that cannot
+    take this data (architecture, shapes, NaN at initialization) fails here with one line."""
+    sizes = (min(cfg.dims), max(cfg.dims))
+    x = data.train[:2].float()
+    for dim in sizes:
+        vcfg = model_config(data, dim, cfg)  # ConfigError: e.g. conv on a table
+        torch.manual_seed(0)
+        model: VAE = NestedVAE(vcfg, cfg.dims) if cfg.nested and dim == sizes[1] else VAE(vcfg)
+        try:
+            with torch.no_grad():
+                rec, kl = model.elbo_terms(x)
+        except Exception as e:  # noqa: BLE001 - any failure of the model on the data is the user's setting
+            raise ConfigError(
+                f"the {cfg.arch} model of size {dim} cannot take {data.name!r} of shape "
+                f"{tuple(data.sample_shape)} ({type(e).__name__}: {e}): fix --arch or --hidden"
+            ) from None
+        if not (torch.isfinite(rec).all() and torch.isfinite(kl).all()):
+            raise ConfigError(f"the model of size {dim} gives a non-finite loss at initialization: check the data")
+
+
+def make_plan(
+    data: Data,
+    config: SweepConfig,
+    *,
+    rule: str = DEFAULT_RULE,
+    refine: bool = False,
+    prune: bool = False,
+    workers: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    has_out: bool = True,
+) -> SweepPlan:
+    """Validate every option of a sweep against ``data``; raise ``ConfigError`` (one line) on the first
+    bad one. Writes nothing."""
+    check_dims(config.dims, data)
+    if rule not in RULES:
+        raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}: fix --workers")
+    if workers > 1 and not has_out and storage is None:
+        raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
+    if config.nested:
+        for on, flag, why in (
+            (refine, "--refine", "its sizes are fixed when the nested model is trained"),
+            (prune, "--prune", "one training serves every size"),
+            (workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
+        ):
+            if on:
+                raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
+    resolve_device(config.train.device)
+    check_model(data, config)
+    return SweepPlan(
+        config=config,
+        rule=rule,
+        refine=refine,
+        prune=prune,
+        workers=workers,
+        storage=storage,
+        study_name=study_name or DEFAULT_STUDY,
+    )
+
+
+def make_run_info(
+    data: Data, config: SweepConfig, command: str | None, loader: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
+    info = {
+        "zdim_version": __version__,
+        "torch_version": torch.__version__,
+        "command": command,
+        "data": data.summary(),
+        "sweep": config.to_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if loader:
+        info["loader"] = dict(loader)
+    return info
+
+
+__all__ = ["SweepConfig", "SweepPlan", "make_plan", "default_dims", "check_dims", "model_config", "make_run_info"]

@@ -1,0 +1,99 @@
+"""What a person sees while a sweep or a tuning runs, on stderr.
+
+One overall bar that advances per finished trial (with tqdm's ETA), an epoch bar per training, the
+evaluation phase named on the overall bar while it runs, and one printed line per finished trial
+(size, seed, NLL, active units, time), so a long evaluation never looks like a frozen screen.
+A disabled ``Progress`` does nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .records import TrialRecord
+
+
+def trial_line(r: TrialRecord) -> str:
+    """One line for a finished trial: ``dim 16 seed 0: NLL 98.27, 12 active units, 75.3 s``."""
+    head = f"dim {r.dim} seed {r.seed}:"
+    if not r.complete:
+        return f"{head} {r.status.value} ({r.reason})"
+    secs = (r.train_seconds or 0.0) + (r.eval_seconds or 0.0)
+    conv = "" if r.converged is None else ("" if r.converged else ", not converged")
+    return f"{head} NLL {r.nll:.2f}, {r.active_units} active unit(s), {r.epochs_run} epochs, {secs:.1f} s{conv}"
+
+
+class Progress:
+    """Progress bars and trial lines on stderr (nothing when ``enabled`` is False)."""
+
+    def __init__(self, enabled: bool, total: int = 0, done: int = 0, desc: str = "zdim sweep", unit: str = "trial"):
+        self.enabled = enabled
+        self._bar: Any = None
+        self._epochs: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm
+            self._bar = tqdm(total=total, initial=done, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def set_done(self, n: int) -> None:
+        if self._bar is not None and n != self._bar.n:
+            self._bar.n = n
+            self._bar.refresh()
+
+    def set_total(self, total: int) -> None:
+        if self._bar is not None and total != self._bar.total:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def training(self, name: str, epochs: int) -> None:
+        """A training of up to ``epochs`` epochs starts (its own bar, below the overall one)."""
+        if not self.enabled:
+            return
+        self._close_epochs()
+        self._bar.set_postfix_str(f"training {name}")
+        self._epochs = self._tqdm(
+            total=epochs, desc=f"  {name}", unit="ep", leave=False, file=sys.stderr, dynamic_ncols=True
+        )
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        if self._epochs is not None:
+            self._epochs.update(1)
+            self._epochs.set_postfix(val=f"{record['val_neg_elbo']:.2f}")
+
+    def evaluating(self, name: str, what: str) -> None:
+        """The held-out evaluation of ``name`` starts: say so on the overall bar."""
+        if not self.enabled:
+            return
+        self._close_epochs()
+        self._bar.set_postfix_str(f"evaluating {name} ({what})")
+
+    def finished(self, record: TrialRecord, advance: bool = True) -> None:
+        """A trial finished: print its line, advance the overall bar."""
+        if not self.enabled:
+            return
+        self._close_epochs()
+        self._bar.write(trial_line(record), file=sys.stderr)
+        self._bar.set_postfix_str("")
+        if advance:
+            self._bar.update(1)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self._bar.write(text, file=sys.stderr)
+
+    def _close_epochs(self) -> None:
+        if self._epochs is not None:
+            self._epochs.close()
+            self._epochs = None
+
+    def close(self) -> None:
+        self._close_epochs()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self.enabled = False
+
+
+__all__ = ["Progress", "trial_line"]
