@@ -546,3 +546,12 @@ def test_a_feature_constant_in_training_keeps_held_out_values_at_their_scale():
     d = load_data(x)
     assert d.std[2] == 1.0
     assert float(d.test[:, 2].abs().max()) < 20  # not (x - 7) / 1e-6
+
+
+def test_data_records_the_readers_scale():
+    digits = load_data("digits", max_samples=100)
+    assert digits.scale == 16.0 and digits.preprocessing.scale == 16.0
+    table = load_data(np.random.default_rng(0).normal(size=(50, 3)))
+    assert table.scale == 1.0 and table.preprocessing.mean is not None
+    counts = load_data(np.random.default_rng(0).poisson(300.0, size=(50, 3)), likelihood="nb")
+    assert counts.scale == 1.0 and counts.preprocessing.is_identity

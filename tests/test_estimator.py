@@ -136,3 +136,24 @@ def test_pickle_carries_safetensors_not_a_torch_module():
     back = pickle.loads(raw)
     assert np.array_equal(back.transform(x), est.transform(x)) and back.score(x) == est.score(x)
     assert "model_" in est.__dict__  # pickling left the original intact
+
+
+def test_defaults_are_the_sweeps():
+    from zdim.plan import SweepConfig
+
+    est, cfg = VAETransformer(), SweepConfig(dims=(2,))
+    assert tuple(est.hidden) == cfg.hidden == (512, 256) and est.k == cfg.k == 100
+
+
+def test_fitted_and_pickled_estimator_carries_its_preprocessing():
+    import pickle
+
+    x = planted(n=100) * 10.0 + 50.0
+    est = VAETransformer(latent_dim=2, **TINY).fit(x)
+    pre = est.preprocessing_
+    assert pre.likelihood == "gaussian" and pre.scale == 1.0 and pre.n_features == 6
+    np.testing.assert_array_equal(pre.mean, est.mean_)
+    raw = pickle.dumps(est)
+    assert b"zdim.data" not in raw  # carried as the model.json form (plain lists), like the weights
+    back = pickle.loads(raw)
+    assert back.preprocessing_.to_dict() == pre.to_dict()

@@ -16,6 +16,8 @@ CASES = {
     "image_folder.py": (TINY + ["--images", "300", "--dims", "1,3", "--hidden", "16"], "classes ['large', 'small']"),
     "sklearn_pipeline.py": (TINY + ["--dims", "1,2", "--hidden", "16"], "best by ELBO:"),
     "mnist_idx.py": (TINY + ["--dims", "2,4", "--hidden", "32"], "recommended latent size:"),
+    "conv_rgb.py": (TINY + ["--images", "300", "--dims", "1,3"], "model: __main__:ConvRGBVAE"),
+    "signal_conv1d.py": (TINY + ["--signals", "300", "--dims", "1,3"], "recommended latent size:"),
 }
 
 

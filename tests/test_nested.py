@@ -12,7 +12,7 @@ from zdim import nested
 from zdim.errors import ConfigError, RunDirError
 from zdim.metrics import evaluate, neg_elbo
 from zdim.models import NestedVAE, VAEConfig
-from zdim.runs import load_model, read_json
+from zdim.runs import load_vae, read_json
 from zdim.search import SweepConfig, sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig, fit
@@ -104,7 +104,7 @@ def test_nested_sweep_trains_once_and_writes_usual_trials(tmp_path, tiny_binary,
     info = read_json(out / "nested" / "seed-0" / "nested.json")
     assert info["dims"] == [1, 2, 4] and len(info["history"]) == 4
     for t in r.trials:
-        m = load_model(out / "trials" / t.trial)
+        m = load_vae(out / "trials" / t.trial)
         assert m.latent_dim == t.dim
         again = evaluate(m, tiny_binary.test, k=10, seed=0)
         assert again["nll"] == pytest.approx(t.nll, rel=1e-6)  # the saved model is the one evaluated

@@ -5,7 +5,7 @@ import torch
 
 from zdim.errors import ModelFileError
 from zdim.models import VAE, VAEConfig
-from zdim.runs import RunDir, atomic_write, load_model, read_json, save_model, write_json
+from zdim.runs import RunDir, atomic_write, load_vae, read_json, save_model, write_json
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -30,12 +30,12 @@ def test_save_load_round_trip(tmp_path, likelihood):
     torch.manual_seed(0)
     m = VAE(VAEConfig(12, 3, likelihood=likelihood, hidden=(16, 8)))
     save_model(m, tmp_path)
-    m2 = load_model(tmp_path)
+    m2 = load_vae(tmp_path)
     assert m2.config == m.config
     x = torch.rand(4, 12)
     assert torch.equal(m.encode(x)[0], m2.encode(x)[0])
     assert torch.equal(m.decode(torch.ones(2, 3)), m2.decode(torch.ones(2, 3)))
-    assert load_model(tmp_path / "model.safetensors").config == m.config
+    assert load_vae(tmp_path / "model.safetensors").config == m.config
 
 
 def test_truncated_or_foreign_files_are_rejected(tmp_path):
@@ -44,16 +44,16 @@ def test_truncated_or_foreign_files_are_rejected(tmp_path):
     raw = (tmp_path / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFileError, match="checksum"):
-        load_model(tmp_path)
+        load_vae(tmp_path)
     # a pickle where the weights should be is refused, never unpickled
     (tmp_path / "model.safetensors").write_bytes(pickle.dumps({"x": 1}))
     meta = read_json(tmp_path / "model.json")
     meta.pop("sha256")
     write_json(tmp_path / "model.json", meta)
     with pytest.raises(ModelFileError, match="not a readable safetensors"):
-        load_model(tmp_path)
+        load_vae(tmp_path)
     with pytest.raises(ModelFileError, match="missing"):
-        load_model(tmp_path / "nowhere")
+        load_vae(tmp_path / "nowhere")
 
 
 def test_trial_done_requires_metrics_and_loadable_model(tmp_path):

@@ -30,7 +30,7 @@ from zdim import SweepConfig, TrainConfig, estimate_intrinsic_dim, load_data, sw
 from zdim.intrinsic import dims_from_estimate  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.recommend import recommend  # noqa: E402
-from zdim.runs import load_model, trial_name  # noqa: E402
+from zdim.runs import load_vae, trial_name  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 
 BUDGETS = {
@@ -185,7 +185,7 @@ def mnist(b: dict) -> None:
     rec = recommend(r.trials)
     print(f"recommendation (combined rule): {rec.dim}; signals {rec.signals}")
     best = min(trials, key=lambda t: t["nll"])
-    model = load_model(Path(tmp) / "run" / "trials" / trial_name(best["dim"], best["seed"]))
+    model = load_vae(Path(tmp) / "run" / "trials" / trial_name(best["dim"], best["seed"]))
     n_eval = min(b["k_final_n"], data.test.shape[0])
     t0 = time.perf_counter()
     ev = evaluate(model, data.test[:n_eval], k=b["k_final"], seed=0)

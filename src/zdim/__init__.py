@@ -30,8 +30,10 @@ LAZY = {
     "Recommendation": "recommend",
     "recommend": "recommend",
     "load_model": "checkpoints",
+    "SavedModel": "checkpoints",
+    "Preprocessing": "data",
     "SweepConfig": "plan",
-    "SweepResult": "search",
+    "SweepResult": "result",
     "sweep": "api",
     "TrainConfig": "train",
     "fit": "train",
@@ -48,8 +50,8 @@ LAZY = {
 
 if TYPE_CHECKING:
     from .api import sweep
-    from .checkpoints import load_model
-    from .data import Data, load_data
+    from .checkpoints import SavedModel, load_model
+    from .data import Data, Preprocessing, load_data
     from .errors import ZdimError
     from .estimator import VAETransformer
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from .records import TrialRecord, TrialStatus
     from .report import build_report
     from .runs import RunDir
-    from .search import SweepResult
+    from .result import SweepResult
     from .train import TrainConfig, fit
     from .tune import TuneResult, tune
 
@@ -88,6 +90,8 @@ __all__ = [
     "Recommendation",
     "recommend",
     "load_model",
+    "SavedModel",
+    "Preprocessing",
     "SweepConfig",
     "SweepResult",
     "sweep",

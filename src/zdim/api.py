@@ -1,27 +1,283 @@
-"""The package-level ``zdim.sweep``: the sweep, then its report (the report sits above the search)."""
+"""The package-level ``zdim.sweep``: every option a typed keyword, the sweep, then its report.
+
+``zdim.search.sweep`` is the orchestration (it takes a ``SweepConfig``); this module is the Python
+user's door to it: it reads the data (``zdim.load_data``), builds the ``TrainConfig`` and ``SweepConfig``
+from plain keywords, runs the sweep and writes the report (which sits above the search). zdim's
+messages name command-line flags (``fix --batch-size``); here they are rewritten, in one place
+(``python_message``), to name the keyword (``fix batch_size=``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from .data import Data, load_data
+from .errors import ZdimError
+from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
+from .plan import SweepConfig
+from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE
 from .report import build_report
 from .search import SweepResult
 from .search import sweep as _sweep
+from .train import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# command-line flag -> keyword of ``zdim.sweep`` (flags whose keyword is the flag with "_" for "-" are
+# not listed); boolean flags read ``name=True``
+_KEYWORDS = {"study": "study_name", "quiet": "progress"}
+_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine"}
+_WORDS = {"auto", "gaussian", "bernoulli", "poisson", "nb", "mlp", "conv", "cpu", "cuda"}
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 
 
-def sweep(*args: Any, report: bool = True, **kwargs: Any) -> SweepResult:
-    result = _sweep(*args, **kwargs)
-    if report and result.run_dir is not None:
-        build_report(result.run_dir)
+def _keyword_value(flag: str, token: str) -> str | None:
+    """``token`` (what followed ``--flag`` in a message) as a Python value, or None when it is prose."""
+    value = token.rstrip(",.;:)")
+    if flag == "dims" and re.fullmatch(r"\d+(,\d+)+", value):
+        return f"[{', '.join(value.split(','))}]" + token[len(value) :]
+    if flag == "dims" and re.fullmatch(r"\d+-\d+", value):
+        lo, hi = value.split("-")
+        return f"range({lo}, {int(hi) + 1})" + token[len(value) :]
+    if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", value):
+        return value + token[len(value) :]
+    if value in _WORDS:
+        return repr(value) + token[len(value) :]
+    return None
+
+
+def python_message(message: str) -> str:
+    """A zdim message with every command-line flag rewritten as the keyword of ``zdim.sweep``:
+    ``fix --batch-size`` -> ``fix batch_size=``, ``pass --likelihood auto`` -> ``pass likelihood='auto'``,
+    ``--resume`` -> ``resume=True``."""
+
+    def keyword(match: re.Match[str]) -> str:
+        flag, token = match.group(1), match.group(2) or ""
+        name = _KEYWORDS.get(flag, flag.replace("-", "_"))
+        if flag in _BOOLEAN:
+            return f"{name}=True{token}"
+        value = _keyword_value(flag, token[1:]) if token else None
+        if value is not None:
+            return f"{name}={value}"
+        if token.startswith((" >", " <")):
+            return f"{name}{token}"
+        return f"{name}={token}"
+
+    return _FLAG.sub(keyword, message)
+
+
+def sweep(
+    source: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | Data,
+    dims: Sequence[int] | None = None,
+    *,
+    seeds: int = 1,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    beta: float = 1.0,
+    warmup: float = 0.0,
+    free_bits: float = 0.0,
+    patience: int = 10,
+    hidden: Sequence[int] = (512, 256),
+    arch: str = "mlp",
+    likelihood: str = "auto",
+    k: int = 100,
+    tolerance: float = DEFAULT_REL_TOL,
+    rule: str = DEFAULT_RULE,
+    refine: bool = False,
+    nested: bool = False,
+    model: str | type | None = None,
+    mode: str = "per-size",
+    extend: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    storage: str | None = None,
+    study_name: str | None = None,
+    workers: int = 1,
+    prune: bool = False,
+    progress: bool = False,
+    report: bool = True,
+    config: SweepConfig | None = None,
+    label_column: str | None = None,
+    max_samples: int | None = None,
+    y: ArrayLike | None = None,
+    test: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,
+    array: str | None = None,
+    layer: str | None = None,
+    label_key: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    binarize: bool = False,
+) -> SweepResult:
+    """Train and evaluate one VAE per (latent size, seed), recommend a size, and write the report.
+
+    Every option and the data are validated before anything is written; an error names the keyword
+    to fix (``batch_size=``), and an unknown keyword is Python's own ``TypeError``.
+
+    Parameters
+    ----------
+    source : path, embedded name, numpy.ndarray, torch.Tensor, pandas.DataFrame or zdim.Data
+        The data, read by ``zdim.load_data`` (a ``Data`` is used as it is: the data keywords below are
+        then ignored). ``"digits"`` is an embedded data set.
+    dims : sequence of int, optional
+        Latent sizes; default powers of two up to a few times the intrinsic dimension of the data.
+    seeds : int
+        Independent trainings per size (seeds ``seed, seed+1, ...``).
+    epochs, batch_size, lr, beta, warmup, free_bits, patience : training recipe (``zdim.TrainConfig``)
+        Maximum epochs, minibatch size, Adam learning rate, KL weight, KL warm-up length in epochs,
+        free bits per unit in nats, early-stopping patience in epochs (0: never stop early).
+    hidden : sequence of int
+        Hidden widths of the encoder (the decoder mirrors them).
+    arch : {"mlp", "conv"}
+        Network family (``conv`` for images).
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb"}
+        Decoder likelihood (see ``zdim.load_data``).
+    k : int
+        Importance samples of the held-out NLL.
+    tolerance : float
+        Relative NLL tolerance of the recommendation rule.
+    rule : str
+        Recommendation rule (see ``zdim.recommend.RULES`` and docs/recommendation.md).
+    refine : bool
+        After the grid, bisect around the recommended size down to an exact integer.
+    nested : bool
+        Train one nested VAE per seed at the largest size and cut every size out of it.
+    model : class or str, optional
+        Your own model (see "Your own model" in docs/guide.md): a class, ``"path/file.py:ClassName"``
+        or ``"package.module:ClassName"``; default zdim's VAE (``hidden``/``arch`` do not apply to yours).
+    mode : {"per-size", "settle", "nested"}
+        ``settle`` trains every (size, seed) together and stops once the answer has settled;
+        ``nested`` is ``nested=True``.
+    extend : bool
+        When the largest size tried is chosen with every unit active, add larger sizes and go on.
+    seed : int
+        Base seed (split, initialization, sampling).
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    out : path, optional
+        Run directory (every trial saved as it finishes, with ``report.html`` at the end); without it
+        nothing is written.
+    overwrite, resume : bool
+        When ``out`` exists: replace it (only a folder zdim made), or finish its missing trials.
+    storage, study_name : str, optional
+        Optuna storage URL and study name, to share a sweep between workers or machines.
+    workers : int
+        Trials trained at once, one process each.
+    prune : bool
+        Stop a seed early when it trails the other seeds of the same size.
+    progress : bool
+        Progress bars on stderr.
+    report : bool
+        With ``out``, write ``out/report.html`` (``zdim.build_report(out)`` rebuilds it).
+    config : SweepConfig, optional
+        Full control over the grid, architecture and training; when given it replaces ``seeds`` to
+        ``model`` and ``seed``/``device`` of training (``dims`` still overrides its sizes).
+    label_column, max_samples, layer, label_key, val_fraction, test_fraction : data options
+        As in ``zdim.load_data``.
+    binarize : bool
+        Data in [0, 1]: fixed binarized validation and test splits and a fresh binary sample of every
+        training batch (dynamically binarized MNIST, comparable with the literature).
+    y : array-like, optional
+        Labels of the samples of ``source`` (evaluation only), one per sample.
+    test : path, array, tensor or DataFrame, optional
+        Your own test split: same features, scaled and standardized like the training split.
+    array : str, optional
+        The array of an ``.npz`` file to read (e.g. ``"X_train"``); by default a file holding
+        ``X_train`` and ``X_test`` gives the training samples and the test split.
+
+    Returns
+    -------
+    SweepResult
+        ``.recommended_dim``, ``.recommendation``, ``.table`` (pandas), ``.trials``, ``.run_dir``.
+
+    Raises
+    ------
+    zdim.ZdimError
+        ``DataError``, ``ConfigError``, ``RunDirError``...: one line naming the keyword to fix.
+    """
+    loader: dict[str, Any] = {
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "label_column": label_column,
+        "likelihood": likelihood,
+        "max_samples": max_samples,
+        "layer": layer,
+        "label_key": label_key,
+        "array": array,
+        "test": test,
+        "y": y,
+        "binarize": binarize or None,
+    }
+    loader = {key: value for key, value in loader.items() if value is not None}
+    try:
+        data = source if isinstance(source, Data) else load_data(source, **loader)
+        intrinsic = None
+        if config is None:
+            if not dims:
+                intrinsic = estimate_intrinsic_dim(data, seed=seed)
+                dims = dims_from_estimate(intrinsic.dim, data.n_features)
+            train = TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                beta=beta,
+                warmup_epochs=warmup,
+                free_bits=free_bits,
+                patience=patience,
+                seed=seed,
+                device=device,
+                binarize=binarize,
+            )
+            config = SweepConfig(
+                dims=tuple(dims),
+                seeds=seeds,
+                hidden=tuple(hidden),
+                arch=arch,
+                train=train,
+                k=k,
+                rel_tol=tolerance,
+                nested=nested or mode == "nested",
+                model=model,
+            )
+        elif dims:
+            config = replace(config, dims=tuple(dims))
+        result = _sweep(
+            data,
+            config=config,
+            out=out,
+            overwrite=overwrite,
+            resume=resume,
+            storage=storage,
+            study_name=study_name,
+            progress=progress,
+            workers=workers,
+            prune=prune,
+            rule=rule,
+            refine=refine,
+            intrinsic=intrinsic,
+            loader=loader,
+            mode=mode,
+            extend=extend,
+        )
+        if report and result.run_dir is not None:
+            build_report(result.run_dir)
+    except ZdimError as e:
+        e.args = (python_message(str(e)), *e.args[1:])
+        raise
     return result
 
 
-sweep.__doc__ = (
-    (_sweep.__doc__ or "")
-    + """
-    With a run directory (``out``), ``report=True`` (default) also writes ``out/report.html``
-    (``zdim.build_report(out)`` rebuilds it).
-    """
-)
-
-__all__ = ["sweep"]
+__all__ = ["sweep", "python_message"]

@@ -15,15 +15,20 @@ import hashlib
 import numbers
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import spill
 from .errors import DataError
-from .readers import _FORMATS, EMBEDDED, MIN_SAMPLES, _raise_empty, _Raw, _read_source
+from .formats import _FORMATS, EMBEDDED
+from .readers import MIN_SAMPLES, _encode_labels, _raise_empty, _Raw, _read_source
 from .spill import for_random_reads, release, spill_array
 
 Likelihood = Literal["bernoulli", "gaussian", "poisson", "nb"]
@@ -65,6 +70,9 @@ class Data:
         Column names for tabular data.
     mean, std : numpy.ndarray or None
         ``(D,)`` standardization statistics (gaussian data only), to map back to data units.
+    scale : float
+        What the reader divided the raw values by before standardization: 255 for 8-bit images and
+        IDX pixels, 16 for ``digits``, 1 otherwise (count data are never scaled).
     fingerprint : str
         SHA-256 hex digest of the raw data and labels, recorded in ``run.json``.
     """
@@ -85,10 +93,16 @@ class Data:
     std: np.ndarray | None = None
     fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    scale: float = 1.0
 
     @property
     def n_features(self) -> int:
         return int(self.train.shape[1])
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How raw samples of this data become the model's inputs (scale, then standardization)."""
+        return Preprocessing.from_data(self)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description: source, shape, likelihood, split sizes."""
@@ -104,7 +118,139 @@ class Data:
             "n_test": int(self.test.shape[0]),
             "has_labels": self.y_train is not None,
             "fingerprint": self.fingerprint,
+            **({"binarized": True} if self.extra.get("binarized") else {}),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class Preprocessing:
+    """What turns a raw sample, in the data's own units, into a model input, and back.
+
+    A raw row ``x`` (flattened, ``(D,)``) becomes ``((x / scale) - mean) / std``; ``mean`` and ``std``
+    are None when the data were not standardized (Bernoulli and count data). Saved in ``model.json``
+    (key ``"preprocessing"``) with every model zdim writes, so a saved model takes raw data.
+
+    Attributes
+    ----------
+    scale : float
+        The reader's divisor (255 for 8-bit images, 16 for ``digits``, else 1).
+    mean, std : numpy.ndarray or None
+        ``(D,)`` float32 standardization statistics of the training split (Gaussian data only).
+    likelihood : str
+        The decoder likelihood the model was trained with.
+    sample_shape : tuple of int
+        Shape of one sample before flattening.
+    n_features : int
+        ``D``, the flattened width a model takes.
+    feature_names : list of str or None
+        Column names of tabular data.
+    name : str
+        The data set's display name (used in messages).
+    """
+
+    scale: float = 1.0
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    likelihood: str = "gaussian"
+    sample_shape: tuple[int, ...] = ()
+    n_features: int = 0
+    feature_names: list[str] | None = None
+    name: str = ""
+
+    @classmethod
+    def from_data(cls, data: Data) -> Preprocessing:
+        return cls(
+            scale=float(data.scale),
+            mean=None if data.mean is None else np.asarray(data.mean, dtype=np.float32),
+            std=None if data.std is None else np.asarray(data.std, dtype=np.float32),
+            likelihood=data.likelihood,
+            sample_shape=tuple(int(s) for s in data.sample_shape),
+            n_features=data.n_features,
+            feature_names=list(data.feature_names) if data.feature_names is not None else None,
+            name=data.name,
+        )
+
+    @classmethod
+    def identity(
+        cls, n_features: int, likelihood: str = "gaussian", sample_shape: tuple[int, ...] = ()
+    ) -> Preprocessing:
+        """No scaling and no standardization: inputs are used as given."""
+        return cls(likelihood=likelihood, sample_shape=tuple(sample_shape) or (n_features,), n_features=n_features)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.mean is None and self.std is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (float lists); ``from_dict`` reads it back exactly (float32 values)."""
+        return {
+            "scale": self.scale,
+            "mean": None if self.mean is None else [float(v) for v in self.mean],
+            "std": None if self.std is None else [float(v) for v in self.std],
+            "likelihood": self.likelihood,
+            "sample_shape": list(self.sample_shape),
+            "n_features": self.n_features,
+            "feature_names": self.feature_names,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        """The inverse of ``to_dict``; ``ValueError``/``KeyError``/``TypeError`` on a malformed dict."""
+        n = int(d["n_features"])
+
+        def vector(key: str) -> np.ndarray | None:
+            if d.get(key) is None:
+                return None
+            v = np.asarray(d[key], dtype=np.float32)
+            if v.shape != (n,):
+                raise ValueError(f"preprocessing {key} has shape {v.shape}, expected ({n},)")
+            return v
+
+        scale = float(d.get("scale", 1.0))
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"preprocessing scale {scale!r} is not a positive number")
+        names = d.get("feature_names")
+        return cls(
+            scale=scale,
+            mean=vector("mean"),
+            std=vector("std"),
+            likelihood=str(d.get("likelihood", "gaussian")),
+            sample_shape=tuple(int(s) for s in d.get("sample_shape") or (n,)),
+            n_features=n,
+            feature_names=[str(v) for v in names] if names is not None else None,
+            name=str(d.get("name", "")),
+        )
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Raw rows ``(n, D)`` -> model inputs ``(n, D)`` float32 (a new array)."""
+        out = np.array(x, dtype=np.float32)
+        if self.scale != 1.0:
+            out /= np.float32(self.scale)
+        if self.mean is not None and self.std is not None:
+            out -= self.mean
+            out /= self.std
+        return out
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Model-unit rows ``(n, D)`` (decoder means) -> the data's own units, float32 (a new array)."""
+        out = np.array(x, dtype=np.float32)
+        if self.mean is not None and self.std is not None:
+            out *= self.std
+            out += self.mean
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
+        return out
+
+    def log_jacobian(self) -> float:
+        """``log |d input / d raw|`` summed over features (Gaussian data: ``-D log scale - sum log std``),
+        which turns a density of model inputs into a density of raw rows; 0 for other likelihoods."""
+        if self.likelihood != "gaussian":
+            return 0.0
+        total = -self.n_features * float(np.log(self.scale))
+        if self.std is not None:
+            total -= float(np.log(self.std.astype(np.float64)).sum())
+        return total
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -118,7 +264,7 @@ def supported_formats() -> list[tuple[str, str]]:
 
 
 def load_data(
-    source: str | os.PathLike[str] | np.ndarray | torch.Tensor,
+    source: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame,
     *,
     seed: int = 0,
     val_fraction: float = 0.1,
@@ -128,14 +274,19 @@ def load_data(
     max_samples: int | None = None,
     layer: str | None = None,
     label_key: str | None = None,
+    y: ArrayLike | None = None,
+    test: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,
+    array: str | None = None,
+    binarize: bool = False,
 ) -> Data:
     """Read, validate and split a data source.
 
     Parameters
     ----------
-    source : str, os.PathLike, numpy.ndarray or torch.Tensor
-        A file or folder (see ``supported_formats()``), an embedded name (see ``list_datasets()``), or
-        an array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``.
+    source : str, os.PathLike, numpy.ndarray, torch.Tensor or pandas.DataFrame
+        A file or folder (see ``supported_formats()``), an embedded name (see ``list_datasets()``), an
+        array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``, or a DataFrame of numeric columns (take a
+        label column out with ``label_column``).
     seed : int
         Seed of the shuffle that splits the samples (and picks ``max_samples`` of them).
     val_fraction, test_fraction : float
@@ -156,6 +307,24 @@ def load_data(
         ``.h5ad`` only: the ``.layers`` entry to read (e.g. ``"counts"``); default ``.X``.
     label_key : str, optional
         ``.h5ad`` only: the ``.obs`` column taken as labels (as ``label_column`` does for tables).
+    y : array-like, optional
+        Labels of the samples of ``source`` (one per sample), kept for evaluation only; they replace
+        labels the source itself holds.
+    test : path, array, tensor or DataFrame, optional
+        A test split given by the user (read like ``source``, with the same ``label_column``, ``layer``
+        and ``label_key``; an ``.npz`` or IDX folder holding a test split gives that split), replacing
+        ``test_fraction`` and any test split of the source: it must have the same number of features,
+        and gets the training split's scaling and standardization. Its labels (if any) are kept only
+        when the training samples have labels too.
+    array : str, optional
+        ``.npz`` only: the key of the array to read (labels from ``y`` + its suffix, e.g. ``y_train``
+        for ``X_train``, when present). Without it, a file holding ``X_train`` and ``X_test`` (and
+        optionally ``y_train``, ``y_test``) gives the training samples and the test split.
+    binarize : bool
+        Data in [0, 1] only (Bernoulli likelihood): the validation and test splits are binarized once,
+        with a fixed seed (pixel ~ Bernoulli(grey level)), as in the literature's dynamically binarized
+        MNIST; the training split stays grey and is binarized afresh at every step when training with
+        ``TrainConfig(binarize=True)``.
 
     Returns
     -------
@@ -168,8 +337,17 @@ def load_data(
         For any missing, malformed or unsuitable input; the message names the value and the fix.
     """
     _check_options(val_fraction, test_fraction, likelihood, max_samples)
-    raw, given = _read_source(source, label_column, layer=layer, label_key=label_key)
-    return _build(
+    raw, given = _read_source(source, label_column, layer=layer, label_key=label_key, array=array)
+    if y is not None:
+        _set_labels(raw, y, given)
+    if test is not None:
+        _set_test(raw, given, test, label_column, layer, label_key)
+    if y is not None and raw.x_test is not None and (raw.y is None or raw.y_test is None):
+        raise DataError(
+            f"{given}: y= labels the training samples but the given test split has no labels, so the "
+            "model could not be evaluated with them: give the test split labels too, or leave y out"
+        )
+    data = _build(
         raw,
         given,
         seed=seed,
@@ -178,9 +356,79 @@ def load_data(
         likelihood=likelihood,
         max_samples=max_samples,
     )
+    return _binarized(data, seed) if binarize else data
+
+
+def _binarized(data: Data, seed: int) -> Data:
+    """``data`` with fixed binarized validation and test splits (see ``load_data(binarize=True)``)."""
+    if data.likelihood != "bernoulli":
+        raise DataError(
+            f"{data.name}: binarize needs data in [0, 1] (a Bernoulli likelihood), found {data.likelihood} "
+            "data: leave out binarize (--binarize), or pass data scaled to [0, 1]"
+        )
+    gen = torch.Generator().manual_seed(seed + 1)
+    val, test = torch.bernoulli(data.val, generator=gen), torch.bernoulli(data.test, generator=gen)
+    return replace(
+        data,
+        val=val,
+        test=test,
+        fingerprint=f"{data.fingerprint}-binarized-{seed}",
+        extra={**data.extra, "binarized": True},
+    )
 
 
 # ----------------------------------------------------------------------------- options and dispatch
+
+
+def _set_labels(raw: _Raw, y: ArrayLike, given: str) -> None:
+    """Labels passed as ``y=``: one per sample of the source (they replace the reader's)."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    values = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if values.ndim != 1:
+        raise DataError(
+            f"y of shape {values.shape} is not one label per sample: pass a 1-D array of {len(raw.x)} labels"
+        )
+    raw.y, raw.label_names = _encode_labels(values, f"{given}: y", len(raw.x))
+
+
+def _set_test(
+    raw: _Raw,
+    given: str,
+    test: object,
+    label_column: str | None,
+    layer: str | None,
+    label_key: str | None,
+) -> None:
+    """Read a user-given test split into ``raw.x_test``/``raw.y_test``; a feature count other than the
+    training data's is a one-line ``DataError``. A test source that holds a test split of its own (an
+    ``.npz`` with ``X_test``, an IDX folder with a t10k file) gives that split."""
+    test_raw, test_given = _read_source(test, label_column, layer=layer, label_key=label_key)
+    if test_raw.x_test is not None:
+        test_raw.x, test_raw.y = test_raw.x_test, test_raw.y_test
+    d_train, d_test = int(np.prod(raw.sample_shape)), int(np.prod(test_raw.sample_shape))
+    if d_test != d_train:
+        raise DataError(
+            f"test split {test_given}: {d_test} features per sample, but the training data {given} has "
+            f"{d_train}: pass a test split with the same {d_train} features"
+        )
+    if len(test_raw.x) == 0:
+        raise DataError(f"test split {test_given}: no samples: pass a test split with at least one sample")
+    raw.x_test = test_raw.x
+    has_labels = raw.y is not None and test_raw.y is not None
+    if has_labels and (raw.label_names is not None or test_raw.label_names is not None):
+        if raw.label_names is None or test_raw.label_names is None:
+            has_labels = False  # text labels on one side only: not comparable
+        else:  # text labels: codes into the union of both splits' class names
+            names = sorted(set(raw.label_names) | set(test_raw.label_names))
+            index = {name: i for i, name in enumerate(names)}
+            assert raw.y is not None and test_raw.y is not None
+            raw.y = np.array([index[raw.label_names[c]] for c in raw.y], dtype=np.int64)
+            test_raw.y = np.array([index[test_raw.label_names[c]] for c in test_raw.y], dtype=np.int64)
+            raw.label_names = names
+    raw.y_test = test_raw.y if has_labels else None
+    if not has_labels:
+        raw.y = raw.label_names = None
 
 
 def _check_options(val_fraction: float, test_fraction: float, likelihood: str, max_samples: int | None) -> None:
@@ -471,4 +719,5 @@ def _build(
         std=std,
         fingerprint=fingerprint,
         extra=extra,
+        scale=float(scale),
     )

@@ -22,7 +22,7 @@ from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .data import Data, load_data
+from .data import Data, Preprocessing, load_data
 from .errors import ConfigError, TrainingDiverged
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
@@ -67,7 +67,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Latent units K. ``"auto"`` runs zdim's bottleneck search over ``dims`` inside ``fit`` and keeps
         the recommended size (``latent_dim_``; the whole search is in ``sweep_result_``).
     hidden : tuple of int
-        Hidden widths of the encoder MLP (the decoder mirrors them).
+        Hidden widths of the encoder MLP (the decoder mirrors them); default (512, 256), as ``zdim.sweep``.
     epochs, batch_size, lr, beta, patience : see ``zdim.TrainConfig``
         Training recipe; training stops early on validation -ELBO after ``patience`` epochs (0: never).
     likelihood : {"auto", "bernoulli", "gaussian"}
@@ -77,7 +77,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     seeds : int
         Trainings per size in the search (seeds ``seed, seed+1, ...``).
     k : int
-        Importance samples of the search's held-out NLL.
+        Importance samples of the search's held-out NLL (default 100, as ``zdim.sweep``).
     rel_tol : float
         Relative NLL tolerance of the recommendation rule.
     val_fraction : float
@@ -100,6 +100,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         The decoder likelihood used.
     mean_, std_ : numpy.ndarray or None
         ``(n_features,)`` standardization of Gaussian data (None for Bernoulli data).
+    preprocessing_ : zdim.data.Preprocessing
+        The same as a saved model's ``model.json`` records (scale, standardization, likelihood, shape);
+        pickling carries it.
     history_ : list of dict
         Per-epoch training record of ``model_``.
     sweep_result_ : zdim.SweepResult or None
@@ -110,7 +113,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self,
         latent_dim: int | Literal["auto"] = "auto",
         *,
-        hidden: Sequence[int] = (64, 32),
+        hidden: Sequence[int] = (512, 256),
         epochs: int = 100,
         batch_size: int = 128,
         lr: float = 1e-3,
@@ -119,7 +122,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         likelihood: str = "auto",
         dims: Sequence[int] | None = None,
         seeds: int = 1,
-        k: int = 50,
+        k: int = 100,
         rel_tol: float = 0.01,
         val_fraction: float = 0.1,
         seed: int = 0,
@@ -223,6 +226,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.likelihood_ = data.likelihood
         self.mean_ = data.mean
         self.std_ = data.std
+        self.preprocessing_ = Preprocessing.from_data(data)
         self.history_ = fitted.history
         self.best_epoch_ = fitted.best_epoch
 
@@ -293,6 +297,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # not as a pickled torch module: the same form zdim writes to disk.
         state: dict[str, Any] = dict(super().__getstate__())  # a copy: it may be self.__dict__ itself
         model = state.pop("model_", None)
+        pre = state.pop("preprocessing_", None)
+        if pre is not None:  # the model.json form: plain lists, no zdim class in the pickle
+            state["_preprocessing"] = pre.to_dict()
         if model is not None:
             weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             state["_vae_config"] = model.config.to_dict()
@@ -302,7 +309,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         config, weights = state.pop("_vae_config", None), state.pop("_vae_weights", None)
+        pre = state.pop("_preprocessing", None)
         super().__setstate__(state)
+        if pre is not None:
+            self.preprocessing_ = Preprocessing.from_dict(pre)
         if config is not None and weights is not None:
             model = VAE(VAEConfig.from_dict(config))
             model.load_state_dict(st_load(weights))

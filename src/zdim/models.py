@@ -197,6 +197,12 @@ class VAE(nn.Module):
         else:
             self.encoder = _mlp([d, *hidden, 2 * k])
             self.decoder = _mlp([k, *hidden[::-1], d])
+        self._init_likelihood(config)
+
+    def _init_likelihood(self, config: VAEConfig) -> None:
+        """The decoder's own parameters and buffers: Gaussian noise scale, NB dispersion, library size
+        (a model with its own encoder and decoder, ``zdim.custom.UserVAE``, calls it too)."""
+        d = config.input_dim
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature noise scale
         if config.likelihood == "nb":

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,21 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .errors import DataError
+from .formats import _FORMATS, EMBEDDED
 
 MIN_SAMPLES = 10
-
-EMBEDDED = {"digits": "scikit-learn's 8x8 handwritten digits (1797 samples, 64 features)"}
-
-_FORMATS = [
-    (".npy", "array (n, D), or images (n, H, W) / (n, C, H, W); memory-mapped"),
-    (".npz", "the only array, or the one named X/x/data; labels from key y/labels"),
-    (".csv, .tsv [.gz]", "table, header detected; --label-column takes labels, other columns numeric"),
-    (".parquet", "table; same column rules as CSV"),
-    ("*-idx3-ubyte[.gz]", "IDX images (MNIST format); labels from the sibling *-idx1-ubyte file"),
-    ("folder of IDX files", "train-images + t10k-images (+ labels): t10k is the test split"),
-    ("folder of images", ".png/.jpg/.jpeg of one size; subfolder names become labels"),
-    (".h5ad", "AnnData (needs anndata): .X or a layer (layer=); labels from an .obs column (label_key=)"),
-]
 
 
 def _raise_empty(where: str, n: int, d: int) -> None:
@@ -76,35 +64,59 @@ class _Raw:
 
 
 def _read_source(
-    source: object, label_column: str | None, *, layer: str | None = None, label_key: str | None = None
+    source: object,
+    label_column: str | None,
+    *,
+    layer: str | None = None,
+    label_key: str | None = None,
+    array: str | None = None,
 ) -> tuple[_Raw, str]:
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
+    if _is_frame(source):
+        _no_anndata_options(layer, label_key, "a DataFrame")
+        _no_array_option(array, "a DataFrame")
+        return _from_frame(source, label_column, "<dataframe>"), "<dataframe>"  # type: ignore[arg-type]
     if isinstance(source, np.ndarray):
         _no_label_column(label_column, "an array")
         _no_anndata_options(layer, label_key, "an array")
+        _no_array_option(array, "an array")
         return _from_array(source, "array", "<array>"), "<array>"
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(
             f"data source of type {type(source).__name__} is not supported: pass a path, "
-            "an embedded name (see `zdim datasets`), a NumPy array or a torch tensor"
+            "an embedded name (see `zdim datasets`), a NumPy array, a pandas DataFrame or a torch tensor"
         )
     given = os.fspath(source)
     path = Path(given).expanduser()
     if not path.exists() and given in EMBEDDED:
         _no_label_column(label_column, f"embedded '{given}' (its labels are read already)")
         _no_anndata_options(layer, label_key, f"embedded '{given}'")
+        _no_array_option(array, f"embedded '{given}'")
         return _read_digits(), given
     if not path.exists():
         raise DataError(
             f"data source '{given}' not found: no such file or folder, and not an embedded "
             f"name ({', '.join(EMBEDDED)}); check the path, or run `zdim datasets`"
         )
-    return _read_path(path, label_column, layer, label_key), given
+    return _read_path(path, label_column, layer, label_key, array), given
 
 
-def _read_path(path: Path, label_column: str | None, layer: str | None = None, label_key: str | None = None) -> _Raw:
+def _is_frame(source: object) -> bool:
+    """A pandas DataFrame, recognized without importing pandas."""
+    return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
+
+
+def _read_path(
+    path: Path,
+    label_column: str | None,
+    layer: str | None = None,
+    label_key: str | None = None,
+    array: str | None = None,
+) -> _Raw:
     kind = "folder" if path.is_dir() else _format_of(path)
+    if kind != "npz":
+        _no_array_option(array, f"a {kind}")
     if kind not in ("csv", "tsv", "parquet", "npz", "h5ad"):
         _no_label_column(label_column, f"a {kind} (labels come from IDX label files, subfolders or .npz keys)")
     if kind == "h5ad":
@@ -119,7 +131,7 @@ def _read_path(path: Path, label_column: str | None, layer: str | None = None, l
     readers = {
         "folder": lambda: _read_folder(path),
         "npy": lambda: _read_npy(path),
-        "npz": lambda: _read_npz(path, label_column),
+        "npz": lambda: _read_npz(path, label_column, array),
         "idx": lambda: _read_idx(path),
     }
     with _read_errors(path, "folder" if kind == "folder" else f"{kind} file"):
@@ -167,6 +179,11 @@ def _no_anndata_options(layer: str | None, label_key: str | None, what: str) -> 
             raise DataError(f"{option}={value!r} applies to AnnData (.h5ad) files, not to {what}: leave {option} out")
 
 
+def _no_array_option(array: str | None, what: str) -> None:
+    if array is not None:
+        raise DataError(f"array={array!r} names an array of an .npz file, not of {what}: leave array out")
+
+
 def _stem(path: Path) -> str:
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
     match = _IDX_RE.match(path.name.lower())
@@ -204,7 +221,13 @@ def _read_npy(path: Path) -> _Raw:
     return _from_array(np.load(path, mmap_mode="r", allow_pickle=False), _stem(path), str(path))
 
 
-def _read_npz(path: Path, label_column: str | None) -> _Raw:
+_NPZ_PAIRS = (("X_train", "X_test", "y_train", "y_test"), ("x_train", "x_test", "y_train", "y_test"))
+
+
+def _read_npz(path: Path, label_column: str | None, array: str | None = None) -> _Raw:
+    """An ``.npz`` archive: the array named ``array``; else ``X_train`` and ``X_test`` as the training
+    source and the given test split (labels ``y_train``/``y_test``); else the only array, or the one
+    named X/x/data (labels from key y/labels, or ``label_column``)."""
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.files)
         if label_column is not None and label_column not in keys:
@@ -212,17 +235,56 @@ def _read_npz(path: Path, label_column: str | None) -> _Raw:
                 f"{path}: label key '{label_column}' not found; keys are {_names(keys)}: "
                 "pass one of them to --label-column"
             )
-        y_key = label_column or next((k for k in ("y", "labels") if k in keys), None)
-        data_keys = [k for k in keys if k != y_key]
-        x_key = data_keys[0] if len(data_keys) == 1 else next((k for k in ("X", "x", "data") if k in data_keys), None)
+        if array is not None and array not in keys:
+            raise DataError(f"{path}: array '{array}' not found; keys are {_names(keys)}: pass one of them to --array")
+        pair = next((p for p in _NPZ_PAIRS if p[0] in keys and p[1] in keys), None) if array is None else None
+        if pair is not None:
+            return _read_npz_pair(path, archive, keys, pair, label_column)
+        x_key: str | None
+        if array is not None:
+            x_key = array
+            suffix = array[1:] if array[:1] in ("X", "x") else None  # X_train -> y_train
+            guess = [f"y{suffix}"] if suffix else []
+            y_key = label_column or next((k for k in (*guess, "y", "labels") if k in keys and k != x_key), None)
+        else:
+            y_key = label_column or next((k for k in ("y", "labels") if k in keys), None)
+            data_keys = [k for k in keys if k != y_key]
+            x_key = (
+                data_keys[0] if len(data_keys) == 1 else next((k for k in ("X", "x", "data") if k in data_keys), None)
+            )
         if x_key is None:
             raise DataError(
                 f"{path}: cannot tell which array holds the data among {_names(keys)}: "
-                "name it X (labels: y), or save only one array"
+                "choose one with --array NAME (Python: array='NAME'), name it X (labels: y), "
+                "or save only one array"
             )
         raw = _from_array(archive[x_key], _stem(path), f"{path}[{x_key}]")
         if y_key is not None:
             raw.y, raw.label_names = _encode_labels(archive[y_key], f"{path}[{y_key}]", len(raw.x))
+    return raw
+
+
+def _read_npz_pair(
+    path: Path, archive: Any, keys: list[str], pair: tuple[str, str, str, str], label_column: str | None
+) -> _Raw:
+    x_key, xt_key, y_key, yt_key = pair
+    raw = _from_array(archive[x_key], _stem(path), f"{path}[{x_key}]")
+    test = _from_array(archive[xt_key], _stem(path), f"{path}[{xt_key}]")
+    if test.sample_shape != raw.sample_shape:
+        raise DataError(
+            f"{path}: {xt_key} holds samples of shape {test.sample_shape} but {x_key} of shape "
+            f"{raw.sample_shape}: save a test split of the training data's shape"
+        )
+    raw.x_test = test.x
+    if label_column is None and y_key in keys and yt_key in keys:
+        y, names = _encode_labels(archive[y_key], f"{path}[{y_key}]", len(raw.x))
+        y_test, names_test = _encode_labels(archive[yt_key], f"{path}[{yt_key}]", len(test.x))
+        if names is None and names_test is None:
+            raw.y, raw.y_test = y, y_test
+        else:  # text labels: codes into the union of both splits' class names
+            both = np.concatenate([archive[y_key].astype(str), archive[yt_key].astype(str)])
+            codes, raw.label_names = _encode_labels(both, f"{path}[{y_key}, {yt_key}]", len(both))
+            raw.y, raw.y_test = codes[: len(raw.x)], codes[len(raw.x) :]
     return raw
 
 
@@ -233,26 +295,37 @@ def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
         frame = pd.read_parquet(path)
     else:
         frame = _read_csv(path, "\t" if kind == "tsv" else ",", label_column)
+    raw = _from_frame(frame, label_column, str(path), "--label-column NAME")
+    raw.name = _stem(path)
+    return raw
+
+
+def _from_frame(frame: pd.DataFrame, label_column: str | None, where: str, fix: str = "label_column='NAME'") -> _Raw:
+    """A table: numeric columns are the features, ``label_column`` (if given) the labels. ``fix`` is how
+    the caller names the label-column option in messages (a flag, or the Python keyword)."""
+    import pandas as pd
+
+    frame = frame.copy(deep=False)
     frame.columns = [str(c) for c in frame.columns]
     y = label_names = None
     if label_column is not None:
         if label_column not in frame.columns:
             raise DataError(
-                f"{path}: label column '{label_column}' not found; columns are "
-                f"{_names(frame.columns)}: pass one of them to --label-column"
+                f"{where}: label column '{label_column}' not found; columns are "
+                f"{_names(frame.columns)}: pass one of them as {fix.split(' ')[0].split('=')[0]}"
             )
         y, label_names = _encode_labels(
-            frame.pop(label_column).to_numpy(), f"{path} column '{label_column}'", len(frame)
+            frame.pop(label_column).to_numpy(), f"{where} column '{label_column}'", len(frame)
         )
     if frame.size == 0:
-        _raise_empty(str(path), *frame.shape)
+        _raise_empty(where, *frame.shape)
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise DataError(
-            f"{path}: non-numeric column(s) {_names(bad, 5)}: drop them, or pass "
-            "--label-column NAME to take one as labels"
+            f"{where}: non-numeric column(s) {_names(bad, 5)}: drop them, or pass {fix} to take one as labels"
         )
-    raw = _from_array(frame.to_numpy(dtype=np.float64), _stem(path), str(path))
+    name = "dataframe" if where == "<dataframe>" else where
+    raw = _from_array(frame.to_numpy(dtype=np.float64), name, where)
     raw.y, raw.label_names, raw.feature_names = y, label_names, list(frame.columns)
     return raw
 
