@@ -15,6 +15,7 @@ LAYER = {
     "errors": 0,
     "testing": 0,
     "files": 0,
+    "formats": 0,
     "records": 0,
     "readers": 1,
     "data": 1,
@@ -22,6 +23,7 @@ LAYER = {
     "progress": 1,
     "models": 2,
     "custom": 2,
+    "pythae_models": 2,
     "train": 3,
     "metrics": 3,
     "intrinsic": 3,
@@ -32,8 +34,10 @@ LAYER = {
     "studies": 4,
     "nested": 4,
     "plan": 5,
+    "result": 5,
     "trial": 6,
     "scheduler": 7,
+    "settle": 7,
     "executors": 8,
     "search": 9,
     "tune": 9,
@@ -98,10 +102,16 @@ def test_a_root_import_of_a_higher_module_is_caught(tmp_path):
         fake.unlink()
 
 
-def test_help_does_not_import_torch():
+def test_help_and_datasets_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, zdim.cli; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    code = (
+        "import sys, contextlib, io, zdim.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert zdim.cli.main(['datasets']) == 0\n"
+        "assert 'digits' in out.getvalue() and 'torch' not in sys.modules, 'torch imported'\n"
+        "print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr

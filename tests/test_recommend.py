@@ -1,9 +1,18 @@
 import json
 
+import numpy as np
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.recommend import MIN_TEST_SAMPLES, Recommendation, aggregate, learned_nothing, recommend
+from zdim.recommend import (
+    MIN_TEST_SAMPLES,
+    Recommendation,
+    aggregate,
+    bootstrap,
+    learned_nothing,
+    recommend,
+    with_uncertainty,
+)
 from zdim.records import TrialRecord, TrialStatus
 
 
@@ -254,3 +263,59 @@ def test_round_trip_with_and_without_the_new_fields():
     old = {k: v for k, v in d.items() if k not in ("warnings", "settled")}  # recommendation.json of earlier runs
     back = Recommendation.from_dict({**old, "unknown_key": 1})
     assert back.settled is True and back.warnings == [] and back.dim == rec.dim and back.rationale == rec.rationale
+
+
+def _clear_case(noise: float, n: int = 400, seeds: int = 2):
+    """Per-sample NLLs of sizes 1, 2, 4: size 2 is better than 1 by ``gap`` nats per sample, 4 no better than 2."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(50.0, 5.0, n)
+    means = {1: 60.0, 2: 50.0, 4: 49.9}
+    per, recs = {}, []
+    for d, m in means.items():
+        for s in range(seeds):
+            v = base + (m - 50.0) + rng.normal(0.0, noise, n)
+            per[(d, s)] = v
+            recs.append(
+                TrialRecord(
+                    dim=d, seed=s, status=TrialStatus.COMPLETE, nll=float(v.mean()), active_units=min(d, 2), n=n
+                )
+            )
+    return recs, per
+
+
+def test_bootstrap_of_a_clear_answer_is_one_size():
+    recs, per = _clear_case(noise=0.5)
+    rec = recommend(recs)
+    unc = bootstrap(recs, per)
+    assert rec.dim == 2 and unc == {"resamples": 200, "shares": {"2": 1.0}}
+    done = with_uncertainty(rec, unc)
+    assert done.settled and done.confidence == "2 (chosen in 100% of 200 resamples)"
+    assert "Bootstrap" in done.rationale and Recommendation.from_dict(done.to_dict()) == done
+
+
+def test_bootstrap_of_a_near_tie_is_spread_over_sizes():
+    recs, per = _clear_case(noise=0.5)
+    # size 1 only a little worse than 2, with much per-sample noise: the knee moves between 1 and 2
+    for s in range(2):
+        per[(1, s)] = per[(2, s)] + 0.6 + np.random.default_rng(s).normal(0.0, 20.0, len(per[(2, s)]))
+        recs[s] = TrialRecord(
+            dim=1, seed=s, status=TrialStatus.COMPLETE, nll=float(per[(1, s)].mean()), active_units=1, n=400
+        )
+    unc = bootstrap(recs, per, rel_tol=0.0, range_tol=0.0)
+    assert unc is not None and len(unc["shares"]) >= 2 and abs(sum(unc["shares"].values()) - 1.0) < 1e-9
+
+
+def test_bootstrap_needs_paired_values():
+    recs, per = _clear_case(noise=0.5)
+    assert bootstrap(recs, {}) is None
+    per[(1, 0)] = per[(1, 0)][:10]
+    assert bootstrap(recs, per) is None
+
+
+def test_an_answer_chosen_in_few_resamples_is_not_settled():
+    recs, _ = _clear_case(noise=0.5)
+    rec = recommend(recs)
+    done = with_uncertainty(rec, {"resamples": 100, "shares": {"1": 0.6, "2": 0.4}})
+    assert not done.settled and done.rationale.startswith("Not a settled answer")
+    assert "chosen in only 40% of 100 resamples" in done.warnings[-1]
+    assert done.confidence == "2 (chosen in 40% of 100 resamples; 1 in 60%)"

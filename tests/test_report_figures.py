@@ -248,3 +248,11 @@ def test_failed_trials_read_from_typed_records(tmp_path):
     html = page(view)
     assert "1 trial(s) failed" in html and EVIL not in html and "nan &lt;script&gt;" in html
     assert '<tr class="failed">' in html and '<span class="badge failed">failed</span>' in html
+
+
+def test_the_answer_says_how_often_the_bootstrap_chose_it():
+    from zdim.report.page import _certainty
+
+    html = _certainty({"dim": 8, "uncertainty": {"resamples": 200, "shares": {"8": 0.91, "4": 0.09}}})
+    assert "chosen in 91% of 200 bootstrap resamples" in html and "4: 9%" in html
+    assert _certainty({"dim": 8}) == ""  # runs without a bootstrap

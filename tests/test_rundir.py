@@ -20,7 +20,7 @@ from zdim.runs import MARKER, RunDir, is_run_dir
 from zdim.search import sweep
 from zdim.train import TrainConfig
 
-QUICK = ["--dims", "1", "--epochs", "1", "--hidden", "8", "--k", "2", "--quiet"]
+QUICK = ["--dims", "1", "--epochs", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend"]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def made_run(tmp_path_factory) -> Path:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(120, 6)).astype(np.float32)
     cfg = SweepConfig(dims=(1,), hidden=(8,), k=2, train=TrainConfig(epochs=1, patience=0))
-    sweep(x, config=cfg, out=base / "run")
+    sweep(x, config=cfg, out=base / "run", extend=False)
     return base / "run"
 
 
@@ -261,3 +261,16 @@ def test_resume_of_a_folder_that_is_not_a_run_is_refused(tmp_path, table):
     (tmp_path / "x" / "f").write_text("1")
     with pytest.raises(RunDirError, match="not a zdim run"):
         RunDir.check_target(tmp_path / "x", resume=True)
+
+
+def test_a_run_made_before_a_training_option_existed_resumes(old_run, table):
+    """run.json of an older zdim lacks newer TrainConfig keys: their defaults are what it trained with."""
+    import json
+
+    info = json.loads((old_run / "run.json").read_text())
+    info["sweep"]["train"].pop("binarize", None)
+    (old_run / "run.json").write_text(json.dumps(info))
+    new_info = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "binarize": False}))
+    RunDir(old_run).check_resume(new_info)  # no RunDirError
+    with pytest.raises(RunDirError, match="other training settings"):
+        RunDir(old_run).check_resume(dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "lr": 0.5})))

@@ -28,7 +28,8 @@ def test_sweep_writes_run_directory(tmp_path, tiny_binary):
     for f in ("run.json", "results.csv", "recommendation.json", "study.journal"):
         assert (out / f).is_file(), f
     for t in (out / "trials").iterdir():
-        assert {p.name for p in t.iterdir()} == {"model.safetensors", "model.json", "metrics.json", "history.csv"}
+        names = {p.name for p in t.iterdir()}
+        assert names == {"model.safetensors", "model.json", "metrics.json", "history.csv", "heldout.safetensors"}
     table = r.table
     assert list(table["dim"]) == [1, 1, 3, 3] and (table["status"] == "complete").all()
     assert r.recommended_dim in (1, 3)
@@ -164,3 +165,16 @@ def test_trials_record_whether_they_converged(tiny_binary):
     assert short.trials[0].converged is False and short.trials[0].window_improvement is None
     assert any("not converged" in w or "had not converged" in w for w in short.recommendation.warnings)
     assert not short.recommendation.settled
+
+
+def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
+    x = make_planted_data(4, 12, 600, seed=0)  # four latent factors: sizes 1 and 2 cannot hold them
+    data = make_data(x)
+    cfg = SweepConfig(dims=(1, 2), hidden=(32,), k=5, train=TrainConfig(epochs=15, batch_size=32, patience=0))
+    r = sweep(data, config=cfg, out=tmp_path / "run")
+    tried = sorted({t.dim for t in r.trials})
+    assert tried[:2] == [1, 2] and len(tried) > 2 and tried[2] == 4  # doubled at the edge
+    assert "grid was extended" in r.recommendation.rationale
+    assert read_json(tmp_path / "run" / "run.json")["sweep"]["dims"] == tried
+    fixed = sweep(data, config=cfg, extend=False)
+    assert sorted({t.dim for t in fixed.trials}) == [1, 2]

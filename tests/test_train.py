@@ -88,3 +88,34 @@ def test_free_bits_floor_each_unit():
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
+    import numpy as np
+
+    import zdim
+    from zdim.errors import DataError
+    from zdim.plan import SweepConfig, make_plan
+
+    data = zdim.load_data("digits", binarize=True, max_samples=300)
+    assert set(torch.unique(data.test).tolist()) <= {0.0, 1.0} and set(torch.unique(data.val).tolist()) <= {0.0, 1.0}
+    assert len(torch.unique(data.train)) > 2  # the training split stays grey: binarized per batch
+    again = zdim.load_data("digits", binarize=True, max_samples=300)
+    assert torch.equal(data.test, again.test) and data.fingerprint == again.fingerprint  # fixed
+    assert data.fingerprint != zdim.load_data("digits", max_samples=300).fingerprint
+    seen = []
+
+    class Spy(VAE):
+        def elbo_terms(self, x, *a, **k):
+            if self.training:
+                seen.append(set(torch.unique(x).tolist()))
+            return super().elbo_terms(x, *a, **k)
+
+    model = Spy(VAEConfig(64, 2, likelihood="bernoulli", hidden=(16,)))
+    fit(model, data.train, data.val, TrainConfig(epochs=1, binarize=True))
+    assert seen and all(s <= {0.0, 1.0} for s in seen)
+    with pytest.raises(DataError, match="binarize"):
+        zdim.load_data(np.random.default_rng(0).normal(size=(50, 4)), binarize=True)
+    grey = zdim.load_data("digits", max_samples=100)
+    with pytest.raises(ConfigError, match="binarize"):  # binary training on grey held-out data: refused
+        make_plan(grey, SweepConfig(dims=(2,), train=TrainConfig(binarize=True)))

@@ -106,7 +106,7 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
     for w in rec.warnings:
         print(f"warning: {w}")
     settled = "" if rec.settled else " (not a settled answer: see the warnings)"
-    print(f"\nRecommended latent size: {rec.dim}{settled}")
+    print(f"\nRecommended latent size: {rec.confidence}{settled}")
     if run_dir is not None:
         print(f"Run directory: {run_dir}")
 
@@ -132,6 +132,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         device=args.device,
+        binarize=args.binarize,
     )
     from .data import load_data
 
@@ -156,7 +157,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train=train,
         k=args.k,
         rel_tol=args.tolerance,
-        nested=args.nested,
+        nested=args.nested or args.mode == "nested",
+        model=args.model,
     )
     out = Path(args.out) if args.out else Path("runs") / data.name
     if not args.quiet:
@@ -180,6 +182,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         prune=args.prune,
         rule=args.rule,
         refine=args.refine,
+        extend=args.extend,
+        mode="settle" if args.mode == "settle" else "per-size",
         intrinsic=intrinsic,
         loader=_loader(args),
     )
@@ -241,13 +245,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import list_datasets, supported_formats
+    from .formats import _FORMATS, EMBEDDED  # text only: answers without importing torch
 
     print("Embedded data sets (pass the name as SOURCE):")
-    for name, desc in list_datasets():
+    for name, desc in EMBEDDED.items():
         print(f"  {name:<10} {desc}")
     print("\nFormats read from a path:")
-    for fmt, desc in supported_formats():
+    for fmt, desc in _FORMATS:
         print(f"  {fmt:<24} {desc}")
     return 0
 
@@ -273,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
     s.add_argument("--hidden", type=_positive_ints, default=[512, 256], help="hidden widths, e.g. 512,256 (default)")
     s.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
+    s.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="your own model class instead of zdim's VAE: path/to/models.py:MyVAE or package.module:MyVAE "
+        "(see docs/guide.md, 'Your own model'; --hidden and --arch do not apply)",
+    )
     _add_data_options(s)
     s.add_argument("--k", type=int, default=100, help="importance samples for held-out NLL (default 100)")
     s.add_argument(
@@ -299,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="recommendation rule (default combined; see docs/recommendation.md)",
     )
     s.add_argument(
+        "--mode",
+        choices=["per-size", "settle", "nested"],
+        default="per-size",
+        help="per-size: one trial per (size, seed), each to its own end (default); settle: every (size, seed) "
+        "trains together, epoch by epoch, until the answer settles; nested: as --nested",
+    )
+    s.add_argument(
         "--nested",
         action="store_true",
         help="train one nested VAE per seed at the largest size and cut every size out of it "
@@ -308,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--refine",
         action="store_true",
         help="after the grid, bisect around the recommended size down to an exact integer",
+    )
+    s.add_argument(
+        "--no-extend",
+        dest="extend",
+        action="store_false",
+        help="never add larger sizes (by default, when the largest size is chosen with every unit active, "
+        "the grid grows by doubling up to the feature count)",
     )
     s.add_argument(
         "--mlflow",
@@ -340,6 +364,22 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
     p.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
+    p.add_argument(
+        "--array", metavar="NAME", help=".npz only: the array to read, e.g. X_train (default: X_train + X_test, or X)"
+    )
+    p.add_argument(
+        "--test",
+        metavar="DATA",
+        help="your own test split (a file like SOURCE, same features; scaled and standardized like the training data)",
+    )
+    p.add_argument("--layer", help=".h5ad only: the .layers entry to read, e.g. counts (default .X)")
+    p.add_argument("--label-key", help=".h5ad only: the .obs column holding labels")
+    p.add_argument(
+        "--binarize",
+        action="store_true",
+        help="data in [0, 1]: binarize the validation and test splits once and each training batch afresh "
+        "(dynamically binarized MNIST, as in the literature)",
+    )
 
 
 def _loader(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,6 +389,11 @@ def _loader(args: argparse.Namespace) -> dict[str, Any]:
         "label_column": args.label_column,
         "likelihood": args.likelihood,
         "max_samples": args.max_samples,
+        "array": args.array,
+        "test": args.test,
+        "layer": args.layer,
+        "label_key": args.label_key,
+        **({"binarize": True} if args.binarize else {}),
     }
 
 
@@ -372,6 +417,11 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument("--study", help="Optuna study name (default zdim-tune-dim-K)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--device", default=None, help=DEVICE_HELP + " (default: the sweep's, auto for a SOURCE)")
+    t.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="tune a sweep of your own model (--model): imports and runs that code",
+    )
     _add_data_options(t)
     t.add_argument("--out", help="run directory when tuning a SOURCE directly (default runs/NAME-dim-K)")
     g = t.add_mutually_exclusive_group()
@@ -387,6 +437,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     run_dir, data = Path(args.run_dir), None
     if RunDir(run_dir).run_json.is_file():
         given = [f for f, v in (("--label-column", args.label_column), ("--max-samples", args.max_samples)) if v]
+        given += [
+            f"--{k.replace('_', '-')}" for k in ("array", "test", "layer", "label_key", "binarize") if getattr(args, k)
+        ]
         given += ["--likelihood"] if args.likelihood != "auto" else []
         if given:
             raise ConfigError(
@@ -403,7 +456,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"{args.run_dir} is not a run directory: to tune a data source directly "
                 "pass its latent size with --dim K"
             )
-        train = TrainConfig(seed=args.seed, device=args.device or "auto")
+        train = TrainConfig(seed=args.seed, device=args.device or "auto", binarize=args.binarize)
         data = load_data(args.run_dir, **_loader(args))
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
         init_tune_run(
@@ -429,6 +482,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         data=data,
         progress=not args.quiet,
         device=args.device,
+        trust_code=args.trust_code,
     )
     print(res.summary())
     _write_report(run_dir, args.quiet)
@@ -440,9 +494,7 @@ def _add_estimate_id_parser(sub: Any) -> None:
     e.add_argument("source", help="data: a file, a folder, or an embedded name")
     e.add_argument("--n", type=int, default=1000, help="points per subsample (default 1000)")
     e.add_argument("--repeats", type=int, default=5, help="subsamples, for the spread (default 5)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--label-column", help="CSV/Parquet column holding labels (left out)")
-    e.add_argument("--max-samples", type=int, help="use at most this many samples")
+    _add_data_options(e)
     e.set_defaults(func=cmd_estimate_id)
 
 
@@ -450,7 +502,7 @@ def cmd_estimate_id(args: argparse.Namespace) -> int:
     from .data import load_data
     from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
-    data = load_data(args.source, seed=args.seed, label_column=args.label_column, max_samples=args.max_samples)
+    data = load_data(args.source, **_loader(args))
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
     print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
     print(est.table())

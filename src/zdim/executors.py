@@ -3,8 +3,8 @@
 An ``Executor`` trains and evaluates every point of a plan's grid that is not finished yet and returns
 the grid's finished records; ``executor_for`` chooses one for a plan, in one place. Today two execute
 each point as an Optuna trial (``zdim.scheduler``): ``per-size`` trains one VAE per (size, seed), and
-``nested`` cuts each size out of its seed's one nested VAE. Another way of running a plan (e.g. all
-members advancing together, epoch by epoch) is one more class here; the sweep does not change.
+``nested`` cuts each size out of its seed's one nested VAE. ``settle`` (``zdim.settle``) advances every
+member together, epoch by epoch, until the answer settles.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .progress import Progress
 from .records import TrialRecord
 from .runs import RunDir
 from .scheduler import run_grid
+from .settle import SettleExecutor
 
 
 class Executor(Protocol):
@@ -60,6 +61,8 @@ class StudyExecutor:
 
 def executor_for(plan: SweepPlan, data: Data, run_dir: RunDir | None, study: optuna.Study) -> Executor:
     """The executor of ``plan`` (by its mode)."""
+    if plan.mode == "settle":
+        return SettleExecutor(data, run_dir, plan)
     return StudyExecutor(study, data, run_dir, plan, name=plan.mode)
 
 

@@ -78,6 +78,7 @@ def evaluate(
     batch_size: int | None = None,
     seed: int = 0,
     threshold: float = ACTIVE_UNIT_THRESHOLD,
+    per_sample: bool = False,
 ) -> dict[str, Any]:
     """Held-out metrics of ``model`` on ``x`` (N, D).
 
@@ -85,7 +86,8 @@ def evaluate(
     (``-E_q log p(x|z)``, estimated with the same ``k`` samples), ``kl`` (analytic), ``kl_per_unit``
     (list of K floats), ``active_units``, ``unit_variance`` (list of K), ``mse`` (decoder mean at
     the posterior mean) and ``n``. Batches hold at most ``batch_size`` inputs (default: about
-    20k samples of z at once).
+    20k samples of z at once). With ``per_sample``, also ``nll_per_sample``: the (N,) float64 tensor
+    whose mean is ``nll`` (paired across models evaluated on the same ``x``).
     """
     model.eval()
     dev = next(model.parameters()).device
@@ -94,11 +96,14 @@ def evaluate(
     gen = torch.Generator(device=dev).manual_seed(seed)
     nll_sum = rec_sum = se_sum = 0.0
     kl_units = torch.zeros(model.latent_dim, dtype=torch.float64, device=dev)
-    mus = []
+    mus, nlls = [], []
     for start in range(0, n, bs):
         xb = x[start : start + bs].to(dev, non_blocking=True).float()
         log_w, log_px_z, mu, logvar = log_weights(model, xb, k, gen)
-        nll_sum -= float(iwae_bound(log_w).double().sum())
+        bound = iwae_bound(log_w).double()  # (B,)
+        nll_sum -= float(bound.sum())
+        if per_sample:
+            nlls.append(-bound.cpu())
         rec_sum -= float(log_px_z.double().mean(0).sum())
         kl_units += kl_per_unit(mu, logvar).double().sum(0)
         se_sum += float((xb - model.mean(model.decode(mu))).double().pow(2).sum())
@@ -107,6 +112,7 @@ def evaluate(
     klu = (kl_units / n).cpu()
     kl = float(klu.sum())
     rec = rec_sum / n
+    extra = {"nll_per_sample": torch.cat(nlls)} if per_sample else {}
     return {
         "nll": nll_sum / n,
         "neg_elbo": rec + kl,
@@ -118,6 +124,7 @@ def evaluate(
         "mse": se_sum / (n * x.shape[1]),
         "n": n,
         "k": k,
+        **extra,
     }
 
 

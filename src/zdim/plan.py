@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from ._version import __version__
+from .custom import DataInfo, build_model, check_model_class, check_protocol, normalize_spec
 from .data import Data
-from .errors import ConfigError
+from .errors import ConfigError, RunDirError
 from .models import VAE, NestedVAE, VAEConfig
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
 from .train import TrainConfig, resolve_device
@@ -46,6 +47,10 @@ class SweepConfig:
     nested : bool
         Train one nested VAE per seed with the largest size and cut every size's model out of it
         (see ``zdim.nested``), instead of one VAE per (size, seed).
+    model : str, class or None
+        Your own model (see ``zdim.custom``): a class, ``"path/to/file.py:ClassName"`` or
+        ``"package.module:ClassName"``; None for zdim's ``VAE``. Stored as its spec string (a class as
+        ``module:qualname``, a file with its absolute path); ``hidden`` and ``arch`` do not apply to it.
     """
 
     dims: tuple[int, ...]
@@ -56,8 +61,10 @@ class SweepConfig:
     k: int = 100
     rel_tol: float = DEFAULT_REL_TOL
     nested: bool = False
+    model: str | type | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", normalize_spec(self.model))
         if not self.dims:
             raise ConfigError("no latent sizes given: pass e.g. --dims 2,4,8 or --dims 1-16")
         bad = [d for d in self.dims if int(d) != d or d < 1]
@@ -82,7 +89,7 @@ class SweepConfig:
         return [(d, base + s) for d in self.dims for s in range(self.seeds)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "dims": list(self.dims),
             "seeds": self.seeds,
             "hidden": list(self.hidden),
@@ -92,6 +99,9 @@ class SweepConfig:
             "rel_tol": self.rel_tol,
             "nested": self.nested,
         }
+        if self.model is not None:
+            d["model"] = self.model
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
@@ -104,6 +114,7 @@ class SweepConfig:
             k=int(d["k"]),
             rel_tol=float(d["rel_tol"]),
             nested=bool(d.get("nested", False)),
+            model=d.get("model"),
         )
 
 
@@ -114,6 +125,8 @@ class SweepPlan:
     config: SweepConfig
     rule: str = DEFAULT_RULE
     refine: bool = False
+    extend: bool = True
+    settle: bool = False
     prune: bool = False
     workers: int = 1
     storage: str | None = None
@@ -121,7 +134,8 @@ class SweepPlan:
 
     @property
     def mode(self) -> str:
-        return self.config.mode
+        """How the plan is executed: ``settle``, ``nested`` or ``per-size`` (see ``zdim.executors``)."""
+        return "settle" if self.settle else self.config.mode
 
 
 def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
@@ -152,19 +166,32 @@ def model_config(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...]
     )
 
 
+def build_sweep_model(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...] | None = None) -> VAE:
+    """The untrained size-``dim`` model of a sweep: zdim's ``VAE`` or the user's (``cfg.model``)."""
+    return build_model(model_config(data, dim, cfg, hidden), DataInfo.from_data(data), cfg.model)
+
+
 def check_model(data: Data, cfg: SweepConfig) -> None:
     """Build the smallest and largest model and run them on two training samples: a model that cannot
-    take this data (architecture, shapes, NaN at initialization) fails here with one line."""
+    take this data (architecture, shapes, NaN at initialization) fails here with one line. A user's
+    model is also checked against the protocol (``zdim.custom.check_protocol``)."""
+    check_model_class(cfg.model, cfg.nested)
     sizes = (min(cfg.dims), max(cfg.dims))
     x = data.train[:2].float()
     for dim in sizes:
         vcfg = model_config(data, dim, cfg)  # ConfigError: e.g. conv on a table
         torch.manual_seed(0)
-        model: VAE = NestedVAE(vcfg, cfg.dims) if cfg.nested and dim == sizes[1] else VAE(vcfg)
+        model: VAE = NestedVAE(vcfg, cfg.dims) if cfg.nested and dim == sizes[1] else build_sweep_model(data, dim, cfg)
+        check_protocol(model, x)
         try:
             with torch.no_grad():
                 rec, kl = model.elbo_terms(x)
         except Exception as e:  # noqa: BLE001 - any failure of the model on the data is the user's setting
+            if cfg.model is not None:
+                raise ConfigError(
+                    f"--model {cfg.model} at latent size {dim} fails on {data.name!r} of shape "
+                    f"{tuple(data.sample_shape)} ({type(e).__name__}: {e}): fix the model"
+                ) from None
             raise ConfigError(
                 f"the {cfg.arch} model of size {dim} cannot take {data.name!r} of shape "
                 f"{tuple(data.sample_shape)} ({type(e).__name__}: {e}): fix --arch or --hidden"
@@ -173,12 +200,24 @@ def check_model(data: Data, cfg: SweepConfig) -> None:
             raise ConfigError(f"the model of size {dim} gives a non-finite loss at initialization: check the data")
 
 
+def check_same_model(old_info: dict[str, Any], info: dict[str, Any], out: Any) -> None:
+    """``RunDirError`` when a resumed run names another model than the run directory was made with."""
+    old, new = old_info.get("sweep", {}).get("model"), info["sweep"].get("model")
+    if old != new:
+        raise RunDirError(
+            f"{out} was made with model {old or 'zdim VAE'}, not {new or 'zdim VAE'}: resume with the same "
+            "--model, or use --overwrite"
+        )
+
+
 def make_plan(
     data: Data,
     config: SweepConfig,
     *,
     rule: str = DEFAULT_RULE,
     refine: bool = False,
+    extend: bool = True,
+    settle: bool = False,
     prune: bool = False,
     workers: int = 1,
     storage: str | None = None,
@@ -202,12 +241,28 @@ def make_plan(
         ):
             if on:
                 raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
+    if settle:
+        for on, flag, why in (
+            (config.nested, "--nested", "settle mode trains one model per size"),
+            (prune, "--prune", "settle mode stops members itself"),
+            (workers > 1, "--workers > 1", "settle mode trains every member in one process"),
+            (storage is not None, "--storage", "settle mode keeps no Optuna study to share"),
+        ):
+            if on:
+                raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
+    if config.train.binarize and not data.extra.get("binarized"):
+        raise ConfigError(
+            "training with binarize needs data loaded with binarize=True (fixed binary validation and test "
+            "splits): pass --binarize (zdim.sweep(..., binarize=True)), which does both"
+        )
     resolve_device(config.train.device)
     check_model(data, config)
     return SweepPlan(
         config=config,
         rule=rule,
         refine=refine,
+        extend=extend and not config.nested,  # a nested model serves the sizes it was trained for only
+        settle=settle,
         prune=prune,
         workers=workers,
         storage=storage,
@@ -232,4 +287,14 @@ def make_run_info(
     return info
 
 
-__all__ = ["SweepConfig", "SweepPlan", "make_plan", "default_dims", "check_dims", "model_config", "make_run_info"]
+__all__ = [
+    "SweepConfig",
+    "SweepPlan",
+    "make_plan",
+    "default_dims",
+    "check_dims",
+    "model_config",
+    "build_sweep_model",
+    "check_same_model",
+    "make_run_info",
+]

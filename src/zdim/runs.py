@@ -27,12 +27,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
-from .checkpoints import MODEL_FILE, load_inputs, load_model, read_saved, save_inputs, save_model
+from .checkpoints import MODEL_FILE, load_inputs, load_model, load_vae, read_saved, save_inputs, save_model
 from .errors import ModelFileError, RunDirError
 from .files import atomic_write, dir_mode, dumps_json, read_csv_floats, read_json, write_csv, write_json
 from .models import VAE
 from .records import TrialRecord, sort_records, trial_name
+from .train import TrainConfig
 
 MARKER = ".zdim-run"
 RUN_JSON = "run.json"
@@ -42,11 +46,13 @@ RECOMMENDATION_JSON = "recommendation.json"
 INPUTS_FILE = "inputs.safetensors"
 REPORT_HTML = "report.html"
 TUNING_JSON = "tuning.json"
+SETTLE_JSON = "settle.json"
 TRIALS_DIR = "trials"
 NESTED_DIR = "nested"
 TUNE_DIR = "tune"
 METRICS_JSON = "metrics.json"
 HISTORY_CSV = "history.csv"
+HELDOUT_FILE = "heldout.safetensors"  # per-sample held-out NLL of a trial (paired across the sweep)
 # Entries zdim itself writes at the top of a run directory (an older run without the marker may be
 # replaced when it holds nothing else).
 OWN_ENTRIES = {
@@ -59,6 +65,7 @@ OWN_ENTRIES = {
     INPUTS_FILE,
     REPORT_HTML,
     TUNING_JSON,
+    SETTLE_JSON,
     TRIALS_DIR,
     NESTED_DIR,
     TUNE_DIR,
@@ -260,8 +267,14 @@ class RunDir:
             )
         old_sweep, new_sweep = old.get("sweep", {}), info["sweep"]
 
-        def recipe(train: Any) -> Any:  # the device does not change what is trained: resume on another
-            return {k: v for k, v in train.items() if k != "device"} if isinstance(train, dict) else train
+        def recipe(train: Any) -> Any:
+            """The training recipe with this version's defaults for keys an older run did not record; the
+            device does not change what is trained (a run may resume on another)."""
+            if not isinstance(train, dict):
+                return train
+            known = TrainConfig.__dataclass_fields__
+            full = {k: f.default for k, f in known.items()} | {k: v for k, v in train.items() if k in known}
+            return {k: v for k, v in full.items() if k != "device"}
 
         if (
             recipe(old_sweep.get("train")) != recipe(new_sweep["train"])
@@ -329,6 +342,14 @@ class RunDir:
     def load_inputs(self) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
         return load_inputs(self.path / INPUTS_FILE)
 
+    def write_settle(self, settle: dict[str, Any]) -> None:
+        """Settle mode's record: the answer after every epoch (``trace``), the window, the subset size."""
+        write_json(self.path / SETTLE_JSON, settle)
+
+    def read_settle(self) -> dict[str, Any] | None:
+        d = self._read_optional(SETTLE_JSON)
+        return d if isinstance(d, dict) else None
+
     def read_tuning(self) -> dict[str, Any] | None:
         d = self._read_optional(TUNING_JSON)
         return d if isinstance(d, dict) else None
@@ -360,13 +381,16 @@ class RunDir:
         model: VAE | None = None,
         history: list[dict[str, Any]] | None = None,
         extra: dict[str, Any] | None = None,
+        per_sample: torch.Tensor | None = None,
     ) -> None:
-        """Persist a finished trial: weights and history of a complete one, then ``metrics.json`` (last:
-        its presence marks the trial finished)."""
+        """Persist a finished trial: weights, history and per-sample held-out NLL of a complete one, then
+        ``metrics.json`` (last: its presence marks the trial finished)."""
         folder = self.trial_folder(record.dim, record.seed)
         if record.complete and model is not None:
             save_model(model, folder, extra={"trial": record.trial, **(extra or {})})
             write_csv(folder / HISTORY_CSV, history or [])
+            if per_sample is not None:
+                atomic_write(folder / HELDOUT_FILE, st_save({"nll": per_sample.detach().cpu().double().contiguous()}))
         write_json(folder / METRICS_JSON, record.to_dict())
 
     def read_trial(self, dim: int, seed: int) -> TrialRecord | None:
@@ -378,8 +402,16 @@ class RunDir:
         A truncated or corrupt file makes the trial not done, so a resumed sweep redoes it."""
         return self._scan_one(self.trial_folder(dim, seed), verify=True)[1]
 
+    def read_per_sample(self, dim: int, seed: int) -> np.ndarray | None:
+        """The (N,) held-out NLL of each test sample of a complete trial, or None (older runs, unreadable)."""
+        path = self.trial_folder(dim, seed) / HELDOUT_FILE
+        try:
+            return np.asarray(st_load(path.read_bytes())["nll"].numpy(), dtype=np.float64)
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError):
+            return None
+
     def load_trial_model(self, dim: int, seed: int) -> VAE:
-        return load_model(self.trial_folder(dim, seed))
+        return load_vae(self.trial_folder(dim, seed))
 
     def read_history(self, dim: int, seed: int) -> list[dict[str, float]]:
         return read_csv_floats(self.trial_folder(dim, seed) / HISTORY_CSV)
@@ -437,6 +469,7 @@ __all__ = [
     "REPORT_HTML",
     "INPUTS_FILE",
     "load_model",
+    "load_vae",
     "save_model",
     "read_json",
     "write_json",

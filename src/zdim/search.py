@@ -7,111 +7,29 @@ trains and evaluates the grid's points, and ``zdim.recommend`` turns the records
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 from .data import Data, load_data
-from .errors import ResultFileError
+from .errors import ConfigError
 from .executors import executor_for
-from .files import atomic_write, dumps_json
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
-from .plan import SweepConfig, SweepPlan, default_dims, make_plan, make_run_info
+from .plan import SweepConfig, SweepPlan, check_same_model, default_dims, make_plan, make_run_info
 from .progress import Progress
-from .recommend import DEFAULT_RULE, Recommendation, recommend
+from .recommend import DEFAULT_RULE, Recommendation, bootstrap, recommend, with_uncertainty
 from .records import TrialRecord
+from .result import SweepResult
 from .runs import RunDir
 from .scheduler import open_study
 from .train import TrainConfig
 
-RESULT_FORMAT = "zdim-sweep-result"
-RESULT_FORMAT_VERSION = 1
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
-
-
-@dataclass
-class SweepResult:
-    """The outcome of a sweep: one record per trial and the recommendation."""
-
-    trials: list[TrialRecord]
-    recommendation: Recommendation | None
-    data: dict[str, Any]
-    config: dict[str, Any]
-    run_dir: Path | None = None
-
-    @property
-    def recommended_dim(self) -> int | None:
-        return self.recommendation.dim if self.recommendation else None
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """A pandas DataFrame, one row per trial (list-valued metrics left out), sorted by size."""
-        import pandas as pd
-
-        df: pd.DataFrame = pd.DataFrame([t.flat() for t in self.trials])
-        if len(df):
-            df = df.sort_values(["dim", "seed"]).reset_index(drop=True)
-        return df
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The whole result (trials with their list-valued metrics, recommendation, data summary,
-        config, run directory) as JSON text; written atomically to ``path`` too when given.
-
-        NaN and infinite floats become ``null`` (strict JSON). ``SweepResult.from_json`` reads it back.
-        """
-        text = dumps_json(
-            {
-                "format": RESULT_FORMAT,
-                "format_version": RESULT_FORMAT_VERSION,
-                "trials": [t.to_dict() for t in self.trials],
-                "recommendation": self.recommendation.to_dict() if self.recommendation else None,
-                "data": self.data,
-                "config": self.config,
-                "run_dir": str(self.run_dir) if self.run_dir is not None else None,
-            }
-        )
-        if path is not None:
-            atomic_write(path, text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike[str]) -> SweepResult:
-        """Read a result written by ``to_json``: JSON text, or the path of a file holding it.
-
-        Raises ``ResultFileError`` when the file is missing or the text is not a zdim sweep result.
-        """
-        if isinstance(text_or_path, os.PathLike) or not str(text_or_path).lstrip().startswith("{"):
-            try:
-                text = Path(text_or_path).read_text(encoding="utf-8")
-            except OSError as e:
-                raise ResultFileError(
-                    f"cannot read sweep result {os.fspath(text_or_path)!r} ({e}): pass "
-                    "the path of a file written by SweepResult.to_json"
-                ) from e
-        else:
-            text = str(text_or_path)
-        try:
-            d = json.loads(text)
-            if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
-                raise ValueError(f"its 'format' is not {RESULT_FORMAT!r}")
-            rec = d["recommendation"]
-            return cls(
-                trials=[TrialRecord.from_dict(t) for t in d["trials"]],
-                recommendation=Recommendation.from_dict(rec) if rec is not None else None,
-                data=dict(d["data"]),
-                config=dict(d["config"]),
-                run_dir=Path(d["run_dir"]) if d.get("run_dir") is not None else None,
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise ResultFileError(
-                f"not a zdim sweep result ({e}): pass text or a file written by SweepResult.to_json"
-            ) from e
 
 
 def data_paths(data: Data) -> list[Path]:
@@ -140,6 +58,8 @@ def sweep(
     rule: str = DEFAULT_RULE,
     refine: bool = False,
     intrinsic: IntrinsicDim | None = None,
+    extend: bool = True,
+    mode: str = "per-size",
     **data_kwargs: Any,
 ) -> SweepResult:
     """Train and evaluate one VAE per (latent size, seed) and recommend a size.
@@ -181,6 +101,13 @@ def sweep(
     intrinsic : IntrinsicDim, optional
         An intrinsic-dimension estimate already made; without ``dims`` or ``config`` one is made here
         and the grid is built from it (powers of two up to a few times the estimate).
+    mode : {"per-size", "settle"}
+        ``settle``: every (size, seed) trains together, epoch by epoch, and training stops once the
+        answer has settled (``zdim.settle``); ``per-size`` (default): one Optuna trial per (size, seed),
+        each trained to its own end. ``config.nested`` chooses nested sweeps.
+    extend : bool
+        When the recommendation is the largest size tried and every unit of it is active, add larger
+        sizes (doubling, up to the feature count) and go on; the rationale says so. Not with ``nested``.
 
     Returns
     -------
@@ -202,13 +129,15 @@ def sweep(
         config,
         rule=rule,
         refine=refine,
+        extend=extend,
+        settle=_settle_mode(mode),
         prune=prune,
         workers=workers,
         storage=storage,
         study_name=study_name,
         has_out=out is not None,
     )
-    info = make_run_info(data, config, command, loader if loader is not None else data_kwargs)
+    info = make_run_info(data, config, command, recordable_loader(loader if loader is not None else data_kwargs))
     if intrinsic is not None:
         info["intrinsic_dim"] = intrinsic.to_dict()
     run: RunDir | None = None
@@ -216,7 +145,7 @@ def sweep(
     if out is not None:
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
-            RunDir(out).check_resume(info)
+            check_same_model(RunDir(out).check_resume(info), info, out)
     if storage is not None:  # a shared database is checked (connected to) before any local file is made
         study = open_study(None, storage, plan.study_name, prune=prune, epochs=config.train.epochs)
     if out is not None:
@@ -229,6 +158,9 @@ def sweep(
     bar = Progress(progress, total=len(config.grid()), desc=f"zdim sweep ({workers} worker(s), {executor.name})")
     try:
         records = executor.run(config, bar)
+        added: list[int] = []
+        if plan.extend:
+            config, records, added = _extend(executor.run, plan, config, run, bar, records, intrinsic, data)
         if refine:
             config, records = _refine(executor.run, plan, config, run, bar, records, intrinsic, data.likelihood)
     finally:
@@ -236,6 +168,26 @@ def sweep(
     if run is not None:
         run.write_results(records)
     rec = _recommend(plan, config, records, intrinsic, data.likelihood)
+    if rec is not None and added:
+        rec = replace(
+            rec,
+            rationale=f"{rec.rationale} The grid was extended with size(s) {', '.join(map(str, added))}: the "
+            "largest size tried had been chosen with every unit active.",
+        )
+    if rec is not None and run is not None:  # how sure: resample the held-out samples and seeds
+        per_sample = {r.key: v for r in records if r.complete and (v := run.read_per_sample(r.dim, r.seed)) is not None}
+        rec = with_uncertainty(
+            rec,
+            bootstrap(
+                records,
+                per_sample,
+                seed=config.train.seed,
+                rel_tol=config.rel_tol,
+                rule=plan.rule,
+                intrinsic_dim=intrinsic.dim if intrinsic else None,
+                likelihood=data.likelihood,
+            ),
+        )
     if run is not None:
         if rec is not None:
             run.write_recommendation(rec.to_dict())
@@ -247,6 +199,12 @@ def sweep(
         config=config.to_dict(),
         run_dir=run.path if run else None,
     )
+
+
+def _settle_mode(mode: str) -> bool:
+    if mode not in ("per-size", "settle", "nested"):
+        raise ConfigError(f"mode {mode!r} is not one of per-size, settle, nested: fix --mode")
+    return mode == "settle"
 
 
 def _recommend(
@@ -261,6 +219,39 @@ def _recommend(
         intrinsic_dim=intrinsic.dim if intrinsic else None,
         likelihood=likelihood,
     )
+
+
+def _extend(
+    execute: Any,
+    plan: SweepPlan,
+    config: SweepConfig,
+    run: RunDir | None,
+    bar: Progress,
+    records: list[TrialRecord],
+    intrinsic: IntrinsicDim | None,
+    data: Data,
+) -> tuple[SweepConfig, list[TrialRecord], list[int]]:
+    """Grow the grid at its edge: while the answer is the largest size tried and every unit of each of
+    its models is active (the data may use more), train twice that size (at most the feature count)."""
+    added: list[int] = []
+    while True:
+        rec = _recommend(plan, config, records, intrinsic, data.likelihood)
+        top = max(config.dims)
+        at_top = [r for r in records if r.complete and r.dim == top]
+        if rec is None or rec.dim != top or not at_top or top >= data.n_features:
+            break
+        if any((r.active_units or 0) < top for r in at_top):
+            break  # a unit collapsed: the largest model measures what the data need
+        new = min(2 * top, data.n_features)
+        added.append(new)
+        config = replace(config, dims=(*config.dims, new))
+        bar.note(f"extend: size {top} was chosen with all {top} units active; trying size {new}")
+        records = execute(config, bar)
+    if run is not None and added:
+        info = run.read_info()
+        info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(config.dims))
+        run.write_info(info)
+    return config, records, added
 
 
 def _refine(
@@ -296,6 +287,19 @@ def _refine(
         info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(config.dims))
         run.write_info(info)
     return config, records
+
+
+def recordable_loader(loader: dict[str, Any]) -> dict[str, Any]:
+    """The ``load_data`` keywords that ``run.json`` can record to reload the data (``zdim tune``): JSON
+    values and paths (as text); an array or DataFrame given as ``y``/``test`` is left out (reloading
+    then fails on the fingerprint and asks for the data)."""
+    out: dict[str, Any] = {}
+    for key, value in loader.items():
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if value is None or isinstance(value, (str, int, float, bool)):
+            out[key] = value
+    return out
 
 
 def _inputs_meta(data: Data) -> dict[str, Any]:

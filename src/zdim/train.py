@@ -51,6 +51,9 @@ class TrainConfig:
         where there is none is a ``ConfigError`` here, not a failure of every trial later.
     weight_decay : float
         Adam weight decay.
+    binarize : bool
+        Draw a fresh binary sample of every training batch (pixel ~ Bernoulli(grey level)): dynamic
+        binarization, for data in [0, 1] loaded with ``load_data(binarize=True)``.
     """
 
     epochs: int = 100
@@ -63,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     weight_decay: float = 0.0
+    binarize: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -150,6 +154,118 @@ def convergence(history: list[dict[str, Any]], window: int = CONVERGENCE_WINDOW)
     return improvement < CONVERGENCE_TOL, improvement
 
 
+class Trainer:
+    """One VAE's training, an epoch at a time: ``run_epoch()`` until ``done``, then ``finish()``.
+
+    ``fit`` is ``Trainer`` run to the end. Several trainers may be interleaved (settle mode): each keeps
+    its optimizer, its shuffling generator and its own stream of the global torch RNG (the
+    reparameterization noise), swapped in around each epoch, so a model trained interleaved is the
+    model trained alone, bit for bit.
+    """
+
+    def __init__(
+        self,
+        model: VAE,
+        train: torch.Tensor,
+        val: torch.Tensor,
+        config: TrainConfig | None = None,
+        *,
+        callback: EpochCallback | None = None,
+    ) -> None:
+        self.config = config = config or TrainConfig()
+        self.device = resolve_device(config.device)
+        self.model, self.val, self.callback = model, val, callback
+        torch.manual_seed(config.seed)
+        self._rng = torch.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        self.gen = torch.Generator().manual_seed(config.seed)
+        model.to(self.device)
+        self.train = train.to(self.device)
+        self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.n = self.train.shape[0]
+        self.bs = min(config.batch_size, self.n)
+        self.steps_per_epoch = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
+        self.result = FitResult()
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.step = 0
+        self.epoch = 0
+        self.done = False
+        self._seconds = 0.0
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, validate, keep the best weights; return the epoch's record. Sets ``done`` at
+        the epoch cap or when early stopping triggers. Raises ``TrainingDiverged`` on a NaN/inf loss."""
+        config, model, device = self.config, self.model, self.device
+        t0 = time.perf_counter()
+        torch.set_rng_state(self._rng)  # this training's own noise stream
+        if self._cuda_rng is not None:
+            torch.cuda.set_rng_state(self._cuda_rng, self.device)
+        self.epoch += 1
+        epoch = self.epoch
+        model.train()
+        te = time.perf_counter()
+        perm = torch.randperm(self.n, generator=self.gen).to(device)
+        total = torch.zeros((), device=device)
+        beta = config.beta
+        bs = self.bs
+        for i in range(self.steps_per_epoch):
+            x = self.train[perm[i * bs : (i + 1) * bs]]
+            if config.binarize:
+                x = torch.bernoulli(x)  # dynamic binarization: a new binary sample each time
+            beta = beta_at(config, self.step, self.steps_per_epoch)
+            rec, kl_units = model.elbo_terms(x)
+            loss = rec.mean() + beta * kl_term(kl_units, config.free_bits)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+            self.opt.step()
+            total += loss.detach()
+            self.step += 1
+        train_loss = float(total) / self.steps_per_epoch
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}: loss is {train_loss}; "
+                f"try a smaller --lr (now {config.lr}) or a KL warm-up (--warmup)"
+            )
+        val_loss = neg_elbo(model, self.val, seed=config.seed)
+        if not math.isfinite(val_loss):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}: validation -ELBO is {val_loss}; "
+                f"try a smaller --lr (now {config.lr})"
+            )
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_neg_elbo": val_loss,
+            "beta": beta,
+            "seconds": time.perf_counter() - te,
+        }
+        result = self.result
+        result.history.append(record)
+        if val_loss < result.best_val:
+            result.best_val, result.best_epoch = val_loss, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+        self._rng = torch.get_rng_state()
+        if self._cuda_rng is not None:
+            self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        self._seconds += time.perf_counter() - t0
+        if self.callback is not None:
+            self.callback(epoch, record)
+        if config.patience and epoch - result.best_epoch >= config.patience:
+            result.stopped_early = True
+            self.done = True
+        elif epoch >= config.epochs:
+            self.done = True
+        return record
+
+    def finish(self) -> FitResult:
+        """Restore the best validation weights, put the model in evaluation mode, return the record."""
+        self.done = True
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        self.result.seconds = self._seconds
+        return self.result
+
+
 def fit(
     model: VAE,
     train: torch.Tensor,
@@ -165,65 +281,7 @@ def fit(
     Raises ``TrainingDiverged`` when the loss becomes NaN or infinite. On return the model holds the
     weights of its best validation epoch.
     """
-    config = config or TrainConfig()
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    model.to(device)
-    train = train.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    n = train.shape[0]
-    bs = min(config.batch_size, n)
-    steps_per_epoch = max(1, n // bs)  # drop the ragged last batch: every step sees bs samples
-    result = FitResult()
-    best_state = copy.deepcopy(model.state_dict())
-    step = 0
-    t0 = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        te = time.perf_counter()
-        perm = torch.randperm(n, generator=gen).to(device)
-        total = torch.zeros((), device=device)
-        beta = config.beta
-        for i in range(steps_per_epoch):
-            x = train[perm[i * bs : (i + 1) * bs]]
-            beta = beta_at(config, step, steps_per_epoch)
-            rec, kl_units = model.elbo_terms(x)
-            loss = rec.mean() + beta * kl_term(kl_units, config.free_bits)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-            opt.step()
-            total += loss.detach()
-            step += 1
-        train_loss = float(total) / steps_per_epoch
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}: loss is {train_loss}; "
-                f"try a smaller --lr (now {config.lr}) or a KL warm-up (--warmup)"
-            )
-        val_loss = neg_elbo(model, val, seed=config.seed)
-        if not math.isfinite(val_loss):
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}: validation -ELBO is {val_loss}; "
-                f"try a smaller --lr (now {config.lr})"
-            )
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_neg_elbo": val_loss,
-            "beta": beta,
-            "seconds": time.perf_counter() - te,
-        }
-        result.history.append(record)
-        if val_loss < result.best_val:
-            result.best_val, result.best_epoch = val_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if callback is not None:
-            callback(epoch, record)
-        if config.patience and epoch - result.best_epoch >= config.patience:
-            result.stopped_early = True
-            break
-    model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - t0
-    return result
+    trainer = Trainer(model, train, val, config, callback=callback)
+    while not trainer.done:
+        trainer.run_epoch()
+    return trainer.finish()

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 import torch
 
+from .custom import DataInfo, build_model
 from .data import Data
 from .errors import TrainingDiverged
 from .generation import generation_metrics
@@ -30,21 +31,29 @@ from .train import EpochCallback, FitResult, TrainConfig, convergence, fit
 
 
 def train(
-    data: Data, vcfg: VAEConfig, tcfg: TrainConfig, *, callback: EpochCallback | None = None
+    data: Data,
+    vcfg: VAEConfig,
+    tcfg: TrainConfig,
+    *,
+    callback: EpochCallback | None = None,
+    model_spec: str | type | None = None,
 ) -> tuple[VAE, FitResult]:
-    """Seed with ``tcfg.seed``, build a ``VAE(vcfg)``, fit it (validation split for early stopping)."""
+    """Seed with ``tcfg.seed``, build a ``VAE(vcfg)`` (or the user's model ``model_spec``, see
+    ``zdim.custom``), fit it (validation split for early stopping)."""
     torch.manual_seed(tcfg.seed)
-    model = VAE(vcfg)
+    model = build_model(vcfg, DataInfo.from_data(data), model_spec)
     return model, fit(model, data.train, data.val, tcfg, callback=callback)
 
 
 def evaluate_record(
     model: VAE, data: Data, fitted: FitResult, dim: int, seed: int, k: int, *, patience: int = 0, nested: bool = False
-) -> TrialRecord:
+) -> tuple[TrialRecord, torch.Tensor]:
     """The record of a trained model: held-out metrics on the test split, the training record, whether
-    it converged, and generation quality (a metric that cannot be computed never fails the trial)."""
+    it converged, and generation quality (a metric that cannot be computed never fails the trial); and
+    the (N,) held-out NLL of each test sample (paired across the sweep's trials, for the bootstrap)."""
     t0 = time.perf_counter()
-    ev = evaluate(model, data.test, k=k, seed=seed)
+    ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
+    nll_per_sample = ev.pop("nll_per_sample")
     converged, improvement = convergence(fitted.history, window=patience or 10)
     rec = TrialRecord(
         dim=dim,
@@ -66,7 +75,7 @@ def evaluate_record(
     except Exception as e:  # noqa: BLE001 - recorded, never fatal
         rec.generation["gen_error"] = f"{type(e).__name__}: {e}"
     rec.eval_seconds = time.perf_counter() - t0
-    return rec
+    return rec, nll_per_sample
 
 
 def run_trial(
@@ -95,6 +104,7 @@ def run_trial(
 
     model: VAE | None = None
     history: list[dict[str, Any]] = []
+    per_sample: torch.Tensor | None = None
     try:
         if cfg.nested:
             big, fitted = nested_fit(
@@ -109,9 +119,11 @@ def run_trial(
             model = big.prefix_model(dim)
         else:
             progress.training(name, tcfg.epochs)
-            model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch)
+            model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
         progress.evaluating(name, f"IWAE k={cfg.k} on {data.test.shape[0]} held-out samples, generation")
-        rec = evaluate_record(model, data, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=cfg.nested)
+        rec, per_sample = evaluate_record(
+            model, data, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=cfg.nested
+        )
         history = fitted.history
     except TrainingDiverged as e:
         rec = TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=str(e))
@@ -120,7 +132,13 @@ def run_trial(
     except Exception as e:  # noqa: BLE001 - any error in one trial is recorded; the sweep goes on
         rec = TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=f"{type(e).__name__}: {e}")
     if run is not None:
-        run.save_trial(rec, model if rec.complete else None, history, extra={"data": data.summary()})
+        run.save_trial(
+            rec,
+            model if rec.complete else None,
+            history,
+            extra={"data": data.summary(), "preprocessing": data.preprocessing.to_dict()},
+            per_sample=per_sample,
+        )
     return rec
 
 

@@ -24,6 +24,7 @@ import optuna
 import torch
 
 from . import studies
+from .custom import needs_trust
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError
 from .metrics import evaluate
@@ -110,7 +111,9 @@ def train_eval(
         free_bits=params["free_bits"],
         lr=params["lr"],
     )
-    model, fitted = train(data, model_config(data, dim, cfg, hidden=hidden), tcfg, callback=callback)
+    model, fitted = train(
+        data, model_config(data, dim, cfg, hidden=hidden), tcfg, callback=callback, model_spec=cfg.model
+    )
     return model, evaluate(model, split, k=cfg.k, seed=tcfg.seed), fitted
 
 
@@ -213,6 +216,7 @@ def tune(
     data: Data | None = None,
     progress: bool = False,
     device: str | None = None,
+    trust_code: bool = False,
 ) -> TuneResult:
     """Tune beta, KL warm-up, free bits, learning rate and width at one latent size of a sweep.
 
@@ -238,6 +242,9 @@ def tune(
         A header line and a bar over trials on stderr.
     device : str, optional
         ``auto``, ``cpu`` or ``cuda``; default the sweep's.
+    trust_code : bool
+        A sweep of the user's own model (``--model``) is tuned by importing that code: only with
+        ``trust_code=True`` (unless this process holds the class already).
 
     Returns
     -------
@@ -254,6 +261,12 @@ def tune(
         raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
     run = RunDir.open(run_dir)
     data, cfg, _ = load_run(run, data, device)
+    spec = cfg.model if isinstance(cfg.model, str) else None
+    if spec is not None and needs_trust(spec) and not trust_code:
+        raise ConfigError(
+            f"{run.path} was swept with the user's model {spec}: tuning imports and runs that code; pass "
+            "--trust-code (trust_code=True) if you trust it"
+        )
     if dim is None:
         saved = run.read_recommendation()
         if saved is None:
@@ -364,7 +377,12 @@ def _finish(
         model,
         fitted.history,
         final_rec,
-        extra={"trial": f"tune-dim-{dim}", "data": data.summary(), "params": dict(best.params)},
+        extra={
+            "trial": f"tune-dim-{dim}",
+            "data": data.summary(),
+            "params": dict(best.params),
+            "preprocessing": data.preprocessing.to_dict(),
+        },
     )
     tuning = {
         "dim": int(dim),

@@ -41,6 +41,8 @@ class RunView:
         Held-out samples saved by the sweep (``inputs.safetensors``), or None for older runs.
     tuning : dict or None
         ``tuning.json`` when ``zdim tune`` ran in this directory.
+    settle : dict or None
+        ``settle.json`` of a settle-mode sweep: the recommendation after every epoch.
     tuned_test : dict or None
         ``tune/final/metrics.json``: the tuned final model's test figures (``nll``, ``neg_elbo``, ``mse``)
         and ``sweep_test``, the sweep's mean test figures at that size; None when absent or unreadable.
@@ -56,6 +58,7 @@ class RunView:
     inputs_meta: dict[str, Any] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
     tuned_test: dict[str, Any] | None = None
+    settle: dict[str, Any] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -118,6 +121,7 @@ def load_run(run_dir: str | Path) -> RunView:
         view.inputs, view.labels, view.inputs_meta = saved
     view.tuning = run.read_tuning()
     view.tuned_test = run.read_final()  # tune/final/metrics.json: the tuned model's test figures
+    view.settle = run.read_settle()  # settle mode: the answer after every epoch
     return view
 
 

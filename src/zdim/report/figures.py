@@ -425,6 +425,33 @@ def latent_view(pics: Pictures, labels: np.ndarray | None, label_names: list[str
     return svg_uri(fig)
 
 
+def settle_figure(settle: dict[str, Any]) -> Figure | None:
+    """The figure of ``settle_history`` (None without a trace)."""
+    pts = [(int(t["epoch"]), int(t["dim"])) for t in settle.get("trace", []) if "epoch" in t and "dim" in t]
+    if not pts:
+        return None
+    e, d = map(np.asarray, zip(*pts))
+    fig, ax = new_figure(5.6, 3.0)
+    ax.step(e, d, where="post", color=ACCENT, lw=1.6, label="recommended size (validation)")
+    window = int(settle.get("window", 0) or 0)
+    if window and len(e) >= window:
+        ax.axvspan(e[-window], e[-1], color=MUTED, alpha=0.15, lw=0, label=f"last {window} epochs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("latent size")
+    ax.set_title("When the answer settled")
+    ax.legend(frameon=False, fontsize=9)
+    return fig
+
+
+@styled
+def settle_history(settle: dict[str, Any]) -> str:
+    """Settle mode: the size recommended on the validation subset after every epoch."""
+    fig = settle_figure(settle)
+    return svg_uri(fig) if fig is not None else ""
+
+
 def tuning_figure(tuning: dict[str, Any]) -> Figure | None:
     """The figure of ``tuning_history`` (None without a complete tuning trial)."""
     pts = [

@@ -119,13 +119,28 @@ def _caution(rec: dict[str, Any]) -> str:
     )
 
 
+def _certainty(rec: dict[str, Any]) -> str:
+    """How often the bootstrap over held-out samples and seeds chose each size (runs that made one)."""
+    unc = rec.get("uncertainty")
+    if not isinstance(unc, dict) or not unc.get("shares"):
+        return ""
+    shares = sorted(((int(k), float(v)) for k, v in unc["shares"].items()), key=lambda kv: -kv[1])
+    words = ", ".join(f"{d}: {s:.0%}" for d, s in shares)
+    return (
+        f'<div class="rule" id="certainty">chosen in {dict(shares).get(int(rec["dim"]), 0.0):.0%} of '
+        f"{int(unc.get('resamples', 0))} bootstrap resamples of the held-out samples and seeds ({esc(words)})</div>"
+    )
+
+
 def _summary(view: RunView) -> str:
     d, rec = view.data, view.recommendation
     if rec is not None:
         head = (
             _caution(rec) + f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
             f'<div><div class="label">recommended latent size</div>'
-            f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div></div></div>'
+            f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div>'
+            + _certainty(rec)
+            + "</div></div>"
             + _rationale(rec.get("rationale"), _warnings(rec))
         )
     else:
@@ -462,6 +477,26 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _settle(view: RunView) -> str:
+    settle = view.settle
+    if not settle or not settle.get("trace"):
+        return ""
+    trace = settle["trace"]
+    return _section(
+        "settle",
+        "When the answer settled",
+        _figure(
+            figures.settle_history(settle),
+            "recommended size per epoch",
+            "fig-settle",
+            f"Settle mode: after every epoch each member was scored on the same {esc(settle.get('eval_samples'))} "
+            "validation samples and the rule applied; training stopped once the answer had held for "
+            f"{esc(settle.get('window'))} epochs and the members it rests on had converged.",
+        ),
+        f"The answer on the validation subset was {esc(trace[-1]['dim'])} at epoch {esc(trace[-1]['epoch'])}.",
+    )
+
+
 def _tuning(view: RunView) -> str:
     tuning = view.tuning
     if not tuning or "best" not in tuning:
@@ -501,7 +536,7 @@ def _tuning(view: RunView) -> str:
 def render(view: RunView, pics: Pictures) -> str:
     """The whole page as a string."""
     name = view.data.get("name") or view.run_dir.name
-    body = [_summary(view), _curves(view)]
+    body = [_summary(view), _settle(view), _curves(view)]
     body.append(
         _section(
             "rate-distortion",
@@ -556,6 +591,7 @@ def render(view: RunView, pics: Pictures) -> str:
         f'<a href="#{i}">{t}</a>'
         for i, t in [
             ("summary", "Answer"),
+            ("settle", "Settling"),
             ("curves", "Curves"),
             ("rate-distortion", "Rate–distortion"),
             ("kl-units", "KL per unit"),

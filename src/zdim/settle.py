@@ -1,0 +1,211 @@
+"""Settle mode: every (size, seed) member of the grid trains together, epoch by epoch, until the answer settles.
+
+Round robin on one process: each member keeps its own optimizer, shuffling and noise stream
+(``zdim.train.Trainer``), so a member is bit for bit the model it would be if trained alone. After every
+epoch each training member is scored on one fixed subset of the validation split (the same samples for
+every member: paired) — IWAE NLL and active units — and the recommendation is recomputed from those
+scores. Training stops when every member has stopped (early stopping or the epoch cap), or when the
+recommendation has not changed for ``window`` epochs and the members it rests on (the chosen size, the
+next smaller size tried and the largest) have converged: their subset NLL fell by less than half the
+rule's tolerance over the window (a smaller gain cannot move the answer). Members far above a settled answer whose units
+have collapsed cannot change it and stop early. Each member is then evaluated on the test split and saved
+as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work unchanged; the answer per
+epoch is kept in ``settle.json`` ("when the answer settled").
+
+A resumed settle run keeps the members it saved and trains the others again from their first epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .data import Data
+from .errors import TrainingDiverged
+from .metrics import evaluate
+from .models import VAE
+from .plan import SweepConfig, SweepPlan, build_sweep_model
+from .progress import Progress
+from .recommend import recommend
+from .records import TrialRecord, TrialStatus, sort_records
+from .runs import RunDir
+from .train import Trainer
+from .trial import evaluate_record
+
+DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
+DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
+EVAL_K = 10  # importance samples of the per-epoch validation NLL
+
+
+@dataclass
+class Member:
+    """One (size, seed) of the grid in training."""
+
+    dim: int
+    seed: int
+    model: VAE
+    trainer: Trainer
+    stopped: str = ""  # why it stopped early ("" while it trains or when it ran to its own end)
+    val_nll: float | None = None
+    active: int | None = None
+    failed: str = ""
+    scores: list[float] = field(default_factory=list)  # validation-subset NLL after each epoch
+
+    @property
+    def training(self) -> bool:
+        return not (self.trainer.done or self.stopped or self.failed)
+
+    def improvement(self, window: int) -> float | None:
+        """How much the best subset NLL fell over the last ``window`` epochs (None before ``window + 1``)."""
+        if len(self.scores) <= window:
+            return None
+        return min(self.scores[:-window]) - min(self.scores)
+
+    def converged(self, window: int, tol: float) -> bool:
+        """Early-stopped, or its subset NLL fell by less than ``tol`` over the last ``window`` epochs."""
+        if self.trainer.done and self.trainer.result.stopped_early:
+            return True
+        gain = self.improvement(window)
+        return gain is not None and gain < tol
+
+
+@dataclass
+class SettleExecutor:
+    """Runs a plan in settle mode (see the module docstring)."""
+
+    data: Data
+    run_dir: RunDir | None
+    plan: SweepPlan
+    window: int = DEFAULT_WINDOW
+    eval_samples: int = DEFAULT_EVAL_SAMPLES
+    name: str = "settle"
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
+
+    def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]:
+        data, run = self.data, self.run_dir
+        done = {r.key: r for r in run.records()} if run is not None else {}
+        subset = data.val[: self.eval_samples]
+        grid = config.grid()
+        progress.set_total(len(grid))
+        progress.set_done(len([k for k in grid if k in done]))
+        scores = (
+            {k: self._score(run.load_trial_model(*k), subset) for k, r in done.items() if r.complete} if run else {}
+        )
+        members = [self._member(config, d, s) for d, s in grid if (d, s) not in done]
+        epoch = 0
+        while any(m.training for m in members):
+            epoch += 1
+            for m in members:
+                if m.training:
+                    self._epoch(m, progress, subset)
+            answer = self._answer(config, members, done, scores)
+            if answer is None:
+                continue
+            self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
+            if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
+                progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
+            self._stop_settled(config, members, answer)
+        records = list(done.values())
+        for m in members:
+            rec = self._finish(m, config)
+            records.append(rec)
+            progress.finished(rec)
+        if run is not None:
+            run.write_settle({"window": self.window, "eval_samples": int(subset.shape[0]), "trace": self.trace})
+        return sort_records(records)
+
+    # ------------------------------------------------------------------------------------ steps
+
+    def _member(self, config: SweepConfig, dim: int, seed: int) -> Member:
+        tcfg = replace(config.train, seed=seed)
+        torch.manual_seed(seed)  # as zdim.trial.train: the same initial weights
+        model = build_sweep_model(self.data, dim, config)
+        return Member(dim, seed, model, Trainer(model, self.data.train, self.data.val, tcfg))
+
+    def _epoch(self, m: Member, progress: Progress, subset: torch.Tensor) -> None:
+        try:
+            m.trainer.run_epoch()
+        except TrainingDiverged as e:
+            m.failed = str(e)
+            return
+        m.val_nll, m.active = self._score(m.model, subset)
+        m.scores.append(m.val_nll)
+
+    @staticmethod
+    def _score(model: VAE, subset: torch.Tensor) -> tuple[float, int]:
+        ev = evaluate(model, subset, k=EVAL_K, seed=0)
+        return float(ev["nll"]), int(ev["active_units"])
+
+    def _answer(
+        self,
+        config: SweepConfig,
+        members: list[Member],
+        done: dict[tuple[int, int], TrialRecord],
+        scores: dict[tuple[int, int], tuple[float, int]],
+    ) -> int | None:
+        """The recommendation from the current validation scores (members and saved trials)."""
+        recs = [
+            TrialRecord(dim=d, seed=s, status=TrialStatus.COMPLETE, nll=nll, active_units=au)
+            for (d, s), (nll, au) in scores.items()
+        ]
+        recs += [
+            TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.COMPLETE, nll=m.val_nll, active_units=m.active)
+            for m in members
+            if m.val_nll is not None and not m.failed
+        ]
+        if not recs:
+            return None
+        rec = recommend(recs, rel_tol=config.rel_tol, rule=self.plan.rule, likelihood=self.data.likelihood)
+        self.tol = 0.5 * rec.tolerance
+        return rec.dim
+
+    def _stop_settled(self, config: SweepConfig, members: list[Member], answer: int) -> None:
+        """Once the answer held for ``window`` epochs and the members of that size and of the next smaller
+        size have converged, stop the members far above it whose units collapsed (they cannot change it);
+        when the largest has converged too, stop every member."""
+        recent = self.trace[-self.window :]
+        if len(recent) < self.window or any(t["dim"] != answer for t in recent):
+            return
+        dims = sorted(config.dims)
+        smaller = max((d for d in dims if d < answer), default=None)
+        core = [m for m in members if m.dim in (answer, smaller) and not m.failed]
+        if not all(m.converged(self.window, self.tol) for m in core):
+            return
+        for m in members:
+            if m.training and m.dim > 2 * answer and m.dim != dims[-1] and (m.active or 0) < m.dim:
+                m.stopped = f"stopped at epoch {m.trainer.epoch}: units collapsed above the settled answer {answer}"
+        if all(m.converged(self.window, self.tol) for m in members if m.dim == dims[-1] and not m.failed):
+            for m in members:
+                if m.training:
+                    m.stopped = f"stopped at epoch {m.trainer.epoch}: the answer ({answer}) settled"
+
+    def _finish(self, m: Member, config: SweepConfig) -> TrialRecord:
+        """Best weights back, test evaluation, saved as an ordinary trial."""
+        run = self.run_dir
+        if m.failed:
+            rec = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed)
+            if run is not None:
+                run.save_trial(rec)
+            return rec
+        fitted = m.trainer.finish()
+        # converged over the same window settle mode judged it by
+        rec, per_sample = evaluate_record(m.model, self.data, fitted, m.dim, m.seed, config.k, patience=self.window)
+        gain = m.improvement(self.window)
+        if m.converged(self.window, self.tol) and gain is not None:
+            # settle mode's own test: judged on the paired validation subset against the rule's tolerance
+            rec.converged, rec.window_improvement = True, gain
+            rec.extra["settle_converged"] = (
+                f"validation NLL fell {gain:.3g} nats over the last {self.window} epochs, less than half the "
+                f"rule's tolerance ({self.tol:.3g})"
+            )
+        if m.stopped:
+            rec.extra["settle"] = m.stopped
+        if run is not None:
+            run.save_trial(rec, m.model, fitted.history, extra={"data": self.data.summary()}, per_sample=per_sample)
+        return rec
+
+
+__all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES"]

@@ -1,0 +1,83 @@
+"""Settle mode: every (size, seed) member trains together, epoch by epoch, until the answer settles."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zdim.errors import ConfigError
+from zdim.models import VAE, VAEConfig
+from zdim.plan import SweepConfig
+from zdim.report import build_report
+from zdim.runs import RunDir, load_model
+from zdim.search import sweep
+from zdim.testing import make_planted_data
+from zdim.train import TrainConfig, Trainer, fit
+
+from .conftest import make_data
+
+
+def test_interleaved_trainers_give_the_models_trained_alone(tiny_gaussian):
+    """Each trainer keeps its own optimizer, shuffling and noise stream: round robin changes nothing."""
+    cfgs = [TrainConfig(epochs=4, batch_size=32, patience=0, seed=s) for s in (0, 1)]
+
+    def build(seed: int) -> VAE:
+        torch.manual_seed(seed)
+        return VAE(VAEConfig(8, 2, likelihood="gaussian", hidden=(16,)))
+
+    alone = []
+    for c in cfgs:
+        m = build(c.seed)
+        fit(m, tiny_gaussian.train, tiny_gaussian.val, c)
+        alone.append(m)
+    together = [build(c.seed) for c in cfgs]
+    trainers = [Trainer(m, tiny_gaussian.train, tiny_gaussian.val, c) for m, c in zip(together, cfgs)]
+    while not all(t.done for t in trainers):
+        for t in trainers:
+            if not t.done:
+                t.run_epoch()
+                torch.randn(7)  # someone else drawing from the global RNG in between changes nothing
+    for t in trainers:
+        t.finish()
+    for a, b in zip(alone, together):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+
+
+def test_settle_stops_once_the_answer_is_stable_and_its_members_converged(tmp_path):
+    data = make_data(make_planted_data(2, 10, 600, seed=3))
+    cap = 150  # patience off: only settle mode can stop the members before the cap
+    train = TrainConfig(epochs=cap, batch_size=64, lr=1e-2, patience=0)
+    cfg = SweepConfig(dims=(1, 2, 4), hidden=(64,), k=5, train=train)
+    r = sweep(data, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
+    settle = RunDir(tmp_path / "run").read_settle()
+    assert settle is not None
+    trace = settle["trace"]
+    last = trace[-1]["epoch"]
+    assert last < cap  # it stopped by itself, before the epoch cap
+    window = settle["window"]
+    answer = trace[-1]["dim"]
+    assert all(t["dim"] == answer for t in trace[-window:])  # the answer held for the window
+    chosen = [t for t in r.trials if t.dim == answer]
+    assert chosen and all(t.converged for t in chosen)  # and its members had converged
+    assert answer == r.recommended_dim == 2  # the planted dimension, on the test split too
+    assert all(t.epochs_run == last and "settled" in t.extra["settle"] for t in r.trials)
+    # every member is an ordinary trial
+    for t in r.trials:
+        assert load_model(tmp_path / "run" / "trials" / t.trial).latent_dim == t.dim
+    assert r.recommendation is not None
+    html = build_report(tmp_path / "run").read_text()
+    assert 'id="fig-settle"' in html and "When the answer settled" in html
+
+
+@pytest.mark.parametrize("kw,flag", [({"workers": 2}, "--workers"), ({"prune": True}, "--prune")])
+def test_settle_refuses_what_it_cannot_do(tiny_binary, tmp_path, kw, flag):
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=2))
+    with pytest.raises(ConfigError, match=flag):
+        sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", **kw)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_mode_is_a_config_error(tiny_binary):
+    with pytest.raises(ConfigError, match="--mode"):
+        sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), train=TrainConfig(epochs=1)), mode="fast")
