@@ -14,12 +14,18 @@ without ``--quick`` the budget is larger (see BUDGETS). Everything printed is co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# Passive OpenMP waiting, set before torch is imported (``import zdim`` sets it too, but after the torch
+# import below): spinning OpenMP threads train many times slower beside other busy jobs
+# (docs/performance.md, "Levers").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
