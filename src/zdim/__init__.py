@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from .recommend import Recommendation, recommend
     from .records import TrialRecord, TrialStatus
     from .report import build_report
-    from .runs import RunDir
     from .result import SweepResult
+    from .runs import RunDir
     from .train import TrainConfig, fit
     from .tune import TuneResult, tune
 
