@@ -81,3 +81,43 @@ def test_settle_refuses_what_it_cannot_do(tiny_binary, tmp_path, kw, flag):
 def test_an_unknown_mode_is_a_config_error(tiny_binary):
     with pytest.raises(ConfigError, match="--mode"):
         sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), train=TrainConfig(epochs=1)), mode="fast")
+
+
+def test_a_resumed_settle_run_equals_the_uninterrupted_run(tmp_path, monkeypatch, tiny_gaussian):
+    import zdim.settle as settle
+
+    monkeypatch.setattr(settle, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every round
+    train = TrainConfig(epochs=12, batch_size=64, lr=1e-2, patience=0)
+    cfg = SweepConfig(dims=(1, 2, 4), hidden=(16,), k=5, train=train)
+    whole = sweep(tiny_gaussian, config=cfg, out=tmp_path / "whole", mode="settle", extend=False)
+
+    real = settle.SettleExecutor._epoch
+    rounds = []
+
+    def interrupted(self, m, progress, subset):
+        if m.trainer.epoch == 6 and not rounds:
+            rounds.append(m.trainer.epoch)
+            raise KeyboardInterrupt  # as a Ctrl-C in the middle of round 7
+        real(self, m, progress, subset)
+
+    monkeypatch.setattr(settle.SettleExecutor, "_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False)
+    assert (tmp_path / "cut" / "settle" / "current.json").is_file() and not (tmp_path / "cut" / "trials").exists()
+    monkeypatch.setattr(settle.SettleExecutor, "_epoch", real)
+    resumed = sweep(tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False, resume=True)
+    assert [(t.dim, t.nll, t.epochs_run, t.best_epoch) for t in resumed.trials] == [
+        (t.dim, t.nll, t.epochs_run, t.best_epoch) for t in whole.trials
+    ]
+    assert RunDir(tmp_path / "cut").read_settle()["trace"] == RunDir(tmp_path / "whole").read_settle()["trace"]
+    assert not (tmp_path / "cut" / "settle").exists()  # the checkpoint is gone once the members are trials
+
+
+def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_converged(tiny_gaussian):
+    cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=3, train=TrainConfig(epochs=500, patience=0))
+    r = sweep(tiny_gaussian, config=cfg, mode="settle", extend=False, time_budget=1.0)
+    assert all(t.epochs_run < 500 and "time budget" in t.extra["settle"] for t in r.trials)
+    with pytest.raises(ConfigError, match="--mode settle"):
+        sweep(tiny_gaussian, config=cfg, time_budget=1.0)
+    with pytest.raises(ConfigError, match="--time-budget"):
+        sweep(tiny_gaussian, config=cfg, mode="settle", time_budget=0)

@@ -97,6 +97,7 @@ def sweep(
     nested: bool = False,
     model: str | type | None = None,
     mode: str = "per-size",
+    time_budget: float | None = None,
     extend: bool = True,
     seed: int = 0,
     device: str = "auto",
@@ -160,6 +161,8 @@ def sweep(
     mode : {"per-size", "settle", "nested"}
         ``settle`` trains every (size, seed) together and stops once the answer has settled;
         ``nested`` is ``nested=True``.
+    time_budget : float, optional
+        Settle mode only: seconds of training after which every member stops.
     extend : bool
         When the largest size tried is chosen with every unit active, add larger sizes and go on.
     seed : int
@@ -270,6 +273,7 @@ def sweep(
             intrinsic=intrinsic,
             loader=loader,
             mode=mode,
+            time_budget=time_budget,
             extend=extend,
         )
         if report and result.run_dir is not None:

@@ -184,6 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         refine=args.refine,
         extend=args.extend,
         mode="settle" if args.mode == "settle" else "per-size",
+        time_budget=args.time_budget,
         intrinsic=intrinsic,
         loader=_loader(args),
     )
@@ -314,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="per-size",
         help="per-size: one trial per (size, seed), each to its own end (default); settle: every (size, seed) "
         "trains together, epoch by epoch, until the answer settles; nested: as --nested",
+    )
+    s.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="settle mode: stop every member after this much training time (default: no limit)",
     )
     s.add_argument(
         "--nested",

@@ -62,7 +62,7 @@ class StudyExecutor:
 def executor_for(plan: SweepPlan, data: Data, run_dir: RunDir | None, study: optuna.Study) -> Executor:
     """The executor of ``plan`` (by its mode)."""
     if plan.mode == "settle":
-        return SettleExecutor(data, run_dir, plan)
+        return SettleExecutor(data, run_dir, plan, time_budget=plan.time_budget)
     return StudyExecutor(study, data, run_dir, plan, name=plan.mode)
 
 

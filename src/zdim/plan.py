@@ -127,6 +127,7 @@ class SweepPlan:
     refine: bool = False
     extend: bool = True
     settle: bool = False
+    time_budget: float | None = None
     prune: bool = False
     workers: int = 1
     storage: str | None = None
@@ -218,6 +219,7 @@ def make_plan(
     refine: bool = False,
     extend: bool = True,
     settle: bool = False,
+    time_budget: float | None = None,
     prune: bool = False,
     workers: int = 1,
     storage: str | None = None,
@@ -241,6 +243,10 @@ def make_plan(
         ):
             if on:
                 raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
+    if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+        raise ConfigError(f"time budget must be a number of seconds > 0, got {time_budget!r}: fix --time-budget")
+    if time_budget is not None and not settle:
+        raise ConfigError("--time-budget caps settle mode: add --mode settle, or drop --time-budget")
     if settle:
         for on, flag, why in (
             (config.nested, "--nested", "settle mode trains one model per size"),
@@ -263,6 +269,7 @@ def make_plan(
         refine=refine,
         extend=extend and not config.nested,  # a nested model serves the sizes it was trained for only
         settle=settle,
+        time_budget=time_budget,
         prune=prune,
         workers=workers,
         storage=storage,

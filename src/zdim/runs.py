@@ -47,6 +47,7 @@ INPUTS_FILE = "inputs.safetensors"
 REPORT_HTML = "report.html"
 TUNING_JSON = "tuning.json"
 SETTLE_JSON = "settle.json"
+SETTLE_DIR = "settle"  # settle mode's checkpoints while it runs (deleted when it has finished)
 TRIALS_DIR = "trials"
 NESTED_DIR = "nested"
 TUNE_DIR = "tune"
@@ -66,6 +67,7 @@ OWN_ENTRIES = {
     REPORT_HTML,
     TUNING_JSON,
     SETTLE_JSON,
+    SETTLE_DIR,
     TRIALS_DIR,
     NESTED_DIR,
     TUNE_DIR,
@@ -349,6 +351,41 @@ class RunDir:
     def read_settle(self) -> dict[str, Any] | None:
         d = self._read_optional(SETTLE_JSON)
         return d if isinstance(d, dict) else None
+
+    def save_settle_checkpoint(
+        self, state: dict[str, Any], members: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    ) -> None:
+        """Settle mode's checkpoint after round ``state["round"]``: each member's tensors and JSON in a
+        new folder, then ``current.json`` pointing at it (written last: a crash mid-way leaves the previous
+        checkpoint in force), then older folders removed."""
+        base = self.path / SETTLE_DIR
+        folder = base / f"round-{int(state['round'])}"
+        for name, (tensors, meta) in members.items():
+            atomic_write(folder / f"{name}.safetensors", st_save({k: v.contiguous() for k, v in tensors.items()}))
+            write_json(folder / f"{name}.json", meta)
+        write_json(base / "current.json", state)
+        for old in base.glob("round-*"):
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def read_settle_checkpoint(
+        self,
+    ) -> tuple[dict[str, Any], dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]] | None:
+        """The last complete settle checkpoint ``(state, members)``, or None."""
+        base = self.path / SETTLE_DIR
+        try:
+            state = read_json(base / "current.json")
+            folder = base / f"round-{int(state['round'])}"
+            members = {}
+            for meta_file in folder.glob("*.json"):
+                tensors = st_load((folder / f"{meta_file.stem}.safetensors").read_bytes())
+                members[meta_file.stem] = (tensors, read_json(meta_file))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError):
+            return None
+        return state, members
+
+    def clear_settle_checkpoint(self) -> None:
+        shutil.rmtree(self.path / SETTLE_DIR, ignore_errors=True)
 
     def read_tuning(self) -> dict[str, Any] | None:
         d = self._read_optional(TUNING_JSON)

@@ -60,6 +60,7 @@ def sweep(
     intrinsic: IntrinsicDim | None = None,
     extend: bool = True,
     mode: str = "per-size",
+    time_budget: float | None = None,
     **data_kwargs: Any,
 ) -> SweepResult:
     """Train and evaluate one VAE per (latent size, seed) and recommend a size.
@@ -105,6 +106,9 @@ def sweep(
         ``settle``: every (size, seed) trains together, epoch by epoch, and training stops once the
         answer has settled (``zdim.settle``); ``per-size`` (default): one Optuna trial per (size, seed),
         each trained to its own end. ``config.nested`` chooses nested sweeps.
+    time_budget : float, optional
+        Settle mode only: seconds of training after which every member stops (the answer then says
+        whether its members had converged).
     extend : bool
         When the recommendation is the largest size tried and every unit of it is active, add larger
         sizes (doubling, up to the feature count) and go on; the rationale says so. Not with ``nested``.
@@ -131,6 +135,7 @@ def sweep(
         refine=refine,
         extend=extend,
         settle=_settle_mode(mode),
+        time_budget=time_budget,
         prune=prune,
         workers=workers,
         storage=storage,

@@ -12,11 +12,15 @@ have collapsed cannot change it and stop early. Each member is then evaluated on
 as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work unchanged; the answer per
 epoch is kept in ``settle.json`` ("when the answer settled").
 
-A resumed settle run keeps the members it saved and trains the others again from their first epoch.
+While it runs, every member (weights, optimizer moments, noise streams, history) and the trace are
+checkpointed in the run directory at most once a minute (``settle/``); ``--resume`` goes on from the
+last checkpoint and gives the run it would have given uninterrupted. The checkpoint is deleted once
+every member is saved as a trial.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,11 +33,12 @@ from .models import VAE
 from .plan import SweepConfig, SweepPlan, build_sweep_model
 from .progress import Progress
 from .recommend import recommend
-from .records import TrialRecord, TrialStatus, sort_records
+from .records import TrialRecord, TrialStatus, sort_records, trial_name
 from .runs import RunDir
 from .train import Trainer
 from .trial import evaluate_record
 
+CHECKPOINT_SECONDS = 60.0  # a run directory gets a checkpoint of every member at most this often
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
 EVAL_K = 10  # importance samples of the per-epoch validation NLL
@@ -83,6 +88,7 @@ class SettleExecutor:
     name: str = "settle"
     trace: list[dict[str, Any]] = field(default_factory=list)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
+    time_budget: float | None = None  # seconds of training before every member stops
 
     def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]:
         data, run = self.data, self.run_dir
@@ -95,19 +101,27 @@ class SettleExecutor:
             {k: self._score(run.load_trial_model(*k), subset) for k, r in done.items() if r.complete} if run else {}
         )
         members = [self._member(config, d, s) for d, s in grid if (d, s) not in done]
-        epoch = 0
+        epoch = self._restore(members) if run is not None else 0
+        saved = started = time.monotonic()
         while any(m.training for m in members):
             epoch += 1
             for m in members:
                 if m.training:
                     self._epoch(m, progress, subset)
             answer = self._answer(config, members, done, scores)
-            if answer is None:
-                continue
-            self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
-            if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
-                progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
-            self._stop_settled(config, members, answer)
+            if answer is not None:
+                self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
+                if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
+                    progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
+                self._stop_settled(config, members, answer)
+            if self.time_budget is not None and time.monotonic() - started >= self.time_budget:
+                for m in members:
+                    if m.training:
+                        m.stopped = f"stopped at epoch {epoch}: the time budget ({self.time_budget:g} s) ran out"
+                progress.note(f"settle: the time budget ran out at epoch {epoch}")
+            if run is not None and time.monotonic() - saved >= CHECKPOINT_SECONDS:
+                self._checkpoint(run, epoch, members)
+                saved = time.monotonic()
         records = list(done.values())
         for m in members:
             rec = self._finish(m, config)
@@ -115,7 +129,39 @@ class SettleExecutor:
             progress.finished(rec)
         if run is not None:
             run.write_settle({"window": self.window, "eval_samples": int(subset.shape[0]), "trace": self.trace})
+            run.clear_settle_checkpoint()
         return sort_records(records)
+
+    # ------------------------------------------------------------------------------------ checkpoints
+
+    def _checkpoint(self, run: RunDir, epoch: int, members: list[Member]) -> None:
+        """Every member as it is after round ``epoch`` (and the trace), so a resumed run goes on from here."""
+        state = {"round": epoch, "trace": self.trace, "tol": self.tol}
+        saved = {}
+        for m in members:
+            tensors, meta = m.trainer.state()
+            meta["member"] = {"stopped": m.stopped, "failed": m.failed, "scores": m.scores}
+            meta["member"] |= {"val_nll": m.val_nll, "active": m.active}
+            saved[trial_name(m.dim, m.seed)] = (tensors, meta)
+        run.save_settle_checkpoint(state, saved)
+
+    def _restore(self, members: list[Member]) -> int:
+        """Put the members back where the last checkpoint left them; the round to go on from (0: none)."""
+        assert self.run_dir is not None
+        found = self.run_dir.read_settle_checkpoint()
+        if found is None:
+            return 0
+        state, saved = found
+        if set(saved) != {trial_name(m.dim, m.seed) for m in members}:
+            return 0  # another grid (refined, extended or changed): start these members afresh
+        for m in members:
+            tensors, meta = saved[trial_name(m.dim, m.seed)]
+            m.trainer.load_state(tensors, meta)
+            mm = meta["member"]
+            m.stopped, m.failed, m.scores = str(mm["stopped"]), str(mm["failed"]), [float(v) for v in mm["scores"]]
+            m.val_nll, m.active = mm["val_nll"], mm["active"]
+        self.trace, self.tol = list(state["trace"]), float(state["tol"])
+        return int(state["round"])
 
     # ------------------------------------------------------------------------------------ steps
 

@@ -257,6 +257,57 @@ class Trainer:
             self.done = True
         return record
 
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
+        best weights, optimizer moments, noise and shuffling streams; counters and the history)."""
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        tensors |= {f"best.{k}": v.detach().cpu().clone() for k, v in self.best_state.items()}
+        for i, st in self.opt.state_dict()["state"].items():
+            tensors |= {f"opt.{i}.{k}": v.detach().cpu().clone() for k, v in st.items() if torch.is_tensor(v)}
+        tensors["rng"], tensors["gen"] = self._rng.clone(), self.gen.get_state()
+        if self._cuda_rng is not None:
+            tensors["cuda_rng"] = self._cuda_rng.cpu().clone()
+        r = self.result
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "done": self.done,
+            "seconds": self._seconds,
+            "history": r.history,
+            "best_epoch": r.best_epoch,
+            "best_val": r.best_val,
+            "stopped_early": r.stopped_early,
+        }
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Go on from a ``state()`` of the same configuration."""
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        self.best_state = {k: v.to(self.device) for k, v in part("best.").items()}
+        sd = self.opt.state_dict()
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in part("opt.").items():
+            i, name = k.split(".", 1)
+            moments.setdefault(int(i), {})[name] = v.to(self.device) if name != "step" else v
+        sd["state"] = moments
+        self.opt.load_state_dict(sd)
+        self._rng = tensors["rng"].clone()
+        self.gen.set_state(tensors["gen"].clone())
+        if self._cuda_rng is not None and "cuda_rng" in tensors:
+            self._cuda_rng = tensors["cuda_rng"].clone()
+        self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
+        self._seconds = float(meta["seconds"])
+        self.result = FitResult(
+            history=list(meta["history"]),
+            best_epoch=int(meta["best_epoch"]),
+            best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
+            stopped_early=bool(meta["stopped_early"]),
+        )
+
     def finish(self) -> FitResult:
         """Restore the best validation weights, put the model in evaluation mode, return the record."""
         self.done = True
