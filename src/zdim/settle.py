@@ -13,7 +13,7 @@ as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work 
 epoch is kept in ``settle.json`` ("when the answer settled").
 
 While it runs, every member (weights, optimizer moments, noise streams, history) and the trace are
-checkpointed in the run directory at most once a minute (``settle/``); ``--resume`` goes on from the
+checkpointed in the run directory at most every 5 minutes (``settle/``); ``--resume`` goes on from the
 last checkpoint and gives the run it would have given uninterrupted. The checkpoint is deleted once
 every member is saved as a trial.
 """
@@ -38,7 +38,7 @@ from .runs import RunDir
 from .train import Trainer
 from .trial import evaluate_record
 
-CHECKPOINT_SECONDS = 60.0  # a run directory gets a checkpoint of every member at most this often
+CHECKPOINT_SECONDS = 300.0  # a run directory gets a checkpoint of every member at most this often
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
 EVAL_K = 10  # importance samples of the per-epoch validation NLL
