@@ -66,8 +66,9 @@ def test_settle_stops_once_the_answer_is_stable_and_its_members_converged(tmp_pa
     for t in r.trials:
         assert load_model(tmp_path / "run" / "trials" / t.trial).latent_dim == t.dim
     assert r.recommendation is not None
+    assert settle["how"] == f"the answer settled at epoch {last}"
     html = build_report(tmp_path / "run").read_text()
-    assert 'id="fig-settle"' in html and "When the answer settled" in html
+    assert 'id="fig-settle"' in html and "When the answer settled" in html and settle["how"] in html
 
 
 @pytest.mark.parametrize("kw,flag", [({"workers": 2}, "--workers"), ({"prune": True}, "--prune")])

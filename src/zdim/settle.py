@@ -87,11 +87,16 @@ class SettleExecutor:
     eval_samples: int = DEFAULT_EVAL_SAMPLES
     name: str = "settle"
     trace: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
     time_budget: float | None = None  # seconds of training before every member stops
+    _how: str = field(default="", repr=False)  # how the last phase ended, in words
 
     def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]:
         data, run = self.data, self.run_dir
+        if self.trace:  # the grid grew or was refined: a new phase, its members counted from epoch 1
+            self.phases.append({"trace": self.trace, "how": self._how})
+            self.trace = []
         done = {r.key: r for r in run.records()} if run is not None else {}
         subset = data.val[: self.eval_samples]
         grid = config.grid()
@@ -122,15 +127,34 @@ class SettleExecutor:
             if run is not None and time.monotonic() - saved >= CHECKPOINT_SECONDS:
                 self._checkpoint(run, epoch, members)
                 saved = time.monotonic()
+        self._how = self._ending(members, epoch)
         records = list(done.values())
         for m in members:
             rec = self._finish(m, config)
             records.append(rec)
             progress.finished(rec)
         if run is not None:
-            run.write_settle({"window": self.window, "eval_samples": int(subset.shape[0]), "trace": self.trace})
+            run.write_settle(
+                {
+                    "window": self.window,
+                    "eval_samples": int(subset.shape[0]),
+                    "trace": self.trace,
+                    "how": self._how,
+                    "phases": self.phases,
+                }
+            )
             run.clear_settle_checkpoint()
         return sort_records(records)
+
+    @staticmethod
+    def _ending(members: list[Member], epoch: int) -> str:
+        """How the training of the members ended, in words."""
+        reasons = [m.stopped for m in members if m.stopped]
+        if any("settled" in r for r in reasons):
+            return f"the answer settled at epoch {epoch}"
+        if any("time budget" in r for r in reasons):
+            return f"the time budget ran out at epoch {epoch}"
+        return f"every member early-stopped or reached the epoch cap (epoch {epoch}) before the answer settled"
 
     # ------------------------------------------------------------------------------------ checkpoints
 

@@ -482,6 +482,14 @@ def _settle(view: RunView) -> str:
     if not settle or not settle.get("trace"):
         return ""
     trace = settle["trace"]
+    how = settle.get("how") or ""
+    phases = len(settle.get("phases") or [])
+    grew = (
+        f" The grid grew {phases} time(s) during the sweep; the figure shows the last phase, whose new members "
+        "trained from epoch 1 beside the finished ones."
+        if phases
+        else ""
+    )
     return _section(
         "settle",
         "When the answer settled",
@@ -490,10 +498,11 @@ def _settle(view: RunView) -> str:
             "recommended size per epoch",
             "fig-settle",
             f"Settle mode: after every epoch each member was scored on the same {esc(settle.get('eval_samples'))} "
-            "validation samples and the rule applied; training stopped once the answer had held for "
-            f"{esc(settle.get('window'))} epochs and the members it rests on had converged.",
+            "validation samples and the rule applied; training stops once the answer has held for "
+            f"{esc(settle.get('window'))} epochs and the members it rests on have converged.{esc(grew)}",
         ),
-        f"The answer on the validation subset was {esc(trace[-1]['dim'])} at epoch {esc(trace[-1]['epoch'])}.",
+        f"The answer on the validation subset was {esc(trace[-1]['dim'])} at epoch {esc(trace[-1]['epoch'])}"
+        + (f": {esc(how)}." if how else "."),
     )
 
 
