@@ -6,8 +6,9 @@ epoch each training member is scored on one fixed subset of the validation split
 every member: paired) — IWAE NLL and active units — and the recommendation is recomputed from those
 scores. Training stops when every member has stopped (early stopping or the epoch cap), or when the
 recommendation has not changed for ``window`` epochs and the members it rests on (the chosen size, the
-next smaller size tried and the largest) have converged: their subset NLL fell by less than half the
-rule's tolerance over the window (a smaller gain cannot move the answer). Members far above a settled answer whose units
+next smaller size tried and the largest) have converged: their subset NLL is so flat that, kept up for
+as many epochs again as they have trained, its gain would stay below half the rule's tolerance (a smaller
+gain cannot move the answer). Members far above a settled answer whose units
 have collapsed cannot change it and stop early. Each member is then evaluated on the test split and saved
 as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work unchanged; the answer per
 epoch is kept in ``settle.json`` ("when the answer settled").
@@ -69,11 +70,13 @@ class Member:
         return min(self.scores[:-window]) - min(self.scores)
 
     def converged(self, window: int, tol: float) -> bool:
-        """Early-stopped, or its subset NLL fell by less than ``tol`` over the last ``window`` epochs."""
+        """Early-stopped, or its subset NLL is flat enough that going on cannot move the answer: its gain
+        over the last ``window`` epochs, kept up for as many epochs again as it has trained, stays below
+        ``tol`` (``gain * epochs / window < tol``)."""
         if self.trainer.done and self.trainer.result.stopped_early:
             return True
         gain = self.improvement(window)
-        return gain is not None and gain < tol
+        return gain is not None and gain * len(self.scores) / window < tol
 
 
 @dataclass
@@ -268,8 +271,8 @@ class SettleExecutor:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance
             rec.converged, rec.window_improvement = True, gain
             rec.extra["settle_converged"] = (
-                f"validation NLL fell {gain:.3g} nats over the last {self.window} epochs, less than half the "
-                f"rule's tolerance ({self.tol:.3g})"
+                f"validation NLL fell {gain:.3g} nats over the last {self.window} epochs: kept up for "
+                f"{len(m.scores)} epochs more, less than half the rule's tolerance ({self.tol:.3g})"
             )
         if m.stopped:
             rec.extra["settle"] = m.stopped
