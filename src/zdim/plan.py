@@ -23,7 +23,7 @@ from .models import VAE, NestedVAE, VAEConfig
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
 from .train import TrainConfig, resolve_device
 
-MODES = ("per-size", "nested")
+MODES = ("per-size", "settle", "nested")  # ways to execute a plan (zdim.executors)
 DEFAULT_STUDY = "zdim-sweep"
 
 

@@ -322,6 +322,12 @@ class RunDir:
     def write_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_json, info)
 
+    def add_dims(self, dims: Iterable[int]) -> None:
+        """Record in ``run.json`` that the sweep also trained ``dims`` (a grown or refined grid)."""
+        info = self.read_info()
+        info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(dims))
+        self.write_info(info)
+
     def _read_optional(self, name: str) -> Any:
         try:
             return read_json(self.path / name)

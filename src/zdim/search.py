@@ -20,7 +20,7 @@ from .data import Data, load_data
 from .errors import ConfigError
 from .executors import executor_for
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
-from .plan import SweepConfig, SweepPlan, check_same_model, default_dims, make_plan, make_run_info
+from .plan import MODES, SweepConfig, SweepPlan, check_same_model, default_dims, make_plan, make_run_info
 from .progress import Progress
 from .recommend import DEFAULT_RULE, Recommendation, bootstrap, recommend, with_uncertainty
 from .records import TrialRecord
@@ -207,8 +207,8 @@ def sweep(
 
 
 def _settle_mode(mode: str) -> bool:
-    if mode not in ("per-size", "settle", "nested"):
-        raise ConfigError(f"mode {mode!r} is not one of per-size, settle, nested: fix --mode")
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}: fix --mode")
     return mode == "settle"
 
 
@@ -253,9 +253,7 @@ def _extend(
         bar.note(f"extend: size {top} was chosen with all {top} units active; trying size {new}")
         records = execute(config, bar)
     if run is not None and added:
-        info = run.read_info()
-        info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(config.dims))
-        run.write_info(info)
+        run.add_dims(config.dims)
     return config, records, added
 
 
@@ -287,10 +285,8 @@ def _refine(
         config = replace(config, dims=(*tuple(config.dims), mid))
         bar.note(f"refine: trying size {mid} between {lower} and {rec.dim}")
         records = execute(config, bar)
-    if run is not None:  # run.json lists every size trained, the refined ones included
-        info = run.read_info()
-        info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(config.dims))
-        run.write_info(info)
+    if run is not None:
+        run.add_dims(config.dims)  # run.json lists every size trained, the refined ones included
     return config, records
 
 
