@@ -319,3 +319,50 @@ def test_an_answer_chosen_in_few_resamples_is_not_settled():
     assert not done.settled and done.rationale.startswith("Not a settled answer")
     assert "chosen in only 40% of 100 resamples" in done.warnings[-1]
     assert done.confidence == "2 (chosen in 40% of 100 resamples; 1 in 60%)"
+
+
+def _paired(gaps, noise, n=400, seed=0):
+    """Records and per-sample NLL of sizes 1, 2, 4: size 4 the best, size d ``gaps[d]`` nats worse on
+    average, each sample's difference to size 4 spread by ``noise[d]``."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(100.0, 5.0, n)
+    per = {(4, 0): base}
+    for d in (1, 2):
+        per[(d, 0)] = base + gaps[d] + rng.normal(0.0, noise[d], n) - 0.0
+        per[(d, 0)] += gaps[d] - per[(d, 0)].mean() + base.mean()  # exactly gaps[d] above the best
+    recs = [record(d, 0, float(v.mean()), n=n) for (d, _), v in sorted(per.items())]
+    return recs, per
+
+
+def test_a_gap_within_its_paired_standard_error_is_within_the_tolerance():
+    from zdim.recommend import paired_se
+
+    # size 2 is 1.5 nats worse than 4 (tolerance ~1): a clear gap without the per-sample values; with
+    # them, its difference to the best varies by 40 nats per sample: SE 2 nats, so 2 cannot be told apart
+    recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 40.0})
+    plain = recommend(recs, rel_tol=0.01, range_tol=0.0)
+    assert plain.dim == 4
+    rec = recommend(recs, rel_tol=0.01, range_tol=0.0, per_sample=per)
+    se = paired_se(recs, per, 4)
+    assert se[4] == 0.0 and se[2] == pytest.approx(np.std(per[(2, 0)] - per[(4, 0)], ddof=1) / 20.0)
+    assert se[2] > 1.5 and rec.dim == 2
+    assert rec.per_dim[1]["nll_paired_se"] == pytest.approx(se[2])
+    assert "within one paired standard error" in rec.rationale and "cannot tell them apart" in rec.rationale
+
+
+def test_a_gap_well_above_its_paired_standard_error_still_counts():
+    # the same 1.5-nat gap, but nearly the same on every sample: SE 0.05, the gap is real
+    recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 1.0})
+    rec = recommend(recs, rel_tol=0.01, range_tol=0.0, per_sample=per)
+    assert rec.dim == 4
+    assert "paired standard error" in rec.rationale  # said, though it moved nothing
+
+
+def test_paired_standard_errors_need_the_same_samples():
+    from zdim.recommend import paired_se
+
+    recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 40.0})
+    assert paired_se(recs, {k: v for k, v in per.items() if k != (2, 0)}, 4) == {}
+    per[(1, 0)] = per[(1, 0)][:10]
+    assert paired_se(recs, per, 4) == {}
+    assert recommend(recs, rel_tol=0.01, range_tol=0.0, per_sample=per).dim == 4  # falls back to the plain rule

@@ -26,8 +26,10 @@ from zdim.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden=(16,), k=5, train=TrainConfig(epochs=3, patience=0))
+# a sweep runs in settle mode by default: its report draws when the answer settled, after the summary
 IMAGE_SECTIONS = [
     "summary",
+    "settle",
     "curves",
     "rate-distortion",
     "kl-units",
@@ -37,7 +39,17 @@ IMAGE_SECTIONS = [
     "training",
     "trials",
 ]
-TABLE_SECTIONS = ["summary", "curves", "rate-distortion", "kl-units", "feature-error", "latent", "training", "trials"]
+TABLE_SECTIONS = [
+    "summary",
+    "settle",
+    "curves",
+    "rate-distortion",
+    "kl-units",
+    "feature-error",
+    "latent",
+    "training",
+    "trials",
+]
 EVIL = "<script>alert(1)</script>"
 
 

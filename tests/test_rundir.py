@@ -20,7 +20,7 @@ from zdim.runs import MARKER, RunDir, is_run_dir
 from zdim.search import sweep
 from zdim.train import TrainConfig
 
-QUICK = ["--dims", "1", "--epochs", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend"]
+QUICK = ["--dims", "1", "--epochs", "1", "--seeds", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend"]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -208,7 +208,8 @@ def test_an_interrupted_overwrite_keeps_the_old_run_aside(old_run, table, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(zdim.scheduler, "run_trial", interrupted)
-    code, err = run_cli(["sweep", table, *QUICK, "--dims", "2", "--out", old_run, "--overwrite"], capsys)
+    args = ["sweep", table, *QUICK, "--dims", "2", "--mode", "per-size", "--out", old_run, "--overwrite"]
+    code, err = run_cli(args, capsys)
     assert code == 130 and "--resume" in err
     aside = [p for p in old_run.parent.iterdir() if ".replaced-" in p.name]
     assert len(aside) == 1 and snapshot(aside[0]) == before

@@ -16,7 +16,7 @@ from zdim.files import read_json, write_json
 from zdim.metrics import neg_elbo
 from zdim.testing import make_planted_data
 
-QUICK = dict(epochs=2, hidden=(16,), k=3, report=False)
+QUICK = dict(epochs=2, seeds=1, hidden=(16,), k=3, report=False)
 COLUMNS = ["a", "b", "c", "d", "e", "f"]
 
 

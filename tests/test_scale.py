@@ -301,9 +301,9 @@ def test_a_duplicate_of_a_point_finished_here_is_not_recorded_twice(tmp_path):
     """Two starting workers may enqueue the same point twice; when the copy comes up after this run
     directory finished the point, it is a duplicate, not a second record of the same training."""
     run = tmp_path / "run"
-    run_ok("sweep", *SMALL, "--dims", "1-2", "--out", str(run))
+    run_ok("sweep", *SMALL, "--dims", "1-2", "--mode", "per-size", "--out", str(run))
     study = open_study(run, None, None)
     study.enqueue_trial({"dim": 1, "seed": 0}, skip_if_exists=False)
-    run_ok("sweep", *SMALL, "--dims", "1-2", "--out", str(run), "--resume")
+    run_ok("sweep", *SMALL, "--dims", "1-2", "--mode", "per-size", "--out", str(run), "--resume")
     counts = records_per_key(open_study(run, None, None))
     assert counts == {(1, 0): 1, (2, 0): 1}

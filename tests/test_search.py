@@ -141,9 +141,13 @@ def test_trials_record_generation_metrics(tmp_path, tiny_binary):
     assert row["gen_fd"] == pytest.approx(m["gen_fd"]) and row["gen_features"] == m["gen_features"]
 
 
-def test_refine_bisects_down_to_adjacent_sizes(tmp_path, tiny_gaussian):
+def test_refine_bisects_down_to_adjacent_sizes(tmp_path):
+    # enough data and training that size 1 is clearly worse than 8 (beyond its paired standard error)
+    data = make_data(make_planted_data(3, 8, 1000, seed=1))
+    train = TrainConfig(epochs=40, batch_size=64, lr=1e-2, patience=0)
+    config = SweepConfig(dims=(1, 8), hidden=(16,), train=train, k=10)
     out = tmp_path / "run"
-    r = sweep(tiny_gaussian, config=cfg((1, 8)), out=out, refine=True, rule="nll-knee")
+    r = sweep(data, config=config, out=out, refine=True, rule="nll-knee", mode="per-size")
     tried = sorted({t.dim for t in r.trials if t.complete})
     chosen = r.recommended_dim
     assert set(tried) >= {1, 8} and len(tried) > 2  # extra sizes were trained in the same study

@@ -119,6 +119,41 @@ def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_conve
     r = sweep(tiny_gaussian, config=cfg, mode="settle", extend=False, time_budget=1.0)
     assert all(t.epochs_run < 500 and "time budget" in t.extra["settle"] for t in r.trials)
     with pytest.raises(ConfigError, match="--mode settle"):
-        sweep(tiny_gaussian, config=cfg, time_budget=1.0)
+        sweep(tiny_gaussian, config=cfg, time_budget=1.0, mode="per-size")
     with pytest.raises(ConfigError, match="--time-budget"):
         sweep(tiny_gaussian, config=cfg, mode="settle", time_budget=0)
+
+
+def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_binary, tmp_path):
+    from zdim.plan import resolve_mode
+
+    assert resolve_mode(None) == "settle" and resolve_mode(None, workers=2) == "per-size"
+    assert resolve_mode(None, storage="sqlite://") == resolve_mode(None, prune=True) == "per-size"
+    assert resolve_mode(None, nested=True) == "nested" and resolve_mode("per-size", workers=1) == "per-size"
+    assert resolve_mode(None, workers=2, time_budget=5.0) == "settle"  # then refused: --workers with settle
+    r = sweep(tiny_binary, dims=(1, 2), epochs=2, out=tmp_path / "run", extend=False)
+    assert sorted(t.key for t in r.trials) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert RunDir(tmp_path / "run").read_settle() is not None  # it ran in settle mode
+    one = sweep(tiny_binary, dims=(1, 2), epochs=2, seeds=1, extend=False)
+    assert sorted(t.key for t in one.trials) == [(1, 0), (2, 0)]
+    per = sweep(tiny_binary, dims=(1, 2), epochs=2, mode="per-size", extend=False)
+    assert sorted(t.key for t in per.trials) == [(1, 0), (2, 0)]  # one seed outside settle mode
+
+
+def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_path):
+    import optuna
+
+    from zdim.scheduler import final_records, open_study
+
+    cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=2))
+    r = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
+    run = RunDir(tmp_path / "run")
+    study = open_study(run, None, "zdim-sweep")
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted((t.params["dim"], t.params["seed"]) for t in done) == sorted(t.key for t in r.trials)
+    assert {(t.params["dim"], t.params["seed"]): t.value for t in done} == {t.key: t.nll for t in r.trials}
+    # a per-size resume of the same run directory finds every point finished and trains nothing
+    assert set(final_records(study, run)) == {t.key for t in r.trials}
+    again = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size", extend=False, resume=True)
+    assert [(t.key, t.nll) for t in again.trials] == [(t.key, t.nll) for t in r.trials]
+    assert len(open_study(run, None, "zdim-sweep").get_trials()) == len(done)

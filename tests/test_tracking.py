@@ -56,6 +56,8 @@ def test_sweep_logs_each_trial_to_a_file_store(tmp_path, capsys):
             "5",
             "--quiet",
             "--mlflow",
+            "--seeds",
+            "1",
             "--out",
             str(out),
         ]

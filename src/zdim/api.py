@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from .data import Data, load_data
 from .errors import ZdimError
 from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
-from .plan import SweepConfig
+from .plan import SweepConfig, default_seeds, resolve_mode
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE
 from .report import build_report
 from .search import SweepResult
@@ -79,7 +79,7 @@ def sweep(
     source: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | Data,
     dims: Sequence[int] | None = None,
     *,
-    seeds: int = 1,
+    seeds: int | None = None,
     epochs: int = 100,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -96,7 +96,7 @@ def sweep(
     refine: bool = False,
     nested: bool = False,
     model: str | type | None = None,
-    mode: str = "per-size",
+    mode: str | None = None,
     time_budget: float | None = None,
     extend: bool = True,
     seed: int = 0,
@@ -134,8 +134,8 @@ def sweep(
         then ignored). ``"digits"`` is an embedded data set.
     dims : sequence of int, optional
         Latent sizes; default powers of two up to a few times the intrinsic dimension of the data.
-    seeds : int
-        Independent trainings per size (seeds ``seed, seed+1, ...``).
+    seeds : int, optional
+        Independent trainings per size (seeds ``seed, seed+1, ...``); default 3 in settle mode, else 1.
     epochs, batch_size, lr, beta, warmup, free_bits, patience : training recipe (``zdim.TrainConfig``)
         Maximum epochs, minibatch size, Adam learning rate, KL weight, KL warm-up length in epochs,
         free bits per unit in nats, early-stopping patience in epochs (0: never stop early).
@@ -158,9 +158,11 @@ def sweep(
     model : class or str, optional
         Your own model (see "Your own model" in docs/guide.md): a class, ``"path/file.py:ClassName"``
         or ``"package.module:ClassName"``; default zdim's VAE (``hidden``/``arch`` do not apply to yours).
-    mode : {"per-size", "settle", "nested"}
-        ``settle`` trains every (size, seed) together and stops once the answer has settled;
-        ``nested`` is ``nested=True``.
+    mode : {"settle", "per-size", "nested"}, optional
+        ``settle`` trains every (size, seed) together and stops once the answer has settled (``epochs``
+        is then a cap); ``per-size`` trains one Optuna trial per (size, seed) to its own end; ``nested``
+        is ``nested=True``. Default: settle, or per-size where ``workers > 1``, ``storage`` or ``prune``
+        need Optuna trials, or nested with ``nested=True``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops.
     extend : bool
@@ -228,6 +230,14 @@ def sweep(
     try:
         data = source if isinstance(source, Data) else load_data(source, **loader)
         intrinsic = None
+        mode = resolve_mode(
+            mode,
+            workers=workers,
+            storage=storage,
+            prune=prune,
+            nested=nested or bool(config and config.nested),
+            time_budget=time_budget,
+        )
         if config is None:
             if not dims:
                 intrinsic = estimate_intrinsic_dim(data, seed=seed)
@@ -246,7 +256,7 @@ def sweep(
             )
             config = SweepConfig(
                 dims=tuple(dims),
-                seeds=seeds,
+                seeds=default_seeds(mode) if seeds is None else seeds,
                 hidden=tuple(hidden),
                 arch=arch,
                 train=train,

@@ -112,7 +112,7 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .plan import SweepConfig, default_dims
+    from .plan import SweepConfig, default_dims, default_seeds, resolve_mode
     from .search import sweep
     from .train import TrainConfig
 
@@ -149,23 +149,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"{intrinsic.mle:.1f}): sizes {dims}",
                 file=sys.stderr,
             )
+    mode = resolve_mode(
+        args.mode,
+        workers=args.workers,
+        storage=args.storage,
+        prune=args.prune,
+        nested=args.nested,
+        time_budget=args.time_budget,
+    )
     config = SweepConfig(
         dims=tuple(dims or default_dims(data.n_features)),
-        seeds=args.seeds,
+        seeds=default_seeds(mode) if args.seeds is None else args.seeds,
         hidden=tuple(args.hidden),
         arch=args.arch,
         train=train,
         k=args.k,
         rel_tol=args.tolerance,
-        nested=args.nested or args.mode == "nested",
+        nested=args.nested or mode == "nested",
         model=args.model,
     )
     out = Path(args.out) if args.out else Path("runs") / data.name
     if not args.quiet:
         print(
             f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
-            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s)"
-            f" -> {out}",
+            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s),"
+            f" {mode} mode -> {out}",
             file=sys.stderr,
         )
     result = sweep(
@@ -183,7 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         rule=args.rule,
         refine=args.refine,
         extend=args.extend,
-        mode="settle" if args.mode == "settle" else "per-size",
+        mode=mode,
         time_budget=args.time_budget,
         intrinsic=intrinsic,
         loader=_loader(args),
@@ -268,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dims",
         help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times the intrinsic dimension)",
     )
-    s.add_argument("--seeds", type=int, default=1, help="trainings per size (default 1)")
+    s.add_argument("--seeds", type=int, default=None, help="trainings per size (default 3 in settle mode, else 1)")
     s.add_argument("--epochs", type=int, default=100, help="maximum epochs per trial (default 100)")
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
     s.add_argument("--batch-size", type=int, default=128)
@@ -311,10 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--mode",
-        choices=["per-size", "settle", "nested"],
-        default="per-size",
-        help="per-size: one trial per (size, seed), each to its own end (default); settle: every (size, seed) "
-        "trains together, epoch by epoch, until the answer settles; nested: as --nested",
+        choices=["settle", "per-size", "nested"],
+        default=None,
+        help="settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
+        "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
+        "default with --workers > 1, --storage or --prune); nested: as --nested",
     )
     s.add_argument(
         "--time-budget",

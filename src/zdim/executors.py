@@ -3,8 +3,9 @@
 An ``Executor`` trains and evaluates every point of a plan's grid that is not finished yet and returns
 the grid's finished records; ``executor_for`` chooses one for a plan, in one place. Today two execute
 each point as an Optuna trial (``zdim.scheduler``): ``per-size`` trains one VAE per (size, seed), and
-``nested`` cuts each size out of its seed's one nested VAE. ``settle`` (``zdim.settle``) advances every
-member together, epoch by epoch, until the answer settles.
+``nested`` cuts each size out of its seed's one nested VAE. ``settle`` (``zdim.settle``), the default of
+a single-process sweep, advances every member together, epoch by epoch, until the answer settles, and
+adds each finished member to the same study as a finished trial.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class StudyExecutor:
 def executor_for(plan: SweepPlan, data: Data, run_dir: RunDir | None, study: optuna.Study) -> Executor:
     """The executor of ``plan`` (by its mode)."""
     if plan.mode == "settle":
-        return SettleExecutor(data, run_dir, plan, time_budget=plan.time_budget)
+        return SettleExecutor(data, run_dir, plan, time_budget=plan.time_budget, study=study)
     return StudyExecutor(study, data, run_dir, plan, name=plan.mode)
 
 

@@ -24,6 +24,7 @@ from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
 from .train import TrainConfig, resolve_device
 
 MODES = ("per-size", "settle", "nested")  # ways to execute a plan (zdim.executors)
+SETTLE_SEEDS = 3  # seeds per size when settle mode is chosen and no seed count is given
 DEFAULT_STUDY = "zdim-sweep"
 
 
@@ -139,6 +140,36 @@ class SweepPlan:
         return "settle" if self.settle else self.config.mode
 
 
+def resolve_mode(
+    mode: str | None,
+    *,
+    workers: int = 1,
+    storage: str | None = None,
+    prune: bool = False,
+    nested: bool = False,
+    time_budget: float | None = None,
+) -> str:
+    """The mode a sweep runs in. ``mode`` when given (``ConfigError`` if unknown); else ``nested`` for a
+    nested sweep, ``per-size`` when an option needs one Optuna trial per point (``workers > 1``,
+    ``storage``, ``prune``) and no ``time_budget`` is asked for, and ``settle`` otherwise: the default of
+    a single-process sweep."""
+    if mode is not None:
+        if mode not in MODES:
+            raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}: fix --mode")
+        return mode
+    if nested:
+        return "nested"
+    if time_budget is None and (workers != 1 or storage is not None or prune):
+        return "per-size"
+    return "settle"
+
+
+def default_seeds(mode: str) -> int:
+    """Seeds per size when none are given: ``SETTLE_SEEDS`` in settle mode (the answer's uncertainty
+    needs several), 1 otherwise."""
+    return SETTLE_SEEDS if mode == "settle" else 1
+
+
 def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
     """Powers of two up to ``min(n_features, cap)``, plus that bound itself."""
     top = min(n_features, cap)
@@ -246,13 +277,16 @@ def make_plan(
     if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
         raise ConfigError(f"time budget must be a number of seconds > 0, got {time_budget!r}: fix --time-budget")
     if time_budget is not None and not settle:
-        raise ConfigError("--time-budget caps settle mode: add --mode settle, or drop --time-budget")
+        raise ConfigError(
+            "--time-budget caps settle mode only: use --mode settle (the default without --workers, "
+            "--storage, --prune or --nested), or drop --time-budget"
+        )
     if settle:
         for on, flag, why in (
             (config.nested, "--nested", "settle mode trains one model per size"),
             (prune, "--prune", "settle mode stops members itself"),
             (workers > 1, "--workers > 1", "settle mode trains every member in one process"),
-            (storage is not None, "--storage", "settle mode keeps no Optuna study to share"),
+            (storage is not None, "--storage", "settle mode trains every member in one process: nothing to share"),
         ):
             if on:
                 raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
@@ -301,6 +335,8 @@ __all__ = [
     "default_dims",
     "check_dims",
     "model_config",
+    "resolve_mode",
+    "default_seeds",
     "build_sweep_model",
     "check_same_model",
     "make_run_info",

@@ -62,6 +62,12 @@ class Progress:
             self._epochs.update(1)
             self._epochs.set_postfix(val=f"{record['val_neg_elbo']:.2f}")
 
+    def advance(self, postfix: str) -> None:
+        """One more epoch of the running training bar, with ``postfix`` (settle mode: one round)."""
+        if self._epochs is not None:
+            self._epochs.update(1)
+            self._epochs.set_postfix_str(postfix)
+
     def evaluating(self, name: str, what: str) -> None:
         """The held-out evaluation of ``name`` starts: say so on the overall bar."""
         if not self.enabled:

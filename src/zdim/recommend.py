@@ -10,6 +10,9 @@ Rules (``--rule``):
   tolerance is ``max(rel_tol * |best NLL|, range_tol * (NLL of the smallest size - best NLL), SE of the
   best size)``. The range term keeps the rule meaningful where the NLL is near 0 (standardized Gaussian
   data), where a tolerance relative to ``|best NLL|`` vanishes; SE is the standard error across seeds.
+  Where the per-sample held-out NLL of every trial is given (the same samples for every size: paired),
+  a size also counts as within it when its NLL exceeds the best by no more than the paired standard
+  error of that difference (``paired_se``): a gap the held-out samples cannot tell from noise.
 - ``active-units``: the smallest size tried that holds the active units of the largest model.
 - ``generation``: the smallest size whose mean Frechet distance is within ``gen_tol`` (relative) of
   the best.
@@ -181,6 +184,7 @@ def recommend(
     gen_tol: float = DEFAULT_GEN_TOL,
     intrinsic_dim: int | None = None,
     likelihood: str | None = None,
+    per_sample: Mapping[tuple[int, int], Any] | None = None,
 ) -> Recommendation:
     """Recommend a latent size from trial records.
 
@@ -192,8 +196,10 @@ def recommend(
     when it rests on models that learned nothing, when the test split has fewer than
     ``MIN_TEST_SAMPLES`` samples, when a trial it rests on (the chosen size, the next smaller size tried,
     the largest size) had not converged, or when it is the largest size tried and none of its units
-    collapsed. Raises ``ConfigError`` for an unknown rule or a negative tolerance, and ``ValueError``
-    when no trial completed.
+    collapsed. ``per_sample[(dim, seed)]``, the (N,) held-out NLL of each sample of a trial (the same
+    samples for every trial), widens the NLL knee's tolerance per size to the paired standard error of
+    its difference to the best (``paired_se``). Raises ``ConfigError`` for an unknown rule or a negative
+    tolerance, and ``ValueError`` when no trial completed.
     """
     if rule not in RULES:
         raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
@@ -211,7 +217,11 @@ def recommend(
     nll_range = max(0.0, rows[0]["nll_mean"] - best["nll_mean"])
     tol = max(rel_tol * abs(best["nll_mean"]), range_tol * nll_range, best["nll_se"])
     threshold = best["nll_mean"] + tol
-    knee = next(r for r in rows if r["nll_mean"] <= threshold)
+    se_diff = paired_se(used, per_sample, best["dim"]) if per_sample else {}
+    for r in rows:
+        if r["dim"] in se_diff:
+            r["nll_paired_se"] = se_diff[r["dim"]]
+    knee = next(r for r in rows if r["nll_mean"] <= best["nll_mean"] + max(tol, se_diff.get(r["dim"], 0.0)))
     largest = rows[-1]
     au = largest["active_units_mean"]
     au_pick = next((r for r in rows if r["dim"] >= round(au)), largest)
@@ -248,6 +258,9 @@ def recommend(
     edge = any(w.startswith(_EDGE) for w in warnings)
     sentences = _warning_words(checks)
     sentences += _rationale(knee, best, largest, tol, rel_tol, range_tol, failed, no_latent=no_latent, edge=edge)
+    if se_diff:  # right after the sentence that states the tolerance
+        at = next((i + 1 for i, w in enumerate(sentences) if w.startswith("The tolerance is")), len(sentences))
+        sentences.insert(at, _paired_words(knee, best, tol, se_diff))
     sentences += _rule_words(rule, chosen["dim"], signals)
     return Recommendation(
         dim=chosen["dim"],
@@ -337,6 +350,46 @@ def _checks(
     if dim == largest["dim"] and largest["active_units_mean"] >= largest["dim"]:
         out.append((f"{_EDGE} and all its units are active: try larger sizes", True))
     return out
+
+
+def paired_se(
+    trials: Sequence[TrialRecord], per_sample: Mapping[tuple[int, int], Any], best_dim: int
+) -> dict[int, float]:
+    """Per size: the standard error of its mean held-out NLL difference to size ``best_dim``, paired over
+    the held-out samples (each size's per-sample NLL averaged over its seeds first).
+
+    ``per_sample[(dim, seed)]`` is a trial's (N,) per-sample NLL. Empty when a complete trial has none,
+    or the lengths differ (the samples are then not the same ones).
+    """
+    by_dim: dict[int, list[np.ndarray]] = {}
+    for t in trials:
+        if not t.complete:
+            continue
+        v = per_sample.get(t.key)
+        if v is None:
+            return {}
+        by_dim.setdefault(t.dim, []).append(np.asarray(v, dtype=np.float64))
+    lengths = {len(v) for vs in by_dim.values() for v in vs}
+    if best_dim not in by_dim or len(lengths) != 1 or lengths == {0} or lengths == {1}:
+        return {}
+    n = lengths.pop()
+    means = {d: np.mean(vs, axis=0) for d, vs in by_dim.items()}
+    return {d: float(np.std(m - means[best_dim], ddof=1) / math.sqrt(n)) for d, m in means.items()}
+
+
+def _paired_words(knee: dict[str, Any], best: dict[str, Any], tol: float, se: dict[int, float]) -> str:
+    """The paired standard error in the rationale."""
+    gap = knee["nll_mean"] - best["nll_mean"]
+    if gap > tol:
+        return (
+            f"Size {knee['dim']} is {gap:.2f} nats above the best, more than the tolerance but within one "
+            f"paired standard error of that difference ({se[knee['dim']]:.2f} nats over the same held-out "
+            "samples), so the held-out data cannot tell them apart."
+        )
+    return (
+        "A size also counts as within the tolerance when its gap to the best is within one paired standard "
+        "error (the same held-out samples for every size)."
+    )
 
 
 def _warning_words(checks: list[tuple[str, bool]]) -> list[str]:
@@ -459,13 +512,14 @@ def bootstrap(
     for _ in range(resamples):
         idx = rng.integers(0, n, n)  # (N,) the same held-out samples for every trial
         drawn: list[TrialRecord] = []
-        for ts in by_dim.values():
+        values: dict[tuple[int, int], np.ndarray] = {}
+        for dim, ts in by_dim.items():
             picks = rng.integers(0, len(ts), len(ts)) if len(ts) > 1 else [0]
-            drawn += [
-                replace(ts[int(i)], seed=j, nll=float(per_sample[ts[int(i)].key][idx].mean()))
-                for j, i in enumerate(picks)
-            ]
-        counts[recommend(drawn + others, **rule).dim] += 1
+            for j, i in enumerate(picks):
+                v = np.asarray(per_sample[ts[int(i)].key])[idx]
+                drawn.append(replace(ts[int(i)], seed=j, nll=float(v.mean())))
+                values[(dim, j)] = v
+        counts[recommend(drawn + others, per_sample=values, **rule).dim] += 1
     return {"resamples": resamples, "shares": {str(d): c / resamples for d, c in sorted(counts.items())}}
 
 

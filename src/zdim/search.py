@@ -17,10 +17,18 @@ if TYPE_CHECKING:
     pass
 
 from .data import Data, load_data
-from .errors import ConfigError
 from .executors import executor_for
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
-from .plan import MODES, SweepConfig, SweepPlan, check_same_model, default_dims, make_plan, make_run_info
+from .plan import (
+    SweepConfig,
+    SweepPlan,
+    check_same_model,
+    default_dims,
+    default_seeds,
+    make_plan,
+    make_run_info,
+    resolve_mode,
+)
 from .progress import Progress
 from .recommend import DEFAULT_RULE, Recommendation, bootstrap, recommend, with_uncertainty
 from .records import TrialRecord
@@ -42,7 +50,7 @@ def sweep(
     source: Any,
     dims: Sequence[int] | None = None,
     *,
-    seeds: int = 1,
+    seeds: int | None = None,
     epochs: int = 100,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -59,7 +67,7 @@ def sweep(
     refine: bool = False,
     intrinsic: IntrinsicDim | None = None,
     extend: bool = True,
-    mode: str = "per-size",
+    mode: str | None = None,
     time_budget: float | None = None,
     **data_kwargs: Any,
 ) -> SweepResult:
@@ -75,7 +83,8 @@ def sweep(
     dims : sequence of int, optional
         Latent sizes; default from the intrinsic dimension of the data (see ``intrinsic``).
     seeds, epochs : int
-        Seeds per size and maximum epochs (ignored when ``config`` is given).
+        Seeds per size (default 3 in settle mode, else 1) and maximum epochs (ignored when ``config`` is
+        given).
     out : path, optional
         Run directory. Each trial is persisted as it finishes; without ``out`` nothing is written.
     overwrite, resume : bool
@@ -102,10 +111,12 @@ def sweep(
     intrinsic : IntrinsicDim, optional
         An intrinsic-dimension estimate already made; without ``dims`` or ``config`` one is made here
         and the grid is built from it (powers of two up to a few times the estimate).
-    mode : {"per-size", "settle"}
+    mode : {"settle", "per-size", "nested"}, optional
         ``settle``: every (size, seed) trains together, epoch by epoch, and training stops once the
-        answer has settled (``zdim.settle``); ``per-size`` (default): one Optuna trial per (size, seed),
-        each trained to its own end. ``config.nested`` chooses nested sweeps.
+        answer has settled (``zdim.settle``); ``per-size``: one Optuna trial per (size, seed), each
+        trained to its own end; ``nested``: as ``config.nested``. Default (``zdim.plan.resolve_mode``):
+        settle, or per-size where ``workers > 1``, ``storage`` or ``prune`` need Optuna trials, or nested
+        for ``config.nested``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops (the answer then says
         whether its members had converged).
@@ -119,22 +130,35 @@ def sweep(
         ``.recommended_dim``, ``.recommendation``, ``.table`` (pandas), ``.trials``.
     """
     data = source if isinstance(source, Data) else load_data(source, **data_kwargs)
+    mode = resolve_mode(
+        mode,
+        workers=workers,
+        storage=storage,
+        prune=prune,
+        nested=config is not None and config.nested,
+        time_budget=time_budget,
+    )
     if config is None and not dims:
         intrinsic = intrinsic or estimate_intrinsic_dim(data)
         dims = dims_from_estimate(intrinsic.dim, data.n_features)
     if config is None:
         config = SweepConfig(
-            dims=tuple(dims) if dims else default_dims(data.n_features), seeds=seeds, train=TrainConfig(epochs=epochs)
+            dims=tuple(dims) if dims else default_dims(data.n_features),
+            seeds=default_seeds(mode) if seeds is None else seeds,
+            train=TrainConfig(epochs=epochs),
+            nested=mode == "nested",
         )
     elif dims:
         config = replace(config, dims=tuple(dims))
+    if mode == "nested" and not config.nested:
+        config = replace(config, nested=True)
     plan = make_plan(
         data,
         config,
         rule=rule,
         refine=refine,
         extend=extend,
-        settle=_settle_mode(mode),
+        settle=mode == "settle",
         time_budget=time_budget,
         prune=prune,
         workers=workers,
@@ -172,7 +196,8 @@ def sweep(
         bar.close()
     if run is not None:
         run.write_results(records)
-    rec = _recommend(plan, config, records, intrinsic, data.likelihood)
+    per_sample = _per_sample(run, records)
+    rec = _recommend(plan, config, records, intrinsic, data.likelihood, per_sample)
     if rec is not None and added:
         rec = replace(
             rec,
@@ -180,7 +205,6 @@ def sweep(
             "largest size tried had been chosen with every unit active.",
         )
     if rec is not None and run is not None:  # how sure: resample the held-out samples and seeds
-        per_sample = {r.key: v for r in records if r.complete and (v := run.read_per_sample(r.dim, r.seed)) is not None}
         rec = with_uncertainty(
             rec,
             bootstrap(
@@ -206,14 +230,20 @@ def sweep(
     )
 
 
-def _settle_mode(mode: str) -> bool:
-    if mode not in MODES:
-        raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}: fix --mode")
-    return mode == "settle"
+def _per_sample(run: RunDir | None, records: list[TrialRecord]) -> dict[tuple[int, int], Any]:
+    """The per-sample held-out NLL of each complete trial, where the run directory keeps it."""
+    if run is None:
+        return {}
+    return {r.key: v for r in records if r.complete and (v := run.read_per_sample(r.dim, r.seed)) is not None}
 
 
 def _recommend(
-    plan: SweepPlan, config: SweepConfig, records: list[TrialRecord], intrinsic: IntrinsicDim | None, likelihood: str
+    plan: SweepPlan,
+    config: SweepConfig,
+    records: list[TrialRecord],
+    intrinsic: IntrinsicDim | None,
+    likelihood: str,
+    per_sample: dict[tuple[int, int], Any] | None = None,
 ) -> Recommendation | None:
     if not any(r.complete for r in records):
         return None
@@ -223,6 +253,7 @@ def _recommend(
         rule=plan.rule,
         intrinsic_dim=intrinsic.dim if intrinsic else None,
         likelihood=likelihood,
+        per_sample=per_sample or None,
     )
 
 
@@ -240,7 +271,7 @@ def _extend(
     its models is active (the data may use more), train twice that size (at most the feature count)."""
     added: list[int] = []
     while True:
-        rec = _recommend(plan, config, records, intrinsic, data.likelihood)
+        rec = _recommend(plan, config, records, intrinsic, data.likelihood, _per_sample(run, records))
         top = max(config.dims)
         at_top = [r for r in records if r.complete and r.dim == top]
         if rec is None or rec.dim != top or not at_top or top >= data.n_features:
@@ -274,7 +305,7 @@ def _refine(
     recommends again. Returns the widened config and all records.
     """
     for _ in range(16):  # halves the gap each time: 16 steps cover any latent size
-        rec = _recommend(plan, config, records, intrinsic, likelihood)
+        rec = _recommend(plan, config, records, intrinsic, likelihood, _per_sample(run, records))
         if rec is None:
             break
         tried = {r.dim for r in records if r.complete}

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from . import studies
 from .data import Data
 from .errors import TrainingDiverged
 from .metrics import evaluate
@@ -37,7 +38,7 @@ from .recommend import recommend
 from .records import TrialRecord, TrialStatus, sort_records, trial_name
 from .runs import RunDir
 from .train import Trainer
-from .trial import evaluate_record
+from .trial import evaluate_record, saved_extra
 
 CHECKPOINT_SECONDS = 300.0  # a run directory gets a checkpoint of every member at most this often
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
@@ -58,6 +59,7 @@ class Member:
     active: int | None = None
     failed: str = ""
     scores: list[float] = field(default_factory=list)  # validation-subset NLL after each epoch
+    per_sample: Any = None  # the latest (N,) per-sample NLL on the validation subset (paired across members)
 
     @property
     def training(self) -> bool:
@@ -93,7 +95,9 @@ class SettleExecutor:
     phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
     time_budget: float | None = None  # seconds of training before every member stops
+    study: Any = None  # the sweep's Optuna study: each finished member is added to it as a finished trial
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
+    _progress: Progress = field(default_factory=lambda: Progress(False), repr=False)
 
     def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]:
         data, run = self.data, self.run_dir
@@ -107,16 +111,19 @@ class SettleExecutor:
         progress.set_done(len([k for k in grid if k in done]))
         scores = (
             {k: self._score(run.load_trial_model(*k), subset) for k, r in done.items() if r.complete} if run else {}
-        )
+        )  # (nll, active units, per-sample nll) of the members finished before
         members = [self._member(config, d, s) for d, s in grid if (d, s) not in done]
-        epoch = self._restore(members) if run is not None else 0
+        epoch = self._restore(members, subset) if run is not None else 0
         saved = started = time.monotonic()
+        if members:
+            progress.training(f"{len(members)} members together", config.train.epochs)
         while any(m.training for m in members):
             epoch += 1
             for m in members:
                 if m.training:
                     self._epoch(m, progress, subset)
             answer = self._answer(config, members, done, scores)
+            progress.advance(f"answer {answer}, {sum(m.training for m in members)} of {len(members)} training")
             if answer is not None:
                 self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
                 if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
@@ -132,6 +139,7 @@ class SettleExecutor:
                 saved = time.monotonic()
         self._how = self._ending(members, epoch)
         records = list(done.values())
+        self._progress = progress
         for m in members:
             rec = self._finish(m, config)
             records.append(rec)
@@ -172,7 +180,7 @@ class SettleExecutor:
             saved[trial_name(m.dim, m.seed)] = (tensors, meta)
         run.save_settle_checkpoint(state, saved)
 
-    def _restore(self, members: list[Member]) -> int:
+    def _restore(self, members: list[Member], subset: torch.Tensor) -> int:
         """Put the members back where the last checkpoint left them; the round to go on from (0: none)."""
         assert self.run_dir is not None
         found = self.run_dir.read_settle_checkpoint()
@@ -187,6 +195,8 @@ class SettleExecutor:
             mm = meta["member"]
             m.stopped, m.failed, m.scores = str(mm["stopped"]), str(mm["failed"]), [float(v) for v in mm["scores"]]
             m.val_nll, m.active = mm["val_nll"], mm["active"]
+            if m.val_nll is not None and not m.failed:  # the per-sample scores, as they were (same weights)
+                m.per_sample = self._score(m.model, subset)[2]
         self.trace, self.tol = list(state["trace"]), float(state["tol"])
         return int(state["round"])
 
@@ -204,34 +214,45 @@ class SettleExecutor:
         except TrainingDiverged as e:
             m.failed = str(e)
             return
-        m.val_nll, m.active = self._score(m.model, subset)
+        m.val_nll, m.active, m.per_sample = self._score(m.model, subset)
         m.scores.append(m.val_nll)
 
     @staticmethod
-    def _score(model: VAE, subset: torch.Tensor) -> tuple[float, int]:
-        ev = evaluate(model, subset, k=EVAL_K, seed=0)
-        return float(ev["nll"]), int(ev["active_units"])
+    def _score(model: VAE, subset: torch.Tensor) -> tuple[float, int, Any]:
+        ev = evaluate(model, subset, k=EVAL_K, seed=0, per_sample=True)
+        return float(ev["nll"]), int(ev["active_units"]), ev["nll_per_sample"].cpu().numpy()
 
     def _answer(
         self,
         config: SweepConfig,
         members: list[Member],
         done: dict[tuple[int, int], TrialRecord],
-        scores: dict[tuple[int, int], tuple[float, int]],
+        scores: dict[tuple[int, int], tuple[float, int, Any]],
     ) -> int | None:
-        """The recommendation from the current validation scores (members and saved trials)."""
+        """The recommendation from the current validation scores (members and saved trials), by the
+        sweep's rule with its paired standard errors (the same validation samples for every member)."""
         recs = [
             TrialRecord(dim=d, seed=s, status=TrialStatus.COMPLETE, nll=nll, active_units=au)
-            for (d, s), (nll, au) in scores.items()
+            for (d, s), (nll, au, _) in scores.items()
         ]
-        recs += [
-            TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.COMPLETE, nll=m.val_nll, active_units=m.active)
-            for m in members
-            if m.val_nll is not None and not m.failed
-        ]
+        per_sample = {k: v for k, (_, _, v) in scores.items()}
+        for m in members:
+            if m.val_nll is not None and not m.failed:
+                recs.append(
+                    TrialRecord(
+                        dim=m.dim, seed=m.seed, status=TrialStatus.COMPLETE, nll=m.val_nll, active_units=m.active
+                    )
+                )
+                per_sample[(m.dim, m.seed)] = m.per_sample
         if not recs:
             return None
-        rec = recommend(recs, rel_tol=config.rel_tol, rule=self.plan.rule, likelihood=self.data.likelihood)
+        rec = recommend(
+            recs,
+            rel_tol=config.rel_tol,
+            rule=self.plan.rule,
+            likelihood=self.data.likelihood,
+            per_sample=per_sample if all(v is not None for v in per_sample.values()) else None,
+        )
         self.tol = 0.5 * rec.tolerance
         return rec.dim
 
@@ -262,8 +283,10 @@ class SettleExecutor:
             rec = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed)
             if run is not None:
                 run.save_trial(rec)
+            self._tell(rec)
             return rec
         fitted = m.trainer.finish()
+        self._progress.evaluating(trial_name(m.dim, m.seed), f"test split, k={config.k}")
         # converged over the same window settle mode judged it by
         rec, per_sample = evaluate_record(m.model, self.data, fitted, m.dim, m.seed, config.k, patience=self.window)
         gain = m.improvement(self.window)
@@ -277,8 +300,16 @@ class SettleExecutor:
         if m.stopped:
             rec.extra["settle"] = m.stopped
         if run is not None:
-            run.save_trial(rec, m.model, fitted.history, extra={"data": self.data.summary()}, per_sample=per_sample)
+            run.save_trial(rec, m.model, fitted.history, extra=saved_extra(self.data), per_sample=per_sample)
+        self._tell(rec)
         return rec
+
+    def _tell(self, rec: TrialRecord) -> None:
+        """The member, finished, as a trial of the sweep's study (after its folder is saved)."""
+        if self.study is not None:
+            value = rec.nll if rec.complete else None
+            path = self.run_dir.path if self.run_dir is not None else None
+            studies.add_finished(self.study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, path)
 
 
 __all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES"]

@@ -186,6 +186,22 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def add_finished(
+    study: optuna.Study, params: dict[str, int], record: dict[str, Any], value: float | None, run_dir: Path | None
+) -> None:
+    """Add a grid point trained outside an Optuna trial (settle mode) to the study as a finished trial:
+    COMPLETE with ``value`` (the held-out NLL), FAIL when ``value`` is None; its record and worker
+    stamped as a trial run by ``worker_loop`` would be, so every reader of the study sees it alike."""
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        k: optuna.distributions.IntDistribution(0, max(v, 2**31 - 1)) for k, v in params.items()
+    }
+    state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+    attrs = {RECORD_ATTR: jsonable(record), WORKER_ATTR: worker_info(run_dir)}
+    study.add_trial(
+        optuna.trial.create_trial(params=params, distributions=dists, value=value, state=state, user_attrs=attrs)
+    )
+
+
 def take_waiting(study: optuna.Study) -> optuna.Trial | None:
     """Take one enqueued (WAITING) trial for this process, or None; never creates a new trial."""
     trial_id = study._pop_waiting_trial_id()  # atomic WAITING -> RUNNING in every Optuna storage

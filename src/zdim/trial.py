@@ -78,6 +78,12 @@ def evaluate_record(
     return rec, nll_per_sample
 
 
+def saved_extra(data: Data) -> dict[str, Any]:
+    """What a trial's ``model.json`` keeps of its data: the summary, and the preprocessing that
+    ``zdim.load_model`` applies to raw inputs. One place, for every executor."""
+    return {"data": data.summary(), "preprocessing": data.preprocessing.to_dict()}
+
+
 def run_trial(
     data: Data,
     dim: int,
@@ -136,7 +142,7 @@ def run_trial(
             rec,
             model if rec.complete else None,
             history,
-            extra={"data": data.summary(), "preprocessing": data.preprocessing.to_dict()},
+            extra=saved_extra(data),
             per_sample=per_sample,
         )
     return rec
