@@ -67,6 +67,11 @@ def test_settle_stops_once_the_answer_is_stable_and_its_members_converged(tmp_pa
         assert load_model(tmp_path / "run" / "trials" / t.trial).latent_dim == t.dim
     assert r.recommendation is not None
     assert settle["how"] == f"the answer settled at epoch {last}"
+    since = min(t["epoch"] for t in trace if all(u["dim"] == answer for u in trace if u["epoch"] >= t["epoch"]))
+    assert (
+        f"on the validation subset the answer was {answer} from epoch {since} on; training ended: {settle['how']}."
+        in r.recommendation.rationale
+    )
     html = build_report(tmp_path / "run").read_text()
     assert 'id="fig-settle"' in html and "When the answer settled" in html and settle["how"] in html
 

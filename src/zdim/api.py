@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from .data import Data, load_data
 from .errors import ZdimError
 from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
-from .plan import SweepConfig, default_seeds, resolve_mode
+from .plan import SweepConfig, default_epochs, default_seeds, resolve_mode
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE
 from .report import build_report
 from .search import SweepResult
@@ -80,7 +80,7 @@ def sweep(
     dims: Sequence[int] | None = None,
     *,
     seeds: int | None = None,
-    epochs: int = 100,
+    epochs: int | None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
     beta: float = 1.0,
@@ -137,7 +137,8 @@ def sweep(
     seeds : int, optional
         Independent trainings per size (seeds ``seed, seed+1, ...``); default 3 in settle mode, else 1.
     epochs, batch_size, lr, beta, warmup, free_bits, patience : training recipe (``zdim.TrainConfig``)
-        Maximum epochs, minibatch size, Adam learning rate, KL weight, KL warm-up length in epochs,
+        Maximum epochs (default 500 in settle mode, where it is a cap, else 100), minibatch size,
+        Adam learning rate, KL weight, KL warm-up length in epochs,
         free bits per unit in nats, early-stopping patience in epochs (0: never stop early).
     hidden : sequence of int
         Hidden widths of the encoder (the decoder mirrors them).
@@ -243,7 +244,7 @@ def sweep(
                 intrinsic = estimate_intrinsic_dim(data, seed=seed)
                 dims = dims_from_estimate(intrinsic.dim, data.n_features)
             train = TrainConfig(
-                epochs=epochs,
+                epochs=default_epochs(mode) if epochs is None else epochs,
                 batch_size=batch_size,
                 lr=lr,
                 beta=beta,

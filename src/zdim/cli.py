@@ -112,7 +112,7 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .plan import SweepConfig, default_dims, default_seeds, resolve_mode
+    from .plan import SweepConfig, default_dims, default_epochs, default_seeds, resolve_mode
     from .search import sweep
     from .train import TrainConfig
 
@@ -122,8 +122,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         require_mlflow()
 
     dims = parse_dims(args.dims) if args.dims else None
+    mode = resolve_mode(
+        args.mode,
+        workers=args.workers,
+        storage=args.storage,
+        prune=args.prune,
+        nested=args.nested,
+        time_budget=args.time_budget,
+    )
     train = TrainConfig(
-        epochs=args.epochs,
+        epochs=default_epochs(mode) if args.epochs is None else args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         beta=args.beta,
@@ -149,14 +157,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"{intrinsic.mle:.1f}): sizes {dims}",
                 file=sys.stderr,
             )
-    mode = resolve_mode(
-        args.mode,
-        workers=args.workers,
-        storage=args.storage,
-        prune=args.prune,
-        nested=args.nested,
-        time_budget=args.time_budget,
-    )
     config = SweepConfig(
         dims=tuple(dims or default_dims(data.n_features)),
         seeds=default_seeds(mode) if args.seeds is None else args.seeds,
@@ -277,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times the intrinsic dimension)",
     )
     s.add_argument("--seeds", type=int, default=None, help="trainings per size (default 3 in settle mode, else 1)")
-    s.add_argument("--epochs", type=int, default=100, help="maximum epochs per trial (default 100)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="maximum epochs per trial (default 500 in settle mode, where it is a cap, else 100)",
+    )
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")

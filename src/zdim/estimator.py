@@ -2,8 +2,9 @@
 
 The estimator is a thin adapter: ``fit`` reads ``X`` through ``zdim.load_data`` (split, likelihood,
 standardization), trains with ``zdim.train.fit``, and with ``latent_dim="auto"`` runs ``zdim.sweep`` in
-memory and retrains the recommended size with the seed of its best trial (the same data and seed give
-the same weights, so this is the sweep's model). It follows the scikit-learn contract: ``__init__``
+memory, per size (``mode="per-size"``: each trial trained to its own end, as the final model will be),
+and retrains the recommended size with the seed of its best trial (the same data and seed give the same
+weights, so this is the sweep's model). It follows the scikit-learn contract: ``__init__``
 only stores parameters, learned state ends in an underscore.
 """
 
@@ -184,7 +185,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.sweep_result_: SweepResult | None = None
         seed = self.seed
         if auto:
-            result = sweep(data, config=config)
+            result = sweep(data, config=config, mode="per-size")  # trials trained as _train trains
             if result.recommendation is None:
                 reasons = [t.reason for t in result.trials]
                 raise TrainingDiverged(f"no trial of the latent-size search completed ({reasons[0]})")

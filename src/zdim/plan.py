@@ -164,6 +164,16 @@ def resolve_mode(
     return "settle"
 
 
+SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops by itself
+PER_SIZE_EPOCHS = 100
+
+
+def default_epochs(mode: str) -> int:
+    """The epoch cap when none is given: ``SETTLE_EPOCHS`` in settle mode (a cap it rarely reaches: it
+    stops once the answer has settled, and members early-stop), ``PER_SIZE_EPOCHS`` otherwise."""
+    return SETTLE_EPOCHS if mode == "settle" else PER_SIZE_EPOCHS
+
+
 def default_seeds(mode: str) -> int:
     """Seeds per size when none are given: ``SETTLE_SEEDS`` in settle mode (the answer's uncertainty
     needs several), 1 otherwise."""
@@ -337,6 +347,7 @@ __all__ = [
     "model_config",
     "resolve_mode",
     "default_seeds",
+    "default_epochs",
     "build_sweep_model",
     "check_same_model",
     "make_run_info",

@@ -424,6 +424,11 @@ def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> list[str]:
     return text
 
 
+def _num(v: float) -> str:
+    """A mean over seeds in words: at most two decimals, none when whole (4.33, 12)."""
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
 def _rationale(
     chosen: dict[str, Any],
     best: dict[str, Any],
@@ -462,7 +467,7 @@ def _rationale(
     text.append(f"The tolerance is the {terms}.")
     au = largest["active_units_mean"]
     text.append(
-        f"The largest model ({largest['dim']} units) keeps {au:g} active units "
+        f"The largest model ({largest['dim']} units) keeps {_num(au)} active units "
         f"(variance of the posterior mean over inputs above 0.01)."
     )
     if no_latent:
@@ -477,7 +482,7 @@ def _rationale(
     elif abs(au - chosen["dim"]) <= max(1.0, 0.25 * chosen["dim"]):
         text.append("Its active units are in agreement with the NLL knee.")
     else:
-        text.append(f"The two views of the bottleneck differ ({au:g} active units vs a knee of {chosen['dim']}).")
+        text.append(f"The two views of the bottleneck differ ({_num(au)} active units vs a knee of {chosen['dim']}).")
     if failed:
         text.append(f"{failed} trial(s) failed and were left out (see the results table).")
     return text

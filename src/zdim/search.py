@@ -24,6 +24,7 @@ from .plan import (
     SweepPlan,
     check_same_model,
     default_dims,
+    default_epochs,
     default_seeds,
     make_plan,
     make_run_info,
@@ -35,6 +36,7 @@ from .records import TrialRecord
 from .result import SweepResult
 from .runs import RunDir
 from .scheduler import open_study
+from .settle import SettleExecutor
 from .train import TrainConfig
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
@@ -51,7 +53,7 @@ def sweep(
     dims: Sequence[int] | None = None,
     *,
     seeds: int | None = None,
-    epochs: int = 100,
+    epochs: int | None = None,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -83,8 +85,8 @@ def sweep(
     dims : sequence of int, optional
         Latent sizes; default from the intrinsic dimension of the data (see ``intrinsic``).
     seeds, epochs : int
-        Seeds per size (default 3 in settle mode, else 1) and maximum epochs (ignored when ``config`` is
-        given).
+        Seeds per size (default 3 in settle mode, else 1) and maximum epochs (default 500 in settle mode,
+        where it is a cap, else 100); both ignored when ``config`` is given.
     out : path, optional
         Run directory. Each trial is persisted as it finishes; without ``out`` nothing is written.
     overwrite, resume : bool
@@ -145,7 +147,7 @@ def sweep(
         config = SweepConfig(
             dims=tuple(dims) if dims else default_dims(data.n_features),
             seeds=default_seeds(mode) if seeds is None else seeds,
-            train=TrainConfig(epochs=epochs),
+            train=TrainConfig(epochs=default_epochs(mode) if epochs is None else epochs),
             nested=mode == "nested",
         )
     elif dims:
@@ -198,6 +200,9 @@ def sweep(
         run.write_results(records)
     per_sample = _per_sample(run, records)
     rec = _recommend(plan, config, records, intrinsic, data.likelihood, per_sample)
+    said = executor.summary() if isinstance(executor, SettleExecutor) else None
+    if rec is not None and said:
+        rec = replace(rec, rationale=f"{rec.rationale} {said}")
     if rec is not None and added:
         rec = replace(
             rec,

@@ -157,6 +157,22 @@ class SettleExecutor:
             run.clear_settle_checkpoint()
         return sort_records(records)
 
+    def summary(self) -> str | None:
+        """One sentence for the rationale: since when the answer held on the validation subset, and how
+        training ended (None before a run)."""
+        if not self.trace:
+            return None
+        last = self.trace[-1]
+        since = last["epoch"]
+        for t in reversed(self.trace):
+            if t["dim"] != last["dim"]:
+                break
+            since = t["epoch"]
+        return (
+            f"Settle mode: every member trained together; on the validation subset the answer was "
+            f"{last['dim']} from epoch {since} on; training ended: {self._how}."
+        )
+
     @staticmethod
     def _ending(members: list[Member], epoch: int) -> str:
         """How the training of the members ended, in words."""
