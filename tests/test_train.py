@@ -119,3 +119,43 @@ def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
     grey = zdim.load_data("digits", max_samples=100)
     with pytest.raises(ConfigError, match="binarize"):  # binary training on grey held-out data: refused
         make_plan(grey, SweepConfig(dims=(2,), train=TrainConfig(binarize=True)))
+
+
+class _Sleeper(torch.nn.Module):
+    """A stand-in VAE whose loss is flat and whose KL is ``kl`` nats (set from outside): a model that
+    has not (yet) started to use its latent code."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.kl = 0.0
+
+    def elbo_terms(self, x, gen=None, offset=0):
+        rec = (x.sum(1) * 0 + 1.0) + 0.0 * self.w  # flat: the validation loss never improves
+        kl_units = torch.full((x.shape[0], 2), self.kl / 2) + 0.0 * self.w
+        return rec, kl_units
+
+
+def test_patience_waits_for_a_model_to_use_its_latents():
+    from zdim.records import EMPTY_KL
+    from zdim.train import WAKE_GRACE, Trainer
+
+    x = torch.randn(64, 3)
+    cfg = TrainConfig(epochs=500, batch_size=32, patience=4)
+
+    def run(wake_at):
+        model = _Sleeper()
+
+        def cb(epoch, record):
+            model.kl = 1.0 if wake_at is not None and epoch >= wake_at else 0.1
+
+        trainer = Trainer(model, x, x, cfg, callback=cb)
+        while not trainer.done:
+            trainer.run_epoch()
+        return trainer
+
+    asleep = run(None)  # never uses its latents: stopped as plain patience would, after the grace
+    assert asleep.epoch == WAKE_GRACE * cfg.patience and asleep.result.stopped_early and not asleep.awake
+    woke = run(12)  # KL >= EMPTY_KL from epoch 13 (the callback runs after an epoch): patience from there
+    assert EMPTY_KL <= 1.0 and woke.awake == 13 and woke.epoch == 13 + cfg.patience
+    assert [round(r["train_kl"], 3) for r in woke.result.history[11:13]] == [0.1, 1.0]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .records import TrialRecord, TrialStatus
+from .records import EMPTY_KL, TrialRecord, TrialStatus
 
 RULES = ("combined", "nll-knee", "active-units", "generation")
 DEFAULT_RULE = "combined"
@@ -49,7 +49,6 @@ DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation 
 GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc")
 
 MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
-EMPTY_KL = 0.5  # nats per sample: a model whose held-out KL is below this carries (almost) no latent code
 EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means gives an MSE of 1
 BOOTSTRAP_RESAMPLES = 200
 MIN_SHARE = 0.5  # an answer chosen in fewer resamples than this is not settled

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+EMPTY_KL = 0.5  # nats per sample: a model whose KL is below this carries (almost) no latent code
+
 
 class TrialStatus(str, Enum):
     """How a trial ended. ``COMPLETE`` trials carry metrics; the others carry a ``reason``."""

@@ -19,6 +19,7 @@ import torch
 from .errors import ConfigError, TrainingDiverged
 from .metrics import neg_elbo
 from .models import VAE
+from .records import EMPTY_KL
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -135,6 +136,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+WAKE_GRACE = 5  # early stopping waits at most this many patiences for a model to start using its latents
 CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
 CONVERGENCE_TOL = 1e-3  # relative improvement of the best validation -ELBO over the window
 
@@ -190,6 +192,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.done = False
+        self.awake = 0  # first epoch whose training KL reached EMPTY_KL (0: not yet): see ``_stop_early``
         self._seconds = 0.0
 
     def run_epoch(self) -> dict[str, Any]:
@@ -206,6 +209,7 @@ class Trainer:
         te = time.perf_counter()
         perm = torch.randperm(self.n, generator=self.gen).to(device)
         total = torch.zeros((), device=device)
+        kl_total = torch.zeros((), device=device)
         beta = config.beta
         bs = self.bs
         for i in range(self.steps_per_epoch):
@@ -219,8 +223,10 @@ class Trainer:
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             self.opt.step()
             total += loss.detach()
+            kl_total += kl_units.detach().sum(1).mean()
             self.step += 1
         train_loss = float(total) / self.steps_per_epoch
+        train_kl = float(kl_total) / self.steps_per_epoch
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch}: loss is {train_loss}; "
@@ -236,6 +242,7 @@ class Trainer:
             "epoch": epoch,
             "train_loss": train_loss,
             "val_neg_elbo": val_loss,
+            "train_kl": train_kl,
             "beta": beta,
             "seconds": time.perf_counter() - te,
         }
@@ -250,12 +257,30 @@ class Trainer:
         self._seconds += time.perf_counter() - t0
         if self.callback is not None:
             self.callback(epoch, record)
-        if config.patience and epoch - result.best_epoch >= config.patience:
+        if not self.awake and train_kl >= EMPTY_KL:
+            self.awake = epoch
+        if self._stop_early(epoch):
             result.stopped_early = True
             self.done = True
         elif epoch >= config.epochs:
             self.done = True
         return record
+
+    def _stop_early(self, epoch: int) -> bool:
+        """Whether early stopping ends the training after ``epoch``.
+
+        Patience counts only once the model uses its latent code (training KL of at least ``EMPTY_KL``
+        nats per sample), from the later of its best epoch and that epoch: a VAE often starts at the
+        solution that ignores the latents (for Gaussian data, decoding the feature means), where the
+        validation loss is flat, and plain patience would stop it there, having learned nothing. A model
+        that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
+        """
+        patience = self.config.patience
+        if not patience:
+            return False
+        if self.awake:
+            return epoch - max(self.result.best_epoch, self.awake) >= patience
+        return epoch >= WAKE_GRACE * patience and epoch - self.result.best_epoch >= patience
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
@@ -272,6 +297,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "done": self.done,
+            "awake": self.awake,
             "seconds": self._seconds,
             "history": r.history,
             "best_epoch": r.best_epoch,
@@ -300,6 +326,7 @@ class Trainer:
         if self._cuda_rng is not None and "cuda_rng" in tensors:
             self._cuda_rng = tensors["cuda_rng"].clone()
         self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
+        self.awake = int(meta.get("awake", 0))
         self._seconds = float(meta["seconds"])
         self.result = FitResult(
             history=list(meta["history"]),
