@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from zdim.errors import ConfigError, RunDirError
 from zdim.runs import load_model, read_json
@@ -182,3 +183,30 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
     assert read_json(tmp_path / "run" / "run.json")["sweep"]["dims"] == tried
     fixed = sweep(data, config=cfg, extend=False)
     assert sorted({t.dim for t in fixed.trials}) == [1, 2]
+
+
+@pytest.mark.parametrize("mode", ["per-size", "settle"])
+def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp_path, mode):
+    from zdim.plan import eval_data
+    from zdim.runs import RunDir
+
+    data = make_data(make_planted_data(2, 8, 1000, seed=1))
+    n = data.test.shape[0]
+    train = TrainConfig(epochs=3, batch_size=64, patience=0)
+    config = SweepConfig(dims=(1, 2), seeds=2, hidden=(16,), train=train, k=5, eval_samples=60)
+    r = sweep(data, config=config, out=tmp_path / "run", mode=mode, extend=False)
+    assert n > 60 and all(t.n == 60 for t in r.trials)
+    sub = eval_data(data, config).test
+    assert sub.shape[0] == 60 and torch.equal(sub, eval_data(data, config).test)  # one fixed subset
+    run = RunDir(tmp_path / "run")
+    assert {len(run.read_per_sample(t.dim, t.seed)) for t in r.trials} == {60}
+    rec = r.recommendation
+    assert rec.full_test["n"] == n and set(rec.full_test["nll_per_seed"]) == {"0", "1"}
+    assert f"whole test split ({n} samples) size {rec.dim}" in rec.rationale and "use 60 of them" in rec.rationale
+    assert read_json(tmp_path / "run" / "recommendation.json")["full_test"] == rec.full_test
+    assert eval_data(data, SweepConfig(dims=(1,), eval_samples=10**6)) is data  # more than there are: all
+
+
+def test_eval_samples_must_be_positive():
+    with pytest.raises(ConfigError, match="--eval-samples"):
+        SweepConfig(dims=(1,), eval_samples=0)

@@ -97,6 +97,7 @@ def sweep(
     nested: bool = False,
     model: str | type | None = None,
     mode: str | None = None,
+    eval_samples: int | None = None,
     time_budget: float | None = None,
     extend: bool = True,
     seed: int = 0,
@@ -166,6 +167,9 @@ def sweep(
         need Optuna trials, or nested with ``nested=True``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops.
+    eval_samples : int, optional
+        Evaluate every trial on this many test samples (one fixed random subset, the same for every
+        trial) and the recommended size on the whole test split too (``recommendation.full_test``).
     extend : bool
         When the largest size tried is chosen with every unit active, add larger sizes and go on.
     seed : int
@@ -265,6 +269,7 @@ def sweep(
                 rel_tol=tolerance,
                 nested=nested or mode == "nested",
                 model=model,
+                eval_samples=eval_samples,
             )
         elif dims:
             config = replace(config, dims=tuple(dims))

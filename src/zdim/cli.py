@@ -167,6 +167,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         rel_tol=args.tolerance,
         nested=args.nested or mode == "nested",
         model=args.model,
+        eval_samples=args.eval_samples,
     )
     out = Path(args.out) if args.out else Path("runs") / data.name
     if not args.quiet:
@@ -299,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(s)
     s.add_argument("--k", type=int, default=100, help="importance samples for held-out NLL (default 100)")
+    s.add_argument(
+        "--eval-samples",
+        type=int,
+        metavar="N",
+        help="evaluate every trial on N test samples (one fixed random subset, the same for all), and the "
+        "recommended size on the whole test split too (default: the whole test split for every trial)",
+    )
     s.add_argument(
         "--tolerance", type=float, default=0.01, help="relative NLL tolerance of the recommendation rule (default 0.01)"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -43,6 +43,10 @@ class SweepConfig:
         Training recipe shared by every trial (its ``seed`` is the base seed).
     k : int
         Importance samples for the held-out NLL bound.
+    eval_samples : int or None
+        Evaluate every trial on this many test samples (one fixed random subset, the same for every
+        trial: paired) instead of the whole test split; the recommended size is then evaluated on the
+        whole test split too (``Recommendation.full_test``). None: the whole test split.
     rel_tol : float
         Relative NLL tolerance of the recommendation rule.
     nested : bool
@@ -63,6 +67,7 @@ class SweepConfig:
     rel_tol: float = DEFAULT_REL_TOL
     nested: bool = False
     model: str | type | None = None
+    eval_samples: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", normalize_spec(self.model))
@@ -77,6 +82,11 @@ class SweepConfig:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}: fix --seeds")
         if self.k < 1:
             raise ConfigError(f"k (importance samples) must be >= 1, got {self.k}: fix --k")
+        if self.eval_samples is not None and (isinstance(self.eval_samples, bool) or self.eval_samples < 1):
+            raise ConfigError(
+                f"eval_samples must be an integer >= 1, got {self.eval_samples!r}: fix --eval-samples "
+                "(or leave it out to evaluate on the whole test split)"
+            )
         if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
             raise ConfigError(f"tolerance must be a finite number >= 0, got {self.rel_tol!r}: fix --tolerance")
 
@@ -102,6 +112,8 @@ class SweepConfig:
         }
         if self.model is not None:
             d["model"] = self.model
+        if self.eval_samples is not None:
+            d["eval_samples"] = self.eval_samples
         return d
 
     @classmethod
@@ -116,7 +128,21 @@ class SweepConfig:
             rel_tol=float(d["rel_tol"]),
             nested=bool(d.get("nested", False)),
             model=d.get("model"),
+            eval_samples=d.get("eval_samples"),
         )
+
+
+def eval_data(data: Data, config: SweepConfig) -> Data:
+    """The data whose test split every trial is evaluated on: ``data`` itself, or with its test split cut
+    to ``config.eval_samples`` samples, one random subset fixed by the base seed (the same for every
+    trial, so per-sample values stay paired)."""
+    n = data.test.shape[0]
+    if config.eval_samples is None or config.eval_samples >= n:
+        return data
+    gen = torch.Generator().manual_seed(config.train.seed)
+    idx = torch.randperm(n, generator=gen)[: config.eval_samples].sort().values
+    y = data.y_test[idx.numpy()] if data.y_test is not None else None
+    return replace(data, test=data.test[idx], y_test=y)
 
 
 @dataclass(frozen=True)
@@ -345,6 +371,7 @@ __all__ = [
     "default_dims",
     "check_dims",
     "model_config",
+    "eval_data",
     "resolve_mode",
     "default_seeds",
     "default_epochs",

@@ -80,6 +80,7 @@ class Recommendation:
     warnings: list[str] = field(default_factory=list)
     settled: bool = True
     uncertainty: dict[str, Any] | None = None
+    full_test: dict[str, Any] | None = None  # the size on the whole test split, when trials used a subset
 
     @property
     def confidence(self) -> str:

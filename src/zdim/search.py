@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from .data import Data, load_data
 from .executors import executor_for
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
+from .metrics import evaluate
 from .plan import (
     SweepConfig,
     SweepPlan,
@@ -37,7 +38,7 @@ from .result import SweepResult
 from .runs import RunDir
 from .scheduler import open_study
 from .settle import SettleExecutor
-from .train import TrainConfig
+from .train import TrainConfig, resolve_device
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 
@@ -200,6 +201,8 @@ def sweep(
         run.write_results(records)
     per_sample = _per_sample(run, records)
     rec = _recommend(plan, config, records, intrinsic, data.likelihood, per_sample)
+    if rec is not None and run is not None and config.eval_samples is not None:
+        rec = _on_full_test(rec, records, run, data, config)
     said = executor.summary() if isinstance(executor, SettleExecutor) else None
     if rec is not None and said:
         rec = replace(rec, rationale=f"{rec.rationale} {said}")
@@ -233,6 +236,31 @@ def sweep(
         config=config.to_dict(),
         run_dir=run.path if run else None,
     )
+
+
+def _on_full_test(
+    rec: Recommendation, records: list[TrialRecord], run: RunDir, data: Data, config: SweepConfig
+) -> Recommendation:
+    """With ``--eval-samples``, the recommended size's trials evaluated on the whole test split too: kept
+    in ``rec.full_test`` and said in the rationale (the table and the rule use the subset)."""
+    n = int(data.test.shape[0])
+    if config.eval_samples is None or config.eval_samples >= n:
+        return rec
+    device = resolve_device(config.train.device)
+    vals = {}
+    for r in records:
+        if r.complete and r.dim == rec.dim:
+            model = run.load_trial_model(r.dim, r.seed).to(device)
+            vals[r.seed] = float(evaluate(model, data.test, k=config.k, seed=r.seed)["nll"])
+    if not vals:
+        return rec
+    mean = sum(vals.values()) / len(vals)
+    full = {"n": n, "nll_mean": mean, "nll_per_seed": {str(s): v for s, v in sorted(vals.items())}}
+    sentence = (
+        f"On the whole test split ({n} samples) size {rec.dim} has a held-out NLL of {mean:.2f} nats; the "
+        f"table and the rule use {config.eval_samples} of them (--eval-samples)."
+    )
+    return replace(rec, full_test=full, rationale=f"{rec.rationale} {sentence}")
 
 
 def _per_sample(run: RunDir | None, records: list[TrialRecord]) -> dict[tuple[int, int], Any]:

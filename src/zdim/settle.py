@@ -32,7 +32,7 @@ from .data import Data
 from .errors import TrainingDiverged
 from .metrics import evaluate
 from .models import VAE
-from .plan import SweepConfig, SweepPlan, build_sweep_model
+from .plan import SweepConfig, SweepPlan, build_sweep_model, eval_data
 from .progress import Progress
 from .recommend import recommend
 from .records import TrialRecord, TrialStatus, sort_records, trial_name
@@ -302,9 +302,11 @@ class SettleExecutor:
             self._tell(rec)
             return rec
         fitted = m.trainer.finish()
-        self._progress.evaluating(trial_name(m.dim, m.seed), f"test split, k={config.k}")
+        n = min(self.data.test.shape[0], config.eval_samples or self.data.test.shape[0])
+        self._progress.evaluating(trial_name(m.dim, m.seed), f"IWAE k={config.k} on {n} test samples, generation")
         # converged over the same window settle mode judged it by
-        rec, per_sample = evaluate_record(m.model, self.data, fitted, m.dim, m.seed, config.k, patience=self.window)
+        held_out = eval_data(self.data, config)
+        rec, per_sample = evaluate_record(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
         gain = m.improvement(self.window)
         if m.converged(self.window, self.tol) and gain is not None:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance

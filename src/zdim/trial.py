@@ -23,7 +23,7 @@ from .generation import generation_metrics
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
 from .nested import nested_fit
-from .plan import SweepConfig, model_config
+from .plan import SweepConfig, eval_data, model_config
 from .progress import Progress
 from .records import TrialRecord, TrialStatus, trial_name
 from .runs import RunDir
@@ -126,9 +126,10 @@ def run_trial(
         else:
             progress.training(name, tcfg.epochs)
             model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
-        progress.evaluating(name, f"IWAE k={cfg.k} on {data.test.shape[0]} held-out samples, generation")
+        held_out = eval_data(data, cfg)
+        progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples, generation")
         rec, per_sample = evaluate_record(
-            model, data, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=cfg.nested
+            model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=cfg.nested
         )
         history = fitted.history
     except TrainingDiverged as e:
