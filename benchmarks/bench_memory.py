@@ -110,7 +110,7 @@ def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     load = {"peak_after_load": peak_rss(), "rss_after_load": current_rss(), "load_s": time.perf_counter() - t0}
     cfg = SweepConfig(dims=tuple(int(d) for d in dims.split(",")), train=TrainConfig(epochs=epochs), k=k)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-mem-run-") as tmp:
-        res = sweep(data, config=cfg, out=os.path.join(tmp, "run"))
+        res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), mode="per-size")
     print(
         json.dumps(
             {

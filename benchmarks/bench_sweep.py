@@ -75,7 +75,7 @@ def run_zdim(
 ) -> list[dict[str, Any]]:
     cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k, nested=nested)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-sweep-") as tmp:
-        res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), workers=workers)
+        res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), workers=workers, mode=cfg.mode)
     return [t.to_dict() for t in res.trials]
 
 

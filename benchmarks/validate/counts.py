@@ -78,7 +78,7 @@ def main() -> None:
             k=b["k"],
             train=TrainConfig(epochs=b["epochs"], batch_size=128, patience=b["patience"]),
         )
-        r = sweep(data, config=cfg)
+        r = sweep(data, config=cfg, mode="per-size")
         rec = r.recommendation
         signals = getattr(rec, "signals", {}) if rec is not None else {}
         au = getattr(rec, "largest_active_units", None)

@@ -101,7 +101,7 @@ def planted(b: dict) -> None:
             k=b["k"],
             train=TrainConfig(epochs=b["planted_epochs"], batch_size=128, patience=10),
         )
-        r = sweep(data, config=cfg, intrinsic=est, refine=True)
+        r = sweep(data, config=cfg, intrinsic=est, refine=True, mode="per-size")
         rec, s = r.recommendation, r.recommendation.signals
         au = rec.largest_active_units
         tried = sorted({t.dim for t in r.trials})
@@ -162,7 +162,7 @@ def mnist(b: dict) -> None:
     )
     t0 = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="zdim-validate-")
-    r = sweep(data, config=cfg, out=Path(tmp) / "run")
+    r = sweep(data, config=cfg, out=Path(tmp) / "run", mode="per-size")
     print(f"sweep took {time.perf_counter() - t0:.0f} s")
     trials = [t.to_dict() for t in r.trials]
     feats = trials[0].get("gen_features", "?")

@@ -156,7 +156,7 @@ def main() -> int:
             train=TrainConfig(epochs=b["epochs"], batch_size=128, patience=b["patience"]),
         )
         t0 = time.perf_counter()
-        r = sweep(data, config=cfg)
+        r = sweep(data, config=cfg, mode="per-size")
         zdim_s = time.perf_counter() - t0
         rec = r.recommendation
         zdim_nll = {int(row["dim"]): float(row["nll_mean"]) for row in (rec.per_dim if rec else [])}
