@@ -366,3 +366,9 @@ def test_paired_standard_errors_need_the_same_samples():
     per[(1, 0)] = per[(1, 0)][:10]
     assert paired_se(recs, per, 4) == {}
     assert recommend(recs, rel_tol=0.01, range_tol=0.0, per_sample=per).dim == 4  # falls back to the plain rule
+
+
+def test_a_size_chosen_in_a_few_resamples_is_not_shown_as_0_percent():
+    recs, _ = _clear_case(noise=0.5)
+    done = with_uncertainty(recommend(recs), {"resamples": 200, "shares": {"2": 0.995, "1": 0.005 - 1e-9 + 1e-9 / 2}})
+    assert done.confidence == "2 (chosen in 100% of 200 resamples; 1 in <1%)"

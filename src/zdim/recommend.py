@@ -90,8 +90,10 @@ class Recommendation:
             return str(self.dim)
         shares = {int(k): float(v) for k, v in self.uncertainty["shares"].items()}
         n = int(self.uncertainty["resamples"])
-        others = "; ".join(f"{d} in {s:.0%}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim)
-        return f"{self.dim} (chosen in {shares.get(self.dim, 0.0):.0%} of {n} resamples" + (
+        others = "; ".join(
+            f"{d} in {_share(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
+        )
+        return f"{self.dim} (chosen in {_share(shares.get(self.dim, 0.0))} of {n} resamples" + (
             f"; {others})" if others else ")"
         )
 
@@ -102,6 +104,11 @@ class Recommendation:
     def from_dict(cls, d: dict[str, Any]) -> Recommendation:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _share(s: float) -> str:
+    """A bootstrap share in words: ``91%``; ``<1%`` for a size chosen in fewer than half a percent."""
+    return f"{s:.0%}" if s == 0 or s >= 0.005 else "<1%"
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
