@@ -107,8 +107,9 @@ class Recommendation:
 
 
 def _share(s: float) -> str:
-    """A bootstrap share in words: ``91%``; ``<1%`` for a size chosen in fewer than half a percent."""
-    return f"{s:.0%}" if s == 0 or s >= 0.005 else "<1%"
+    """A bootstrap share in words: ``91%``; ``<1%`` for a size chosen in some resamples that round to 0%."""
+    words = f"{s:.0%}"
+    return "<1%" if s > 0 and words == "0%" else words
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
