@@ -162,3 +162,30 @@ def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_p
     again = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size", extend=False, resume=True)
     assert [(t.key, t.nll) for t in again.trials] == [(t.key, t.nll) for t in r.trials]
     assert len(open_study(run, None, "zdim-sweep").get_trials()) == len(done)
+
+
+def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
+    """A flat validation NLL at the start (the model decodes the feature means and ignores its latents)
+    is not convergence: settle mode must not stop such members, nor take them for collapsed."""
+    from types import SimpleNamespace
+
+    from zdim.settle import Member
+
+    trainer = SimpleNamespace(done=False, result=SimpleNamespace(stopped_early=False), epoch=12, asleep=True)
+    m = Member(dim=4, seed=0, model=None, trainer=trainer, scores=[5.0] * 12)
+    assert not m.converged(window=5, tol=0.1)
+    trainer.asleep = False
+    assert m.converged(window=5, tol=0.1)
+
+
+def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes():
+    from zdim.train import WAKE_GRACE, Trainer
+
+    x = torch.randn(64, 3)
+    model = VAE(VAEConfig(input_dim=3, latent_dim=2, hidden=(8,), likelihood="gaussian"))
+    t = Trainer(model, x, x, TrainConfig(patience=2))
+    assert t.asleep
+    t.awake = 3
+    assert not t.asleep
+    t.awake, t.epoch = 0, WAKE_GRACE * 2
+    assert not t.asleep

@@ -74,9 +74,12 @@ class Member:
     def converged(self, window: int, tol: float) -> bool:
         """Early-stopped, or its subset NLL is flat enough that going on cannot move the answer: its gain
         over the last ``window`` epochs, kept up for as many epochs again as it has trained, stays below
-        ``tol`` (``gain * epochs / window < tol``)."""
+        ``tol`` (``gain * epochs / window < tol``). A member that has not yet used its latent code
+        (``Trainer.asleep``) is flat because it has not started: never converged."""
         if self.trainer.done and self.trainer.result.stopped_early:
             return True
+        if self.trainer.asleep:  # flat because it has not started to use its latents (zdim.train)
+            return False
         gain = self.improvement(window)
         return gain is not None and gain * len(self.scores) / window < tol
 
@@ -285,7 +288,8 @@ class SettleExecutor:
         if not all(m.converged(self.window, self.tol) for m in core):
             return
         for m in members:
-            if m.training and m.dim > 2 * answer and m.dim != dims[-1] and (m.active or 0) < m.dim:
+            collapsed = (m.active or 0) < m.dim and not m.trainer.asleep  # not a model that has yet to start
+            if m.training and m.dim > 2 * answer and m.dim != dims[-1] and collapsed:
                 m.stopped = f"stopped at epoch {m.trainer.epoch}: units collapsed above the settled answer {answer}"
         if all(m.converged(self.window, self.tol) for m in members if m.dim == dims[-1] and not m.failed):
             for m in members:

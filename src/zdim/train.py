@@ -266,6 +266,13 @@ class Trainer:
             self.done = True
         return record
 
+    @property
+    def asleep(self) -> bool:
+        """Whether the model has not yet used its latent code (no epoch with a training KL of
+        ``EMPTY_KL``) and is still within the ``WAKE_GRACE`` patiences it is given to start: a flat
+        validation loss then means it has not started, not that it has converged."""
+        return not self.awake and self.epoch < WAKE_GRACE * (self.config.patience or CONVERGENCE_WINDOW)
+
     def _stop_early(self, epoch: int) -> bool:
         """Whether early stopping ends the training after ``epoch``.
 
