@@ -1,6 +1,6 @@
 """``--eval-samples``: every size evaluated on one paired subset of the test split (issue #13, part 2).
 
-On MNIST (``--max-samples 5000``: 4,500 training images; the 10,000 ``t10k`` images are the test split)
+On MNIST (``max_samples=5000``: 4,500 training images, and 5,000 of the ``t10k`` images as the test split)
 one per-size sweep over sizes 2, 5, 10, 20, 50 at a fixed 5 epochs (patience off, so the training is
 the same in every run) is run with the whole test split and with ``--eval-samples N``, alternately,
 ``--rounds`` times. Printed per run: wall time, the summed evaluation time of its trials, the
