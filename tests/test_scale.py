@@ -67,7 +67,7 @@ def records_per_key(study: optuna.Study) -> Counter:
 
 @pytest.mark.slow
 def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
-    grid = ["--dims", "1-4", "--seeds", "2"]
+    grid = ["--dims", "1-4", "--seeds", "2", "--mode", "per-size"]  # trials finish one by one
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     p = zdim("sweep", *SMALL, *grid, "--out", str(killed))
     deadline = time.monotonic() + 120
