@@ -167,14 +167,17 @@ def test_pruner_compares_only_seeds_of_the_same_size():
                 intermediate_values={1: value},
             )
         )
+    # a size-2 trial each time (enqueued: a sampled size could be 8, whose losses are far below)
+    study.enqueue_trial({"dim": 2})
     t = study.ask({"dim": optuna.distributions.IntDistribution(1, 64)})
+    assert t.params["dim"] == 2
     t.report(10.2, 1)  # far above size 8's losses, but below the median of size 2's
     assert not t.should_prune()
     study.tell(t, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"dim": 2})
     t = study.ask({"dim": optuna.distributions.IntDistribution(1, 64)})
-    if t.params["dim"] == 2:
-        t.report(30.0, 1)
-        assert t.should_prune()
+    t.report(30.0, 1)  # above the median of size 2's
+    assert t.params["dim"] == 2 and t.should_prune()
 
 
 def test_tune_writes_schema_and_final_model(tmp_path):
