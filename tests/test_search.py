@@ -210,3 +210,8 @@ def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp
 def test_eval_samples_must_be_positive():
     with pytest.raises(ConfigError, match="--eval-samples"):
         SweepConfig(dims=(1,), eval_samples=0)
+
+
+def test_eval_samples_must_be_an_integer():
+    with pytest.raises(ConfigError, match="--eval-samples"):
+        SweepConfig(dims=(1,), eval_samples=1.5)

@@ -31,6 +31,10 @@ class Executor(Protocol):
 
     def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]: ...
 
+    def summary(self) -> str | None:
+        """A sentence on how the run went, for the rationale (None: nothing to add)."""
+        ...
+
 
 @dataclass
 class StudyExecutor:
@@ -58,6 +62,9 @@ class StudyExecutor:
             storage=self.plan.storage,
             study_name=self.plan.study_name,
         )
+
+    def summary(self) -> str | None:
+        return None
 
 
 def executor_for(plan: SweepPlan, data: Data, run_dir: RunDir | None, study: optuna.Study) -> Executor:

@@ -82,7 +82,8 @@ class SweepConfig:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}: fix --seeds")
         if self.k < 1:
             raise ConfigError(f"k (importance samples) must be >= 1, got {self.k}: fix --k")
-        if self.eval_samples is not None and (isinstance(self.eval_samples, bool) or self.eval_samples < 1):
+        n_eval = self.eval_samples
+        if n_eval is not None and (not isinstance(n_eval, int) or isinstance(n_eval, bool) or n_eval < 1):
             raise ConfigError(
                 f"eval_samples must be an integer >= 1, got {self.eval_samples!r}: fix --eval-samples "
                 "(or leave it out to evaluate on the whole test split)"

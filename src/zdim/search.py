@@ -37,7 +37,6 @@ from .records import TrialRecord
 from .result import SweepResult
 from .runs import RunDir
 from .scheduler import open_study
-from .settle import SettleExecutor
 from .train import TrainConfig, resolve_device
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
@@ -203,7 +202,7 @@ def sweep(
     rec = _recommend(plan, config, records, intrinsic, data.likelihood, per_sample)
     if rec is not None and run is not None and config.eval_samples is not None:
         rec = _on_full_test(rec, records, run, data, config)
-    said = executor.summary() if isinstance(executor, SettleExecutor) else None
+    said = executor.summary()
     if rec is not None and said:
         rec = replace(rec, rationale=f"{rec.rationale} {said}")
     if rec is not None and added:

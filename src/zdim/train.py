@@ -287,7 +287,7 @@ class Trainer:
             return False
         if self.awake:
             return epoch - max(self.result.best_epoch, self.awake) >= patience
-        return epoch >= WAKE_GRACE * patience and epoch - self.result.best_epoch >= patience
+        return not self.asleep and epoch - self.result.best_epoch >= patience
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
