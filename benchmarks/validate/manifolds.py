@@ -13,6 +13,12 @@ learned nothing (held-out KL < 0.5 nats and MSE >= 0.9 on standardized features)
 the wall time. Both sweeps keep the grid as given (``extend=False``) so that they see the same sizes
 before ``--refine``.
 
+Before the sweeps, each set's linear structure is printed: the numerical rank of its standardized
+features (as zdim sees them) and the share of their variance in the first d and 2d principal components.
+These generators place each angle and radius pair on a disk (``r cos 2 pi t, r sin 2 pi t``), so d
+curved dimensions fill a flat space of 2d. zdim's intrinsic-dimension estimates (TwoNN, MLE) follow.
+``--rank-only`` prints just that (seconds).
+
 Usage: ``PYTHONPATH=src .venv/bin/python benchmarks/validate/manifolds.py`` (needs scikit-dimension,
 in the dev extra; about half an hour on 2 cores).
 """
@@ -40,10 +46,27 @@ SETS = {  # name: (true dimension, sizes)
 }
 
 
+def linear_structure(name: str, d: int, x: np.ndarray) -> str:
+    """One line: the numerical rank of the standardized features and the variance share of the first d
+    and 2d principal components, and zdim's intrinsic-dimension estimates."""
+    z = x.astype(np.float64)
+    z = (z - z.mean(0)) / z.std(0)
+    s = np.linalg.svd(z, compute_uv=False)
+    share = s**2 / np.sum(s**2)
+    rank = int((s > 1e-6 * s[0]).sum())
+    est = zdim.estimate_intrinsic_dim(z.astype(np.float32))
+    return (
+        f"{name} (d = {d}, {x.shape[1]} features): linear rank {rank}; variance in the first d = {d} "
+        f"principal components {share[:d].sum():.1%}, in the first 2d = {2 * d} {share[: 2 * d].sum():.1%}; "
+        f"intrinsic dimension (zdim estimate-id) TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated names among " + ", ".join(SETS))
     ap.add_argument("--settle-seeds", type=int, default=3, help="seeds per size of the default sweep (default 3)")
+    ap.add_argument("--rank-only", action="store_true", help="print each set's linear rank and stop")
     args = ap.parse_args()
     import skdim
 
@@ -51,8 +74,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
             d, dims = SETS[name]
+            x = np.asarray(generated[name], dtype=np.float32)
+            print(linear_structure(name, d, x), flush=True)
+            if args.rank_only:
+                continue
             path = Path(tmp) / f"{name}.npy"
-            np.save(path, np.asarray(generated[name], dtype=np.float32))
+            np.save(path, x)
             runs = {
                 "per-size e40": dict(mode="per-size", refine=True, epochs=40),
                 "default": dict(seeds=args.settle_seeds),
