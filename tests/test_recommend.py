@@ -371,4 +371,6 @@ def test_paired_standard_errors_need_the_same_samples():
 def test_a_size_chosen_in_a_few_resamples_is_not_shown_as_0_percent():
     recs, _ = _clear_case(noise=0.5)
     done = with_uncertainty(recommend(recs), {"resamples": 200, "shares": {"2": 0.995, "1": 0.005}})  # 1 of 200
-    assert done.confidence == "2 (chosen in 100% of 200 resamples; 1 in <1%)"
+    assert done.confidence == "2 (chosen in >99% of 200 resamples; 1 in <1%)"  # not "100%" beside another
+    every = with_uncertainty(recommend(recs), {"resamples": 200, "shares": {"2": 1.0}})
+    assert every.confidence == "2 (chosen in 100% of 200 resamples)"

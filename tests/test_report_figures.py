@@ -256,3 +256,6 @@ def test_the_answer_says_how_often_the_bootstrap_chose_it():
     html = _certainty({"dim": 8, "uncertainty": {"resamples": 200, "shares": {"8": 0.91, "4": 0.09}}})
     assert "chosen in 91% of 200 bootstrap resamples" in html and "4: 9%" in html
     assert _certainty({"dim": 8}) == ""  # runs without a bootstrap
+    # the same words as the rationale: never "100%" beside another size, never "0%" for a size chosen
+    html = _certainty({"dim": 8, "uncertainty": {"resamples": 200, "shares": {"8": 0.995, "4": 0.005}}})
+    assert "chosen in &gt;99% of 200" in html and "8: &gt;99%, 4: &lt;1%" in html

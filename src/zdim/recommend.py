@@ -91,9 +91,9 @@ class Recommendation:
         shares = {int(k): float(v) for k, v in self.uncertainty["shares"].items()}
         n = int(self.uncertainty["resamples"])
         others = "; ".join(
-            f"{d} in {_share(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
+            f"{d} in {share_words(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
         )
-        return f"{self.dim} (chosen in {_share(shares.get(self.dim, 0.0))} of {n} resamples" + (
+        return f"{self.dim} (chosen in {share_words(shares.get(self.dim, 0.0))} of {n} resamples" + (
             f"; {others})" if others else ")"
         )
 
@@ -106,10 +106,13 @@ class Recommendation:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def _share(s: float) -> str:
-    """A bootstrap share in words: ``91%``; ``<1%`` for a size chosen in some resamples that round to 0%."""
+def share_words(s: float) -> str:
+    """A bootstrap share in words: ``91%``; ``<1%`` for a share above 0 that rounds to 0%, and ``>99%``
+    for one below 1 that rounds to 100% (so that two shares never read 100% and something)."""
     words = f"{s:.0%}"
-    return "<1%" if s > 0 and words == "0%" else words
+    if s > 0 and words == "0%":
+        return "<1%"
+    return ">99%" if s < 1 and words == "100%" else words
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:

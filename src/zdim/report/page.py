@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from .. import __version__
+from ..recommend import share_words
 from ..records import TrialStatus
 from . import figures
 from .collect import Pictures, RunView
@@ -125,9 +126,9 @@ def _certainty(rec: dict[str, Any]) -> str:
     if not isinstance(unc, dict) or not unc.get("shares"):
         return ""
     shares = sorted(((int(k), float(v)) for k, v in unc["shares"].items()), key=lambda kv: -kv[1])
-    words = ", ".join(f"{d}: {s:.0%}" for d, s in shares)
+    words = ", ".join(f"{d}: {share_words(s)}" for d, s in shares)
     return (
-        f'<div class="rule" id="certainty">chosen in {dict(shares).get(int(rec["dim"]), 0.0):.0%} of '
+        f'<div class="rule" id="certainty">chosen in {esc(share_words(dict(shares).get(int(rec["dim"]), 0.0)))} of '
         f"{int(unc.get('resamples', 0))} bootstrap resamples of the held-out samples and seeds ({esc(words)})</div>"
     )
 
