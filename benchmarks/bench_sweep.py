@@ -15,6 +15,11 @@ validation and the held-out evaluation (zdim's also its per-trial generation met
 - zdim nested: the same with ``nested=True`` (``zdim sweep --nested``): one VAE of the largest size,
   trained once for ``--nested-epochs`` (default ``--epochs``) with a random latent prefix per sample,
   every size cut out of it and evaluated like the others.
+- zdim settle (opt-in, ``--settle`` or ``--only settle``): ``zdim.search.sweep(..., mode="settle")``
+  with one seed per size and its own stop (epoch cap ``--settle-epochs``, default 500): every size
+  trains together until the answer settles. It does not run at equal epochs: its wall time and answer
+  are what a user of the default mode gets, beside the fixed-epoch contestants (issue #13).
+  ``--settle-budget S`` caps its training at S seconds (``--time-budget``).
 - plain: the PyTorch-examples loop (``DataLoader``, ``loss.item()`` per step, ``test()`` each epoch)
   around a model of zdim's shapes (784-512-256-k), once per size.
 - Pythae: its ``VAE`` (default MLP 784-512-k, BCE) through ``TrainingPipeline``, once per size, when
@@ -52,6 +57,7 @@ from _common import (  # noqa: E402
 )
 
 from zdim.metrics import evaluate  # noqa: E402
+from zdim.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.recommend import Recommendation, recommend  # noqa: E402
 from zdim.records import TrialRecord  # noqa: E402
 from zdim.search import SweepConfig, sweep  # noqa: E402
@@ -71,11 +77,30 @@ def record(dim: int, model: Any, data: zdim.Data, k: int) -> dict[str, Any]:
 
 
 def run_zdim(
-    data: zdim.Data, dims: list[int], epochs: int, k: int, workers: int, nested: bool = False
+    data: zdim.Data,
+    dims: list[int],
+    epochs: int,
+    k: int,
+    workers: int,
+    nested: bool = False,
+    mode: str = "",
+    time_budget: float | None = None,
 ) -> list[dict[str, Any]]:
     cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k, nested=nested)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-sweep-") as tmp:
-        res = sweep(data, config=cfg, out=os.path.join(tmp, "run"), workers=workers, mode=cfg.mode)
+        res = sweep(
+            data,
+            config=cfg,
+            out=os.path.join(tmp, "run"),
+            workers=workers,
+            mode=mode or cfg.mode,
+            extend=False,
+            time_budget=time_budget,
+        )
+    if mode == "settle":
+        longest = max(t.epochs_run or 0 for t in res.trials)
+        why = res.recommendation.rationale.split("Settle mode: ")[-1].split(". ")[0] if res.recommendation else ""
+        print(f"  settle: longest member {longest} epochs; {why}", flush=True)
     return [t.to_dict() for t in res.trials]
 
 
@@ -120,8 +145,11 @@ def main() -> int:
     ap.add_argument("--no-pythae", action="store_true")
     ap.add_argument(
         "--only",
-        help="comma-separated contestants to run, of zdim,nested,plain,pythae (default: all)",
+        help="comma-separated contestants to run, of zdim,nested,settle,plain,pythae (default: all but settle)",
     )
+    ap.add_argument("--settle", action="store_true", help="add zdim in settle mode (its own stop; long)")
+    ap.add_argument("--settle-epochs", type=int, default=SETTLE_EPOCHS, help="epoch cap of the settle contestant")
+    ap.add_argument("--settle-budget", type=float, help="seconds of training before settle stops (--time-budget)")
     ap.add_argument(
         "--nested-epochs", type=int, help="epochs of the one nested training (default: --epochs, equal epochs)"
     )
@@ -145,17 +173,24 @@ def main() -> int:
         ),
         "plain per-size loop (784-512-256-k)": lambda: run_plain(data, dims, a.epochs, a.k),
     }
+    if a.settle or (a.only and "settle" in a.only.split(",")):
+        contestants[f"zdim settle (own stop, cap {a.settle_epochs})"] = lambda: run_zdim(
+            data, dims, a.settle_epochs, a.k, 1, mode="settle", time_budget=a.settle_budget
+        )
     why = pythae_status() if not a.no_pythae else "--no-pythae"
     if why is None:
         contestants["Pythae per-size loop (784-512-k)"] = lambda: run_pythae(data, dims, a.epochs, a.k)
     if a.only:
         keys = dict(
-            zip(("zdim", "nested", "plain", "pythae"), ("zdim sweep (", "zdim sweep --nested", "plain", "Pythae"))
+            zip(
+                ("zdim", "nested", "settle", "plain", "pythae"),
+                ("zdim sweep (", "zdim sweep --nested", "zdim settle", "plain", "Pythae"),
+            )
         )
         wanted = [keys[w.strip()] for w in a.only.split(",") if w.strip() in keys]
         contestants = {n: f for n, f in contestants.items() if any(n.startswith(w) for w in wanted)}
         if not contestants:
-            print(f"--only {a.only!r} names no contestant: use zdim, nested, plain or pythae")
+            print(f"--only {a.only!r} names no contestant: use zdim, nested, settle, plain or pythae")
             return 2
     results: dict[str, tuple[float, list[dict[str, Any]], Recommendation]] = {}
     for name, fn in contestants.items():
