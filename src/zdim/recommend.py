@@ -550,7 +550,7 @@ def with_uncertainty(rec: Recommendation, uncertainty: dict[str, Any] | None) ->
     if share >= MIN_SHARE:
         return replace(done, rationale=f"{rec.rationale} {sentence}")
     warning = (
-        f"the answer is uncertain: size {rec.dim} is chosen in only {share:.0%} of "
+        f"the answer is uncertain: size {rec.dim} is chosen in only {share_words(share)} of "
         f"{uncertainty['resamples']} resamples of the held-out samples and seeds; use more seeds (--seeds), "
         "more held-out data, or more epochs"
     )
