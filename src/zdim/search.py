@@ -200,8 +200,8 @@ def sweep(
         run.write_results(records)
     per_sample = _per_sample(run, records)
     rec = _recommend(plan, config, records, intrinsic, data.likelihood, per_sample)
-    if rec is not None and run is not None and config.eval_samples is not None:
-        rec = _on_full_test(rec, records, run, data, config)
+    if rec is not None and run is not None:
+        rec = _on_full_test(rec, records, run, data, config)  # a no-op without --eval-samples
     said = executor.summary()
     if rec is not None and said:
         rec = replace(rec, rationale=f"{rec.rationale} {said}")

@@ -306,10 +306,10 @@ class SettleExecutor:
             self._tell(rec)
             return rec
         fitted = m.trainer.finish()
-        n = min(self.data.test.shape[0], config.eval_samples or self.data.test.shape[0])
+        held_out = eval_data(self.data, config)
+        n = held_out.test.shape[0]
         self._progress.evaluating(trial_name(m.dim, m.seed), f"IWAE k={config.k} on {n} test samples, generation")
         # converged over the same window settle mode judged it by
-        held_out = eval_data(self.data, config)
         rec, per_sample = evaluate_record(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
         gain = m.improvement(self.window)
         if m.converged(self.window, self.tol) and gain is not None:
