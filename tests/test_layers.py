@@ -31,6 +31,7 @@ LAYER = {
     "checkpoints": 3,
     "runs": 4,
     "recommend": 4,
+    "uncertainty": 4,
     "studies": 4,
     "nested": 4,
     "plan": 5,

@@ -8,12 +8,11 @@ from zdim.recommend import (
     MIN_TEST_SAMPLES,
     Recommendation,
     aggregate,
-    bootstrap,
     learned_nothing,
     recommend,
-    with_uncertainty,
 )
 from zdim.records import TrialRecord, TrialStatus
+from zdim.uncertainty import bootstrap, with_uncertainty
 
 
 def record(dim, seed=0, nll=None, **kw):

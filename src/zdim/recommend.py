@@ -31,9 +31,8 @@ This module knows nothing of how results were produced: it takes typed trial rec
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,8 +49,6 @@ GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_cover
 
 MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
 EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means gives an MSE of 1
-BOOTSTRAP_RESAMPLES = 200
-MIN_SHARE = 0.5  # an answer chosen in fewer resamples than this is not settled
 
 
 @dataclass(frozen=True)
@@ -497,67 +494,3 @@ def _rationale(
     if failed:
         text.append(f"{failed} trial(s) failed and were left out (see the results table).")
     return text
-
-
-def bootstrap(
-    trials: Sequence[TrialRecord],
-    per_sample: Mapping[tuple[int, int], np.ndarray],
-    *,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = 0,
-    **rule: Any,
-) -> dict[str, Any] | None:
-    """How often each size is recommended when the held-out samples and the seeds are resampled.
-
-    ``per_sample[(dim, seed)]`` is the (N,) held-out NLL of each test sample of that trial; every trial
-    was evaluated on the same samples, so one draw of N indices (with replacement) serves every trial
-    (paired). Seeds are resampled per size. ``rule`` goes to ``recommend``. Returns ``{"resamples": R,
-    "shares": {size: share}}``, or None when the per-sample values are missing or of unequal lengths.
-    """
-    complete = [t for t in trials if t.complete and t.key in per_sample]
-    lengths = {len(per_sample[t.key]) for t in complete}
-    if not complete or len(lengths) != 1 or lengths == {0}:
-        return None
-    n = lengths.pop()
-    by_dim: dict[int, list[TrialRecord]] = {}
-    for t in complete:
-        by_dim.setdefault(t.dim, []).append(t)
-    others = [t for t in trials if not t.complete]
-    rng = np.random.default_rng(seed)
-    counts: Counter[int] = Counter()
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)  # (N,) the same held-out samples for every trial
-        drawn: list[TrialRecord] = []
-        values: dict[tuple[int, int], np.ndarray] = {}
-        for dim, ts in by_dim.items():
-            picks = rng.integers(0, len(ts), len(ts)) if len(ts) > 1 else [0]
-            for j, i in enumerate(picks):
-                v = np.asarray(per_sample[ts[int(i)].key])[idx]
-                drawn.append(replace(ts[int(i)], seed=j, nll=float(v.mean())))
-                values[(dim, j)] = v
-        counts[recommend(drawn + others, per_sample=values, **rule).dim] += 1
-    return {"resamples": resamples, "shares": {str(d): c / resamples for d, c in sorted(counts.items())}}
-
-
-def with_uncertainty(rec: Recommendation, uncertainty: dict[str, Any] | None) -> Recommendation:
-    """``rec`` with its bootstrap (see ``bootstrap``): said in the rationale, and a warning (not settled)
-    when the size is chosen in fewer than ``MIN_SHARE`` of the resamples."""
-    if uncertainty is None:
-        return rec
-    done = replace(rec, uncertainty=uncertainty)
-    share = float(uncertainty["shares"].get(str(rec.dim), 0.0))
-    sentence = f"Bootstrap over the held-out samples and seeds: {done.confidence}."
-    if share >= MIN_SHARE:
-        return replace(done, rationale=f"{rec.rationale} {sentence}")
-    warning = (
-        f"the answer is uncertain: size {rec.dim} is chosen in only {share_words(share)} of "
-        f"{uncertainty['resamples']} resamples of the held-out samples and seeds; use more seeds (--seeds), "
-        "more held-out data, or more epochs"
-    )
-    prefix = "" if rec.rationale.startswith("Not a settled answer") else "Not a settled answer: "
-    return replace(
-        done,
-        warnings=[*rec.warnings, warning],
-        settled=False,
-        rationale=f"{prefix}{warning[0].upper()}{warning[1:]}. {rec.rationale} {sentence}",
-    )

@@ -32,12 +32,13 @@ from .plan import (
     resolve_mode,
 )
 from .progress import Progress
-from .recommend import DEFAULT_RULE, Recommendation, bootstrap, recommend, with_uncertainty
+from .recommend import DEFAULT_RULE, Recommendation, recommend
 from .records import TrialRecord
 from .result import SweepResult
 from .runs import RunDir
 from .scheduler import open_study
 from .train import TrainConfig, resolve_device
+from .uncertainty import bootstrap, with_uncertainty
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 
