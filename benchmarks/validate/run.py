@@ -31,6 +31,7 @@ from zdim.intrinsic import dims_from_estimate  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.recommend import recommend  # noqa: E402
 from zdim.runs import load_vae, trial_name  # noqa: E402
+from zdim.search import sweep as search_sweep  # noqa: E402  # takes the estimate the grid came from
 from zdim.testing import make_planted_data  # noqa: E402
 
 BUDGETS = {
@@ -101,7 +102,7 @@ def planted(b: dict) -> None:
             k=b["k"],
             train=TrainConfig(epochs=b["planted_epochs"], batch_size=128, patience=10),
         )
-        r = sweep(data, config=cfg, intrinsic=est, refine=True, mode="per-size")
+        r = search_sweep(data, config=cfg, intrinsic=est, refine=True, mode="per-size")
         rec, s = r.recommendation, r.recommendation.signals
         au = rec.largest_active_units
         tried = sorted({t.dim for t in r.trials})

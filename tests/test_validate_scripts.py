@@ -1,0 +1,44 @@
+"""The validation scripts behind docs/validation.md still run against zdim's API (tiny budgets).
+
+Their figures take hours; these runs take seconds and only check that a script gets to its last line,
+so an API change cannot leave a documented command broken until someone reruns it.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(f"validate_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_planted_validation_runs_with_a_tiny_budget(capsys):
+    run = load_script(ROOT / "benchmarks" / "validate" / "run.py")
+    budget = {"planted": [(1, 4, 0.01, 300)], "planted_epochs": 2, "k": 4}
+    run.planted(budget)
+    out = capsys.readouterr().out
+    assert "within 1 of d: combined" in out
+    assert "\n1 | 4 | 0.01 | 300 | " in out  # the one case's row
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST IDX files not at {MNIST}")
+def test_mnist_settle_runs_with_a_tiny_budget(tmp_path, capsys, monkeypatch):
+    script = load_script(ROOT / "benchmarks" / "validate" / "mnist_settle.py")
+    argv = ["mnist_settle.py", "--max-samples", "300", "--dims", "2,4", "--seeds", "1", "--epochs", "2"]
+    argv += ["--k", "2", "--k-final", "2", "--k-final-n", "20", "--threads", "1", "--out", str(tmp_path / "run")]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+    out = capsys.readouterr().out
+    assert "latent | seeds | NLL (IWAE)" in out
+    assert "recommended latent size: " in out and "settled: NO" in out  # 2 epochs cannot settle
+    assert "IWAE NLL of the best model" in out and "not comparable: this run models grey levels" in out
+    assert (tmp_path / "run" / "trials").is_dir()
