@@ -42,3 +42,12 @@ def test_mnist_settle_runs_with_a_tiny_budget(tmp_path, capsys, monkeypatch):
     assert "recommended latent size: " in out and "settled: NO" in out  # 2 epochs cannot settle
     assert "IWAE NLL of the best model" in out and "not comparable: this run models grey levels" in out
     assert (tmp_path / "run" / "trials").is_dir()
+
+
+def test_mnist_settle_refuses_bad_sizes_in_one_line(capsys, monkeypatch):
+    script = load_script(ROOT / "benchmarks" / "validate" / "mnist_settle.py")
+    monkeypatch.setattr(sys, "argv", ["mnist_settle.py", "--dims", "2,x"])
+    with pytest.raises(SystemExit) as exc:
+        script.main()
+    assert exc.value.code == 2
+    assert "'2,x' is not a list of latent sizes" in capsys.readouterr().err

@@ -28,15 +28,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from statistics import fmean
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from zdim import load_data, sweep  # noqa: E402
+from zdim import ZdimError, load_data, sweep  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
-from zdim.runs import load_vae, trial_name  # noqa: E402
+from zdim.runs import RunDir  # noqa: E402
 
 BURDA_AU_50 = 19  # Burda et al. 2016, Table 1: VAE, one stochastic layer of 50 units, k = 1
 BURDA_NLL = 86.76  # same row, nats, dynamically binarized MNIST
@@ -48,13 +49,20 @@ def _mnist_dir() -> Path:
     return src if src.is_dir() else Path("/work/shared/datasets/mnist")
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def _sizes(text: str) -> list[int]:
+    """``--dims``: comma-separated positive integers (argparse reports anything else in one line)."""
+    try:
+        dims = [int(d) for d in text.split(",")]
+    except ValueError:
+        dims = []
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of latent sizes: give e.g. 2,5,10,20,50,100")
+    return dims
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dims", default="2,5,10,20,50,100", help="latent sizes (default 2,5,10,20,50,100)")
+    p.add_argument("--dims", type=_sizes, default="2,5,10,20,50,100", help="latent sizes (default 2,5,10,20,50,100)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per size (default 3, settle mode's default)")
     p.add_argument("--binarize", action="store_true", help="dynamically binarized MNIST, as in the literature")
     p.add_argument("--time-budget", type=float, default=None, help="seconds of training before every member stops")
@@ -68,34 +76,39 @@ def main() -> None:
     p.add_argument("--resume", action="store_true", help="go on from the run directory's last checkpoint")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    dims = [int(d) for d in args.dims.split(",")]
     out = args.out or ROOT / "runs" / ("mnist-settle-binarized" if args.binarize else "mnist-settle")
 
-    data = load_data(_mnist_dir(), max_samples=args.max_samples, binarize=args.binarize)
+    try:
+        data = load_data(_mnist_dir(), max_samples=args.max_samples, binarize=args.binarize)
+    except ZdimError as e:  # one line and exit code 2, as the zdim command does
+        p.error(str(e))
     s = data.summary()
     kind = "dynamically binarized" if args.binarize else "grey levels in [0, 1], not binarized"
     print(f"## MNIST in settle mode ({s['n_train']} train, {s['n_val']} validation, {s['n_test']} test, {kind})")
     print(
-        f"sizes {dims}, {args.seeds} seed(s) each, hidden (512, 256), batch 128, lr 1e-3, k = {args.k}, "
+        f"sizes {args.dims}, {args.seeds} seed(s) each, hidden (512, 256), batch 128, lr 1e-3, k = {args.k}, "
         f"epoch cap {args.epochs or 'settle default'}, time budget "
         f"{f'{args.time_budget:g} s' if args.time_budget else 'none'}, {args.threads} torch thread(s)"
     )
     t0 = time.perf_counter()
-    r = sweep(
-        data,
-        dims=dims,
-        seeds=args.seeds,
-        mode="settle",
-        epochs=args.epochs,
-        k=args.k,
-        time_budget=args.time_budget,
-        extend=False,
-        out=out,
-        overwrite=not args.resume,
-        resume=args.resume,
-        progress=True,
-        binarize=args.binarize,
-    )
+    try:
+        r = sweep(
+            data,
+            dims=args.dims,
+            seeds=args.seeds,
+            mode="settle",
+            epochs=args.epochs,
+            k=args.k,
+            time_budget=args.time_budget,
+            extend=False,
+            out=out,
+            overwrite=not args.resume,
+            resume=args.resume,
+            progress=True,
+            binarize=args.binarize,
+        )
+    except ZdimError as e:
+        p.error(str(e))
     print(f"sweep took {time.perf_counter() - t0:.0f} s; run directory {out}")
 
     done = [t for t in r.trials if t.complete]
@@ -106,11 +119,11 @@ def main() -> None:
     for d in sorted(by_dim):
         ts = by_dim[d]
         print(
-            f"{d} | {len(ts)} | {_mean([t.nll for t in ts]):.2f} | {_mean([t.neg_elbo for t in ts]):.2f} | "
-            f"{_mean([t.kl for t in ts]):.2f} | {'/'.join(str(t.active_units) for t in ts)} | "
+            f"{d} | {len(ts)} | {fmean([t.nll for t in ts]):.2f} | {fmean([t.neg_elbo for t in ts]):.2f} | "
+            f"{fmean([t.kl for t in ts]):.2f} | {'/'.join(str(t.active_units) for t in ts)} | "
             f"{'/'.join(str(t.epochs_run) for t in ts)} | {'/'.join('yes' if t.converged else 'no' for t in ts)}"
         )
-    nlls = [_mean([t.nll for t in by_dim[d]]) for d in sorted(by_dim)]
+    nlls = [fmean([t.nll for t in by_dim[d]]) for d in sorted(by_dim)]
     best_i = min(range(len(nlls)), key=nlls.__getitem__)
     worst_after = max(nlls[best_i:]) - nlls[best_i]
     print(
@@ -128,7 +141,7 @@ def main() -> None:
             print(f"  warning: {w}")
         print(rec.rationale)
     best = min(done, key=lambda t: t.nll)
-    model = load_vae(out / "trials" / trial_name(best.dim, best.seed))
+    model = RunDir(out).load_trial_model(best.dim, best.seed)
     n_eval = min(args.k_final_n, data.test.shape[0])
     t1 = time.perf_counter()
     ev = evaluate(model, data.test[:n_eval], k=args.k_final, seed=0)
