@@ -99,7 +99,8 @@ class AnonPeak:
 
 def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     """Run one sweep in this (fresh) process and print one line of JSON with its memory figures."""
-    from zdim.search import SweepConfig, sweep
+    from zdim.config import SweepConfig
+    from zdim.search import sweep
     from zdim.train import TrainConfig
 
     anon = AnonPeak()

@@ -28,8 +28,8 @@ import zdim  # noqa: E402  (sets OMP_WAIT_POLICY before torch)
 # isort: split
 import torch  # noqa: E402
 
+from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
-from zdim.plan import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.train import TrainConfig, fit  # noqa: E402
 

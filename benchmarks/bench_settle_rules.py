@@ -48,9 +48,10 @@ import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads O
 from bench_stability import SETS  # noqa: E402
 
 from zdim import settle  # noqa: E402
+from zdim.config import SweepConfig  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
-from zdim.plan import DEFAULT_RULE, SETTLE_EPOCHS, SweepConfig  # noqa: E402
-from zdim.recommend import recommend  # noqa: E402
+from zdim.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.recommend import DEFAULT_RULE, recommend  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
 from zdim.search import sweep  # noqa: E402
 from zdim.train import TrainConfig  # noqa: E402
@@ -70,8 +71,8 @@ def record(names: tuple[str, ...], seeds: int, out: Path) -> None:
     test: list[Any] = [None]
     run_epoch = settle.SettleExecutor._epoch
 
-    def _epoch(self: settle.SettleExecutor, m: settle.Member, progress: Any, subset: Any) -> None:
-        run_epoch(self, m, progress, subset)
+    def _epoch(self: settle.SettleExecutor, m: settle.Member, subset: Any) -> None:
+        run_epoch(self, m, subset)
         if m.failed or m.val_nll is None:
             return
         ev = evaluate(m.model, test[0], k=10, seed=0, per_sample=True)

@@ -56,11 +56,12 @@ from _common import (  # noqa: E402
     pythae_train,
 )
 
+from zdim.config import SweepConfig  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.recommend import Recommendation, recommend  # noqa: E402
 from zdim.records import TrialRecord  # noqa: E402
-from zdim.search import SweepConfig, sweep  # noqa: E402
+from zdim.search import sweep  # noqa: E402
 from zdim.train import TrainConfig  # noqa: E402
 
 
@@ -86,14 +87,14 @@ def run_zdim(
     mode: str = "",
     time_budget: float | None = None,
 ) -> list[dict[str, Any]]:
-    cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k, nested=nested)
+    cfg = SweepConfig(dims=tuple(dims), train=TrainConfig(epochs=epochs), k=k)
     with tempfile.TemporaryDirectory(prefix="zdim-bench-sweep-") as tmp:
         res = sweep(
             data,
             config=cfg,
             out=os.path.join(tmp, "run"),
             workers=workers,
-            mode=mode or cfg.mode,
+            mode=mode or ("nested" if nested else "per-size"),
             extend=False,
             time_budget=time_budget,
         )

@@ -28,9 +28,9 @@ import zdim  # noqa: E402  (sets OMP_WAIT_POLICY before torch)
 # isort: split
 import torch  # noqa: E402
 
+from zdim.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.models import NestedVAE  # noqa: E402
-from zdim.plan import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.recommend import recommend  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402

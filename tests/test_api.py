@@ -39,7 +39,8 @@ def test_sweep_has_an_explicit_signature():
     assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params.values())
     for name in ("dims", "seeds", "epochs", "batch_size", "k", "tolerance", "y", "test", "array", "device", "model"):
         assert name in params
-    assert params["device"].default == "auto" and params["hidden"].default == (512, 256)
+    assert params["device"].default == "auto" and params["hidden"].default is None  # (512, 256) unless a model
+    assert "default ``(512, 256)``" in zdim.sweep.__doc__
     assert params["k"].default == 100 and zdim.sweep.__doc__ and "batch_size" in zdim.sweep.__doc__
 
 

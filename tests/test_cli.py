@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from zdim.cli import main, parse_dims
+from zdim.cli import main
 from zdim.errors import ConfigError
 
 QUICK = ["--epochs", "2", "--hidden", "16", "--k", "5", "--quiet"]
@@ -27,12 +27,20 @@ def csv_file(tmp_path):
     return p
 
 
-def test_parse_dims():
-    assert parse_dims("2,5,10") == [2, 5, 10]
-    assert parse_dims("1-4,8, 3") == [1, 2, 3, 4, 8]
+def test_dims_are_parsed_without_being_expanded():
+    from zdim.grid import MAX_SIZES, DimSpec
+
+    assert DimSpec.parse("2,5,10").sizes(16) == (2, 5, 10)
+    assert DimSpec.parse("1-4,8, 3").sizes(16) == (1, 2, 3, 4, 8)
     for bad in ("2,x", "5-1", "0,2", ""):
         with pytest.raises(ConfigError, match="--dims"):
-            parse_dims(bad)
+            DimSpec.parse(bad)
+    huge = DimSpec.parse("1-100000000")  # nothing is expanded until it is checked against the data
+    assert huge.largest == 100_000_000 and huge.count() == 100_000_000
+    with pytest.raises(ConfigError, match="latent size 100000000 exceeds the 12 features"):
+        huge.sizes(12)
+    with pytest.raises(ConfigError, match=f"more than {MAX_SIZES}"):
+        DimSpec.parse(f"1-{MAX_SIZES + 1}").sizes(10_000)
 
 
 def test_sweep_end_to_end_in_a_real_process(tmp_path, csv_file):
@@ -104,7 +112,7 @@ def test_estimate_id_prints_a_table_and_rejects_bad_input(csv_file, capsys):
 
 
 def test_sweep_without_dims_builds_the_grid_from_the_intrinsic_dimension(tmp_path, csv_file):
-    from zdim.runs import read_json
+    from zdim.files import read_json
 
     out = tmp_path / "run"
     assert main(["sweep", str(csv_file), "--out", str(out), "--rule", "nll-knee", *QUICK]) == 0

@@ -7,11 +7,12 @@ import pytest
 import torch
 from scipy import stats
 
+from zdim.config import SweepConfig
 from zdim.data import load_data, supported_formats
 from zdim.errors import ConfigError, DataError
 from zdim.metrics import evaluate, neg_elbo
 from zdim.models import VAE, NestedVAE, VAEConfig
-from zdim.search import SweepConfig, sweep
+from zdim.search import sweep
 from zdim.train import TrainConfig, fit
 
 
@@ -144,7 +145,8 @@ def test_sweep_over_counts(nested):
     """A whole sweep (training, IWAE evaluation, generation metrics, recommendation) on count data."""
     x = simulate_counts(200, 20)
     train = TrainConfig(epochs=2, batch_size=64, patience=0)
-    r = sweep(x, config=SweepConfig(dims=(1, 2), hidden=(16,), train=train, k=5, nested=nested))
+    config = SweepConfig(dims=(1, 2), hidden=(16,), train=train, k=5)
+    r = sweep(x, config=config, mode="nested" if nested else "per-size")
     table = r.table  # one row per trial
     assert r.data["likelihood"] == "nb" and sorted(table["dim"]) == [1, 2]
     assert np.isfinite(table["nll"].to_numpy(dtype=float)).all(), table

@@ -16,9 +16,9 @@ from torch import nn
 import zdim
 from zdim import custom
 from zdim.cli import main
+from zdim.config import SweepConfig
 from zdim.errors import ConfigError, ModelFileError, RunDirError
 from zdim.models import VAE, VAEConfig
-from zdim.plan import SweepConfig
 from zdim.train import TrainConfig
 
 MODELS = textwrap.dedent(

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from zdim import nested
+from zdim.checkpoints import load_vae
+from zdim.config import SweepConfig
 from zdim.errors import ConfigError, RunDirError
+from zdim.files import read_json
 from zdim.metrics import evaluate, neg_elbo
 from zdim.models import NestedVAE, VAEConfig
-from zdim.runs import load_vae, read_json
-from zdim.search import SweepConfig, sweep
+from zdim.search import sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig, fit
 
@@ -24,14 +26,7 @@ FAST = TrainConfig(epochs=4, batch_size=64, patience=0)
 
 
 def cfg(dims, **kw):
-    return SweepConfig(dims=dims, hidden=(16,), train=FAST, k=10, nested=True, **kw)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    nested.clear_cache()
-    yield
-    nested.clear_cache()
+    return SweepConfig(dims=dims, hidden=(16,), train=FAST, k=10, **kw)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +92,7 @@ def test_nested_sweep_trains_once_and_writes_usual_trials(tmp_path, tiny_binary,
     real_fit = nested.fit
     monkeypatch.setattr(nested, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     out = tmp_path / "run"
-    r = sweep(tiny_binary, config=cfg((1, 2, 4)), out=out)
+    r = sweep(tiny_binary, mode="nested", config=cfg((1, 2, 4)), out=out)
     assert len(calls) == 1  # one training serves the three sizes
     assert [t.dim for t in r.trials] == [1, 2, 4] and all(t.complete for t in r.trials)
     assert all(t.nested is True for t in r.trials)
@@ -108,41 +103,40 @@ def test_nested_sweep_trains_once_and_writes_usual_trials(tmp_path, tiny_binary,
         assert m.latent_dim == t.dim
         again = evaluate(m, tiny_binary.test, k=10, seed=0)
         assert again["nll"] == pytest.approx(t.nll, rel=1e-6)  # the saved model is the one evaluated
-    assert read_json(out / "run.json")["sweep"]["nested"] is True
+    assert read_json(out / "run.json")["sweep"]["mode"] == "nested"
 
     # resume after losing a trial: cut out again from the saved nested model, no training
-    nested.clear_cache()
     lost = out / "trials" / "dim-002-seed-0"
     before = read_json(lost / "metrics.json")["nll"]
     for f in lost.iterdir():
         f.unlink()
     lost.rmdir()
-    r2 = sweep(tiny_binary, config=cfg((1, 2, 4)), out=out, resume=True)
+    r2 = sweep(tiny_binary, mode="nested", config=cfg((1, 2, 4)), out=out, resume=True)
     assert len(calls) == 1
     assert {t.dim: t.nll for t in r2.trials}[2] == pytest.approx(before, rel=1e-6)
 
 
 def test_nested_seeds_each_train_one_model(tmp_path, tiny_binary):
-    r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=tmp_path / "run")
+    r = sweep(tiny_binary, mode="nested", config=cfg((1, 3), seeds=2), out=tmp_path / "run")
     assert sorted((t.dim, t.seed) for t in r.trials) == [(1, 0), (1, 1), (3, 0), (3, 1)]
     assert sorted(p.name for p in (tmp_path / "run" / "nested").iterdir()) == ["seed-0", "seed-1"]
 
 
 def test_nested_resume_with_other_sizes_is_refused(tmp_path, tiny_binary):
     out = tmp_path / "run"
-    sweep(tiny_binary, config=cfg((1, 2)), out=out)
+    sweep(tiny_binary, mode="nested", config=cfg((1, 2)), out=out)
     listing = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(RunDirError, match="nested run over sizes \\[1, 2\\].*--dims 1,2"):
-        sweep(tiny_binary, config=cfg((1, 2, 4)), out=out, resume=True)
+        sweep(tiny_binary, mode="nested", config=cfg((1, 2, 4)), out=out, resume=True)
     assert sorted(p.name for p in out.rglob("*")) == listing
-    with pytest.raises(RunDirError, match="other training settings"):
+    with pytest.raises(RunDirError, match="was made with --nested: resume with it"):
         sweep(tiny_binary, config=SweepConfig(dims=(1, 2), hidden=(16,), train=FAST, k=10), out=out, resume=True)
 
 
 @pytest.mark.parametrize("kw,flag", [(dict(refine=True), "--refine"), (dict(prune=True), "--prune")])
 def test_nested_refuses_flags_it_cannot_honour(tmp_path, tiny_binary, kw, flag):
     with pytest.raises(ConfigError, match=f"{flag} does not combine with --nested"):
-        sweep(tiny_binary, config=cfg((1, 2)), out=tmp_path / "run", **kw)
+        sweep(tiny_binary, mode="nested", config=cfg((1, 2)), out=tmp_path / "run", **kw)
     assert not (tmp_path / "run").exists()
 
 
@@ -152,7 +146,7 @@ def test_diverged_nested_training_fails_every_size_once(tmp_path, tiny_gaussian,
     calls = []
     real_fit = nested.fit
     monkeypatch.setattr(nested, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
-    r = sweep(bad, config=cfg((1, 2)), out=tmp_path / "run")
+    r = sweep(bad, mode="nested", config=cfg((1, 2)), out=tmp_path / "run")
     assert [t.status.value for t in r.trials] == ["failed", "failed"] and len(calls) == 1
     assert all("diverged" in t.reason for t in r.trials) and r.recommendation is None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from zdim.runs import read_json
+from zdim.files import read_json
 from zdim.studies import storage_url
 
 from .test_scale import SMALL, nlls, records_per_key, zdim

@@ -259,7 +259,7 @@ def test_round_trip_with_and_without_the_new_fields():
     d = json.loads(json.dumps(rec.to_dict()))
     assert d["settled"] is False and d["warnings"] == rec.warnings
     assert Recommendation.from_dict(d) == rec
-    old = {k: v for k, v in d.items() if k not in ("warnings", "settled")}  # recommendation.json of earlier runs
+    old = {k: v for k, v in d.items() if k not in ("warnings", "settled", "notes")}  # of earlier runs
     back = Recommendation.from_dict({**old, "unknown_key": 1})
     assert back.settled is True and back.warnings == [] and back.dim == rec.dim and back.rationale == rec.rationale
 

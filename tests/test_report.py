@@ -18,9 +18,10 @@ import pytest
 
 import zdim
 from zdim.cli import main
+from zdim.config import SweepConfig
 from zdim.data import load_data
-from zdim.runs import INPUTS_FILE, REPORT_HTML, read_json, write_json
-from zdim.search import SweepConfig
+from zdim.files import read_json, write_json
+from zdim.runs import INPUTS_FILE, REPORT_HTML
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig
 

@@ -10,18 +10,30 @@ from pathlib import Path
 import pytest
 from matplotlib.ticker import MaxNLocator
 
+from zdim.evidence import Note, NoteKind, caution, warning
+from zdim.files import write_json
+from zdim.recommend import Recommendation
 from zdim.records import TrialRecord, TrialStatus
 from zdim.report import figures, load_run
 from zdim.report.collect import Pictures, RunView
-from zdim.report.page import _sparkline, render, sentences
-from zdim.runs import RUN_JSON, write_json
+from zdim.report.page import _sparkline, render
+from zdim.runs import RUN_JSON
 
 EVIL = "<script>alert(1)</script>"
-RATIONALE = (
-    "Held-out NLL (importance-weighted bound) is lowest at latent size 4 (1234.52 nats). "
-    "The smallest size within the tolerance of 0.05 nats is 4, so the NLL knee is 4. "
-    "The largest model (8 units) keeps 4 active units (variance of the posterior mean over inputs above 0.01)."
-)
+SENTENCES = [
+    "Held-out NLL (importance-weighted bound) is lowest at latent size 4 (1234.52 nats).",
+    "The smallest size within the tolerance of 0.05 nats is 4, so the NLL knee is 4.",
+    "The largest model (8 units) keeps 4 active units (variance of the posterior mean over inputs above 0.01).",
+]
+RATIONALE = " ".join(SENTENCES)
+
+
+def typed(notes=None, **kw) -> Recommendation:
+    """A recommendation of size 4 whose evidence is ``notes`` (default: the rule's three sentences)."""
+    notes = [Note(NoteKind.RULE, t) for t in SENTENCES] if notes is None else notes
+    return Recommendation(
+        dim=4, rule="combined", best_dim=4, threshold=0.0, tolerance=0.05, rel_tol=0.01, notes=notes, **kw
+    )
 
 
 def record(dim: int, seed: int, **kw) -> TrialRecord:
@@ -41,9 +53,9 @@ def record(dim: int, seed: int, **kw) -> TrialRecord:
     return TrialRecord(dim=dim, seed=seed, status=TrialStatus.COMPLETE, **base)
 
 
-def make_view(tmp_path: Path, recommendation: dict | None = None, **kw) -> RunView:
+def make_view(tmp_path: Path, recommendation: Recommendation | None = None, **kw) -> RunView:
     trials = [record(d, s) for d in (2, 4, 8) for s in (0, 1)]
-    rec = {"dim": 4, "rule": "combined", "rationale": RATIONALE} if recommendation is None else recommendation
+    rec = typed() if recommendation is None else recommendation
     return RunView(run_dir=tmp_path, info={"data": {"name": "hand-made"}}, recommendation=rec, trials=trials, **kw)
 
 
@@ -145,19 +157,17 @@ def test_figures_are_the_same_bytes_every_time(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ page
-def test_rationale_is_a_list_of_sentences(tmp_path):
+def test_rationale_is_a_list_of_its_notes(tmp_path):
     html = page(make_view(tmp_path))
     items = re.findall(r"<li>([^<]*)</li>", html.split('id="rationale"')[1].split("</ul>")[0])
-    assert items == sentences(RATIONALE) and len(items) == 3
-    assert items[0].endswith("(1234.52 nats).")  # decimals do not cut a sentence
+    assert items == SENTENCES  # the notes themselves: nothing is parsed back from prose
 
 
-@pytest.mark.parametrize("settled,head", [(False, "Not a settled answer"), (True, "Caution"), (None, "Caution")])
-def test_recommendation_warnings_are_shown_above_the_answer(tmp_path, settled, head):
-    warnings = ["the test split has only 30 samples: too few to measure NLL differences", f"odd {EVIL}"]
-    rec = {"dim": 4, "rule": "combined", "warnings": warnings, "rationale": "Not a settled answer: " + RATIONALE}
-    if settled is not None:
-        rec["settled"] = settled
+@pytest.mark.parametrize("make,head", [(warning, "Not a settled answer"), (caution, "Caution")])
+def test_recommendation_warnings_are_shown_above_the_answer(tmp_path, make, head):
+    notes = [make("the test split has only 30 samples: too few to measure NLL differences"), make(f"odd {EVIL}")]
+    rec = typed([*notes, *(Note(NoteKind.RULE, t) for t in SENTENCES)])
+    assert rec.settled is (make is caution)
     html = page(make_view(tmp_path, recommendation=rec))
     box = html.index('id="rec-warnings"')
     assert box < html.index('id="recommended-dim"')
@@ -165,27 +175,43 @@ def test_recommendation_warnings_are_shown_above_the_answer(tmp_path, settled, h
     assert f">{head}<" in block
     assert "The test split has only 30 samples" in block
     assert EVIL not in html and "Odd &lt;script&gt;" in block
+    rationale = html.split('id="rationale"')[1].split("</ul>")[0]
+    assert "only 30 samples" not in rationale and html.count("only 30 samples") == 1  # said once, in the box
     first = re.search(r'id="rationale"><li>([^<]*)</li>', html).group(1)
-    assert first.startswith("Held-out NLL")  # the box says it: no "Not a settled answer:" lead repeated
+    assert first.startswith("Held-out NLL")
 
 
-def test_a_warning_is_not_repeated_in_the_rationale(tmp_path):
-    rec = {
+def test_a_recommendation_written_before_notes_shows_its_warnings_and_its_rationale_as_written(tmp_path):
+    old = {
         "dim": 4,
+        "rule": "combined",
+        "best_dim": 4,
+        "threshold": 1.0,
+        "tolerance": 0.05,
+        "rel_tol": 0.01,
         "rationale": "Not a settled answer: the grid is too small. " + RATIONALE,
         "warnings": ["the grid is too small"],
         "settled": False,
     }
+    rec = Recommendation.from_dict(old)
+    assert not rec.settled and rec.warnings == ["the grid is too small"] and rec.rationale == old["rationale"]
     html = page(make_view(tmp_path, recommendation=rec))
-    rationale = html.split('id="rationale"')[1].split("</ul>")[0]
-    assert "grid is too small" not in rationale and html.count("grid is too small") == 1
+    assert ">Not a settled answer<" in html and "The grid is too small." in html
+    assert RATIONALE in html  # as it was written: nothing parsed out of it
 
 
-def test_older_recommendations_without_warnings_show_no_box(tmp_path):
+def test_a_recommendation_without_warnings_shows_no_box(tmp_path):
     html = page(make_view(tmp_path))
     assert 'id="rec-warnings"' not in html and "Not a settled answer" not in html
-    html = page(make_view(tmp_path, recommendation={"dim": 4, "warnings": [], "settled": True}))
+    html = page(make_view(tmp_path, recommendation=typed([])))
     assert 'id="rec-warnings"' not in html and 'id="rationale"' not in html
+
+
+def test_notes_round_trip_through_json():
+    rec = typed([warning("w1", "edge"), caution("c1"), *(Note(NoteKind.RULE, t) for t in SENTENCES)])
+    back = Recommendation.from_dict(rec.to_dict())
+    assert back == rec and back.rationale.startswith("Not a settled answer: w1. Note: c1. Held-out NLL")
+    assert rec.to_dict()["warnings"] == ["w1", "c1"] and rec.to_dict()["settled"] is False
 
 
 def test_mmd_to_the_prior_is_explained(tmp_path):
@@ -253,9 +279,9 @@ def test_failed_trials_read_from_typed_records(tmp_path):
 def test_the_answer_says_how_often_the_bootstrap_chose_it():
     from zdim.report.page import _certainty
 
-    html = _certainty({"dim": 8, "uncertainty": {"resamples": 200, "shares": {"8": 0.91, "4": 0.09}}})
-    assert "chosen in 91% of 200 bootstrap resamples" in html and "4: 9%" in html
-    assert _certainty({"dim": 8}) == ""  # runs without a bootstrap
+    html = _certainty(typed(uncertainty={"resamples": 200, "shares": {"8": 0.09, "4": 0.91}}))
+    assert "4 (chosen in 91% of 200 resamples; 8 in 9%)" in html
+    assert _certainty(typed()) == ""  # runs without a bootstrap
     # the same words as the rationale: never "100%" beside another size, never "0%" for a size chosen
-    html = _certainty({"dim": 8, "uncertainty": {"resamples": 200, "shares": {"8": 0.995, "4": 0.005}}})
-    assert "chosen in &gt;99% of 200" in html and "8: &gt;99%, 4: &lt;1%" in html
+    html = _certainty(typed(uncertainty={"resamples": 200, "shares": {"4": 0.995, "8": 0.005}}))
+    assert "4 (chosen in &gt;99% of 200 resamples; 8 in &lt;1%)" in html

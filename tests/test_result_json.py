@@ -6,9 +6,11 @@ import math
 import pandas as pd
 import pytest
 
+from zdim.config import SweepConfig
 from zdim.errors import ResultFileError
 from zdim.records import TrialRecord
-from zdim.search import SweepConfig, SweepResult, sweep
+from zdim.result import SweepResult
+from zdim.search import sweep
 from zdim.train import TrainConfig
 
 from .conftest import make_data

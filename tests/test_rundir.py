@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from zdim.cli import main
+from zdim.config import SweepConfig
 from zdim.errors import RunDirError
-from zdim.plan import SweepConfig
 from zdim.runs import MARKER, RunDir, is_run_dir
 from zdim.search import sweep
 from zdim.train import TrainConfig
@@ -272,6 +272,9 @@ def test_a_run_made_before_a_training_option_existed_resumes(old_run, table):
     info["sweep"]["train"].pop("binarize", None)
     (old_run / "run.json").write_text(json.dumps(info))
     new_info = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "binarize": False}))
-    RunDir(old_run).check_resume(new_info)  # no RunDirError
-    with pytest.raises(RunDirError, match="other training settings"):
-        RunDir(old_run).check_resume(dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "lr": 0.5})))
+    from zdim.resume import check_resume
+
+    check_resume(RunDir(old_run), new_info)  # no RunDirError
+    changed = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "lr": 0.5}))
+    with pytest.raises(RunDirError, match="other training settings: lr was 0.001, now 0.5: resume with the same --lr"):
+        check_resume(RunDir(old_run), changed)

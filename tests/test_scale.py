@@ -17,9 +17,10 @@ import optuna
 import pytest
 
 from zdim import studies
-from zdim.runs import RunDir, read_json
-from zdim.scheduler import grid_key
+from zdim.files import read_json
+from zdim.runs import RunDir
 from zdim.scheduler import open_study as _open_study
+from zdim.trial import grid_key
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet"]
@@ -256,24 +257,28 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
     must keep its folder and go on, not crash on Optuna's UpdateFinishedTrialError."""
     import zdim.scheduler as scheduler
     import zdim.search as search
+    from zdim.config import SweepConfig
     from zdim.data import load_data
-    from zdim.plan import SweepConfig
     from zdim.train import TrainConfig
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    real = scheduler.run_trial
+    real = scheduler._teller
     finished_by_other = []
 
-    def run_trial_while_another_worker_finishes_it(data, dim, seed, cfg, folder, **kw):
-        rec = real(data, dim, seed, cfg, folder, **kw)
-        if not finished_by_other:  # the other worker tells the same trial first
-            other = optuna.load_study(study_name="s", storage=url)
-            (t,) = other.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-            other.tell(t.number, rec.nll)
-            finished_by_other.append(t.number)
-        return rec
+    def teller_racing_another_worker(study, trial):
+        tell = real(study, trial)
 
-    monkeypatch.setattr(scheduler, "run_trial", run_trial_while_another_worker_finishes_it)
+        def racing(rec):
+            if not finished_by_other:  # the other worker tells the same trial first
+                other = optuna.load_study(study_name="s", storage=url)
+                (t,) = other.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                other.tell(t.number, rec.nll)
+                finished_by_other.append(t.number)
+            tell(rec)
+
+        return racing
+
+    monkeypatch.setattr(scheduler, "_teller", teller_racing_another_worker)
     data = load_data("digits", max_samples=300)
     cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=TrainConfig(epochs=2, patience=0))
     result = search.sweep(data, config=cfg, out=tmp_path / "run", storage=url, study_name="s")

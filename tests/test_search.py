@@ -2,9 +2,12 @@ import numpy as np
 import pytest
 import torch
 
+from zdim.checkpoints import load_model
+from zdim.config import SweepConfig
 from zdim.errors import ConfigError, RunDirError
-from zdim.runs import load_model, read_json
-from zdim.search import SweepConfig, default_dims, sweep
+from zdim.files import read_json
+from zdim.grid import default_dims
+from zdim.search import sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig
 
@@ -187,7 +190,7 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
 
 @pytest.mark.parametrize("mode", ["per-size", "settle"])
 def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp_path, mode):
-    from zdim.plan import eval_data
+    from zdim.config import eval_data
     from zdim.runs import RunDir
 
     data = make_data(make_planted_data(2, 8, 1000, seed=1))

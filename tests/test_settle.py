@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 
-from zdim.errors import ConfigError
+from zdim.checkpoints import load_model
+from zdim.config import SweepConfig
+from zdim.errors import ConfigError, Interrupted
 from zdim.models import VAE, VAEConfig
-from zdim.plan import SweepConfig
 from zdim.report import build_report
-from zdim.runs import RunDir, load_model
+from zdim.runs import RunDir
 from zdim.search import sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig, Trainer, fit
@@ -89,34 +93,74 @@ def test_an_unknown_mode_is_a_config_error(tiny_binary):
         sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), train=TrainConfig(epochs=1)), mode="fast")
 
 
-def test_a_resumed_settle_run_equals_the_uninterrupted_run(tmp_path, monkeypatch, tiny_gaussian):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupted_run(
+    tmp_path, monkeypatch, tiny_gaussian, capsys, signum
+):
+    """Ctrl-C (or SIGTERM) finishes the round of epochs, checkpoints every member and says so; --resume goes
+    on from that epoch, says so, and ends where the uninterrupted run ends."""
     import zdim.settle as settle
 
-    monkeypatch.setattr(settle, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every round
     train = TrainConfig(epochs=12, batch_size=64, lr=1e-2, patience=0)
     cfg = SweepConfig(dims=(1, 2, 4), hidden=(16,), k=5, train=train)
     whole = sweep(tiny_gaussian, config=cfg, out=tmp_path / "whole", mode="settle", extend=False)
 
     real = settle.SettleExecutor._epoch
-    rounds = []
 
-    def interrupted(self, m, progress, subset):
-        if m.trainer.epoch == 6 and not rounds:
-            rounds.append(m.trainer.epoch)
-            raise KeyboardInterrupt  # as a Ctrl-C in the middle of round 7
-        real(self, m, progress, subset)
+    def interrupted(self, m, subset):
+        real(self, m, subset)
+        if m.trainer.epoch == 6 and m.dim == 2:
+            os.kill(os.getpid(), signum)  # the signal arrives in the middle of round 6
 
     monkeypatch.setattr(settle.SettleExecutor, "_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted at epoch 6: every member is saved in .*--resume") as err:
         sweep(tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False)
+    assert err.value.signum == signum and isinstance(err.value, KeyboardInterrupt)
     assert (tmp_path / "cut" / "settle" / "current.json").is_file() and not (tmp_path / "cut" / "trials").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
     monkeypatch.setattr(settle.SettleExecutor, "_epoch", real)
-    resumed = sweep(tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False, resume=True)
+    capsys.readouterr()
+    resumed = sweep(
+        tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False, resume=True, progress=True
+    )
+    assert "resumed from epoch 6" in capsys.readouterr().err
     assert [(t.dim, t.nll, t.epochs_run, t.best_epoch) for t in resumed.trials] == [
         (t.dim, t.nll, t.epochs_run, t.best_epoch) for t in whole.trials
     ]
     assert RunDir(tmp_path / "cut").read_settle()["trace"] == RunDir(tmp_path / "whole").read_settle()["trace"]
     assert not (tmp_path / "cut" / "settle").exists()  # the checkpoint is gone once the members are trials
+
+
+def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch, tiny_gaussian):
+    import zdim.settle as settle
+
+    real = settle.SettleExecutor._epoch
+
+    def interrupted(self, m, subset):
+        real(self, m, subset)
+        if m.trainer.epoch == 2 and m.dim == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(settle.SettleExecutor, "_epoch", interrupted)
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=5, patience=0))
+    with pytest.raises(Interrupted, match="interrupted at epoch 2: nothing was saved"):
+        sweep(tiny_gaussian, config=cfg, mode="settle", extend=False)
+
+
+def test_a_checkpoint_is_written_at_the_interval(tmp_path, monkeypatch, tiny_gaussian):
+    """kill -9 loses at most --checkpoint-every seconds: with a tiny interval, every round is checkpointed."""
+    from zdim.runs import RunDir as Dir
+
+    rounds = []
+    real = Dir.save_settle_checkpoint
+    monkeypatch.setattr(
+        Dir, "save_settle_checkpoint", lambda self, state, m: rounds.append(state["round"]) or real(self, state, m)
+    )
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=4, patience=0))
+    sweep(tiny_gaussian, config=cfg, out=tmp_path / "run", mode="settle", extend=False, checkpoint_every=1e-6)
+    assert rounds == [1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="--checkpoint-every"):
+        sweep(tiny_gaussian, config=cfg, mode="settle", checkpoint_every=0)
 
 
 def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_converged(tiny_gaussian):
@@ -130,12 +174,13 @@ def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_conve
 
 
 def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_binary, tmp_path):
-    from zdim.plan import resolve_mode
+    from zdim.plan import Mode, Options, resolve_mode
 
-    assert resolve_mode(None) == "settle" and resolve_mode(None, workers=2) == "per-size"
-    assert resolve_mode(None, storage="sqlite://") == resolve_mode(None, prune=True) == "per-size"
-    assert resolve_mode(None, nested=True) == "nested" and resolve_mode("per-size", workers=1) == "per-size"
-    assert resolve_mode(None, workers=2, time_budget=5.0) == "settle"  # then refused: --workers with settle
+    assert resolve_mode(Options()) is Mode.SETTLE and resolve_mode(Options(workers=2)) is Mode.PER_SIZE
+    assert resolve_mode(Options(storage="sqlite://")) is resolve_mode(Options(prune=True)) is Mode.PER_SIZE
+    assert resolve_mode(Options(nested=True)) is Mode.NESTED
+    assert resolve_mode(Options(mode="per-size", workers=1)) is Mode.PER_SIZE
+    assert resolve_mode(Options(workers=2, time_budget=5.0)) is Mode.SETTLE  # then refused: --workers with settle
     r = sweep(tiny_binary, dims=(1, 2), epochs=2, out=tmp_path / "run", extend=False)
     assert sorted(t.key for t in r.trials) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
     assert RunDir(tmp_path / "run").read_settle() is not None  # it ran in settle mode
@@ -148,7 +193,8 @@ def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_b
 def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_path):
     import optuna
 
-    from zdim.scheduler import final_records, open_study
+    from zdim.scheduler import open_study
+    from zdim.trial import finished_records
 
     cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=2))
     r = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
@@ -158,7 +204,7 @@ def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_p
     assert sorted((t.params["dim"], t.params["seed"]) for t in done) == sorted(t.key for t in r.trials)
     assert {(t.params["dim"], t.params["seed"]): t.value for t in done} == {t.key: t.nll for t in r.trials}
     # a per-size resume of the same run directory finds every point finished and trains nothing
-    assert set(final_records(study, run)) == {t.key for t in r.trials}
+    assert set(finished_records(study, run)) == {t.key for t in r.trials}
     again = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size", extend=False, resume=True)
     assert [(t.key, t.nll) for t in again.trials] == [(t.key, t.nll) for t in r.trials]
     assert len(open_study(run, None, "zdim-sweep").get_trials()) == len(done)

@@ -4,7 +4,7 @@ fails here, by name, not somewhere in a sweep."""
 import optuna
 
 from zdim import studies
-from zdim.scheduler import grid_key
+from zdim.trial import grid_key
 
 
 def test_take_waiting_takes_only_enqueued_trials_and_never_creates_one():

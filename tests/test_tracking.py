@@ -5,9 +5,10 @@ import sys
 import numpy as np
 import pytest
 
+from zdim.checkpoints import load_model
 from zdim.cli import main
 from zdim.errors import ConfigError
-from zdim.runs import load_model, read_json
+from zdim.files import read_json
 from zdim.testing import make_planted_data
 from zdim.tracking import require_mlflow
 

@@ -94,8 +94,9 @@ def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
     import numpy as np
 
     import zdim
+    from zdim.config import SweepConfig
     from zdim.errors import DataError
-    from zdim.plan import SweepConfig, make_plan
+    from zdim.plan import Options, resolve
 
     data = zdim.load_data("digits", binarize=True, max_samples=300)
     assert set(torch.unique(data.test).tolist()) <= {0.0, 1.0} and set(torch.unique(data.val).tolist()) <= {0.0, 1.0}
@@ -118,7 +119,7 @@ def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
         zdim.load_data(np.random.default_rng(0).normal(size=(50, 4)), binarize=True)
     grey = zdim.load_data("digits", max_samples=100)
     with pytest.raises(ConfigError, match="binarize"):  # binary training on grey held-out data: refused
-        make_plan(grey, SweepConfig(dims=(2,), train=TrainConfig(binarize=True)))
+        resolve(grey, Options(config=SweepConfig(dims=(2,), train=TrainConfig(binarize=True))))
 
 
 class _Sleeper(torch.nn.Module):

@@ -32,7 +32,7 @@ LAZY = {
     "load_model": "checkpoints",
     "SavedModel": "checkpoints",
     "Preprocessing": "data",
-    "SweepConfig": "plan",
+    "SweepConfig": "config",
     "SweepResult": "result",
     "sweep": "api",
     "TrainConfig": "train",
@@ -51,13 +51,13 @@ LAZY = {
 if TYPE_CHECKING:
     from .api import sweep
     from .checkpoints import SavedModel, load_model
+    from .config import SweepConfig
     from .data import Data, Preprocessing, load_data
     from .errors import ZdimError
     from .estimator import VAETransformer
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .metrics import evaluate
     from .models import VAE, VAEConfig
-    from .plan import SweepConfig
     from .recommend import Recommendation, recommend
     from .records import TrialRecord, TrialStatus
     from .report import build_report

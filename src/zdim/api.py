@@ -12,20 +12,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from .config import SweepConfig
 from .data import Data, load_data
 from .errors import ZdimError
-from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
-from .plan import SweepConfig, default_epochs, default_seeds, resolve_mode
+from .grid import DimSpec
+from .plan import CHECKPOINT_SECONDS, Options
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE
 from .report import build_report
-from .search import SweepResult
+from .result import SweepResult
 from .search import sweep as _sweep
 from .train import TrainConfig
 
@@ -77,7 +77,7 @@ def python_message(message: str) -> str:
 
 def sweep(
     source: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | Data,
-    dims: Sequence[int] | None = None,
+    dims: Sequence[int] | str | None = None,
     *,
     seeds: int | None = None,
     epochs: int | None = None,
@@ -87,8 +87,8 @@ def sweep(
     warmup: float = 0.0,
     free_bits: float = 0.0,
     patience: int = 10,
-    hidden: Sequence[int] = (512, 256),
-    arch: str = "mlp",
+    hidden: Sequence[int] | None = None,
+    arch: str | None = None,
     likelihood: str = "auto",
     k: int = 100,
     tolerance: float = DEFAULT_REL_TOL,
@@ -99,6 +99,7 @@ def sweep(
     mode: str | None = None,
     eval_samples: int | None = None,
     time_budget: float | None = None,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
     extend: bool = True,
     seed: int = 0,
     device: str = "auto",
@@ -133,18 +134,20 @@ def sweep(
     source : path, embedded name, numpy.ndarray, torch.Tensor, pandas.DataFrame or zdim.Data
         The data, read by ``zdim.load_data`` (a ``Data`` is used as it is: the data keywords below are
         then ignored). ``"digits"`` is an embedded data set.
-    dims : sequence of int, optional
-        Latent sizes; default powers of two up to a few times the intrinsic dimension of the data.
+    dims : sequence of int or str, optional
+        Latent sizes (``[2, 4, 8]``, ``range(1, 17)`` or ``"1-16,32"``); default powers of two up to a few
+        times the intrinsic dimension of the data.
     seeds : int, optional
         Independent trainings per size (seeds ``seed, seed+1, ...``); default 3 in settle mode, else 1.
     epochs, batch_size, lr, beta, warmup, free_bits, patience : training recipe (``zdim.TrainConfig``)
         Maximum epochs (default 500 in settle mode, where it is a cap, else 100), minibatch size,
         Adam learning rate, KL weight, KL warm-up length in epochs,
         free bits per unit in nats, early-stopping patience in epochs (0: never stop early).
-    hidden : sequence of int
-        Hidden widths of the encoder (the decoder mirrors them).
-    arch : {"mlp", "conv"}
-        Network family (``conv`` for images).
+    hidden : sequence of int, optional
+        Hidden widths of the encoder of zdim's VAE (the decoder mirrors them); default ``(512, 256)``.
+    arch : {"mlp", "conv"}, optional
+        Network family of zdim's VAE (``conv`` for images); default ``"mlp"``. Neither applies to
+        ``model``: giving them with it is an error.
     likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb"}
         Decoder likelihood (see ``zdim.load_data``).
     k : int
@@ -167,6 +170,10 @@ def sweep(
         need Optuna trials, or nested with ``nested=True``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops.
+    checkpoint_every : float
+        Settle mode: seconds between checkpoints of every member in the run directory (default 300), so
+        a killed process loses at most that much training; an interrupt (Ctrl-C, SIGTERM) checkpoints
+        first and raises ``zdim.errors.Interrupted``.
     eval_samples : int, optional
         Evaluate every trial on this many test samples (one fixed random subset, the same for every
         trial) and the recommended size on the whole test split too (``recommendation.full_test``).
@@ -234,21 +241,11 @@ def sweep(
     loader = {key: value for key, value in loader.items() if value is not None}
     try:
         data = source if isinstance(source, Data) else load_data(source, **loader)
-        intrinsic = None
-        mode = resolve_mode(
-            mode,
-            workers=workers,
-            storage=storage,
-            prune=prune,
-            nested=nested or bool(config and config.nested),
-            time_budget=time_budget,
-        )
-        if config is None:
-            if not dims:
-                intrinsic = estimate_intrinsic_dim(data, seed=seed)
-                dims = dims_from_estimate(intrinsic.dim, data.n_features)
-            train = TrainConfig(
-                epochs=default_epochs(mode) if epochs is None else epochs,
+        options = Options(
+            dims=DimSpec.of(dims) if dims else None,
+            seeds=seeds,
+            epochs=epochs,
+            train=TrainConfig(
                 batch_size=batch_size,
                 lr=lr,
                 beta=beta,
@@ -258,39 +255,28 @@ def sweep(
                 seed=seed,
                 device=device,
                 binarize=binarize,
-            )
-            config = SweepConfig(
-                dims=tuple(dims),
-                seeds=default_seeds(mode) if seeds is None else seeds,
-                hidden=tuple(hidden),
-                arch=arch,
-                train=train,
-                k=k,
-                rel_tol=tolerance,
-                nested=nested or mode == "nested",
-                model=model,
-                eval_samples=eval_samples,
-            )
-        elif dims:
-            config = replace(config, dims=tuple(dims))
-        result = _sweep(
-            data,
+            ),
+            hidden=None if hidden is None else tuple(hidden),
+            arch=arch,
+            k=k,
+            tolerance=tolerance,
+            model=model,
+            eval_samples=eval_samples,
             config=config,
-            out=out,
-            overwrite=overwrite,
-            resume=resume,
-            storage=storage,
-            study_name=study_name,
-            progress=progress,
-            workers=workers,
-            prune=prune,
+            mode=mode,
+            nested=nested,
             rule=rule,
             refine=refine,
-            intrinsic=intrinsic,
-            loader=loader,
-            mode=mode,
-            time_budget=time_budget,
             extend=extend,
+            time_budget=time_budget,
+            prune=prune,
+            workers=workers,
+            storage=storage,
+            study_name=study_name,
+            checkpoint_every=checkpoint_every,
+        )
+        result = _sweep(
+            data, out=out, overwrite=overwrite, resume=resume, progress=progress, loader=loader, options=options
         )
         if report and result.run_dir is not None:
             build_report(result.run_dir)

@@ -15,76 +15,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import ConfigError, WorkerError, ZdimError
+from .errors import ConfigError, Interrupted, WorkerError, ZdimError
+from .formats import LIKELIHOOD_CHOICES
 from .recommend import DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
     from .recommend import Recommendation
     from .records import TrialRecord
 
-LIKELIHOOD_CHOICES = ["auto", "bernoulli", "gaussian", "poisson", "nb"]
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
-
-TABLE_COLS = [
-    ("dim", "dim", "{}"),
-    ("seed", "seed", "{}"),
-    ("nll", "NLL", "{:.2f}"),
-    ("neg_elbo", "-ELBO", "{:.2f}"),
-    ("rec", "rec", "{:.2f}"),
-    ("kl", "KL", "{:.2f}"),
-    ("active_units", "active", "{}"),
-    ("mse", "MSE", "{:.4f}"),
-    ("epochs_run", "epochs", "{}"),
-    ("train_seconds", "train s", "{:.1f}"),
-    ("status", "status", "{}"),
-]
-# generation quality (zdim.generation), placed before the timing and status columns
-TABLE_COLS[-2:-2] = [
-    ("gen_fd", "FD", "{:.2f}"),
-    ("gen_precision", "prec", "{:.2f}"),
-    ("gen_recall", "recall", "{:.2f}"),
-    ("gen_mmd", "MMD", "{:.3f}"),
-    ("gen_probe_acc", "probe", "{:.2f}"),
-]
-
-
-def parse_dims(text: str) -> list[int]:
-    """``"2,5,10"``, ``"1-16"`` or a mix (``"1-4,8,16"``) -> sorted unique sizes."""
-    dims: set[int] = set()
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                a, b = int(lo), int(hi)
-                if a > b:
-                    raise ValueError
-                dims.update(range(a, b + 1))
-            else:
-                dims.add(int(part))
-    except ValueError:
-        raise ConfigError(
-            f"--dims {text!r} is not a list of sizes: use integers and ranges like 2,5,10 or 1-16"
-        ) from None
-    if min(dims) < 1:
-        raise ConfigError(f"--dims {text!r} has a size {min(dims)} < 1: latent sizes start at 1")
-    return sorted(dims)
-
-
-def _fmt(v: Any, spec: str) -> str:
-    if v is None or v == "":
-        return "-"
-    try:
-        return spec.format(v)
-    except (ValueError, TypeError):
-        return str(v)
 
 
 def format_table(records: list[TrialRecord]) -> str:
+    from .records import COLUMNS, TERMINAL_COLUMNS, format_value
+
     rows = [r.flat() for r in records]
-    cols = [c for c in TABLE_COLS if any(c[0] in r for r in rows)]
-    body = [[_fmt(r.get(k), spec) for k, _, spec in cols] for r in rows]
-    head = [h for _, h, _ in cols]
+    cols = [COLUMNS[k] for k in TERMINAL_COLUMNS if any(k in r for r in rows)]
+    body = [[format_value(r.get(c.key), c.fmt) for c in cols] for r in rows]
+    head = [c.short for c in cols]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in body]
@@ -100,7 +48,9 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
             f"every size ({', '.join(f'seed {s}: {sec:g} s' for s, sec in sorted(shared))})"
         )
     if rec is None:
-        print("\nNo trial completed: nothing to recommend (see the status column).")
+        print("\nNo trial completed: nothing to recommend. Why each trial ended:")
+        for t in trials:
+            print(f"  {t.trial}: {t.status.value}: {t.reason or 'no reason recorded'}")
         return
     print(f"\n{rec.rationale}")
     for w in rec.warnings:
@@ -112,26 +62,20 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .plan import SweepConfig, default_dims, default_epochs, default_seeds, resolve_mode
-    from .search import sweep
+    from .grid import DimSpec
+
+    dims = DimSpec.parse(args.dims) if args.dims else None  # parsed, not expanded: checked against the data
+    if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
+        from .tracking import check_tracking
+
+        check_tracking(args.mlflow_uri)
+
+    from .data import load_data
+    from .plan import Options, resolve
+    from .search import Output, execute
     from .train import TrainConfig
 
-    if args.mlflow or args.mlflow_uri:  # a missing package fails now, not after the sweep
-        from .tracking import require_mlflow
-
-        require_mlflow()
-
-    dims = parse_dims(args.dims) if args.dims else None
-    mode = resolve_mode(
-        args.mode,
-        workers=args.workers,
-        storage=args.storage,
-        prune=args.prune,
-        nested=args.nested,
-        time_budget=args.time_budget,
-    )
     train = TrainConfig(
-        epochs=default_epochs(mode) if args.epochs is None else args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         beta=args.beta,
@@ -142,68 +86,63 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         device=args.device,
         binarize=args.binarize,
     )
-    from .data import load_data
-
     data = load_data(args.source, **_loader(args))
-    intrinsic = None
-    if not dims:  # the grid comes from the intrinsic dimension of the data
-        from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
-
-        intrinsic = estimate_intrinsic_dim(data, seed=args.seed)
-        dims = list(dims_from_estimate(intrinsic.dim, data.n_features))
-        if not args.quiet:
-            print(
-                f"intrinsic dimension ~{intrinsic.dim} (TwoNN {intrinsic.twonn:.1f}, MLE "
-                f"{intrinsic.mle:.1f}): sizes {dims}",
-                file=sys.stderr,
-            )
-    config = SweepConfig(
-        dims=tuple(dims or default_dims(data.n_features)),
-        seeds=default_seeds(mode) if args.seeds is None else args.seeds,
-        hidden=tuple(args.hidden),
-        arch=args.arch,
+    options = Options(
+        dims=dims,
+        seeds=args.seeds,
+        epochs=args.epochs,
         train=train,
+        hidden=tuple(args.hidden) if args.hidden is not None else None,
+        arch=args.arch,
         k=args.k,
-        rel_tol=args.tolerance,
-        nested=args.nested or mode == "nested",
+        tolerance=args.tolerance,
         model=args.model,
         eval_samples=args.eval_samples,
-    )
-    out = Path(args.out) if args.out else Path("runs") / data.name
-    if not args.quiet:
-        print(
-            f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
-            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s),"
-            f" {mode} mode -> {out}",
-            file=sys.stderr,
-        )
-    result = sweep(
-        data,
-        config=config,
-        out=out,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        storage=args.storage,
-        study_name=args.study,
-        progress=not args.quiet,
-        command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
-        workers=args.workers,
-        prune=args.prune,
+        mode=args.mode,
+        nested=args.nested,
         rule=args.rule,
         refine=args.refine,
         extend=args.extend,
-        mode=mode,
         time_budget=args.time_budget,
-        intrinsic=intrinsic,
-        loader=_loader(args),
+        prune=args.prune,
+        workers=args.workers,
+        storage=args.storage,
+        study_name=args.study,
+        checkpoint_every=args.checkpoint_every,
     )
+    plan = resolve(data, options)
+    config = plan.config
+    out = Path(args.out) if args.out else Path("runs") / data.name
+    if not args.quiet:
+        if plan.intrinsic is not None:
+            est = plan.intrinsic
+            print(
+                f"intrinsic dimension ~{est.dim} (TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}): sizes {list(config.dims)}",
+                file=sys.stderr,
+            )
+        print(
+            f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
+            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s),"
+            f" {plan.mode.value} mode -> {out}",
+            file=sys.stderr,
+        )
+    command = " ".join(["zdim", *map(shlex.quote, args.argv)])
+    output = Output(out, args.overwrite, args.resume, not args.quiet, command, _loader(args))
+    result = execute(data, plan, output)
     _print_result(result.trials, result.recommendation, result.run_dir)
     _write_report(result.run_dir, args.quiet)
     if args.mlflow or args.mlflow_uri:
         from .tracking import log_sweep
 
-        print(f"MLflow: logged {len(result.trials)} trial(s) to {log_sweep(result, args.mlflow_uri)}")
-    return 0
+        try:
+            print(f"MLflow: logged {len(result.trials)} trial(s) to {log_sweep(result, args.mlflow_uri)}")
+        except Exception as e:  # noqa: BLE001 - the sweep is saved; logging it is an extra
+            print(
+                f"zdim: warning: MLflow logging failed ({type(e).__name__}: {e}); the results are saved in "
+                f"{result.run_dir}",
+                file=sys.stderr,
+            )
+    return 0 if result.recommendation is not None else 1
 
 
 def _write_report(run_dir: Path | None, quiet: bool) -> None:
@@ -285,13 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="maximum epochs per trial (default 500 in settle mode, where it is a cap, else 100)",
     )
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
-    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--batch-size", type=int, default=128, help="samples per optimizer step (default 128)")
     s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     s.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
     s.add_argument("--warmup", type=float, default=0.0, help="KL warm-up length in epochs (default 0)")
     s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
-    s.add_argument("--hidden", type=_positive_ints, default=[512, 256], help="hidden widths, e.g. 512,256 (default)")
-    s.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
+    s.add_argument(
+        "--hidden", type=_positive_ints, default=None, help="hidden widths of zdim's VAE, e.g. 512,256 (default)"
+    )
+    s.add_argument(
+        "--arch", choices=["mlp", "conv"], default=None, help="zdim's VAE: mlp (default) or conv (images only)"
+    )
     s.add_argument(
         "--model",
         metavar="SPEC",
@@ -337,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
         "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
         "default with --workers > 1, --storage or --prune); nested: as --nested",
+    )
+    s.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="settle mode: checkpoint every member this often, so a kill -9 loses at most this much training "
+        "(default 300; Ctrl-C and SIGTERM always checkpoint first)",
     )
     s.add_argument(
         "--time-budget",
@@ -389,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     """How a data source is read (the same for sweep, tune and estimate-id)."""
-    p.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES, default="auto", help="decoder likelihood (default auto)")
+    p.add_argument(
+        "--likelihood", choices=list(LIKELIHOOD_CHOICES), default="auto", help="decoder likelihood (default auto)"
+    )
     p.add_argument("--label-column", help="CSV/Parquet column holding labels (kept for evaluation)")
     p.add_argument("--max-samples", type=int, help="use at most this many samples (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="base seed (split, init, sampling)")
@@ -476,8 +429,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"reloaded as its sweep read it; drop {given[0]}"
             )
     else:  # a data source: tune one size directly
+        from .config import SweepConfig
         from .data import load_data
-        from .plan import SweepConfig
         from .train import TrainConfig
 
         if args.dim is None:
@@ -561,9 +514,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZdimError as e:
         print(f"zdim: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # settle mode: it said what it saved
+        print(f"zdim: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(
-            "zdim: interrupted; finished trials are saved: rerun the same command with --resume to finish",
+            "zdim: interrupted; the trials that had finished are saved: rerun the same command with --resume "
+            "to finish the others",
             file=sys.stderr,
         )
         return 130

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 from . import spill
 from .errors import DataError
-from .formats import _FORMATS, EMBEDDED
+from .formats import _FORMATS, COUNT_LIKELIHOODS, EMBEDDED, LIKELIHOOD_CHOICES
 from .readers import MIN_SAMPLES, _encode_labels, _raise_empty, _Raw, _read_source
 from .spill import for_random_reads, release, spill_array
 
@@ -36,8 +36,6 @@ Likelihood = Literal["bernoulli", "gaussian", "poisson", "nb"]
 """Fewest samples accepted: enough that train, validation and test each get one or more."""
 
 
-_LIKELIHOODS = ("auto", "bernoulli", "gaussian", "poisson", "nb")
-_COUNT_LIKELIHOODS = ("poisson", "nb")
 # Non-negative integers all within 0..255 may be 8-bit pixel intensities (a flattened image array, a
 # table of grey levels): ``auto`` keeps them Gaussian, as before count likelihoods existed; only
 # integers above this bound are taken for counts. Pass likelihood="nb" to model small counts as counts.
@@ -436,9 +434,9 @@ def _check_options(val_fraction: float, test_fraction: float, likelihood: str, m
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 0.5:
             raise DataError(f"{name}={value!r} is outside [0, 0.5): pass a fraction such as 0.1")
-    if likelihood not in _LIKELIHOODS:
+    if likelihood not in LIKELIHOOD_CHOICES:
         raise DataError(
-            f"likelihood={likelihood!r} is not one of {', '.join(_LIKELIHOODS)}: "
+            f"likelihood={likelihood!r} is not one of {', '.join(LIKELIHOOD_CHOICES)}: "
             "pass --likelihood auto to infer it from the data"
         )
     if max_samples is not None and (
@@ -674,13 +672,13 @@ def _build(
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
     spilled = _spills(split, rows)
-    scale = 1.0 if likelihood in _COUNT_LIKELIHOODS else raw.scale  # counts stay raw (pixels 0..255)
+    scale = 1.0 if likelihood in COUNT_LIKELIHOODS else raw.scale  # counts stay raw (pixels 0..255)
     parts = {
         key: _gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
         for key, (src, _) in split.items()
     }  # float32 copies, in RAM or in unlinked spill files
     _check_finite(parts, rows, given, raw.feature_names)
-    if likelihood in _COUNT_LIKELIHOODS:
+    if likelihood in COUNT_LIKELIHOODS:
         _check_counts(parts, rows, given, raw.feature_names, likelihood)
     kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}

@@ -38,3 +38,13 @@ class WorkerError(ZdimError, RuntimeError):
 
 class ResultFileError(ZdimError, ValueError):
     """A saved sweep result (JSON) is missing, unreadable or not a zdim sweep result."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM after saving what it could; the message says what was
+    saved and how to go on. A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops on it too; the
+    command line prints it on one line and exits with ``128 + signal``."""
+
+    def __init__(self, message: str, signum: int = 2, epoch: int = 0):
+        super().__init__(message)
+        self.signum, self.epoch = signum, epoch

@@ -23,12 +23,14 @@ from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .config import SweepConfig, model_config
 from .data import Data, Preprocessing, load_data
 from .errors import ConfigError, TrainingDiverged
+from .grid import default_dims
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
-from .plan import SweepConfig, default_dims, model_config
-from .search import SweepResult, sweep
+from .result import SweepResult
+from .search import sweep
 from .train import TrainConfig
 from .trial import train as train_vae
 
@@ -241,18 +243,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _scaled(self, X: ArrayLike) -> torch.Tensor:
         """Validated ``X`` in the model's units (standardized for Gaussian data): (n, D) float32."""
         check_is_fitted(self)
-        x = np.array(
-            validate_data(self, X, dtype=[np.float64, np.float32], reset=False), dtype=np.float32
-        )  # a writable copy, also of read-only input
-        if self.mean_ is not None and self.std_ is not None:
-            x = (x - self.mean_) / self.std_
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return torch.from_numpy(self.preprocessing_.apply(x))  # a new float32 array, also of read-only input
 
     def _unscaled(self, x: torch.Tensor) -> Float32Array:
         """Model-unit decoder means (n, D) back to the units of ``X``."""
-        out: Float32Array = x.detach().cpu().numpy().astype(np.float32)
-        if self.mean_ is not None and self.std_ is not None:
-            out = out * self.std_ + self.mean_
+        out: Float32Array = self.preprocessing_.invert(x.detach().cpu().numpy())
         return out
 
     def transform(self, X: ArrayLike) -> Float32Array:

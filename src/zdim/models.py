@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .formats import COUNT_LIKELIHOODS, LIKELIHOODS
 
-LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb")
-COUNT_LIKELIHOODS = ("poisson", "nb")  # raw non-negative integer counts; library size from each sample
 ARCHS = ("mlp", "conv")
 LOG_2PI = math.log(2.0 * math.pi)
 MIN_LOG_SIGMA = -6.0  # floor on the Gaussian decoder's log std: stops the likelihood running to +inf

@@ -1,44 +1,35 @@
-"""Nested (single-run) sweeps: one ``NestedVAE`` per seed serves every latent size of the grid.
+"""Nested mode: one ``NestedVAE`` per seed serves every latent size of the grid.
 
 A per-size sweep trains one VAE per (size, seed). A nested sweep trains, per seed, one VAE with the
 largest size whose every sample draws a random latent prefix (see ``zdim.models.NestedVAE``); the
-size-k trial of the sweep is then the model's first k units, cut out as a plain ``VAE`` and evaluated
-and saved like any other trial. The training is paid once per seed instead of once per (size, seed).
+size-k trial of the sweep is then the model's first k units, cut out as a plain ``VAE``, evaluated and
+finished like any other trial (``zdim.trial.Ledger``). The training is paid once per seed instead of
+once per (size, seed).
 
-The trained nested model is kept in this process (the grid's trials of one seed come one after the
-other) and in the run directory (``RunDir.nested_folder(seed)``: ``nested.safetensors`` and ``nested.json``,
-the JSON written last), so a resumed sweep cuts the missing sizes out of it instead of training again.
+The trained nested model of each seed is saved in the run directory (``RunDir.nested_folder(seed)``:
+``nested.safetensors`` and ``nested.json``, the JSON written last), so a resumed sweep cuts the missing
+sizes out of it instead of training again. A training that diverged fails every size of its seed once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from .checkpoints import read_saved, save_model
+from .config import eval_data, model_config
 from .data import Data
 from .errors import ModelFileError, RunDirError
-from .files import dumps_json
 from .models import NestedVAE, VAEConfig
+from .plan import SweepPlan
+from .records import trial_name
 from .train import EpochCallback, FitResult, TrainConfig, fit, resolve_device
+from .trial import Ledger, Outcome, evaluate_trial, failed
 
 STEM = "nested"  # nested.safetensors (weights) and nested.json (config, checksum, training record)
-
-_CACHE: dict[str, tuple[NestedVAE, FitResult] | Exception] = {}
-_CACHE_MAX = 16
-
-
-def _key(data: Data, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig) -> str:
-    return dumps_json(
-        {
-            "data": data.fingerprint or id(data),
-            "model": vcfg.to_dict(),
-            "dims": sorted(dims),
-            "train": train.to_dict(),
-        }
-    )
 
 
 def _load(folder: Path, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig) -> tuple[NestedVAE, FitResult] | None:
@@ -92,47 +83,73 @@ def nested_fit(
     callback: EpochCallback | None = None,
     on_train: Callable[[], None] | None = None,
 ) -> tuple[NestedVAE, FitResult]:
-    """The nested model serving ``dims`` for one seed (``train.seed``), trained at most once.
-
-    Looked up in this process, then in ``folder`` (the run directory's ``nested/seed-S``); trained (and
-    saved there) only when absent.
-    ``vcfg.latent_dim`` must be ``max(dims)``. ``on_train`` is called just before a training starts
-    (e.g. to open a progress bar); ``callback`` is passed to ``fit``. A training that diverged is
-    remembered, and raised again for every size of the seed, without training again.
-    """
-    key = _key(data, vcfg, dims, train)
-    hit = _CACHE.get(key)
-    if isinstance(hit, Exception):
-        raise hit
-    if hit is not None:
-        return hit
+    """The nested model serving ``dims`` for one seed (``train.seed``): read from ``folder`` (the run
+    directory's ``nested/seed-S``) when it was trained there with these settings, else trained (and
+    saved there). ``vcfg.latent_dim`` must be ``max(dims)``. ``on_train`` is called just before a
+    training starts (e.g. to open a progress bar); ``callback`` is passed to ``fit``."""
     found = _load(folder, vcfg, dims, train) if folder is not None else None
-    if found is None:
-        if on_train is not None:
-            on_train()
-        torch.manual_seed(train.seed)
-        model = NestedVAE(vcfg, dims)
-        try:
-            fitted = fit(model, data.train, data.val, train, callback=callback)
-        except Exception as e:
-            _remember(key, e)
-            raise
-        if folder is not None:
-            _save(folder, model, fitted, dims, train)
-        found = (model, fitted)
-    _remember(key, found)
-    return found
+    if found is not None:
+        return found
+    if on_train is not None:
+        on_train()
+    torch.manual_seed(train.seed)
+    model = NestedVAE(vcfg, dims)
+    fitted = fit(model, data.train, data.val, train, callback=callback)
+    if folder is not None:
+        _save(folder, model, fitted, dims, train)
+    return model, fitted
 
 
-def _remember(key: str, value: tuple[NestedVAE, FitResult] | Exception) -> None:
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()
-    _CACHE[key] = value
+@dataclass
+class NestedExecutor:
+    """Nested mode (see the module docstring). Each finished size is added to the sweep's study as a
+    finished trial."""
+
+    ledger: Ledger
+
+    def run(self, plan: SweepPlan) -> Outcome:
+        ledger, cfg = self.ledger, plan.config
+        data, run, progress = ledger.data, ledger.run, ledger.progress
+        grid = cfg.grid()
+        done = ledger.done(grid)
+        progress.set_total(len(grid))
+        progress.set_done(len(done))
+        for seed in sorted({s for _, s in grid}):
+            missing = [d for d, s in grid if s == seed and (d, s) not in done]
+            if not missing:
+                continue
+            tcfg = replace(cfg.train, seed=seed)
+            what = f"nested sizes {list(cfg.dims)}, seed {seed}"
+
+            def on_train(what: str = what, epochs: int = tcfg.epochs) -> None:
+                progress.training(what, epochs)
+
+            try:
+                big, fitted = nested_fit(
+                    data,
+                    model_config(data, max(cfg.dims), cfg),
+                    cfg.dims,
+                    tcfg,
+                    run.nested_folder(seed) if run is not None else None,
+                    callback=lambda _e, r: progress.epoch(r),
+                    on_train=on_train,
+                )
+            except RunDirError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the seed's training failed: every size of it fails, once
+                for dim in missing:
+                    ledger.finish(failed(dim, seed, e))
+                continue
+            held_out = eval_data(data, cfg)
+            for dim in missing:
+                name = trial_name(dim, seed)
+                progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
+                model = big.prefix_model(dim)
+                rec, per_sample = evaluate_trial(
+                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True
+                )
+                ledger.finish(rec, model, fitted.history, per_sample)
+        return ledger.outcome(cfg)
 
 
-def clear_cache() -> None:
-    """Forget the nested models held in this process (the run directory keeps its own)."""
-    _CACHE.clear()
-
-
-__all__ = ["nested_fit", "clear_cache"]
+__all__ = ["nested_fit", "NestedExecutor"]

@@ -1,256 +1,250 @@
-"""What a sweep will do, validated before anything is done: ``SweepConfig`` and ``SweepPlan``.
+"""What a sweep will do, resolved once and validated before anything is done.
 
-``make_plan`` checks every option against the data (sizes, architecture, device, rule, tolerance,
-workers, the combinations nested sweeps refuse) and runs the model once on a batch of the data, so a
-bad option or a model that cannot take this data fails in a second with one line, before the run
-directory is created, replaced or touched. Code that receives a ``SweepPlan`` trusts it.
+``Options`` is what a user asked for, before any default: the command line's flags and ``zdim.sweep``'s
+keywords both become one. ``resolve(data, options)`` is the one place that turns them into a
+``SweepPlan``: it decides the ``Mode`` (settle unless an option needs one Optuna trial per point), fills
+in the defaults that depend on it (seeds, epoch cap), builds the grid (checked against the data before
+it is expanded, or from the intrinsic dimension), refuses every option that does not apply, and runs the
+smallest and largest model once on a batch of the data. A bad option or a model that cannot take this
+data fails in a second with one line, before a run directory is created, replaced or touched. Code that
+receives a ``SweepPlan`` trusts it and never re-derives the mode.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from enum import Enum
 
 import torch
 
-from ._version import __version__
-from .custom import DataInfo, build_model, check_model_class, check_protocol, normalize_spec
+from .config import DEFAULT_ARCH, DEFAULT_HIDDEN, SweepConfig, build_sweep_model, model_config
+from .custom import check_model_class, check_protocol
 from .data import Data
-from .errors import ConfigError, RunDirError
-from .models import VAE, NestedVAE, VAEConfig
+from .errors import ConfigError
+from .grid import DimSpec
+from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
+from .models import VAE, NestedVAE
 from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
 from .train import TrainConfig, resolve_device
 
-MODES = ("per-size", "settle", "nested")  # ways to execute a plan (zdim.executors)
-SETTLE_SEEDS = 3  # seeds per size when settle mode is chosen and no seed count is given
+SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
+SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops by itself
+PER_SIZE_EPOCHS = 100
 DEFAULT_STUDY = "zdim-sweep"
+CHECKPOINT_SECONDS = 300.0  # settle mode checkpoints every member at least this often (and on Ctrl-C)
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """What a sweep trains: the grid, the architecture template and the training recipe.
+class Mode(str, Enum):
+    """How a plan is executed (one executor each, see ``zdim.search.EXECUTORS``)."""
 
-    Attributes
-    ----------
-    dims : tuple of int
-        Latent sizes to try.
-    seeds : int
-        Independent trainings per size (seeds ``seed, seed+1, ...``).
-    hidden, arch : see ``VAEConfig``.
-    train : TrainConfig
-        Training recipe shared by every trial (its ``seed`` is the base seed).
-    k : int
-        Importance samples for the held-out NLL bound.
-    eval_samples : int or None
-        Evaluate every trial on this many test samples (one fixed random subset, the same for every
-        trial: paired) instead of the whole test split; the recommended size is then evaluated on the
-        whole test split too (``Recommendation.full_test``). None: the whole test split.
-    rel_tol : float
-        Relative NLL tolerance of the recommendation rule.
-    nested : bool
-        Train one nested VAE per seed with the largest size and cut every size's model out of it
-        (see ``zdim.nested``), instead of one VAE per (size, seed).
-    model : str, class or None
-        Your own model (see ``zdim.custom``): a class, ``"path/to/file.py:ClassName"`` or
-        ``"package.module:ClassName"``; None for zdim's ``VAE``. Stored as its spec string (a class as
-        ``module:qualname``, a file with its absolute path); ``hidden`` and ``arch`` do not apply to it.
-    """
-
-    dims: tuple[int, ...]
-    seeds: int = 1
-    hidden: tuple[int, ...] = (512, 256)
-    arch: str = "mlp"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    k: int = 100
-    rel_tol: float = DEFAULT_REL_TOL
-    nested: bool = False
-    model: str | type | None = None
-    eval_samples: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "model", normalize_spec(self.model))
-        if not self.dims:
-            raise ConfigError("no latent sizes given: pass e.g. --dims 2,4,8 or --dims 1-16")
-        bad = [d for d in self.dims if int(d) != d or d < 1]
-        if bad:
-            raise ConfigError(f"latent size {bad[0]!r} is not a positive integer: fix --dims")
-        object.__setattr__(self, "dims", tuple(sorted({int(d) for d in self.dims})))
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if self.seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {self.seeds}: fix --seeds")
-        if self.k < 1:
-            raise ConfigError(f"k (importance samples) must be >= 1, got {self.k}: fix --k")
-        n_eval = self.eval_samples
-        if n_eval is not None and (not isinstance(n_eval, int) or isinstance(n_eval, bool) or n_eval < 1):
-            raise ConfigError(
-                f"eval_samples must be an integer >= 1, got {self.eval_samples!r}: fix --eval-samples "
-                "(or leave it out to evaluate on the whole test split)"
-            )
-        if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
-            raise ConfigError(f"tolerance must be a finite number >= 0, got {self.rel_tol!r}: fix --tolerance")
-
-    @property
-    def mode(self) -> str:
-        return "nested" if self.nested else "per-size"
-
-    def grid(self) -> list[tuple[int, int]]:
-        """Every ``(size, seed)`` point, by size then seed."""
-        base = self.train.seed
-        return [(d, base + s) for d in self.dims for s in range(self.seeds)]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            "dims": list(self.dims),
-            "seeds": self.seeds,
-            "hidden": list(self.hidden),
-            "arch": self.arch,
-            "train": self.train.to_dict(),
-            "k": self.k,
-            "rel_tol": self.rel_tol,
-            "nested": self.nested,
-        }
-        if self.model is not None:
-            d["model"] = self.model
-        if self.eval_samples is not None:
-            d["eval_samples"] = self.eval_samples
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
-        return cls(
-            dims=tuple(d["dims"]),
-            seeds=int(d["seeds"]),
-            hidden=tuple(d["hidden"]),
-            arch=str(d["arch"]),
-            train=TrainConfig.from_dict(d["train"]),
-            k=int(d["k"]),
-            rel_tol=float(d["rel_tol"]),
-            nested=bool(d.get("nested", False)),
-            model=d.get("model"),
-            eval_samples=d.get("eval_samples"),
-        )
+    SETTLE = "settle"  # every (size, seed) trains together, epoch by epoch, until the answer settles
+    PER_SIZE = "per-size"  # one Optuna trial per (size, seed), each trained to its own end
+    NESTED = "nested"  # one nested VAE per seed serves every size
 
 
-def eval_data(data: Data, config: SweepConfig) -> Data:
-    """The data whose test split every trial is evaluated on: ``data`` itself, or with its test split cut
-    to ``config.eval_samples`` samples, one random subset fixed by the base seed (the same for every
-    trial, so per-sample values stay paired)."""
-    n = data.test.shape[0]
-    if config.eval_samples is None or config.eval_samples >= n:
-        return data
-    gen = torch.Generator().manual_seed(config.train.seed)
-    idx = torch.randperm(n, generator=gen)[: config.eval_samples].sort().values
-    y = data.y_test[idx.numpy()] if data.y_test is not None else None
-    return replace(data, test=data.test[idx], y_test=y)
+MODES = tuple(m.value for m in Mode)
 
 
-@dataclass(frozen=True)
-class SweepPlan:
-    """A validated sweep: the configuration and how it is run (see ``make_plan``)."""
+@dataclass(frozen=True, kw_only=True)
+class Running:
+    """How a grid is run beyond its mode, the same as asked (``Options``) and as resolved (``SweepPlan``):
+    the rule, the growth of the grid, the limits and the scale-out."""
 
-    config: SweepConfig
     rule: str = DEFAULT_RULE
     refine: bool = False
     extend: bool = True
-    settle: bool = False
     time_budget: float | None = None
     prune: bool = False
     workers: int = 1
     storage: str | None = None
+    checkpoint_every: float = CHECKPOINT_SECONDS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options(Running):
+    """What a user asked for, before any default (None: not given). See ``zdim.sweep`` for each.
+
+    ``config``, when given, is the whole training side (``dims`` still overrides its sizes); ``train``
+    is the recipe whose epoch cap is replaced by ``epochs`` or by the mode's default."""
+
+    dims: DimSpec | tuple[int, ...] | str | None = None
+    seeds: int | None = None
+    epochs: int | None = None
+    train: TrainConfig | None = None
+    hidden: tuple[int, ...] | None = None
+    arch: str | None = None
+    k: int = 100
+    tolerance: float = DEFAULT_REL_TOL
+    model: str | type | None = None
+    eval_samples: int | None = None
+    config: SweepConfig | None = None
+    mode: str | None = None
+    nested: bool = False
+    study_name: str | None = None
+    intrinsic: IntrinsicDim | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepPlan(Running):
+    """A validated sweep: what is trained (``config``) and how (``mode`` and the rest); see ``resolve``."""
+
+    config: SweepConfig
+    mode: Mode = Mode.SETTLE
     study_name: str = DEFAULT_STUDY
+    intrinsic: IntrinsicDim | None = None
 
-    @property
-    def mode(self) -> str:
-        """How the plan is executed: ``settle``, ``nested`` or ``per-size`` (see ``zdim.executors``)."""
-        return "settle" if self.settle else self.config.mode
+    def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepPlan:
+        """The plan over a grown or refined grid."""
+        return replace(self, config=self.config.with_dims(tuple(sorted(set(dims)))))
 
 
-def resolve_mode(
-    mode: str | None,
-    *,
-    workers: int = 1,
-    storage: str | None = None,
-    prune: bool = False,
-    nested: bool = False,
-    time_budget: float | None = None,
-) -> str:
-    """The mode a sweep runs in. ``mode`` when given (``ConfigError`` if unknown); else ``nested`` for a
-    nested sweep, ``per-size`` when an option needs one Optuna trial per point (``workers > 1``,
-    ``storage``, ``prune``) and no ``time_budget`` is asked for, and ``settle`` otherwise: the default of
-    a single-process sweep."""
-    if mode is not None:
-        if mode not in MODES:
-            raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}: fix --mode")
+def resolve_mode(options: Options) -> Mode:
+    """The mode a sweep runs in: ``options.mode`` when given; else nested for ``nested``; per-size when an
+    option needs one Optuna trial per point (``workers > 1``, ``storage``, ``prune``) and no time budget
+    is asked for; settle otherwise (the default). ``ConfigError`` for an unknown mode, or ``nested``
+    beside another mode."""
+    if options.mode is not None:
+        try:
+            mode = Mode(options.mode)
+        except ValueError:
+            raise ConfigError(f"mode {options.mode!r} is not one of {', '.join(MODES)}: fix --mode") from None
+        if options.nested and mode is not Mode.NESTED:
+            raise ConfigError(
+                f"--nested does not combine with --mode {mode.value} (--nested is --mode nested): drop one of them"
+            )
         return mode
-    if nested:
-        return "nested"
-    if time_budget is None and (workers != 1 or storage is not None or prune):
-        return "per-size"
-    return "settle"
+    if options.nested:
+        return Mode.NESTED
+    if options.time_budget is None and (options.workers != 1 or options.storage is not None or options.prune):
+        return Mode.PER_SIZE
+    return Mode.SETTLE
 
 
-SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops by itself
-PER_SIZE_EPOCHS = 100
-
-
-def default_epochs(mode: str) -> int:
+def default_epochs(mode: Mode) -> int:
     """The epoch cap when none is given: ``SETTLE_EPOCHS`` in settle mode (a cap it rarely reaches: it
     stops once the answer has settled, and members early-stop), ``PER_SIZE_EPOCHS`` otherwise."""
-    return SETTLE_EPOCHS if mode == "settle" else PER_SIZE_EPOCHS
+    return SETTLE_EPOCHS if mode is Mode.SETTLE else PER_SIZE_EPOCHS
 
 
-def default_seeds(mode: str) -> int:
+def default_seeds(mode: Mode) -> int:
     """Seeds per size when none are given: ``SETTLE_SEEDS`` in settle mode (the answer's uncertainty
     needs several), 1 otherwise."""
-    return SETTLE_SEEDS if mode == "settle" else 1
+    return SETTLE_SEEDS if mode is Mode.SETTLE else 1
 
 
-def default_dims(n_features: int, cap: int = 64) -> tuple[int, ...]:
-    """Powers of two up to ``min(n_features, cap)``, plus that bound itself."""
-    top = min(n_features, cap)
-    dims = [2**i for i in range(0, int(math.log2(top)) + 1)]
-    return tuple(sorted(set(dims + [top])))
-
-
-def check_dims(dims: tuple[int, ...] | list[int], data: Data) -> None:
-    too_big = [d for d in dims if d > data.n_features]
-    if too_big:
-        raise ConfigError(
-            f"latent size {too_big[0]} exceeds the {data.n_features} features of {data.name!r}: "
-            f"choose sizes <= {data.n_features} in --dims"
+def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
+    """The plan of a sweep of ``data``: every default filled in, every option checked against the data
+    (``ConfigError``, one line, on the first bad one). Writes nothing; may estimate the intrinsic
+    dimension (the grid when no sizes are given)."""
+    mode = resolve_mode(options)
+    _check_options(options, mode, has_out)
+    intrinsic = options.intrinsic
+    if options.dims is not None:
+        spec = options.dims if isinstance(options.dims, DimSpec) else DimSpec.of(options.dims)
+        dims = spec.sizes(data.n_features, data.name)
+    elif options.config is not None:
+        dims = DimSpec.of(options.config.dims).sizes(data.n_features, data.name)
+    else:
+        seed = options.train.seed if options.train is not None else 0
+        intrinsic = intrinsic or estimate_intrinsic_dim(data, seed=seed)
+        dims = dims_from_estimate(intrinsic.dim, data.n_features)
+    if options.config is not None:
+        config = options.config.with_dims(dims)
+    else:
+        train = options.train or TrainConfig()
+        config = SweepConfig(
+            dims=dims,
+            seeds=default_seeds(mode) if options.seeds is None else options.seeds,
+            hidden=DEFAULT_HIDDEN if options.hidden is None else tuple(options.hidden),
+            arch=DEFAULT_ARCH if options.arch is None else options.arch,
+            train=replace(train, epochs=default_epochs(mode) if options.epochs is None else options.epochs),
+            k=options.k,
+            rel_tol=options.tolerance,
+            model=options.model,
+            eval_samples=options.eval_samples,
         )
-
-
-def model_config(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...] | None = None) -> VAEConfig:
-    """The architecture of the size-``dim`` model of a sweep (``hidden`` overrides the widths)."""
-    return VAEConfig(
-        input_dim=data.n_features,
-        latent_dim=dim,
-        likelihood=data.likelihood,
-        hidden=cfg.hidden if hidden is None else hidden,
-        arch=cfg.arch,
-        image_shape=data.sample_shape if data.is_image else None,
+    if config.train.binarize and not data.extra.get("binarized"):
+        raise ConfigError(
+            "training with binarize needs data loaded with binarize=True (fixed binary validation and test "
+            "splits): pass --binarize (zdim.sweep(..., binarize=True)), which does both"
+        )
+    resolve_device(config.train.device)
+    check_model(data, config, nested=mode is Mode.NESTED)
+    running = {f.name: getattr(options, f.name) for f in fields(Running)}
+    running["extend"] = options.extend and mode is not Mode.NESTED  # a nested model serves the sizes it was trained for
+    return SweepPlan(
+        config=config,
+        mode=mode,
+        study_name=options.study_name or DEFAULT_STUDY,
+        intrinsic=intrinsic,
+        **running,
     )
 
 
-def build_sweep_model(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...] | None = None) -> VAE:
-    """The untrained size-``dim`` model of a sweep: zdim's ``VAE`` or the user's (``cfg.model``)."""
-    return build_model(model_config(data, dim, cfg, hidden), DataInfo.from_data(data), cfg.model)
+def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
+    """Every option that is out of range, or does not apply to this mode or model: ``ConfigError``."""
+    if o.rule not in RULES:
+        raise ConfigError(f"unknown rule {o.rule!r}: choose one of {', '.join(RULES)} (--rule)")
+    if isinstance(o.workers, bool) or not isinstance(o.workers, int) or o.workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {o.workers!r}: fix --workers")
+    if o.workers > 1 and not has_out and o.storage is None:
+        raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
+    if not (isinstance(o.checkpoint_every, (int, float)) and math.isfinite(o.checkpoint_every)) or not (
+        o.checkpoint_every > 0
+    ):
+        raise ConfigError(
+            f"checkpoint interval must be a number of seconds > 0, got {o.checkpoint_every!r}: fix --checkpoint-every"
+        )
+    model = o.config.model if o.config is not None else o.model
+    if model is not None:
+        spec = model if isinstance(model, str) else getattr(model, "__name__", str(model))
+        for given, flag in ((o.hidden, "--hidden"), (o.arch, "--arch")):
+            if given is not None:
+                raise ConfigError(
+                    f"{flag} does not apply to --model {spec} (your class builds its own layers): drop {flag}"
+                )
+    refused: list[tuple[bool, str, str]] = []
+    if mode is Mode.NESTED:
+        refused = [
+            (o.refine, "--refine", "its sizes are fixed when the nested model is trained"),
+            (o.prune, "--prune", "one training serves every size"),
+            (o.workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
+        ]
+        for on, flag, why in refused:
+            if on:
+                raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
+    if o.time_budget is not None and not (
+        isinstance(o.time_budget, (int, float)) and math.isfinite(o.time_budget) and o.time_budget > 0
+    ):
+        raise ConfigError(f"time budget must be a number of seconds > 0, got {o.time_budget!r}: fix --time-budget")
+    if o.time_budget is not None and mode is not Mode.SETTLE:
+        raise ConfigError(
+            "--time-budget caps settle mode only: use --mode settle (the default without --workers, "
+            "--storage, --prune or --nested), or drop --time-budget"
+        )
+    if mode is Mode.SETTLE:
+        refused = [
+            (o.prune, "--prune", "settle mode stops members itself"),
+            (o.workers > 1, "--workers > 1", "settle mode trains every member in one process"),
+            (o.storage is not None, "--storage", "settle mode trains every member in one process: nothing to share"),
+        ]
+        for on, flag, why in refused:
+            if on:
+                raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
 
 
-def check_model(data: Data, cfg: SweepConfig) -> None:
+def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
     """Build the smallest and largest model and run them on two training samples: a model that cannot
     take this data (architecture, shapes, NaN at initialization) fails here with one line. A user's
     model is also checked against the protocol (``zdim.custom.check_protocol``)."""
-    check_model_class(cfg.model, cfg.nested)
+    check_model_class(cfg.model, nested)
     sizes = (min(cfg.dims), max(cfg.dims))
     x = data.train[:2].float()
     for dim in sizes:
         vcfg = model_config(data, dim, cfg)  # ConfigError: e.g. conv on a table
         torch.manual_seed(0)
-        model: VAE = NestedVAE(vcfg, cfg.dims) if cfg.nested and dim == sizes[1] else build_sweep_model(data, dim, cfg)
+        model: VAE = NestedVAE(vcfg, cfg.dims) if nested and dim == sizes[1] else build_sweep_model(data, dim, cfg)
         check_protocol(model, x)
         try:
             with torch.no_grad():
@@ -269,114 +263,17 @@ def check_model(data: Data, cfg: SweepConfig) -> None:
             raise ConfigError(f"the model of size {dim} gives a non-finite loss at initialization: check the data")
 
 
-def check_same_model(old_info: dict[str, Any], info: dict[str, Any], out: Any) -> None:
-    """``RunDirError`` when a resumed run names another model than the run directory was made with."""
-    old, new = old_info.get("sweep", {}).get("model"), info["sweep"].get("model")
-    if old != new:
-        raise RunDirError(
-            f"{out} was made with model {old or 'zdim VAE'}, not {new or 'zdim VAE'}: resume with the same "
-            "--model, or use --overwrite"
-        )
-
-
-def make_plan(
-    data: Data,
-    config: SweepConfig,
-    *,
-    rule: str = DEFAULT_RULE,
-    refine: bool = False,
-    extend: bool = True,
-    settle: bool = False,
-    time_budget: float | None = None,
-    prune: bool = False,
-    workers: int = 1,
-    storage: str | None = None,
-    study_name: str | None = None,
-    has_out: bool = True,
-) -> SweepPlan:
-    """Validate every option of a sweep against ``data``; raise ``ConfigError`` (one line) on the first
-    bad one. Writes nothing."""
-    check_dims(config.dims, data)
-    if rule not in RULES:
-        raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}: fix --workers")
-    if workers > 1 and not has_out and storage is None:
-        raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
-    if config.nested:
-        for on, flag, why in (
-            (refine, "--refine", "its sizes are fixed when the nested model is trained"),
-            (prune, "--prune", "one training serves every size"),
-            (workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
-        ):
-            if on:
-                raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
-    if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
-        raise ConfigError(f"time budget must be a number of seconds > 0, got {time_budget!r}: fix --time-budget")
-    if time_budget is not None and not settle:
-        raise ConfigError(
-            "--time-budget caps settle mode only: use --mode settle (the default without --workers, "
-            "--storage, --prune or --nested), or drop --time-budget"
-        )
-    if settle:
-        for on, flag, why in (
-            (config.nested, "--nested", "settle mode trains one model per size"),
-            (prune, "--prune", "settle mode stops members itself"),
-            (workers > 1, "--workers > 1", "settle mode trains every member in one process"),
-            (storage is not None, "--storage", "settle mode trains every member in one process: nothing to share"),
-        ):
-            if on:
-                raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
-    if config.train.binarize and not data.extra.get("binarized"):
-        raise ConfigError(
-            "training with binarize needs data loaded with binarize=True (fixed binary validation and test "
-            "splits): pass --binarize (zdim.sweep(..., binarize=True)), which does both"
-        )
-    resolve_device(config.train.device)
-    check_model(data, config)
-    return SweepPlan(
-        config=config,
-        rule=rule,
-        refine=refine,
-        extend=extend and not config.nested,  # a nested model serves the sizes it was trained for only
-        settle=settle,
-        time_budget=time_budget,
-        prune=prune,
-        workers=workers,
-        storage=storage,
-        study_name=study_name or DEFAULT_STUDY,
-    )
-
-
-def make_run_info(
-    data: Data, config: SweepConfig, command: str | None, loader: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
-    info = {
-        "zdim_version": __version__,
-        "torch_version": torch.__version__,
-        "command": command,
-        "data": data.summary(),
-        "sweep": config.to_dict(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if loader:
-        info["loader"] = dict(loader)
-    return info
-
-
 __all__ = [
-    "SweepConfig",
+    "Mode",
+    "MODES",
+    "Running",
+    "Options",
     "SweepPlan",
-    "make_plan",
-    "default_dims",
-    "check_dims",
-    "model_config",
-    "eval_data",
+    "resolve",
     "resolve_mode",
     "default_seeds",
     "default_epochs",
-    "build_sweep_model",
-    "check_same_model",
-    "make_run_info",
+    "check_model",
+    "SETTLE_EPOCHS",
+    "CHECKPOINT_SECONDS",
 ]

@@ -47,14 +47,31 @@ class Progress:
             self._bar.total = total
             self._bar.refresh()
 
-    def training(self, name: str, epochs: int) -> None:
-        """A training of up to ``epochs`` epochs starts (its own bar, below the overall one)."""
+    def members(self) -> None:
+        """The overall bar counts members that have finished or stopped (settle mode), with no ETA: they
+        stop together when the answer settles, so a rate per member says nothing of the time left."""
+        if self._bar is not None:
+            self._bar.unit = "member"
+            self._bar.bar_format = "{desc}: {n_fmt}/{total_fmt} members finished or stopped [{elapsed}{postfix}]"
+            self._bar.refresh()
+
+    def training(self, name: str, epochs: int | None, start: int = 0) -> None:
+        """A training starts (its own bar, below the overall one): of up to ``epochs`` epochs with an ETA,
+        or, with ``epochs`` None, an open count with no ETA (settle mode stops long before its cap);
+        ``start`` is the epoch it goes on from (a resumed run)."""
         if not self.enabled:
             return
         self._close_epochs()
         self._bar.set_postfix_str(f"training {name}")
         self._epochs = self._tqdm(
-            total=epochs, desc=f"  {name}", unit="ep", leave=False, file=sys.stderr, dynamic_ncols=True
+            total=epochs,
+            initial=start,
+            desc=f"  {name}",
+            unit="ep",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format=None if epochs is not None else "{desc}: epoch {n_fmt} [{elapsed}, {rate_fmt}{postfix}]",
         )
 
     def epoch(self, record: dict[str, Any]) -> None:

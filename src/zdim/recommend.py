@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
+from .evidence import Note, NoteKind, caution, rationale, warning
 from .records import EMPTY_KL, TrialRecord, TrialStatus
 
 RULES = ("combined", "nll-knee", "active-units", "generation")
@@ -55,14 +56,14 @@ EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means 
 class Recommendation:
     """A recommended latent size with the rule that picked it and the evidence behind it.
 
-    ``warnings`` lists what makes the answer doubtful (see ``recommend``); ``settled`` is False when
-    one of them means the size is not supported by the evidence. Files written before these fields
-    existed read back as settled, without warnings.
+    ``notes`` are the evidence (``zdim.evidence``): the rule's own sentences, its warnings (a ``WARNING``
+    note makes the answer not ``settled``), and what the sweep added (settle mode, the grid, the whole
+    test split, the bootstrap). ``rationale`` renders them. Files written before notes existed read back
+    with their warnings as notes and their rationale as it was written (``legacy_rationale``).
     """
 
     dim: int
     rule: str
-    rationale: str
     best_dim: int
     threshold: float
     tolerance: float
@@ -74,18 +75,43 @@ class Recommendation:
     range_tol: float = DEFAULT_RANGE_TOL
     signals: dict[str, Any] = field(default_factory=dict)
     intrinsic_dim: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    settled: bool = True
+    notes: list[Note] = field(default_factory=list)
     uncertainty: dict[str, Any] | None = None
     full_test: dict[str, Any] | None = None  # the size on the whole test split, when trials used a subset
+    legacy_rationale: str = ""  # the rationale of a file written before notes existed
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes the answer doubtful: the text of each warning and caution note."""
+        return [n.text for n in self.notes if n.is_warning]
+
+    @property
+    def settled(self) -> bool:
+        """Whether the evidence carries the answer: no ``WARNING`` note."""
+        return not any(n.kind is NoteKind.WARNING for n in self.notes)
+
+    @property
+    def rationale(self) -> str:
+        """The evidence as one paragraph (``zdim.evidence.rationale``)."""
+        return self.legacy_rationale or rationale(self.notes)
+
+    def with_notes(self, *notes: Note) -> Recommendation:
+        """This recommendation with ``notes`` added after its own."""
+        return replace(self, notes=[*self.notes, *notes])
+
+    def shares(self) -> dict[int, float]:
+        """How often the bootstrap chose each size (empty when none was made)."""
+        if not self.uncertainty:
+            return {}
+        return {int(k): float(v) for k, v in self.uncertainty["shares"].items()}
 
     @property
     def confidence(self) -> str:
         """How sure the answer is, in words: ``20 (chosen in 91% of 200 resamples; 10 in 9%)``, or just
         the size when no bootstrap was made."""
-        if not self.uncertainty:
+        shares = self.shares()
+        if not shares or self.uncertainty is None:
             return str(self.dim)
-        shares = {int(k): float(v) for k, v in self.uncertainty["shares"].items()}
         n = int(self.uncertainty["resamples"])
         others = "; ".join(
             f"{d} in {share_words(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
@@ -95,12 +121,27 @@ class Recommendation:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form: the fields, the notes, and the rendered ``rationale``, ``warnings`` and ``settled``
+        for readers that do not read notes."""
+        d = asdict(self)
+        d["notes"] = [n.to_dict() for n in self.notes]
+        d.pop("legacy_rationale")
+        d |= {"rationale": self.rationale, "warnings": self.warnings, "settled": self.settled}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recommendation:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        known = set(cls.__dataclass_fields__) - {"notes", "legacy_rationale"}
+        kw = {k: v for k, v in d.items() if k in known}
+        if isinstance(d.get("notes"), list):
+            return cls(**kw, notes=[Note.from_dict(n) for n in d["notes"]])
+        # written before notes: its warnings become notes, its rationale is shown as it was written
+        settled = d.get("settled", True) is not False
+        kind = NoteKind.CAUTION if settled else NoteKind.WARNING
+        notes = [Note(kind, str(w)) for w in d.get("warnings") or []]
+        if not settled and not notes:
+            notes = [warning("the rule did not settle on a size: read the rationale and the curves before using it")]
+        return cls(**kw, notes=notes, legacy_rationale=str(d.get("rationale", "")))
 
 
 def share_words(s: float) -> str:
@@ -112,7 +153,9 @@ def share_words(s: float) -> str:
     return ">99%" if s < 1 and words == "100%" else words
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value): the one definition of "mean ± SE
+    over seeds" for the rule, ``recommendation.json`` and the report's curves."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:
@@ -136,8 +179,8 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[s
     rows = []
     for dim in sorted(by_dim):
         ts = by_dim[dim]
-        mean, se = _mean_se(values[dim])
-        au_mean, au_se = _mean_se([float(t.active_units or 0) for t in ts])
+        mean, se = mean_se(values[dim])
+        au_mean, au_se = mean_se([float(t.active_units or 0) for t in ts])
         row: dict[str, Any] = {
             "dim": dim,
             "n_seeds": len(ts),
@@ -149,9 +192,20 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[s
         for g in GEN_FIELDS:  # generation quality, where trials measured it
             vals = [v for v in (t.metric(g) for t in ts) if v is not None]
             if vals:
-                row[f"{g}_mean"], row[f"{g}_se"] = _mean_se(vals)
+                row[f"{g}_mean"], row[f"{g}_se"] = mean_se(vals)
         rows.append(row)
     return rows
+
+
+def per_size(trials: Sequence[TrialRecord], metrics: Sequence[str]) -> dict[str, dict[int, tuple[float, float]]]:
+    """metric -> size -> (mean, standard error over seeds) of the complete trials that measured it."""
+    values: dict[str, dict[int, list[float]]] = {}
+    for t in trials:
+        for m in metrics:
+            v = t.metric(m)
+            if t.complete and v is not None:
+                values.setdefault(m, {}).setdefault(t.dim, []).append(v)
+    return {m: {d: mean_se(vs) for d, vs in sorted(by.items())} for m, by in values.items()}
 
 
 def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
@@ -259,13 +313,11 @@ def recommend(
         chosen = gen_pick
     else:  # combined
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
-    checks = sorted(_checks(measured, used, empty, rows, chosen["dim"], likelihood), key=lambda c: not c[1])
-    warnings = [w for w, _ in checks]
-    settled = not any(unsettling for _, unsettling in checks)
+    checks = _checks(measured, used, empty, rows, chosen["dim"], likelihood)
+    checks = [n for n in checks if n.kind is NoteKind.WARNING] + [n for n in checks if n.kind is NoteKind.CAUTION]
     no_latent = all(t.active_units == 0 for t in used)
-    edge = any(w.startswith(_EDGE) for w in warnings)
-    sentences = _warning_words(checks)
-    sentences += _rationale(knee, best, largest, tol, rel_tol, range_tol, failed, no_latent=no_latent, edge=edge)
+    edge = any(n.code == "edge" for n in checks)
+    sentences = _rationale(knee, best, largest, tol, rel_tol, range_tol, failed, no_latent=no_latent, edge=edge)
     if se_diff:  # right after the sentence that states the tolerance
         at = next((i + 1 for i, w in enumerate(sentences) if w.startswith("The tolerance is")), len(sentences))
         sentences.insert(at, _paired_words(knee, best, tol, se_diff))
@@ -284,14 +336,11 @@ def recommend(
         range_tol=range_tol,
         signals=signals,
         intrinsic_dim=intrinsic_dim,
-        rationale=" ".join(sentences),
-        warnings=warnings,
-        settled=settled,
+        notes=[*checks, *(Note(NoteKind.RULE, t) for t in sentences)],
     )
 
 
 _FIX = "fix: more epochs/data, or a KL warm-up (--warmup)"
-_EDGE = "the answer is the largest size tried"
 
 
 def _checks(
@@ -301,17 +350,17 @@ def _checks(
     rows: list[dict[str, Any]],
     dim: int,
     likelihood: str | None,
-) -> list[tuple[str, bool]]:
-    """The sanity checks of an answer ``dim``: (warning, whether it unsettles the answer), the weightiest
-    first. ``used`` are the trials the rules read, ``empty`` those left out as having learned nothing."""
-    out: list[tuple[str, bool]] = []
+) -> list[Note]:
+    """The sanity checks of an answer ``dim`` as notes (a ``WARNING`` unsettles it), the weightiest first.
+    ``used`` are the trials the rules read, ``empty`` those left out as having learned nothing."""
+    out: list[Note] = []
     no_latent = all(t.active_units == 0 for t in used)
     if no_latent:
         out.append(
-            (
+            warning(
                 "the models learned no latent structure (every size has 0 active units), "
                 f"so the size is not supported by the evidence; {_FIX}",
-                True,
+                "no-latent",
             )
         )
     if empty:
@@ -319,27 +368,27 @@ def _checks(
         rests = all(id(t) in empty_ids for t in measured if t.dim == dim)  # every trial, or the size's seeds
         if rests and not (no_latent and likelihood != "gaussian"):  # else the warning above says it all
             out.append(
-                (
+                warning(
                     f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(likelihood)}): "
                     f"their models reconstruct no better than the feature means and cannot support an answer; {_FIX}",
-                    True,
+                    "learned-nothing",
                 )
             )
         elif not rests:
             names = ", ".join(t.trial for t in sorted(empty, key=lambda t: t.key))
             out.append(
-                (
+                caution(
                     f"trials {names} learned nothing ({_empty_test(likelihood)}) and were left out of the rules",
-                    False,
+                    "learned-nothing",
                 )
             )
     ns = [t.n for t in used if t.n is not None]
     if ns and min(ns) < MIN_TEST_SAMPLES:
         out.append(
-            (
+            warning(
                 f"the test split has only {min(ns)} samples: too few to measure NLL differences; "
                 "use more data or a larger test split",
-                True,
+                "small-test",
             )
         )
     dims = [r["dim"] for r in rows]
@@ -349,14 +398,16 @@ def _checks(
     if unconverged:
         its = "their" if len(set(unconverged)) > 1 else "its"
         out.append(
-            (
+            warning(
                 f"{_sizes(unconverged)} had not converged: {its} held-out NLL may still fall; rerun with more --epochs",
-                True,
+                "unconverged",
             )
         )
     largest = rows[-1]
     if dim == largest["dim"] and largest["active_units_mean"] >= largest["dim"]:
-        out.append((f"{_EDGE} and all its units are active: try larger sizes", True))
+        out.append(
+            warning("the answer is the largest size tried and all its units are active: try larger sizes", "edge")
+        )
     return out
 
 
@@ -398,13 +449,6 @@ def _paired_words(knee: dict[str, Any], best: dict[str, Any], tol: float, se: di
         "A size also counts as within the tolerance when its gap to the best is within one paired standard "
         "error (the same held-out samples for every size)."
     )
-
-
-def _warning_words(checks: list[tuple[str, bool]]) -> list[str]:
-    """The warnings as the rationale's first sentences: 'Not a settled answer: ...' when one unsettles it."""
-    unsettling = [w for w, u in checks if u]
-    out = [f"Not a settled answer: {w}." if i == 0 else f"{w[0].upper()}{w[1:]}." for i, w in enumerate(unsettling)]
-    return out + [f"Note: {w}." for w, u in checks if not u]
 
 
 def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> list[str]:

@@ -184,9 +184,77 @@ _FIELDS = {f.name for f in fields(TrialRecord)} - {"generation", "extra"}
 _SCALARS = _FIELDS - set(LIST_FIELDS) - {"status", "reason", "dim", "seed"} | {"dim", "seed"}
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of the results table: the record key, its short header (terminal, ``zdim info``), its
+    long header (the report) and its format spec (``format(value, fmt)``; ``d`` for counts)."""
+
+    key: str
+    short: str
+    long: str
+    fmt: str
+
+
+COLUMNS = {
+    c.key: c
+    for c in (
+        Column("trial", "trial", "trial", "s"),
+        Column("dim", "dim", "size", "d"),
+        Column("seed", "seed", "seed", "d"),
+        Column("status", "status", "status", "s"),
+        Column("nll", "NLL", "NLL (IWAE)", ".2f"),
+        Column("neg_elbo", "-ELBO", "-ELBO", ".2f"),
+        Column("rec", "rec", "reconstruction", ".2f"),
+        Column("kl", "KL", "KL", ".2f"),
+        Column("active_units", "active", "active units", "d"),
+        Column("mse", "MSE", "MSE", ".4f"),
+        Column("best_epoch", "best", "best epoch", "d"),
+        Column("epochs_run", "epochs", "epochs", "d"),
+        Column("gen_fd", "FD", "Frechet distance", ".2f"),
+        Column("gen_precision", "prec", "precision", ".2f"),
+        Column("gen_recall", "recall", "recall", ".2f"),
+        Column("gen_mmd", "MMD", "MMD", ".3f"),
+        Column("gen_probe_acc", "probe", "probe accuracy", ".2f"),
+        Column("train_seconds", "train s", "train s", ".1f"),
+    )
+}
+# the columns each table shows, in order
+TERMINAL_COLUMNS = (
+    "dim", "seed", "nll", "neg_elbo", "rec", "kl", "active_units", "mse", "epochs_run",
+    "gen_fd", "gen_precision", "gen_recall", "gen_mmd", "gen_probe_acc", "train_seconds", "status",
+)  # fmt: skip
+REPORT_COLUMNS = (
+    "trial", "dim", "seed", "status", "nll", "neg_elbo", "rec", "kl", "active_units", "best_epoch", "epochs_run",
+    "train_seconds",
+)  # fmt: skip
+
+
+def format_value(value: Any, fmt: str) -> str:
+    """A table cell: ``-`` for a missing value, a count without decimals, else ``format(value, fmt)``."""
+    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if fmt == "d" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+    try:
+        return format(value, fmt) if fmt != "s" else str(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
 def sort_records(records: list[TrialRecord]) -> list[TrialRecord]:
     """Records by size, then seed."""
     return sorted(records, key=lambda r: r.key)
 
 
-__all__ = ["TrialRecord", "TrialStatus", "trial_name", "sort_records", "LIST_FIELDS"]
+__all__ = [
+    "TrialRecord",
+    "TrialStatus",
+    "trial_name",
+    "sort_records",
+    "LIST_FIELDS",
+    "Column",
+    "COLUMNS",
+    "TERMINAL_COLUMNS",
+    "REPORT_COLUMNS",
+    "format_value",
+]

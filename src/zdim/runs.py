@@ -36,7 +36,6 @@ from .errors import ModelFileError, RunDirError
 from .files import atomic_write, dir_mode, dumps_json, read_csv_floats, read_json, write_csv, write_json
 from .models import VAE
 from .records import TrialRecord, sort_records, trial_name
-from .train import TrainConfig
 
 MARKER = ".zdim-run"
 RUN_JSON = "run.json"
@@ -212,16 +211,15 @@ class RunDir:
         resume: bool = False,
         protect: Iterable[Path] = (),
     ) -> RunDir:
-        """Validate ``out`` (``check_target``, and ``check_resume`` when resuming), then make the run
-        directory holding ``info`` as ``run.json``. With ``overwrite`` the old run is moved aside and
-        deleted by ``finish()``."""
+        """Validate ``out`` (``check_target``), then make the run directory holding ``info`` as
+        ``run.json``; with ``resume``, an existing run directory gets ``info`` as its new ``run.json``
+        (the caller checked, with ``zdim.resume.check_resume``, that the run may go on). With
+        ``overwrite`` the old run is moved aside and deleted by ``finish()``."""
         cls.check_target(out, overwrite=overwrite, resume=resume, protect=protect)
         run = cls(out)
         exists = run.path.is_dir() and any(run.path.iterdir())
         if exists and resume:
-            old = run.check_resume(info)
-            dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
-            run.write_info(dict(info, sweep=dict(info["sweep"], dims=dims)))
+            run.write_info(info)
             if not (run.path / MARKER).is_file():
                 atomic_write(run.path / MARKER, "zdim run directory\n")
             return run
@@ -251,54 +249,24 @@ class RunDir:
             raise
         return run
 
-    def check_resume(self, info: dict[str, Any]) -> dict[str, Any]:
-        """The old ``run.json`` when the run can be resumed with ``info``; ``RunDirError`` otherwise."""
-        out = self.path
-        try:
-            old = read_json(self.run_json)
-            if not isinstance(old, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            raise RunDirError(
-                f"{out} has no readable {RUN_JSON} ({e}): it is not a zdim run; choose another --out"
-            ) from e
-        if old.get("data", {}).get("fingerprint") != info["data"].get("fingerprint"):
-            raise RunDirError(
-                f"{out} was made from other data (its fingerprint differs): resume with the same data, "
-                "or use --overwrite"
-            )
-        old_sweep, new_sweep = old.get("sweep", {}), info["sweep"]
-
-        def recipe(train: Any) -> Any:
-            """The training recipe with this version's defaults for keys an older run did not record; the
-            device does not change what is trained (a run may resume on another)."""
-            if not isinstance(train, dict):
-                return train
-            known = TrainConfig.__dataclass_fields__
-            full = {k: f.default for k, f in known.items()} | {k: v for k, v in train.items() if k in known}
-            return {k: v for k, v in full.items() if k != "device"}
-
-        if (
-            recipe(old_sweep.get("train")) != recipe(new_sweep["train"])
-            or old_sweep.get("hidden") != new_sweep["hidden"]
-            or bool(old_sweep.get("nested")) != bool(new_sweep.get("nested"))
-        ):
-            raise RunDirError(
-                f"{out} was made with other training settings: resume with the same flags, or use --overwrite"
-            )
-        if new_sweep.get("nested") and sorted(old_sweep.get("dims", [])) != sorted(new_sweep["dims"]):
-            dims = sorted(old_sweep.get("dims", []))
-            raise RunDirError(
-                f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
-                f"--dims {','.join(map(str, dims))}, or use --overwrite"
-            )
-        return old
-
     def finish(self) -> None:
         """Delete the run this one replaced (``--overwrite``), now that the new run is complete."""
         if self._aside is not None:
             shutil.rmtree(self._aside, ignore_errors=True)
             self._aside = None
+
+    def check_writable(self, why: str) -> None:
+        """``RunDirError`` (one line) when files cannot be created in the run directory; ``why`` says
+        what would be written (``zdim report``, ``zdim tune``). Touches nothing but a probe file."""
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".zdim-probe-", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise RunDirError(
+                f"cannot write to run directory {self.path} ({e.strerror or e}), where {why}: make it "
+                "writable, or copy it somewhere writable"
+            ) from None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunDir:

@@ -1,16 +1,19 @@
-"""The grid of a sweep as an Optuna study: enqueue, take, train, tell; workers, duplicates, dead workers.
+"""Per-size mode: each (latent size, seed) point is one trial of the sweep's Optuna study.
 
-Every (latent size, seed) point is enqueued as a fixed-parameter trial of one Optuna study. Workers
-take only enqueued trials (``studies.take_waiting``: Optuna's storage-level WAITING -> RUNNING, so
-several processes or machines on one study each take trials nobody has taken), run the trial function,
-persist the trial folder at once (``RunDir.save_trial``) and tell the study the held-out NLL. The run
-directory is the record of what finished: a trial whose folder holds a complete, loadable result is
-never retrained. Records that other run directories (other machines) left in the study count too.
+Every point is enqueued as a fixed-parameter trial. Workers (this process, or ``workers`` spawned
+processes, or other machines on a shared ``--storage``) take only enqueued trials
+(``studies.take_waiting``: Optuna's storage-level WAITING -> RUNNING, so several processes each take
+trials nobody has taken), train a VAE of that size to its own end (``run_trial``), finish it through the
+``Ledger`` (run directory first, then the study) and take the next. The run directory is the record of
+what finished: a trial whose folder holds a complete, loadable result is never retrained. Records that
+other run directories (other machines) left in the study count too.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +21,14 @@ import optuna
 import torch
 
 from . import studies
+from .config import SweepConfig, eval_data, model_config
 from .data import Data
-from .plan import SweepConfig
-from .progress import Progress
-from .records import TrialRecord, TrialStatus
+from .plan import SweepPlan
+from .records import TrialRecord, TrialStatus, trial_name
 from .runs import RunDir
-from .trial import run_trial
+from .trial import FINAL, Finished, Key, Ledger, Outcome, evaluate_trial, failed, finished_records, grid_key, train
 
 State = optuna.trial.TrialState
-Key = tuple[int, int]
-FINAL = (State.COMPLETE, State.PRUNED, State.FAIL)
-
-
-def grid_key(t: optuna.trial.FrozenTrial) -> Key | None:
-    """The ``(dim, seed)`` point of a study trial, or None for a trial that is not a grid point."""
-    fp = studies.fixed_params(t)
-    if "dim" not in fp or "seed" not in fp:
-        return None
-    return int(fp["dim"]), int(fp["seed"])
 
 
 def open_study(
@@ -50,37 +43,10 @@ def open_study(
     return studies.open_study(journal, storage, study_name, pruner=pruner)
 
 
-def final_records(
-    study: optuna.Study, run: RunDir | None, local: bool = True, verify: bool = True
-) -> dict[Key, TrialRecord]:
-    """Finished grid points: records other run directories put in the study (another machine sharing
-    it), then this run directory's trial folders. Records this run directory wrote to the study count
-    only while its folder is intact, so a corrupt folder is redone rather than silently reused.
-    """
-    out: dict[Key, TrialRecord] = {}
-    here = studies.worker_place(run.path if run is not None else None)
-    for t in study.get_trials(deepcopy=False, states=FINAL):
-        raw, key = t.user_attrs.get(studies.RECORD_ATTR), grid_key(t)
-        if raw is None or key is None:
-            continue  # stale or duplicate trial: nothing was finished by it
-        if run is not None and studies.worker_place_of(t) == here:
-            continue
-        try:
-            rec = TrialRecord.from_dict(raw)
-        except ValueError:
-            continue
-        if key not in out or not out[key].complete:
-            out[key] = rec
-    if run is not None and local:
-        for rec in run.records(verify=verify):
-            out[rec.key] = rec
-    return out
-
-
 def enqueue_missing(study: optuna.Study, cfg: SweepConfig, run: RunDir | None) -> int:
     """Enqueue grid points neither finished nor waiting/running; return how many."""
     studies.fail_stale(study)  # RUNNING trials of dead workers -> FAIL, so their points count as missing
-    finished = final_records(study, run)
+    finished = finished_records(study, run)
     pending = {k for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)) if (k := grid_key(t))}
     n = 0
     for key in cfg.grid():
@@ -96,7 +62,7 @@ def is_duplicate(study: optuna.Study, trial: optuna.Trial, key: Key, run: RunDir
     it: every worker sees the numbers the same way. (Comparing with RUNNING trials only is not enough:
     a lower duplicate may still be WAITING when we look, and be taken and trained a moment later.)
     """
-    if key in final_records(study, run, local=False):
+    if key in finished_records(study, run, local=False):
         return True
     if local and any(
         grid_key(t) == key and studies.RECORD_ATTR in t.user_attrs
@@ -109,7 +75,7 @@ def is_duplicate(study: optuna.Study, trial: optuna.Trial, key: Key, run: RunDir
     )
 
 
-def _pruning_callback(trial: optuna.Trial, dim: int) -> Any:
+def _pruning_callback(trial: optuna.Trial, dim: int) -> Callable[[int, dict[str, Any]], None]:
     def report(epoch: int, r: dict[str, Any]) -> None:
         try:
             trial.report(r["val_neg_elbo"], epoch)
@@ -124,10 +90,60 @@ def _pruning_callback(trial: optuna.Trial, dim: int) -> Any:
     return report
 
 
-def worker_loop(
-    study: optuna.Study, data: Data, cfg: SweepConfig, run: RunDir | None, progress: Progress, prune: bool
-) -> None:
-    """Take enqueued trials until none is left (retrying those of dead workers), train, tell."""
+def run_trial(
+    ledger: Ledger,
+    cfg: SweepConfig,
+    dim: int,
+    seed: int,
+    *,
+    callback: Callable[[int, dict[str, Any]], None] | None = None,
+    tell: Callable[[TrialRecord], None] | None = None,
+) -> Finished:
+    """Train and evaluate the (``dim``, ``seed``) point of a per-size sweep and finish it (``Ledger``).
+
+    A diverged or failing trial is finished as FAILED with its reason; one stopped by ``callback``
+    raising ``optuna.TrialPruned`` as PRUNED. The sweep goes on either way.
+    """
+    data, progress = ledger.data, ledger.progress
+    tcfg = replace(cfg.train, seed=seed)
+
+    def on_epoch(epoch: int, r: dict[str, Any]) -> None:
+        progress.epoch(r)
+        if callback is not None:
+            callback(epoch, r)
+
+    progress.training(trial_name(dim, seed), tcfg.epochs)
+    try:
+        model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
+        held_out = eval_data(data, cfg)
+        progress.evaluating(trial_name(dim, seed), f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
+        rec, per_sample = evaluate_trial(model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience)
+    except optuna.TrialPruned as e:
+        pruned = TrialRecord(dim=dim, seed=seed, status=TrialStatus.PRUNED, reason=str(e) or "pruned")
+        return ledger.finish(pruned, tell=tell)
+    except Exception as e:  # noqa: BLE001 - any error in one trial is recorded; the sweep goes on
+        return ledger.finish(failed(dim, seed, e), tell=tell)
+    return ledger.finish(rec, model, fitted.history, per_sample, tell=tell)
+
+
+def _teller(study: optuna.Study, trial: optuna.Trial) -> Callable[[TrialRecord], None]:
+    """How a finished record is told to its Optuna trial: the record as a user attribute, then the state."""
+
+    def tell(rec: TrialRecord) -> None:
+        trial.set_user_attr(studies.RECORD_ATTR, studies.jsonable(rec.to_dict()))
+        if rec.complete:
+            study.tell(trial, rec.nll)
+        else:
+            trial.set_user_attr("reason", rec.reason)
+            study.tell(trial, state=State.PRUNED if rec.status is TrialStatus.PRUNED else State.FAIL)
+
+    return tell
+
+
+def worker_loop(ledger: Ledger, cfg: SweepConfig, prune: bool) -> None:
+    """Take enqueued trials until none is left (retrying those of dead workers), train, finish."""
+    study, run = ledger.study, ledger.run
+    assert study is not None
     info = studies.worker_info(run.path if run is not None else None)
     grid = set(cfg.grid())
     while True:
@@ -150,26 +166,19 @@ def worker_loop(
                 trial.set_user_attr(studies.DUPLICATE_ATTR, True)
                 study.tell(trial, state=State.FAIL)
                 continue
-            trial.suggest_int("dim", 1, max(dim, data.n_features))
+            trial.suggest_int("dim", 1, max(dim, ledger.data.n_features))
             trial.suggest_int("seed", 0, max(seed, 2**31 - 1))
             with studies.Heartbeat(trial, info):
-                if local:
+                if local:  # finished in this folder before, never told to the study: tell it now
                     assert run is not None
                     rec = run.read_trial(dim, seed)
                     assert rec is not None
+                    _teller(study, trial)(rec)
                 else:
                     callback = _pruning_callback(trial, dim) if prune else None
-                    rec = run_trial(data, dim, seed, cfg, run, progress=progress, callback=callback)
-            trial.set_user_attr(studies.RECORD_ATTR, studies.jsonable(rec.to_dict()))
-            if rec.complete:
-                study.tell(trial, rec.nll)
-            else:
-                trial.set_user_attr("reason", rec.reason)
-                study.tell(trial, state=State.PRUNED if rec.status is TrialStatus.PRUNED else State.FAIL)
-            if not local:
-                progress.finished(rec)
+                    run_trial(ledger, cfg, dim, seed, callback=callback, tell=_teller(study, trial))
             if run is not None:
-                run.write_results(list(final_records(study, run, verify=False).values()))
+                run.write_results(list(finished_records(study, run, verify=False).values()))
         except optuna.exceptions.UpdateFinishedTrialError:
             # Another worker finished this trial while we held it: SQLite has no row locks, so two
             # workers can take the same enqueued trial, or ours was judged stale. Results are the same
@@ -190,64 +199,55 @@ def _worker_main(
     torch.set_num_threads(threads)
     run = RunDir(run_path) if run_path is not None else None
     study = open_study(run, storage, study_name, prune=prune, epochs=cfg.train.epochs)
-    worker_loop(study, data, cfg, run, Progress(False), prune)
+    worker_loop(Ledger(data, run, study), cfg, prune)
 
 
-def run_grid(
-    study: optuna.Study,
-    data: Data,
-    cfg: SweepConfig,
-    run: RunDir | None,
-    progress: Progress,
-    *,
-    workers: int = 1,
-    prune: bool = False,
-    storage: str | None = None,
-    study_name: str = "zdim-sweep",
-) -> list[TrialRecord]:
-    """Enqueue missing grid points, run ``workers`` loops over the study, return the grid's records."""
-    enqueue_missing(study, cfg, run)
-    grid = set(cfg.grid())
+@dataclass
+class TrialExecutor:
+    """Per-size mode (see the module docstring): ``plan.workers`` processes over the study."""
 
-    def finished() -> dict[Key, TrialRecord]:
-        return {k: r for k, r in final_records(study, run, verify=False).items() if k in grid}
+    ledger: Ledger
 
-    seen = set(finished())
-    progress.set_total(len(grid))
-    progress.set_done(len(seen))
-    if workers == 1:
-        worker_loop(study, data, cfg, run, progress, prune)
-    else:
-        last = [0.0]
+    def run(self, plan: SweepPlan) -> Outcome:
+        ledger, cfg = self.ledger, plan.config
+        study, run, progress = ledger.study, ledger.run, ledger.progress
+        assert study is not None
+        enqueue_missing(study, cfg, run)
+        grid = cfg.grid()
+        seen = set(ledger.done(grid))
+        progress.set_total(len(grid))
+        progress.set_done(len(seen))
+        if plan.workers == 1:
+            worker_loop(ledger, cfg, plan.prune)
+        else:
+            last = [0.0]
 
-        def poll() -> None:  # the parent prints what the workers finished
-            if time.monotonic() - last[0] < 2:
-                return
-            last[0] = time.monotonic()
-            for key, rec in sorted(finished().items()):
-                if key not in seen:
-                    seen.add(key)
-                    progress.finished(rec)
+            def poll() -> None:  # the parent prints what the workers finished
+                if time.monotonic() - last[0] < 2:
+                    return
+                last[0] = time.monotonic()
+                for key, rec in sorted(finished_records(study, run, verify=False).items()):
+                    if key in set(grid) and key not in seen:
+                        seen.add(key)
+                        progress.finished(rec)
 
-        studies.spawn_workers(
-            _worker_main,
-            (
-                data,
-                cfg,
-                run.path if run is not None else None,
-                storage,
-                study_name,
-                prune,
-                studies.threads_per_worker(workers),
-            ),
-            workers,
-            poll,
-        )
-    records = final_records(study, run)
-    progress.set_done(len([k for k in records if k in grid]))
-    if run is None:
-        records = {k: r for k, r in records.items() if k in grid}
-    return sorted(records.values(), key=lambda r: r.key)
+            studies.spawn_workers(
+                _worker_main,
+                (
+                    ledger.data,
+                    cfg,
+                    run.path if run is not None else None,
+                    plan.storage,
+                    plan.study_name,
+                    plan.prune,
+                    studies.threads_per_worker(plan.workers),
+                ),
+                plan.workers,
+                poll,
+            )
+        outcome = ledger.outcome(cfg)
+        progress.set_done(len(outcome.finished))
+        return outcome
 
 
-__all__ = ["run_grid", "open_study", "final_records", "enqueue_missing", "is_duplicate", "grid_key", "worker_loop"]
+__all__ = ["TrialExecutor", "run_trial", "open_study", "enqueue_missing", "is_duplicate", "grid_key", "worker_loop"]

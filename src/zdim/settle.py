@@ -13,34 +13,41 @@ have collapsed cannot change it and stop early. Each member is then evaluated on
 as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work unchanged; the answer per
 epoch is kept in ``settle.json`` ("when the answer settled").
 
-While it runs, every member (weights, optimizer moments, noise streams, history) and the trace are
-checkpointed in the run directory at most every 5 minutes (``settle/``); ``--resume`` goes on from the
-last checkpoint and gives the run it would have given uninterrupted. The checkpoint is deleted once
-every member is saved as a trial.
+Nothing is lost. Every member (weights, optimizer moments, noise streams, history) and the trace are
+checkpointed in the run directory every ``plan.checkpoint_every`` seconds (``--checkpoint-every``,
+default 300: a ``kill -9`` loses at most that much training) and when SIGINT (Ctrl-C) or SIGTERM
+arrives: the round of epochs under way is finished, every member is checkpointed, and ``Interrupted``
+says to rerun with ``--resume``, which goes on from that epoch and gives the run it would have given
+uninterrupted. A member that raises (an error in the user's model, a divergence) is finished as a
+failed trial with its reason; the others go on. The checkpoint is deleted once every member is saved as
+a trial. Each member is finished through the sweep's ``Ledger`` (run directory, study, progress).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from . import studies
-from .data import Data
-from .errors import TrainingDiverged
+from .config import SweepConfig, build_sweep_model, eval_data
+from .errors import Interrupted
+from .evidence import Note, NoteKind
 from .metrics import evaluate
 from .models import VAE
-from .plan import SweepConfig, SweepPlan, build_sweep_model, eval_data
-from .progress import Progress
+from .plan import SweepPlan
 from .recommend import recommend
-from .records import TrialRecord, TrialStatus, sort_records, trial_name
+from .records import TrialRecord, TrialStatus, trial_name
 from .runs import RunDir
 from .train import Trainer
-from .trial import evaluate_record, saved_extra
+from .trial import Finished, Ledger, Outcome, evaluate_trial, failed
 
-CHECKPOINT_SECONDS = 300.0  # a run directory gets a checkpoint of every member at most this often
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
 EVAL_K = 10  # importance samples of the per-epoch validation NLL
@@ -84,81 +91,133 @@ class Member:
         return gain is not None and gain * len(self.scores) / window < tol
 
 
+@contextmanager
+def interrupts() -> Iterator[list[int]]:
+    """While the block runs, SIGINT (Ctrl-C) and SIGTERM ask settle mode to stop after the round of
+    epochs under way (the list gets the signal's number); a second SIGINT stops at once
+    (``KeyboardInterrupt``). Outside the main thread (where handlers cannot be set) nothing changes."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        print(
+            "\nzdim: finishing this round of epochs, then saving every member (Ctrl-C again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 @dataclass
 class SettleExecutor:
     """Runs a plan in settle mode (see the module docstring)."""
 
-    data: Data
-    run_dir: RunDir | None
-    plan: SweepPlan
+    ledger: Ledger
     window: int = DEFAULT_WINDOW
     eval_samples: int = DEFAULT_EVAL_SAMPLES
-    name: str = "settle"
     trace: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
-    time_budget: float | None = None  # seconds of training before every member stops
-    study: Any = None  # the sweep's Optuna study: each finished member is added to it as a finished trial
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
-    _progress: Progress = field(default_factory=lambda: Progress(False), repr=False)
 
-    def run(self, config: SweepConfig, progress: Progress) -> list[TrialRecord]:
-        data, run = self.data, self.run_dir
+    def run(self, plan: SweepPlan) -> Outcome:
+        ledger, config = self.ledger, plan.config
+        data, run, progress = ledger.data, ledger.run, ledger.progress
         if self.trace:  # the grid grew or was refined: a new phase, its members counted from epoch 1
             self.phases.append({"trace": self.trace, "how": self._how})
             self.trace = []
-        done = {r.key: r for r in run.records()} if run is not None else {}
+        done = ledger.done(config.grid() if run is None else None)
         subset = data.val[: self.eval_samples]
         grid = config.grid()
-        progress.set_total(len(grid))
-        progress.set_done(len([k for k in grid if k in done]))
-        scores = (
-            {k: self._score(run.load_trial_model(*k), subset) for k, r in done.items() if r.complete} if run else {}
-        )  # (nll, active units, per-sample nll) of the members finished before
+        scores = self._scores(done, subset)  # (nll, active units, per-sample nll) of the members finished before
         members = [self._member(config, d, s) for d, s in grid if (d, s) not in done]
+        progress.set_total(len(grid))
+        progress.members()
         epoch = self._restore(members, subset) if run is not None else 0
-        saved = started = time.monotonic()
         if members:
-            progress.training(f"{len(members)} members together", config.train.epochs)
-        while any(m.training for m in members):
-            epoch += 1
-            for m in members:
-                if m.training:
-                    self._epoch(m, progress, subset)
-            answer = self._answer(config, members, done, scores)
-            progress.advance(f"answer {answer}, {sum(m.training for m in members)} of {len(members)} training")
-            if answer is not None:
-                self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
-                if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
-                    progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
-                self._stop_settled(config, members, answer)
-            if self.time_budget is not None and time.monotonic() - started >= self.time_budget:
+            progress.training(f"{len(members)} members together", None, start=epoch)
+            if epoch:
+                progress.note(f"settle: resumed from epoch {epoch} (the last checkpoint)")
+        saved = started = time.monotonic()
+        with interrupts() as asked:
+            while any(m.training for m in members):
+                epoch += 1
                 for m in members:
                     if m.training:
-                        m.stopped = f"stopped at epoch {epoch}: the time budget ({self.time_budget:g} s) ran out"
-                progress.note(f"settle: the time budget ran out at epoch {epoch}")
-            if run is not None and time.monotonic() - saved >= CHECKPOINT_SECONDS:
-                self._checkpoint(run, epoch, members)
-                saved = time.monotonic()
-        self._how = self._ending(members, epoch)
-        records = list(done.values())
-        self._progress = progress
-        for m in members:
-            rec = self._finish(m, config)
-            records.append(rec)
-            progress.finished(rec)
-        if run is not None:
-            run.write_settle(
-                {
-                    "window": self.window,
-                    "eval_samples": int(subset.shape[0]),
-                    "trace": self.trace,
-                    "how": self._how,
-                    "phases": self.phases,
-                }
+                        self._epoch(m, subset)
+                answer = self._answer(plan, members, scores)
+                if answer is not None:
+                    self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
+                    if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
+                        progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
+                    self._stop_settled(config, members, answer)
+                if plan.time_budget is not None and time.monotonic() - started >= plan.time_budget:
+                    for m in members:
+                        if m.training:
+                            m.stopped = f"stopped at epoch {epoch}: the time budget ({plan.time_budget:g} s) ran out"
+                    progress.note(f"settle: the time budget ran out at epoch {epoch}")
+                progress.set_done(len([k for k in grid if k in done]) + sum(not m.training for m in members))
+                progress.advance(self._line(answer, members))
+                if asked:
+                    self._interrupted(run, epoch, members, asked[0])
+                if run is not None and time.monotonic() - saved >= plan.checkpoint_every:
+                    self._checkpoint(run, epoch, members)
+                    saved = time.monotonic()
+            self._how = self._ending(members, epoch)
+            for m in members:
+                self._finish(m, config)
+            if run is not None:
+                run.write_settle(
+                    {
+                        "window": self.window,
+                        "eval_samples": int(subset.shape[0]),
+                        "trace": self.trace,
+                        "how": self._how,
+                        "phases": self.phases,
+                    }
+                )
+                run.clear_settle_checkpoint()
+        return ledger.outcome(config, [Note(NoteKind.SETTLE, s) for s in [self.summary()] if s])
+
+    def _line(self, answer: int | None, members: list[Member]) -> str:
+        """The epoch bar's words: the current answer, how long it has held, how many still train."""
+        training = f"{sum(m.training for m in members)} of {len(members)} training"
+        if answer is None:
+            return training
+        held = 0
+        for t in reversed(self.trace):
+            if t["dim"] != answer:
+                break
+            held += 1
+        return f"answer {answer} (held {held} epoch{'s' if held != 1 else ''}), {training}"
+
+    def _interrupted(self, run: RunDir | None, epoch: int, members: list[Member], signum: int) -> None:
+        """Stop on a signal: checkpoint every member (with a run directory), then ``Interrupted``."""
+        if run is None:
+            raise Interrupted(
+                f"interrupted at epoch {epoch}: nothing was saved (no run directory); pass out= (--out) to "
+                "keep a sweep's progress",
+                signum,
+                epoch,
             )
-            run.clear_settle_checkpoint()
-        return sort_records(records)
+        self._checkpoint(run, epoch, members)
+        raise Interrupted(
+            f"interrupted at epoch {epoch}: every member is saved in {run.path}; "
+            "rerun with --resume to go on from there",
+            signum,
+            epoch,
+        )
 
     def summary(self) -> str | None:
         """One sentence for the rationale: since when the answer held on the validation subset, and how
@@ -201,8 +260,9 @@ class SettleExecutor:
 
     def _restore(self, members: list[Member], subset: torch.Tensor) -> int:
         """Put the members back where the last checkpoint left them; the round to go on from (0: none)."""
-        assert self.run_dir is not None
-        found = self.run_dir.read_settle_checkpoint()
+        run = self.ledger.run
+        assert run is not None
+        found = run.read_settle_checkpoint()
         if found is None:
             return 0
         state, saved = found
@@ -222,19 +282,38 @@ class SettleExecutor:
     # ------------------------------------------------------------------------------------ steps
 
     def _member(self, config: SweepConfig, dim: int, seed: int) -> Member:
+        data = self.ledger.data
         tcfg = replace(config.train, seed=seed)
         torch.manual_seed(seed)  # as zdim.trial.train: the same initial weights
-        model = build_sweep_model(self.data, dim, config)
-        return Member(dim, seed, model, Trainer(model, self.data.train, self.data.val, tcfg))
+        model = build_sweep_model(data, dim, config)
+        return Member(dim, seed, model, Trainer(model, data.train, data.val, tcfg))
 
-    def _epoch(self, m: Member, progress: Progress, subset: torch.Tensor) -> None:
+    def _epoch(self, m: Member, subset: torch.Tensor) -> None:
+        """One epoch and the member's score; a member that raises (divergence, an error in the user's
+        model) fails alone, with its reason, and the others go on."""
         try:
             m.trainer.run_epoch()
-        except TrainingDiverged as e:
-            m.failed = str(e)
+            m.val_nll, m.active, m.per_sample = self._score(m.model, subset)
+        except Exception as e:  # noqa: BLE001 - one failing member never stops the sweep
+            m.failed = failed(m.dim, m.seed, e).reason
+            self.ledger.progress.note(
+                f"settle: {trial_name(m.dim, m.seed)} failed at epoch {m.trainer.epoch}: {m.failed}"
+            )
             return
-        m.val_nll, m.active, m.per_sample = self._score(m.model, subset)
         m.scores.append(m.val_nll)
+
+    def _scores(self, done: dict[tuple[int, int], Finished], subset: torch.Tensor) -> dict[tuple[int, int], Any]:
+        """The validation-subset scores of the members finished before (models this process can load)."""
+        out = {}
+        for key, f in done.items():
+            if not f.record.complete:
+                continue
+            try:
+                model = self.ledger.model(*key)
+            except Exception:  # noqa: BLE001 - a record of another machine: its model is not here
+                continue
+            out[key] = self._score(model, subset)
+        return out
 
     @staticmethod
     def _score(model: VAE, subset: torch.Tensor) -> tuple[float, int, Any]:
@@ -242,11 +321,7 @@ class SettleExecutor:
         return float(ev["nll"]), int(ev["active_units"]), ev["nll_per_sample"].cpu().numpy()
 
     def _answer(
-        self,
-        config: SweepConfig,
-        members: list[Member],
-        done: dict[tuple[int, int], TrialRecord],
-        scores: dict[tuple[int, int], tuple[float, int, Any]],
+        self, plan: SweepPlan, members: list[Member], scores: dict[tuple[int, int], tuple[float, int, Any]]
     ) -> int | None:
         """The recommendation from the current validation scores (members and saved trials), by the
         sweep's rule with its paired standard errors (the same validation samples for every member)."""
@@ -267,9 +342,9 @@ class SettleExecutor:
             return None
         rec = recommend(
             recs,
-            rel_tol=config.rel_tol,
-            rule=self.plan.rule,
-            likelihood=self.data.likelihood,
+            rel_tol=plan.config.rel_tol,
+            rule=plan.rule,
+            likelihood=self.ledger.data.likelihood,
             per_sample=per_sample if all(v is not None for v in per_sample.values()) else None,
         )
         self.tol = 0.5 * rec.tolerance
@@ -296,21 +371,19 @@ class SettleExecutor:
                 if m.training:
                     m.stopped = f"stopped at epoch {m.trainer.epoch}: the answer ({answer}) settled"
 
-    def _finish(self, m: Member, config: SweepConfig) -> TrialRecord:
-        """Best weights back, test evaluation, saved as an ordinary trial."""
-        run = self.run_dir
+    def _finish(self, m: Member, config: SweepConfig) -> Finished:
+        """Best weights back, test evaluation, finished as an ordinary trial (or a failed one)."""
+        ledger = self.ledger
         if m.failed:
-            rec = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed)
-            if run is not None:
-                run.save_trial(rec)
-            self._tell(rec)
-            return rec
+            return ledger.finish(TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed))
         fitted = m.trainer.finish()
-        held_out = eval_data(self.data, config)
+        held_out = eval_data(ledger.data, config)
         n = held_out.test.shape[0]
-        self._progress.evaluating(trial_name(m.dim, m.seed), f"IWAE k={config.k} on {n} test samples, generation")
-        # converged over the same window settle mode judged it by
-        rec, per_sample = evaluate_record(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
+        ledger.progress.evaluating(trial_name(m.dim, m.seed), f"IWAE k={config.k} on {n} test samples, generation")
+        try:  # converged over the same window settle mode judged it by
+            rec, per_sample = evaluate_trial(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
+        except Exception as e:  # noqa: BLE001 - a model that fails its evaluation fails alone
+            return ledger.finish(failed(m.dim, m.seed, e))
         gain = m.improvement(self.window)
         if m.converged(self.window, self.tol) and gain is not None:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance
@@ -321,17 +394,7 @@ class SettleExecutor:
             )
         if m.stopped:
             rec.extra["settle"] = m.stopped
-        if run is not None:
-            run.save_trial(rec, m.model, fitted.history, extra=saved_extra(self.data), per_sample=per_sample)
-        self._tell(rec)
-        return rec
-
-    def _tell(self, rec: TrialRecord) -> None:
-        """The member, finished, as a trial of the sweep's study (after its folder is saved)."""
-        if self.study is not None:
-            value = rec.nll if rec.complete else None
-            path = self.run_dir.path if self.run_dir is not None else None
-            studies.add_finished(self.study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, path)
+        return ledger.finish(rec, m.model, fitted.history, per_sample)
 
 
-__all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES"]
+__all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES", "interrupts"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .records import TrialRecord
+from .result import SweepResult
 from .runs import RunDir
-from .search import SweepResult
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -44,6 +45,39 @@ def require_mlflow() -> None:
             f"--mlflow needs the mlflow package ({e}): install it with "
             "pip install 'zdim[mlflow]', or leave out --mlflow"
         ) from e
+
+
+def check_tracking(tracking_uri: str | None) -> None:
+    """Before a sweep trains anything: ``ConfigError`` (one line) when MLflow is missing or
+    ``tracking_uri`` cannot be written to (a ``file:`` store in a place that cannot be written) or reached
+    (a server: one request, no retries). None: the default store in the run directory, whose place the
+    sweep checks itself."""
+    require_mlflow()
+    if tracking_uri is None:
+        return
+    if tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(tracking_uri).path)) if tracking_uri.startswith("file:") else Path(tracking_uri)
+        base = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+        try:
+            if not base.is_dir():
+                raise NotADirectoryError(f"{base} is not a folder")
+            os.rmdir(tempfile.mkdtemp(prefix=".zdim-probe-", dir=base))
+        except OSError as e:
+            raise ConfigError(
+                f"--mlflow-uri {tracking_uri} cannot be written ({e.strerror or e}): choose a writable place"
+            ) from None
+        return
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - MLflow raises many types for a store it cannot use
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"--mlflow-uri {tracking_uri} cannot be used ({first[:200]}): fix --mlflow-uri") from None
 
 
 def default_uri(run_dir: Path | None) -> str:
@@ -165,4 +199,4 @@ def _trial_metrics(t: TrialRecord, history: list[dict[str, float]], now: int) ->
             yield _metric(key, row.get(key), now, step=epoch)
 
 
-__all__ = ["log_sweep", "require_mlflow", "default_uri"]
+__all__ = ["log_sweep", "require_mlflow", "check_tracking", "default_uri"]

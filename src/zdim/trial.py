@@ -1,33 +1,45 @@
-"""One trial: seed, build, fit and evaluate one VAE. The only place this is written.
+"""One trial of a sweep, the same for every executor: train, evaluate, finish; and what is done already.
 
-``train`` (seed, build, fit) serves the sweep, ``zdim tune`` and the scikit-learn estimator alike, so
-the same data, configuration and seed give the same weights everywhere. ``run_trial`` is the sweep's
-trial: ``train`` (or a cut from the seed's nested model), then the held-out evaluation and generation
-metrics into a ``TrialRecord``, persisted through the ``RunDir`` at once.
+- ``train`` (seed, build, fit) serves the sweep, ``zdim tune`` and the scikit-learn estimator alike,
+  so the same data, configuration and seed give the same weights everywhere.
+- ``evaluate_trial`` turns a trained model into its ``TrialRecord`` (held-out metrics on
+  ``eval_data``, the training record, convergence, generation quality) and its per-sample held-out NLL.
+- ``Ledger`` is where a sweep's trials end: ``Ledger.finish`` is the one way a trial is finished in
+  every mode (persisted in the run directory, told to the sweep's Optuna study, printed, kept in
+  memory with its per-sample NLL), and ``Ledger.done`` the one answer to "what is finished already"
+  (this process's memory, the records other machines left in the study, this run directory's folders).
+- ``Outcome`` is what an executor returns, and ``Executor`` the interface the three implement
+  (``zdim.scheduler``: one Optuna trial per point; ``zdim.nested``; ``zdim.settle``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+import numpy as np
 import optuna
 import torch
 
+from . import studies
+from .config import SweepConfig
 from .custom import DataInfo, build_model
 from .data import Data
 from .errors import TrainingDiverged
+from .evidence import Note
 from .generation import generation_metrics
 from .metrics import evaluate
 from .models import VAE, VAEConfig, count_parameters
-from .nested import nested_fit
-from .plan import SweepConfig, eval_data, model_config
+from .plan import SweepPlan
 from .progress import Progress
-from .records import TrialRecord, TrialStatus, trial_name
+from .records import TrialRecord, TrialStatus
 from .runs import RunDir
 from .train import EpochCallback, FitResult, TrainConfig, convergence, fit
+
+Key = tuple[int, int]  # (latent size, seed): one grid point
+FINAL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
 def train(
@@ -45,12 +57,12 @@ def train(
     return model, fit(model, data.train, data.val, tcfg, callback=callback)
 
 
-def evaluate_record(
+def evaluate_trial(
     model: VAE, data: Data, fitted: FitResult, dim: int, seed: int, k: int, *, patience: int = 0, nested: bool = False
-) -> tuple[TrialRecord, torch.Tensor]:
-    """The record of a trained model: held-out metrics on the test split, the training record, whether
-    it converged, and generation quality (a metric that cannot be computed never fails the trial); and
-    the (N,) held-out NLL of each test sample (paired across the sweep's trials, for the bootstrap)."""
+) -> tuple[TrialRecord, np.ndarray]:
+    """The record of a trained model: held-out metrics on the test split of ``data``, the training record,
+    whether it converged, and generation quality (a metric that cannot be computed never fails the
+    trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
     t0 = time.perf_counter()
     ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
     nll_per_sample = ev.pop("nll_per_sample")
@@ -75,78 +87,181 @@ def evaluate_record(
     except Exception as e:  # noqa: BLE001 - recorded, never fatal
         rec.generation["gen_error"] = f"{type(e).__name__}: {e}"
     rec.eval_seconds = time.perf_counter() - t0
-    return rec, nll_per_sample
+    return rec, nll_per_sample.numpy()
+
+
+def failed(dim: int, seed: int, error: BaseException) -> TrialRecord:
+    """The record of a trial that raised: FAILED with the error as its reason (a divergence keeps its own
+    message, which says what to try)."""
+    reason = str(error) if isinstance(error, TrainingDiverged) else f"{type(error).__name__}: {error}"
+    return TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=reason)
 
 
 def saved_extra(data: Data) -> dict[str, Any]:
     """What a trial's ``model.json`` keeps of its data: the summary, and the preprocessing that
-    ``zdim.load_model`` applies to raw inputs. One place, for every executor."""
+    ``zdim.load_model`` applies to raw inputs."""
     return {"data": data.summary(), "preprocessing": data.preprocessing.to_dict()}
 
 
-def run_trial(
-    data: Data,
-    dim: int,
-    seed: int,
-    cfg: SweepConfig,
-    run: RunDir | None,
-    *,
-    progress: Progress | None = None,
-    callback: Callable[[int, dict[str, Any]], None] | None = None,
-) -> TrialRecord:
-    """Train and evaluate the (``dim``, ``seed``) trial of a sweep; persist it in ``run``; return its record.
+@dataclass
+class Finished:
+    """A finished grid point: its record and, for a complete trial, its (N,) per-sample held-out NLL and,
+    where no run directory keeps it, its model."""
 
-    A diverged or failing trial gives a record with status FAILED and the reason; a trial stopped by
-    ``callback(epoch, record)`` raising ``optuna.TrialPruned`` has status PRUNED.
-    """
-    name = trial_name(dim, seed)
-    tcfg = replace(cfg.train, seed=seed)
-    progress = progress or Progress(False)
-
-    def on_epoch(epoch: int, r: dict[str, Any]) -> None:
-        progress.epoch(r)
-        if callback is not None:
-            callback(epoch, r)
-
+    record: TrialRecord
+    per_sample: np.ndarray | None = None
     model: VAE | None = None
-    history: list[dict[str, Any]] = []
-    per_sample: torch.Tensor | None = None
-    try:
-        if cfg.nested:
-            big, fitted = nested_fit(
-                data,
-                model_config(data, max(cfg.dims), cfg),
-                cfg.dims,
-                tcfg,
-                run.nested_folder(seed) if run is not None else None,
-                callback=on_epoch,
-                on_train=lambda: progress.training(f"nested sizes {list(cfg.dims)}, seed {seed}", tcfg.epochs),
+
+
+@dataclass
+class Outcome:
+    """What an executor returns: every finished point of the plan's grid, and what it has to say."""
+
+    finished: dict[Key, Finished]
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[TrialRecord]:
+        return [self.finished[k].record for k in sorted(self.finished)]
+
+    @property
+    def per_sample(self) -> dict[Key, np.ndarray]:
+        return {k: f.per_sample for k, f in self.finished.items() if f.record.complete and f.per_sample is not None}
+
+
+class Executor(Protocol):
+    """Runs the unfinished points of ``plan.config.grid()`` and returns the grid's ``Outcome``. Built as
+    ``Executor(ledger)``; ``run`` may be called again with a grown grid (points already finished are
+    not trained again)."""
+
+    def run(self, plan: SweepPlan) -> Outcome: ...
+
+
+def grid_key(t: optuna.trial.FrozenTrial) -> Key | None:
+    """The ``(dim, seed)`` point of a study trial, or None for a trial that is not a grid point."""
+    fp = studies.fixed_params(t)
+    if "dim" not in fp or "seed" not in fp:
+        return None
+    return int(fp["dim"]), int(fp["seed"])
+
+
+def finished_records(
+    study: optuna.Study | None, run: RunDir | None, local: bool = True, verify: bool = True
+) -> dict[Key, TrialRecord]:
+    """Finished grid points on record: those other run directories put in the study (another machine
+    sharing it), then this run directory's trial folders. Records this run directory wrote to the study
+    count only while its folder is intact, so a corrupt folder is redone rather than silently reused."""
+    out: dict[Key, TrialRecord] = {}
+    if study is not None:
+        here = studies.worker_place(run.path if run is not None else None)
+        for t in study.get_trials(deepcopy=False, states=FINAL):
+            raw, key = t.user_attrs.get(studies.RECORD_ATTR), grid_key(t)
+            if raw is None or key is None:
+                continue  # stale or duplicate trial: nothing was finished by it
+            if run is not None and studies.worker_place_of(t) == here:
+                continue
+            try:
+                rec = TrialRecord.from_dict(raw)
+            except ValueError:
+                continue
+            if key not in out or not out[key].complete:
+                out[key] = rec
+    if run is not None and local:
+        for rec in run.records(verify=verify):
+            out[rec.key] = rec
+    return out
+
+
+@dataclass
+class Ledger:
+    """Where a sweep's trials end (see the module docstring): the data they were trained on, the run
+    directory (None: nothing is written), the sweep's study, the progress display, and this process's
+    finished trials (kept across growths of the grid, so nothing finished is trained twice)."""
+
+    data: Data
+    run: RunDir | None
+    study: optuna.Study | None
+    progress: Progress = field(default_factory=lambda: Progress(False))
+    memory: dict[Key, Finished] = field(default_factory=dict)
+
+    def finish(
+        self,
+        rec: TrialRecord,
+        model: VAE | None = None,
+        history: list[dict[str, Any]] | None = None,
+        per_sample: np.ndarray | None = None,
+        *,
+        tell: Callable[[TrialRecord], None] | None = None,
+    ) -> Finished:
+        """Finish one trial: save its folder (weights, history and per-sample NLL of a complete trial,
+        then ``metrics.json``), tell the study (``tell``, else it is added as a finished trial), print its
+        line, keep it in memory."""
+        complete = rec.complete and model is not None
+        if self.run is not None:
+            self.run.save_trial(
+                rec,
+                model if complete else None,
+                history or [],
+                extra=saved_extra(self.data),
+                per_sample=torch.from_numpy(per_sample) if complete and per_sample is not None else None,
             )
-            model = big.prefix_model(dim)
-        else:
-            progress.training(name, tcfg.epochs)
-            model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
-        held_out = eval_data(data, cfg)
-        progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples, generation")
-        rec, per_sample = evaluate_record(
-            model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=cfg.nested
-        )
-        history = fitted.history
-    except TrainingDiverged as e:
-        rec = TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=str(e))
-    except optuna.TrialPruned as e:
-        rec = TrialRecord(dim=dim, seed=seed, status=TrialStatus.PRUNED, reason=str(e) or "pruned")
-    except Exception as e:  # noqa: BLE001 - any error in one trial is recorded; the sweep goes on
-        rec = TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=f"{type(e).__name__}: {e}")
-    if run is not None:
-        run.save_trial(
+        (tell or self._add)(rec)
+        self.progress.finished(rec)
+        done = Finished(
             rec,
-            model if rec.complete else None,
-            history,
-            extra=saved_extra(data),
-            per_sample=per_sample,
+            per_sample if complete else None,
+            model.eval() if complete and model is not None and self.run is None else None,
         )
-    return rec
+        self.memory[rec.key] = done
+        return done
+
+    def _add(self, rec: TrialRecord) -> None:
+        """The trial, finished outside an Optuna trial, added to the study (after its folder is saved)."""
+        if self.study is not None:
+            value = rec.nll if rec.complete else None
+            path = self.run.path if self.run is not None else None
+            studies.add_finished(self.study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, path)
+
+    def done(self, grid: list[Key] | None = None) -> dict[Key, Finished]:
+        """Every finished point (of ``grid`` when given): this process's memory first, then the records on
+        file (``finished_records``) with their per-sample NLL where the run directory keeps it."""
+        out: dict[Key, Finished] = {}
+        for key, rec in finished_records(self.study, self.run).items():
+            if key in self.memory:
+                continue
+            per = self.run.read_per_sample(*key) if self.run is not None and rec.complete else None
+            out[key] = Finished(rec, per)
+        out.update(self.memory)
+        if grid is not None:
+            wanted = set(grid)
+            out = {k: v for k, v in out.items() if k in wanted}
+        return out
+
+    def model(self, dim: int, seed: int) -> VAE:
+        """The trained model of a complete trial: from memory, else from the run directory."""
+        kept = self.memory.get((dim, seed))
+        if kept is not None and kept.model is not None:
+            return kept.model
+        if self.run is None:
+            raise KeyError(f"no model of size {dim}, seed {seed} in memory")
+        return self.run.load_trial_model(dim, seed)
+
+    def outcome(self, config: SweepConfig, notes: list[Note] | None = None) -> Outcome:
+        """The outcome as it stands: every finished point of the run directory (a resumed run counts the
+        sizes its earlier runs trained too), or of the grid when there is none."""
+        return Outcome(self.done(config.grid() if self.run is None else None), list(notes or []))
 
 
-__all__ = ["train", "evaluate_record", "run_trial"]
+__all__ = [
+    "train",
+    "evaluate_trial",
+    "failed",
+    "saved_extra",
+    "Finished",
+    "Outcome",
+    "Executor",
+    "Ledger",
+    "finished_records",
+    "grid_key",
+    "Key",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,19 @@ import optuna
 import torch
 
 from . import studies
+from .config import SweepConfig, model_config
 from .custom import needs_trust
 from .data import Data, load_data
 from .errors import ConfigError, RunDirError
+from .grid import DimSpec
 from .metrics import evaluate
 from .models import VAE
-from .plan import SweepConfig, check_dims, make_run_info, model_config
+from .plan import Mode, SweepPlan
 from .recommend import Recommendation
+from .resume import make_run_info
 from .runs import RunDir
 from .train import FitResult, TrainConfig
-from .trial import train
+from .trial import saved_extra, train
 
 OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
@@ -48,6 +51,7 @@ class TuneResult:
     final_test: dict[str, Any]
     sweep_test: dict[str, float] | None
     run_dir: Path
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         t, obj = self.tuning, self.tuning["objective"]
@@ -68,6 +72,7 @@ class TuneResult:
         else:
             lines.append(f"Test split, {obj}: tuned final model {self.final_test[key]:.4f}")
         lines.append(f"Final model: {RunDir(self.run_dir).final_folder}")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -164,8 +169,14 @@ def load_run(
     if device is not None:
         cfg = replace(cfg, train=replace(cfg.train, device=device))
     if data is None:
+        source = str(info["data"].get("source", ""))
+        if source.startswith("<") and source.endswith(">"):  # <array>, <dataframe>, <tensor>: nothing to reload
+            raise RunDirError(
+                f"{run.path} was made from data given in memory ({source}): tune it from Python with that data, "
+                f"zdim.tune({str(run.path)!r}, data=zdim.load_data(X, ...)) with the sweep's data options"
+            )
         loader = info.get("loader") or {}
-        data = load_data(info["data"]["source"], **loader)
+        data = load_data(source, **loader)
     if data.fingerprint != info["data"].get("fingerprint"):
         raise RunDirError(
             f"the data of {run.path} cannot be reloaded identically (fingerprint differs): "
@@ -190,13 +201,15 @@ def init_tune_run(
     ``run.json`` records the data and the starting recipe (``config``, default ``SweepConfig``), so
     ``tune(out, dim)`` and ``zdim report`` work on it as on a sweep's directory.
     """
-    config = config or SweepConfig(dims=(dim,))
-    config = replace(config, dims=(dim,))
-    check_dims(config.dims, data)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError(f"--dim {dim!r} is not a latent size: pass an integer >= 1")
+    config = (config or SweepConfig(dims=(dim,))).with_dims((dim,))
+    DimSpec.of((dim,)).sizes(data.n_features, data.name)
     from .search import data_paths
 
+    plan = SweepPlan(config=config, mode=Mode.PER_SIZE)
     run = RunDir.create(
-        out, make_run_info(data, config, command, loader), overwrite=overwrite, resume=resume, protect=data_paths(data)
+        out, make_run_info(data, plan, command, loader), overwrite=overwrite, resume=resume, protect=data_paths(data)
     )
     run.finish()
     return run.path
@@ -259,7 +272,10 @@ def tune(
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
     if epochs is not None and epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise ConfigError(f"--dim {dim!r} is not a latent size: pass an integer >= 1")
     run = RunDir.open(run_dir)
+    run.check_writable("zdim tune writes tuning.json and tune/")
     data, cfg, _ = load_run(run, data, device)
     spec = cfg.model if isinstance(cfg.model, str) else None
     if spec is not None and needs_trust(spec) and not trust_code:
@@ -274,6 +290,7 @@ def tune(
         dim = Recommendation.from_dict(saved).dim
     if not 1 <= dim <= data.n_features:
         raise ConfigError(f"--dim {dim} is outside 1..{data.n_features}: pick a size of the data")
+    notes = _epoch_warnings(run, dim, epochs)
     epochs = epochs or cfg.train.epochs
     name = study_name or f"zdim-tune-dim-{dim}"
     seed = cfg.train.seed
@@ -283,6 +300,8 @@ def tune(
             f"validation {objective}, {workers} worker(s) -> {run.path}",
             file=sys.stderr,
         )
+    for w in notes:
+        print(f"zdim: warning: {w}", file=sys.stderr)
     study = _open(run, storage, name, prune, seed)
     stale = {t.number for t in studies.fail_stale(study)}  # trials of dead workers: redone
     base = baseline_params(cfg.train)
@@ -303,7 +322,24 @@ def tune(
             workers,
         )
     study = _open(run, storage, name, prune, seed)
-    return _finish(run, study, data, cfg, dim, objective, epochs, base)
+    result = _finish(run, study, data, cfg, dim, objective, epochs, base)
+    result.warnings = notes
+    return result
+
+
+def _epoch_warnings(run: RunDir, dim: int, epochs: int | None) -> list[str]:
+    """A warning when ``--epochs`` stops tuning trials before the sweep's own models at this size reached
+    their best epoch: the tuned model would then be worse than the sweep's for want of training."""
+    if epochs is None:
+        return []
+    best = sorted(r.best_epoch for r in run.records(verify=False) if r.complete and r.dim == dim and r.best_epoch)
+    if not best or epochs >= best[len(best) // 2]:
+        return []
+    return [
+        f"--epochs {epochs} stops every tuning trial before the sweep's size-{dim} models reached their best "
+        f"epoch (median {best[len(best) // 2]}): the tuned model may come out worse than the sweep's for want "
+        "of training; raise --epochs or leave it out (the sweep's)"
+    ]
 
 
 def _tune_worker_entry(
@@ -377,12 +413,7 @@ def _finish(
         model,
         fitted.history,
         final_rec,
-        extra={
-            "trial": f"tune-dim-{dim}",
-            "data": data.summary(),
-            "params": dict(best.params),
-            "preprocessing": data.preprocessing.to_dict(),
-        },
+        extra={"trial": f"tune-dim-{dim}", **saved_extra(data), "params": dict(best.params)},
     )
     tuning = {
         "dim": int(dim),

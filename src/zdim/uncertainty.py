@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .evidence import Note, NoteKind, warning
 from .recommend import Recommendation, recommend, share_words
 from .records import TrialRecord
 
@@ -63,24 +64,19 @@ def bootstrap(
 
 
 def with_uncertainty(rec: Recommendation, uncertainty: dict[str, Any] | None) -> Recommendation:
-    """``rec`` with its bootstrap (see ``bootstrap``): said in the rationale, and a warning (not settled)
+    """``rec`` with its bootstrap (see ``bootstrap``) and a note saying it, and a warning (not settled)
     when the size is chosen in fewer than ``MIN_SHARE`` of the resamples."""
     if uncertainty is None:
         return rec
     done = replace(rec, uncertainty=uncertainty)
     share = float(uncertainty["shares"].get(str(rec.dim), 0.0))
-    sentence = f"Bootstrap over the held-out samples and seeds: {done.confidence}."
+    said = Note(NoteKind.UNCERTAINTY, f"Bootstrap over the held-out samples and seeds: {done.confidence}.")
     if share >= MIN_SHARE:
-        return replace(done, rationale=f"{rec.rationale} {sentence}")
-    warning = (
+        return done.with_notes(said)
+    uncertain = warning(
         f"the answer is uncertain: size {rec.dim} is chosen in only {share_words(share)} of "
         f"{uncertainty['resamples']} resamples of the held-out samples and seeds; use more seeds (--seeds), "
-        "more held-out data, or more epochs"
+        "more held-out data, or more epochs",
+        "uncertain",
     )
-    prefix = "" if rec.rationale.startswith("Not a settled answer") else "Not a settled answer: "
-    return replace(
-        done,
-        warnings=[*rec.warnings, warning],
-        settled=False,
-        rationale=f"{prefix}{warning[0].upper()}{warning[1:]}. {rec.rationale} {sentence}",
-    )
+    return done.with_notes(uncertain, said)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
+from ..recommend import Recommendation
 from ..records import TrialRecord
 from ..runs import HISTORY_CSV, RunDir
 
@@ -31,8 +32,8 @@ class RunView:
     run_dir : Path
     info : dict
         ``run.json``: data summary, sweep configuration, the command.
-    recommendation : dict or None
-        ``recommendation.json`` (None while no trial has finished).
+    recommendation : Recommendation or None
+        ``recommendation.json``, typed (None while no trial has finished, or when it is unreadable).
     trials : list of TrialRecord
         Every finished trial record (complete, failed or pruned), sorted by size and seed.
     histories : dict
@@ -50,7 +51,7 @@ class RunView:
 
     run_dir: Path
     info: dict[str, Any]
-    recommendation: dict[str, Any] | None
+    recommendation: Recommendation | None
     trials: list[TrialRecord]
     histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     inputs: torch.Tensor | None = None
@@ -70,15 +71,15 @@ class RunView:
 
     @property
     def recommended_dim(self) -> int | None:
-        return None if self.recommendation is None else int(self.recommendation["dim"])
+        return None if self.recommendation is None else self.recommendation.dim
 
     @property
     def intrinsic_dim(self) -> float | None:
         """An intrinsic-dimension estimate recorded by the run, when there is one."""
         # run.json holds zdim.intrinsic.IntrinsicDim.to_dict() (per-method means); recommendation.json the
         # rounded number the grid was built from.
-        for source in (self.info, self.recommendation or {}):
-            value = source.get("intrinsic_dim")
+        rec = self.recommendation
+        for value in (self.info.get("intrinsic_dim"), rec.intrinsic_dim if rec is not None else None):
             if isinstance(value, dict):
                 methods = [value[k] for k in ("twonn", "mle") if isinstance(value.get(k), (int, float))]
                 value = sum(methods) / len(methods) if methods else value.get("dim")
@@ -112,7 +113,7 @@ def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory; raise ``RunDirError`` (one line) when it is not one."""
     run = RunDir.open(run_dir)
     trials = run.records(verify=False)  # every finished trial; one whose weights are bad still has metrics
-    view = RunView(run_dir=run.path, info=run.read_info(), recommendation=run.read_recommendation(), trials=trials)
+    view = RunView(run_dir=run.path, info=run.read_info(), recommendation=_recommendation(run), trials=trials)
     for t in trials:
         if (run.trial_folder(t.dim, t.seed) / HISTORY_CSV).is_file():
             view.histories[t.trial] = run.read_history(t.dim, t.seed)
@@ -123,6 +124,16 @@ def load_run(run_dir: str | Path) -> RunView:
     view.tuned_test = run.read_final()  # tune/final/metrics.json: the tuned model's test figures
     view.settle = run.read_settle()  # settle mode: the answer after every epoch
     return view
+
+
+def _recommendation(run: RunDir) -> Recommendation | None:
+    saved = run.read_recommendation()
+    if saved is None:
+        return None
+    try:
+        return Recommendation.from_dict(saved)
+    except (TypeError, ValueError, KeyError):  # a file this version cannot read: the report goes on without it
+        return None
 
 
 @dataclass

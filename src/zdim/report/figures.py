@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from ..recommend import per_size
 from .collect import Pictures, RunView
 
 STYLE: dict[str, Any] = {
@@ -114,20 +115,8 @@ def png_uri(image: np.ndarray) -> str:
 
 
 def per_dim(view: RunView) -> dict[str, dict[int, tuple[float, float]]]:
-    """metric -> dim -> (mean, standard error across seeds) over complete trials."""
-    values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for t in view.complete:
-        for m in METRICS:
-            v = t.metric(m)
-            if v is not None:
-                values[m][t.dim].append(v)
-    out: dict[str, dict[int, tuple[float, float]]] = {}
-    for m, by_dim in values.items():
-        out[m] = {
-            d: (float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
-            for d, v in sorted(by_dim.items())
-        }
-    return out
+    """metric -> dim -> (mean, standard error across seeds) over complete trials (``recommend.per_size``)."""
+    return per_size(view.complete, METRICS)
 
 
 def _size_axis(ax: Any, dims: list[int]) -> None:

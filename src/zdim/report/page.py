@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import html
 import math
-import re
 import time
 from typing import Any
 
 from .. import __version__
-from ..recommend import share_words
-from ..records import TrialStatus
+from ..plan import Mode
+from ..recommend import Recommendation
+from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
+from ..resume import recorded_mode
 from . import figures
 from .collect import Pictures, RunView
 
-TABLE_COLUMNS = [  # (key, header, format)
-    ("trial", "trial", "s"),
-    ("dim", "size", "d"),
-    ("seed", "seed", "d"),
-    ("status", "status", "s"),
-    ("nll", "NLL (IWAE)", ".2f"),
-    ("neg_elbo", "-ELBO", ".2f"),
-    ("rec", "reconstruction", ".2f"),
-    ("kl", "KL", ".2f"),
-    ("active_units", "active units", "d"),
-    ("best_epoch", "best epoch", "d"),
-    ("epochs_run", "epochs", "d"),
-    ("train_seconds", "train s", ".1f"),
-]
+TABLE_COLUMNS = [(COLUMNS[k].key, COLUMNS[k].long, COLUMNS[k].fmt) for k in REPORT_COLUMNS]  # (key, header, format)
 SKIP_DETAIL = {"kl_per_unit", "unit_variance", "trial"}
 
 
@@ -71,65 +59,36 @@ def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
     return f'<section id="{sec_id}" data-section="{sec_id}"><h2>{title}</h2>{intro_html}{body}</section>'
 
 
-def sentences(text: str) -> list[str]:
-    """``text`` cut after each sentence end (". "), empty pieces dropped."""
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-
-
-LEAD = r"^(not a settled answer|caution|warning)\s*:\s*"  # how a warning may open
-
-
-def _plain(sentence: str) -> str:
-    """A sentence reduced for comparison: no "Caution:"-style lead, no final period, lower case."""
-    s = re.sub(LEAD, "", sentence.strip(), flags=re.I)
-    return s.rstrip(". ").lower()
-
-
-def _warnings(rec: dict[str, Any]) -> list[str]:
-    raw = rec.get("warnings")
-    out = [str(w).strip() for w in raw if str(w).strip()] if isinstance(raw, list) else []
-    return [w[0].upper() + w[1:] for w in out]
-
-
-def _rationale(text: Any, shown: list[str] | None = None) -> str:
-    """The recommendation's rationale as a list of short sentences, leaving out the warnings already
-    shown above the answer (``shown``)."""
-    done = {_plain(w) for w in shown or []}
-    items = [s for s in sentences(str(text)) if _plain(s) not in done] if text else []
-    if done and items:  # the box above already says it: no "Not a settled answer:" lead here
-        first = re.sub(LEAD, "", items[0], flags=re.I)
-        items[0] = first[:1].upper() + first[1:]
+def _rationale(rec: Recommendation) -> str:
+    """The recommendation's evidence as a list, one note per item (its warnings are in the box above);
+    a file written before notes existed shows its rationale as written."""
+    items = [n.text for n in rec.notes if not n.is_warning] if not rec.legacy_rationale else [rec.legacy_rationale]
     if not items:
         return ""
     return '<ul class="rationale" id="rationale">' + "".join(f"<li>{esc(s)}</li>" for s in items) + "</ul>"
 
 
-def _caution(rec: dict[str, Any]) -> str:
-    """The recommendation's warnings, above the answer: "Not a settled answer" when the rule says it is
-    not settled, "Caution" otherwise. Runs written before these fields existed show nothing."""
-    warnings = _warnings(rec)
-    unsettled = rec.get("settled") is False
-    if not warnings and not unsettled:
-        return ""
-    title = "Not a settled answer" if unsettled else "Caution"
+def _caution(rec: Recommendation) -> str:
+    """The recommendation's warnings, above the answer: "Not a settled answer" when one of them unsettles
+    it, "Caution" otherwise."""
+    warnings = [n.sentence() for n in rec.notes if n.is_warning]
     if not warnings:
-        warnings = ["The rule did not settle on a size: read the rationale and the curves before using it."]
+        return ""
+    title = "Caution" if rec.settled else "Not a settled answer"
     items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
     return (
         f'<div class="alert" id="rec-warnings" role="alert"><div class="alert-head">{title}</div><ul>{items}</ul></div>'
     )
 
 
-def _certainty(rec: dict[str, Any]) -> str:
-    """How often the bootstrap over held-out samples and seeds chose each size (runs that made one)."""
-    unc = rec.get("uncertainty")
-    if not isinstance(unc, dict) or not unc.get("shares"):
+def _certainty(rec: Recommendation) -> str:
+    """How often the bootstrap over held-out samples and seeds chose each size (runs that made one), in the
+    words of ``Recommendation.confidence``."""
+    if not rec.shares():
         return ""
-    shares = sorted(((int(k), float(v)) for k, v in unc["shares"].items()), key=lambda kv: -kv[1])
-    words = ", ".join(f"{d}: {share_words(s)}" for d, s in shares)
     return (
-        f'<div class="rule" id="certainty">chosen in {esc(share_words(dict(shares).get(int(rec["dim"]), 0.0)))} of '
-        f"{int(unc.get('resamples', 0))} bootstrap resamples of the held-out samples and seeds ({esc(words)})</div>"
+        f'<div class="rule" id="certainty">{esc(rec.confidence)}: bootstrap resamples of the held-out samples '
+        "and seeds</div>"
     )
 
 
@@ -137,12 +96,12 @@ def _summary(view: RunView) -> str:
     d, rec = view.data, view.recommendation
     if rec is not None:
         head = (
-            _caution(rec) + f'<div class="answer"><div class="big" id="recommended-dim">{int(rec["dim"])}</div>'
+            _caution(rec) + f'<div class="answer"><div class="big" id="recommended-dim">{int(rec.dim)}</div>'
             f'<div><div class="label">recommended latent size</div>'
-            f'<div class="rule">rule: <code>{esc(rec.get("rule", ""))}</code></div>'
+            f'<div class="rule">rule: <code>{esc(rec.rule)}</code></div>'
             + _certainty(rec)
             + "</div></div>"
-            + _rationale(rec.get("rationale"), _warnings(rec))
+            + _rationale(rec)
         )
     else:
         head = '<div class="answer warn">No recommendation yet: no trial has finished.</div>'
@@ -177,7 +136,7 @@ def _summary(view: RunView) -> str:
                 ),
             )
         )
-        if sweep.get("nested"):
+        if recorded_mode(sweep) is Mode.NESTED:
             rows.append(
                 ("training", "nested: one VAE per seed at the largest size serves every size (its first k units)")
             )

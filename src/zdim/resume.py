@@ -1,0 +1,122 @@
+"""``run.json``: what a run records of what was asked, and whether a resumed run asks the same.
+
+``make_run_info`` writes what was asked (data summary and fingerprint, the configuration, the mode, the
+command, how to reload the data); ``check_resume`` compares a new request with the ``run.json`` of the
+run directory it would go on in, and refuses (``RunDirError``, one line naming what differs and both
+values) other data, another training recipe, another architecture, another model, or another grid of a
+nested run. ``zdim.runs.RunDir`` owns the files; this module owns the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .data import Data
+from .errors import RunDirError
+from .plan import Mode, SweepPlan
+from .runs import RunDir
+from .train import TrainConfig
+
+
+def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict[str, Any] | None) -> dict[str, Any]:
+    """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
+    info: dict[str, Any] = {
+        "zdim_version": __version__,
+        "torch_version": torch.__version__,
+        "command": command,
+        "data": data.summary(),
+        "sweep": plan.config.to_dict() | {"mode": plan.mode.value},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if plan.intrinsic is not None:
+        info["intrinsic_dim"] = plan.intrinsic.to_dict()
+    if loader:
+        info["loader"] = dict(loader)
+    return info
+
+
+def recorded_mode(sweep: dict[str, Any]) -> Mode | None:
+    """The mode ``run.json``'s ``sweep`` says the run was made in (older runs: ``nested`` or None)."""
+    if sweep.get("mode") in {m.value for m in Mode}:
+        return Mode(sweep["mode"])
+    return Mode.NESTED if sweep.get("nested") else None
+
+
+def _recipe(train: Any) -> dict[str, Any]:
+    """The training recipe with this version's defaults for keys an older run did not record; the
+    device does not change what is trained (a run may resume on another)."""
+    if not isinstance(train, dict):
+        return {}
+    known = TrainConfig.__dataclass_fields__
+    full = {k: f.default for k, f in known.items()} | {k: v for k, v in train.items() if k in known}
+    return {k: v for k, v in full.items() if k != "device"}
+
+
+def _flag(key: str) -> str:
+    return {"warmup_epochs": "--warmup", "epochs": "--epochs", "seed": "--seed"}.get(key, "--" + key.replace("_", "-"))
+
+
+def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
+    """The old ``run.json`` when the run in ``run`` can be resumed with ``info``; ``RunDirError``
+    otherwise, naming what differs."""
+    out = run.path
+    try:
+        old = run.read_info()
+    except RunDirError as e:
+        raise RunDirError(f"{out} has no readable run.json ({e}): it is not a zdim run; choose another --out") from e
+    if old.get("data", {}).get("fingerprint") != info["data"].get("fingerprint"):
+        raise RunDirError(
+            f"{out} was made from other data (its fingerprint differs): resume with the same data, or use --overwrite"
+        )
+    old_sweep, new_sweep = old.get("sweep", {}), info["sweep"]
+    old_model, new_model = old_sweep.get("model"), new_sweep.get("model")
+    if old_model != new_model:
+        raise RunDirError(
+            f"{out} was made with model {old_model or 'zdim VAE'}, not {new_model or 'zdim VAE'}: resume with "
+            "the same --model, or use --overwrite"
+        )
+    before, now = _recipe(old_sweep.get("train")), _recipe(new_sweep["train"])
+    changed = [k for k in now if before.get(k) != now[k]]
+    for key, flag in (("hidden", "--hidden"), ("arch", "--arch")):
+        if old_sweep.get(key, new_sweep.get(key)) != new_sweep.get(key):
+            raise RunDirError(
+                f"{out} was made with {flag} {_shown(old_sweep.get(key))}, not {_shown(new_sweep.get(key))}: resume "
+                f"with the same {flag}, or use --overwrite"
+            )
+    if changed:
+        key = changed[0]
+        raise RunDirError(
+            f"{out} was made with other training settings: {key} was {before.get(key)!r}, now {now[key]!r}: "
+            f"resume with the same {_flag(key)}, or use --overwrite"
+        )
+    old_nested = recorded_mode(old_sweep) is Mode.NESTED
+    new_nested = recorded_mode(new_sweep) is Mode.NESTED
+    if old_nested != new_nested:
+        raise RunDirError(
+            f"{out} was made {'with' if old_nested else 'without'} --nested: resume "
+            f"{'with' if old_nested else 'without'} it, or use --overwrite"
+        )
+    if new_nested and sorted(old_sweep.get("dims", [])) != sorted(new_sweep["dims"]):
+        dims = sorted(old_sweep.get("dims", []))
+        raise RunDirError(
+            f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
+            f"--dims {','.join(map(str, dims))}, or use --overwrite"
+        )
+    return old
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The ``run.json`` of a resumed run: the new request, over every size either run asked for."""
+    dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
+    return dict(info, sweep=dict(info["sweep"], dims=dims))
+
+
+__all__ = ["make_run_info", "check_resume", "resumed_info", "recorded_mode"]
