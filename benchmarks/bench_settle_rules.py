@@ -51,8 +51,8 @@ from zdim import settle  # noqa: E402
 from zdim.config import SweepConfig  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.plan import SETTLE_EPOCHS  # noqa: E402
-from zdim.recommend import DEFAULT_RULE, recommend  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
+from zdim.rules import DEFAULT_RULE, recommend  # noqa: E402
 from zdim.search import sweep  # noqa: E402
 from zdim.train import TrainConfig  # noqa: E402
 

@@ -5,7 +5,7 @@
 
 Each contestant trains one VAE per size for ``--epochs`` epochs (batch 128, Adam 1e-3) and is then
 evaluated on the held-out t10k split by the same code (``zdim.metrics.evaluate``, IWAE NLL with ``--k``
-samples); the recommendation rule (``zdim.recommend.recommend`` with its defaults: the combined rule,
+samples); the recommendation rule (``zdim.rules.recommend`` with its defaults: the combined rule,
 1% tolerance) is applied to each one's numbers. Wall time covers training, each loop's own per-epoch
 validation and the held-out evaluation (zdim's also its per-trial generation metrics).
 
@@ -59,8 +59,8 @@ from _common import (  # noqa: E402
 from zdim.config import SweepConfig  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.plan import SETTLE_EPOCHS  # noqa: E402
-from zdim.recommend import Recommendation, recommend  # noqa: E402
 from zdim.records import TrialRecord  # noqa: E402
+from zdim.rules import Recommendation, recommend  # noqa: E402
 from zdim.search import sweep  # noqa: E402
 from zdim.train import TrainConfig  # noqa: E402
 

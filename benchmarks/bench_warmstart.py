@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from zdim.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.models import NestedVAE  # noqa: E402
-from zdim.recommend import recommend  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
+from zdim.rules import recommend  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.train import TrainConfig, fit  # noqa: E402
 

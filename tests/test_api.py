@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 import zdim
-from zdim.api import python_message
 from zdim.cli import main
 from zdim.data import load_data
 from zdim.errors import ConfigError, DataError, RunDirError
 from zdim.files import read_json
+from zdim.messages import python_message
 from zdim.testing import make_planted_data
 
 QUICK = dict(epochs=2, hidden=(16,), k=3, report=False)

@@ -298,7 +298,7 @@ def test_csv_label_column_text_labels(tmp_path, real):
     y = np.concatenate([d.y_train, d.y_val, d.y_test])
     assert y.dtype == np.int64 and sorted(y) == [0] * 20 + [1] * 20
     msg = raises("non-numeric", tmp_path / "t.csv")
-    assert "'kind'" in msg and "--label-column" in msg
+    assert "'kind'" in msg and "label_column='NAME'" in msg  # zdim.load_data names the keyword
     raises("'species'.*'a', 'b', 'kind'", tmp_path / "t.csv", label_column="species")
 
 
@@ -390,7 +390,7 @@ def test_split_sizes(real, val, test, sizes):
 def test_max_samples(real):
     d = load_data(real, max_samples=20)
     assert total(d) == 20 and d.extra["n_source"] == 40
-    raises(r"found 5 sample.*at least 10.*--max-samples \(now 5\)", real, max_samples=5)
+    raises(r"found 5 sample.*at least 10.*max_samples \(now 5\)", real, max_samples=5)
 
 
 def row_ids(d: Data, part: torch.Tensor) -> np.ndarray:
@@ -433,7 +433,7 @@ def test_forced_likelihood(real):
     x = np.random.default_rng(0).random((30, 4))
     d = load_data(x, likelihood="gaussian")
     assert d.likelihood == "gaussian" and np.allclose(d.train.mean(0), 0, atol=1e-5)
-    raises(r"bernoulli.*\[0, 1\].*--likelihood gaussian", real, likelihood="bernoulli")
+    raises(r"bernoulli.*\[0, 1\].*likelihood='gaussian'", real, likelihood="bernoulli")
 
 
 def test_fingerprint_covers_labels(tmp_path):
@@ -556,3 +556,54 @@ def test_data_records_the_readers_scale():
     assert table.scale == 1.0 and table.preprocessing.mean is not None
     counts = load_data(np.random.default_rng(0).poisson(300.0, size=(50, 3)), likelihood="nb")
     assert counts.scale == 1.0 and counts.preprocessing.is_identity
+
+
+# ----------------------------------------------------------------------------- messages that name the right thing
+
+
+def test_a_bad_test_split_is_named_as_the_test_split(tmp_path, capsys):
+    from zdim.cli import main
+
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    np.save(tmp_path / "train.npy", x)
+    bad = x[:30].copy()
+    bad[3, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    assert main(["sweep", str(tmp_path / "train.npy"), "--test", str(tmp_path / "nan.npy"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"test split {tmp_path / 'nan.npy'}: 1 NaN" in err and "train.npy" not in err
+
+
+def test_cli_messages_name_flags_and_the_api_names_keywords(tmp_path, capsys):
+    import pandas as pd
+
+    import zdim
+    from zdim.cli import main
+
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    pd.DataFrame(x, columns=list("abcdef")).assign(lab=np.arange(200) % 3).to_csv(tmp_path / "t.csv", index=False)
+    cases = [
+        (["--layer", "counts"], "--layer 'counts' applies to AnnData (.h5ad) files, not to a npy: leave --layer out"),
+        (["--label-column", "lab"], "--label-column 'lab' applies to tables"),
+    ]
+    for flags, needle in cases:
+        assert main(["sweep", str(tmp_path / "x.npy"), *flags, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "=" not in err.split(": ", 2)[-1], err
+    # --label-column with a --test file that has no columns: the test file is to blame, not the column
+    args = ["sweep", str(tmp_path / "t.csv"), "--label-column", "lab", "--test", str(tmp_path / "x.npy"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--test {tmp_path / 'x.npy'}: a npy has no columns, so --label-column 'lab' cannot take its labels" in err
+    with pytest.raises(DataError, match=r"^layer='counts' applies to AnnData .* leave layer out$"):
+        zdim.load_data(x, layer="counts")
+
+
+def test_a_semicolon_separated_csv_gets_a_hint(tmp_path):
+    import pandas as pd
+
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    pd.DataFrame(x, columns=list("abcd")).to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    with pytest.raises(DataError, match="looks semicolon-separated.*sep=';'"):
+        load_data(tmp_path / "semi.csv")

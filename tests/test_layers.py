@@ -18,6 +18,7 @@ LAYER = {
     "formats": 0,
     "records": 0,
     "evidence": 0,
+    "messages": 0,
     "grid": 0,
     "readers": 1,
     "data": 1,
@@ -31,8 +32,9 @@ LAYER = {
     "intrinsic": 3,
     "generation": 3,
     "checkpoints": 3,
+    "saved": 3,
     "runs": 4,
-    "recommend": 4,
+    "rules": 4,
     "uncertainty": 4,
     "studies": 4,
     "config": 5,
@@ -44,7 +46,7 @@ LAYER = {
     "settle": 7,
     "nested": 7,
     "search": 9,
-    "tune": 9,
+    "tuning": 9,
     "report": 10,
     "estimator": 10,
     "tracking": 10,
@@ -84,6 +86,21 @@ def test_the_package_root_maps_each_public_name_to_its_module():
     for name, module in zdim.LAZY.items():
         assert (PKG / f"{module}.py").is_file() or (PKG / module).is_dir(), name
         assert getattr(zdim, name) is not None
+
+
+def test_no_submodule_hides_a_public_name():
+    """``import zdim.X`` sets the package attribute X to the submodule: no public name may be a module's
+    name, or ``zdim.recommend``/``zdim.tune`` turn into modules once anything imports them."""
+    import types
+
+    for name in zdim.LAZY:
+        assert not (PKG / f"{name}.py").is_file(), f"zdim.{name} is both a public name and a module"
+    from importlib import import_module
+
+    for module in ("cli", "search", "tuning", "rules"):  # between them, most of the package
+        import_module(f"zdim.{module}")
+
+    assert not any(isinstance(getattr(zdim, n), types.ModuleType) for n in zdim.LAZY)
 
 
 @pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))

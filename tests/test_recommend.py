@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.recommend import (
+from zdim.records import TrialRecord, TrialStatus
+from zdim.rules import (
     MIN_TEST_SAMPLES,
     Recommendation,
     aggregate,
     learned_nothing,
     recommend,
 )
-from zdim.records import TrialRecord, TrialStatus
 from zdim.uncertainty import bootstrap, with_uncertainty
 
 
@@ -62,7 +62,8 @@ def test_standard_error_widens_the_tolerance_with_seeds():
 def test_failed_trials_are_left_out_and_counted():
     t = trials({2: 50.0, 4: 40.0}) + [TrialRecord(dim=8, seed=0, status=TrialStatus.FAILED, reason="NaN")]
     rec = recommend(t)
-    assert rec.dim == 4 and rec.failed_trials == 1 and "1 trial(s) failed" in rec.rationale
+    assert rec.dim == 4 and rec.failed_trials == 1
+    assert "1 trial failed and was left out (dim-008-seed-0: NaN): the answer rests on the other 2" in rec.rationale
 
 
 def test_errors():
@@ -334,7 +335,7 @@ def _paired(gaps, noise, n=400, seed=0):
 
 
 def test_a_gap_within_its_paired_standard_error_is_within_the_tolerance():
-    from zdim.recommend import paired_se
+    from zdim.rules import paired_se
 
     # size 2 is 1.5 nats worse than 4 (tolerance ~1): a clear gap without the per-sample values; with
     # them, its difference to the best varies by 40 nats per sample: SE 2 nats, so 2 cannot be told apart
@@ -358,7 +359,7 @@ def test_a_gap_well_above_its_paired_standard_error_still_counts():
 
 
 def test_paired_standard_errors_need_the_same_samples():
-    from zdim.recommend import paired_se
+    from zdim.rules import paired_se
 
     recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 40.0})
     assert paired_se(recs, {k: v for k, v in per.items() if k != (2, 0)}, 4) == {}
@@ -373,3 +374,31 @@ def test_a_size_chosen_in_a_few_resamples_is_not_shown_as_0_percent():
     assert done.confidence == "2 (chosen in >99% of 200 resamples; 1 in <1%)"  # not "100%" beside another
     every = with_uncertainty(recommend(recs), {"resamples": 200, "shares": {"2": 1.0}})
     assert every.confidence == "2 (chosen in 100% of 200 resamples)"
+
+
+def test_active_units_are_said_the_same_way_everywhere():
+    """The signal names the count it rests on, and a mean over seeds is said as the range it averages."""
+    t = trials({2: [120.0] * 3, 4: [100.0] * 3, 8: [99.9, 99.9, 99.9]}, au={8: 4})
+    t[-1].active_units = 5  # seeds of size 8 keep 4, 4 and 5 units
+    rec = recommend(t, rel_tol=0.01)
+    assert "keeps 4 to 5 active units, 4.33 on average over 3 seeds (variance" in rec.rationale
+    assert "active units 4 (the smallest size tried that holds the largest model's 4 to 5 active units" in (
+        rec.rationale
+    )
+    assert "4.33 active units" not in rec.rationale
+
+
+def test_a_largest_model_without_active_units_is_not_in_agreement_with_anything():
+    t = trials({1: 10.0, 2: 10.0, 32: 10.0}, au={1: 0, 2: 1, 32: 0})
+    rec = recommend(t)
+    assert "It has no active unit, so its active units say nothing about the size." in rec.rationale
+    assert "in agreement" not in rec.rationale
+
+
+def test_members_stopped_by_the_time_budget_are_told_to_get_more_time_not_more_epochs():
+    t = trials({1: 12.0, 2: 10.0, 4: 10.0}, converged=False)
+    for r in t:
+        r.extra["settle_stop"] = "time-budget"
+    rec = recommend(t)
+    assert any("rerun with a larger --time-budget" in w for w in rec.warnings)
+    assert not any("--epochs" in w for w in rec.warnings)

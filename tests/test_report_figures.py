@@ -12,11 +12,11 @@ from matplotlib.ticker import MaxNLocator
 
 from zdim.evidence import Note, NoteKind, caution, warning
 from zdim.files import write_json
-from zdim.recommend import Recommendation
 from zdim.records import TrialRecord, TrialStatus
 from zdim.report import figures, load_run
 from zdim.report.collect import Pictures, RunView
 from zdim.report.page import _sparkline, render
+from zdim.rules import Recommendation
 from zdim.runs import RUN_JSON
 
 EVIL = "<script>alert(1)</script>"

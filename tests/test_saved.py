@@ -9,11 +9,12 @@ import torch
 from sklearn.datasets import load_digits
 
 import zdim
-from zdim.checkpoints import SavedModel, load_model, load_vae
+from zdim.checkpoints import load_vae
 from zdim.data import Preprocessing, load_data
 from zdim.errors import ConfigError, DataError
 from zdim.files import read_json, write_json
 from zdim.metrics import neg_elbo
+from zdim.saved import SavedModel, load_model
 from zdim.testing import make_planted_data
 
 QUICK = dict(epochs=2, seeds=1, hidden=(16,), k=3, report=False)
@@ -123,6 +124,22 @@ def test_wrong_shape_and_dtype_are_one_line_errors(digits_run):
         model.sample(0)
     for err in (DataError, ConfigError):
         assert issubclass(err, zdim.ZdimError) and issubclass(err, ValueError)
+
+
+def test_nan_rows_and_negative_counts_are_one_line_errors(digits_run):
+    raw, _, folder = digits_run
+    model = load_model(folder)
+    bad = raw[:4].astype(np.float64)
+    bad[2, 5] = np.nan
+    with pytest.raises(DataError, match=r"^X holds NaN or infinite values \(first at row 2, feature 5: nan\)"):
+        model.transform(bad)
+    counts = SavedModel(
+        zdim.VAE(zdim.VAEConfig(input_dim=6, latent_dim=2, likelihood="poisson", hidden=(8,))).eval(),
+        zdim.Preprocessing.identity(6, "poisson"),
+    )
+    assert counts.transform(np.ones((3, 6))).shape == (3, 2)
+    with pytest.raises(DataError, match=r"negative values \(first at row 1, feature 0: -2\); this poisson model"):
+        counts.transform(np.array([[1.0] * 6, [-2.0] + [1.0] * 5]))
 
 
 def test_internal_loader_gives_the_torch_module(table_run):

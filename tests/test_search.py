@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.checkpoints import load_model
 from zdim.config import SweepConfig
 from zdim.errors import ConfigError, RunDirError
 from zdim.files import read_json
 from zdim.grid import default_dims
+from zdim.saved import load_model
 from zdim.search import sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig

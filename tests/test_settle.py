@@ -8,12 +8,12 @@ import signal
 import pytest
 import torch
 
-from zdim.checkpoints import load_model
 from zdim.config import SweepConfig
 from zdim.errors import ConfigError, Interrupted
 from zdim.models import VAE, VAEConfig
 from zdim.report import build_report
 from zdim.runs import RunDir
+from zdim.saved import load_model
 from zdim.search import sweep
 from zdim.testing import make_planted_data
 from zdim.train import TrainConfig, Trainer, fit
@@ -235,3 +235,105 @@ def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes()
     assert not t.asleep
     t.awake, t.epoch = 0, WAKE_GRACE * 2
     assert not t.asleep
+
+
+FLAKY = """
+from torch import nn
+
+
+class Flaky(nn.Module):
+    # raises after {after} decodes at latent size {at} (every size when {at} is 0)
+
+    def __init__(self, latent_dim, data_info):
+        super().__init__()
+        d = data_info.n_features
+        self.k, self.calls = latent_dim, 0
+        self.enc = nn.Linear(d, 2 * latent_dim)
+        self.dec = nn.Linear(latent_dim, d)
+
+    def encode(self, x):
+        return self.enc(x).chunk(2, dim=-1)
+
+    def decode(self, z):
+        self.calls += 1
+        if (self.k == {at} or {at} == 0) and self.calls > {after}:
+            raise RuntimeError("the user's decoder broke")
+        return self.dec(z)
+"""
+
+
+def test_a_member_that_raises_fails_alone_and_the_answer_says_so(tmp_path, tiny_gaussian):
+    models = tmp_path / "models.py"
+    models.write_text(FLAKY.format(after=10, at=2))
+    cfg = SweepConfig(dims=(1, 2, 4), seeds=1, model=f"{models}:Flaky", k=3, train=TrainConfig(epochs=6, patience=0))
+    r = sweep(tiny_gaussian, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
+    by = {t.dim: t for t in r.trials}
+    assert by[2].status.value == "failed" and "RuntimeError: the user's decoder broke" in by[2].reason
+    assert by[1].complete and by[4].complete and r.recommendation is not None
+    assert "1 trial failed and was left out (dim-002-seed-0: RuntimeError" in r.recommendation.rationale
+    assert "the answer rests on the other 2 complete trials" in r.recommendation.rationale
+    assert (tmp_path / "run" / "trials" / "dim-002-seed-0" / "metrics.json").is_file()
+
+
+def test_a_sweep_in_which_no_trial_completes_exits_1_with_the_reasons(tmp_path, capsys):
+    import numpy as np
+
+    from zdim.cli import main
+
+    models = tmp_path / "models.py"
+    models.write_text(FLAKY.format(after=5, at=0))
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32))
+    for mode in ("settle", "per-size"):
+        args = ["sweep", str(tmp_path / "x.npy"), "--dims", "1,2", "--model", f"{models}:Flaky", "--seeds", "1"]
+        code = main([*args, "--epochs", "3", "--mode", mode, "--out", str(tmp_path / mode), "--quiet"])
+        out = capsys.readouterr().out
+        assert code == 1, mode
+        assert "No trial completed" in out and "dim-001-seed-0: failed: RuntimeError: the user's decoder broke" in out
+
+
+def test_the_api_without_a_run_directory_gives_the_cli_answer(tmp_path):
+    """The per-sample NLL travels in memory: the paired SE and the bootstrap do not need --out."""
+    import numpy as np
+
+    import zdim
+    from zdim.cli import main
+    from zdim.files import read_json
+
+    x = make_planted_data(2, 8, 600, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    kw = dict(dims=[1, 2, 4], seeds=2, epochs=8, hidden=(16,), k=5, patience=0, extend=False)
+    api = zdim.sweep(x, report=False, **kw)
+    args = ["sweep", str(tmp_path / "x.npy"), "--dims", "1,2,4", "--seeds", "2", "--epochs", "8", "--hidden", "16"]
+    assert main([*args, "--k", "5", "--patience", "0", "--no-extend", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    cli = read_json(tmp_path / "run" / "recommendation.json")
+    rec = api.recommendation
+    assert rec.uncertainty is not None and rec.uncertainty == cli["uncertainty"]  # the bootstrap, without --out
+    assert any("nll_paired_se" in row for row in rec.per_dim)  # the paired standard errors too
+    assert rec.dim == cli["dim"] and rec.rationale == cli["rationale"]
+    saved = [read_json(f)["nll"] for f in sorted((tmp_path / "run" / "trials").glob("*/metrics.json"))]
+    assert [t.nll for t in api.trials] == saved
+
+
+def test_a_grown_grid_does_not_train_finished_members_again_without_a_run_directory(monkeypatch):
+    import zdim.settle as settle
+
+    built = []
+    real = settle.SettleExecutor._member
+    monkeypatch.setattr(
+        settle.SettleExecutor, "_member", lambda self, c, d, s: built.append((d, s)) or real(self, c, d, s)
+    )
+    data = make_data(make_planted_data(4, 12, 600, seed=0))  # four factors: the grid grows past size 2
+    cfg = SweepConfig(dims=(1, 2), hidden=(32,), k=5, train=TrainConfig(epochs=15, batch_size=32, patience=0))
+    r = sweep(data, config=cfg, mode="settle")
+    assert len({t.dim for t in r.trials}) > 2
+    assert len(built) == len(set(built))  # every member trained once
+
+
+def test_settle_progress_counts_members_shows_the_answer_and_no_eta_to_the_cap(tiny_gaussian, capsys):
+    cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=6, patience=0))
+    sweep(tiny_gaussian, config=cfg, mode="settle", extend=False, progress=True)
+    err = capsys.readouterr().err
+    assert "4/4 members finished or stopped" in err and "5/4" not in err
+    assert "answer " in err and "(held " in err
+    epoch_lines = [line for line in err.replace("\r", "\n").splitlines() if "members together" in line]
+    assert epoch_lines and not any("<" in line for line in epoch_lines)  # an open count: no ETA to the cap

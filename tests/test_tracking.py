@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from zdim.checkpoints import load_model
 from zdim.cli import main
 from zdim.errors import ConfigError
 from zdim.files import read_json
+from zdim.saved import load_model
 from zdim.testing import make_planted_data
 from zdim.tracking import require_mlflow
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 import zdim  # noqa: E402
-from zdim.recommend import learned_nothing  # noqa: E402
+from zdim.rules import learned_nothing  # noqa: E402
 
 SETS = {  # name: (true dimension, sizes)
     "M4_Nonlinear": (4, (1, 2, 3, 4, 6, 8)),

@@ -30,8 +30,8 @@ from zdim import SweepConfig, TrainConfig, estimate_intrinsic_dim, load_data, sw
 from zdim.checkpoints import load_vae  # noqa: E402
 from zdim.intrinsic import dims_from_estimate  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
-from zdim.recommend import recommend  # noqa: E402
 from zdim.records import trial_name  # noqa: E402
+from zdim.rules import recommend  # noqa: E402
 from zdim.search import sweep as search_sweep  # noqa: E402  # takes the estimate the grid came from
 from zdim.testing import make_planted_data  # noqa: E402
 

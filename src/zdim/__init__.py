@@ -27,18 +27,18 @@ LAZY = {
     "evaluate": "metrics",
     "VAE": "models",
     "VAEConfig": "models",
-    "Recommendation": "recommend",
-    "recommend": "recommend",
-    "load_model": "checkpoints",
-    "SavedModel": "checkpoints",
+    "Recommendation": "rules",
+    "recommend": "rules",
+    "load_model": "saved",
+    "SavedModel": "saved",
     "Preprocessing": "data",
     "SweepConfig": "config",
     "SweepResult": "result",
     "sweep": "api",
     "TrainConfig": "train",
     "fit": "train",
-    "tune": "tune",
-    "TuneResult": "tune",
+    "tune": "tuning",
+    "TuneResult": "tuning",
     "build_report": "report",
     "estimate_intrinsic_dim": "intrinsic",
     "IntrinsicDim": "intrinsic",
@@ -50,7 +50,6 @@ LAZY = {
 
 if TYPE_CHECKING:
     from .api import sweep
-    from .checkpoints import SavedModel, load_model
     from .config import SweepConfig
     from .data import Data, Preprocessing, load_data
     from .errors import ZdimError
@@ -58,13 +57,14 @@ if TYPE_CHECKING:
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .metrics import evaluate
     from .models import VAE, VAEConfig
-    from .recommend import Recommendation, recommend
     from .records import TrialRecord, TrialStatus
     from .report import build_report
     from .result import SweepResult
+    from .rules import Recommendation, recommend
     from .runs import RunDir
+    from .saved import SavedModel, load_model
     from .train import TrainConfig, fit
-    from .tune import TuneResult, tune
+    from .tuning import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:

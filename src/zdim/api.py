@@ -3,14 +3,13 @@
 ``zdim.search.sweep`` is the orchestration (it takes a ``SweepConfig``); this module is the Python
 user's door to it: it reads the data (``zdim.load_data``), builds the ``TrainConfig`` and ``SweepConfig``
 from plain keywords, runs the sweep and writes the report (which sits above the search). zdim's
-messages name command-line flags (``fix --batch-size``); here they are rewritten, in one place
-(``python_message``), to name the keyword (``fix batch_size=``).
+messages name command-line flags (``fix --batch-size``); here they are rewritten
+(``zdim.messages.python_message``) to name the keyword (``fix batch_size=``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,57 +21,16 @@ from .config import SweepConfig
 from .data import Data, load_data
 from .errors import ZdimError
 from .grid import DimSpec
+from .messages import python_message
 from .plan import CHECKPOINT_SECONDS, Options
-from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE
 from .report import build_report
 from .result import SweepResult
+from .rules import DEFAULT_REL_TOL, DEFAULT_RULE
 from .search import sweep as _sweep
 from .train import TrainConfig
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# command-line flag -> keyword of ``zdim.sweep`` (flags whose keyword is the flag with "_" for "-" are
-# not listed); boolean flags read ``name=True``
-_KEYWORDS = {"study": "study_name", "quiet": "progress"}
-_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine"}
-_WORDS = {"auto", "gaussian", "bernoulli", "poisson", "nb", "mlp", "conv", "cpu", "cuda"}
-_FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
-
-
-def _keyword_value(flag: str, token: str) -> str | None:
-    """``token`` (what followed ``--flag`` in a message) as a Python value, or None when it is prose."""
-    value = token.rstrip(",.;:)")
-    if flag == "dims" and re.fullmatch(r"\d+(,\d+)+", value):
-        return f"[{', '.join(value.split(','))}]" + token[len(value) :]
-    if flag == "dims" and re.fullmatch(r"\d+-\d+", value):
-        lo, hi = value.split("-")
-        return f"range({lo}, {int(hi) + 1})" + token[len(value) :]
-    if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", value):
-        return value + token[len(value) :]
-    if value in _WORDS:
-        return repr(value) + token[len(value) :]
-    return None
-
-
-def python_message(message: str) -> str:
-    """A zdim message with every command-line flag rewritten as the keyword of ``zdim.sweep``:
-    ``fix --batch-size`` -> ``fix batch_size=``, ``pass --likelihood auto`` -> ``pass likelihood='auto'``,
-    ``--resume`` -> ``resume=True``."""
-
-    def keyword(match: re.Match[str]) -> str:
-        flag, token = match.group(1), match.group(2) or ""
-        name = _KEYWORDS.get(flag, flag.replace("-", "_"))
-        if flag in _BOOLEAN:
-            return f"{name}=True{token}"
-        value = _keyword_value(flag, token[1:]) if token else None
-        if value is not None:
-            return f"{name}={value}"
-        if token.startswith((" >", " <")):
-            return f"{name}{token}"
-        return f"{name}={token}"
-
-    return _FLAG.sub(keyword, message)
 
 
 def sweep(
@@ -155,7 +113,7 @@ def sweep(
     tolerance : float
         Relative NLL tolerance of the recommendation rule.
     rule : str
-        Recommendation rule (see ``zdim.recommend.RULES`` and docs/recommendation.md).
+        Recommendation rule (see ``zdim.rules.RULES`` and docs/recommendation.md).
     refine : bool
         After the grid, bisect around the recommended size down to an exact integer.
     nested : bool
@@ -286,4 +244,4 @@ def sweep(
     return result
 
 
-__all__ = ["sweep", "python_message"]
+__all__ = ["sweep"]

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import ConfigError, Interrupted, WorkerError, ZdimError
 from .formats import LIKELIHOOD_CHOICES
-from .recommend import DEFAULT_RULE, RULES
+from .rules import DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
-    from .recommend import Recommendation
     from .records import TrialRecord
+    from .rules import Recommendation
 
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
@@ -70,7 +70,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         check_tracking(args.mlflow_uri)
 
-    from .data import load_data
+    from .data import read_data
     from .plan import Options, resolve
     from .search import Output, execute
     from .train import TrainConfig
@@ -86,7 +86,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         device=args.device,
         binarize=args.binarize,
     )
-    data = load_data(args.source, **_loader(args))
+    data = read_data(args.source, **_loader(args))
     options = Options(
         dims=dims,
         seeds=args.seeds,
@@ -176,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .recommend import Recommendation
+    from .rules import Recommendation
     from .runs import RunDir
 
     run = RunDir.open(args.run_dir)
@@ -414,7 +414,7 @@ def _add_tune_parser(sub: Any) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from .runs import RunDir
-    from .tune import init_tune_run, tune
+    from .tuning import init_tune_run, tune
 
     run_dir, data = Path(args.run_dir), None
     if RunDir(run_dir).run_json.is_file():
@@ -430,7 +430,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
     else:  # a data source: tune one size directly
         from .config import SweepConfig
-        from .data import load_data
+        from .data import read_data
         from .train import TrainConfig
 
         if args.dim is None:
@@ -439,7 +439,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 "pass its latent size with --dim K"
             )
         train = TrainConfig(seed=args.seed, device=args.device or "auto", binarize=args.binarize)
-        data = load_data(args.run_dir, **_loader(args))
+        data = read_data(args.run_dir, **_loader(args))
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
         init_tune_run(
             data,
@@ -481,10 +481,10 @@ def _add_estimate_id_parser(sub: Any) -> None:
 
 
 def cmd_estimate_id(args: argparse.Namespace) -> int:
-    from .data import load_data
+    from .data import read_data
     from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
-    data = load_data(args.source, **_loader(args))
+    data = read_data(args.source, **_loader(args))
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
     print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
     print(est.table())

@@ -19,7 +19,7 @@ from .data import Data
 from .errors import ConfigError
 from .grid import DimSpec
 from .models import VAE, VAEConfig
-from .recommend import DEFAULT_REL_TOL
+from .rules import DEFAULT_REL_TOL
 from .train import TrainConfig
 
 DEFAULT_HIDDEN = (512, 256)

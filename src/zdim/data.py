@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 from . import spill
 from .errors import DataError
 from .formats import _FORMATS, COUNT_LIKELIHOODS, EMBEDDED, LIKELIHOOD_CHOICES
-from .readers import MIN_SAMPLES, _encode_labels, _raise_empty, _Raw, _read_source
+from .messages import speaks_python
+from .readers import MIN_SAMPLES, _encode_labels, _has_columns, _raise_empty, _Raw, _read_source
 from .spill import for_random_reads, release, spill_array
 
 Likelihood = Literal["bernoulli", "gaussian", "poisson", "nb"]
@@ -261,7 +262,7 @@ def supported_formats() -> list[tuple[str, str]]:
     return list(_FORMATS)
 
 
-def load_data(
+def read_data(
     source: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame,
     *,
     seed: int = 0,
@@ -357,6 +358,9 @@ def load_data(
     return _binarized(data, seed) if binarize else data
 
 
+load_data = speaks_python(read_data)  # the public door: its messages name keywords, not flags
+
+
 def _binarized(data: Data, seed: int) -> Data:
     """``data`` with fixed binarized validation and test splits (see ``load_data(binarize=True)``)."""
     if data.likelihood != "bernoulli":
@@ -401,6 +405,13 @@ def _set_test(
     """Read a user-given test split into ``raw.x_test``/``raw.y_test``; a feature count other than the
     training data's is a one-line ``DataError``. A test source that holds a test split of its own (an
     ``.npz`` with ``X_test``, an IDX folder with a t10k file) gives that split."""
+    what = _has_columns(test) if label_column is not None else None
+    if what is not None:
+        shown = os.fspath(test) if isinstance(test, (str, os.PathLike)) else f"<{what.split()[-1]}>"
+        raise DataError(
+            f"--test {shown}: {what} has no columns, so --label-column {label_column!r} cannot take its labels: "
+            "pass a test table (.csv, .tsv, .parquet) with the same columns, or leave --test out"
+        )
     test_raw, test_given = _read_source(test, label_column, layer=layer, label_key=label_key)
     if test_raw.x_test is not None:
         test_raw.x, test_raw.y = test_raw.x_test, test_raw.y_test
@@ -413,6 +424,7 @@ def _set_test(
     if len(test_raw.x) == 0:
         raise DataError(f"test split {test_given}: no samples: pass a test split with at least one sample")
     raw.x_test = test_raw.x
+    raw.test_where = test_given
     has_labels = raw.y is not None and test_raw.y is not None
     if has_labels and (raw.label_names is not None or test_raw.label_names is not None):
         if raw.label_names is None or test_raw.label_names is None:
@@ -677,9 +689,14 @@ def _build(
         key: _gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
         for key, (src, _) in split.items()
     }  # float32 copies, in RAM or in unlinked spill files
-    _check_finite(parts, rows, given, raw.feature_names)
-    if likelihood in COUNT_LIKELIHOODS:
-        _check_counts(parts, rows, given, raw.feature_names, likelihood)
+    apart = raw.test_where is not None  # a test split given apart (--test) is named in its own messages
+    groups = [({k: v for k, v in parts.items() if not (apart and k == "test")}, given)]
+    if apart:
+        groups.append(({"test": parts["test"]}, f"test split {raw.test_where}"))
+    for group, where in groups:
+        _check_finite(group, rows, where, raw.feature_names)
+        if likelihood in COUNT_LIKELIHOODS:
+            _check_counts(group, rows, where, raw.feature_names, likelihood)
     kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:

@@ -39,6 +39,18 @@ def dir_mode() -> int:
     return 0o777 & ~process_umask()
 
 
+def unwritable(folder: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be created in ``folder`` (``Permission denied``, ``Read-only file system``...), or
+    None when they can: a probe file is created and removed at once."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".zdim-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``.
 

@@ -89,11 +89,16 @@ class VAEConfig:
                     f"arch 'conv' is for images, and likelihood {self.likelihood!r} is for count data: use --arch mlp"
                 )
             shape = self.image_shape
-            if shape is None or len(shape) != 3 or math.prod(shape) != self.input_dim:
-                raise ConfigError(f"arch 'conv' needs image data (C, H, W), got shape {shape}: use --arch mlp")
+            if shape is None:
+                raise ConfigError(
+                    f"--arch conv needs image data (C, H, W), and these data are a table of {self.input_dim} "
+                    "features: use --arch mlp"
+                )
+            if len(shape) != 3 or math.prod(shape) != self.input_dim:
+                raise ConfigError(f"--arch conv needs image data (C, H, W), got shape {shape}: use --arch mlp")
             if shape[1] % 4 or shape[2] % 4:
                 raise ConfigError(
-                    f"arch 'conv' needs height and width divisible by 4, got {shape[1]}x{shape[2]}: use --arch mlp"
+                    f"--arch conv needs height and width divisible by 4, got {shape[1]}x{shape[2]}: use --arch mlp"
                 )
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .grid import DimSpec
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .models import VAE, NestedVAE
-from .recommend import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
+from .rules import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
 from .train import TrainConfig, resolve_device
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given

@@ -61,6 +61,7 @@ class _Raw:
     feature_names: list[str] | None = None
     x_test: np.ndarray | None = None  # a given test split (IDX folder with a t10k file)
     y_test: np.ndarray | None = None
+    test_where: str | None = None  # where a test split given apart came from (``--test``), for messages
 
 
 def _read_source(
@@ -122,7 +123,7 @@ def _read_path(
     if kind == "h5ad":
         if label_column is not None and label_key is not None and label_column != label_key:
             raise DataError(
-                f"{path}: label_column={label_column!r} and label_key={label_key!r} both name the .obs "
+                f"{path}: --label-column {label_column!r} and --label-key {label_key!r} both name the .obs "
                 "label column: pass only one"
             )
         with _read_errors(path, ".h5ad file"):
@@ -168,20 +169,33 @@ def _format_of(path: Path) -> str:
 def _no_label_column(label_column: str | None, what: str) -> None:
     if label_column is not None:
         raise DataError(
-            f"label_column={label_column!r} applies to tables (.csv, .tsv, .parquet) and "
+            f"--label-column {label_column!r} applies to tables (.csv, .tsv, .parquet) and "
             f".npz keys, not to {what}: leave --label-column out"
         )
 
 
 def _no_anndata_options(layer: str | None, label_key: str | None, what: str) -> None:
-    for option, value in (("layer", layer), ("label_key", label_key)):
+    for flag, value in (("--layer", layer), ("--label-key", label_key)):
         if value is not None:
-            raise DataError(f"{option}={value!r} applies to AnnData (.h5ad) files, not to {what}: leave {option} out")
+            raise DataError(f"{flag} {value!r} applies to AnnData (.h5ad) files, not to {what}: leave {flag} out")
 
 
 def _no_array_option(array: str | None, what: str) -> None:
     if array is not None:
-        raise DataError(f"array={array!r} names an array of an .npz file, not of {what}: leave array out")
+        raise DataError(f"--array {array!r} names an array of an .npz file, not of {what}: leave --array out")
+
+
+def _has_columns(source: object) -> str | None:
+    """None when ``source`` can hold a label column (a table, an .npz, a DataFrame); else what it is."""
+    if _is_frame(source):
+        return None
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return "an array"
+    path = Path(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
+    if path is None or not path.exists():
+        return None  # reading it says what is wrong
+    kind = "folder" if path.is_dir() else _format_of(path)
+    return None if kind in ("csv", "tsv", "parquet", "npz", "h5ad") else f"a {kind}"
 
 
 def _stem(path: Path) -> str:
@@ -294,7 +308,9 @@ def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
     if kind == "parquet":
         frame = pd.read_parquet(path)
     else:
-        frame = _read_csv(path, "\t" if kind == "tsv" else ",", label_column)
+        sep = "\t" if kind == "tsv" else ","
+        frame = _read_csv(path, sep, label_column)
+        _check_delimiter(path, frame, sep)
     raw = _from_frame(frame, label_column, str(path), "--label-column NAME")
     raw.name = _stem(path)
     return raw
@@ -351,6 +367,22 @@ def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
     if frame.isna().to_numpy().any():
         _check_short_rows(path, sep)  # pandas pads short rows with NaN silently
     return frame
+
+
+def _check_delimiter(path: Path, frame: pd.DataFrame, sep: str) -> None:
+    """A table read as one column whose cells hold another delimiter was written with that delimiter:
+    say so, rather than "non-numeric column 'a;b;c'"."""
+    if frame.shape[1] != 1:
+        return
+    cells = [str(frame.columns[0]), *(str(v) for v in frame.iloc[:20, 0])]
+    for other, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe"), (",", "comma"), (" ", "space")):
+        if other != sep and all(other in c for c in cells):
+            want = "comma-separated (.csv)" if sep == "," else "tab-separated (.tsv)"
+            raise DataError(
+                f"{path}: every row reads as one column holding {name}s: the file looks {name}-separated, and "
+                f"zdim reads it as {want}: convert it, e.g. pandas.read_csv(path, sep={other!r}).to_csv("
+                "'table.csv', index=False), or save it with the right suffix"
+            )
 
 
 def _is_number(cell: str) -> bool:

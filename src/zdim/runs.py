@@ -31,9 +31,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .checkpoints import MODEL_FILE, load_inputs, load_model, load_vae, read_saved, save_inputs, save_model
+from .checkpoints import MODEL_FILE, load_inputs, load_vae, read_saved, save_inputs, save_model
 from .errors import ModelFileError, RunDirError
-from .files import atomic_write, dir_mode, dumps_json, read_csv_floats, read_json, write_csv, write_json
+from .files import atomic_write, dir_mode, read_csv_floats, read_json, unwritable, write_csv, write_json
 from .models import VAE
 from .records import TrialRecord, sort_records, trial_name
 
@@ -258,15 +258,12 @@ class RunDir:
     def check_writable(self, why: str) -> None:
         """``RunDirError`` (one line) when files cannot be created in the run directory; ``why`` says
         what would be written (``zdim report``, ``zdim tune``). Touches nothing but a probe file."""
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".zdim-probe-", dir=self.path)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
+        why_not = unwritable(self.path)
+        if why_not is not None:
             raise RunDirError(
-                f"cannot write to run directory {self.path} ({e.strerror or e}), where {why}: make it "
-                "writable, or copy it somewhere writable"
-            ) from None
+                f"cannot write to run directory {self.path} ({why_not}), where {why}: make it writable, or "
+                "copy it somewhere writable"
+            )
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunDir:
@@ -472,19 +469,4 @@ class RunDir:
         return sort_records(out)
 
 
-__all__ = [
-    "RunDir",
-    "is_run_dir",
-    "MARKER",
-    "RUN_JSON",
-    "REPORT_HTML",
-    "INPUTS_FILE",
-    "load_model",
-    "load_vae",
-    "save_model",
-    "read_json",
-    "write_json",
-    "atomic_write",
-    "dumps_json",
-    "trial_name",
-]
+__all__ = ["RunDir", "is_run_dir", "MARKER", "RUN_JSON", "REPORT_HTML", "INPUTS_FILE"]

@@ -42,8 +42,8 @@ from .evidence import Note, NoteKind
 from .metrics import evaluate
 from .models import VAE
 from .plan import SweepPlan
-from .recommend import recommend
 from .records import TrialRecord, TrialStatus, trial_name
+from .rules import recommend
 from .runs import RunDir
 from .train import Trainer
 from .trial import Finished, Ledger, Outcome, evaluate_trial, failed
@@ -62,6 +62,7 @@ class Member:
     model: VAE
     trainer: Trainer
     stopped: str = ""  # why it stopped early ("" while it trains or when it ran to its own end)
+    stop_code: str = ""  # the same as a code: "settled", "collapsed" or "time-budget"
     val_nll: float | None = None
     active: int | None = None
     failed: str = ""
@@ -166,6 +167,7 @@ class SettleExecutor:
                     for m in members:
                         if m.training:
                             m.stopped = f"stopped at epoch {epoch}: the time budget ({plan.time_budget:g} s) ran out"
+                            m.stop_code = "time-budget"
                     progress.note(f"settle: the time budget ran out at epoch {epoch}")
                 progress.set_done(len([k for k in grid if k in done]) + sum(not m.training for m in members))
                 progress.advance(self._line(answer, members))
@@ -238,10 +240,10 @@ class SettleExecutor:
     @staticmethod
     def _ending(members: list[Member], epoch: int) -> str:
         """How the training of the members ended, in words."""
-        reasons = [m.stopped for m in members if m.stopped]
-        if any("settled" in r for r in reasons):
+        codes = {m.stop_code for m in members}
+        if "settled" in codes:
             return f"the answer settled at epoch {epoch}"
-        if any("time budget" in r for r in reasons):
+        if "time-budget" in codes:
             return f"the time budget ran out at epoch {epoch}"
         return f"every member early-stopped or reached the epoch cap (epoch {epoch}) before the answer settled"
 
@@ -253,7 +255,7 @@ class SettleExecutor:
         saved = {}
         for m in members:
             tensors, meta = m.trainer.state()
-            meta["member"] = {"stopped": m.stopped, "failed": m.failed, "scores": m.scores}
+            meta["member"] = {"stopped": m.stopped, "stop_code": m.stop_code, "failed": m.failed, "scores": m.scores}
             meta["member"] |= {"val_nll": m.val_nll, "active": m.active}
             saved[trial_name(m.dim, m.seed)] = (tensors, meta)
         run.save_settle_checkpoint(state, saved)
@@ -273,6 +275,7 @@ class SettleExecutor:
             m.trainer.load_state(tensors, meta)
             mm = meta["member"]
             m.stopped, m.failed, m.scores = str(mm["stopped"]), str(mm["failed"]), [float(v) for v in mm["scores"]]
+            m.stop_code = str(mm.get("stop_code", ""))
             m.val_nll, m.active = mm["val_nll"], mm["active"]
             if m.val_nll is not None and not m.failed:  # the per-sample scores, as they were (same weights)
                 m.per_sample = self._score(m.model, subset)[2]
@@ -366,16 +369,19 @@ class SettleExecutor:
             collapsed = (m.active or 0) < m.dim and not m.trainer.asleep  # not a model that has yet to start
             if m.training and m.dim > 2 * answer and m.dim != dims[-1] and collapsed:
                 m.stopped = f"stopped at epoch {m.trainer.epoch}: units collapsed above the settled answer {answer}"
+                m.stop_code = "collapsed"
         if all(m.converged(self.window, self.tol) for m in members if m.dim == dims[-1] and not m.failed):
             for m in members:
                 if m.training:
                     m.stopped = f"stopped at epoch {m.trainer.epoch}: the answer ({answer}) settled"
+                    m.stop_code = "settled"
 
     def _finish(self, m: Member, config: SweepConfig) -> Finished:
         """Best weights back, test evaluation, finished as an ordinary trial (or a failed one)."""
         ledger = self.ledger
         if m.failed:
-            return ledger.finish(TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed))
+            failure = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed)
+            return ledger.finish(failure, counted=True)
         fitted = m.trainer.finish()
         held_out = eval_data(ledger.data, config)
         n = held_out.test.shape[0]
@@ -383,7 +389,7 @@ class SettleExecutor:
         try:  # converged over the same window settle mode judged it by
             rec, per_sample = evaluate_trial(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
         except Exception as e:  # noqa: BLE001 - a model that fails its evaluation fails alone
-            return ledger.finish(failed(m.dim, m.seed, e))
+            return ledger.finish(failed(m.dim, m.seed, e), counted=True)
         gain = m.improvement(self.window)
         if m.converged(self.window, self.tol) and gain is not None:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance
@@ -394,7 +400,8 @@ class SettleExecutor:
             )
         if m.stopped:
             rec.extra["settle"] = m.stopped
-        return ledger.finish(rec, m.model, fitted.history, per_sample)
+            rec.extra["settle_stop"] = m.stop_code
+        return ledger.finish(rec, m.model, fitted.history, per_sample, counted=True)
 
 
 __all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES", "interrupts"]

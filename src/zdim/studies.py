@@ -29,7 +29,6 @@ import optuna
 
 from .errors import ConfigError, WorkerError
 
-STUDY_FILE = "study.journal"
 WORKER_ATTR = "zdim_worker"
 BEAT_ATTR = "zdim_heartbeat"
 RECORD_ATTR = "zdim_record"
@@ -355,6 +354,5 @@ __all__ = [
     "spawn_workers",
     "threads_per_worker",
     "SameSizeMedianPruner",
-    "STUDY_FILE",
     "RECORD_ATTR",
 ]

@@ -192,10 +192,11 @@ class Ledger:
         per_sample: np.ndarray | None = None,
         *,
         tell: Callable[[TrialRecord], None] | None = None,
+        counted: bool = False,
     ) -> Finished:
         """Finish one trial: save its folder (weights, history and per-sample NLL of a complete trial,
         then ``metrics.json``), tell the study (``tell``, else it is added as a finished trial), print its
-        line, keep it in memory."""
+        line and advance the overall bar (unless it ``counted`` it already), keep it in memory."""
         complete = rec.complete and model is not None
         if self.run is not None:
             self.run.save_trial(
@@ -206,7 +207,7 @@ class Ledger:
                 per_sample=torch.from_numpy(per_sample) if complete and per_sample is not None else None,
             )
         (tell or self._add)(rec)
-        self.progress.finished(rec)
+        self.progress.finished(rec, advance=not counted)
         done = Finished(
             rec,
             per_sample if complete else None,

@@ -1,7 +1,7 @@
 """How sure a recommendation is: a paired bootstrap over the held-out samples and the seeds.
 
 ``bootstrap`` redraws the held-out samples (the same draw for every trial: paired) and the seeds of each
-size, and counts how often ``zdim.recommend.recommend`` picks each size; ``with_uncertainty`` puts those
+size, and counts how often ``zdim.rules.recommend`` picks each size; ``with_uncertainty`` puts those
 shares into the recommendation's rationale, and marks the answer as not settled when its size is chosen
 in fewer than ``MIN_SHARE`` of the resamples.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .evidence import Note, NoteKind, warning
-from .recommend import Recommendation, recommend, share_words
 from .records import TrialRecord
+from .rules import Recommendation, recommend, share_words
 
 BOOTSTRAP_RESAMPLES = 200
 MIN_SHARE = 0.5  # an answer chosen in fewer resamples than this is not settled

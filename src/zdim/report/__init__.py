@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import atomic_write, unwritable
 from ..runs import REPORT_HTML, RunDir
 from .collect import RunView, load_run, pictures
 
@@ -34,12 +34,21 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     """
     from .page import render  # matplotlib is imported only when a report is drawn
 
-    target = Path(out) if out is not None else RunDir(run_dir).report_html
-    if not target.parent.is_dir():
+    run = RunDir.open(run_dir)
+    target = Path(out) if out is not None else run.report_html
+    if out is None:
+        run.check_writable("zdim report writes report.html; or pass --out FILE")
+    elif not target.parent.is_dir():
         raise ConfigError(
             f"cannot write the report to {target}: folder {target.parent} does not exist; "
             "create it or choose another --out"
         )
+    elif (why := unwritable(target.parent)) is not None:
+        raise ConfigError(f"cannot write the report to {target} ({why}): choose a writable --out")
     view = load_run(Path(run_dir))
-    atomic_write(target, render(view, pictures(view)))
+    html = render(view, pictures(view))
+    try:
+        atomic_write(target, html)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report to {target} ({e.strerror or e}): choose another --out") from None
     return target

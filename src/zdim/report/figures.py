@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from ..recommend import per_size
+from ..rules import per_size
 from .collect import Pictures, RunView
 
 STYLE: dict[str, Any] = {

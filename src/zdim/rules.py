@@ -180,7 +180,8 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[s
     for dim in sorted(by_dim):
         ts = by_dim[dim]
         mean, se = mean_se(values[dim])
-        au_mean, au_se = mean_se([float(t.active_units or 0) for t in ts])
+        units = [float(t.active_units or 0) for t in ts]
+        au_mean, au_se = mean_se(units)
         row: dict[str, Any] = {
             "dim": dim,
             "n_seeds": len(ts),
@@ -188,6 +189,8 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[s
             f"{metric}_se": se,
             "active_units_mean": au_mean,
             "active_units_se": au_se,
+            "active_units_min": min(units),
+            "active_units_max": max(units),
         }
         for g in GEN_FIELDS:  # generation quality, where trials measured it
             vals = [v for v in (t.metric(g) for t in ts) if v is not None]
@@ -317,11 +320,13 @@ def recommend(
     checks = [n for n in checks if n.kind is NoteKind.WARNING] + [n for n in checks if n.kind is NoteKind.CAUTION]
     no_latent = all(t.active_units == 0 for t in used)
     edge = any(n.code == "edge" for n in checks)
-    sentences = _rationale(knee, best, largest, tol, rel_tol, range_tol, failed, no_latent=no_latent, edge=edge)
+    failures = [t for t in trials if t.status is TrialStatus.FAILED]
+    sentences = _rationale(knee, best, largest, tol, rel_tol, range_tol, failures, no_latent=no_latent, edge=edge)
+    sentences += _failed_words(failures, len(measured))
     if se_diff:  # right after the sentence that states the tolerance
         at = next((i + 1 for i, w in enumerate(sentences) if w.startswith("The tolerance is")), len(sentences))
         sentences.insert(at, _paired_words(knee, best, tol, se_diff))
-    sentences += _rule_words(rule, chosen["dim"], signals)
+    sentences += _rule_words(rule, chosen["dim"], signals, largest)
     return Recommendation(
         dim=chosen["dim"],
         rule=rule,
@@ -394,12 +399,14 @@ def _checks(
     dims = [r["dim"] for r in rows]
     lower = max((d for d in dims if d < dim), default=None)
     rest_on = {dim, dims[-1]} | ({lower} if lower is not None else set())
-    unconverged = [t.dim for t in used if t.dim in rest_on and t.converged is False]
-    if unconverged:
-        its = "their" if len(set(unconverged)) > 1 else "its"
+    late = [t for t in used if t.dim in rest_on and t.converged is False]
+    if late:
+        its = "their" if len({t.dim for t in late}) > 1 else "its"
+        budget = any(t.extra.get("settle_stop") == "time-budget" for t in late)
+        fix = "rerun with a larger --time-budget" if budget else "rerun with more --epochs"
         out.append(
             warning(
-                f"{_sizes(unconverged)} had not converged: {its} held-out NLL may still fall; rerun with more --epochs",
+                f"{_sizes([t.dim for t in late])} had not converged: {its} held-out NLL may still fall; {fix}",
                 "unconverged",
             )
         )
@@ -451,11 +458,12 @@ def _paired_words(knee: dict[str, Any], best: dict[str, Any], tol: float, se: di
     )
 
 
-def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> list[str]:
+def _rule_words(rule: str, dim: int, signals: dict[str, Any], largest: dict[str, Any]) -> list[str]:
     """What the rule picked and what each signal said."""
     gen = signals["generation"]
     text = [
-        f"Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']}"
+        f"Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']} (the smallest size "
+        f"tried that holds the largest model's {_units(largest)})"
         + (f", generation (Frechet distance) {gen}" if gen is not None else "")
         + (
             f", intrinsic-dimension estimate {signals['intrinsic-dim']}"
@@ -476,6 +484,29 @@ def _rule_words(rule: str, dim: int, signals: dict[str, Any]) -> list[str]:
     return text
 
 
+def _units(row: dict[str, Any]) -> str:
+    """The active units of a size in words: ``12 active units``, or, when its seeds differ, ``4 to 5
+    active units, 4.33 on average over 3 seeds`` (never a bare fractional count)."""
+    lo, hi = row.get("active_units_min"), row.get("active_units_max")
+    mean = row["active_units_mean"]
+    if lo is None or hi is None or lo == hi:
+        return f"{_num(mean)} active unit{'' if mean == 1 else 's'}"
+    return f"{_num(lo)} to {_num(hi)} active units, {_num(mean)} on average over {row['n_seeds']} seeds"
+
+
+def _failed_words(failures: list[TrialRecord], complete: int) -> list[str]:
+    """The failed trials, named with their reasons, and what the answer rests on instead."""
+    if not failures:
+        return []
+    shown = "; ".join(f"{t.trial}: {t.reason or 'no reason recorded'}" for t in failures[:5])
+    more = f"; and {len(failures) - 5} more" if len(failures) > 5 else ""
+    were = "trial failed and was" if len(failures) == 1 else "trials failed and were"
+    return [
+        f"{len(failures)} {were} left out ({shown}{more}): the answer rests on the other {complete} "
+        f"complete trial{'s' if complete != 1 else ''}."
+    ]
+
+
 def _num(v: float) -> str:
     """A mean over seeds in words: at most two decimals, none when whole (4.33, 12)."""
     return f"{v:.2f}".rstrip("0").rstrip(".")
@@ -488,7 +519,7 @@ def _rationale(
     tol: float,
     rel_tol: float,
     range_tol: float,
-    failed: int,
+    failures: list[TrialRecord],
     *,
     no_latent: bool = False,
     edge: bool = False,
@@ -519,11 +550,13 @@ def _rationale(
     text.append(f"The tolerance is the {terms}.")
     au = largest["active_units_mean"]
     text.append(
-        f"The largest model ({largest['dim']} units) keeps {_num(au)} active units "
+        f"The largest model ({largest['dim']} units) keeps {_units(largest)} "
         f"(variance of the posterior mean over inputs above 0.01)."
     )
     if no_latent:
         text.append("No model has an active unit, so the active units say nothing about the size.")
+    elif au < 1:
+        text.append("It has no active unit, so its active units say nothing about the size.")
     elif largest["dim"] == chosen["dim"]:
         text.append(
             "The knee is the largest size tried, so the grid may be too small"
@@ -535,6 +568,4 @@ def _rationale(
         text.append("Its active units are in agreement with the NLL knee.")
     else:
         text.append(f"The two views of the bottleneck differ ({_num(au)} active units vs a knee of {chosen['dim']}).")
-    if failed:
-        text.append(f"{failed} trial(s) failed and were left out (see the results table).")
     return text

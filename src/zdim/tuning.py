@@ -26,14 +26,14 @@ import torch
 from . import studies
 from .config import SweepConfig, model_config
 from .custom import needs_trust
-from .data import Data, load_data
+from .data import Data, read_data
 from .errors import ConfigError, RunDirError
 from .grid import DimSpec
 from .metrics import evaluate
 from .models import VAE
 from .plan import Mode, SweepPlan
-from .recommend import Recommendation
 from .resume import make_run_info
+from .rules import Recommendation
 from .runs import RunDir
 from .train import FitResult, TrainConfig
 from .trial import saved_extra, train
@@ -176,7 +176,7 @@ def load_run(
                 f"zdim.tune({str(run.path)!r}, data=zdim.load_data(X, ...)) with the sweep's data options"
             )
         loader = info.get("loader") or {}
-        data = load_data(source, **loader)
+        data = read_data(source, **loader)
     if data.fingerprint != info["data"].get("fingerprint"):
         raise RunDirError(
             f"the data of {run.path} cannot be reloaded identically (fingerprint differs): "

@@ -1,0 +1,97 @@
+"""The one resolver: every option of the CLI and of the API becomes one SweepPlan, with a Mode, before
+anything is done; flags that do not apply are refused, not silently dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import zdim
+from zdim.cli import main
+from zdim.config import SweepConfig
+from zdim.errors import ConfigError
+from zdim.plan import Mode, Options, resolve
+from zdim.train import TrainConfig
+
+from .conftest import make_data
+
+MODELS = """
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, latent_dim, data_info):
+        super().__init__()
+        d = data_info.n_features
+        self.enc = nn.Linear(d, 2 * latent_dim)
+        self.dec = nn.Linear(latent_dim, d)
+
+    def encode(self, x):
+        return self.enc(x).chunk(2, dim=-1)
+
+    def decode(self, z):
+        return self.dec(z)
+"""
+
+
+@pytest.fixture
+def table(tmp_path):
+    x = np.random.default_rng(0).normal(size=(120, 12)).astype(np.float32)
+    np.save(tmp_path / "table.npy", x)
+    return tmp_path / "table.npy"
+
+
+def test_resolve_fills_in_the_defaults_of_the_mode(tiny_gaussian):
+    settle = resolve(tiny_gaussian, Options(dims=(1, 2)))
+    assert settle.mode is Mode.SETTLE and settle.config.seeds == 3 and settle.config.train.epochs == 500
+    per = resolve(tiny_gaussian, Options(dims=(1, 2), mode="per-size"))
+    assert per.mode is Mode.PER_SIZE and per.config.seeds == 1 and per.config.train.epochs == 100
+    given = resolve(tiny_gaussian, Options(dims=(1, 2), seeds=2, epochs=7, train=TrainConfig(lr=3e-3)))
+    assert given.config.seeds == 2 and given.config.train.epochs == 7 and given.config.train.lr == 3e-3
+    nested = resolve(tiny_gaussian, Options(dims=(1, 2), nested=True))
+    assert nested.mode is Mode.NESTED and not nested.extend
+
+
+def test_the_mode_is_recorded_in_run_json(tiny_binary, tmp_path):
+    from zdim.files import read_json
+    from zdim.search import sweep
+
+    cfg = SweepConfig(dims=(1,), hidden=(8,), k=3, train=TrainConfig(epochs=1))
+    sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size")
+    assert read_json(tmp_path / "run" / "run.json")["sweep"]["mode"] == "per-size"
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--nested", "--mode", "per-size"], "--nested does not combine with --mode per-size"),
+        (["--model", "{models}:Tiny", "--hidden", "32"], "--hidden does not apply to --model"),
+        (["--model", "{models}:Tiny", "--arch", "conv"], "--arch does not apply to --model"),
+        (["--arch", "conv"], "these data are a table of 12 features: use --arch mlp"),
+        (["--checkpoint-every", "0"], "--checkpoint-every"),
+    ],
+)
+def test_flags_that_do_not_apply_are_refused_in_one_line(args, needle, table, tmp_path, capsys):
+    models = tmp_path / "models.py"
+    models.write_text(MODELS)
+    argv = ["sweep", str(table), "--dims", "2", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main([*argv, *(a.format(models=models) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zdim: error: ") and needle in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_absurd_sizes_are_refused_before_anything_is_expanded(table, tmp_path, capsys):
+    """--dims 1-100000000 on 12 features once ran for minutes at 11 GB before failing."""
+    assert main(["sweep", str(table), "--dims", "1-100000000", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "latent size 100000000 exceeds the 12 features" in err and err.count("\n") == 1
+    assert main(["sweep", str(table), "--dims", "1-12,1-12", "--dims", "1-200", "--quiet"]) == 2
+
+
+def test_the_api_takes_a_grid_spec_and_names_the_keyword_when_it_is_bad():
+    x = make_data(np.random.default_rng(0).normal(size=(120, 6))).train.numpy()
+    r = zdim.sweep(x, dims="1-2", epochs=1, hidden=(8,), k=3, seeds=1, report=False)
+    assert sorted({t.dim for t in r.trials}) == [1, 2]
+    with pytest.raises(ConfigError, match=r"^dims='2,x' is not a list of sizes"):
+        zdim.sweep(x, dims="2,x", report=False)
