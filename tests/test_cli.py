@@ -121,3 +121,14 @@ def test_sweep_without_dims_builds_the_grid_from_the_intrinsic_dimension(tmp_pat
     assert info["sweep"]["dims"][-1] in (6, 2 ** (4 * est - 1).bit_length())  # 6 features cap it
     assert rec["intrinsic_dim"] == est and rec["rule"] == "nll-knee"
     assert rec["signals"]["intrinsic-dim"] == est
+
+
+def test_every_option_says_what_it_does():
+    from zdim.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subs.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"zdim {name} {'/'.join(action.option_strings) or action.dest} has no help"

@@ -41,6 +41,12 @@ def table(tmp_path):
     return tmp_path / "table.npy"
 
 
+def test_the_modes_the_cli_offers_are_the_plans():
+    from zdim import formats, plan
+
+    assert formats.MODES == plan.MODES
+
+
 def test_resolve_fills_in_the_defaults_of_the_mode(tiny_gaussian):
     settle = resolve(tiny_gaussian, Options(dims=(1, 2)))
     assert settle.mode is Mode.SETTLE and settle.config.seeds == 3 and settle.config.train.epochs == 500

@@ -1,6 +1,9 @@
-"""The ``zdim`` command: parse, call the public API, print. No logic lives here.
+"""The ``zdim`` command: one small function per subcommand that parses its flags into the public
+calls' arguments (``zdim.plan.Options`` for a sweep), calls them and prints; the decisions (the mode,
+the defaults, every check) are made in the code it calls.
 
-Every ``ZdimError`` becomes one line on stderr and exit code 2. Heavy libraries (torch, Optuna,
+Every ``ZdimError`` becomes one line on stderr and exit code 2; ``Interrupted`` (a settle-mode sweep
+stopped by Ctrl-C or SIGTERM) one line and exit code 128 + the signal. Heavy libraries (torch, Optuna,
 scikit-learn, matplotlib) are imported inside the commands that need them, so ``zdim --help``,
 ``zdim datasets`` and argument errors answer at once.
 """
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import ConfigError, Interrupted, WorkerError, ZdimError
-from .formats import LIKELIHOOD_CHOICES
+from .formats import LIKELIHOOD_CHOICES, MODES
 from .rules import DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
@@ -275,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--mode",
-        choices=["settle", "per-size", "nested"],
+        choices=list(MODES),
         default=None,
         help="settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
         "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
@@ -325,11 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune_parser(sub)
 
     i = sub.add_parser("info", help="print the table and recommendation of a run directory")
-    i.add_argument("run_dir")
+    i.add_argument("run_dir", help="the --out folder of a sweep")
     i.set_defaults(func=cmd_info)
 
     r = sub.add_parser("report", help="rebuild report.html of a run directory (no retraining)")
-    r.add_argument("run_dir")
+    r.add_argument("run_dir", help="the --out folder of a sweep (finished, running or interrupted)")
     r.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
     r.set_defaults(func=cmd_report)
 

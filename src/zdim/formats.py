@@ -8,6 +8,7 @@ from __future__ import annotations
 LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb")  # the decoder likelihoods, defined once
 COUNT_LIKELIHOODS = ("poisson", "nb")  # raw non-negative integer counts; library size from each sample
 LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)  # what --likelihood and likelihood= accept
+MODES = ("settle", "per-size", "nested")  # the values of zdim.plan.Mode, for --mode (without torch)
 
 EMBEDDED = {"digits": "scikit-learn's 8x8 handwritten digits (1797 samples, 64 features)"}
 
@@ -27,4 +28,4 @@ _FORMATS = [
 ]
 
 
-__all__ = ["EMBEDDED", "LIKELIHOODS", "COUNT_LIKELIHOODS", "LIKELIHOOD_CHOICES"]
+__all__ = ["EMBEDDED", "LIKELIHOODS", "COUNT_LIKELIHOODS", "LIKELIHOOD_CHOICES", "MODES"]

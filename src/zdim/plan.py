@@ -43,7 +43,7 @@ class Mode(str, Enum):
     NESTED = "nested"  # one nested VAE per seed serves every size
 
 
-MODES = tuple(m.value for m in Mode)
+MODES = tuple(m.value for m in Mode)  # == zdim.formats.MODES (tests/test_plan.py)
 
 
 @dataclass(frozen=True, kw_only=True)

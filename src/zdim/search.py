@@ -113,7 +113,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     if study is None:
         study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     bar = Progress(output.progress, total=len(plan.config.grid()), desc=f"zdim sweep ({plan.mode.value})")
-    ledger = Ledger(data, run, study, bar)
+    ledger = Ledger(data, run, study, bar, resumed=resume and run is not None)
     executor = EXECUTORS[plan.mode](ledger)
     try:
         outcome = executor.run(plan)

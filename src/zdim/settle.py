@@ -150,6 +150,10 @@ class SettleExecutor:
             progress.training(f"{len(members)} members together", None, start=epoch)
             if epoch:
                 progress.note(f"settle: resumed from epoch {epoch} (the last checkpoint)")
+            elif ledger.resumed:
+                progress.note(
+                    f"settle: no checkpoint of these {len(members)} members to go on from: they start at epoch 1"
+                )
         saved = started = time.monotonic()
         with interrupts() as asked:
             while any(m.training for m in members):

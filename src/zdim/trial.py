@@ -183,6 +183,7 @@ class Ledger:
     study: optuna.Study | None
     progress: Progress = field(default_factory=lambda: Progress(False))
     memory: dict[Key, Finished] = field(default_factory=dict)
+    resumed: bool = False  # the run directory is an earlier run's, gone on with (--resume)
 
     def finish(
         self,
