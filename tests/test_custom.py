@@ -197,7 +197,7 @@ def test_a_model_from_a_module_and_as_a_class_resumes_only_with_the_same_model(
     data = zdim.load_data(str(table))
     cfg = SweepConfig(dims=(1, 2), model="mypkg_custom.nets:TinyVAE", train=TrainConfig(epochs=1), k=5)
     out = tmp_path / "run"
-    res = zdim.sweep(data, config=cfg, out=out)
+    res = zdim.sweep(data, config=cfg, out=out, extend=False, refine=False)
     assert [t.status.value for t in res.trials] == ["complete", "complete"]
     assert (out / "report.html").is_file()
 
@@ -208,7 +208,7 @@ def test_a_model_from_a_module_and_as_a_class_resumes_only_with_the_same_model(
     saved = zdim.load_model(out / "trials" / "dim-001-seed-0", trust_code=True)
     assert isinstance(saved.module.net, nets.TinyVAE)
 
-    again = zdim.sweep(data, config=cfg, out=out, resume=True, report=False)  # nothing left to train
+    again = zdim.sweep(data, config=cfg, out=out, resume=True, report=False, extend=False, refine=False)  # no work
     assert len(again.trials) == 2
     other = SweepConfig(dims=(1, 2), model=f"{models_file}:TinyVAE", train=TrainConfig(epochs=1), k=5)
     with pytest.raises(RunDirError, match="was made with model mypkg_custom.nets:TinyVAE"):

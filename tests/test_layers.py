@@ -45,6 +45,7 @@ LAYER = {
     "scheduler": 7,
     "settle": 7,
     "nested": 7,
+    "growth": 8,
     "search": 9,
     "tuning": 9,
     "report": 10,

@@ -14,15 +14,16 @@ from zdim.train import TrainConfig
 from .conftest import make_data
 
 FAST = TrainConfig(epochs=4, batch_size=64, patience=0)
+FIXED = dict(extend=False, refine=False)  # the grid as given
 
 
-def cfg(dims, **kw):
+def cfg(dims, **kw):  # used with FIXED: these tests are about the run directory, not the grid
     return SweepConfig(dims=dims, hidden=(16,), train=FAST, k=10, **kw)
 
 
 def test_sweep_writes_run_directory(tmp_path, tiny_binary):
     out = tmp_path / "run"
-    r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=out)
+    r = sweep(tiny_binary, config=cfg((1, 3), seeds=2), out=out, **FIXED)
     assert sorted(p.name for p in (out / "trials").iterdir()) == [
         "dim-001-seed-0",
         "dim-001-seed-1",
@@ -45,49 +46,49 @@ def test_sweep_writes_run_directory(tmp_path, tiny_binary):
 
 def test_sweep_in_memory_writes_nothing(tmp_path, tiny_binary, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = sweep(tiny_binary, config=cfg((2,)))
+    r = sweep(tiny_binary, config=cfg((2,)), **FIXED)
     assert r.run_dir is None and len(r.trials) == 1 and list(tmp_path.iterdir()) == []
 
 
 def test_resume_reuses_finished_trials_and_redoes_corrupt_ones(tmp_path, tiny_binary):
     out = tmp_path / "run"
-    sweep(tiny_binary, config=cfg((1, 2, 3)), out=out)
+    sweep(tiny_binary, config=cfg((1, 2, 3)), **FIXED, out=out)
     kept = out / "trials" / "dim-001-seed-0" / "model.safetensors"
     stamp = kept.stat().st_mtime_ns
     corrupt = out / "trials" / "dim-002-seed-0" / "model.safetensors"
     corrupt.write_bytes(corrupt.read_bytes()[:100])
     before = read_json(out / "trials" / "dim-003-seed-0" / "metrics.json")
-    r = sweep(tiny_binary, config=cfg((1, 2, 3, 4)), out=out, resume=True)
+    r = sweep(tiny_binary, config=cfg((1, 2, 3, 4)), **FIXED, out=out, resume=True)
     assert kept.stat().st_mtime_ns == stamp  # never retrained
     assert load_model(corrupt.parent).latent_dim == 2  # redone, loads again
     assert read_json(out / "trials" / "dim-003-seed-0" / "metrics.json") == before
     assert sorted(t.dim for t in r.trials) == [1, 2, 3, 4]
     # the redone trial equals a fresh run with the same seed (reproducible on CPU)
-    fresh = sweep(tiny_binary, config=cfg((2,)), out=tmp_path / "fresh")
+    fresh = sweep(tiny_binary, config=cfg((2,)), **FIXED, out=tmp_path / "fresh")
     assert fresh.trials[0].nll == pytest.approx(read_json(corrupt.parent / "metrics.json")["nll"])
 
 
 def test_existing_run_directory_is_not_touched(tmp_path, tiny_binary):
     out = tmp_path / "run"
-    sweep(tiny_binary, config=cfg((1,)), out=out)
+    sweep(tiny_binary, config=cfg((1,)), **FIXED, out=out)
     listing = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(RunDirError, match="already exists.*--resume.*--overwrite"):
-        sweep(tiny_binary, config=cfg((1,)), out=out)
+        sweep(tiny_binary, config=cfg((1,)), **FIXED, out=out)
     assert sorted(p.name for p in out.rglob("*")) == listing
-    r = sweep(tiny_binary, config=cfg((2,)), out=out, overwrite=True)
+    r = sweep(tiny_binary, config=cfg((2,)), **FIXED, out=out, overwrite=True)
     assert [t.dim for t in r.trials] == [2]
 
 
 def test_resume_refuses_other_data(tmp_path, tiny_binary, tiny_gaussian):
     out = tmp_path / "run"
-    sweep(tiny_binary, config=cfg((1,)), out=out)
+    sweep(tiny_binary, config=cfg((1,)), **FIXED, out=out)
     with pytest.raises(RunDirError, match="other data"):
-        sweep(tiny_gaussian, config=cfg((1,)), out=out, resume=True)
+        sweep(tiny_gaussian, config=cfg((1,)), **FIXED, out=out, resume=True)
 
 
 def test_size_above_features_fails_before_writing(tmp_path, tiny_binary):
     with pytest.raises(ConfigError, match="latent size 17 exceeds the 16 features"):
-        sweep(tiny_binary, config=cfg((2, 17)), out=tmp_path / "run")
+        sweep(tiny_binary, config=cfg((2, 17)), **FIXED, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -95,7 +96,7 @@ def test_diverging_trial_is_recorded_as_failed(tmp_path, tiny_gaussian):
     bad = make_data(tiny_gaussian.train.numpy().copy())
     bad.train[5, 0] = float("nan")
     out = tmp_path / "run"
-    r = sweep(bad, config=cfg((1, 2)), out=out)
+    r = sweep(bad, config=cfg((1, 2)), **FIXED, out=out)
     assert [t.status.value for t in r.trials] == ["failed", "failed"]
     assert "diverged" in r.trials[0].reason and r.recommendation is None
     assert "failed" in (out / "results.csv").read_text()
@@ -137,7 +138,7 @@ def test_trials_record_generation_metrics(tmp_path, tiny_binary):
     import pandas as pd
 
     out = tmp_path / "run"
-    sweep(tiny_binary, config=cfg((2,)), out=out)
+    sweep(tiny_binary, config=cfg((2,)), **FIXED, out=out)
     m = read_json(out / "trials" / "dim-002-seed-0" / "metrics.json")
     assert m["gen_features"].startswith("pca-train-")
     assert 0.0 <= m["gen_precision"] <= 1.0 and m["gen_fd"] >= 0.0 and np.isfinite(m["gen_mmd"])
@@ -162,14 +163,14 @@ def test_refine_bisects_down_to_adjacent_sizes(tmp_path):
 
 def test_progress_shows_each_finished_trial_and_the_evaluation(tiny_binary, capsys):
     cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=2, patience=0))
-    sweep(tiny_binary, config=cfg, progress=True)
+    sweep(tiny_binary, config=cfg, progress=True, **FIXED)
     err = capsys.readouterr().err
     assert "dim 1 seed 0: NLL" in err and "dim 2 seed 0: NLL" in err
     assert "evaluating dim-002-seed-0" in err and "2/2" in err
 
 
 def test_trials_record_whether_they_converged(tiny_binary):
-    short = sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), k=3, train=TrainConfig(epochs=2)))
+    short = sweep(tiny_binary, config=SweepConfig(dims=(1,), hidden=(8,), k=3, train=TrainConfig(epochs=2)), **FIXED)
     assert short.trials[0].converged is False and short.trials[0].window_improvement is None
     assert any("not converged" in w or "had not converged" in w for w in short.recommendation.warnings)
     assert not short.recommendation.settled
@@ -179,12 +180,12 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
     x = make_planted_data(4, 12, 600, seed=0)  # four latent factors: sizes 1 and 2 cannot hold them
     data = make_data(x)
     cfg = SweepConfig(dims=(1, 2), hidden=(32,), k=5, train=TrainConfig(epochs=15, batch_size=32, patience=0))
-    r = sweep(data, config=cfg, out=tmp_path / "run")
+    r = sweep(data, config=cfg, out=tmp_path / "run", refine=False)
     tried = sorted({t.dim for t in r.trials})
     assert tried[:2] == [1, 2] and len(tried) > 2 and tried[2] == 4  # doubled at the edge
     assert "grid was extended" in r.recommendation.rationale
     assert read_json(tmp_path / "run" / "run.json")["sweep"]["dims"] == tried
-    fixed = sweep(data, config=cfg, extend=False)
+    fixed = sweep(data, config=cfg, extend=False, refine=False)
     assert sorted({t.dim for t in fixed.trials}) == [1, 2]
 
 
@@ -197,7 +198,7 @@ def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp
     n = data.test.shape[0]
     train = TrainConfig(epochs=3, batch_size=64, patience=0)
     config = SweepConfig(dims=(1, 2), seeds=2, hidden=(16,), train=train, k=5, eval_samples=60)
-    r = sweep(data, config=config, out=tmp_path / "run", mode=mode, extend=False)
+    r = sweep(data, config=config, out=tmp_path / "run", mode=mode, **FIXED)
     assert n > 60 and all(t.n == 60 for t in r.trials)
     sub = eval_data(data, config).test
     assert sub.shape[0] == 60 and torch.equal(sub, eval_data(data, config).test)  # one fixed subset

@@ -51,7 +51,7 @@ def sweep(
     k: int = 100,
     tolerance: float = DEFAULT_REL_TOL,
     rule: str = DEFAULT_RULE,
-    refine: bool = False,
+    refine: bool | None = None,
     nested: bool = False,
     model: str | type | None = None,
     mode: str | None = None,
@@ -114,8 +114,8 @@ def sweep(
         Relative NLL tolerance of the recommendation rule.
     rule : str
         Recommendation rule (see ``zdim.rules.RULES`` and docs/recommendation.md).
-    refine : bool
-        After the grid, bisect around the recommended size down to an exact integer.
+    refine : bool, optional
+        Bisect between the sizes tried down to an exact answer; default True (False with ``nested``).
     nested : bool
         Train one nested VAE per seed at the largest size and cut every size out of it.
     model : class or str, optional

@@ -59,6 +59,8 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
     for w in rec.warnings:
         print(f"warning: {w}")
     settled = "" if rec.settled else " (not a settled answer: see the warnings)"
+    if rec.settled and any(n.code == "capacity" for n in rec.notes):
+        settled = " (above the intrinsic dimension: see the warning on it)"
     print(f"\nRecommended latent size: {rec.confidence}{settled}")
     if run_dir is not None:
         print(f"Run directory: {run_dir}")
@@ -304,10 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one nested VAE per seed at the largest size and cut every size out of it "
         "(one training instead of one per size; see docs/recommendation.md)",
     )
-    s.add_argument(
+    refine = s.add_mutually_exclusive_group()
+    refine.add_argument(
         "--refine",
+        dest="refine",
         action="store_true",
-        help="after the grid, bisect around the recommended size down to an exact integer",
+        default=None,
+        help="bisect between the sizes tried down to an exact answer (the default, except with --nested)",
+    )
+    refine.add_argument(
+        "--no-refine",
+        dest="refine",
+        action="store_false",
+        help="keep the answer on the grid given: no sizes are added between the sizes tried",
     )
     s.add_argument(
         "--no-extend",

@@ -52,7 +52,7 @@ class Running:
     the rule, the growth of the grid, the limits and the scale-out."""
 
     rule: str = DEFAULT_RULE
-    refine: bool = False
+    refine: bool | None = None  # None: refine between the sizes tried, unless the mode cannot (nested)
     extend: bool = True
     time_budget: float | None = None
     prune: bool = False
@@ -172,7 +172,9 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     resolve_device(config.train.device)
     check_model(data, config, nested=mode is Mode.NESTED)
     running = {f.name: getattr(options, f.name) for f in fields(Running)}
-    running["extend"] = options.extend and mode is not Mode.NESTED  # a nested model serves the sizes it was trained for
+    # a nested model serves the sizes it was trained for only: it neither grows nor refines
+    running["extend"] = options.extend and mode is not Mode.NESTED
+    running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
     return SweepPlan(
         config=config,
         mode=mode,
@@ -207,7 +209,7 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
     refused: list[tuple[bool, str, str]] = []
     if mode is Mode.NESTED:
         refused = [
-            (o.refine, "--refine", "its sizes are fixed when the nested model is trained"),
+            (o.refine is True, "--refine", "its sizes are fixed when the nested model is trained"),
             (o.prune, "--prune", "one training serves every size"),
             (o.workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
         ]

@@ -78,6 +78,7 @@ class Recommendation:
     notes: list[Note] = field(default_factory=list)
     uncertainty: dict[str, Any] | None = None
     full_test: dict[str, Any] | None = None  # the size on the whole test split, when trials used a subset
+    capacity: dict[str, Any] | None = None  # the intrinsic-dimension check (zdim.growth.capacity_check)
     legacy_rationale: str = ""  # the rationale of a file written before notes existed
 
     @property
@@ -250,6 +251,7 @@ def recommend(
     intrinsic_dim: int | None = None,
     likelihood: str | None = None,
     per_sample: Mapping[tuple[int, int], Any] | None = None,
+    n_features: int | None = None,
 ) -> Recommendation:
     """Recommend a latent size from trial records.
 
@@ -263,8 +265,10 @@ def recommend(
     the largest size) had not converged, or when it is the largest size tried and none of its units
     collapsed. ``per_sample[(dim, seed)]``, the (N,) held-out NLL of each sample of a trial (the same
     samples for every trial), widens the NLL knee's tolerance per size to the paired standard error of
-    its difference to the best (``paired_se``). Raises ``ConfigError`` for an unknown rule or a negative
-    tolerance, and ``ValueError`` when no trial completed.
+    its difference to the best (``paired_se``). With ``n_features``, a knee at the largest size tried
+    below it is not settled either, whatever the active units pick (a larger size may fit better).
+    Raises ``ConfigError`` for an unknown rule or a negative tolerance, and ``ValueError`` when no trial
+    completed.
     """
     if rule not in RULES:
         raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
@@ -317,6 +321,15 @@ def recommend(
     else:  # combined
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
     checks = _checks(measured, used, empty, rows, chosen["dim"], likelihood)
+    top = rows[-1]["dim"]
+    if knee["dim"] == top and chosen["dim"] != top and n_features is not None and top < n_features:
+        checks.append(
+            warning(
+                f"the NLL knee is the largest size tried ({top}): a larger size may fit better and move the "
+                f"answer, which the active units put at {chosen['dim']}; try larger sizes",
+                "knee-edge",
+            )
+        )
     checks = [n for n in checks if n.kind is NoteKind.WARNING] + [n for n in checks if n.kind is NoteKind.CAUTION]
     no_latent = all(t.active_units == 0 for t in used)
     edge = any(n.code == "edge" for n in checks)

@@ -19,13 +19,14 @@ from typing import Any
 from .data import Data, load_data
 from .evidence import Note, NoteKind
 from .grid import DimSpec
+from .growth import capacity_check, grow, recommend_outcome
 from .metrics import evaluate
 from .nested import NestedExecutor
 from .plan import Mode, Options, SweepPlan, resolve
 from .progress import Progress
 from .result import SweepResult
 from .resume import check_resume, make_run_info, resumed_info
-from .rules import Recommendation, recommend
+from .rules import Recommendation
 from .runs import RunDir
 from .scheduler import TrialExecutor, open_study
 from .settle import SettleExecutor
@@ -117,7 +118,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     executor = EXECUTORS[plan.mode](ledger)
     try:
         outcome = executor.run(plan)
-        plan, outcome, grown = _grow(executor, plan, outcome, ledger)
+        plan, outcome, grown = grow(executor, plan, outcome, ledger)
     finally:
         bar.close()
     if run is not None:
@@ -137,29 +138,15 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     )
 
 
-def _recommend(plan: SweepPlan, outcome: Outcome, likelihood: str) -> Recommendation | None:
-    records = outcome.records
-    if not any(r.complete for r in records):
-        return None
-    return recommend(
-        records,
-        rel_tol=plan.config.rel_tol,
-        rule=plan.rule,
-        intrinsic_dim=plan.intrinsic.dim if plan.intrinsic else None,
-        likelihood=likelihood,
-        per_sample=outcome.per_sample or None,
-    )
-
-
 def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note]) -> Recommendation | None:
     """The recommendation of an outcome with its evidence: the rule, the whole test split
     (``--eval-samples``), what the executor and the grid's growth said, and the bootstrap (how sure)."""
     data = ledger.data
-    rec = _recommend(plan, outcome, data.likelihood)
+    rec = recommend_outcome(plan, outcome, data.likelihood, data.n_features)
     if rec is None:
         return None
     rec = _on_full_test(rec, outcome, ledger, plan)  # a no-op without --eval-samples
-    rec = rec.with_notes(*notes)
+    rec = capacity_check(rec.with_notes(*notes), outcome, plan.intrinsic)
     return with_uncertainty(
         rec,
         bootstrap(
@@ -196,72 +183,6 @@ def _on_full_test(rec: Recommendation, outcome: Outcome, ledger: Ledger, plan: S
         f"table and the rule use {config.eval_samples} of them (--eval-samples)."
     )
     return replace(rec, full_test=full).with_notes(Note(NoteKind.TEST, sentence))
-
-
-def _grow(
-    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
-) -> tuple[SweepPlan, Outcome, list[Note]]:
-    """The grid grown where the answer needs it: at its edge (``plan.extend``), then between sizes
-    (``plan.refine``). Returns the final plan and outcome, and a note per growth."""
-    notes: list[Note] = []
-    if plan.extend:
-        plan, outcome, added = _extend(executor, plan, outcome, ledger)
-        if added:
-            notes.append(
-                Note(
-                    NoteKind.GRID,
-                    f"The grid was extended with size(s) {', '.join(map(str, added))}: the largest size tried "
-                    "had been chosen with every unit active.",
-                )
-            )
-    if plan.refine:
-        plan, outcome = _refine(executor, plan, outcome, ledger)
-    return plan, outcome, notes
-
-
-def _extend(
-    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
-) -> tuple[SweepPlan, Outcome, list[int]]:
-    """Grow the grid at its edge: while the answer is the largest size tried and every unit of each of
-    its models is active (the data may use more), train twice that size (at most the feature count)."""
-    data = ledger.data
-    added: list[int] = []
-    while True:
-        rec = _recommend(plan, outcome, data.likelihood)
-        top = max(plan.config.dims)
-        at_top = [r for r in outcome.records if r.complete and r.dim == top]
-        if rec is None or rec.dim != top or not at_top or top >= data.n_features:
-            break
-        if any((r.active_units or 0) < top for r in at_top):
-            break  # a unit collapsed: the largest model measures what the data need
-        new = min(2 * top, data.n_features)
-        added.append(new)
-        plan = plan.with_dims((*plan.config.dims, new))
-        ledger.progress.note(f"extend: size {top} was chosen with all {top} units active; trying size {new}")
-        outcome = executor.run(plan)
-    return plan, outcome, added
-
-
-def _refine(executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger) -> tuple[SweepPlan, Outcome]:
-    """Bisect between the recommended size and the next smaller size tried until they are adjacent.
-
-    Whatever the rule, the smaller neighbour was judged not good enough and the recommended size good
-    enough, so the exact answer lies between them: each step trains the midpoint (all seeds) and
-    recommends again.
-    """
-    for _ in range(16):  # halves the gap each time: 16 steps cover any latent size
-        rec = _recommend(plan, outcome, ledger.data.likelihood)
-        if rec is None:
-            break
-        tried = {r.dim for r in outcome.records if r.complete}
-        lower = max((d for d in tried if d < rec.dim), default=None)
-        if lower is None or rec.dim - lower <= 1:
-            break
-        mid = (lower + rec.dim) // 2
-        plan = plan.with_dims((*plan.config.dims, mid))
-        ledger.progress.note(f"refine: trying size {mid} between {lower} and {rec.dim}")
-        outcome = executor.run(plan)
-    return plan, outcome
 
 
 def recordable_loader(loader: dict[str, Any]) -> dict[str, Any]:

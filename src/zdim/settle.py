@@ -366,7 +366,10 @@ class SettleExecutor:
             return
         dims = sorted(config.dims)
         smaller = max((d for d in dims if d < answer), default=None)
-        core = [m for m in members if m.dim in (answer, smaller) and not m.failed]
+        # After the grid grew, the members in training are the question asked (a size between two tried,
+        # one at the intrinsic dimension): each must converge before the answer counts as settled.
+        later = bool(self.phases)
+        core = [m for m in members if (later or m.dim in (answer, smaller)) and not m.failed]
         if not all(m.converged(self.window, self.tol) for m in core):
             return
         for m in members:
@@ -374,7 +377,7 @@ class SettleExecutor:
             if m.training and m.dim > 2 * answer and m.dim != dims[-1] and collapsed:
                 m.stopped = f"stopped at epoch {m.trainer.epoch}: units collapsed above the settled answer {answer}"
                 m.stop_code = "collapsed"
-        if all(m.converged(self.window, self.tol) for m in members if m.dim == dims[-1] and not m.failed):
+        if all(m.converged(self.window, self.tol) for m in members if (later or m.dim == dims[-1]) and not m.failed):
             for m in members:
                 if m.training:
                     m.stopped = f"stopped at epoch {m.trainer.epoch}: the answer ({answer}) settled"

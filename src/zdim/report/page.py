@@ -122,6 +122,21 @@ def _summary(view: RunView) -> str:
         ("labels", "yes (evaluation only)" if d.get("has_labels") else "no"),
         ("trials", f"{len(view.complete)} complete of {len(view.trials)}"),
     ]
+    cap = rec.capacity if rec is not None else None
+    if cap:  # the intrinsic-dimension check: the sizes at the estimate against the answer
+        sizes = "; ".join(
+            f"size {d}: {f['gap']:+.2f} nats" + (f" (paired SE {f['paired_se']:.2f})" if f.get("paired_se") else "")
+            for d, f in sorted(cap["sizes"].items(), key=lambda kv: int(kv[0]))
+        )
+        rows.append(
+            (
+                "intrinsic-dimension check",
+                esc(
+                    f"estimate {cap['intrinsic']:.1f} (TwoNN {cap['twonn']:.1f}, MLE {cap['mle']:.1f}); against "
+                    f"size {cap['answer']}: {sizes}"
+                ),
+            )
+        )
     sweep = view.info.get("sweep", {})
     if sweep:
         tr = sweep.get("train", {})
