@@ -29,6 +29,7 @@ LAYER = {
     "intrinsic": 3,
     "generation": 3,
     "checkpoints": 3,
+    "stacked": 3,
     "runs": 4,
     "recommend": 4,
     "uncertainty": 4,
