@@ -234,7 +234,7 @@ def test_the_stacked_score_is_evaluate_per_member():
     assert some[2]["nll"] == pytest.approx(want["nll"], rel=1e-6, abs=1e-5)
 
 
-def test_which_members_can_share_a_stack():
+def test_which_members_can_share_a_stacked_trainer():
     def vae(k: int, **kw) -> VAE:
         return VAE(VAEConfig(**{"input_dim": 16, "latent_dim": k, "hidden": (8,), **kw}))
 
@@ -261,3 +261,16 @@ def test_which_members_can_share_a_stack():
     stack = StackedTrainer(models[:2], [TrainConfig(device="cpu")] * 2, x, x)
     assert stack.train.data_ptr() == x.data_ptr()  # the data are shared, not copied per member
     assert stack.k_max == 4 and math.isinf(stack.members[0].result.best_val)
+
+
+def test_a_stacked_trainer_trains_under_bf16_autocast():
+    """The batched layers' own backward takes autocast's lower-precision gradients (bench_gpu's bf16 run)."""
+    train, val = tiny("gaussian")
+    cfgs = [TrainConfig(epochs=2, batch_size=32, patience=0, seed=s, device="cpu") for s in (0, 1)]
+    stack = StackedTrainer([build(1, 0, "gaussian"), build(2, 1, "gaussian")], cfgs, train, val)
+    before = stack.params["encoder.0.weight"].clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        records = stack.run_epoch()
+    assert all(r is not None and math.isfinite(r["val_neg_elbo"]) for r in records)
+    assert stack.params["encoder.0.weight"].dtype == torch.float32  # the weights stay float32
+    assert not torch.equal(before, stack.params["encoder.0.weight"])

@@ -59,7 +59,7 @@ from .train import FitResult, TrainConfig, beta_at, divergence, is_asleep, resol
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which zdim.train uses
 ADAM_EPS = 1e-8
 VAL_BATCH = 4096  # rows per chunk of the validation -ELBO (as zdim.metrics.neg_elbo)
-SCORE_ROWS = 20000  # samples of z decoded at once per member group in ``score`` (as zdim.metrics.evaluate)
+SCORE_ROWS = 4096  # rows of z decoded at once, all members together, in ``score`` (memory and cache)
 
 
 # ----------------------------------------------------------------------------------- which can stack
@@ -132,10 +132,20 @@ class _BatchedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
+        # under autocast the forward ran in bf16/fp16 and ``grad`` has that dtype while the saved
+        # inputs are float32: compute in ``grad``'s dtype, as autocast did (a no-op in float32);
+        # autograd casts each gradient back to its input's dtype
+        x, weight = x.to(grad.dtype), weight.to(grad.dtype)
         gx = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
         gw = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
         gb = grad.sum(1) if ctx.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+def _silu(h: torch.Tensor) -> torch.Tensor:
+    """SiLU, in place where no graph is kept (validation, scores): the activations of M members at once
+    are M times larger than one member's, and not writing a second copy saves memory traffic."""
+    return F.silu(h, inplace=not torch.is_grad_enabled())
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -279,7 +289,7 @@ class StackedTrainer:
         for j, layer in enumerate(self._enc):
             h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
             if j < len(self._enc) - 1:
-                h = F.silu(h)
+                h = _silu(h)
         # the mask makes the padded units exactly 0 and stops their gradient exactly (grad * 0)
         return h[..., : self.k_max] * mask, h[..., self.k_max :] * mask
 
@@ -289,7 +299,7 @@ class StackedTrainer:
         for j, layer in enumerate(self._dec):
             h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
             if j < len(self._dec) - 1:
-                h = F.silu(h)
+                h = _silu(h)
         return h
 
     def _log_likelihood(self, w: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -540,7 +550,7 @@ class StackedTrainer:
                 eps[j, ..., :kk] = draws[kk]
             mu4, logvar4 = mu.unsqueeze(1), logvar.unsqueeze(1)
             z = mu4 + torch.exp(0.5 * logvar4) * eps  # (M', k, B, K_max)
-            # decode a few of the k samples at a time: at most about SCORE_ROWS rows per member group
+            # decode a few of the k samples at a time: about SCORE_ROWS rows of all members together
             per = max(1, SCORE_ROWS // (mc * b))
             log_px_z = torch.cat(
                 [self._log_likelihood(w, xb, self._decode(w, z[:, i : i + per])) for i in range(0, k, per)], 1
