@@ -214,13 +214,15 @@ def test_a_diverging_stacked_member_fails_alone():
 def test_the_stacked_score_is_evaluate_per_member():
     train, val = tiny("gaussian")
     cfgs = configs("gaussian", epochs=5)
-    stack = StackedTrainer([build(k, s, "gaussian") for k, s, _ in SPECS], cfgs, train, val)
+    models = [build(k, s, "gaussian") for k, s, _ in SPECS]
+    stack = StackedTrainer(models, cfgs, train, val)
     subset = val[:30]
     for _ in range(3):
         records = stack.run_epoch()
         scores = stack.score(subset)
-        for m, rec, got in zip(stack.members, records, scores):
-            want = evaluate(m.model, subset, k=10, seed=0, per_sample=True)
+        for model, m, rec, got in zip(models, stack.members, records, scores):
+            assert m.model is model  # the member's own VAE, holding its current weights after every epoch
+            want = evaluate(model, subset, k=10, seed=0, per_sample=True)
             assert got is not None and rec is not None
             assert got["nll"] == pytest.approx(want["nll"], rel=1e-6, abs=1e-5)
             assert got["active_units"] == want["active_units"]

@@ -170,8 +170,8 @@ class StackedTrainer:
     models : sequence of VAE
         The members (``can_stack(models, configs)``): zdim ``VAE`` s of the MLP architecture with the
         same input size, hidden widths and likelihood; latent sizes may differ. Each is moved to the
-        device; its weights are copied into the stack (the stack trains the copies; ``member.model``
-        and ``member.finish()`` write them back).
+        device; its weights are copied into the stack, which trains the copies and writes them back into
+        the module after every epoch (the best ones at ``finish()``).
     configs : sequence of TrainConfig
         One per member, with the same ``batch_size`` and device; everything else may differ.
     train : torch.Tensor
@@ -184,7 +184,8 @@ class StackedTrainer:
     members : list of StackedMember
         One per model, in order: each behaves like a ``zdim.train.Trainer`` (``epoch``, ``done``,
         ``result``, ``asleep``, ``awake``, ``config``, ``model``, ``state()``, ``load_state()``,
-        ``finish()``), and has ``failed`` (the divergence message, "" while it is fine).
+        ``finish()``), and has ``failed`` (the divergence message, "" while it is fine). Its ``model``
+        is the member's own ``VAE``, written back after every epoch.
     k_max : int
         The largest latent size: every member's latent axis is padded to it.
     """
@@ -241,7 +242,6 @@ class StackedTrainer:
         self.mask = (units < torch.tensor(self.ks, device=device)[:, None]).float().unsqueeze(1)  # (M, 1, K_max)
         self.members = [StackedMember(self, i, models[i], configs[i]) for i in range(n_members)]
         self._val_eps = self._validation_noise()  # (M, N_val, K_max): the same every epoch, drawn once
-        self._version = 0  # bumped whenever the stacked weights change (members sync their VAE lazily)
 
     # ------------------------------------------------------------------ layout of one member's tensors
 
@@ -362,7 +362,8 @@ class StackedTrainer:
         if not full:
             for n, t in buffers.items():
                 self.buffers[n][idx] = t
-        self._version += 1
+        for m in ms:  # each member's own VAE holds its current weights, as a Trainer's model does
+            m._write(self.params | self.buffers)
         vals = self._val_neg_elbo(active)
         seconds = (time.perf_counter() - t0) / len(active)  # the stack's time, shared out among its members
         for j, m in enumerate(ms):
@@ -642,16 +643,14 @@ class StackedMember:
         self.awake = 0
         self.result = FitResult()
         self._seconds = 0.0
-        self._synced = -1  # the stack version the VAE module holds (-1: the module's own, untouched)
 
     # ------------------------------------------------------------------ as Trainer
 
     @property
     def model(self) -> VAE:
-        """The member's ``VAE``, holding its current weights (written back from the stack when read)."""
-        if self._synced != self.stack._version:
-            self._write(self.stack.params | self.stack.buffers)
-            self._synced = self.stack._version
+        """The member's own ``VAE``: after every epoch (and ``load_state``) it holds the member's current
+        weights, after ``finish()`` its best ones, as a ``Trainer``'s model does. The stack trains its
+        own copies; writing into this module does not change them."""
         return self._model
 
     @property
@@ -786,14 +785,13 @@ class StackedMember:
             best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
             stopped_early=bool(meta["stopped_early"]),
         )
-        s._version += 1
+        self._write(s.params | s.buffers)
 
     def finish(self) -> FitResult:
         """As ``Trainer.finish``: the best validation weights into the member's own ``VAE``, evaluation
         mode, the record."""
         self.done = True
         self._write(self.stack.best)
-        self._synced = -1  # the module now holds the best weights, not the stack's current ones
         self._model.eval()
         self.result.seconds = self._seconds
         return self.result
