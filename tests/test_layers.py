@@ -33,6 +33,7 @@ LAYER = {
     "generation": 3,
     "checkpoints": 3,
     "saved": 3,
+    "stacked": 3,
     "runs": 4,
     "rules": 4,
     "uncertainty": 4,

@@ -141,6 +141,37 @@ CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
 CONVERGENCE_TOL = 1e-3  # relative improvement of the best validation -ELBO over the window
 
 
+def is_asleep(awake: int, epoch: int, patience: int) -> bool:
+    """Whether a model that first used its latent code at epoch ``awake`` (0: not yet) is, after
+    ``epoch`` epochs, still asleep: not yet using its latents and within the ``WAKE_GRACE`` patiences
+    (``patience``, or ``CONVERGENCE_WINDOW`` when early stopping is off) it is given to start."""
+    return not awake and epoch < WAKE_GRACE * (patience or CONVERGENCE_WINDOW)
+
+
+def stop_early(epoch: int, patience: int, awake: int, best_epoch: int) -> bool:
+    """Whether early stopping ends a training after ``epoch`` (see ``Trainer._stop_early``): patience
+    counts from the later of the best epoch and the epoch the model woke up; a model that never wakes
+    is stopped once its grace has passed. ``patience`` 0 never stops."""
+    if not patience:
+        return False
+    if awake:
+        return epoch - max(best_epoch, awake) >= patience
+    return not is_asleep(awake, epoch, patience) and epoch - best_epoch >= patience
+
+
+def divergence(epoch: int, lr: float, train_loss: float, val_loss: float | None = None) -> str | None:
+    """The ``TrainingDiverged`` message for an epoch whose training loss (or, when given, validation
+    -ELBO) is NaN or infinite; None when both are finite."""
+    if not math.isfinite(train_loss):
+        return (
+            f"training diverged at epoch {epoch}: loss is {train_loss}; "
+            f"try a smaller --lr (now {lr}) or a KL warm-up (--warmup)"
+        )
+    if val_loss is not None and not math.isfinite(val_loss):
+        return f"training diverged at epoch {epoch}: validation -ELBO is {val_loss}; try a smaller --lr (now {lr})"
+    return None
+
+
 def convergence(history: list[dict[str, Any]], window: int = CONVERGENCE_WINDOW) -> tuple[bool, float | None]:
     """Whether a training had converged: ``(converged, improvement)``.
 
@@ -227,17 +258,13 @@ class Trainer:
             self.step += 1
         train_loss = float(total) / self.steps_per_epoch
         train_kl = float(kl_total) / self.steps_per_epoch
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}: loss is {train_loss}; "
-                f"try a smaller --lr (now {config.lr}) or a KL warm-up (--warmup)"
-            )
+        diverged = divergence(epoch, config.lr, train_loss)
+        if diverged:
+            raise TrainingDiverged(diverged)
         val_loss = neg_elbo(model, self.val, seed=config.seed)
-        if not math.isfinite(val_loss):
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}: validation -ELBO is {val_loss}; "
-                f"try a smaller --lr (now {config.lr})"
-            )
+        diverged = divergence(epoch, config.lr, train_loss, val_loss)
+        if diverged:
+            raise TrainingDiverged(diverged)
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -271,7 +298,7 @@ class Trainer:
         """Whether the model has not yet used its latent code (no epoch with a training KL of
         ``EMPTY_KL``) and is still within the ``WAKE_GRACE`` patiences it is given to start: a flat
         validation loss then means it has not started, not that it has converged."""
-        return not self.awake and self.epoch < WAKE_GRACE * (self.config.patience or CONVERGENCE_WINDOW)
+        return is_asleep(self.awake, self.epoch, self.config.patience)
 
     def _stop_early(self, epoch: int) -> bool:
         """Whether early stopping ends the training after ``epoch``.
@@ -282,12 +309,7 @@ class Trainer:
         validation loss is flat, and plain patience would stop it there, having learned nothing. A model
         that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
         """
-        patience = self.config.patience
-        if not patience:
-            return False
-        if self.awake:
-            return epoch - max(self.result.best_epoch, self.awake) >= patience
-        return not self.asleep and epoch - self.result.best_epoch >= patience
+        return stop_early(epoch, self.config.patience, self.awake, self.result.best_epoch)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
