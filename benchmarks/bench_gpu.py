@@ -9,9 +9,16 @@ largest weight difference between a member trained alone and stacked (float32). 
 with TF32 matmuls (``torch.backends.cuda.matmul.allow_tf32``) and with bf16 autocast, each with the
 float32 validation -ELBO of its members after training against the float32 stack's.
 
-Usage: ``.venv/bin/python benchmarks/bench_gpu.py [--epochs 3]`` on a machine with CUDA (a few
-minutes on one recent GPU). Without CUDA it prints one line and exits 0. ``--device cpu`` (with e.g.
-``--max-samples 2000 --epochs 1``) runs the same code on the CPU, to check the script, not to measure.
+With ``--sweep``, the whole default MNIST sweep in settle mode (``zdim.search.sweep``: sizes from the
+intrinsic dimension, 3 seeds, until the answer settles, each arm capped by ``--sweep-budget`` seconds of
+training) runs twice, members one after another (``stack=False``) and stacked (``stack=True``, the
+default on CUDA); printed per arm: wall time, member-epochs and member-epochs per second, peak GPU
+memory, the answer and whether it settled, and the ratios.
+
+Usage: ``.venv/bin/python benchmarks/bench_gpu.py [--epochs 3] [--sweep]`` on a machine with CUDA (a few
+minutes on one recent GPU, more with ``--sweep``). Without CUDA it prints one line and exits 0.
+``--device cpu`` (with e.g. ``--max-samples 2000 --epochs 1``) runs the same code on the CPU, to check
+the script, not to measure.
 """
 
 from __future__ import annotations
@@ -129,6 +136,8 @@ def main() -> int:
     ap.add_argument("--max-samples", type=int, default=None, help="fewer images (default: all)")
     ap.add_argument("--device", default="cuda", help="cuda (default), or cpu to check the script")
     ap.add_argument("--no-precision", action="store_true", help="leave out the TF32 and bf16 runs")
+    ap.add_argument("--sweep", action="store_true", help="then the whole default sweep, per member and stacked")
+    ap.add_argument("--sweep-budget", type=float, default=900.0, help="seconds of training per sweep arm")
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench_gpu: CUDA is not available here, nothing to measure (run it on a machine with a GPU)")
@@ -177,8 +186,49 @@ def main() -> int:
         f"ratio per member / stacked: time {t_alone / t_stack:.2f}x, peak memory {m_alone / m_stack:.2f}x; "
         f"largest weight difference alone vs stacked {diff:.2g}"
     )
-    if args.no_precision:
-        return 0
+    if not args.no_precision:
+        precision(data, grid, cfgs, fp32, device, t_stack, member_epochs)
+    if args.sweep:
+        whole_sweep(data, device, args.sweep_budget)
+    return 0
+
+
+def whole_sweep(data: zdim.Data, device: torch.device, budget: float) -> None:
+    """The default settle-mode sweep of ``data``, per member and stacked, each capped at ``budget`` s."""
+    from zdim.search import sweep
+
+    got = {}
+    for label, stack in (("per member", False), ("stacked", True)):
+        reset_peak(device)
+        t0 = time.perf_counter()
+        r = sweep(data, seeds=3, stack=stack, time_budget=budget, train=TrainConfig(device=str(device)))
+        sync(device)
+        secs = time.perf_counter() - t0
+        epochs = sum(t.epochs_run or 0 for t in r.trials)
+        rec = r.recommendation
+        got[label] = (secs, epochs, rec.dim if rec else None)
+        print(
+            f"sweep {label:<10}: {secs:8.1f} s, {epochs} member-epochs, {epochs / secs:7.2f} member-epochs/s, "
+            f"peak {peak_mib(device):8.0f} MiB; answer {rec.confidence if rec else None}"
+            f"{'' if rec is None or rec.settled else ' (not settled)'}"
+        )
+    (t_a, e_a, d_a), (t_s, e_s, d_s) = got["per member"], got["stacked"]
+    print(
+        f"sweep ratio per member / stacked: wall time {t_a / t_s:.2f}x, member-epochs per second "
+        f"{(e_s / t_s) / (e_a / t_a):.2f}x; {'same' if d_a == d_s else 'DIFFERENT'} answer"
+    )
+
+
+def precision(
+    data: zdim.Data,
+    grid: list[tuple[int, int]],
+    cfgs: list[TrainConfig],
+    fp32: list[VAE],
+    device: torch.device,
+    t_stack: float,
+    member_epochs: int,
+) -> None:
+    """The stack again with TF32 matmuls (CUDA) and with bf16 autocast, against the float32 stack."""
     ref = val_neg_elbo(fp32, data, cfgs)
     variants: list[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]]] = [
         ("bf16 autocast", lambda: torch.autocast(device.type, dtype=torch.bfloat16))
@@ -200,7 +250,6 @@ def main() -> int:
             f"peak {mem:8.0f} MiB; time vs float32 stack {t_stack / secs:.2f}x; validation -ELBO (float32) "
             f"vs the float32 stack: largest difference {worst:.3g} nats ({rel:.2%})"
         )
-    return 0
 
 
 if __name__ == "__main__":

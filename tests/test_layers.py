@@ -44,6 +44,7 @@ LAYER = {
     "result": 5,
     "trial": 6,
     "scheduler": 7,
+    "engines": 7,
     "settle": 7,
     "nested": 7,
     "growth": 8,

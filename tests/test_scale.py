@@ -20,6 +20,7 @@ from zdim import studies
 from zdim.files import read_json
 from zdim.runs import RunDir
 from zdim.scheduler import open_study as _open_study
+from zdim.train import TrainConfig
 from zdim.trial import grid_key
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -100,7 +101,7 @@ def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
 
 def test_two_workers_run_each_trial_once(tmp_path):
     run = tmp_path / "run"
-    run_ok("sweep", *SMALL, "--dims", "1-3", "--seeds", "2", "--out", str(run), "--workers", "2")
+    run_ok("sweep", *SMALL, "--dims", "1-3", "--seeds", "2", "--out", str(run), "--workers", "2", "--mode", "per-size")
     study = open_study(run, None, None)
     counts = records_per_key(study)
     assert sorted(counts) == [(d, s) for d in (1, 2, 3) for s in (0, 1)]
@@ -315,3 +316,57 @@ def test_a_duplicate_of_a_point_finished_here_is_not_recorded_twice(tmp_path):
     run_ok("sweep", *SMALL, "--dims", "1-2", "--mode", "per-size", "--out", str(run), "--resume")
     counts = records_per_key(open_study(run, None, None))
     assert counts == {(1, 0): 1, (2, 0): 1}
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes a sweep spawned: its children that run multiprocessing's spawn entry point."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and "spawn_main" in cmd:
+            out.append(int(proc.name))
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_settle_worker_then_resume_gives_the_same_answer(tmp_path):
+    """Settle mode on two worker processes: one is killed mid-run; the sweep stops in one line, and
+    --resume goes on from the last checkpoint to the answer of an uninterrupted run."""
+    grid = ["--dims", "1,2", "--seeds", "2", "--epochs", "40", "--no-refine", "--no-extend", "--workers", "2"]
+    args = ["sweep", *SMALL[:3], "--hidden", "16", "--k", "5", "--patience", "0", "--quiet", *grid]
+    args += ["--checkpoint-every", "0.01"]
+    killed = tmp_path / "killed"
+    p = zdim(*args, "--out", str(killed))
+    state = killed / "settle" / "current.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads(state.read_text())["round"] >= 3:
+                break
+        time.sleep(0.02)
+    workers = _children(p.pid)
+    assert p.poll() is None and len(workers) == 2, "the sweep ended before a worker could be killed"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "Traceback" not in err, err
+    assert "settle worker process" in err and "died" in err and "--resume" in err
+    assert not (killed / "recommendation.json").exists()
+    run_ok(*args, "--out", str(killed), "--resume")
+    # the uninterrupted run, here in one process (two workers give the one-process run: test_settle.py)
+    from zdim.data import load_data
+    from zdim.search import sweep
+
+    clean = sweep(
+        load_data("digits", max_samples=300), "1,2", seeds=2, epochs=40, train=TrainConfig(patience=0),
+        hidden=(16,), k=5, refine=False, extend=False,
+    )  # fmt: skip
+    assert read_json(killed / "recommendation.json")["dim"] == clean.recommended_dim
+    b = nlls(killed)
+    assert sorted(b) == sorted(t.trial for t in clean.trials)
+    assert all(b[t.trial] == pytest.approx(t.nll, rel=1e-5) for t in clean.trials)

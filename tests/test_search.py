@@ -166,7 +166,7 @@ def test_progress_shows_each_finished_trial_and_the_evaluation(tiny_binary, caps
     sweep(tiny_binary, config=cfg, progress=True, **FIXED)
     err = capsys.readouterr().err
     assert "dim 1 seed 0: NLL" in err and "dim 2 seed 0: NLL" in err
-    assert "evaluating dim-002-seed-0" in err and "2/2" in err
+    assert "evaluating 2 members (IWAE k=3" in err and "2/2" in err
 
 
 def test_trials_record_whether_they_converged(tiny_binary):

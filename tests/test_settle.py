@@ -81,7 +81,7 @@ def test_settle_stops_once_the_answer_is_stable_and_its_members_converged(tmp_pa
     assert 'id="fig-settle"' in html and "When the answer settled" in html and settle["how"] in html
 
 
-@pytest.mark.parametrize("kw,flag", [({"workers": 2}, "--workers"), ({"prune": True}, "--prune")])
+@pytest.mark.parametrize("kw,flag", [({"prune": True}, "--prune"), ({"storage": "sqlite://"}, "--storage")])
 def test_settle_refuses_what_it_cannot_do(tiny_binary, tmp_path, kw, flag):
     cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=2))
     with pytest.raises(ConfigError, match=flag):
@@ -100,26 +100,28 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
 ):
     """Ctrl-C (or SIGTERM) finishes the round of epochs, checkpoints every member and says so; --resume goes
     on from that epoch, says so, and ends where the uninterrupted run ends."""
-    import zdim.settle as settle
 
     train = TrainConfig(epochs=12, batch_size=64, lr=1e-2, patience=0)
     cfg = SweepConfig(dims=(1, 2, 4), hidden=(16,), k=5, train=train)
     whole = sweep(tiny_gaussian, config=cfg, out=tmp_path / "whole", mode="settle", extend=False)
 
-    real = settle.SettleExecutor._epoch
+    import zdim.engines as engines
 
-    def interrupted(self, m, subset):
-        real(self, m, subset)
-        if m.trainer.epoch == 6 and m.dim == 2:
-            os.kill(os.getpid(), signum)  # the signal arrives in the middle of round 6
+    real = engines.LocalEngine.step
 
-    monkeypatch.setattr(settle.SettleExecutor, "_epoch", interrupted)
+    def interrupted(self, keys):
+        out = real(self, keys)
+        if any(s.epoch == 6 for s in out.values()):
+            os.kill(os.getpid(), signum)  # the signal arrives during round 6
+        return out
+
+    monkeypatch.setattr(engines.LocalEngine, "step", interrupted)
     with pytest.raises(Interrupted, match="interrupted at epoch 6: every member is saved in .*--resume") as err:
         sweep(tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False)
     assert err.value.signum == signum and isinstance(err.value, KeyboardInterrupt)
     assert (tmp_path / "cut" / "settle" / "current.json").is_file() and not (tmp_path / "cut" / "trials").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
-    monkeypatch.setattr(settle.SettleExecutor, "_epoch", real)
+    monkeypatch.setattr(engines.LocalEngine, "step", real)
     capsys.readouterr()
     resumed = sweep(
         tiny_gaussian, config=cfg, out=tmp_path / "cut", mode="settle", extend=False, resume=True, progress=True
@@ -133,16 +135,17 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
 
 
 def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch, tiny_gaussian):
-    import zdim.settle as settle
+    import zdim.engines as engines
 
-    real = settle.SettleExecutor._epoch
+    real = engines.LocalEngine.step
 
-    def interrupted(self, m, subset):
-        real(self, m, subset)
-        if m.trainer.epoch == 2 and m.dim == 1:
+    def interrupted(self, keys):
+        out = real(self, keys)
+        if any(s.epoch == 2 for s in out.values()):
             os.kill(os.getpid(), signal.SIGINT)
+        return out
 
-    monkeypatch.setattr(settle.SettleExecutor, "_epoch", interrupted)
+    monkeypatch.setattr(engines.LocalEngine, "step", interrupted)
     cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=5, patience=0))
     with pytest.raises(Interrupted, match="interrupted at epoch 2: nothing was saved"):
         sweep(tiny_gaussian, config=cfg, mode="settle", extend=False)
@@ -153,10 +156,11 @@ def test_a_checkpoint_is_written_at_the_interval(tmp_path, monkeypatch, tiny_gau
     from zdim.runs import RunDir as Dir
 
     rounds = []
-    real = Dir.save_settle_checkpoint
+    real = Dir.commit_settle_checkpoint
     monkeypatch.setattr(
-        Dir, "save_settle_checkpoint", lambda self, state, m: rounds.append(state["round"]) or real(self, state, m)
+        Dir, "commit_settle_checkpoint", lambda self, state: rounds.append(state["round"]) or real(self, state)
     )
+
     cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=4, patience=0))
     sweep(tiny_gaussian, config=cfg, out=tmp_path / "run", mode="settle", extend=False, checkpoint_every=1e-6)
     assert rounds == [1, 2, 3, 4]
@@ -177,11 +181,11 @@ def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_conve
 def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_binary, tmp_path):
     from zdim.plan import Mode, Options, resolve_mode
 
-    assert resolve_mode(Options()) is Mode.SETTLE and resolve_mode(Options(workers=2)) is Mode.PER_SIZE
+    assert resolve_mode(Options()) is Mode.SETTLE and resolve_mode(Options(workers=2)) is Mode.SETTLE
     assert resolve_mode(Options(storage="sqlite://")) is resolve_mode(Options(prune=True)) is Mode.PER_SIZE
     assert resolve_mode(Options(nested=True)) is Mode.NESTED
     assert resolve_mode(Options(mode="per-size", workers=1)) is Mode.PER_SIZE
-    assert resolve_mode(Options(workers=2, time_budget=5.0)) is Mode.SETTLE  # then refused: --workers with settle
+    assert resolve_mode(Options(storage="sqlite://", time_budget=5.0)) is Mode.SETTLE  # then refused: --storage
     r = sweep(tiny_binary, dims=(1, 2), epochs=2, out=tmp_path / "run", extend=False)
     assert sorted(t.key for t in r.trials) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
     assert RunDir(tmp_path / "run").read_settle() is not None  # it ran in settle mode
@@ -214,14 +218,11 @@ def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_p
 def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
     """A flat validation NLL at the start (the model decodes the feature means and ignores its latents)
     is not convergence: settle mode must not stop such members, nor take them for collapsed."""
-    from types import SimpleNamespace
-
     from zdim.settle import Member
 
-    trainer = SimpleNamespace(done=False, result=SimpleNamespace(stopped_early=False), epoch=12, asleep=True)
-    m = Member(dim=4, seed=0, model=None, trainer=trainer, scores=[5.0] * 12)
+    m = Member(dim=4, seed=0, epoch=12, asleep=True, scores=[5.0] * 12)
     assert not m.converged(window=5, tol=0.1)
-    trainer.asleep = False
+    m.asleep = False
     assert m.converged(window=5, tol=0.1)
 
 
@@ -316,13 +317,11 @@ def test_the_api_without_a_run_directory_gives_the_cli_answer(tmp_path):
 
 
 def test_a_grown_grid_does_not_train_finished_members_again_without_a_run_directory(monkeypatch):
-    import zdim.settle as settle
+    import zdim.engines as engines
 
     built = []
-    real = settle.SettleExecutor._member
-    monkeypatch.setattr(
-        settle.SettleExecutor, "_member", lambda self, c, d, s: built.append((d, s)) or real(self, c, d, s)
-    )
+    real = engines.LocalEngine.add
+    monkeypatch.setattr(engines.LocalEngine, "add", lambda self, keys: built.extend(keys) or real(self, keys))
     data = make_data(make_planted_data(4, 12, 600, seed=0))  # four factors: the grid grows past size 2
     cfg = SweepConfig(dims=(1, 2), hidden=(32,), k=5, train=TrainConfig(epochs=15, batch_size=32, patience=0))
     r = sweep(data, config=cfg, mode="settle")
@@ -338,3 +337,33 @@ def test_settle_progress_counts_members_shows_the_answer_and_no_eta_to_the_cap(t
     assert "answer " in err and "(held " in err
     epoch_lines = [line for line in err.replace("\r", "\n").splitlines() if "members together" in line]
     assert epoch_lines and not any("<" in line for line in epoch_lines)  # an open count: no ETA to the cap
+
+
+def test_settle_stacked_members_give_the_answer_of_members_trained_alone(tiny_gaussian):
+    """The stacked engine (one batched model per shape, the default on CUDA) against one Trainer each."""
+    train = TrainConfig(epochs=10, batch_size=64, lr=3e-3, patience=0)
+    cfg = SweepConfig(dims=(1, 2, 4), seeds=2, hidden=(16,), k=5, train=train)
+    kw = dict(config=cfg, mode="settle", extend=False, refine=False)
+    alone = sweep(tiny_gaussian, stack=False, **kw)
+    stacked = sweep(tiny_gaussian, stack=True, **kw)
+    assert [(t.key, t.epochs_run, t.best_epoch) for t in stacked.trials] == [
+        (t.key, t.epochs_run, t.best_epoch) for t in alone.trials
+    ]
+    for a, b in zip(alone.trials, stacked.trials):
+        assert b.nll == pytest.approx(a.nll, rel=1e-4, abs=1e-4)
+    assert stacked.recommended_dim == alone.recommended_dim
+    assert "in 1 stack(s)" in stacked.recommendation.rationale
+
+
+def test_settle_on_two_worker_processes_gives_the_one_process_answer(tmp_path, tiny_gaussian):
+    train = TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=0)
+    cfg = SweepConfig(dims=(1, 2, 4), seeds=2, hidden=(16,), k=5, train=train)
+    kw = dict(config=cfg, mode="settle", extend=False, refine=False)
+    one = sweep(tiny_gaussian, out=tmp_path / "one", **kw)
+    two = sweep(tiny_gaussian, out=tmp_path / "two", workers=2, **kw)
+    assert [(t.key, t.epochs_run) for t in two.trials] == [(t.key, t.epochs_run) for t in one.trials]
+    for a, b in zip(one.trials, two.trials):
+        assert b.nll == pytest.approx(a.nll, rel=1e-5)
+    assert two.recommended_dim == one.recommended_dim
+    assert "in 2 worker processes of 1 thread(s) each" in two.recommendation.rationale
+    assert RunDir(tmp_path / "two").read_settle()["trace"] == RunDir(tmp_path / "one").read_settle()["trace"]

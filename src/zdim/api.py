@@ -58,6 +58,7 @@ def sweep(
     eval_samples: int | None = None,
     time_budget: float | None = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
+    stack: bool | None = None,
     extend: bool = True,
     seed: int = 0,
     device: str = "auto",
@@ -132,6 +133,8 @@ def sweep(
         Settle mode: seconds between checkpoints of every member in the run directory (default 300), so
         a killed process loses at most that much training; an interrupt (Ctrl-C, SIGTERM) checkpoints
         first and raises ``zdim.errors.Interrupted``.
+    stack : bool, optional
+        Settle mode: train the members of one shape as one batched model; default on CUDA only.
     eval_samples : int, optional
         Evaluate every trial on this many test samples (one fixed random subset, the same for every
         trial) and the recommended size on the whole test split too (``recommendation.full_test``).
@@ -149,7 +152,8 @@ def sweep(
     storage, study_name : str, optional
         Optuna storage URL and study name, to share a sweep between workers or machines.
     workers : int
-        Trials trained at once, one process each.
+        Processes on this machine: settle mode spreads its members over them (one answer, decided in
+        this process); per-size mode trains that many trials at once.
     prune : bool
         Stop a seed early when it trails the other seeds of the same size.
     progress : bool
@@ -232,6 +236,7 @@ def sweep(
             storage=storage,
             study_name=study_name,
             checkpoint_every=checkpoint_every,
+            stack=stack,
         )
         result = _sweep(
             data, out=out, overwrite=overwrite, resume=resume, progress=progress, loader=loader, options=options

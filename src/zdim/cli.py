@@ -114,6 +114,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         storage=args.storage,
         study_name=args.study,
         checkpoint_every=args.checkpoint_every,
+        stack=args.stack,
     )
     plan = resolve(data, options)
     config = plan.config
@@ -267,7 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument(
-        "--workers", type=int, default=1, help="trials trained at once, one process each, CPU threads split (default 1)"
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on this machine, CPU threads split between them (default 1): settle mode spreads its "
+        "members over them; per-size mode trains that many trials at once",
+    )
+    _switch(
+        s,
+        "stack",
+        "settle mode: train the members of one shape as one batched model (the default on CUDA)",
+        "settle mode: train each member on its own",
     )
     s.add_argument(
         "--prune", action="store_true", help="stop a seed early when it trails the other seeds of the same size"
@@ -306,19 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one nested VAE per seed at the largest size and cut every size out of it "
         "(one training instead of one per size; see docs/recommendation.md)",
     )
-    refine = s.add_mutually_exclusive_group()
-    refine.add_argument(
-        "--refine",
-        dest="refine",
-        action="store_true",
-        default=None,
-        help="bisect between the sizes tried down to an exact answer (the default, except with --nested)",
-    )
-    refine.add_argument(
-        "--no-refine",
-        dest="refine",
-        action="store_false",
-        help="keep the answer on the grid given: no sizes are added between the sizes tried",
+    _switch(
+        s,
+        "refine",
+        "bisect between the sizes tried down to an exact answer, and train the sizes at the intrinsic "
+        "dimension when the answer is far above it (the default, except with --nested)",
+        "keep the answer on the grid given: no sizes are added below the largest tried",
     )
     s.add_argument(
         "--no-extend",
@@ -350,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list embedded data sets and supported formats")
     d.set_defaults(func=cmd_datasets)
     return p
+
+
+def _switch(p: argparse.ArgumentParser, name: str, on: str, off: str) -> None:
+    """``--NAME`` / ``--no-NAME``: True, False, or None when neither is given (the default decides)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", dest=name, action="store_true", default=None, help=on)
+    group.add_argument(f"--no-{name}", dest=name, action="store_false", help=off)
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

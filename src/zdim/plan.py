@@ -59,6 +59,7 @@ class Running:
     workers: int = 1
     storage: str | None = None
     checkpoint_every: float = CHECKPOINT_SECONDS
+    stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,9 +102,10 @@ class SweepPlan(Running):
 
 def resolve_mode(options: Options) -> Mode:
     """The mode a sweep runs in: ``options.mode`` when given; else nested for ``nested``; per-size when an
-    option needs one Optuna trial per point (``workers > 1``, ``storage``, ``prune``) and no time budget
-    is asked for; settle otherwise (the default). ``ConfigError`` for an unknown mode, or ``nested``
-    beside another mode."""
+    option needs one Optuna trial per point (``storage``: machines sharing a study, ``prune``) and no
+    time budget is asked for; settle otherwise (the default, also with ``workers > 1``: its members are
+    then spread over worker processes). ``ConfigError`` for an unknown mode, or ``nested`` beside another
+    mode."""
     if options.mode is not None:
         try:
             mode = Mode(options.mode)
@@ -116,7 +118,7 @@ def resolve_mode(options: Options) -> Mode:
         return mode
     if options.nested:
         return Mode.NESTED
-    if options.time_budget is None and (options.workers != 1 or options.storage is not None or options.prune):
+    if options.time_budget is None and (options.storage is not None or options.prune):
         return Mode.PER_SIZE
     return Mode.SETTLE
 
@@ -175,6 +177,8 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     # a nested model serves the sizes it was trained for only: it neither grows nor refines
     running["extend"] = options.extend and mode is not Mode.NESTED
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
+    cuda = resolve_device(config.train.device).type == "cuda"
+    running["stack"] = mode is Mode.SETTLE and (cuda if options.stack is None else options.stack)
     return SweepPlan(
         config=config,
         mode=mode,
@@ -228,7 +232,6 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
     if mode is Mode.SETTLE:
         refused = [
             (o.prune, "--prune", "settle mode stops members itself"),
-            (o.workers > 1, "--workers > 1", "settle mode trains every member in one process"),
             (o.storage is not None, "--storage", "settle mode trains every member in one process: nothing to share"),
         ]
         for on, flag, why in refused:

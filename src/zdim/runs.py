@@ -323,36 +323,67 @@ class RunDir:
         d = self._read_optional(SETTLE_JSON)
         return d if isinstance(d, dict) else None
 
-    def save_settle_checkpoint(
-        self, state: dict[str, Any], members: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    def save_settle_member(
+        self, round_: int, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     ) -> None:
-        """Settle mode's checkpoint after round ``state["round"]``: each member's tensors and JSON in a
-        new folder, then ``current.json`` pointing at it (written last: a crash mid-way leaves the previous
-        checkpoint in force), then older folders removed."""
+        """One member's part of settle mode's checkpoint after round ``round_`` (``settle/round-N/``): its
+        tensors, then its JSON. A worker process writes its own members'; ``commit_settle_checkpoint``
+        then makes the round the one in force."""
+        folder = self.path / SETTLE_DIR / f"round-{int(round_)}"
+        atomic_write(folder / f"{name}.safetensors", st_save({k: v.contiguous() for k, v in tensors.items()}))
+        write_json(folder / f"{name}.json", meta)
+
+    def commit_settle_checkpoint(self, state: dict[str, Any]) -> None:
+        """Make round ``state["round"]`` the checkpoint in force: ``current.json`` (written last, after every
+        member's files: a crash mid-way leaves the previous checkpoint in force), then older rounds removed."""
         base = self.path / SETTLE_DIR
         folder = base / f"round-{int(state['round'])}"
-        for name, (tensors, meta) in members.items():
-            atomic_write(folder / f"{name}.safetensors", st_save({k: v.contiguous() for k, v in tensors.items()}))
-            write_json(folder / f"{name}.json", meta)
         write_json(base / "current.json", state)
         for old in base.glob("round-*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
 
+    def save_settle_checkpoint(
+        self, state: dict[str, Any], members: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    ) -> None:
+        """Settle mode's whole checkpoint after round ``state["round"]``: every member, then the commit."""
+        for name, (tensors, meta) in members.items():
+            self.save_settle_member(int(state["round"]), name, tensors, meta)
+        self.commit_settle_checkpoint(state)
+
+    def read_settle_state(self) -> dict[str, Any] | None:
+        """``current.json`` of the checkpoint in force (its round, the trace), or None."""
+        state = self._read_optional(f"{SETTLE_DIR}/current.json")
+        return state if isinstance(state, dict) and "round" in state else None
+
+    def read_settle_member(self, round_: int, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """One member of the checkpoint of round ``round_``: ``(tensors, meta)``, or None (absent, unreadable)."""
+        folder = self.path / SETTLE_DIR / f"round-{int(round_)}"
+        try:
+            tensors = st_load((folder / f"{name}.safetensors").read_bytes())
+            meta = read_json(folder / f"{name}.json")
+        except (OSError, ValueError, RuntimeError, SafetensorError):
+            return None
+        return (tensors, meta) if isinstance(meta, dict) else None
+
+    def settle_members(self, round_: int) -> set[str]:
+        """The names of the members the checkpoint of round ``round_`` holds."""
+        folder = self.path / SETTLE_DIR / f"round-{int(round_)}"
+        return {f.stem for f in folder.glob("*.json")} if folder.is_dir() else set()
+
     def read_settle_checkpoint(
         self,
     ) -> tuple[dict[str, Any], dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]]] | None:
         """The last complete settle checkpoint ``(state, members)``, or None."""
-        base = self.path / SETTLE_DIR
-        try:
-            state = read_json(base / "current.json")
-            folder = base / f"round-{int(state['round'])}"
-            members = {}
-            for meta_file in folder.glob("*.json"):
-                tensors = st_load((folder / f"{meta_file.stem}.safetensors").read_bytes())
-                members[meta_file.stem] = (tensors, read_json(meta_file))
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError):
+        state = self.read_settle_state()
+        if state is None:
             return None
+        members = {}
+        for name in self.settle_members(int(state["round"])):
+            found = self.read_settle_member(int(state["round"]), name)
+            if found is None:
+                return None
+            members[name] = found
         return state, members
 
     def clear_settle_checkpoint(self) -> None:

@@ -1,17 +1,19 @@
 """Settle mode: every (size, seed) member of the grid trains together, epoch by epoch, until the answer settles.
 
-Round robin on one process: each member keeps its own optimizer, shuffling and noise stream
-(``zdim.train.Trainer``), so a member is bit for bit the model it would be if trained alone. After every
-epoch each training member is scored on one fixed subset of the validation split (the same samples for
-every member: paired) — IWAE NLL and active units — and the recommendation is recomputed from those
-scores. Training stops when every member has stopped (early stopping or the epoch cap), or when the
-recommendation has not changed for ``window`` epochs and the members it rests on (the chosen size, the
-next smaller size tried and the largest) have converged: their subset NLL is so flat that, kept up for
-as many epochs again as they have trained, its gain would stay below half the rule's tolerance (a smaller
-gain cannot move the answer). Members far above a settled answer whose units
-have collapsed cannot change it and stop early. Each member is then evaluated on the test split and saved
-as an ordinary trial, so ``info``, ``report``, ``tune`` and ``load_model`` work unchanged; the answer per
-epoch is kept in ``settle.json`` ("when the answer settled").
+The members train in an engine (``zdim.engines``): in this process, each a ``zdim.train.Trainer``
+advanced in turn (bit for bit the model it would be if trained alone) or stacked into one batched model
+(``--stack``, the default on CUDA), or in ``--workers N`` processes advanced together. This module is the
+one place that decides. After every epoch each training member is scored on one fixed subset of the
+validation split (the same samples for every member: paired) — IWAE NLL and active units — and the
+recommendation is recomputed from those scores. Training stops when every member has stopped (early
+stopping or the epoch cap), or when the recommendation has not changed for ``window`` epochs and the
+members it rests on (the chosen size, the next smaller size tried and the largest; after the grid grew,
+every member in training) have converged: their subset NLL is so flat that, kept up for as many epochs
+again as they have trained, its gain would stay below half the rule's tolerance (a smaller gain cannot
+move the answer). Members far above a settled answer whose units have collapsed cannot change it and
+stop early. Each member is then evaluated on the test split and saved as an ordinary trial, so ``info``,
+``report``, ``tune`` and ``load_model`` work unchanged; the answer per epoch is kept in ``settle.json``
+("when the answer settled").
 
 Nothing is lost. Every member (weights, optimizer moments, noise streams, history) and the trace are
 checkpointed in the run directory every ``plan.checkpoint_every`` seconds (``--checkpoint-every``,
@@ -31,12 +33,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .config import SweepConfig, build_sweep_model, eval_data
+from .config import SweepConfig, eval_data
+from .engines import Done, Engine, LocalEngine, Status, WorkerEngine
 from .errors import Interrupted
 from .evidence import Note, NoteKind
 from .metrics import evaluate
@@ -45,8 +48,7 @@ from .plan import SweepPlan
 from .records import TrialRecord, TrialStatus, trial_name
 from .rules import recommend
 from .runs import RunDir
-from .train import Trainer
-from .trial import Finished, Ledger, Outcome, evaluate_trial, failed
+from .trial import Finished, Key, Ledger, Outcome
 
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
@@ -55,13 +57,15 @@ EVAL_K = 10  # importance samples of the per-epoch validation NLL
 
 @dataclass
 class Member:
-    """One (size, seed) of the grid in training."""
+    """One (size, seed) of the grid in training, as the coordinator keeps it (the engine trains it)."""
 
     dim: int
     seed: int
-    model: VAE
-    trainer: Trainer
-    stopped: str = ""  # why it stopped early ("" while it trains or when it ran to its own end)
+    epoch: int = 0
+    done: bool = False  # its training ended by itself: early stopping or the epoch cap
+    stopped_early: bool = False
+    asleep: bool = True  # it has not yet used its latent code, within its grace (zdim.train)
+    stopped: str = ""  # why settle mode stopped it ("" while it trains or when it ran to its own end)
     stop_code: str = ""  # the same as a code: "settled", "collapsed" or "time-budget"
     val_nll: float | None = None
     active: int | None = None
@@ -70,8 +74,41 @@ class Member:
     per_sample: Any = None  # the latest (N,) per-sample NLL on the validation subset (paired across members)
 
     @property
+    def key(self) -> Key:
+        return self.dim, self.seed
+
+    @property
     def training(self) -> bool:
-        return not (self.trainer.done or self.stopped or self.failed)
+        return not (self.done or self.stopped or self.failed)
+
+    def update(self, s: Status, scored: bool = True) -> None:
+        """The member after an epoch (or a restore, ``scored=False``: its scores are already kept)."""
+        self.epoch, self.done, self.stopped_early, self.asleep = s.epoch, s.done, s.stopped_early, s.asleep
+        if s.failed:
+            self.failed = s.failed
+            return
+        if s.val_nll is not None:
+            self.val_nll, self.active, self.per_sample = s.val_nll, s.active, s.per_sample
+            if scored:
+                self.scores.append(s.val_nll)
+
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the coordinator's side of the member (``meta["member"]``)."""
+        return {
+            "stopped": self.stopped,
+            "stop_code": self.stop_code,
+            "failed": self.failed,
+            "scores": self.scores,
+            "val_nll": self.val_nll,
+            "active": self.active,
+        }
+
+    def load(self, status: Status, saved: dict[str, Any]) -> None:
+        """The member as a checkpoint left it: the engine's ``status``, the coordinator's ``saved`` record."""
+        self.stopped, self.stop_code = str(saved.get("stopped", "")), str(saved.get("stop_code", ""))
+        self.failed, self.scores = str(saved.get("failed", "")), [float(v) for v in saved.get("scores", [])]
+        self.update(status, scored=False)
+        self.val_nll, self.active = saved.get("val_nll"), saved.get("active")
 
     def improvement(self, window: int) -> float | None:
         """How much the best subset NLL fell over the last ``window`` epochs (None before ``window + 1``)."""
@@ -83,10 +120,10 @@ class Member:
         """Early-stopped, or its subset NLL is flat enough that going on cannot move the answer: its gain
         over the last ``window`` epochs, kept up for as many epochs again as it has trained, stays below
         ``tol`` (``gain * epochs / window < tol``). A member that has not yet used its latent code
-        (``Trainer.asleep``) is flat because it has not started: never converged."""
-        if self.trainer.done and self.trainer.result.stopped_early:
+        (``asleep``) is flat because it has not started: never converged."""
+        if self.done and self.stopped_early:
             return True
-        if self.trainer.asleep:  # flat because it has not started to use its latents (zdim.train)
+        if self.asleep:  # flat because it has not started to use its latents (zdim.train)
             return False
         gain = self.improvement(window)
         return gain is not None and gain * len(self.scores) / window < tol
@@ -131,6 +168,7 @@ class SettleExecutor:
     phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
+    _how_run: str = field(default="", repr=False)  # where the members trained (workers, stacks), in words
 
     def run(self, plan: SweepPlan) -> Outcome:
         ledger, config = self.ledger, plan.config
@@ -142,47 +180,26 @@ class SettleExecutor:
         subset = data.val[: self.eval_samples]
         grid = config.grid()
         scores = self._scores(done, subset)  # (nll, active units, per-sample nll) of the members finished before
-        members = [self._member(config, d, s) for d, s in grid if (d, s) not in done]
+        members = [Member(d, s) for d, s in grid if (d, s) not in done]
         progress.set_total(len(grid))
         progress.members()
-        epoch = self._restore(members, subset) if run is not None else 0
-        if members:
-            progress.training(f"{len(members)} members together", None, start=epoch)
-            if epoch:
-                progress.note(f"settle: resumed from epoch {epoch} (the last checkpoint)")
-            elif ledger.resumed:
-                progress.note(
-                    f"settle: no checkpoint of these {len(members)} members to go on from: they start at epoch 1"
-                )
-        saved = started = time.monotonic()
+        if not members:
+            return ledger.outcome(config, [Note(NoteKind.SETTLE, s) for s in [self.summary()] if s])
         with interrupts() as asked:
-            while any(m.training for m in members):
-                epoch += 1
-                for m in members:
-                    if m.training:
-                        self._epoch(m, subset)
-                answer = self._answer(plan, members, scores)
-                if answer is not None:
-                    self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
-                    if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
-                        progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
-                    self._stop_settled(config, members, answer)
-                if plan.time_budget is not None and time.monotonic() - started >= plan.time_budget:
-                    for m in members:
-                        if m.training:
-                            m.stopped = f"stopped at epoch {epoch}: the time budget ({plan.time_budget:g} s) ran out"
-                            m.stop_code = "time-budget"
-                    progress.note(f"settle: the time budget ran out at epoch {epoch}")
-                progress.set_done(len([k for k in grid if k in done]) + sum(not m.training for m in members))
-                progress.advance(self._line(answer, members))
-                if asked:
-                    self._interrupted(run, epoch, members, asked[0])
-                if run is not None and time.monotonic() - saved >= plan.checkpoint_every:
-                    self._checkpoint(run, epoch, members)
-                    saved = time.monotonic()
-            self._how = self._ending(members, epoch)
+            engine = self._engine(plan, subset)
+            try:
+                engine.add([m.key for m in members])
+                epoch = self._restore(engine, members) if run is not None else 0
+                self._how_run = engine.describe()
+                self._train(plan, engine, members, done, scores, epoch, asked)
+                held_out, keys = eval_data(data, config), [m.key for m in members if not m.failed]
+                n = held_out.test.shape[0]
+                progress.evaluating(f"{len(keys)} members", f"IWAE k={config.k} on {n} test samples, generation")
+                finished = engine.finish(keys, held_out, config.k, self.window)
+            finally:
+                engine.close()
             for m in members:
-                self._finish(m, config)
+                self._finish(m, finished.get(m.key))
             if run is not None:
                 run.write_settle(
                     {
@@ -196,6 +213,61 @@ class SettleExecutor:
                 run.clear_settle_checkpoint()
         return ledger.outcome(config, [Note(NoteKind.SETTLE, s) for s in [self.summary()] if s])
 
+    def _engine(self, plan: SweepPlan, subset: torch.Tensor) -> Engine:
+        """Where the members train: ``plan.workers`` processes, or this one (stacked with ``plan.stack``)."""
+        run, stack = self.ledger.run, bool(plan.stack)
+        if plan.workers > 1:
+            return WorkerEngine(self.ledger.data, plan.config, subset, run, stack, plan.workers)
+        return LocalEngine(self.ledger.data, plan.config, subset, run, stack)
+
+    def _train(
+        self,
+        plan: SweepPlan,
+        engine: Engine,
+        members: list[Member],
+        done: dict[Key, Finished],
+        scores: dict[Key, tuple[float, int, Any]],
+        epoch: int,
+        asked: list[int],
+    ) -> None:
+        """Rounds of one epoch of every member in training, until every member has stopped."""
+        ledger, config = self.ledger, plan.config
+        run, progress = ledger.run, ledger.progress
+        grid = config.grid()
+        progress.training(f"{len(members)} members together", None, start=epoch)
+        if epoch:
+            progress.note(f"settle: resumed from epoch {epoch} (the last checkpoint)")
+        elif ledger.resumed:
+            progress.note(f"settle: no checkpoint of these {len(members)} members to go on from: they start at epoch 1")
+        saved = started = time.monotonic()
+        while any(m.training for m in members):
+            epoch += 1
+            for key, status in engine.step([m.key for m in members if m.training]).items():
+                m = next(m for m in members if m.key == key)
+                m.update(status)
+                if m.failed:
+                    progress.note(f"settle: {trial_name(*key)} failed at epoch {m.epoch}: {m.failed}")
+            answer = self._answer(plan, members, scores)
+            if answer is not None:
+                self.trace.append({"epoch": epoch, "dim": answer, "training": sum(m.training for m in members)})
+                if len(self.trace) > 1 and self.trace[-2]["dim"] != answer:
+                    progress.note(f"settle: epoch {epoch}, the answer is now {answer}")
+                self._stop_settled(config, members, answer)
+            if plan.time_budget is not None and time.monotonic() - started >= plan.time_budget:
+                for m in members:
+                    if m.training:
+                        m.stopped = f"stopped at epoch {epoch}: the time budget ({plan.time_budget:g} s) ran out"
+                        m.stop_code = "time-budget"
+                progress.note(f"settle: the time budget ran out at epoch {epoch}")
+            progress.set_done(len([k for k in grid if k in done]) + sum(not m.training for m in members))
+            progress.advance(self._line(answer, members))
+            if asked:
+                self._interrupted(run, engine, epoch, members, asked[0])
+            if run is not None and time.monotonic() - saved >= plan.checkpoint_every:
+                self._checkpoint(run, engine, epoch, members)
+                saved = time.monotonic()
+        self._how = self._ending(members, epoch)
+
     def _line(self, answer: int | None, members: list[Member]) -> str:
         """The epoch bar's words: the current answer, how long it has held, how many still train."""
         training = f"{sum(m.training for m in members)} of {len(members)} training"
@@ -208,7 +280,7 @@ class SettleExecutor:
             held += 1
         return f"answer {answer} (held {held} epoch{'s' if held != 1 else ''}), {training}"
 
-    def _interrupted(self, run: RunDir | None, epoch: int, members: list[Member], signum: int) -> None:
+    def _interrupted(self, run: RunDir | None, engine: Engine, epoch: int, members: list[Member], signum: int) -> None:
         """Stop on a signal: checkpoint every member (with a run directory), then ``Interrupted``."""
         if run is None:
             raise Interrupted(
@@ -217,7 +289,7 @@ class SettleExecutor:
                 signum,
                 epoch,
             )
-        self._checkpoint(run, epoch, members)
+        self._checkpoint(run, engine, epoch, members)
         raise Interrupted(
             f"interrupted at epoch {epoch}: every member is saved in {run.path}; "
             "rerun with --resume to go on from there",
@@ -236,8 +308,9 @@ class SettleExecutor:
             if t["dim"] != last["dim"]:
                 break
             since = t["epoch"]
+        how = f" ({self._how_run})" if self._how_run else ""
         return (
-            f"Settle mode: every member trained together; on the validation subset the answer was "
+            f"Settle mode: every member trained together{how}; on the validation subset the answer was "
             f"{last['dim']} from epoch {since} on; training ended: {self._how}."
         )
 
@@ -253,61 +326,30 @@ class SettleExecutor:
 
     # ------------------------------------------------------------------------------------ checkpoints
 
-    def _checkpoint(self, run: RunDir, epoch: int, members: list[Member]) -> None:
-        """Every member as it is after round ``epoch`` (and the trace), so a resumed run goes on from here."""
-        state = {"round": epoch, "trace": self.trace, "tol": self.tol}
-        saved = {}
-        for m in members:
-            tensors, meta = m.trainer.state()
-            meta["member"] = {"stopped": m.stopped, "stop_code": m.stop_code, "failed": m.failed, "scores": m.scores}
-            meta["member"] |= {"val_nll": m.val_nll, "active": m.active}
-            saved[trial_name(m.dim, m.seed)] = (tensors, meta)
-        run.save_settle_checkpoint(state, saved)
+    def _checkpoint(self, run: RunDir, engine: Engine, epoch: int, members: list[Member]) -> None:
+        """Every member as it is after round ``epoch`` (and the trace), so a resumed run goes on from here:
+        the engine writes each member's files, then the round is committed."""
+        engine.save(epoch, {m.key: m.record() for m in members})
+        run.commit_settle_checkpoint({"round": epoch, "trace": self.trace, "tol": self.tol})
 
-    def _restore(self, members: list[Member], subset: torch.Tensor) -> int:
+    def _restore(self, engine: Engine, members: list[Member]) -> int:
         """Put the members back where the last checkpoint left them; the round to go on from (0: none)."""
         run = self.ledger.run
         assert run is not None
-        found = run.read_settle_checkpoint()
-        if found is None:
+        state = run.read_settle_state()
+        if state is None:
             return 0
-        state, saved = found
-        if set(saved) != {trial_name(m.dim, m.seed) for m in members}:
+        round_ = int(state["round"])
+        if run.settle_members(round_) != {trial_name(*m.key) for m in members}:
             return 0  # another grid (refined, extended or changed): start these members afresh
+        restored = engine.restore(round_, [m.key for m in members])
         for m in members:
-            tensors, meta = saved[trial_name(m.dim, m.seed)]
-            m.trainer.load_state(tensors, meta)
-            mm = meta["member"]
-            m.stopped, m.failed, m.scores = str(mm["stopped"]), str(mm["failed"]), [float(v) for v in mm["scores"]]
-            m.stop_code = str(mm.get("stop_code", ""))
-            m.val_nll, m.active = mm["val_nll"], mm["active"]
-            if m.val_nll is not None and not m.failed:  # the per-sample scores, as they were (same weights)
-                m.per_sample = self._score(m.model, subset)[2]
+            status, saved = restored[m.key]
+            m.load(status, saved)
         self.trace, self.tol = list(state["trace"]), float(state["tol"])
-        return int(state["round"])
+        return round_
 
     # ------------------------------------------------------------------------------------ steps
-
-    def _member(self, config: SweepConfig, dim: int, seed: int) -> Member:
-        data = self.ledger.data
-        tcfg = replace(config.train, seed=seed)
-        torch.manual_seed(seed)  # as zdim.trial.train: the same initial weights
-        model = build_sweep_model(data, dim, config)
-        return Member(dim, seed, model, Trainer(model, data.train, data.val, tcfg))
-
-    def _epoch(self, m: Member, subset: torch.Tensor) -> None:
-        """One epoch and the member's score; a member that raises (divergence, an error in the user's
-        model) fails alone, with its reason, and the others go on."""
-        try:
-            m.trainer.run_epoch()
-            m.val_nll, m.active, m.per_sample = self._score(m.model, subset)
-        except Exception as e:  # noqa: BLE001 - one failing member never stops the sweep
-            m.failed = failed(m.dim, m.seed, e).reason
-            self.ledger.progress.note(
-                f"settle: {trial_name(m.dim, m.seed)} failed at epoch {m.trainer.epoch}: {m.failed}"
-            )
-            return
-        m.scores.append(m.val_nll)
 
     def _scores(self, done: dict[tuple[int, int], Finished], subset: torch.Tensor) -> dict[tuple[int, int], Any]:
         """The validation-subset scores of the members finished before (models this process can load)."""
@@ -373,30 +415,25 @@ class SettleExecutor:
         if not all(m.converged(self.window, self.tol) for m in core):
             return
         for m in members:
-            collapsed = (m.active or 0) < m.dim and not m.trainer.asleep  # not a model that has yet to start
+            collapsed = (m.active or 0) < m.dim and not m.asleep  # not a model that has yet to start
             if m.training and m.dim > 2 * answer and m.dim != dims[-1] and collapsed:
-                m.stopped = f"stopped at epoch {m.trainer.epoch}: units collapsed above the settled answer {answer}"
+                m.stopped = f"stopped at epoch {m.epoch}: units collapsed above the settled answer {answer}"
                 m.stop_code = "collapsed"
         if all(m.converged(self.window, self.tol) for m in members if (later or m.dim == dims[-1]) and not m.failed):
             for m in members:
                 if m.training:
-                    m.stopped = f"stopped at epoch {m.trainer.epoch}: the answer ({answer}) settled"
+                    m.stopped = f"stopped at epoch {m.epoch}: the answer ({answer}) settled"
                     m.stop_code = "settled"
 
-    def _finish(self, m: Member, config: SweepConfig) -> Finished:
-        """Best weights back, test evaluation, finished as an ordinary trial (or a failed one)."""
+    def _finish(self, m: Member, done: Done | None) -> Finished:
+        """The member finished as an ordinary trial (its best weights, evaluated on the test split by the
+        engine), or as a failed one."""
         ledger = self.ledger
-        if m.failed:
-            failure = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=m.failed)
+        if m.failed or done is None or done.record is None:
+            reason = m.failed or (done.error if done is not None else "") or "no result from its engine"
+            failure = TrialRecord(dim=m.dim, seed=m.seed, status=TrialStatus.FAILED, reason=reason)
             return ledger.finish(failure, counted=True)
-        fitted = m.trainer.finish()
-        held_out = eval_data(ledger.data, config)
-        n = held_out.test.shape[0]
-        ledger.progress.evaluating(trial_name(m.dim, m.seed), f"IWAE k={config.k} on {n} test samples, generation")
-        try:  # converged over the same window settle mode judged it by
-            rec, per_sample = evaluate_trial(m.model, held_out, fitted, m.dim, m.seed, config.k, patience=self.window)
-        except Exception as e:  # noqa: BLE001 - a model that fails its evaluation fails alone
-            return ledger.finish(failed(m.dim, m.seed, e), counted=True)
+        rec = done.record
         gain = m.improvement(self.window)
         if m.converged(self.window, self.tol) and gain is not None:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance
@@ -408,7 +445,7 @@ class SettleExecutor:
         if m.stopped:
             rec.extra["settle"] = m.stopped
             rec.extra["settle_stop"] = m.stop_code
-        return ledger.finish(rec, m.model, fitted.history, per_sample, counted=True)
+        return ledger.finish(rec, done.model, done.fitted.history, done.per_sample, counted=True)
 
 
 __all__ = ["SettleExecutor", "DEFAULT_WINDOW", "DEFAULT_EVAL_SAMPLES", "interrupts"]
