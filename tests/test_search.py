@@ -183,7 +183,7 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
     r = sweep(data, config=cfg, out=tmp_path / "run", refine=False)
     tried = sorted({t.dim for t in r.trials})
     assert tried[:2] == [1, 2] and len(tried) > 2 and tried[2] == 4  # doubled at the edge
-    assert "grid was extended" in r.recommendation.rationale
+    assert "The grid grew at its edge: size 4 was added" in r.recommendation.rationale
     assert read_json(tmp_path / "run" / "run.json")["sweep"]["dims"] == tried
     fixed = sweep(data, config=cfg, extend=False, refine=False)
     assert sorted({t.dim for t in fixed.trials}) == [1, 2]

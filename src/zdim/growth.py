@@ -34,6 +34,11 @@ ID_AGREE = 0.25  # TwoNN and MLE agree when they differ by at most this share of
 REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size
 
 
+def _sizes(sizes: list[int]) -> str:
+    """``size 3 was`` / ``sizes 3, 5 were``."""
+    return f"size {sizes[0]} was" if len(sizes) == 1 else f"sizes {', '.join(map(str, sizes))} were"
+
+
 def recommend_outcome(plan: SweepPlan, outcome: Outcome, likelihood: str, n_features: int) -> Recommendation | None:
     """The plan's rule applied to an outcome (None when no trial completed)."""
     records = outcome.records
@@ -99,8 +104,7 @@ def _extend(
         outcome = executor.run(plan)
     if not added:
         return plan, outcome, []
-    sizes = ", ".join(map(str, added))
-    return plan, outcome, [Note(NoteKind.GRID, f"The grid was extended with size(s) {sizes}: {why}.")]
+    return plan, outcome, [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")]
 
 
 def _refine(
@@ -131,10 +135,9 @@ def _refine(
     if first is None:
         return plan, outcome, []
     lo, hi = first
-    sizes = ", ".join(map(str, added))
     text = (
-        f"The answer lay between the sizes tried ({hi}, above {lo}): size(s) {sizes} were added by bisection "
-        "so that it is an exact size, not a grid point."
+        f"The answer lay between the sizes tried ({hi}, above {lo}): {_sizes(added)} added by bisection so "
+        "that it is an exact size, not a grid point."
     )
     return plan, outcome, [Note(NoteKind.GRID, text)]
 
@@ -184,8 +187,8 @@ def _near_intrinsic(
         return plan, outcome, []
     text = (
         f"The answer had been {rec.dim}, above {ID_FACTOR:g} times the intrinsic dimension {mean:.1f} "
-        f"(TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}): size(s) {', '.join(map(str, missing))} at the estimate were "
-        f"trained to convergence, and size {after.dim} comes within the tolerance."
+        f"(TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}): {_sizes(missing)} trained to convergence at the estimate, "
+        f"and size {after.dim} comes within the tolerance."
     )
     return plan, outcome, [Note(NoteKind.GRID, text)]
 

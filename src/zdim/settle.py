@@ -309,9 +309,13 @@ class SettleExecutor:
                 break
             since = t["epoch"]
         how = f" ({self._how_run})" if self._how_run else ""
+        answer = f"{last['dim']} from epoch {since} on; training ended: {self._how}."
+        if not self.phases:
+            return f"Settle mode: every member trained together{how}; on the validation subset the answer was {answer}"
         return (
-            f"Settle mode: every member trained together{how}; on the validation subset the answer was "
-            f"{last['dim']} from epoch {since} on; training ended: {self._how}."
+            f"Settle mode: every member trained together{how}; the grid grew {len(self.phases)} time(s), its new "
+            f"sizes training beside the finished ones, and in the last phase the answer on the validation subset "
+            f"was {answer}"
         )
 
     @staticmethod
