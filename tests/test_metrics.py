@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -95,3 +97,22 @@ def test_evaluate_is_consistent(trained):
     # batching does not change the result beyond Monte Carlo noise of a different batch split
     ev2 = evaluate(model, x, k=20, batch_size=1000)
     assert ev2["kl"] == pytest.approx(ev["kl"], rel=1e-5)
+
+
+def test_the_linear_reference_is_probabilistic_pca_and_the_baseline_the_feature_means():
+    from sklearn.decomposition import PCA
+
+    from zdim.metrics import reference
+
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(6, 6))
+    x, t = rng.normal(size=(500, 6)) @ mix, rng.normal(size=(50, 6)) @ mix
+    ref = reference(torch.tensor(x), torch.tensor(t), "gaussian")
+    for k in (1, 2, 4):  # scikit-learn's PCA.score_samples is the same model's log-likelihood
+        np.testing.assert_allclose(ref.linear(k), -PCA(n_components=k).fit(x).score_samples(t), rtol=1e-10)
+    var = x.var(0, ddof=1)
+    expected = 0.5 * (np.log(2 * np.pi * var) + (t - x.mean(0)) ** 2 / var).sum(1)
+    np.testing.assert_allclose(ref.baseline, expected, rtol=1e-12)
+    assert ref.linear(0) is None and ref.linear(6) is None
+    b = reference(torch.tensor((x > 0).astype(float)), torch.tensor((t > 0).astype(float)), "bernoulli")
+    assert b.baseline.shape == (50,) and b.linear(2) is None

@@ -33,7 +33,7 @@ from . import studies
 from .config import SweepConfig, build_sweep_model
 from .data import Data
 from .errors import WorkerError
-from .metrics import evaluate
+from .metrics import evaluate, reference
 from .models import VAE
 from .records import TrialRecord, trial_name
 from .runs import RunDir
@@ -189,11 +189,12 @@ class LocalEngine:
         """Best weights back, then the held-out evaluation of each member of ``keys`` (``evaluate_trial``,
         convergence judged over ``window`` epochs as settle mode judged it)."""
         out = {}
+        ref = reference(held_out.train, held_out.test, held_out.likelihood) if keys else None  # once for all
         for key in keys:
             t = self.trainers[key]
             fitted = t.finish()
             try:
-                rec, per_sample = evaluate_trial(t.model, held_out, fitted, key[0], key[1], k, patience=window)
+                rec, per_sample = evaluate_trial(t.model, held_out, fitted, key[0], key[1], k, patience=window, ref=ref)
             except Exception as e:  # noqa: BLE001 - a model that fails its evaluation fails alone
                 out[key] = Done(fitted, t.model, error=failed(*key, e).reason)
                 continue

@@ -8,8 +8,10 @@ that of the standardized features.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .models import VAE, kl_per_unit
@@ -140,3 +142,61 @@ def neg_elbo(model: VAE, x: torch.Tensor, batch_size: int = 4096, seed: int = 0)
         rec, kl_units = model.elbo_terms(xb, gen, offset=start)
         total += float((rec + kl_units.sum(-1)).double().sum())
     return total / x.shape[0]
+
+
+LINEAR_MAX_FEATURES = 4096  # above this many features the linear reference (an eigendecomposition) is skipped
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a VAE of a data set must beat, per test sample (nats): the model that ignores its latents
+    and decodes the feature means (``baseline``), and, for Gaussian data, probabilistic PCA with ``k``
+    components (``linear(k)``), the best linear-Gaussian model of that size (Tipping & Bishop 1999). Both
+    are fitted by maximum likelihood on the training split and evaluated on the test split.
+
+    A VAE that does not beat ``baseline`` learned nothing its latents carry; one that stays above
+    ``linear(k)`` at size ``k`` has not found even the linear structure of its data.
+    """
+
+    likelihood: str
+    baseline: np.ndarray  # (N,) float64
+    projected: np.ndarray | None = None  # (N, D) test samples in the training split's principal axes
+    eigenvalues: np.ndarray | None = None  # (D,) descending
+
+    def linear(self, k: int) -> np.ndarray | None:
+        """(N,) test NLL of probabilistic PCA with ``k`` components (None: not Gaussian, or too wide)."""
+        if self.projected is None or self.eigenvalues is None or not 0 < k < len(self.eigenvalues):
+            return None
+        lam = np.maximum(self.eigenvalues, 1e-12)
+        sigma2 = max(float(lam[k:].mean()), 1e-12)  # the ML noise variance: the discarded directions' mean
+        d = len(lam)
+        quad = (self.projected[:, :k] ** 2 / lam[:k]).sum(1) + (self.projected[:, k:] ** 2).sum(1) / sigma2
+        logdet = float(np.log(lam[:k]).sum()) + (d - k) * math.log(sigma2)
+        out: np.ndarray = 0.5 * (d * LOG_2PI + logdet + quad)
+        return out
+
+
+def reference(train: torch.Tensor, test: torch.Tensor, likelihood: str) -> Reference | None:
+    """The ``Reference`` models of a data set (``train`` (M, D), ``test`` (N, D)), or None for a likelihood
+    without one here (the negative binomial's dispersion would need fitting)."""
+    x = train.double().cpu().numpy()
+    t = test.double().cpu().numpy()
+    if likelihood == "gaussian":
+        mean, var = x.mean(0), np.maximum(x.var(0, ddof=1), 1e-12)  # the unbiased variance, as scikit-learn's PCA
+        baseline = 0.5 * (LOG_2PI + np.log(var) + (t - mean) ** 2 / var).sum(1)
+        if x.shape[1] > LINEAR_MAX_FEATURES or x.shape[0] < 2:
+            return Reference(likelihood, baseline)
+        xc = x - mean
+        evals, evecs = np.linalg.eigh(xc.T @ xc / (x.shape[0] - 1))  # ascending
+        order = np.argsort(evals)[::-1]
+        return Reference(likelihood, baseline, (t - mean) @ evecs[:, order], evals[order])
+    if likelihood == "bernoulli":
+        p = np.clip(x.mean(0), 1e-6, 1 - 1e-6)
+        return Reference(likelihood, -(t * np.log(p) + (1 - t) * np.log1p(-p)).sum(1))
+    if likelihood == "poisson":  # the library size of each sample given, the feature proportions learned
+        rho = np.maximum(x.sum(0), 1e-12) / max(float(x.sum()), 1e-12)
+        lib = t.sum(1, keepdims=True)
+        log_mu = np.log(np.maximum(lib, 1e-8)) + np.log(rho)
+        lgamma = torch.lgamma(torch.from_numpy(t + 1.0)).numpy()
+        return Reference(likelihood, -(t * log_mu - np.exp(log_mu) - lgamma).sum(1))
+    return None

@@ -23,6 +23,7 @@ from .checkpoints import read_saved, save_model
 from .config import eval_data, model_config
 from .data import Data
 from .errors import ModelFileError, RunDirError
+from .metrics import reference
 from .models import NestedVAE, VAEConfig
 from .plan import SweepPlan
 from .records import trial_name
@@ -141,12 +142,13 @@ class NestedExecutor:
                     ledger.finish(failed(dim, seed, e))
                 continue
             held_out = eval_data(data, cfg)
+            ref = reference(held_out.train, held_out.test, held_out.likelihood)  # once for every size
             for dim in missing:
                 name = trial_name(dim, seed)
                 progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
                 model = big.prefix_model(dim)
                 rec, per_sample = evaluate_trial(
-                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True
+                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True, ref=ref
                 )
                 ledger.finish(rec, model, fitted.history, per_sample)
         return ledger.outcome(cfg)

@@ -54,6 +54,12 @@ class TrialRecord:
         Units whose posterior mean varies over inputs.
     n, k : int or None
         Held-out samples evaluated and importance samples of the NLL bound.
+    baseline_nll, baseline_se : float or None
+        Held-out NLL of the same test samples under the model that ignores its latents and decodes the
+        feature means (``zdim.metrics.Reference``), and the paired standard error of its gap to ``nll``:
+        what the latents buy, and how well the test split measures it.
+    linear_nll, linear_se : float or None
+        The same for probabilistic PCA of the trial's size (Gaussian data): the best linear model of it.
     best_epoch, epochs_run, stopped_early, best_val_neg_elbo : training record (``zdim.train.fit``)
     converged : bool or None
         Whether training converged: it early-stopped, or its validation -ELBO improved by less than
@@ -88,6 +94,10 @@ class TrialRecord:
     epochs_run: int | None = None
     stopped_early: bool | None = None
     best_val_neg_elbo: float | None = None
+    baseline_nll: float | None = None
+    baseline_se: float | None = None
+    linear_nll: float | None = None
+    linear_se: float | None = None
     converged: bool | None = None
     window_improvement: float | None = None
     train_seconds: float | None = None

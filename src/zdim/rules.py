@@ -50,6 +50,7 @@ GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_cover
 
 MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
 EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means gives an MSE of 1
+MIN_GAIN = 0.01  # nats: a held-out gain below this is no gain, however small its standard error
 
 
 @dataclass(frozen=True)
@@ -213,14 +214,22 @@ def per_size(trials: Sequence[TrialRecord], metrics: Sequence[str]) -> dict[str,
 
 
 def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
-    """Whether a complete trial's model learned nothing: its held-out KL is below ``EMPTY_KL`` nats and
-    it reconstructs no better than the feature means.
+    """Whether a complete trial's model learned nothing its latents carry.
 
-    For Gaussian data (standardized features) that is an MSE of at least ``EMPTY_MSE``; for other or
-    unknown likelihoods, no active unit. A trial missing the metrics a test needs is not judged empty.
+    Measured where the record has it (``baseline_nll``, ``baseline_se``): the held-out gain of the model
+    over the one that ignores its latents and decodes the feature means is not above twice its paired
+    standard error (or ``MIN_GAIN`` nats). Records without it (older runs, likelihoods without a reference)
+    use the fixed test: held-out KL below ``EMPTY_KL`` and, for Gaussian data (standardized features), an
+    MSE of at least ``EMPTY_MSE``, else no active unit. A trial missing the metrics a test needs is not
+    judged empty.
     """
+    if not t.complete:
+        return False
+    nll, base, se = t.metric("nll"), t.metric("baseline_nll"), t.metric("baseline_se")
+    if nll is not None and base is not None and se is not None:
+        return base - nll <= max(2.0 * se, MIN_GAIN)
     kl = t.metric("kl")
-    if not t.complete or kl is None or kl >= EMPTY_KL:
+    if kl is None or kl >= EMPTY_KL:
         return False
     if likelihood == "gaussian":
         mse = t.metric("mse")
@@ -228,12 +237,36 @@ def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
     return t.active_units == 0
 
 
-def _empty_test(likelihood: str | None) -> str:
+def _empty_test(trials: Sequence[TrialRecord], likelihood: str | None) -> str:
+    """The learned-nothing test the trials were judged by, in words."""
+    if all(t.metric("baseline_se") is not None for t in trials):
+        gains = [(t.metric("baseline_nll") or 0.0) - (t.metric("nll") or 0.0) for t in trials]
+        return (
+            f"the latents buy {_span(gains)} nats over decoding the feature means, within twice the paired "
+            "standard error"
+        )
     return (
         f"KL < {EMPTY_KL:g} nats, MSE >= {EMPTY_MSE:g}"
         if likelihood == "gaussian"
         else f"KL < {EMPTY_KL:g} nats, 0 active units"
     )
+
+
+def _span(values: Sequence[float]) -> str:
+    """``0.40`` or ``0.40 to 1.20``."""
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f} to {hi:.2f}"
+
+
+def below_linear(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The complete trials that fit the held-out data worse than probabilistic PCA of their own size by
+    more than twice the paired standard error: they have not found even the data's linear structure."""
+    out = []
+    for t in trials:
+        nll, lin, se = t.metric("nll"), t.metric("linear_nll"), t.metric("linear_se")
+        if t.complete and nll is not None and lin is not None and se is not None and nll - lin > max(2 * se, MIN_GAIN):
+            out.append(t)
+    return out
 
 
 def _sizes(dims: Sequence[int]) -> str:
@@ -387,8 +420,8 @@ def _checks(
         if rests and not (no_latent and likelihood != "gaussian"):  # else the warning above says it all
             out.append(
                 warning(
-                    f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(likelihood)}): "
-                    f"their models reconstruct no better than the feature means and cannot support an answer; {_FIX}",
+                    f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(empty, likelihood)}): "
+                    f"their models do no better than decoding the feature means and cannot support an answer; {_FIX}",
                     "learned-nothing",
                 )
             )
@@ -396,7 +429,7 @@ def _checks(
             names = ", ".join(t.trial for t in sorted(empty, key=lambda t: t.key))
             out.append(
                 caution(
-                    f"trials {names} learned nothing ({_empty_test(likelihood)}) and were left out of the rules",
+                    f"trials {names} learned nothing ({_empty_test(empty, likelihood)}) and were left out of the rules",
                     "learned-nothing",
                 )
             )
@@ -421,6 +454,18 @@ def _checks(
             warning(
                 f"{_sizes([t.dim for t in late])} had not converged: {its} held-out NLL may still fall; {fix}",
                 "unconverged",
+            )
+        )
+    weak = below_linear([t for t in used if t.dim in rest_on])
+    weak_dims = sorted({t.dim for t in weak if all(u in weak for u in used if u.dim == t.dim)})
+    if weak_dims:  # every seed of a size the answer rests on is worse than the linear model of that size
+        gaps = [(t.metric("nll") or 0.0) - (t.metric("linear_nll") or 0.0) for t in weak if t.dim in weak_dims]
+        out.append(
+            warning(
+                f"{_sizes(weak_dims)} fit the held-out data worse than probabilistic PCA of the same size "
+                f"(by {_span(gaps)} nats, beyond twice the paired standard error): their "
+                f"models have not found even the data's linear structure, so the answer cannot rest on them; {_FIX}",
+                "below-linear",
             )
         )
     largest = rows[-1]

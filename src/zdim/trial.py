@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from .data import Data
 from .errors import TrainingDiverged
 from .evidence import Note
 from .generation import generation_metrics
-from .metrics import evaluate
+from .metrics import Reference, evaluate, reference
 from .models import VAE, VAEConfig, count_parameters
 from .plan import SweepPlan
 from .progress import Progress
@@ -58,14 +59,25 @@ def train(
 
 
 def evaluate_trial(
-    model: VAE, data: Data, fitted: FitResult, dim: int, seed: int, k: int, *, patience: int = 0, nested: bool = False
+    model: VAE,
+    data: Data,
+    fitted: FitResult,
+    dim: int,
+    seed: int,
+    k: int,
+    *,
+    patience: int = 0,
+    nested: bool = False,
+    ref: Reference | None = None,
 ) -> tuple[TrialRecord, np.ndarray]:
     """The record of a trained model: held-out metrics on the test split of ``data``, the training record,
-    whether it converged, and generation quality (a metric that cannot be computed never fails the
-    trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
+    whether it converged, what its latents buy over ``ref`` (``zdim.metrics.reference`` of ``data``,
+    computed here when not given), and generation quality (a metric that cannot be computed never fails
+    the trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
     t0 = time.perf_counter()
     ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
     nll_per_sample = ev.pop("nll_per_sample")
+    ref = ref if ref is not None else reference(data.train, data.test, data.likelihood)
     converged, improvement = convergence(fitted.history, window=patience or 10)
     rec = TrialRecord(
         dim=dim,
@@ -82,12 +94,24 @@ def evaluate_trial(
         n_params=count_parameters(model),
         nested=nested,
     )
+    per = nll_per_sample.numpy()
+    if ref is not None and len(ref.baseline) == len(per):
+        rec.baseline_nll, rec.baseline_se = _paired(ref.baseline, per)
+        linear = ref.linear(dim)
+        if linear is not None:
+            rec.linear_nll, rec.linear_se = _paired(linear, per)
     try:
         rec.generation.update(generation_metrics(model, data, seed=seed))
     except Exception as e:  # noqa: BLE001 - recorded, never fatal
         rec.generation["gen_error"] = f"{type(e).__name__}: {e}"
     rec.eval_seconds = time.perf_counter() - t0
     return rec, nll_per_sample.numpy()
+
+
+def _paired(ref: np.ndarray, nll: np.ndarray) -> tuple[float, float]:
+    """The mean of ``ref`` over the test samples, and the standard error of its per-sample gap to ``nll``."""
+    gap = ref - nll
+    return float(ref.mean()), float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
 
 
 def failed(dim: int, seed: int, error: BaseException) -> TrialRecord:
