@@ -33,7 +33,7 @@ from . import studies
 from .config import SweepConfig, build_sweep_model
 from .data import Data
 from .errors import WorkerError
-from .metrics import evaluate, reference
+from .metrics import Reference, evaluate, reference
 from .models import VAE
 from .records import TrialRecord, trial_name
 from .runs import RunDir
@@ -82,7 +82,9 @@ class Engine(Protocol):
 
     def restore(self, round_: int, keys: list[Key]) -> dict[Key, tuple[Status, dict[str, Any]]]: ...
 
-    def finish(self, keys: list[Key], held_out: Data, k: int, window: int) -> dict[Key, Done]: ...
+    def finish(
+        self, keys: list[Key], held_out: Data, k: int, window: int, ref: Reference | None = None
+    ) -> dict[Key, Done]: ...
 
     def close(self) -> None: ...
 
@@ -185,11 +187,14 @@ class LocalEngine:
             out[key] = (_status(t, score), member)
         return out
 
-    def finish(self, keys: list[Key], held_out: Data, k: int, window: int) -> dict[Key, Done]:
-        """Best weights back, then the held-out evaluation of each member of ``keys`` (``evaluate_trial``,
-        convergence judged over ``window`` epochs as settle mode judged it)."""
+    def finish(
+        self, keys: list[Key], held_out: Data, k: int, window: int, ref: Reference | None = None
+    ) -> dict[Key, Done]:
+        """Best weights back, then the held-out evaluation of each member of ``keys`` (``evaluate_trial``
+        against ``ref``, convergence judged over ``window`` epochs as settle mode judged it)."""
         out = {}
-        ref = reference(held_out.train, held_out.test, held_out.likelihood) if keys else None  # once for all
+        if ref is None and keys:  # once for all of them
+            ref = reference(held_out.train, held_out.test, held_out.likelihood)
         for key in keys:
             t = self.trainers[key]
             fitted = t.finish()
@@ -312,9 +317,11 @@ class WorkerEngine:
             out.update(part)
         return out
 
-    def finish(self, keys: list[Key], held_out: Data, k: int, window: int) -> dict[Key, Done]:
+    def finish(
+        self, keys: list[Key], held_out: Data, k: int, window: int, ref: Reference | None = None
+    ) -> dict[Key, Done]:
         out: dict[Key, Done] = {}
-        parts = self._call("finish", {w: (ks, held_out, k, window) for w, ks in self._split(keys).items()})
+        parts = self._call("finish", {w: (ks, held_out, k, window, ref) for w, ks in self._split(keys).items()})
         for part in parts.values():
             for key, done in part.items():
                 model = build_sweep_model(self.data, key[0], self.config)

@@ -57,7 +57,7 @@ class IntrinsicDim:
         return "\n".join(lines)
 
 
-MAX_ROWS = 100_000  # rows of a larger data set drawn (seeded) before anything is copied or sorted
+MAX_ROWS = 10_000  # rows of a larger data set drawn (seeded) before anything is copied or sorted
 
 
 def _as_array(X: Any, seed: int = 0) -> np.ndarray:
@@ -66,8 +66,8 @@ def _as_array(X: Any, seed: int = 0) -> np.ndarray:
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if hasattr(X, "shape") and len(getattr(X, "shape", ())) >= 2 and X.shape[0] > MAX_ROWS:
-        # the subsamples hold a few thousand points: a float64 copy and a row sort of millions of
-        # rows would cost gigabytes for nothing
+        # the subsamples hold a few thousand points: a float64 copy and a row sort of every row would
+        # cost hundreds of megabytes (MNIST) to gigabytes for nothing
         X = X[np.sort(np.random.default_rng([seed, 1]).choice(X.shape[0], MAX_ROWS, replace=False))]
     try:
         x = np.asarray(X, dtype=np.float64)

@@ -176,27 +176,61 @@ class Reference:
         return out
 
 
-def reference(train: torch.Tensor, test: torch.Tensor, likelihood: str) -> Reference | None:
+def _moments(train: torch.Tensor, chunk: int, cross: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Column sums of ``train`` (M, D), of its squares, and (``cross``) its cross products, in float64 over
+    row chunks: no float64 copy of the whole split."""
+    d = train.shape[1]
+    s1 = torch.zeros(d, dtype=torch.float64)
+    s2 = torch.zeros(d, dtype=torch.float64)
+    xx = torch.zeros((d, d), dtype=torch.float64) if cross else None
+    for start in range(0, train.shape[0], chunk):
+        xb = train[start : start + chunk].to("cpu", torch.float64)
+        s1 += xb.sum(0)
+        s2 += (xb * xb).sum(0)
+        if xx is not None:
+            xx += xb.T @ xb
+    return s1.numpy(), s2.numpy(), xx.numpy() if xx is not None else None
+
+
+def _rows(test: torch.Tensor, chunk: int) -> Any:
+    """``test`` (N, D) in float64 NumPy chunks of ``chunk`` rows."""
+    for start in range(0, test.shape[0], chunk):
+        yield test[start : start + chunk].to("cpu", torch.float64).numpy()
+
+
+def reference(train: torch.Tensor, test: torch.Tensor, likelihood: str, chunk: int = 4096) -> Reference | None:
     """The ``Reference`` models of a data set (``train`` (M, D), ``test`` (N, D)), or None for a likelihood
-    without one here (the negative binomial's dispersion would need fitting)."""
-    x = train.double().cpu().numpy()
-    t = test.double().cpu().numpy()
+    without one here (the negative binomial's dispersion would need fitting). Both splits are read in
+    chunks of ``chunk`` rows (no float64 copy of either)."""
+    m = int(train.shape[0])
     if likelihood == "gaussian":
-        mean, var = x.mean(0), np.maximum(x.var(0, ddof=1), 1e-12)  # the unbiased variance, as scikit-learn's PCA
-        baseline = 0.5 * (LOG_2PI + np.log(var) + (t - mean) ** 2 / var).sum(1)
-        if x.shape[1] > LINEAR_MAX_FEATURES or x.shape[0] < 2:
+        cross = train.shape[1] <= LINEAR_MAX_FEATURES and m >= 2
+        s1, s2, xx = _moments(train, chunk, cross)
+        mean = s1 / m
+        # the unbiased variance and covariance, as scikit-learn's PCA
+        var = np.maximum((s2 - m * mean**2) / max(m - 1, 1), 1e-12)
+        baseline = np.concatenate(
+            [0.5 * (LOG_2PI + np.log(var) + (t - mean) ** 2 / var).sum(1) for t in _rows(test, chunk)]
+        )
+        if xx is None:
             return Reference(likelihood, baseline)
-        xc = x - mean
-        evals, evecs = np.linalg.eigh(xc.T @ xc / (x.shape[0] - 1))  # ascending
+        cov = (xx - m * np.outer(mean, mean)) / (m - 1)
+        evals, evecs = np.linalg.eigh(cov)  # ascending
         order = np.argsort(evals)[::-1]
-        return Reference(likelihood, baseline, (t - mean) @ evecs[:, order], evals[order])
+        projected = np.concatenate([(t - mean) @ evecs[:, order] for t in _rows(test, chunk)])
+        return Reference(likelihood, baseline, projected, evals[order])
     if likelihood == "bernoulli":
-        p = np.clip(x.mean(0), 1e-6, 1 - 1e-6)
-        return Reference(likelihood, -(t * np.log(p) + (1 - t) * np.log1p(-p)).sum(1))
+        s1, _, _ = _moments(train, chunk, False)
+        p = np.clip(s1 / m, 1e-6, 1 - 1e-6)
+        lp, lq = np.log(p), np.log1p(-p)
+        return Reference(likelihood, np.concatenate([-(t @ lp + (1 - t) @ lq) for t in _rows(test, chunk)]))
     if likelihood == "poisson":  # the library size of each sample given, the feature proportions learned
-        rho = np.maximum(x.sum(0), 1e-12) / max(float(x.sum()), 1e-12)
-        lib = t.sum(1, keepdims=True)
-        log_mu = np.log(np.maximum(lib, 1e-8)) + np.log(rho)
-        lgamma = torch.lgamma(torch.from_numpy(t + 1.0)).numpy()
-        return Reference(likelihood, -(t * log_mu - np.exp(log_mu) - lgamma).sum(1))
+        s1, _, _ = _moments(train, chunk, False)
+        log_rho = np.log(np.maximum(s1, 1e-12) / max(float(s1.sum()), 1e-12))
+        parts = []
+        for t in _rows(test, chunk):
+            log_mu = np.log(np.maximum(t.sum(1, keepdims=True), 1e-8)) + log_rho
+            lgamma = torch.lgamma(torch.from_numpy(t + 1.0)).numpy()
+            parts.append(-(t * log_mu - np.exp(log_mu) - lgamma).sum(1))
+        return Reference(likelihood, np.concatenate(parts))
     return None

@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 
 from .checkpoints import read_saved, save_model
-from .config import eval_data, model_config
+from .config import model_config
 from .data import Data
 from .errors import ModelFileError, RunDirError
-from .metrics import reference
 from .models import NestedVAE, VAEConfig
 from .plan import SweepPlan
 from .records import trial_name
@@ -141,8 +140,7 @@ class NestedExecutor:
                 for dim in missing:
                     ledger.finish(failed(dim, seed, e))
                 continue
-            held_out = eval_data(data, cfg)
-            ref = reference(held_out.train, held_out.test, held_out.likelihood)  # once for every size
+            held_out, ref = ledger.held_out(cfg)
             for dim in missing:
                 name = trial_name(dim, seed)
                 progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")

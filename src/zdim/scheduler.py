@@ -21,7 +21,7 @@ import optuna
 import torch
 
 from . import studies
-from .config import SweepConfig, eval_data, model_config
+from .config import SweepConfig, model_config
 from .data import Data
 from .plan import SweepPlan
 from .records import TrialRecord, TrialStatus, trial_name
@@ -115,9 +115,9 @@ def run_trial(
     progress.training(trial_name(dim, seed), tcfg.epochs)
     try:
         model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
-        held_out = eval_data(data, cfg)
+        held_out, ref = ledger.held_out(cfg)
         progress.evaluating(trial_name(dim, seed), f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
-        rec, per_sample = evaluate_trial(model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience)
+        rec, per_sample = evaluate_trial(model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, ref=ref)
     except optuna.TrialPruned as e:
         pruned = TrialRecord(dim=dim, seed=seed, status=TrialStatus.PRUNED, reason=str(e) or "pruned")
         return ledger.finish(pruned, tell=tell)

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from .config import SweepConfig, eval_data
+from .config import SweepConfig
 from .engines import Done, Engine, LocalEngine, Status, WorkerEngine
 from .errors import Interrupted
 from .evidence import Note, NoteKind
@@ -192,10 +192,10 @@ class SettleExecutor:
                 epoch = self._restore(engine, members) if run is not None else 0
                 self._how_run = engine.describe()
                 self._train(plan, engine, members, done, scores, epoch, asked)
-                held_out, keys = eval_data(data, config), [m.key for m in members if not m.failed]
+                (held_out, ref), keys = ledger.held_out(config), [m.key for m in members if not m.failed]
                 n = held_out.test.shape[0]
                 progress.evaluating(f"{len(keys)} members", f"IWAE k={config.k} on {n} test samples, generation")
-                finished = engine.finish(keys, held_out, config.k, self.window)
+                finished = engine.finish(keys, held_out, config.k, self.window, ref)
             finally:
                 engine.close()
             for m in members:

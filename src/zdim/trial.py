@@ -25,7 +25,7 @@ import optuna
 import torch
 
 from . import studies
-from .config import SweepConfig
+from .config import SweepConfig, eval_data
 from .custom import DataInfo, build_model
 from .data import Data
 from .errors import TrainingDiverged
@@ -208,6 +208,15 @@ class Ledger:
     progress: Progress = field(default_factory=lambda: Progress(False))
     memory: dict[Key, Finished] = field(default_factory=dict)
     resumed: bool = False  # the run directory is an earlier run's, gone on with (--resume)
+    _references: dict[tuple[int | None, int], tuple[Data, Reference | None]] = field(default_factory=dict, repr=False)
+
+    def held_out(self, config: SweepConfig) -> tuple[Data, Reference | None]:
+        """The data the trials are evaluated on (``eval_data``) and its ``Reference`` models, made once."""
+        key = (config.eval_samples, config.train.seed)
+        if key not in self._references:
+            held = eval_data(self.data, config)
+            self._references[key] = (held, reference(held.train, held.test, held.likelihood))
+        return self._references[key]
 
     def finish(
         self,
