@@ -206,6 +206,8 @@ def reference(train: torch.Tensor, test: torch.Tensor, likelihood: str, chunk: i
     if likelihood == "gaussian":
         cross = train.shape[1] <= LINEAR_MAX_FEATURES and m >= 2
         s1, s2, xx = _moments(train, chunk, cross)
+        if not (np.isfinite(s2).all() and (xx is None or np.isfinite(xx).all())):
+            return None  # data zdim refuses to train on anyway (a NaN): nothing to compare with
         mean = s1 / m
         # the unbiased variance and covariance, as scikit-learn's PCA
         var = np.maximum((s2 - m * mean**2) / max(m - 1, 1), 1e-12)

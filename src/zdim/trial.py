@@ -215,7 +215,11 @@ class Ledger:
         key = (config.eval_samples, config.train.seed)
         if key not in self._references:
             held = eval_data(self.data, config)
-            self._references[key] = (held, reference(held.train, held.test, held.likelihood))
+            try:
+                ref = reference(held.train, held.test, held.likelihood)
+            except (ValueError, np.linalg.LinAlgError):  # no reference, never a lost sweep
+                ref = None
+            self._references[key] = (held, ref)
         return self._references[key]
 
     def finish(
