@@ -365,5 +365,5 @@ def test_settle_on_two_worker_processes_gives_the_one_process_answer(tmp_path, t
     for a, b in zip(one.trials, two.trials):
         assert b.nll == pytest.approx(a.nll, rel=1e-5)
     assert two.recommended_dim == one.recommended_dim
-    assert "in 2 worker processes of 1 thread(s) each" in two.recommendation.rationale
+    assert "in 2 worker processes of 1 thread each: the members one process trains" in two.recommendation.rationale
     assert RunDir(tmp_path / "two").read_settle()["trace"] == RunDir(tmp_path / "one").read_settle()["trace"]

@@ -265,7 +265,8 @@ class WorkerEngine:
         self.owner: dict[Key, int] = {}
 
     def describe(self) -> str:
-        return f"in {self.workers} worker processes of {self.threads} thread(s) each"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        return f"in {self.workers} worker processes of {threads} each: the members one process trains, and its answer"
 
     def _call(self, cmd: str, per_worker: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
         """Send ``cmd`` to the workers of ``per_worker`` (each its own arguments) and gather their answers;
