@@ -183,7 +183,7 @@ def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes()
 
     x = torch.randn(64, 3)
     model = VAE(VAEConfig(input_dim=3, latent_dim=2, hidden=(8,), likelihood="gaussian"))
-    t = Trainer(model, x, x, TrainConfig(patience=2))
+    t = Trainer(model, x, x, TrainConfig(patience=2, sigma_warmup_epochs=0))  # no warm-up to wait for
     assert t.asleep
     t.awake = 3
     assert not t.asleep

@@ -228,3 +228,161 @@ def test_a_settle_sweep_with_a_lever_stops_no_member_before_the_lever_ends():
     train = TrainConfig(epochs=30, batch_size=64, patience=1, warmup_epochs=8.0, lr=1e-2)
     r = sweep(data, config=SweepConfig(dims=(1, 2, 4), hidden=(16,), k=3, train=train), mode="settle", extend=False)
     assert all(t.epochs_run >= 8 for t in r.trials)
+
+
+# ------------------------------------------------------------------------------- the Gaussian default
+
+
+def _linear_nearly_full_rank(n: int = 600) -> np.ndarray:
+    """7 latent dimensions embedded linearly in 8 features, plus a little noise, standardized."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 7)) @ rng.normal(size=(7, 8)) + 0.01 * rng.normal(size=(n, 8))
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+
+
+def _wake_epochs(x: np.ndarray, sizes, train: TrainConfig) -> list[int]:
+    data = make_data(x)
+    out = []
+    for k in sizes:
+        torch.manual_seed(0)
+        model = VAE(VAEConfig(x.shape[1], k, likelihood="gaussian", hidden=(128, 64)))
+        t = Trainer(model, data.train, data.val, train)
+        while not t.done:
+            t.run_epoch()
+        out.append(t.awake)
+    return out
+
+
+OFF = dict(sigma_init=1.0, sigma_warmup_epochs=0.0, sigma_after=0)
+
+
+def test_the_gaussian_default_starts_a_curved_set_in_few_features_within_five_epochs():
+    from zdim.testing import make_planted_data
+
+    x = make_planted_data(2, 3, 600, seed=4)  # 2 curved dimensions in 3 features
+    train = dict(epochs=6, batch_size=16, patience=0)  # 30 steps per epoch, as on a few thousand samples
+    assert all(0 < w <= 5 for w in _wake_epochs(x, (1, 2, 3), TrainConfig(**train)))
+    assert any(w == 0 or w > 5 for w in _wake_epochs(x, (1, 2, 3), TrainConfig(**train, **OFF)))  # without it
+
+
+def test_the_gaussian_default_leaves_a_model_awake_by_itself_as_it_was():
+    x = _linear_nearly_full_rank()  # starts by itself within 4 epochs: the default must not touch it
+    data = make_data(x)
+    states = []
+    for kw in ({}, OFF):
+        torch.manual_seed(0)
+        model = VAE(VAEConfig(8, 4, likelihood="gaussian", hidden=(128, 64)))
+        t = Trainer(model, data.train, data.val, TrainConfig(epochs=6, batch_size=16, patience=0, **kw))
+        while not t.done:
+            t.run_epoch()
+        assert 0 < t.awake <= 4
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_the_default_resolves_per_likelihood_and_an_explicit_value_wins(tiny_binary):
+    from zdim.train import LEVERS_OFF, WAKEUP_DEFAULTS
+
+    auto = TrainConfig()
+    assert auto.to_dict()["sigma_init"] == "auto" and TrainConfig.from_dict(auto.to_dict()) == auto
+    gaussian = auto.resolve("gaussian")
+    assert {k: getattr(gaussian, k) for k in LEVERS_OFF} == WAKEUP_DEFAULTS["gaussian"]
+    for lik in ("bernoulli", "poisson", "nb", None):
+        assert {k: getattr(auto.resolve(lik), k) for k in LEVERS_OFF} == LEVERS_OFF
+    mine = TrainConfig(sigma_init=0.5, sigma_after=0).resolve("gaussian")
+    assert (mine.sigma_init, mine.sigma_after, mine.sigma_warmup_epochs) == (0.5, 0, 5.0)
+    # Bernoulli data: the default trains exactly as with every lever off
+    runs = []
+    for kw in ({}, OFF):
+        torch.manual_seed(0)
+        m = VAE(VAEConfig(16, 2, likelihood="bernoulli", hidden=(16,)))
+        fit(m, tiny_binary.train, tiny_binary.val, TrainConfig(epochs=6, batch_size=64, **kw))
+        runs.append(m.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_a_sleeper_is_held_from_epoch_four_and_a_checkpoint_in_the_hold_resumes_exactly():
+    from zdim.testing import make_planted_data
+
+    data = make_data(make_planted_data(2, 3, 300, seed=4))
+    cfg = TrainConfig(epochs=11, batch_size=64, patience=3)  # few steps per epoch: still asleep at 4
+
+    def build() -> VAE:
+        torch.manual_seed(0)
+        return VAE(VAEConfig(3, 2, likelihood="gaussian", hidden=(16,)))
+
+    whole = build()
+    t = Trainer(whole, data.train, data.val, cfg)
+    sigmas = []
+    while not t.done:
+        t.run_epoch()
+        sigmas.append(whole.log_sigma.detach().clone())
+        if 4 <= t.epoch < 9:
+            assert t.warming and t.asleep and not t.done  # the stopping rules wait for the hold
+    assert not t.result.history[3]["train_kl"] >= 0.5  # asleep after epoch 4: held at 0.3 from there
+    assert all(torch.allclose(s, torch.full((3,), math.log(0.3))) for s in sigmas[3:9])
+    assert t.result.best_epoch >= 9  # the best weights come from the end of the hold on
+    t.finish()
+
+    cut = build()
+    first = Trainer(cut, data.train, data.val, cfg)
+    for _ in range(6):  # inside the hold
+        first.run_epoch()
+    tensors, meta = first.state()
+    again = build()
+    resumed = Trainer(again, data.train, data.val, cfg)
+    resumed.load_state(tensors, meta)
+    while not resumed.done:
+        resumed.run_epoch()
+    resumed.finish()
+    assert resumed.epoch == t.epoch and resumed.result.best_epoch == t.result.best_epoch
+    for (k, va), vb in zip(whole.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+@pytest.mark.parametrize(
+    "flag,value", [("--sigma-init", "0"), ("--sigma-init", "svd"), ("--sigma-warmup", "-2"), ("--sigma-after", "2.5")]
+)
+def test_the_cli_rejects_a_bad_lever_in_one_line(flag, value, tmp_path, capsys):
+    from zdim.cli import main
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32))
+    assert main(["sweep", str(x), "--dims", "1", flag, value, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zdim: error: ") and flag in err and err.count("\n") == 1
+
+
+def test_the_cli_and_api_pass_the_levers_on(tmp_path):
+    import zdim
+    from zdim.runs import RunDir
+
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    r = zdim.sweep(x, dims=(1,), epochs=2, seeds=1, hidden=(8,), k=2, sigma_init="pca", sigma_after=0, report=False)
+    train = r.config["train"]
+    assert (train["sigma_init"], train["sigma_warmup_epochs"], train["sigma_after"]) == ("pca", "auto", 0)
+    from zdim.cli import main
+
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "run"
+    args = ["sweep", str(tmp_path / "x.npy"), "--dims", "1", "--epochs", "2", "--seeds", "1", "--hidden", "8"]
+    assert main([*args, "--k", "2", "--sigma-init", "0.5", "--sigma-warmup", "0", "--out", str(out), "--quiet"]) == 0
+    train = RunDir(out).read_info()["sweep"]["train"]
+    assert (train["sigma_init"], train["sigma_warmup_epochs"], train["sigma_after"]) == (0.5, 0.0, "auto")
+
+
+def test_a_nested_model_saved_before_the_levers_existed_is_loaded_not_refused(tmp_path):
+    import json
+
+    from zdim import nested
+
+    vcfg = VAEConfig(8, 2, likelihood="gaussian", hidden=(8,))
+    model = NestedVAE(vcfg, (1, 2))
+    train = TrainConfig(epochs=1)
+    nested._save(tmp_path, model, nested.FitResult(best_epoch=1, best_val=1.0), (1, 2), train)
+    meta = tmp_path / f"{nested.STEM}.json"
+    info = json.loads(meta.read_text())
+    for key in ("sigma_init", "sigma_warmup_epochs", "sigma_after", "free_bits_epochs", "lr_warmup_epochs"):
+        del info["train"][key]  # as an earlier version wrote it
+    meta.write_text(json.dumps(info))
+    assert nested._load(tmp_path, vcfg, (1, 2), train) is not None

@@ -24,10 +24,13 @@ from .records import EMPTY_KL
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 AUTO = "auto"
-# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood
-# (none yet: every lever is off unless asked for).
+# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood.
+# Gaussian (issue 22, benchmarks/validate/wakeup.py): a model still asleep after 4 epochs gets the noise
+# scale 0.3, held for 5 epochs, then set from its residual and learned; one awake by then is not touched.
 LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
-WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {}
+WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {
+    "gaussian": {"sigma_init": 0.3, "sigma_warmup_epochs": 5.0, "sigma_after": 4}
+}
 
 
 @dataclass(frozen=True)
