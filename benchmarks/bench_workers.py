@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--sets", default="digits,mnist", help="comma-separated: digits, mnist")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each configuration (median kept)")
     ap.add_argument("--quick", action="store_true", help="3 epochs per member: the machinery only")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help="which of: " + "; ".join(CONFIGS))
+    ap.add_argument("--configs", default=";".join(CONFIGS), help="';'-separated, which of: " + "; ".join(CONFIGS))
     a = ap.parse_args()
     sets = [s for s in a.sets.split(",") if s]
     unknown = [s for s in sets if s not in SETS]
@@ -73,7 +73,10 @@ def main() -> None:
     if "mnist" in sets and not MNIST.is_dir():
         print(f"MNIST not found at {MNIST}: skipping it")
         sets.remove("mnist")
-    labels = [c for c in a.configs.split(",") if c in CONFIGS]
+    labels = [c.strip() for c in a.configs.split(";") if c.strip()]
+    if not labels or any(c not in CONFIGS for c in labels):
+        choices = "; ".join(CONFIGS)
+        raise SystemExit(f"bench_workers: unknown --configs {a.configs!r}: choose ';'-separated among {choices}")
     print(f"{os.cpu_count()} cores; settle mode; {'--quick (3 epochs)' if a.quick else 'converged answers'}")
     tmp = Path(tempfile.mkdtemp(prefix="zdim-bench-workers-"))
     for name in sets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from dataclasses import replace
 
 import pytest
 import torch
@@ -231,7 +232,7 @@ def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes()
 
     x = torch.randn(64, 3)
     model = VAE(VAEConfig(input_dim=3, latent_dim=2, hidden=(8,), likelihood="gaussian"))
-    t = Trainer(model, x, x, TrainConfig(patience=2))
+    t = Trainer(model, x, x, TrainConfig(patience=2, sigma_warmup_epochs=0))  # no warm-up to wait for
     assert t.asleep
     t.awake = 3
     assert not t.asleep
@@ -340,8 +341,9 @@ def test_settle_progress_counts_members_shows_the_answer_and_no_eta_to_the_cap(t
 
 
 def test_settle_stacked_members_give_the_answer_of_members_trained_alone(tiny_gaussian):
-    """The stacked engine (one batched model per shape, the default on CUDA) against one Trainer each."""
-    train = TrainConfig(epochs=10, batch_size=64, lr=3e-3, patience=0)
+    """The stacked engine (one batched model per shape, the default on CUDA) against one Trainer each
+    (the Gaussian noise-scale hold off: it does not stack)."""
+    train = TrainConfig(epochs=10, batch_size=64, lr=3e-3, patience=0, sigma_init=1.0, sigma_warmup_epochs=0.0)
     cfg = SweepConfig(dims=(1, 2, 4), seeds=2, hidden=(16,), k=5, train=train)
     kw = dict(config=cfg, mode="settle", extend=False, refine=False)
     alone = sweep(tiny_gaussian, stack=False, **kw)
@@ -353,6 +355,8 @@ def test_settle_stacked_members_give_the_answer_of_members_trained_alone(tiny_ga
         assert b.nll == pytest.approx(a.nll, rel=1e-4, abs=1e-4)
     assert stacked.recommended_dim == alone.recommended_dim
     assert "in 1 stack(s)" in stacked.recommendation.rationale
+    lever = sweep(tiny_gaussian, stack=True, **(kw | {"config": replace(cfg, train=replace(train, sigma_init=0.5))}))
+    assert "none of them stacked" in lever.recommendation.rationale  # the lever trains alone, and says so
 
 
 def test_settle_on_two_worker_processes_gives_the_one_process_answer(tmp_path, tiny_gaussian):

@@ -26,6 +26,7 @@ from .conftest import make_data
 
 RTOL, ATOL = 1e-4, 1e-5  # on weights (see the module docstring)
 VAL_TOL = 1e-4  # nats, on each epoch's validation -ELBO
+NO_HOLD = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0}  # Gaussian data: the noise-scale hold off (no stack)
 
 
 def tiny(likelihood: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +59,7 @@ def configs(likelihood: str, epochs: int = 40, device: str = "cpu", lr: float = 
     """One per member of ``SPECS``, early stopping on: some stop within ``epochs``, some do not."""
     out = []
     for _, seed, kw in SPECS:
-        kw = {"lr": lr, **kw}
+        kw = {"lr": lr, **NO_HOLD, **kw}
         if likelihood == "bernoulli" and seed % 2:
             kw["binarize"] = True
         out.append(TrainConfig(epochs=epochs, batch_size=32, patience=3, seed=seed, device=device, **kw))
@@ -150,7 +151,7 @@ def test_a_stacked_member_state_is_a_trainer_state_and_back():
     """``StackedMember.state()`` is ``Trainer.state()``'s format: a Trainer goes on from a stacked
     member's checkpoint, and a stacked member from a Trainer's, each ending as the uninterrupted one."""
     train, val = tiny("gaussian")
-    cfg = TrainConfig(epochs=16, batch_size=32, patience=0, seed=5, device="cpu", lr=3e-3)
+    cfg = TrainConfig(epochs=16, batch_size=32, patience=0, seed=5, device="cpu", lr=3e-3, **NO_HOLD)
     ref = build(2, 5, "gaussian")
     fit(ref, train, val, cfg)
     ref_state = ref.state_dict()
@@ -188,7 +189,7 @@ def test_a_stacked_member_state_is_a_trainer_state_and_back():
 def test_a_diverging_stacked_member_fails_alone():
     train, val = tiny("gaussian")
     specs = [(1, 0), (2, 1), (4, 2)]
-    cfgs = [TrainConfig(epochs=6, batch_size=32, patience=0, seed=s, device="cpu") for _, s in specs]
+    cfgs = [TrainConfig(epochs=6, batch_size=32, patience=0, seed=s, device="cpu", **NO_HOLD) for _, s in specs]
     cfgs[1] = replace(cfgs[1], lr=9.0)  # absurd: its loss becomes NaN or infinite
     with pytest.raises(TrainingDiverged) as alone_err:
         fit(build(*specs[1], "gaussian"), train, val, cfgs[1])
@@ -260,6 +261,19 @@ def test_which_members_can_share_a_stacked_trainer():
         StackedTrainer(models[:3], [TrainConfig(device="cpu")] * 3, x, x)
     with pytest.raises(ConfigError, match="one per model"):
         StackedTrainer(models[:2], [TrainConfig(device="cpu")], x, x)
+    # a wake-up lever the stack does not train leaves the member to Trainer: the Gaussian default's
+    # noise-scale hold, free bits for the first epochs, a learning-rate warm-up; the KL warm-up stacks
+    g = [vae(2, likelihood="gaussian"), vae(3, likelihood="gaussian")]
+    plain = TrainConfig(device="cpu", sigma_init=1.0, sigma_warmup_epochs=0.0)
+    assert TrainConfig(device="cpu").levers("gaussian") and not TrainConfig(device="cpu").levers("bernoulli")
+    assert groups(g, [TrainConfig(device="cpu")] * 2) == [[0], [1]] and not can_stack(
+        g[:1], [TrainConfig(device="cpu")]
+    )
+    assert groups(g, [plain, replace(plain, warmup_epochs=5.0)]) == [[0, 1]]
+    for lever in ({"lr_warmup_epochs": 2.0}, {"free_bits": 0.5, "free_bits_epochs": 3.0}):
+        assert groups(models[:2], [TrainConfig(device="cpu"), TrainConfig(device="cpu", **lever)]) == [[0], [1]]
+    with pytest.raises(ConfigError, match="wake-up levers"):
+        StackedTrainer(g, [TrainConfig(device="cpu")] * 2, x, x)
     stack = StackedTrainer(models[:2], [TrainConfig(device="cpu")] * 2, x, x)
     assert stack.train.data_ptr() == x.data_ptr()  # the data are shared, not copied per member
     assert stack.k_max == 4 and math.isinf(stack.members[0].result.best_val)
@@ -268,7 +282,7 @@ def test_which_members_can_share_a_stacked_trainer():
 def test_a_stacked_trainer_trains_under_bf16_autocast():
     """The batched layers' own backward takes autocast's lower-precision gradients (bench_gpu's bf16 run)."""
     train, val = tiny("gaussian")
-    cfgs = [TrainConfig(epochs=2, batch_size=32, patience=0, seed=s, device="cpu") for s in (0, 1)]
+    cfgs = [TrainConfig(epochs=2, batch_size=32, patience=0, seed=s, device="cpu", **NO_HOLD) for s in (0, 1)]
     stack = StackedTrainer([build(1, 0, "gaussian"), build(2, 1, "gaussian")], cfgs, train, val)
     before = stack.params["encoder.0.weight"].clone()
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -51,3 +51,13 @@ def test_mnist_settle_refuses_bad_sizes_in_one_line(capsys, monkeypatch):
         script.main()
     assert exc.value.code == 2
     assert "'2,x' is not a list of latent sizes" in capsys.readouterr().err
+
+
+def test_wakeup_levers_run_with_a_tiny_budget(capsys):
+    script = load_script(ROOT / "benchmarks" / "validate" / "wakeup.py")
+    results = script.main(["--quick", "--sets", "planted-2-16", "--max-samples", "300", "--epochs", "4"])
+    out = capsys.readouterr().out
+    assert "set (d) | lever | wake per member" in out
+    assert "\nplanted-2-16 (2) | today | " in out and "\nplanted-2-16 (2) | default | " in out
+    assert "planted-2-16: member-epochs to settle today" in out
+    assert {r["lever"] for r in results} == {"today", "default"} and all(r["lever_stops"] == 0 for r in results)

@@ -44,6 +44,9 @@ def sweep(
     beta: float = 1.0,
     warmup: float = 0.0,
     free_bits: float = 0.0,
+    sigma_init: float | str = "auto",
+    sigma_warmup: float | str = "auto",
+    sigma_after: int | str = "auto",
     patience: int = 10,
     hidden: Sequence[int] | None = None,
     arch: str | None = None,
@@ -102,6 +105,12 @@ def sweep(
         Maximum epochs (default 500 in settle mode, where it is a cap, else 100), minibatch size,
         Adam learning rate, KL weight, KL warm-up length in epochs,
         free bits per unit in nats, early-stopping patience in epochs (0: never stop early).
+    sigma_init, sigma_warmup, sigma_after : float, int or str
+        Gaussian decoder only: the noise scale a model is given (a number per standardized feature, or
+        ``"pca"``), the epochs it is held there before it is learned, and the epoch after which that
+        happens to a model still ignoring its latents then (0: from the start, to every model);
+        ``"auto"`` (default): 0.3, held 5 epochs, after epoch 4, on Gaussian data
+        (``zdim.train.WAKEUP_DEFAULTS``); ``sigma_init=1.0, sigma_warmup=0`` turns it off.
     hidden : sequence of int, optional
         Hidden widths of the encoder of zdim's VAE (the decoder mirrors them); default ``(512, 256)``.
     arch : {"mlp", "conv"}, optional
@@ -213,6 +222,9 @@ def sweep(
                 beta=beta,
                 warmup_epochs=warmup,
                 free_bits=free_bits,
+                sigma_init=sigma_init,
+                sigma_warmup_epochs=sigma_warmup,
+                sigma_after=sigma_after,
                 patience=patience,
                 seed=seed,
                 device=device,

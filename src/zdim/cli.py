@@ -86,6 +86,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         beta=args.beta,
         warmup_epochs=args.warmup,
         free_bits=args.free_bits,
+        sigma_init=args.sigma_init,
+        sigma_warmup_epochs=args.sigma_warmup,
+        sigma_after=args.sigma_after,
         patience=args.patience,
         seed=args.seed,
         device=args.device,
@@ -235,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
     s.add_argument("--warmup", type=float, default=0.0, help="KL warm-up length in epochs (default 0)")
     s.add_argument("--free-bits", type=float, default=0.0, help="free bits per unit in nats (default 0)")
+    s.add_argument(
+        "--sigma-init",
+        type=_number_or_word,
+        default="auto",
+        help="Gaussian decoder: starting noise scale per standardized feature, a number or 'pca' (default auto: 0.3)",
+    )
+    s.add_argument(
+        "--sigma-warmup",
+        type=_number_or_word,
+        default="auto",
+        help="Gaussian decoder: epochs the noise scale is held at its start, then learned (default auto: 5; 0: off)",
+    )
+    s.add_argument(
+        "--sigma-after",
+        type=_number_or_word,
+        default="auto",
+        help="apply --sigma-init and --sigma-warmup after this epoch, to a model still ignoring its latents "
+        "then (0: from the start, to every model; default auto: 4)",
+    )
     s.add_argument(
         "--hidden", type=_positive_ints, default=None, help="hidden widths of zdim's VAE, e.g. 512,256 (default)"
     )
@@ -515,6 +537,16 @@ def cmd_estimate_id(args: argparse.Namespace) -> int:
     print(est.table())
     print(f"default sweep sizes: {list(dims_from_estimate(est.dim, data.n_features))}")
     return 0
+
+
+def _number_or_word(text: str) -> float | str:
+    """An integer, a number, or the word itself (``auto``, ``pca``): ``TrainConfig`` says which it accepts."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _positive_ints(text: str) -> list[int]:

@@ -112,7 +112,14 @@ class LocalEngine:
 
     def describe(self) -> str:
         n = sum(len(ks) for _, ks in self.stacks)
-        return f"{n} of them in {len(self.stacks)} stack(s)" if self.stacks else ""
+        if self.stacks:
+            return f"{n} of them in {len(self.stacks)} stack(s)"
+        if self.stack and len(self.trainers) > 1:  # asked for, and nothing could stack (zdim.stacked.groups)
+            return (
+                "none of them stacked: each trained alone, as a model of its own, a conv or nested one, or one "
+                "trained with a wake-up lever (on Gaussian data the noise-scale hold is on by default) does"
+            )
+        return ""
 
     def add(self, keys: list[Key]) -> None:
         built: list[tuple[Key, VAE]] = []

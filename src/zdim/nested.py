@@ -39,7 +39,8 @@ def _load(folder: Path, vcfg: VAEConfig, dims: Sequence[int], train: TrainConfig
         info, state = read_saved(folder, STEM)
     except ModelFileError:
         return None
-    if info.get("dims") != sorted(dims) or info.get("train") != train.to_dict() or info.get("config") != vcfg.to_dict():
+    saved_train = TrainConfig.from_dict(info["train"]) if isinstance(info.get("train"), dict) else None
+    if info.get("dims") != sorted(dims) or saved_train != train or info.get("config") != vcfg.to_dict():
         raise RunDirError(
             f"{folder} holds a nested model trained for sizes {info.get('dims')} with other settings: "
             "resume with the same --dims and flags, or use --overwrite"

@@ -95,7 +95,7 @@ def groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = 
     out: list[list[int]] = []
     where: dict[tuple[Any, ...], int] = {}
     for i, model in enumerate(models):
-        if not isinstance(model, VAE) or not stackable(model):
+        if not isinstance(model, VAE) or not stackable(model) or _levers(model, configs, i):
             out.append([i])
             continue
         key = _key(model, configs[i] if configs is not None else None)
@@ -106,9 +106,19 @@ def groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = 
     return out
 
 
+def _levers(model: VAE, configs: Sequence[TrainConfig] | None, i: int) -> bool:
+    """Whether member ``i``'s recipe uses a wake-up lever the stack does not train (``TrainConfig.levers``:
+    the noise-scale hold of Gaussian data, free bits for the first epochs, a learning-rate warm-up)."""
+    return configs is not None and bool(configs[i].levers(model.config.likelihood))
+
+
 def can_stack(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = None) -> bool:
     """Whether all of ``models`` (with ``configs``, when given) can train as one ``StackedTrainer``."""
-    return len(models) > 0 and all(stackable(m) for m in models) and len(groups(models, configs)) == 1
+    if not models or not all(isinstance(m, VAE) and stackable(m) for m in models):
+        return False
+    if configs is not None and any(_levers(m, configs, i) for i, m in enumerate(models)):  # type: ignore[arg-type]
+        return False
+    return len(groups(models, configs)) == 1
 
 
 # ----------------------------------------------------------------------------------- batched layers
@@ -204,7 +214,8 @@ class StackedTrainer:
             raise ConfigError(
                 "these models cannot train as one stack: they must be zdim MLP VAEs (not conv, nested or a "
                 "custom --model) of the same input size, hidden widths and likelihood, trained with the same "
-                "batch size on the same device; see zdim.stacked.groups"
+                "batch size on the same device and without the wake-up levers of TrainConfig.levers (on "
+                "Gaussian data they are on by default); see zdim.stacked.groups"
             )
         if len({id(m) for m in models}) != len(models):
             raise ConfigError("a model appears twice in the stack: give each member its own VAE")
@@ -626,6 +637,7 @@ class StackedMember:
     """
 
     def __init__(self, stack: StackedTrainer, index: int, model: VAE, config: TrainConfig) -> None:
+        config = config.resolve(model.config.likelihood)  # as Trainer: no lever acts (can_stack)
         self.stack, self.index, self.config = stack, index, config
         self._model = model
         self.k = model.latent_dim
@@ -643,6 +655,8 @@ class StackedMember:
         self.awake = 0
         self.result = FitResult()
         self._seconds = 0.0
+        self._warm_end = config.warm_epochs  # as Trainer: the stopping rules wait for the KL warm-up
+        self._before_best = math.inf  # the best validation -ELBO of the epochs before it ended
 
     # ------------------------------------------------------------------ as Trainer
 
@@ -655,11 +669,22 @@ class StackedMember:
 
     @property
     def asleep(self) -> bool:
-        """As ``Trainer.asleep``: the model has not used its latent code yet and is within its grace."""
-        return is_asleep(self.awake, self.epoch, self.config.patience)
+        """As ``Trainer.asleep``: a warm-up acts, or the model has not started yet and is within its grace."""
+        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=self._started)
+
+    @property
+    def _started(self) -> bool:
+        return bool(self.awake) and self.result.best_val <= self._before_best
 
     def _stop_early(self, epoch: int) -> bool:
-        return stop_early(epoch, self.config.patience, self.awake, self.result.best_epoch)
+        return stop_early(
+            epoch,
+            self.config.patience,
+            self.awake,
+            self.result.best_epoch,
+            warm_end=self._warm_end,
+            started=self._started,
+        )
 
     def _end_epoch(
         self, train_loss: float, val_loss: float, train_kl: float, beta: float, seconds: float
@@ -684,6 +709,8 @@ class StackedMember:
         }
         result = self.result
         result.history.append(record)
+        if epoch == self._warm_end:  # as Trainer: the best weights are chosen from the end of the warm-up on
+            self._before_best, result.best_val = result.best_val, math.inf
         if val_loss < result.best_val:
             result.best_val, result.best_epoch = val_loss, epoch
             s = self.stack
@@ -741,6 +768,9 @@ class StackedMember:
             "step": self.step,
             "done": self.done,
             "awake": self.awake,
+            "release": -1,
+            "warm_end": self._warm_end,
+            "before_best": self._before_best if math.isfinite(self._before_best) else None,
             "seconds": self._seconds,
             "history": copy.deepcopy(r.history),
             "best_epoch": r.best_epoch,
@@ -777,6 +807,9 @@ class StackedMember:
         self.gen.set_state(tensors["gen"].clone())
         self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
         self.awake = int(meta.get("awake", 0))
+        self._warm_end = int(meta.get("warm_end", self._warm_end))
+        before = meta.get("before_best")
+        self._before_best = math.inf if before is None else float(before)
         self.failed = str(meta.get("failed", ""))
         self._seconds = float(meta["seconds"])
         self.result = FitResult(

@@ -11,17 +11,26 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
 from .errors import ConfigError, TrainingDiverged
 from .metrics import neg_elbo
-from .models import VAE
+from .models import VAE, NestedVAE
 from .records import EMPTY_KL
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+AUTO = "auto"
+# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood.
+# Gaussian (issue 22, benchmarks/validate/wakeup.py): a model still asleep after 4 epochs gets the noise
+# scale 0.3, held for 5 epochs, then set from its residual and learned; one awake by then is not touched.
+LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
+WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {
+    "gaussian": {"sigma_init": 0.3, "sigma_warmup_epochs": 5.0, "sigma_after": 4}
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,32 @@ class TrainConfig:
     binarize : bool
         Draw a fresh binary sample of every training batch (pixel ~ Bernoulli(grey level)): dynamic
         binarization, for data in [0, 1] loaded with ``load_data(binarize=True)``.
+    sigma_init : float, "pca" or "auto"
+        Gaussian decoder only: the noise scale (std per standardized feature) the ``Trainer`` sets,
+        before the first step or after epoch ``sigma_after``. A number: that value for every feature
+        (1.0, the std of a standardized feature, is what the model is built with: off); ``"pca"``: per
+        feature, the root mean squared residual of the training split reconstructed by its first
+        ``latent_dim`` principal components (at least ``PCA_FLOOR``); ``"auto"`` (default):
+        ``WAKEUP_DEFAULTS`` for the model's likelihood (see ``resolve``).
+    sigma_warmup_epochs : float or "auto"
+        Gaussian decoder only: for this many epochs the noise scale is held at ``sigma_init`` (not
+        trained), then learned; at the release it is set once to the root mean squared residual of the
+        training split reconstructed by the model (the noise scale that maximizes the reconstruction
+        term), so that learning goes on from there (0: none; ``"auto"``, the default: as ``sigma_init``).
+    sigma_after : int or "auto"
+        When ``sigma_init`` and the hold apply: 0, before the first step, to every model; N >= 1, after
+        epoch N and only to a model still asleep then (no epoch with a training KL of ``EMPTY_KL``: it
+        decodes the feature means), held from there, so that a model that woke by itself trains as it
+        would without the levers; ``"auto"`` (default): as ``sigma_init``.
+    free_bits_epochs : float
+        Apply ``free_bits`` only during the first this many epochs (0: throughout).
+    lr_warmup_epochs : float
+        Length of a linear learning-rate warm-up from 0 to ``lr``, in epochs (0: none).
+
+    The early-stopping patience and settle mode's convergence wait for the warm-ups: neither counts an
+    epoch before the longest of ``warmup_epochs``, ``sigma_warmup_epochs``, ``free_bits_epochs`` (with
+    free bits) and ``lr_warmup_epochs`` has ended (``Trainer.warming``), and the best weights are those
+    of the best epoch from that one on (the objective is not the ELBO before it).
     """
 
     epochs: int = 100
@@ -68,6 +103,11 @@ class TrainConfig:
     device: str = "auto"
     weight_decay: float = 0.0
     binarize: bool = False
+    sigma_init: float | str = AUTO
+    sigma_warmup_epochs: float | str = AUTO
+    sigma_after: int | str = AUTO
+    free_bits_epochs: float = 0.0
+    lr_warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -79,6 +119,24 @@ class TrainConfig:
             ("free_bits", self.free_bits >= 0, "a float >= 0", "--free-bits"),
             ("patience", self.patience >= 0, "an integer >= 0", "--patience"),
             ("weight_decay", self.weight_decay >= 0, "a float >= 0", "--weight-decay"),
+            (
+                "sigma_warmup_epochs",
+                _epochs_ok(self.sigma_warmup_epochs, auto=True),
+                "'auto' or a float >= 0",
+                "--sigma-warmup",
+            ),
+            (
+                "free_bits_epochs",
+                _epochs_ok(self.free_bits_epochs),
+                "a float >= 0",
+                "TrainConfig(free_bits_epochs=...)",
+            ),
+            (
+                "lr_warmup_epochs",
+                _epochs_ok(self.lr_warmup_epochs),
+                "a float >= 0",
+                "TrainConfig(lr_warmup_epochs=...)",
+            ),
         ]
         for name, ok, expected, flag in checks:
             if not ok:
@@ -86,6 +144,54 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}: fix --device")
         resolve_device(self.device)  # CUDA asked for where there is none: fail now, not in every trial
+        if not _sigma_init_ok(self.sigma_init):
+            raise ConfigError(
+                f"sigma_init must be 'auto', 'pca' or a number in [{SIGMA_FLOOR:g}, {SIGMA_MAX:g}], got "
+                f"{self.sigma_init!r}: fix --sigma-init"
+            )
+        after = self.sigma_after
+        if not (after == AUTO or (isinstance(after, int) and not isinstance(after, bool) and after >= 0)):
+            raise ConfigError(f"sigma_after must be 'auto' or an integer >= 0, got {after!r}: fix --sigma-after")
+        for name in ("sigma_init", "sigma_warmup_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                object.__setattr__(self, name, float(value))
+
+    def resolve(self, likelihood: str | None) -> TrainConfig:
+        """This recipe with every lever left at ``"auto"`` set for ``likelihood``: ``WAKEUP_DEFAULTS``
+        for it (Gaussian data), else the lever off. An explicit value is kept."""
+        auto = {name: getattr(self, name) == AUTO for name in LEVERS_OFF}
+        if not any(auto.values()):
+            return self
+        values = WAKEUP_DEFAULTS.get(likelihood or "", {})
+        chosen: dict[str, Any] = {n: values.get(n, LEVERS_OFF[n]) for n, a in auto.items() if a}
+        return replace(self, **chosen)
+
+    def levers(self, likelihood: str | None) -> list[str]:
+        """The wake-up levers beyond the KL warm-up that act on a model of ``likelihood`` trained with
+        this recipe (resolved for it): the names of the fields. The noise-scale levers act only on a
+        Gaussian decoder. ``zdim.stacked`` trains none of them and leaves such a member to ``Trainer``."""
+        c = self.resolve(likelihood)
+        acting = []
+        if likelihood == "gaussian" and (c.sigma_init != 1.0 or _number(c.sigma_warmup_epochs) > 0):
+            acting += ["sigma_init", "sigma_warmup_epochs"]
+        if c.free_bits > 0 and c.free_bits_epochs > 0:
+            acting.append("free_bits_epochs")
+        if c.lr_warmup_epochs > 0:
+            acting.append("lr_warmup_epochs")
+        return acting
+
+    @property
+    def warm_epochs(self) -> int:
+        """Epochs until the last warm-up from the start has ended (0: none): the stopping rules wait for
+        it (the hold of a model still asleep after epoch ``sigma_after`` ends ``sigma_warmup_epochs``
+        later: ``Trainer.warming``). Of a resolved recipe (``resolve``): ``ValueError`` while a lever
+        is ``"auto"``."""
+        hold = _number(self.sigma_warmup_epochs)
+        spans = [self.warmup_epochs, hold if self.sigma_after == 0 else 0.0, self.lr_warmup_epochs]
+        if self.free_bits > 0:
+            spans.append(self.free_bits_epochs)
+        return math.ceil(max(spans))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +200,33 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+SIGMA_FLOOR = 0.01  # the smallest noise scale sigma_init or the release of a held one sets
+PCA_FLOOR = 0.1  # the smallest PCA start: at or above the linear rank the residual is 0, which an
+# untrained decoder is far from (it would start with a huge reconstruction term)
+SIGMA_MAX = 100.0
+
+
+def _epochs_ok(v: object, auto: bool = False) -> bool:
+    if isinstance(v, str):
+        return auto and v == AUTO
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _number(v: float | str) -> float:
+    """A lever's value; ``ValueError`` for one still ``"auto"`` (``TrainConfig.resolve`` sets it)."""
+    if isinstance(v, str):
+        raise ValueError(f"lever value {v!r} is not resolved: call TrainConfig.resolve(likelihood) first")
+    return float(v)
+
+
+def _sigma_init_ok(v: object) -> bool:
+    if isinstance(v, str):
+        return v in ("pca", AUTO)
+    return (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and SIGMA_FLOOR <= v <= SIGMA_MAX
+    )
 
 
 @dataclass
@@ -115,12 +248,92 @@ def beta_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return config.beta * min(1.0, (step + 1) / ramp)
 
 
+def lr_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate at optimizer step ``step`` under the linear learning-rate warm-up."""
+    if config.lr_warmup_epochs <= 0:
+        return config.lr
+    return config.lr * min(1.0, (step + 1) / (config.lr_warmup_epochs * steps_per_epoch))
+
+
+def free_bits_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Free bits per unit at optimizer step ``step`` (0 once ``free_bits_epochs`` have passed)."""
+    if config.free_bits_epochs > 0 and step >= config.free_bits_epochs * steps_per_epoch:
+        return 0.0
+    return config.free_bits
+
+
 def kl_term(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
     """KL penalty from per-sample, per-unit KL (B, K): batch mean per unit, floored at free bits."""
     per_unit = kl_units.mean(0)  # (K,)
     if free_bits > 0:
         per_unit = per_unit.clamp(min=free_bits)
     return per_unit.sum()
+
+
+def noise_parameter(model: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The Gaussian decoder's ``log_sigma`` parameter of ``model`` (None for other likelihoods, or a model
+    without one)."""
+    if getattr(getattr(model, "config", None), "likelihood", None) != "gaussian":
+        return None
+    p = getattr(model, "log_sigma", None)
+    return p if isinstance(p, torch.nn.Parameter) else None
+
+
+def _prefixes(model: VAE) -> list[int]:
+    """The latent size of each row of the noise parameter: one row (the model's size) for a ``VAE``, one
+    per prefix for a ``NestedVAE``."""
+    return list(model.prefixes) if isinstance(model, NestedVAE) else [model.latent_dim]
+
+
+@torch.no_grad()
+def pca_log_sigma(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Per feature, the log root mean squared residual of ``x`` (N, D) reconstructed by its first ``k``
+    principal components, at least ``log(PCA_FLOOR)``: (D,)."""
+    x64 = x.double()
+    xc = x64 - x64.mean(0)
+    cov = xc.T @ xc / max(1, xc.shape[0])  # (D, D)
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    kept = evals.shape[0] - min(k, evals.shape[0])  # the k largest are the last
+    explained = (evecs[:, kept:].pow(2) * evals[kept:]).sum(1)  # (D,): variance the k components keep
+    resid = (torch.diagonal(cov) - explained).clamp(min=PCA_FLOOR**2)
+    out: torch.Tensor = (0.5 * resid.log()).to(x.dtype)
+    return out
+
+
+@torch.no_grad()
+def residual_log_sigma(model: VAE, x: torch.Tensor, seed: int, chunk: int = 4096) -> torch.Tensor:
+    """The log root mean squared residual per feature of ``x`` (N, D) reconstructed by ``model`` (one
+    reparameterized sample of z per row, from a generator seeded with ``seed``: the global RNG is not
+    touched), at least ``log(SIGMA_FLOOR)``; shaped like the model's ``log_sigma`` (a ``NestedVAE`` gets
+    one row per prefix). The noise scale that maximizes the expected Gaussian reconstruction term."""
+    noise = noise_parameter(model)
+    assert noise is not None
+    sizes = _prefixes(model)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    sq = torch.zeros(len(sizes), x.shape[1], dtype=torch.float64, device=x.device)
+    units = torch.arange(model.latent_dim, device=x.device)
+    for i in range(0, x.shape[0], chunk):
+        xb = x[i : i + chunk]
+        mu, logvar = model.encode(xb)
+        z = model.reparameterize(mu, logvar, gen)
+        for j, k in enumerate(sizes):
+            zk = z * (units < k).to(z.dtype) if k < model.latent_dim else z
+            sq[j] += (xb - model.mean(model.decode(zk))).double().pow(2).sum(0)
+    model.train(was_training)
+    resid = (sq / max(1, x.shape[0])).clamp(min=SIGMA_FLOOR**2)
+    return (0.5 * resid.log()).to(noise.dtype).reshape(noise.shape)
+
+
+def initial_log_sigma(model: VAE, x: torch.Tensor, sigma_init: float | str) -> torch.Tensor:
+    """The log noise scale ``sigma_init`` asks for, shaped like the model's ``log_sigma``."""
+    noise = noise_parameter(model)
+    assert noise is not None
+    if sigma_init == "pca":
+        rows = [pca_log_sigma(x, k) for k in _prefixes(model)]
+        return torch.stack(rows).to(noise.dtype).reshape(noise.shape)
+    return torch.full_like(noise, math.log(float(sigma_init)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,22 +354,30 @@ CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
 CONVERGENCE_TOL = 1e-3  # relative improvement of the best validation -ELBO over the window
 
 
-def is_asleep(awake: int, epoch: int, patience: int) -> bool:
+def is_asleep(awake: int, epoch: int, patience: int, *, warm_end: int = 0, started: bool = True) -> bool:
     """Whether a model that first used its latent code at epoch ``awake`` (0: not yet) is, after
-    ``epoch`` epochs, still asleep: not yet using its latents and within the ``WAKE_GRACE`` patiences
-    (``patience``, or ``CONVERGENCE_WINDOW`` when early stopping is off) it is given to start."""
-    return not awake and epoch < WAKE_GRACE * (patience or CONVERGENCE_WINDOW)
+    ``epoch`` epochs, still asleep: a warm-up still acts (``epoch < warm_end``), or it has not yet
+    started (not using its latents, or, with ``started`` False, not yet better than before the
+    warm-ups) and is within the ``WAKE_GRACE`` patiences (``patience``, or ``CONVERGENCE_WINDOW`` when
+    early stopping is off) it is given to start."""
+    if epoch < warm_end:
+        return True
+    return not (awake and started) and epoch < WAKE_GRACE * (patience or CONVERGENCE_WINDOW)
 
 
-def stop_early(epoch: int, patience: int, awake: int, best_epoch: int) -> bool:
-    """Whether early stopping ends a training after ``epoch`` (see ``Trainer._stop_early``): patience
-    counts from the later of the best epoch and the epoch the model woke up; a model that never wakes
-    is stopped once its grace has passed. ``patience`` 0 never stops."""
-    if not patience:
+def stop_early(
+    epoch: int, patience: int, awake: int, best_epoch: int, *, warm_end: int = 0, started: bool = True
+) -> bool:
+    """Whether early stopping ends a training after ``epoch`` (see ``Trainer._stop_early``): nothing is
+    counted while a warm-up acts (``epoch < warm_end``); patience then counts from the latest of the
+    best epoch, the end of the warm-ups and the epoch the model woke up; a model that never wakes is
+    stopped once its grace has passed. ``patience`` 0 never stops."""
+    if not patience or epoch < warm_end:
         return False
+    start = max(best_epoch, warm_end)
     if awake:
-        return epoch - max(best_epoch, awake) >= patience
-    return not is_asleep(awake, epoch, patience) and epoch - best_epoch >= patience
+        return epoch - max(start, awake) >= patience
+    return not is_asleep(awake, epoch, patience, warm_end=warm_end, started=started) and epoch - start >= patience
 
 
 def divergence(epoch: int, lr: float, train_loss: float, val_loss: float | None = None) -> str | None:
@@ -205,7 +426,9 @@ class Trainer:
         *,
         callback: EpochCallback | None = None,
     ) -> None:
-        self.config = config = config or TrainConfig()
+        # the levers left at "auto" set for the model's likelihood (WAKEUP_DEFAULTS)
+        likelihood = getattr(getattr(model, "config", None), "likelihood", None)
+        self.config = config = (config or TrainConfig()).resolve(likelihood)
         self.device = resolve_device(config.device)
         self.model, self.val, self.callback = model, val, callback
         torch.manual_seed(config.seed)
@@ -214,10 +437,22 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.seed)
         model.to(self.device)
         self.train = train.to(self.device)
+        self._noise = noise_parameter(model)  # the Gaussian noise scale, where the levers act on it
+        if self._noise is None and config.sigma_warmup_epochs:  # no noise scale: nothing to hold or wait for
+            self.config = config = replace(config, sigma_warmup_epochs=0.0)
+        if self._noise is not None and config.sigma_init != 1.0 and config.sigma_after == 0:
+            with torch.no_grad():  # before the first step; saved with the weights (resume-exact)
+                self._noise.copy_(initial_log_sigma(model, self.train, config.sigma_init))
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.n = self.train.shape[0]
         self.bs = min(config.batch_size, self.n)
         self.steps_per_epoch = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
+        # the first step at which the noise scale is learned after being held (-1: never held), and the
+        # epoch until which the stopping rules wait for the warm-ups (a hold of a sleeper moves both)
+        hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
+        self._release = math.ceil(hold * self.steps_per_epoch) if self._noise is not None and hold > 0 else -1
+        self._warm_end = config.warm_epochs
+        self._before_best = math.inf  # the best validation -ELBO of the epochs before the warm-ups ended
         self.result = FitResult()
         self.best_state = copy.deepcopy(model.state_dict())
         self.step = 0
@@ -248,10 +483,18 @@ class Trainer:
             if config.binarize:
                 x = torch.bernoulli(x)  # dynamic binarization: a new binary sample each time
             beta = beta_at(config, self.step, self.steps_per_epoch)
+            if config.lr_warmup_epochs > 0:
+                for group in self.opt.param_groups:
+                    group["lr"] = lr_at(config, self.step, self.steps_per_epoch)
+            if self.step == self._release and self._noise is not None:  # the hold ends: from the residual
+                with torch.no_grad():
+                    self._noise.copy_(residual_log_sigma(model, self.train, config.seed))
             rec, kl_units = model.elbo_terms(x)
-            loss = rec.mean() + beta * kl_term(kl_units, config.free_bits)
+            loss = rec.mean() + beta * kl_term(kl_units, free_bits_at(config, self.step, self.steps_per_epoch))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+            if self._noise is not None and self.step < self._release:
+                self._noise.grad = None  # held: Adam skips a parameter without a gradient
             self.opt.step()
             total += loss.detach()
             kl_total += kl_units.detach().sum(1).mean()
@@ -275,6 +518,8 @@ class Trainer:
         }
         result = self.result
         result.history.append(record)
+        if epoch == self._warm_end:  # the warm-ups end: the best weights are chosen from this epoch on
+            self._before_best, result.best_val = result.best_val, math.inf
         if val_loss < result.best_val:
             result.best_val, result.best_epoch = val_loss, epoch
             self.best_state = copy.deepcopy(model.state_dict())
@@ -286,6 +531,8 @@ class Trainer:
             self.callback(epoch, record)
         if not self.awake and train_kl >= EMPTY_KL:
             self.awake = epoch
+        if config.sigma_after and epoch == config.sigma_after and not self.awake:
+            self._wake_up()
         if self._stop_early(epoch):
             result.stopped_early = True
             self.done = True
@@ -293,12 +540,34 @@ class Trainer:
             self.done = True
         return record
 
+    def _wake_up(self) -> None:
+        """A model still asleep after epoch ``sigma_after``: its noise scale is set to ``sigma_init`` and
+        held for ``sigma_warmup_epochs`` from here (then set from the residual)."""
+        config, noise = self.config, self._noise
+        if noise is None or (config.sigma_init == 1.0 and not config.sigma_warmup_epochs):
+            return
+        with torch.no_grad():
+            noise.copy_(initial_log_sigma(self.model, self.train, config.sigma_init))
+        hold = _number(config.sigma_warmup_epochs)
+        if hold > 0:
+            self._release = self.step + math.ceil(hold * self.steps_per_epoch)
+            self._warm_end = max(self._warm_end, self.epoch + math.ceil(hold))
+
+    @property
+    def warming(self) -> bool:
+        """Whether a warm-up (KL, noise scale, free bits, learning rate) still acts after the epochs run:
+        the stopping rules do not count these epochs (``TrainConfig.warm_epochs``, or the end of the hold
+        of a model that was still asleep after epoch ``sigma_after``)."""
+        return self.epoch < self._warm_end
+
     @property
     def asleep(self) -> bool:
-        """Whether the model has not yet used its latent code (no epoch with a training KL of
-        ``EMPTY_KL``) and is still within the ``WAKE_GRACE`` patiences it is given to start: a flat
+        """Whether the model is still warming up, or has not yet started and is still within the
+        ``WAKE_GRACE`` patiences it is given to: it has not used its latent code (no epoch with a training
+        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them. A flat
         validation loss then means it has not started, not that it has converged."""
-        return is_asleep(self.awake, self.epoch, self.config.patience)
+        started = bool(self.awake) and self.result.best_val <= self._before_best
+        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=started)
 
     def _stop_early(self, epoch: int) -> bool:
         """Whether early stopping ends the training after ``epoch``.
@@ -308,8 +577,12 @@ class Trainer:
         solution that ignores the latents (for Gaussian data, decoding the feature means), where the
         validation loss is flat, and plain patience would stop it there, having learned nothing. A model
         that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
+        Nothing is counted while a warm-up acts: patience counts from the end of the longest one.
         """
-        return stop_early(epoch, self.config.patience, self.awake, self.result.best_epoch)
+        started = bool(self.awake) and self.result.best_val <= self._before_best
+        return stop_early(
+            epoch, self.config.patience, self.awake, self.result.best_epoch, warm_end=self._warm_end, started=started
+        )
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
@@ -327,6 +600,9 @@ class Trainer:
             "step": self.step,
             "done": self.done,
             "awake": self.awake,
+            "release": self._release,
+            "warm_end": self._warm_end,
+            "before_best": self._before_best if math.isfinite(self._before_best) else None,
             "seconds": self._seconds,
             "history": r.history,
             "best_epoch": r.best_epoch,
@@ -356,6 +632,10 @@ class Trainer:
             self._cuda_rng = tensors["cuda_rng"].clone()
         self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
         self.awake = int(meta.get("awake", 0))
+        self._release = int(meta.get("release", self._release))
+        self._warm_end = int(meta.get("warm_end", self._warm_end))
+        before = meta.get("before_best")
+        self._before_best = math.inf if before is None else float(before)
         self._seconds = float(meta["seconds"])
         self.result = FitResult(
             history=list(meta["history"]),
