@@ -134,7 +134,7 @@ def test_recommends_the_planted_dimension():
     assert nll[1] > nll[2] + 0.5  # one unit is clearly not enough
     assert np.isfinite(list(nll.values())).all()
     # the over-sized model's active units are within 1 of d with the Gaussian noise-scale hold off; the
-    # hold (the default) opens more of them on this set (measured 4 to 5 of 8: docs/validation.md)
+    # hold (the default) opens more of them on this set (4 to 5 of 8 in runs of this test)
     off = replace(config, train=replace(config.train, sigma_init=1.0, sigma_warmup_epochs=0.0))
     assert abs(sweep(data, config=off).recommendation.largest_active_units - 2) <= 1
 
