@@ -7,6 +7,8 @@
   would write. ``PlainVAE`` also has the ``encode``/``decode``/``log_likelihood``/``mean`` methods that
   ``zdim.metrics.evaluate`` calls, so both are evaluated by the same code.
 - ``pythae_status`` and ``PythaeAdapter``: Pythae (a real peer) when it imports, else why not.
+- ``sweep_members``: untrained members of a sweep grid, seeded as settle mode builds them (bench_stacked,
+  bench_gpu).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zdim.config import SweepConfig, build_sweep_model
+from zdim.data import Data
 from zdim.models import VAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,3 +250,14 @@ class PythaeAdapter(EvaluatedByZdim):
 
     def mean(self, out: torch.Tensor) -> torch.Tensor:
         return out
+
+
+def sweep_members(data: Data, grid: list[tuple[int, int]], hidden: tuple[int, ...] = (512, 256)) -> list[VAE]:
+    """The untrained (size, seed) members of ``grid`` as settle mode builds them (seeded, the sweep's
+    default model of ``hidden`` widths)."""
+    cfg = SweepConfig(dims=tuple(sorted({d for d, _ in grid})), hidden=hidden)
+    models = []
+    for d, s in grid:
+        torch.manual_seed(s)
+        models.append(build_sweep_model(data, d, cfg))
+    return models

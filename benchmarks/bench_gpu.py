@@ -33,13 +33,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _common
 
 import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
 
 # isort: split
 import torch  # noqa: E402
+from _common import sweep_members  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
 from zdim.metrics import neg_elbo  # noqa: E402
 from zdim.models import VAE  # noqa: E402
@@ -66,13 +67,7 @@ def reset_peak(device: torch.device) -> None:
 
 
 def build(data: zdim.Data, grid: list[tuple[int, int]]) -> list[VAE]:
-    """The untrained members as settle mode builds them (seeded, the sweep's default model)."""
-    cfg = SweepConfig(dims=tuple(sorted({d for d, _ in grid})), hidden=HIDDEN)
-    models = []
-    for d, s in grid:
-        torch.manual_seed(s)
-        models.append(build_sweep_model(data, d, cfg))
-    return models
+    return sweep_members(data, grid, HIDDEN)
 
 
 def per_member(data: zdim.Data, models: list[VAE], cfgs: list[TrainConfig]) -> None:

@@ -34,14 +34,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _common
 
 import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
 
 # isort: split
 import torch  # noqa: E402
+from _common import sweep_members  # noqa: E402
 from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
 from zdim.metrics import evaluate  # noqa: E402
 from zdim.models import VAE, VAEConfig, kl_per_unit  # noqa: E402
@@ -77,13 +78,7 @@ def member_sets(names: list[str]) -> list[Members]:
 
 
 def build(data: zdim.Data, grid: list[tuple[int, int]]) -> list[VAE]:
-    """The untrained members as settle mode builds them (seeded, the sweep's default model)."""
-    cfg = SweepConfig(dims=tuple(sorted({d for d, _ in grid})), hidden=HIDDEN)
-    models = []
-    for d, s in grid:
-        torch.manual_seed(s)
-        models.append(build_sweep_model(data, d, cfg))
-    return models
+    return sweep_members(data, grid, HIDDEN)
 
 
 def configs(grid: list[tuple[int, int]], epochs: int) -> list[TrainConfig]:

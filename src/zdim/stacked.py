@@ -40,7 +40,6 @@ Usage::
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -54,7 +53,7 @@ from .errors import ConfigError
 from .metrics import ACTIVE_UNIT_THRESHOLD, LOG_2PI, active_units
 from .models import VAE, kl_per_unit
 from .records import EMPTY_KL
-from .train import FitResult, TrainConfig, beta_at, divergence, is_asleep, resolve_device, stop_early
+from .train import FitResult, Progress, TrainConfig, beta_at, divergence, resolve_device
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which zdim.train uses
 ADAM_EPS = 1e-8
@@ -609,7 +608,7 @@ def _adam_update(
     p.addcdiv_(exp_avg * neg_step_size, denom)
 
 
-class StackedMember:
+class StackedMember(Progress):
     """One member of a ``StackedTrainer``, seen as a ``zdim.train.Trainer``.
 
     Attributes
@@ -647,16 +646,9 @@ class StackedMember:
         # Trainer keeps the CPU RNG state beside the CUDA one; on CUDA nothing draws from it (its state
         # stays torch.manual_seed(seed)'s), on the CPU ``noise`` is that stream
         self._cpu_rng = torch.Generator().manual_seed(config.seed).get_state() if device.type == "cuda" else None
-        self.epoch = 0
-        self.step = 0
+        self._start(config.warm_epochs)  # as Trainer: the stopping rules wait for the KL warm-up
         self.adam_step = 0
-        self.done = False
         self.failed = ""
-        self.awake = 0
-        self.result = FitResult()
-        self._seconds = 0.0
-        self._warm_end = config.warm_epochs  # as Trainer: the stopping rules wait for the KL warm-up
-        self._before_best = math.inf  # the best validation -ELBO of the epochs before it ended
 
     # ------------------------------------------------------------------ as Trainer
 
@@ -666,25 +658,6 @@ class StackedMember:
         weights, after ``finish()`` its best ones, as a ``Trainer``'s model does. The stack trains its
         own copies; writing into this module does not change them."""
         return self._model
-
-    @property
-    def asleep(self) -> bool:
-        """As ``Trainer.asleep``: a warm-up acts, or the model has not started yet and is within its grace."""
-        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=self._started)
-
-    @property
-    def _started(self) -> bool:
-        return bool(self.awake) and self.result.best_val <= self._before_best
-
-    def _stop_early(self, epoch: int) -> bool:
-        return stop_early(
-            epoch,
-            self.config.patience,
-            self.awake,
-            self.result.best_epoch,
-            warm_end=self._warm_end,
-            started=self._started,
-        )
 
     def _end_epoch(
         self, train_loss: float, val_loss: float, train_kl: float, beta: float, seconds: float
@@ -708,11 +681,7 @@ class StackedMember:
             "seconds": seconds,
         }
         result = self.result
-        result.history.append(record)
-        if epoch == self._warm_end:  # as Trainer: the best weights are chosen from the end of the warm-up on
-            self._before_best, result.best_val = result.best_val, math.inf
-        if val_loss < result.best_val:
-            result.best_val, result.best_epoch = val_loss, epoch
+        if self._record(record):
             s = self.stack
             for n, t in (s.params | s.buffers).items():
                 s.best[n][self.index].copy_(t[self.index])
@@ -762,22 +731,7 @@ class StackedMember:
         else:
             tensors["rng"], tensors["cuda_rng"] = self._cpu_rng.clone(), self.noise.get_state()
         tensors["gen"] = self.gen.get_state()
-        r = self.result
-        meta = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "done": self.done,
-            "awake": self.awake,
-            "release": -1,
-            "warm_end": self._warm_end,
-            "before_best": self._before_best if math.isfinite(self._before_best) else None,
-            "seconds": self._seconds,
-            "history": copy.deepcopy(r.history),
-            "best_epoch": r.best_epoch,
-            "best_val": r.best_val,
-            "stopped_early": r.stopped_early,
-            "failed": self.failed,
-        }
+        meta = self._progress_meta() | {"failed": self.failed}
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -805,19 +759,9 @@ class StackedMember:
             if "cuda_rng" in tensors:
                 self.noise.set_state(tensors["cuda_rng"].clone())
         self.gen.set_state(tensors["gen"].clone())
-        self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
-        self.awake = int(meta.get("awake", 0))
-        self._warm_end = int(meta.get("warm_end", self._warm_end))
-        before = meta.get("before_best")
-        self._before_best = math.inf if before is None else float(before)
+        self._load_progress(meta)
+        self._release = -1  # the stack holds no noise scale (can_stack)
         self.failed = str(meta.get("failed", ""))
-        self._seconds = float(meta["seconds"])
-        self.result = FitResult(
-            history=list(meta["history"]),
-            best_epoch=int(meta["best_epoch"]),
-            best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
-            stopped_early=bool(meta["stopped_early"]),
-        )
         self._write(s.params | s.buffers)
 
     def finish(self) -> FitResult:

@@ -408,7 +408,108 @@ def convergence(history: list[dict[str, Any]], window: int = CONVERGENCE_WINDOW)
     return improvement < CONVERGENCE_TOL, improvement
 
 
-class Trainer:
+class Progress:
+    """The bookkeeping ``Trainer`` and ``zdim.stacked.StackedMember`` share: the counters, the warm-ups
+    the stopping rules wait for, the rules themselves, the best epoch, and the counters' part of a
+    checkpoint (``state()``'s meta, readable by either class)."""
+
+    config: TrainConfig
+
+    def _start(self, warm_end: int) -> None:
+        self.epoch = 0
+        self.step = 0
+        self.done = False
+        self.awake = 0  # first epoch whose training KL reached EMPTY_KL (0: not yet): see ``_stop_early``
+        self.result = FitResult()
+        self._seconds = 0.0
+        self._release = -1  # the first step at which a held noise scale is learned (-1: none held)
+        self._warm_end = warm_end  # the epoch until which the stopping rules wait for the warm-ups
+        self._before_best = math.inf  # the best validation -ELBO of the epochs before the warm-ups ended
+
+    @property
+    def warming(self) -> bool:
+        """Whether a warm-up (KL, noise scale, free bits, learning rate) still acts after the epochs run:
+        the stopping rules do not count these epochs (``TrainConfig.warm_epochs``, or the end of the hold
+        of a model that was still asleep after epoch ``sigma_after``)."""
+        return self.epoch < self._warm_end
+
+    @property
+    def _started(self) -> bool:
+        return bool(self.awake) and self.result.best_val <= self._before_best
+
+    @property
+    def asleep(self) -> bool:
+        """Whether the model is still warming up, or has not yet started and is still within the
+        ``WAKE_GRACE`` patiences it is given to: it has not used its latent code (no epoch with a training
+        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them. A flat
+        validation loss then means it has not started, not that it has converged."""
+        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=self._started)
+
+    def _stop_early(self, epoch: int) -> bool:
+        """Whether early stopping ends the training after ``epoch``.
+
+        Patience counts only once the model uses its latent code (training KL of at least ``EMPTY_KL``
+        nats per sample), from the later of its best epoch and that epoch: a VAE often starts at the
+        solution that ignores the latents (for Gaussian data, decoding the feature means), where the
+        validation loss is flat, and plain patience would stop it there, having learned nothing. A model
+        that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
+        Nothing is counted while a warm-up acts: patience counts from the end of the longest one.
+        """
+        return stop_early(
+            epoch,
+            self.config.patience,
+            self.awake,
+            self.result.best_epoch,
+            warm_end=self._warm_end,
+            started=self._started,
+        )
+
+    def _record(self, record: dict[str, Any]) -> bool:
+        """Keep the epoch's record; whether its validation -ELBO is the best so far (the caller keeps the
+        weights). The best is chosen from the end of the warm-ups on."""
+        epoch, val_loss, result = int(record["epoch"]), float(record["val_neg_elbo"]), self.result
+        result.history.append(record)
+        if epoch == self._warm_end:  # the warm-ups end: the best weights are chosen from this epoch on
+            self._before_best, result.best_val = result.best_val, math.inf
+        if val_loss < result.best_val:
+            result.best_val, result.best_epoch = val_loss, epoch
+            return True
+        return False
+
+    def _progress_meta(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "done": self.done,
+            "awake": self.awake,
+            "release": self._release,
+            "warm_end": self._warm_end,
+            "before_best": self._before_best if math.isfinite(self._before_best) else None,
+            "seconds": self._seconds,
+            "history": copy.deepcopy(r.history),
+            "best_epoch": r.best_epoch,
+            "best_val": r.best_val,
+            "stopped_early": r.stopped_early,
+        }
+
+    def _load_progress(self, meta: dict[str, Any]) -> None:
+        self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
+        self.awake = int(meta.get("awake", 0))
+        self._release = int(meta.get("release", self._release))
+        self._warm_end = int(meta.get("warm_end", self._warm_end))
+        before = meta.get("before_best")
+        self._before_best = math.inf if before is None else float(before)
+        self._seconds = float(meta["seconds"])
+        self.result = FitResult(
+            history=list(meta["history"]),
+            best_epoch=int(meta["best_epoch"]),
+            best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
+            stopped_early=bool(meta["stopped_early"]),
+        )
+
+
+class Trainer(Progress):
     """One VAE's training, an epoch at a time: ``run_epoch()`` until ``done``, then ``finish()``.
 
     ``fit`` is ``Trainer`` run to the end. Several trainers may be interleaved (settle mode): each keeps
@@ -447,19 +548,11 @@ class Trainer:
         self.n = self.train.shape[0]
         self.bs = min(config.batch_size, self.n)
         self.steps_per_epoch = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
-        # the first step at which the noise scale is learned after being held (-1: never held), and the
-        # epoch until which the stopping rules wait for the warm-ups (a hold of a sleeper moves both)
+        self._start(config.warm_epochs)
         hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
-        self._release = math.ceil(hold * self.steps_per_epoch) if self._noise is not None and hold > 0 else -1
-        self._warm_end = config.warm_epochs
-        self._before_best = math.inf  # the best validation -ELBO of the epochs before the warm-ups ended
-        self.result = FitResult()
+        if self._noise is not None and hold > 0:  # held from the start (a sleeper's hold moves it later)
+            self._release = math.ceil(hold * self.steps_per_epoch)
         self.best_state = copy.deepcopy(model.state_dict())
-        self.step = 0
-        self.epoch = 0
-        self.done = False
-        self.awake = 0  # first epoch whose training KL reached EMPTY_KL (0: not yet): see ``_stop_early``
-        self._seconds = 0.0
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, validate, keep the best weights; return the epoch's record. Sets ``done`` at
@@ -517,11 +610,7 @@ class Trainer:
             "seconds": time.perf_counter() - te,
         }
         result = self.result
-        result.history.append(record)
-        if epoch == self._warm_end:  # the warm-ups end: the best weights are chosen from this epoch on
-            self._before_best, result.best_val = result.best_val, math.inf
-        if val_loss < result.best_val:
-            result.best_val, result.best_epoch = val_loss, epoch
+        if self._record(record):
             self.best_state = copy.deepcopy(model.state_dict())
         self._rng = torch.get_rng_state()
         if self._cuda_rng is not None:
@@ -553,37 +642,6 @@ class Trainer:
             self._release = self.step + math.ceil(hold * self.steps_per_epoch)
             self._warm_end = max(self._warm_end, self.epoch + math.ceil(hold))
 
-    @property
-    def warming(self) -> bool:
-        """Whether a warm-up (KL, noise scale, free bits, learning rate) still acts after the epochs run:
-        the stopping rules do not count these epochs (``TrainConfig.warm_epochs``, or the end of the hold
-        of a model that was still asleep after epoch ``sigma_after``)."""
-        return self.epoch < self._warm_end
-
-    @property
-    def asleep(self) -> bool:
-        """Whether the model is still warming up, or has not yet started and is still within the
-        ``WAKE_GRACE`` patiences it is given to: it has not used its latent code (no epoch with a training
-        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them. A flat
-        validation loss then means it has not started, not that it has converged."""
-        started = bool(self.awake) and self.result.best_val <= self._before_best
-        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=started)
-
-    def _stop_early(self, epoch: int) -> bool:
-        """Whether early stopping ends the training after ``epoch``.
-
-        Patience counts only once the model uses its latent code (training KL of at least ``EMPTY_KL``
-        nats per sample), from the later of its best epoch and that epoch: a VAE often starts at the
-        solution that ignores the latents (for Gaussian data, decoding the feature means), where the
-        validation loss is flat, and plain patience would stop it there, having learned nothing. A model
-        that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
-        Nothing is counted while a warm-up acts: patience counts from the end of the longest one.
-        """
-        started = bool(self.awake) and self.result.best_val <= self._before_best
-        return stop_early(
-            epoch, self.config.patience, self.awake, self.result.best_epoch, warm_end=self._warm_end, started=started
-        )
-
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
         best weights, optimizer moments, noise and shuffling streams; counters and the history)."""
@@ -594,21 +652,7 @@ class Trainer:
         tensors["rng"], tensors["gen"] = self._rng.clone(), self.gen.get_state()
         if self._cuda_rng is not None:
             tensors["cuda_rng"] = self._cuda_rng.cpu().clone()
-        r = self.result
-        meta = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "done": self.done,
-            "awake": self.awake,
-            "release": self._release,
-            "warm_end": self._warm_end,
-            "before_best": self._before_best if math.isfinite(self._before_best) else None,
-            "seconds": self._seconds,
-            "history": r.history,
-            "best_epoch": r.best_epoch,
-            "best_val": r.best_val,
-            "stopped_early": r.stopped_early,
-        }
+        meta = self._progress_meta()
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -630,19 +674,7 @@ class Trainer:
         self.gen.set_state(tensors["gen"].clone())
         if self._cuda_rng is not None and "cuda_rng" in tensors:
             self._cuda_rng = tensors["cuda_rng"].clone()
-        self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
-        self.awake = int(meta.get("awake", 0))
-        self._release = int(meta.get("release", self._release))
-        self._warm_end = int(meta.get("warm_end", self._warm_end))
-        before = meta.get("before_best")
-        self._before_best = math.inf if before is None else float(before)
-        self._seconds = float(meta["seconds"])
-        self.result = FitResult(
-            history=list(meta["history"]),
-            best_epoch=int(meta["best_epoch"]),
-            best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
-            stopped_early=bool(meta["stopped_early"]),
-        )
+        self._load_progress(meta)
 
     def finish(self) -> FitResult:
         """Restore the best validation weights, put the model in evaluation mode, return the record."""
