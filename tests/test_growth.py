@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from zdim.capacity import id_candidates
 from zdim.config import SweepConfig
 from zdim.evidence import NoteKind
-from zdim.growth import capacity_check, grow, id_candidates, recommend_outcome
+from zdim.growth import grow
+from zdim.growth import recommend_outcome as _recommend_outcome
 from zdim.intrinsic import IntrinsicDim
 from zdim.plan import Mode, SweepPlan
 from zdim.records import TrialRecord, TrialStatus
@@ -20,6 +22,17 @@ from zdim.trial import Finished, Ledger, Outcome
 from .conftest import make_data
 
 N = 400  # held-out samples of the made-up trials
+
+
+def recommend_outcome(plan, out, likelihood, n_features):
+    """The answer of an outcome under the plan's question, for data of ``n_features`` features."""
+    return _recommend_outcome(plan, out, make_data(np.zeros((60, n_features), dtype=np.float32)))
+
+
+def capacity_check(rec, out, est):
+    from zdim.capacity import capacity_check as check
+
+    return check(rec, out.records, out.per_sample, est)
 
 
 def estimate(value: float, spread: float = 0.2) -> IntrinsicDim:

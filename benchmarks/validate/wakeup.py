@@ -13,7 +13,7 @@ prints one row:
 - ``member-epochs``: the sum of ``epochs_run`` over the members (what settling cost);
 - ``empty KL/MSE``: members that learned nothing by the fixed test zdim used before issue 22 (held-out
   KL < 0.5 nats and MSE >= 0.9);
-- ``learned nothing``: members that learned nothing by ``zdim.rules.learned_nothing``, measured: their
+- ``learned nothing``: members that learned nothing by ``zdim.checks.learned_nothing``, measured: their
   held-out NLL does not beat the model that decodes the feature means (``zdim.metrics.Reference``) by
   more than twice the paired standard error of the per-sample gain;
 - ``lever stops``: members stopped (patience or settle mode) while a lever still acted (before
@@ -50,10 +50,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import zdim  # noqa: E402
+from zdim.checks import EMPTY_MSE, learned_nothing  # noqa: E402
 from zdim.config import SweepConfig  # noqa: E402
 from zdim.data import Data  # noqa: E402
 from zdim.records import EMPTY_KL, TrialRecord  # noqa: E402
-from zdim.rules import EMPTY_MSE, learned_nothing  # noqa: E402
 from zdim.runs import RunDir  # noqa: E402
 from zdim.search import sweep  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402

@@ -42,6 +42,19 @@ def format_table(records: list[TrialRecord]) -> str:
     return "\n".join(lines)
 
 
+def format_sizes(rec: Recommendation) -> str:
+    """The answer beside its table: per size the held-out NLL, its gap to the best and that gap's standard
+    error (``Recommendation.size_rows``)."""
+    rows = rec.size_rows()
+    if not rows:
+        return ""
+    head = list(rows[0])
+    widths = [max(len(h), *(len(r[h]) for r in rows)) for h in head]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths)).rstrip()]
+    lines += ["  ".join(r[h].rjust(w) if h else r[h] for h, w in zip(head, widths)).rstrip() for r in rows]
+    return "held-out NLL per size (nats per sample):\n" + "\n".join(lines)
+
+
 def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir: Path | None) -> None:
     print(format_table(trials))
     shared = {(t.seed, round(t.train_seconds, 1)) for t in trials if t.nested and t.train_seconds is not None}
@@ -55,6 +68,7 @@ def _print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir
         for t in trials:
             print(f"  {t.trial}: {t.status.value}: {t.reason or 'no reason recorded'}")
         return
+    print("\n" + format_sizes(rec))
     print(f"\n{rec.rationale}")
     for w in rec.warnings:
         print(f"warning: {w}")

@@ -5,11 +5,12 @@ finished are not trained again) and says what it added and why (a ``GRID`` note)
 
 - **The edge** (``plan.extend``): while the answer, or the NLL knee, is the largest size tried (and every
   unit of the answer's models is active, or the knee is still falling there), twice that size is tried,
-  up to the feature count.
+  up to the feature count (for Gaussian data the feature count is the last size: an answer there says
+  that no compression was found). An answer at the smallest size tried, above 1, halves it.
 - **Between sizes** (``plan.refine``, the default): while the answer sits above a gap of more than one
   size, the midpoint is tried (bisection), so the answer is an exact size, not the grid's coarseness: a
   largest model keeping 12 active units gives about 12, not the 16 of a grid 8, 16, 32.
-- **The intrinsic dimension** (with ``plan.refine`` too; ``capacity_check``): when the answer is more than
+- **The intrinsic dimension** (with ``plan.refine`` too; ``zdim.capacity``): when the answer is more than
   ``ID_FACTOR`` times an intrinsic-dimension estimate on which TwoNN and MLE agree, the sizes at the
   estimate are trained to convergence. If one comes within the rule's tolerance the rule recommends it;
   if none does, the answer says so with the measured gap and its paired standard error (a ``CAUTION``),
@@ -18,19 +19,18 @@ finished are not trained again) and says what it added and why (a ``GRID`` note)
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
+from .answer import Evidence, decide
+from .capacity import ID_FACTOR, MIN_CHECKED, id_candidates
+from .data import Data
 from .errors import ZdimError
-from .evidence import Note, NoteKind, caution
-from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
+from .evidence import Note, NoteKind
+from .intrinsic import estimate_intrinsic_dim
 from .plan import SweepPlan
-from .rules import Recommendation, paired_se, recommend
+from .rules import Recommendation
 from .trial import Executor, Ledger, Outcome
 
-ID_FACTOR = 1.5  # an answer above this many times the intrinsic dimension is checked
-MIN_CHECKED = 3  # smaller answers are not checked against the intrinsic dimension
-ID_AGREE = 0.25  # TwoNN and MLE agree when they differ by at most this share of their mean (or by 1)
 REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size
 
 
@@ -39,20 +39,10 @@ def _sizes(sizes: list[int]) -> str:
     return f"size {sizes[0]} was" if len(sizes) == 1 else f"sizes {', '.join(map(str, sizes))} were"
 
 
-def recommend_outcome(plan: SweepPlan, outcome: Outcome, likelihood: str, n_features: int) -> Recommendation | None:
-    """The plan's rule applied to an outcome (None when no trial completed)."""
-    records = outcome.records
-    if not any(r.complete for r in records):
-        return None
-    return recommend(
-        records,
-        rel_tol=plan.config.rel_tol,
-        rule=plan.rule,
-        intrinsic_dim=plan.intrinsic.dim if plan.intrinsic else None,
-        likelihood=likelihood,
-        per_sample=outcome.per_sample or None,
-        n_features=n_features,
-    )
+def recommend_outcome(plan: SweepPlan, outcome: Outcome, data: Data) -> Recommendation | None:
+    """The answer of an outcome under the plan's question (``zdim.answer.decide``, without the bootstrap);
+    None when no trial completed."""
+    return decide(Evidence(outcome.records, outcome.per_sample, plan.intrinsic), plan.question(data))
 
 
 def grow(
@@ -70,15 +60,16 @@ def grow(
 
 
 def _answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger) -> Recommendation | None:
-    return recommend_outcome(plan, outcome, ledger.data.likelihood, ledger.data.n_features)
+    return recommend_outcome(plan, outcome, ledger.data)
 
 
 def _extend(
     executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
 ) -> tuple[SweepPlan, Outcome, list[Note]]:
-    """Grow the grid at its edge: while the answer is the largest size tried with every unit of its models
+    """Grow the grid at its edges: while the answer is the largest size tried with every unit of its models
     active, or the NLL knee is the largest size tried (a larger size may fit better, whatever the active
-    units say), train twice that size (at most the feature count)."""
+    units say), train twice that size (at most the feature count); then, while the answer is the smallest
+    size tried and above 1, train half of it."""
     n_features = ledger.data.n_features
     added: list[int] = []
     why = ""
@@ -102,9 +93,27 @@ def _extend(
         plan = plan.with_dims((*plan.config.dims, new))
         ledger.progress.note(f"extend: {why.split(' (')[0]}; trying size {new}")
         outcome = executor.run(plan)
-    if not added:
-        return plan, outcome, []
-    return plan, outcome, [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")]
+    notes = [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")] if added else []
+    below: list[int] = []
+    while True:  # the lower edge: an answer at the smallest size tried, above 1, was never compared with less
+        rec = _answer(plan, outcome, ledger)
+        low = min(plan.config.dims)
+        if rec is None or rec.dim != low or low <= 1:
+            break
+        new = max(1, low // 2)
+        below.append(new)
+        plan = plan.with_dims((*plan.config.dims, new))
+        ledger.progress.note(f"extend: the answer is the smallest size tried ({low}); trying size {new}")
+        outcome = executor.run(plan)
+    if below:
+        notes.append(
+            Note(
+                NoteKind.GRID,
+                f"The grid grew below its smallest size: {_sizes(below)} added, as the answer was the smallest "
+                "size tried.",
+            )
+        )
+    return plan, outcome, notes
 
 
 def _refine(
@@ -140,17 +149,6 @@ def _refine(
         "that it is an exact size, not a grid point."
     )
     return plan, outcome, [Note(NoteKind.GRID, text)]
-
-
-def id_candidates(answer: int, est: IntrinsicDim | None) -> list[int]:
-    """The sizes at the intrinsic dimension that an answer far above it is checked against: the integers
-    around the mean of TwoNN and MLE, when both agree and the answer exceeds ``ID_FACTOR`` times it."""
-    if est is None or not (math.isfinite(est.twonn) and math.isfinite(est.mle)):
-        return []
-    mean = (est.twonn + est.mle) / 2
-    if abs(est.twonn - est.mle) > max(1.0, ID_AGREE * mean) or answer <= ID_FACTOR * mean:
-        return []
-    return sorted({d for d in (math.floor(mean), math.ceil(mean)) if 1 <= d < answer})
 
 
 def _near_intrinsic(
@@ -193,59 +191,4 @@ def _near_intrinsic(
     return plan, outcome, [Note(NoteKind.GRID, text)]
 
 
-def capacity_check(rec: Recommendation, outcome: Outcome, est: IntrinsicDim | None) -> Recommendation:
-    """``rec`` with the intrinsic-dimension check said: when the answer is still far above an estimate
-    that TwoNN and MLE agree on, the measured gap of the sizes at the estimate (trained by ``grow``) to
-    the answer, with its paired standard error, as a ``CAUTION`` that names the figures; when a size at
-    the estimate was recommended, a note saying so. ``rec.capacity`` keeps the figures for the report."""
-    if est is None:
-        return rec
-    mean = (est.twonn + est.mle) / 2
-    words = f"about {mean:.1f} (TwoNN {est.twonn:.1f}, MLE {est.mle:.1f})"
-    tried = {r.dim for r in outcome.records if r.complete}
-    wanted = id_candidates(rec.dim, est)
-    candidates = [d for d in wanted if d in tried]
-    if wanted and not candidates:  # --no-refine, or the sizes at the estimate failed: say it is not measured
-        text = (
-            f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: no size at the estimate "
-            f"({', '.join(map(str, wanted))}) completed, so whether a smaller VAE does as well is not measured; "
-            "rerun without --no-refine"
-        )
-        return rec.with_notes(caution(text, "capacity"))
-    if not candidates:
-        return rec  # the answer is not far above the estimate
-    rows = {r["dim"]: r for r in rec.per_dim}
-    se = (
-        paired_se([t for t in outcome.records if t.complete], outcome.per_sample, rec.dim) if outcome.per_sample else {}
-    )
-    figures: dict[str, dict[str, float | bool | None]] = {}
-    for d in candidates:
-        if d not in rows or rec.dim not in rows:
-            continue
-        gap = float(rows[d]["nll_mean"] - rows[rec.dim]["nll_mean"])
-        conv = [t.converged for t in outcome.records if t.complete and t.dim == d]
-        figures[str(d)] = {"gap": gap, "paired_se": se.get(d), "converged": all(c is not False for c in conv)}
-    if not figures:
-        return rec
-    best = max(figures, key=int)  # the largest size at the estimate: the closest to the answer
-    f = figures[best]
-    gap, se_value = float(f["gap"] or 0.0), f["paired_se"]
-    se_words = f" (paired SE {se_value:.2f})" if isinstance(se_value, float) else ""
-    conv_words = "after converging" if f["converged"] else "though it had not converged"
-    if gap <= max(rec.tolerance, se_value if isinstance(se_value, float) else 0.0):
-        text = (
-            f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE comes "
-            f"within the rule's tolerance of it ({gap:+.2f} nats{se_words}), so by held-out NLL {best} units do "
-            f"as well; rule '{rec.rule}' picks {rec.dim}"
-        )
-    else:
-        text = (
-            f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE of this "
-            f"architecture stays {gap:.2f} nats worse{se_words} {conv_words}, so this VAE needs {rec.dim} units; "
-            "a wider decoder (--hidden) may need fewer"
-        )
-    capacity = {"intrinsic": mean, "twonn": est.twonn, "mle": est.mle, "answer": rec.dim, "sizes": figures}
-    return replace(rec, capacity=capacity).with_notes(caution(text, "capacity"))
-
-
-__all__ = ["grow", "recommend_outcome", "capacity_check", "id_candidates", "ID_FACTOR"]
+__all__ = ["grow", "recommend_outcome", "ID_FACTOR"]

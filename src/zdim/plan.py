@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .grid import DimSpec
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .models import VAE, NestedVAE
-from .rules import DEFAULT_REL_TOL, DEFAULT_RULE, RULES
+from .rules import DEFAULT_REL_TOL, DEFAULT_RULE, RULES, Question
 from .train import TrainConfig, resolve_device
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
@@ -98,6 +98,17 @@ class SweepPlan(Running):
     def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepPlan:
         """The plan over a grown or refined grid."""
         return replace(self, config=self.config.with_dims(tuple(sorted(set(dims)))))
+
+    def question(self, data: Data) -> Question:
+        """What every answer of this sweep is asked under (``zdim.answer``): the rule and its tolerance,
+        the data's likelihood and feature count, the intrinsic-dimension estimate."""
+        return Question(
+            rule=self.rule,
+            rel_tol=self.config.rel_tol,
+            likelihood=data.likelihood,
+            n_features=data.n_features,
+            intrinsic_dim=self.intrinsic.dim if self.intrinsic else None,
+        )
 
 
 def resolve_mode(options: Options) -> Mode:

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from .checks import MIN_GAIN, checks, learned_nothing
 from .errors import ConfigError
-from .evidence import Note, NoteKind, caution, rationale, warning
-from .records import EMPTY_KL, TrialRecord, TrialStatus
+from .evidence import Note, NoteKind, rationale, warning
+from .records import TrialRecord, TrialStatus
 
 RULES = ("combined", "nll-knee", "active-units", "generation")
 DEFAULT_RULE = "combined"
@@ -47,10 +48,6 @@ DEFAULT_REL_TOL = 0.01
 DEFAULT_RANGE_TOL = 0.02  # of the NLL improvement from the smallest size to the best one
 DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation rule
 GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc")
-
-MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
-EMPTY_MSE = 0.9  # standardized Gaussian features: predicting the feature means gives an MSE of 1
-MIN_GAIN = 0.01  # nats: a held-out gain below this is no gain, however small its standard error
 
 
 @dataclass(frozen=True)
@@ -108,19 +105,58 @@ class Recommendation:
         return {int(k): float(v) for k, v in self.uncertainty["shares"].items()}
 
     @property
+    def shown_shares(self) -> bool:
+        """Whether the bootstrap's shares may be shown beside the answer: only where the resampling can see
+        what unsettles it. A warning other than the bootstrap's own (``uncertain``: its shares are the
+        reason) is about something no resampling of the held-out samples sees (models that learned
+        nothing, a test split too small, unconverged models, the edge of the grid): no share beside it."""
+        if not self.shares():
+            return False
+        return all(n.code == "uncertain" for n in self.notes if n.kind is NoteKind.WARNING)
+
+    @property
     def confidence(self) -> str:
-        """How sure the answer is, in words: ``20 (chosen in 91% of 200 resamples; 10 in 9%)``, or just
-        the size when no bootstrap was made."""
+        """How sure the answer is, in words: ``20 (chosen in 91% of 200 resamples; 10 in 9%)``; with one seed
+        per size, what the resampling cannot see; just the size when no bootstrap was made or the answer is
+        flagged for something it cannot see (``shown_shares``)."""
         shares = self.shares()
-        if not shares or self.uncertainty is None:
+        if not self.shown_shares or self.uncertainty is None:
             return str(self.dim)
         n = int(self.uncertainty["resamples"])
         others = "; ".join(
             f"{d} in {share_words(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
         )
-        return f"{self.dim} (chosen in {share_words(shares.get(self.dim, 0.0))} of {n} resamples" + (
-            f"; {others})" if others else ")"
+        blind = "; one seed per size, so not the variation between seeds" if self.uncertainty.get("seeds") == 1 else ""
+        what = "resamples of the held-out samples" if blind else "resamples"
+        return (
+            f"{self.dim} (chosen in {share_words(shares.get(self.dim, 0.0))} of {n} {what}"
+            + (f"; {others}" if others else "")
+            + f"{blind})"
         )
+
+    def size_rows(self) -> list[dict[str, str]]:
+        """The answer beside its table, one row per size as text: the held-out NLL (mean and standard error
+        over seeds), the gap to the best and the standard error of that gap, the active units, and what the
+        size is to the answer (``answer``, ``best``, ``worse than 8``: off the lower envelope). The CLI and
+        the report show these rows."""
+        out = []
+        for r in self.per_dim:
+            marks = [m for m, on in (("answer", r["dim"] == self.dim), ("best", r["dim"] == self.best_dim)) if on]
+            if r.get("worse_than") is not None:
+                marks.append(f"worse than {r['worse_than']}")
+            gap, gap_se = r.get("gap"), r.get("gap_se")
+            out.append(
+                {
+                    "size": str(r["dim"]),
+                    "seeds": str(r["n_seeds"]),
+                    "NLL": f"{r['nll_mean']:.2f}" + (f" ± {r['nll_se']:.2f}" if r["n_seeds"] > 1 else ""),
+                    "gap to best": "-" if gap is None else f"{gap:+.2f}",
+                    "SE of gap": "-" if gap_se is None or r["dim"] == self.best_dim else f"{gap_se:.2f}",
+                    "active": _num(r["active_units_mean"]),
+                    "": ", ".join(marks),
+                }
+            )
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: the fields, the notes, and the rendered ``rationale``, ``warnings`` and ``settled``
@@ -166,8 +202,9 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[str, Any]]:
-    """Per latent size: mean and standard error of ``metric`` and of active units over complete trials.
+def aggregate(trials: Sequence[TrialRecord], metric: str = "nll", extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Per latent size: mean and standard error of ``metric``, of active units, of generation quality and
+    of the ``extra`` metrics (``mse``) over complete trials.
 
     Trials without a finite ``metric`` are left out; a trial without ``active_units`` counts as 0.
     """
@@ -194,7 +231,7 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll") -> list[dict[s
             "active_units_min": min(units),
             "active_units_max": max(units),
         }
-        for g in GEN_FIELDS:  # generation quality, where trials measured it
+        for g in (*GEN_FIELDS, *extra):  # generation quality and the extra metrics, where trials measured them
             vals = [v for v in (t.metric(g) for t in ts) if v is not None]
             if vals:
                 row[f"{g}_mean"], row[f"{g}_se"] = mean_se(vals)
@@ -213,100 +250,49 @@ def per_size(trials: Sequence[TrialRecord], metrics: Sequence[str]) -> dict[str,
     return {m: {d: mean_se(vs) for d, vs in sorted(by.items())} for m, by in values.items()}
 
 
-def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
-    """Whether a complete trial's model learned nothing its latents carry.
+@dataclass(frozen=True)
+class Question:
+    """What an answer is asked under: the rule, its tolerances, and what is known of the data (its
+    likelihood, its feature count, its intrinsic-dimension estimate). One value serves settle mode's answer
+    after every epoch, the growth of the grid, the bootstrap and the final answer (``zdim.answer``), so
+    the answer a run waits on is the answer it prints."""
 
-    Measured where the record has it (``baseline_nll``, ``baseline_se``): the held-out gain of the model
-    over the one that ignores its latents and decodes the feature means is not above twice its paired
-    standard error (or ``MIN_GAIN`` nats). Records without it (older runs, likelihoods without a reference)
-    use the fixed test: held-out KL below ``EMPTY_KL`` and, for Gaussian data (standardized features), an
-    MSE of at least ``EMPTY_MSE``, else no active unit. A trial missing the metrics a test needs is not
-    judged empty.
-    """
-    if not t.complete:
-        return False
-    nll, base, se = t.metric("nll"), t.metric("baseline_nll"), t.metric("baseline_se")
-    if nll is not None and base is not None and se is not None:
-        return base - nll <= max(2.0 * se, MIN_GAIN)
-    kl = t.metric("kl")
-    if kl is None or kl >= EMPTY_KL:
-        return False
-    if likelihood == "gaussian":
-        mse = t.metric("mse")
-        return mse is not None and mse >= EMPTY_MSE
-    return t.active_units == 0
-
-
-def _empty_test(trials: Sequence[TrialRecord], likelihood: str | None) -> str:
-    """The learned-nothing test the trials were judged by, in words."""
-    if all(t.metric("baseline_se") is not None for t in trials):
-        gains = [(t.metric("baseline_nll") or 0.0) - (t.metric("nll") or 0.0) for t in trials]
-        return (
-            f"the latents buy {_span(gains)} nats over decoding the feature means, within twice the paired "
-            "standard error"
-        )
-    return (
-        f"KL < {EMPTY_KL:g} nats, MSE >= {EMPTY_MSE:g}"
-        if likelihood == "gaussian"
-        else f"KL < {EMPTY_KL:g} nats, 0 active units"
-    )
-
-
-def _span(values: Sequence[float]) -> str:
-    """``0.40`` or ``0.40 to 1.20``."""
-    lo, hi = min(values), max(values)
-    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f} to {hi:.2f}"
-
-
-def _sizes(dims: Sequence[int]) -> str:
-    ds = sorted(set(dims))
-    return ("sizes " if len(ds) > 1 else "size ") + ", ".join(str(d) for d in ds)
-
-
-def barely_moved(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """The complete trials whose latents buy less than half of what probabilistic PCA of their own size
-    buys over decoding the feature means, the gap beyond twice its paired standard error: they have barely
-    left the start where a VAE decodes the feature means. (A converged VAE may well stay below PCA where
-    PCA models the thin residual variance a VAE prunes; half its gain it does reach.)"""
-    out = []
-    for t in trials:
-        nll, base, lin, se = (t.metric(k) for k in ("nll", "baseline_nll", "linear_nll", "linear_se"))
-        if not t.complete or nll is None or base is None or lin is None or se is None:
-            continue
-        if base - nll < 0.5 * (base - lin) and nll - lin > max(2 * se, MIN_GAIN):
-            out.append(t)
-    return out
+    rule: str = DEFAULT_RULE
+    rel_tol: float = DEFAULT_REL_TOL
+    range_tol: float = DEFAULT_RANGE_TOL
+    gen_tol: float = DEFAULT_GEN_TOL
+    likelihood: str | None = None
+    n_features: int | None = None
+    intrinsic_dim: int | None = None
 
 
 def recommend(
     trials: Sequence[TrialRecord],
     *,
-    rule: str = DEFAULT_RULE,
-    rel_tol: float = DEFAULT_REL_TOL,
-    range_tol: float = DEFAULT_RANGE_TOL,
-    gen_tol: float = DEFAULT_GEN_TOL,
-    intrinsic_dim: int | None = None,
-    likelihood: str | None = None,
     per_sample: Mapping[tuple[int, int], Any] | None = None,
-    n_features: int | None = None,
+    question: Question | None = None,
+    **asked: Any,
 ) -> Recommendation:
-    """Recommend a latent size from trial records.
+    """Recommend a latent size from trial records, under ``question`` (or its fields as keywords:
+    ``rule``, ``rel_tol``, ``range_tol``, ``gen_tol``, ``likelihood``, ``n_features``, ``intrinsic_dim``).
 
-    Every rule's pick is computed and kept in ``signals`` (with the intrinsic-dimension estimate when
-    given); ``rule`` decides which one is the recommendation. ``likelihood`` (``"gaussian"``,
-    ``"bernoulli"`` or None when unknown) selects the test of a model that learned nothing
-    (``learned_nothing``): such trials are left out of the rules unless every trial learned nothing.
-    The answer is marked not ``settled``, with a warning each, when every model used has 0 active units,
-    when it rests on models that learned nothing, when the test split has fewer than
-    ``MIN_TEST_SAMPLES`` samples, when a trial it rests on (the chosen size, the next smaller size tried,
-    the largest size) had not converged, or when it is the largest size tried and none of its units
-    collapsed. ``per_sample[(dim, seed)]``, the (N,) held-out NLL of each sample of a trial (the same
-    samples for every trial), widens the NLL knee's tolerance per size to the paired standard error of
-    its difference to the best (``paired_se``). With ``n_features``, a knee at the largest size tried
-    below it is not settled either, whatever the active units pick (a larger size may fit better).
-    Raises ``ConfigError`` for an unknown rule or a negative tolerance, and ``ValueError`` when no trial
-    completed.
+    Every rule's pick is computed and kept in ``signals``; ``rule`` decides which one is the
+    recommendation. Trials that learned nothing (``zdim.checks.learned_nothing``, by ``likelihood``) are
+    left out unless every trial did. Every pick lies on the lower envelope: a size whose held-out NLL is
+    worse, beyond the standard error of that difference, than a smaller size's is never chosen
+    (``envelope``); a pick that is such a size moves to the next larger size that is not. A size is within
+    the tolerance of the best when its NLL gap to the best is no more than the tolerance (``tolerance``) or
+    the standard error of that gap (``gap_se``: over seeds, and paired over ``per_sample[(dim, seed)]``,
+    the (N,) held-out NLL of each sample, the same samples for every trial).
+    The sanity checks (``zdim.checks.checks``) add warnings; with ``n_features``, a knee at the largest
+    size tried below it is not settled either, and an answer at the feature count says that no
+    compression was found. Raises ``ConfigError`` for an unknown rule or a negative tolerance, and
+    ``ValueError`` when no trial completed.
     """
+    q = question if question is not None else Question(**asked)
+    if question is not None and asked:
+        raise TypeError("recommend() takes question= or its fields as keywords, not both")
+    rule, rel_tol, range_tol, gen_tol, likelihood = q.rule, q.rel_tol, q.range_tol, q.gen_tol, q.likelihood
     if rule not in RULES:
         raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
     for name, v in (("tolerance", rel_tol), ("range tolerance", range_tol), ("generation tolerance", gen_tol)):
@@ -320,20 +306,25 @@ def recommend(
     used = [t for t in measured if not learned_nothing(t, likelihood)] or measured
     rows = aggregate(used)
     best = min(rows, key=lambda r: r["nll_mean"])
-    nll_range = max(0.0, rows[0]["nll_mean"] - best["nll_mean"])
-    tol = max(rel_tol * abs(best["nll_mean"]), range_tol * nll_range, best["nll_se"])
+    tol, terms = tolerance(rows, best, rel_tol, range_tol)
     threshold = best["nll_mean"] + tol
-    se_diff = paired_se(used, per_sample, best["dim"]) if per_sample else {}
+    means = size_means(used, per_sample) if per_sample else None
+    dominated = envelope(rows, means)
     for r in rows:
-        if r["dim"] in se_diff:
-            r["nll_paired_se"] = se_diff[r["dim"]]
-    knee = next(r for r in rows if r["nll_mean"] <= best["nll_mean"] + max(tol, se_diff.get(r["dim"], 0.0)))
+        r["gap"] = r["nll_mean"] - best["nll_mean"]
+        r["gap_se"] = gap_se(r, best, means)
+        if means is not None:
+            r["nll_paired_se"] = _pair_se(means, r["dim"], best["dim"])
+        if r["dim"] in dominated:
+            r["worse_than"] = dominated[r["dim"]][0]
+    on = [r for r in rows if r["dim"] not in dominated]  # the lower envelope (the best is always on it)
+    knee = next(r for r in on if _within(r, tol))
     largest = rows[-1]
     au = largest["active_units_mean"]
-    au_pick = next((r for r in rows if r["dim"] >= round(au)), largest)
+    au_pick = next((r for r in on if r["dim"] >= round(au)), on[-1])
     collapsed = au < largest["dim"]
     gen_pick = None
-    fd_rows = [r for r in rows if "gen_fd_mean" in r]
+    fd_rows = [r for r in on if "gen_fd_mean" in r]
     if fd_rows:
         best_fd = min(r["gen_fd_mean"] for r in fd_rows)
         gen_pick = next(r for r in fd_rows if r["gen_fd_mean"] <= best_fd * (1 + gen_tol))
@@ -341,7 +332,7 @@ def recommend(
         "nll-knee": knee["dim"],
         "active-units": au_pick["dim"],
         "generation": gen_pick["dim"] if gen_pick else None,
-        "intrinsic-dim": intrinsic_dim,
+        "intrinsic-dim": q.intrinsic_dim,
         "largest_collapsed": collapsed,
     }
     if rule == "nll-knee":
@@ -357,25 +348,24 @@ def recommend(
         chosen = gen_pick
     else:  # combined
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
-    checks = _checks(measured, used, empty, rows, chosen["dim"], likelihood)
+    notes = checks(measured, used, empty, rows, chosen["dim"], likelihood, q.n_features)
     top = rows[-1]["dim"]
-    if knee["dim"] == top and chosen["dim"] != top and n_features is not None and top < n_features:
-        checks.append(
+    if knee["dim"] == top and chosen["dim"] != top and q.n_features is not None and top < q.n_features:
+        notes.append(
             warning(
                 f"the NLL knee is the largest size tried ({top}): a larger size may fit better and move the "
                 f"answer, which the active units put at {chosen['dim']}; try larger sizes",
                 "knee-edge",
             )
         )
-    checks = [n for n in checks if n.kind is NoteKind.WARNING] + [n for n in checks if n.kind is NoteKind.CAUTION]
+    notes = [n for n in notes if n.kind is NoteKind.WARNING] + [n for n in notes if n.kind is NoteKind.CAUTION]
     no_latent = all(t.active_units == 0 for t in used)
-    edge = any(n.code == "edge" for n in checks)
+    codes = {n.code for n in notes}
+    edge: bool | str = "features" if "no-compression" in codes else "edge" in codes
     failures = [t for t in trials if t.status is TrialStatus.FAILED]
-    sentences = _rationale(knee, best, largest, tol, rel_tol, range_tol, failures, no_latent=no_latent, edge=edge)
+    sentences = _rationale(knee, best, largest, tol, terms, rows, failures, no_latent=no_latent, edge=edge)
     sentences += _failed_words(failures, len(measured))
-    if se_diff:  # right after the sentence that states the tolerance
-        at = next((i + 1 for i, w in enumerate(sentences) if w.startswith("The tolerance is")), len(sentences))
-        sentences.insert(at, _paired_words(knee, best, tol, se_diff))
+    sentences += _envelope_words(rows, dominated, signals, au_pick)
     sentences += _rule_words(rule, chosen["dim"], signals, largest)
     return Recommendation(
         dim=chosen["dim"],
@@ -390,137 +380,121 @@ def recommend(
         failed_trials=failed,
         range_tol=range_tol,
         signals=signals,
-        intrinsic_dim=intrinsic_dim,
-        notes=[*checks, *(Note(NoteKind.RULE, t) for t in sentences)],
+        intrinsic_dim=q.intrinsic_dim,
+        notes=[*notes, *(Note(NoteKind.RULE, t) for t in sentences)],
     )
 
 
-_FIX = "fix: more epochs/data, or a KL warm-up (--warmup)"
+def tolerance(rows: list[dict[str, Any]], best: dict[str, Any], rel_tol: float, range_tol: float) -> tuple[float, str]:
+    """The NLL tolerance in nats per sample, and its terms in words: the largest of ``rel_tol`` of the best
+    NLL, ``range_tol`` of the NLL range over sizes (from the smallest size to the best), and the standard
+    error of the best size over its seeds."""
+    nll_range = max(0.0, rows[0]["nll_mean"] - best["nll_mean"])
+    parts = [
+        (rel_tol * abs(best["nll_mean"]), f"{rel_tol:.1%} of the best NLL ({rel_tol * abs(best['nll_mean']):.2f})"),
+        (range_tol * nll_range, f"{range_tol:.1%} of the NLL range over sizes ({range_tol * nll_range:.2f})"),
+    ]
+    if best["n_seeds"] > 1:
+        parts.append(
+            (best["nll_se"], f"the best size's standard error over {best['n_seeds']} seeds ({best['nll_se']:.2f})")
+        )
+    tol = max(v for v, _ in parts)
+    words = ", ".join(w for _, w in parts[:-1]) + f" and {parts[-1][1]}"
+    return tol, f"the {'largest' if len(parts) > 2 else 'larger'} of {words}"
 
 
-def _checks(
-    measured: list[TrialRecord],
-    used: list[TrialRecord],
-    empty: list[TrialRecord],
-    rows: list[dict[str, Any]],
-    dim: int,
-    likelihood: str | None,
-) -> list[Note]:
-    """The sanity checks of an answer ``dim`` as notes (a ``WARNING`` unsettles it), the weightiest first.
-    ``used`` are the trials the rules read, ``empty`` those left out as having learned nothing."""
-    out: list[Note] = []
-    no_latent = all(t.active_units == 0 for t in used)
-    if no_latent:
-        out.append(
-            warning(
-                "the models learned no latent structure (every size has 0 active units), "
-                f"so the size is not supported by the evidence; {_FIX}",
-                "no-latent",
-            )
-        )
-    if empty:
-        empty_ids = {id(t) for t in empty}
-        rests = all(id(t) in empty_ids for t in measured if t.dim == dim)  # every trial, or the size's seeds
-        if rests and not (no_latent and likelihood != "gaussian"):  # else the warning above says it all
-            out.append(
-                warning(
-                    f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(empty, likelihood)}): "
-                    f"their models do no better than decoding the feature means and cannot support an answer; {_FIX}",
-                    "learned-nothing",
-                )
-            )
-        elif not rests:
-            names = ", ".join(t.trial for t in sorted(empty, key=lambda t: t.key))
-            out.append(
-                caution(
-                    f"trials {names} learned nothing ({_empty_test(empty, likelihood)}) and were left out of the rules",
-                    "learned-nothing",
-                )
-            )
-    ns = [t.n for t in used if t.n is not None]
-    if ns and min(ns) < MIN_TEST_SAMPLES:
-        out.append(
-            warning(
-                f"the test split has only {min(ns)} samples: too few to measure NLL differences; "
-                "use more data or a larger test split",
-                "small-test",
-            )
-        )
-    dims = [r["dim"] for r in rows]
-    lower = max((d for d in dims if d < dim), default=None)
-    rest_on = {dim, dims[-1]} | ({lower} if lower is not None else set())
-    late = [t for t in used if t.dim in rest_on and t.converged is False]
-    if late:
-        its = "their" if len({t.dim for t in late}) > 1 else "its"
-        budget = any(t.extra.get("settle_stop") == "time-budget" for t in late)
-        fix = "rerun with a larger --time-budget" if budget else "rerun with more --epochs"
-        out.append(
-            warning(
-                f"{_sizes([t.dim for t in late])} had not converged: {its} held-out NLL may still fall; {fix}",
-                "unconverged",
-            )
-        )
-    # the sizes the answer claims enough (it, and the next smaller for comparison), every seed barely moved
-    claimed = {dim} | ({lower} if lower is not None else set())
-    weak = barely_moved([t for t in used if t.dim in claimed])
-    weak_dims = sorted({t.dim for t in weak if all(u in weak for u in used if u.dim == t.dim)})
-    if weak_dims:
-        bought = [(t.metric("baseline_nll") or 0.0) - (t.metric("nll") or 0.0) for t in weak if t.dim in weak_dims]
-        linear = [(t.metric("baseline_nll") or 0.0) - (t.metric("linear_nll") or 0.0) for t in weak]
-        out.append(
-            warning(
-                f"{_sizes(weak_dims)} barely moved from decoding the feature means: their latents buy "
-                f"{_span(bought)} nats, less than half of what probabilistic PCA of the same size buys "
-                f"({_span(linear)}), so the answer cannot rest on them; {_FIX}",
-                "barely-moved",
-            )
-        )
-    largest = rows[-1]
-    if dim == largest["dim"] and largest["active_units_mean"] >= largest["dim"]:
-        out.append(
-            warning("the answer is the largest size tried and all its units are active: try larger sizes", "edge")
-        )
-    return out
+def _within(r: dict[str, Any], tol: float) -> bool:
+    """Whether size ``r`` is within the tolerance of the best: its NLL gap is no more than the tolerance or
+    the standard error of the gap (``gap_se``)."""
+    return bool(r["gap"] <= max(tol, r["gap_se"]))
 
 
-def paired_se(
-    trials: Sequence[TrialRecord], per_sample: Mapping[tuple[int, int], Any], best_dim: int
-) -> dict[int, float]:
-    """Per size: the standard error of its mean held-out NLL difference to size ``best_dim``, paired over
-    the held-out samples (each size's per-sample NLL averaged over its seeds first).
-
-    ``per_sample[(dim, seed)]`` is a trial's (N,) per-sample NLL. Empty when a complete trial has none,
-    or the lengths differ (the samples are then not the same ones).
-    """
+def size_means(
+    trials: Sequence[TrialRecord], per_sample: Mapping[tuple[int, int], Any]
+) -> dict[int, np.ndarray] | None:
+    """Per size: the (N,) held-out NLL of each sample averaged over the size's complete seeds; None when a
+    complete trial has none, or the lengths differ (the samples are then not the same ones), or N < 2."""
     by_dim: dict[int, list[np.ndarray]] = {}
     for t in trials:
         if not t.complete:
             continue
         v = per_sample.get(t.key)
         if v is None:
-            return {}
+            return None
         by_dim.setdefault(t.dim, []).append(np.asarray(v, dtype=np.float64))
     lengths = {len(v) for vs in by_dim.values() for v in vs}
-    if best_dim not in by_dim or len(lengths) != 1 or lengths == {0} or lengths == {1}:
-        return {}
-    n = lengths.pop()
-    means = {d: np.mean(vs, axis=0) for d, vs in by_dim.items()}
-    return {d: float(np.std(m - means[best_dim], ddof=1) / math.sqrt(n)) for d, m in means.items()}
+    if len(lengths) != 1 or min(lengths) < 2:
+        return None
+    return {d: np.mean(vs, axis=0) for d, vs in by_dim.items()}
 
 
-def _paired_words(knee: dict[str, Any], best: dict[str, Any], tol: float, se: dict[int, float]) -> str:
-    """The paired standard error in the rationale."""
-    gap = knee["nll_mean"] - best["nll_mean"]
-    if gap > tol:
-        return (
-            f"Size {knee['dim']} is {gap:.2f} nats above the best, more than the tolerance but within one "
-            f"paired standard error of that difference ({se[knee['dim']]:.2f} nats over the same held-out "
-            "samples), so the held-out data cannot tell them apart."
-        )
-    return (
-        "A size also counts as within the tolerance when its gap to the best is within one paired standard "
-        "error (the same held-out samples for every size)."
+def _pair_se(means: Mapping[int, np.ndarray], a: int, b: int) -> float:
+    """The paired standard error of the mean held-out NLL difference of sizes ``a`` and ``b``."""
+    diff = means[a] - means[b]
+    return float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
+
+
+def gap_se(r: dict[str, Any], s: dict[str, Any], means: Mapping[int, np.ndarray] | None) -> float:
+    """The standard error of the NLL gap of sizes ``r`` and ``s``: the larger of the paired one (the
+    held-out samples) and the one over seeds (both sizes' standard errors over their seeds)."""
+    paired = (
+        _pair_se(means, r["dim"], s["dim"]) if means is not None and r["dim"] in means and s["dim"] in means else 0.0
     )
+    return max(paired, math.hypot(r["nll_se"], s["nll_se"]))
+
+
+def envelope(rows: list[dict[str, Any]], means: Mapping[int, np.ndarray] | None) -> dict[int, tuple[int, float, float]]:
+    """The sizes off the lower envelope: size -> (the smaller size it is worse than, the gap, its standard
+    error), for every size whose held-out NLL is worse than a smaller size's by more than the standard
+    error of that gap (``gap_se``, at least ``MIN_GAIN``). Where several smaller sizes beat it, the one
+    it trails by the most standard errors is named."""
+    out: dict[int, tuple[int, float, float]] = {}
+    for i, r in enumerate(rows):
+        worst: tuple[float, int, float, float] | None = None
+        for s in rows[:i]:
+            gap = r["nll_mean"] - s["nll_mean"]
+            se = gap_se(r, s, means)
+            if gap > max(se, MIN_GAIN):
+                z = gap / max(se, MIN_GAIN)
+                if worst is None or z > worst[0]:
+                    worst = (z, s["dim"], gap, se)
+        if worst is not None:
+            out[r["dim"]] = worst[1:]
+    return out
+
+
+def _envelope_words(
+    rows: list[dict[str, Any]],
+    dominated: dict[int, tuple[int, float, float]],
+    signals: dict[str, Any],
+    au_pick: dict[str, Any],
+) -> list[str]:
+    """The sizes no answer may be, and where a pick moved because of them."""
+    if not dominated:
+        return []
+    named = "; ".join(
+        f"{d} is {g:.2f} nats worse than {s} (SE {se:.2f})" for d, (s, g, se) in sorted(dominated.items())
+    )
+    text = [f"Sizes worse than a smaller size beyond the standard error of the gap are never the answer: {named}."]
+    by_units = next((r for r in rows if r["dim"] >= round(rows[-1]["active_units_mean"])), None)
+    if by_units is not None and by_units["dim"] in dominated and by_units["dim"] != au_pick["dim"]:
+        text.append(
+            f"The active units point at {by_units['dim']}, which is off that envelope, so they count for "
+            f"{au_pick['dim']}, the next larger size that is on it."
+        )
+    return text
+
+
+def paired_se(
+    trials: Sequence[TrialRecord], per_sample: Mapping[tuple[int, int], Any], best_dim: int
+) -> dict[int, float]:
+    """Per size: the standard error of its mean held-out NLL difference to size ``best_dim``, paired over
+    the held-out samples (each size's per-sample NLL averaged over its seeds first, ``size_means``).
+    Empty when the per-sample values cannot be paired."""
+    means = size_means(trials, per_sample)
+    if means is None or best_dim not in means:
+        return {}
+    return {d: _pair_se(means, d, best_dim) for d in means}
 
 
 def _rule_words(rule: str, dim: int, signals: dict[str, Any], largest: dict[str, Any]) -> list[str]:
@@ -578,41 +552,49 @@ def _num(v: float) -> str:
 
 
 def _rationale(
-    chosen: dict[str, Any],
+    knee: dict[str, Any],
     best: dict[str, Any],
     largest: dict[str, Any],
     tol: float,
-    rel_tol: float,
-    range_tol: float,
+    terms: str,
+    rows: list[dict[str, Any]],
     failures: list[TrialRecord],
     *,
     no_latent: bool = False,
-    edge: bool = False,
+    edge: bool | str = False,
 ) -> list[str]:
-    """The NLL knee and the active units of the largest model, in short sentences."""
-    seeds = best["n_seeds"]
+    """The NLL knee and the active units of the largest model, in short sentences, the tolerance in the
+    units a user reads (nats per sample, its terms)."""
     text = [
         f"Held-out NLL (importance-weighted bound) is lowest at latent size {best['dim']} "
-        f"({best['nll_mean']:.2f} nats)."
+        f"({best['nll_mean']:.2f} nats per sample)."
     ]
-    if chosen["dim"] == best["dim"]:
+    smaller = [r for r in rows if r["dim"] < knee["dim"]]
+    if knee["dim"] == best["dim"] and not smaller:
+        text.append(f"It is the smallest size tried, so the NLL knee is {knee['dim']}.")
+    elif knee["dim"] == best["dim"]:
+        closest = smaller[-1]
         text.append(
-            f"No smaller size comes within the tolerance of {tol:.2f} nats, so the NLL knee is {chosen['dim']}."
+            f"No smaller size comes within the tolerance of {tol:.2f} nats: the next smaller size tried, "
+            f"{closest['dim']}, is {closest['gap']:.2f} nats worse (SE {closest['gap_se']:.2f}), so the NLL knee "
+            f"is {knee['dim']}."
         )
     else:
+        how = (
+            f"within the tolerance of {tol:.2f} nats"
+            if knee["gap"] <= tol
+            else f"within one standard error of its gap to the best ({knee['gap_se']:.2f} nats)"
+        )
         text.append(
-            f"The smallest size within the tolerance of {tol:.2f} nats is {chosen['dim']} "
-            f"({chosen['nll_mean']:.2f} nats), so the NLL knee is {chosen['dim']}."
+            f"The smallest size {how} is {knee['dim']} ({knee['gap']:.2f} nats per sample above the best, SE "
+            f"{knee['gap_se']:.2f}), so the NLL knee is {knee['dim']}."
         )
-        text.append(f"The best size is only {chosen['nll_mean'] - best['nll_mean']:.2f} nats better.")
-    terms = f"{rel_tol:.1%} of the best NLL"
-    if seeds > 1:
-        terms = (
-            f"largest of {terms}, {range_tol:.1%} of the NLL range over sizes and the standard error over {seeds} seeds"
+    text.append(f"The tolerance is {terms}.")
+    if any(r["gap_se"] > 0 for r in rows):
+        text.append(
+            "A size also counts as within it when its gap to the best is within one standard error of that gap "
+            "(paired over the same held-out samples for every size, and over seeds)."
         )
-    else:
-        terms = f"larger of {terms} and {range_tol:.1%} of the NLL range over sizes"
-    text.append(f"The tolerance is the {terms}.")
     au = largest["active_units_mean"]
     text.append(
         f"The largest model ({largest['dim']} units) keeps {_units(largest)} "
@@ -622,15 +604,17 @@ def _rationale(
         text.append("No model has an active unit, so the active units say nothing about the size.")
     elif au < 1:
         text.append("It has no active unit, so its active units say nothing about the size.")
-    elif largest["dim"] == chosen["dim"]:
+    elif largest["dim"] == knee["dim"] and edge == "features":
+        text.append("The knee is the feature count, the largest size there is.")
+    elif largest["dim"] == knee["dim"]:
         text.append(
             "The knee is the largest size tried, so the grid may be too small"
             + ("." if edge else ": try larger sizes.")
         )
     elif au >= largest["dim"]:
         text.append("None collapsed: the data may use more units than the recommendation keeps.")
-    elif abs(au - chosen["dim"]) <= max(1.0, 0.25 * chosen["dim"]):
+    elif abs(au - knee["dim"]) <= max(1.0, 0.25 * knee["dim"]):
         text.append("Its active units are in agreement with the NLL knee.")
     else:
-        text.append(f"The two views of the bottleneck differ ({_num(au)} active units vs a knee of {chosen['dim']}).")
+        text.append(f"The two views of the bottleneck differ ({_num(au)} active units vs a knee of {knee['dim']}).")
     return text

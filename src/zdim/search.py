@@ -4,7 +4,7 @@
 every option against the data before anything is written, ``zdim.runs.RunDir`` owns the run directory
 (``zdim.resume`` decides whether an existing one may go on), the plan's executor (``EXECUTORS``) trains
 and evaluates the grid's points and returns an ``Outcome`` (records, per-sample held-out NLL, notes),
-and ``zdim.recommend`` and ``zdim.uncertainty`` turn it into an answer with its evidence. The answer is
+and ``zdim.answer.decide`` turns it into an answer with its evidence. The answer is
 the same with or without a run directory: the per-sample values travel in memory.
 """
 
@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide
 from .data import Data, load_data
 from .evidence import Note, NoteKind
 from .grid import DimSpec
-from .growth import capacity_check, grow, recommend_outcome
+from .growth import grow
 from .metrics import evaluate
 from .nested import NestedExecutor
 from .plan import Mode, Options, SweepPlan, resolve
@@ -32,7 +33,6 @@ from .scheduler import TrialExecutor, open_study
 from .settle import SettleExecutor
 from .train import resolve_device
 from .trial import Executor, Ledger, Outcome
-from .uncertainty import bootstrap, with_uncertainty
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
@@ -139,26 +139,20 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
 
 
 def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note]) -> Recommendation | None:
-    """The recommendation of an outcome with its evidence: the rule, the whole test split
-    (``--eval-samples``), what the executor and the grid's growth said, and the bootstrap (how sure)."""
+    """The recommendation of an outcome with its evidence (``zdim.answer.decide``): the rule, what the
+    executor and the grid's growth said, the whole test split (``--eval-samples``), the intrinsic-dimension
+    check and the bootstrap (how sure)."""
     data = ledger.data
-    rec = recommend_outcome(plan, outcome, data.likelihood, data.n_features)
+    question = plan.question(data)
+    rec = decide(Evidence(outcome.records, outcome.per_sample, None, notes), question)
     if rec is None:
         return None
-    rec = _on_full_test(rec, outcome, ledger, plan)  # a no-op without --eval-samples
-    rec = capacity_check(rec.with_notes(*notes), outcome, plan.intrinsic)
-    return with_uncertainty(
-        rec,
-        bootstrap(
-            outcome.records,
-            outcome.per_sample,
-            seed=plan.config.train.seed,
-            rel_tol=plan.config.rel_tol,
-            rule=plan.rule,
-            intrinsic_dim=plan.intrinsic.dim if plan.intrinsic else None,
-            likelihood=data.likelihood,
-        ),
-    )
+    full = _on_full_test(rec, outcome, ledger, plan)  # a no-op without --eval-samples
+    extra = [n for n in full.notes if n not in rec.notes]
+    evidence = Evidence(outcome.records, outcome.per_sample, plan.intrinsic, [*notes, *extra])
+    final = decide(evidence, question, resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)
+    assert final is not None
+    return replace(final, full_test=full.full_test)
 
 
 def _on_full_test(rec: Recommendation, outcome: Outcome, ledger: Ledger, plan: SweepPlan) -> Recommendation:

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from .answer import Evidence, decide
 from .config import SweepConfig
 from .engines import Done, Engine, LocalEngine, Status, WorkerEngine
 from .errors import Interrupted
@@ -46,7 +47,6 @@ from .metrics import evaluate
 from .models import VAE
 from .plan import SweepPlan
 from .records import TrialRecord, TrialStatus, trial_name
-from .rules import recommend
 from .runs import RunDir
 from .trial import Finished, Key, Ledger, Outcome
 
@@ -72,6 +72,7 @@ class Member:
     failed: str = ""
     scores: list[float] = field(default_factory=list)  # validation-subset NLL after each epoch
     per_sample: Any = None  # the latest (N,) per-sample NLL on the validation subset (paired across members)
+    horizon: int = 0  # epochs its finished neighbours trained: a member that joins late converges to their standard
 
     @property
     def key(self) -> Key:
@@ -101,6 +102,7 @@ class Member:
             "scores": self.scores,
             "val_nll": self.val_nll,
             "active": self.active,
+            "horizon": self.horizon,
         }
 
     def load(self, status: Status, saved: dict[str, Any]) -> None:
@@ -109,6 +111,7 @@ class Member:
         self.failed, self.scores = str(saved.get("failed", "")), [float(v) for v in saved.get("scores", [])]
         self.update(status, scored=False)
         self.val_nll, self.active = saved.get("val_nll"), saved.get("active")
+        self.horizon = int(saved.get("horizon", self.horizon))
 
     def improvement(self, window: int) -> float | None:
         """How much the best subset NLL fell over the last ``window`` epochs (None before ``window + 1``)."""
@@ -118,15 +121,28 @@ class Member:
 
     def converged(self, window: int, tol: float) -> bool:
         """Early-stopped, or its subset NLL is flat enough that going on cannot move the answer: its gain
-        over the last ``window`` epochs, kept up for as many epochs again as it has trained, stays below
-        ``tol`` (``gain * epochs / window < tol``). A member that has not yet used its latent code
-        (``asleep``) is flat because it has not started: never converged."""
+        over the last ``window`` epochs, kept up for as many epochs again as it has trained, or as its
+        finished neighbours trained when it joined the grid late (``horizon``), stays below ``tol``
+        (``gain * max(epochs, horizon) / window < tol``): a size added by growth or bisection is held to
+        its neighbours' standard, not to its own short history. A member that has not yet used its latent
+        code (``asleep``) is flat because it has not started: never converged."""
         if self.done and self.stopped_early:
             return True
         if self.asleep:  # flat because it has not started to use its latents (zdim.train)
             return False
         gain = self.improvement(window)
-        return gain is not None and gain * len(self.scores) / window < tol
+        return gain is not None and gain * max(len(self.scores), self.horizon) / window < tol
+
+
+def _horizon(dim: int, done: dict[Key, Finished]) -> int:
+    """The epochs the finished members of the nearest sizes below and above ``dim`` trained (the most of
+    them; 0 when none finished): the standard a member that joins the grid late converges to."""
+    sizes = {k[0] for k, f in done.items() if f.record.complete}
+    near = [max((d for d in sizes if d < dim), default=None), min((d for d in sizes if d > dim), default=None)]
+    epochs = [
+        f.record.epochs_run or 0 for k, f in done.items() if f.record.complete and k[0] in near and k[0] is not None
+    ]
+    return max(epochs, default=0)
 
 
 @contextmanager
@@ -180,7 +196,7 @@ class SettleExecutor:
         subset = data.val[: self.eval_samples]
         grid = config.grid()
         scores = self._scores(done, subset)  # (nll, active units, per-sample nll) of the members finished before
-        members = [Member(d, s) for d, s in grid if (d, s) not in done]
+        members = [Member(d, s, horizon=_horizon(d, done)) for d, s in grid if (d, s) not in done]
         progress.set_total(len(grid))
         progress.members()
         if not members:
@@ -393,13 +409,9 @@ class SettleExecutor:
                 per_sample[(m.dim, m.seed)] = m.per_sample
         if not recs:
             return None
-        rec = recommend(
-            recs,
-            rel_tol=plan.config.rel_tol,
-            rule=plan.rule,
-            likelihood=self.ledger.data.likelihood,
-            per_sample=per_sample if all(v is not None for v in per_sample.values()) else None,
-        )
+        paired = per_sample if all(v is not None for v in per_sample.values()) else {}
+        rec = decide(Evidence(recs, paired), plan.question(self.ledger.data))
+        assert rec is not None
         self.tol = 0.5 * rec.tolerance
         return rec.dim
 

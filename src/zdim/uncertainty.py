@@ -17,7 +17,7 @@ import numpy as np
 
 from .evidence import Note, NoteKind, warning
 from .records import TrialRecord
-from .rules import Recommendation, recommend, share_words
+from .rules import Question, Recommendation, recommend, share_words
 
 BOOTSTRAP_RESAMPLES = 200
 MIN_SHARE = 0.5  # an answer chosen in fewer resamples than this is not settled
@@ -29,14 +29,16 @@ def bootstrap(
     *,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
+    question: Question | None = None,
     **rule: Any,
 ) -> dict[str, Any] | None:
     """How often each size is recommended when the held-out samples and the seeds are resampled.
 
     ``per_sample[(dim, seed)]`` is the (N,) held-out NLL of each test sample of that trial; every trial
     was evaluated on the same samples, so one draw of N indices (with replacement) serves every trial
-    (paired). Seeds are resampled per size. ``rule`` goes to ``recommend``. Returns ``{"resamples": R,
-    "shares": {size: share}}``, or None when the per-sample values are missing or of unequal lengths.
+    (paired). Seeds are resampled per size. ``question`` (or its fields as keywords, ``rule``) goes to
+    ``recommend``. Returns ``{"resamples": R, "shares": {size: share}, "seeds": the fewest seeds of a
+    size, "n": N}``, or None when the per-sample values are missing or of unequal lengths.
     """
     complete = [t for t in trials if t.complete and t.key in per_sample]
     lengths = {len(per_sample[t.key]) for t in complete}
@@ -59,8 +61,11 @@ def bootstrap(
                 v = np.asarray(per_sample[ts[int(i)].key])[idx]
                 drawn.append(replace(ts[int(i)], seed=j, nll=float(v.mean())))
                 values[(dim, j)] = v
-        counts[recommend(drawn + others, per_sample=values, **rule).dim] += 1
-    return {"resamples": resamples, "shares": {str(d): c / resamples for d, c in sorted(counts.items())}}
+        kw: dict[str, Any] = {"question": question} if question is not None else rule
+        counts[recommend(drawn + others, per_sample=values, **kw).dim] += 1
+    seeds = min(len(ts) for ts in by_dim.values())
+    shares = {str(d): c / resamples for d, c in sorted(counts.items())}
+    return {"resamples": resamples, "shares": shares, "seeds": seeds, "n": n}
 
 
 def with_uncertainty(rec: Recommendation, uncertainty: dict[str, Any] | None) -> Recommendation:
@@ -70,13 +75,24 @@ def with_uncertainty(rec: Recommendation, uncertainty: dict[str, Any] | None) ->
         return rec
     done = replace(rec, uncertainty=uncertainty)
     share = float(uncertainty["shares"].get(str(rec.dim), 0.0))
-    said = Note(NoteKind.UNCERTAINTY, f"Bootstrap over the held-out samples and seeds: {done.confidence}.")
-    if share >= MIN_SHARE:
-        return done.with_notes(said)
+    if share >= MIN_SHARE or not rec.settled:  # a flagged answer: its shares are not shown (no share beside a flag)
+        return done.with_notes(_said(done))
     uncertain = warning(
         f"the answer is uncertain: size {rec.dim} is chosen in only {share_words(share)} of "
         f"{uncertainty['resamples']} resamples of the held-out samples and seeds; use more seeds (--seeds), "
         "more held-out data, or more epochs",
         "uncertain",
     )
-    return done.with_notes(uncertain, said)
+    done = done.with_notes(uncertain)
+    return done.with_notes(_said(done))
+
+
+def _said(rec: Recommendation) -> Note:
+    """The bootstrap in words, or why its shares are not shown (``Recommendation.shown_shares``)."""
+    if rec.shown_shares:
+        return Note(NoteKind.UNCERTAINTY, f"Bootstrap over the held-out samples and seeds: {rec.confidence}.")
+    return Note(
+        NoteKind.UNCERTAINTY,
+        "The bootstrap over the held-out samples and seeds is not shown as a share: it cannot see what "
+        "unsettles the answer (the warnings above).",
+    )

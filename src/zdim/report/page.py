@@ -84,11 +84,31 @@ def _caution(rec: Recommendation) -> str:
 def _certainty(rec: Recommendation) -> str:
     """How often the bootstrap over held-out samples and seeds chose each size (runs that made one), in the
     words of ``Recommendation.confidence``."""
-    if not rec.shares():
+    if not rec.shown_shares:
         return ""
     return (
         f'<div class="rule" id="certainty">{esc(rec.confidence)}: bootstrap resamples of the held-out samples '
         "and seeds</div>"
+    )
+
+
+def _sizes_table(rec: Recommendation) -> str:
+    """The answer beside its table: per size the held-out NLL, the gap to the best and its standard error
+    (``Recommendation.size_rows``)."""
+    rows = rec.size_rows()
+    if not rows:
+        return ""
+    head = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    chosen = ' class="chosen"'
+    body = "".join(
+        f"<tr{chosen if r[''].startswith('answer') else ''}>"
+        + "".join(f"<td>{esc(v)}</td>" for v in r.values())
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        '<table class="sizes" id="sizes"><caption>held-out NLL per size (nats per sample)</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
@@ -101,6 +121,7 @@ def _summary(view: RunView) -> str:
             f'<div class="rule">rule: <code>{esc(rec.rule)}</code></div>'
             + _certainty(rec)
             + "</div></div>"
+            + _sizes_table(rec)
             + _rationale(rec)
         )
     else:
@@ -627,6 +648,7 @@ h2{margin:0 0 8px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}.intro{colo
 figure{margin:0}figure img{max-width:100%;height:auto;display:block}figcaption{color:var(--muted);font-size:13px}
 table{border-collapse:collapse;font-size:13.5px}.kv th{text-align:left;color:var(--muted);font-weight:500;
 padding:3px 14px 3px 0;vertical-align:top}.kv td{padding:3px 0}
+.sizes{margin:10px 0}.sizes caption{text-align:left;color:var(--muted);font-size:13px}.sizes th,.sizes td{padding:2px 10px;text-align:right}.sizes tr.chosen td{font-weight:600}
 pre.cmd{background:#0f1729;color:#e6edf3;padding:10px 12px;border-radius:8px;white-space:pre-wrap;word-break:break-all}
 .scroll{overflow-x:auto}.trials th,.trials td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 .trials th{cursor:pointer;user-select:none;background:#f2f4f7;position:sticky;top:0}.trials th:first-child,.trials td:first-child,
