@@ -122,7 +122,7 @@ def test_the_check_gives_the_likely_reason_on_wrapped_data():
     checked = capacity_check(rec, recs, per, estimate(2.0))
     note = next(n for n in checked.notes if n.code == "capacity")
     assert "a size-2 VAE of this architecture stays 20.00 nats worse" in note.text
-    assert "the likely reason: the answer is 2.0 times the estimate, as where the data wrap" in note.text
+    assert "the answer is 2.0 times the estimate, and two reasons fit: the data wrap" in note.text
 
 
 def test_the_check_runs_within_the_factor_where_a_size_at_the_estimate_was_trained():

@@ -58,9 +58,10 @@ def _reason(answer: int, mean: float) -> str:
     ratio = answer / mean
     if ratio <= 2.5:
         return (
-            f"; the likely reason: the answer is {ratio:.1f} times the estimate, as where the data wrap (an angle, "
-            "a circle, a sphere): a Gaussian latent of d units must tear such data, and up to 2d units (d + 1 for "
-            "a sphere) need not. If they do not wrap, a wider decoder (--hidden) may need fewer"
+            f"; the answer is {ratio:.1f} times the estimate, and two reasons fit: the data wrap (an angle, a "
+            "circle, a sphere), which a Gaussian latent of d units must tear and up to 2d units (d + 1 for a "
+            "sphere) need not; or this decoder cannot unfold a curved sheet into d units, where a wider decoder "
+            "(--hidden) may need fewer"
         )
     return (
         f"; the answer is {ratio:.1f} times the estimate, more than wrapping explains (at most 2d): a wider "
