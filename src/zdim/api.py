@@ -134,8 +134,9 @@ def sweep(
     mode : {"settle", "per-size", "nested"}, optional
         ``settle`` trains every (size, seed) together and stops once the answer has settled (``epochs``
         is then a cap); ``per-size`` trains one Optuna trial per (size, seed) to its own end; ``nested``
-        is ``nested=True``. Default: settle, or per-size where ``workers > 1``, ``storage`` or ``prune``
-        need Optuna trials, or nested with ``nested=True``.
+        is ``nested=True``. Default: settle (with ``workers > 1`` too: its members are spread over the
+        worker processes), per-size where ``storage`` or ``prune`` needs one Optuna trial per point, or
+        nested with ``nested=True``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops.
     checkpoint_every : float

@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
         "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
-        "default with --workers > 1, --storage or --prune); nested: as --nested",
+        "default with --storage or --prune; --workers alone keeps settle mode); nested: as --nested",
     )
     s.add_argument(
         "--checkpoint-every",

@@ -226,8 +226,8 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         raise ConfigError(f"time budget must be a number of seconds > 0, got {o.time_budget!r}: fix --time-budget")
     if o.time_budget is not None and mode is not Mode.SETTLE:
         raise ConfigError(
-            "--time-budget caps settle mode only: use --mode settle (the default without --workers, "
-            "--storage, --prune or --nested), or drop --time-budget"
+            "--time-budget caps settle mode only: use --mode settle (the default without --storage, "
+            "--prune or --nested), or drop --time-budget"
         )
     if mode is Mode.SETTLE:
         refused = [
