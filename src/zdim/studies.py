@@ -94,6 +94,11 @@ def storage_url(url: str) -> str:
     return url
 
 
+def is_journal(storage: str) -> bool:
+    """Whether ``--storage`` names a journal file (a path) rather than a database URL (``scheme://``)."""
+    return "://" not in storage
+
+
 def open_study(
     journal: Path | None,
     storage: str | None,
@@ -102,7 +107,8 @@ def open_study(
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
-    """Create or load a study: ``storage`` URL, else the journal file ``journal`` (in memory without).
+    """Create or load a study: ``storage`` (a URL, or the path of a journal file shared by several run
+    directories), else the journal file ``journal`` (in memory without either).
 
     A bad URL, a missing driver or an unreachable server is a ``ConfigError`` naming ``--storage``.
     """
@@ -113,6 +119,14 @@ def open_study(
         else:
             journal.parent.mkdir(parents=True, exist_ok=True)
             store = journal_storage(journal)
+    elif is_journal(storage):  # a journal file shared by processes (and machines on one file system)
+        path = Path(storage).expanduser()
+        if path.is_dir() or not path.parent.is_dir():
+            raise ConfigError(
+                f"storage {storage!r} is not a journal file in an existing folder: fix --storage "
+                "(a file such as shared/study.journal, or a URL such as postgresql://host/db)"
+            )
+        store = journal_storage(path)
     else:
         store = storage_url(storage)
     try:
