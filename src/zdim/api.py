@@ -25,6 +25,7 @@ from .messages import python_message
 from .plan import CHECKPOINT_SECONDS, Options
 from .report import build_report
 from .result import SweepResult
+from .resume import check_extend_grid
 from .rules import DEFAULT_REL_TOL, DEFAULT_RULE
 from .search import sweep as _sweep
 from .train import TrainConfig
@@ -68,6 +69,7 @@ def sweep(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    extend_grid: bool = False,
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
@@ -158,7 +160,11 @@ def sweep(
         Run directory (every trial saved as it finishes, with ``report.html`` at the end); without it
         nothing is written.
     overwrite, resume : bool
-        When ``out`` exists: replace it (only a folder zdim made), or finish its missing trials.
+        When ``out`` exists: replace it (only a folder zdim made), or finish its missing trials (a
+        ``resume`` of a folder that holds no run, or with other data, sizes, seeds or settings than the
+        run was made with, raises ``zdim.errors.RunDirError``).
+    extend_grid : bool
+        With ``resume``: also train sizes (or more ``seeds``) the run did not have.
     storage, study_name : str, optional
         Optuna storage URL and study name, to share a sweep between workers or machines.
     workers : int
@@ -212,6 +218,7 @@ def sweep(
     }
     loader = {key: value for key, value in loader.items() if value is not None}
     try:
+        check_extend_grid(extend_grid, resume)
         data = source if isinstance(source, Data) else load_data(source, **loader)
         options = Options(
             dims=DimSpec.of(dims) if dims else None,
@@ -243,6 +250,7 @@ def sweep(
             rule=rule,
             refine=refine,
             extend=extend,
+            extend_grid=extend_grid,
             time_budget=time_budget,
             prune=prune,
             workers=workers,

@@ -21,7 +21,7 @@ R = TypeVar("R")
 # command-line flag -> keyword of ``zdim.sweep`` (flags whose keyword is the flag with "_" for "-" are
 # not listed); boolean flags read ``name=True``
 _KEYWORDS = {"study": "study_name", "quiet": "progress"}
-_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine"}
+_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine", "extend-grid"}
 _WORDS = {"auto", "gaussian", "bernoulli", "poisson", "nb", "mlp", "conv", "cpu", "cuda"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 

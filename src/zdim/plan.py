@@ -54,6 +54,7 @@ class Running:
     rule: str = DEFAULT_RULE
     refine: bool | None = None  # None: refine between the sizes tried, unless the mode cannot (nested)
     extend: bool = True
+    extend_grid: bool = False  # --resume may add sizes (and seeds) to the grid its run directory recorded
     time_budget: float | None = None
     prune: bool = False
     workers: int = 1
