@@ -21,7 +21,7 @@ from .config import SweepConfig
 from .data import Data, load_data
 from .errors import ZdimError
 from .grid import DimSpec
-from .messages import python_message
+from .messages import python_message, warn_unsettled
 from .plan import CHECKPOINT_SECONDS, Options
 from .report import build_report
 from .result import SweepResult
@@ -201,6 +201,12 @@ def sweep(
     ------
     zdim.ZdimError
         ``DataError``, ``ConfigError``, ``RunDirError``...: one line naming the keyword to fix.
+
+    Warns
+    -----
+    zdim.UnsettledAnswerWarning
+        When the recommended size is not a settled answer (``recommendation.settled`` is False); the
+        message gives the recommendation's warnings.
     """
     loader: dict[str, Any] = {
         "seed": seed,
@@ -267,6 +273,7 @@ def sweep(
     except ZdimError as e:
         e.args = (python_message(str(e)), *e.args[1:])
         raise
+    warn_unsettled(result.recommendation)
     return result
 
 
