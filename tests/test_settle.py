@@ -434,3 +434,12 @@ def test_ctrl_c_through_timeout_saves_and_resume_ends_as_an_uninterrupted_run(tm
     assert "resumed from epoch" in resumed.stderr
     subprocess.run([sys.executable, "-m", "zdim", *args, "--out", str(whole), "--quiet"], env=env, check=True)
     assert nlls(cut) == pytest.approx(nlls(whole), rel=1e-6) and len(nlls(whole)) == 3
+
+
+def test_progress_into_a_file_is_plain_lines_without_cursor_codes(tiny_gaussian, capsys):
+    """stderr redirected to a log file (here: captured, not a terminal) gets lines, never ESC[A or \\r."""
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=3, patience=0))
+    sweep(tiny_gaussian, config=cfg, mode="per-size", extend=False, refine=False, progress=True)
+    err = capsys.readouterr().err
+    assert "\x1b[" not in err and "\r" not in err
+    assert "dim 1 seed 0: NLL" in err and "epoch 1/3" in err and "2/2 trials" in err
