@@ -1,6 +1,7 @@
 """The Python API: an explicit, typed ``zdim.sweep``; DataFrames, labels, .npz splits and a given test split."""
 
 import inspect
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -158,3 +159,27 @@ def test_cli_array_and_test_options(tmp_path, npz_pair, capsys):
     np.save(test_file, planted(30, seed=6)[:, :4])
     assert main(["estimate-id", str(path), "--test", str(test_file)]) == 2
     assert "4 features per sample" in capsys.readouterr().err
+
+
+def test_an_unsettled_answer_warns_the_python_caller_in_keywords(tmp_path):
+    """Models that learned nothing (one epoch on noise) cannot support an answer: zdim.sweep and
+    VAETransformer(latent_dim="auto") say so with a warning (the command line prints its warnings)."""
+    import warnings
+
+    x = np.random.default_rng(0).normal(size=(150, 6)).astype(np.float32)
+    quick = dict(dims=(1, 2), epochs=1, hidden=(8,), k=2, extend=False, refine=False, report=False)
+    with pytest.warns(zdim.UnsettledAnswerWarning, match="latent size [12] is not a settled answer") as got:
+        res = zdim.sweep(x, **quick)
+    assert res.recommendation is not None and not res.recommendation.settled
+    text = str(got[0].message)
+    assert "--" not in text and got[0].filename == __file__  # keywords; the warning points at the caller
+    est = zdim.VAETransformer(latent_dim="auto", dims=(1, 2), epochs=1, hidden=(8,), k=2)
+    with pytest.warns(zdim.UnsettledAnswerWarning) as got:
+        est.fit(x)
+    assert not est.sweep_result_.recommendation.settled
+    assert issubclass(zdim.UnsettledAnswerWarning, UserWarning) and "UnsettledAnswerWarning" in zdim.__all__
+    with warnings.catch_warnings():  # a settled answer: no warning
+        warnings.simplefilter("error", zdim.UnsettledAnswerWarning)
+        from zdim.messages import warn_unsettled
+
+        warn_unsettled(SimpleNamespace(dim=2, settled=True, warnings=[]))

@@ -57,7 +57,7 @@ def test_sweep_end_to_end_in_a_real_process(tmp_path, csv_file):
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert again.stderr.strip().count("\n") == 0 and "--resume" in again.stderr
     assert sorted(x.name for x in out.rglob("*")) == before
-    resumed = run_cli("sweep", csv_file, "--dims", "1,2,3", "--out", out, "--resume", *QUICK)
+    resumed = run_cli("sweep", csv_file, "--dims", "1,2,3", "--out", out, "--resume", "--extend-grid", *QUICK)
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "trials" / "dim-003-seed-0" / "metrics.json").is_file()
 

@@ -52,3 +52,13 @@ def test_large_data_are_subsampled_before_any_copy(monkeypatch):
     assert seen[0] == (600, 12)  # the row sort saw the draw, not the 5000 rows
     assert abs(est.dim - 3) <= 1
     assert estimate_intrinsic_dim(x, n=500, repeats=2, seed=0).twonn == est.twonn  # seeded
+
+
+def test_subsamples_as_large_as_the_split_say_so_and_show_no_spread():
+    x = np.random.default_rng(0).normal(size=(457, 4))
+    est = estimate_intrinsic_dim(x, n=1000, repeats=5)
+    assert est.whole and est.n == 457
+    table = est.table()
+    assert "all 457 distinct points of the split (no subsampling, so no spread)" in table
+    assert "0.00" not in table and "5 x 457" not in table
+    assert not estimate_intrinsic_dim(x, n=200, repeats=2).whole

@@ -293,3 +293,14 @@ def test_the_intrinsic_dimension_check_is_shown_with_its_figures(tmp_path):
     html = page(make_view(tmp_path, recommendation=typed([caution(text, "capacity")], capacity=cap)))
     assert "intrinsic-dimension check" in html and "size 3: +2.50 nats (paired SE 0.40)" in html
     assert "The data&#x27;s intrinsic dimension is about 6.4" in html  # the sentence itself, above the answer
+
+
+def test_neighbouring_sizes_added_by_refinement_do_not_overlap_their_labels():
+    from zdim.report.figures import size_labels
+
+    dims = [1, 2, 4, 8, 16, 23, 24, 26, 32, 64]
+    labels = size_labels(dims, log=True)
+    assert labels[0] == "1" and labels[-1] == "64" and len(labels) == len(dims)
+    shown = [d for d, s in zip(dims, labels) if s]
+    assert not {23, 24} <= set(shown) and not {24, 26} <= set(shown)  # one label among close neighbours
+    assert size_labels([2, 4, 8], log=False) == ["2", "4", "8"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,60 @@ def test_a_run_made_before_a_training_option_existed_resumes(old_run, table):
     changed = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "lr": 0.5}))
     with pytest.raises(RunDirError, match="other training settings: lr was 0.001, now 0.5: resume with the same --lr"):
         check_resume(RunDir(old_run), changed)
+
+
+@pytest.mark.parametrize("make", [None, "empty"])
+def test_resume_of_a_folder_without_a_run_is_one_line_and_writes_nothing(tmp_path, table, make, capsys):
+    out = tmp_path / "nonexist"
+    if make == "empty":
+        out.mkdir()
+    code, err = run_cli(["sweep", table, *QUICK, "--out", out, "--resume"], capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert str(out) in line and ("does not exist" if make is None else "is empty") in line
+    assert "drop --resume" in line
+    assert out.exists() == (make == "empty") and (make is None or list(out.iterdir()) == [])
+
+
+def test_resume_refuses_sizes_and_seeds_the_run_never_had_unless_extend_grid(tmp_path, table, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["sweep", table, *QUICK, "--dims", "1,2", "--out", out], capsys)[0] == 0
+    before = snapshot(out)
+    command = json_of(out)["command"]
+    code, err = run_cli(["sweep", table, *QUICK, "--dims", "1,2,4", "--out", out, "--resume"], capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "sizes 1,2, not 4" in line and "--dims 1,2" in line and "--extend-grid" in line
+    code, err = run_cli(["sweep", table, *QUICK, "--dims", "1,2", "--seeds", "2", "--out", out, "--resume"], capsys)
+    assert code == 2 and "--seeds 1, not 2" in one_line_error(err)
+    code, err = run_cli(["sweep", table, *QUICK, "--dims", "1,2", "--k", "3", "--out", out, "--resume"], capsys)
+    assert code == 2 and "--k 2, not 3" in one_line_error(err)
+    code, err = run_cli(["sweep", table, *QUICK, "--dims", "1,2,4", "--out", out, "--extend-grid"], capsys)
+    assert code == 2 and "pass --resume too" in one_line_error(err)
+    assert snapshot(out) == before  # refused before anything is written
+    # the same command (or a part of its grid) resumes; --extend-grid adds the size
+    assert run_cli(["sweep", table, *QUICK, "--dims", "1", "--out", out, "--resume"], capsys)[0] == 0
+    args = ["sweep", table, *QUICK, "--dims", "1,2,4", "--out", out, "--resume", "--extend-grid"]
+    assert run_cli(args, capsys)[0] == 0
+    assert (out / "trials" / "dim-004-seed-0" / "metrics.json").is_file()
+    info = json_of(out)
+    assert info["sweep"]["dims"] == [1, 2, 4] and info["command"] == command  # the command that made the run
+    assert len(info["resumes"]) == 2 and "--extend-grid" in info["resumes"][-1]["command"]
+    assert "extend_grid" not in info
+
+
+def test_resume_accepts_the_sizes_a_run_added_itself(old_run, table, capsys):
+    """Growth and refinement record their sizes in run.json (RunDir.add_dims): they belong to the run."""
+    RunDir(old_run).add_dims([3])
+    data = np.random.default_rng(1).normal(size=(120, 6)).astype(np.float32)
+    cfg = SweepConfig(dims=(1, 3), hidden=(8,), k=2, train=TrainConfig(epochs=1, patience=0))
+    r = sweep(data, config=cfg, out=old_run, extend=False, refine=False, resume=True)
+    assert sorted(t.dim for t in r.trials) == [1, 3]
+    with pytest.raises(RunDirError, match="sizes 1,3, not 5: resume with --dims 1,3"):
+        sweep(data, config=replace(cfg, dims=(1, 5)), out=old_run, extend=False, resume=True)
+
+
+def json_of(run: Path) -> dict:
+    import json
+
+    return json.loads((run / "run.json").read_text())

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +138,7 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
         for pid in (live.pid, dead.pid):
             t = study.ask()
             info = dict(studies.worker_info(None), pid=pid)
+            info.pop("started", None)  # this process's start time, not the child's
             t.set_user_attr(studies.WORKER_ATTR, info)
             t.set_user_attr(studies.BEAT_ATTR, time.time())
         failed = studies.fail_stale(study)
@@ -150,7 +152,7 @@ def test_heartbeat_tells_dead_from_live_workers(tmp_path):
         assert studies.is_stale(frozen) and not studies.is_stale(t)
         stamped_not_beaten = optuna.trial.create_trial(  # killed between its stamp and its first beat
             state=optuna.trial.TrialState.RUNNING,
-            user_attrs={studies.WORKER_ATTR: dict(studies.worker_info(None), pid=dead.pid)},
+            user_attrs={studies.WORKER_ATTR: {"host": socket.gethostname(), "pid": dead.pid}},
         )
         assert studies.is_stale(stamped_not_beaten)
     finally:
@@ -370,3 +372,71 @@ def test_kill_9_of_a_settle_worker_then_resume_gives_the_same_answer(tmp_path):
     b = nlls(killed)
     assert sorted(b) == sorted(t.trial for t in clean.trials)
     assert all(b[t.trial] == pytest.approx(t.nll, rel=1e-5) for t in clean.trials)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="process start times are read from /proc")
+def test_a_killed_worker_not_yet_reaped_or_whose_pid_was_taken_is_stale_at_once():
+    """kill -9 of a worker whose parent has not reaped it yet (a zombie answers kill(pid, 0)), or whose pid a
+    new process took: its RUNNING trial is stale at once, not after the 120 s heartbeat grace."""
+    host = socket.gethostname()
+
+    def running(info: dict) -> optuna.trial.FrozenTrial:
+        attrs = {studies.WORKER_ATTR: info, studies.BEAT_ATTR: time.time()}  # a fresh beat
+        return optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs=attrs)
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 30
+        while not studies._zombie(zombie.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # exited, not reaped
+        started = studies._started(live.pid)
+        assert started is not None
+        assert studies.is_stale(running({"host": host, "pid": zombie.pid}))
+        assert not studies.is_stale(running({"host": host, "pid": live.pid, "started": started}))
+        assert studies.is_stale(running({"host": host, "pid": live.pid, "started": started - 1}))  # pid taken again
+        assert not studies.is_stale(running(studies.worker_info(None)))  # this process
+    finally:
+        live.kill()
+        for p in (zombie, live):
+            p.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_at_any_moment_loses_no_point_of_a_shared_journal(tmp_path):
+    """Two run directories on one journal file (--storage PATH); the first is killed -9 after 0, 2, 5 and 9
+    finished trials (mid-trial, or between trials), left unreaped once; its --resume and the other worker
+    end with every point of the grid complete, each told to the study once, no finished folder retrained."""
+    grid = ["--dims", "1,2,3,4,6,8", "--seeds", "2", "--mode", "per-size", "--no-refine", "--no-extend"]
+    for n, finished in enumerate((0, 2, 5, 9)):
+        base = tmp_path / f"round{n}"
+        base.mkdir()
+        shared = ["--storage", str(base / "study.journal")]
+        a, b = base / "a", base / "b"
+        pa = zdim("sweep", *SMALL, *grid, *shared, "--out", str(a))
+        pb = zdim("sweep", *SMALL, *grid, *shared, "--out", str(b))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and pa.poll() is None:
+            done = len(list(a.glob("trials/*/metrics.json")))
+            ready = done >= finished and (a / "run.json").is_file() and (base / "study.journal").is_file()
+            if ready and stamped_trials(base / "study.journal") > done:  # a trial is taken (by a or b), training
+                break
+            time.sleep(0.005)
+        pa.kill()
+        if n % 2 == 0:
+            pa.wait()  # reaped at once; in odd rounds it stays a zombie while the others go on
+        stamps = {f.parent.name: f.stat().st_mtime_ns for f in a.glob("trials/*/metrics.json")}
+        resumed = zdim("sweep", *SMALL, *grid, *shared, "--out", str(a), "--resume")
+        for p in (resumed, pb):
+            _, err = p.communicate(timeout=100)  # the 120 s heartbeat grace would not fit
+            assert p.returncode == 0, err
+        pa.wait()
+        for run in (a, b):
+            with open(run / "results.csv") as f:
+                status = [r["status"] for r in csv.DictReader(f)]
+            assert status == ["complete"] * 12, (n, run, status)
+        study = optuna.load_study(study_name="zdim-sweep", storage=studies.journal_storage(base / "study.journal"))
+        counts = records_per_key(study)
+        assert len(counts) == 12 and set(counts.values()) == {1}, (n, counts)
+        for name, ns in stamps.items():
+            assert (a / "trials" / name / "metrics.json").stat().st_mtime_ns == ns, (n, name)

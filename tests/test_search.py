@@ -60,7 +60,7 @@ def test_resume_reuses_finished_trials_and_redoes_corrupt_ones(tmp_path, tiny_bi
     corrupt = out / "trials" / "dim-002-seed-0" / "model.safetensors"
     corrupt.write_bytes(corrupt.read_bytes()[:100])
     before = read_json(out / "trials" / "dim-003-seed-0" / "metrics.json")
-    r = sweep(tiny_binary, config=cfg((1, 2, 3, 4)), **FIXED, out=out, resume=True)
+    r = sweep(tiny_binary, config=cfg((1, 2, 3, 4)), **FIXED, out=out, resume=True, extend_grid=True)
     assert kept.stat().st_mtime_ns == stamp  # never retrained
     assert load_model(corrupt.parent).latent_dim == 2  # redone, loads again
     assert read_json(out / "trials" / "dim-003-seed-0" / "metrics.json") == before

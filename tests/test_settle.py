@@ -371,3 +371,75 @@ def test_settle_on_two_worker_processes_gives_the_one_process_answer(tmp_path, t
     assert two.recommended_dim == one.recommended_dim
     assert "in 2 worker processes of 1 thread each: the members one process trains" in two.recommendation.rationale
     assert RunDir(tmp_path / "two").read_settle()["trace"] == RunDir(tmp_path / "one").read_settle()["trace"]
+
+
+def test_a_sigint_passed_on_at_once_is_the_same_ctrl_c_and_a_later_one_stops_at_once(capsys):
+    """`timeout` (or a shell) passes the terminal's SIGINT on to its process group: zdim gets it two or
+    three times at once. Those are one Ctrl-C; only a SIGINT a while later stops without saving."""
+    import time
+
+    from zdim.settle import interrupts
+
+    with pytest.raises(Interrupted, match="stopped at once.*not saved.*--resume") as err, interrupts(0.3) as asked:
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this (the main) thread
+        assert asked == [signal.SIGINT]
+        time.sleep(0.4)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert err.value.signum == signal.SIGINT
+    assert "\n" not in str(err.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert capsys.readouterr().err.count("finishing this round") == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_through_timeout_saves_and_resume_ends_as_an_uninterrupted_run(tmp_path):
+    """SIGINT to the process group of `timeout 600 zdim sweep ...` (as a terminal's Ctrl-C): the sweep
+    checkpoints and exits 130; --resume goes on from that epoch to the results of an uninterrupted run."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from .test_scale import SRC, nlls
+
+    if shutil.which("timeout") is None:
+        pytest.skip("no `timeout` command")
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    args = ["sweep", "digits", "--max-samples", "300", "--dims", "2,4,8", "--seeds", "1", "--hidden", "16",
+            "--k", "5", "--epochs", "40", "--patience", "0", "--no-refine", "--no-extend"]  # fmt: skip
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    log = tmp_path / "err.txt"
+    with open(log, "w") as err:
+        p = subprocess.Popen(
+            ["timeout", "600", sys.executable, "-m", "zdim", *args, "--out", str(cut)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None and not re.search(r"epoch [3-9]", log.read_text()):
+            time.sleep(0.1)  # training is under way, a few epochs in
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(timeout=120)
+    text = log.read_text()
+    assert p.returncode == 130, text
+    assert "interrupted at epoch" in text and "every member is saved" in text and "stopped at once" not in text
+    resumed = subprocess.run(
+        [sys.executable, "-m", "zdim", *args, "--out", str(cut), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from epoch" in resumed.stderr
+    subprocess.run([sys.executable, "-m", "zdim", *args, "--out", str(whole), "--quiet"], env=env, check=True)
+    assert nlls(cut) == pytest.approx(nlls(whole), rel=1e-6) and len(nlls(whole)) == 3
+
+
+def test_progress_into_a_file_is_plain_lines_without_cursor_codes(tiny_gaussian, capsys):
+    """stderr redirected to a log file (here: captured, not a terminal) gets lines, never ESC[A or \\r."""
+    cfg = SweepConfig(dims=(1, 2), hidden=(8,), k=3, train=TrainConfig(epochs=3, patience=0))
+    sweep(tiny_gaussian, config=cfg, mode="per-size", extend=False, refine=False, progress=True)
+    err = capsys.readouterr().err
+    assert "\x1b[" not in err and "\r" not in err
+    assert "dim 1 seed 0: NLL" in err and "epoch 1/3" in err and "2/2 trials" in err

@@ -39,3 +39,11 @@ def test_tune_warns_when_epochs_stop_trials_before_the_sweeps_models_were_best(f
     res = zdim.tune(run, dim=2, data=zdim.load_data(frame), n_trials=1, epochs=1)
     assert res.warnings and "--epochs 1 stops every tuning trial before" in res.warnings[0]
     assert "warning: --epochs 1" in res.summary()
+
+
+def test_tune_summary_prints_parameters_to_four_significant_digits(frame_run):
+    run, frame = frame_run
+    res = zdim.tune(run, dim=2, data=zdim.load_data(frame), n_trials=2, epochs=2)
+    res.tuning["best"]["params"] = dict(res.tuning["best"]["params"], warmup=240.91569012525733)
+    text = res.summary()
+    assert "warmup 240.9" in text and "240.91569" not in text and "{" not in text

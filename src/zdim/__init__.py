@@ -24,6 +24,7 @@ LAZY = {
     "Data": "data",
     "load_data": "data",
     "ZdimError": "errors",
+    "UnsettledAnswerWarning": "errors",
     "evaluate": "metrics",
     "VAE": "models",
     "VAEConfig": "models",
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from .api import sweep
     from .config import SweepConfig
     from .data import Data, Preprocessing, load_data
-    from .errors import ZdimError
+    from .errors import UnsettledAnswerWarning, ZdimError
     from .estimator import VAETransformer
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .metrics import evaluate
@@ -84,6 +85,7 @@ __all__ = [
     "Data",
     "load_data",
     "ZdimError",
+    "UnsettledAnswerWarning",
     "evaluate",
     "VAE",
     "VAEConfig",

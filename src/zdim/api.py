@@ -21,10 +21,11 @@ from .config import SweepConfig
 from .data import Data, load_data
 from .errors import ZdimError
 from .grid import DimSpec
-from .messages import python_message
+from .messages import python_message, warn_unsettled
 from .plan import CHECKPOINT_SECONDS, Options
 from .report import build_report
 from .result import SweepResult
+from .resume import check_extend_grid
 from .rules import DEFAULT_REL_TOL, DEFAULT_RULE
 from .search import sweep as _sweep
 from .train import TrainConfig
@@ -68,6 +69,7 @@ def sweep(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    extend_grid: bool = False,
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
@@ -134,8 +136,9 @@ def sweep(
     mode : {"settle", "per-size", "nested"}, optional
         ``settle`` trains every (size, seed) together and stops once the answer has settled (``epochs``
         is then a cap); ``per-size`` trains one Optuna trial per (size, seed) to its own end; ``nested``
-        is ``nested=True``. Default: settle, or per-size where ``workers > 1``, ``storage`` or ``prune``
-        need Optuna trials, or nested with ``nested=True``.
+        is ``nested=True``. Default: settle (with ``workers > 1`` too: its members are spread over the
+        worker processes), per-size where ``storage`` or ``prune`` needs one Optuna trial per point, or
+        nested with ``nested=True``.
     time_budget : float, optional
         Settle mode only: seconds of training after which every member stops.
     checkpoint_every : float
@@ -157,7 +160,11 @@ def sweep(
         Run directory (every trial saved as it finishes, with ``report.html`` at the end); without it
         nothing is written.
     overwrite, resume : bool
-        When ``out`` exists: replace it (only a folder zdim made), or finish its missing trials.
+        When ``out`` exists: replace it (only a folder zdim made), or finish its missing trials (a
+        ``resume`` of a folder that holds no run, or with other data, sizes, seeds or settings than the
+        run was made with, raises ``zdim.errors.RunDirError``).
+    extend_grid : bool
+        With ``resume``: also train sizes (or more ``seeds``) the run did not have.
     storage, study_name : str, optional
         Optuna storage URL and study name, to share a sweep between workers or machines.
     workers : int
@@ -194,6 +201,12 @@ def sweep(
     ------
     zdim.ZdimError
         ``DataError``, ``ConfigError``, ``RunDirError``...: one line naming the keyword to fix.
+
+    Warns
+    -----
+    zdim.UnsettledAnswerWarning
+        When the recommended size is not a settled answer (``recommendation.settled`` is False); the
+        message gives the recommendation's warnings.
     """
     loader: dict[str, Any] = {
         "seed": seed,
@@ -211,6 +224,7 @@ def sweep(
     }
     loader = {key: value for key, value in loader.items() if value is not None}
     try:
+        check_extend_grid(extend_grid, resume)
         data = source if isinstance(source, Data) else load_data(source, **loader)
         options = Options(
             dims=DimSpec.of(dims) if dims else None,
@@ -242,6 +256,7 @@ def sweep(
             rule=rule,
             refine=refine,
             extend=extend,
+            extend_grid=extend_grid,
             time_budget=time_budget,
             prune=prune,
             workers=workers,
@@ -258,6 +273,7 @@ def sweep(
     except ZdimError as e:
         e.args = (python_message(str(e)), *e.args[1:])
         raise
+    warn_unsettled(result.recommendation)
     return result
 
 

@@ -84,6 +84,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .grid import DimSpec
 
     dims = DimSpec.parse(args.dims) if args.dims else None  # parsed, not expanded: checked against the data
+    from .resume import check_extend_grid
+
+    check_extend_grid(args.extend_grid, args.resume)
     if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
         from .tracking import check_tracking
 
@@ -125,6 +128,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         rule=args.rule,
         refine=args.refine,
         extend=args.extend,
+        extend_grid=args.extend_grid,
         time_budget=args.time_budget,
         prune=args.prune,
         workers=args.workers,
@@ -299,8 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/NAME)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace an existing run directory (only one zdim made)")
-    g.add_argument("--resume", action="store_true", help="finish the missing trials of a run directory")
-    s.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://host/db (default: a file in the run dir)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the missing trials of a run directory, with the flags that made it (sizes it added "
+        "itself included); other data, sizes, seeds or settings are refused",
+    )
+    s.add_argument(
+        "--extend-grid",
+        action="store_true",
+        help="with --resume: also train sizes (or more --seeds) the run did not have",
+    )
+    s.add_argument(
+        "--storage",
+        help="Optuna storage shared by several run directories: a URL such as postgresql://host/db, or the path "
+        "of a journal file such as shared/study.journal (default: a file in the run dir)",
+    )
     s.add_argument("--study", help="Optuna study name (default zdim-sweep)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument(
@@ -331,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
         "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
-        "default with --workers > 1, --storage or --prune); nested: as --nested",
+        "default with --storage or --prune; --workers alone keeps settle mode); nested: as --nested",
     )
     s.add_argument(
         "--checkpoint-every",

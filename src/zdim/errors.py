@@ -40,6 +40,12 @@ class ResultFileError(ZdimError, ValueError):
     """A saved sweep result (JSON) is missing, unreadable or not a zdim sweep result."""
 
 
+class UnsettledAnswerWarning(UserWarning):
+    """``zdim.sweep`` or ``VAETransformer(latent_dim="auto")`` recommends a size whose answer is not settled
+    (``Recommendation.settled`` is False): the message gives the size and the recommendation's warnings.
+    Turn it into an error with ``warnings.simplefilter("error", zdim.UnsettledAnswerWarning)``."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM after saving what it could; the message says what was
     saved and how to go on. A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops on it too; the

@@ -27,6 +27,7 @@ from .config import SweepConfig, model_config
 from .data import Data, Preprocessing, load_data
 from .errors import ConfigError, TrainingDiverged
 from .grid import default_dims
+from .messages import warn_unsettled
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
 from .result import SweepResult
@@ -110,6 +111,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Per-epoch training record of ``model_``.
     sweep_result_ : zdim.SweepResult or None
         The latent-size search (``latent_dim="auto"`` only).
+
+    Warns
+    -----
+    zdim.UnsettledAnswerWarning
+        From ``fit`` with ``latent_dim="auto"`` when the recommended size is not a settled answer
+        (``sweep_result_.recommendation.settled`` is False); the message gives its warnings.
     """
 
     def __init__(
@@ -192,6 +199,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 reasons = [t.reason for t in result.trials]
                 raise TrainingDiverged(f"no trial of the latent-size search completed ({reasons[0]})")
             self.sweep_result_ = result
+            warn_unsettled(result.recommendation)
             best = min(
                 (t for t in result.trials if t.complete and t.dim == result.recommendation.dim),
                 key=lambda t: t.metric("nll") or 0.0,

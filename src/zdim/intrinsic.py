@@ -42,16 +42,23 @@ class IntrinsicDim:
     repeats: int
     seed: int
     values: dict[str, list[float]]
+    whole: bool = False  # each subsample was every distinct sample of the split: the repeats are one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
         """A plain-text table of the estimates."""
+        if self.whole:  # the same points every time: no spread to measure
+            where = f"all {self.n} distinct points of the split (no subsampling, so no spread)"
+            spread = {"TwoNN": f"{'-':>14}", "MLE": f"{'-':>14}"}
+        else:
+            where = f"{self.repeats} x {self.n} points"
+            spread = {"TwoNN": f"{self.twonn_std:>14.2f}", "MLE": f"{self.mle_std:>14.2f}"}
         lines = [
             f"{'method':<8}{'estimate':>10}{'spread (std)':>14}   subsamples",
-            f"{'TwoNN':<8}{self.twonn:>10.2f}{self.twonn_std:>14.2f}   {self.repeats} x {self.n} points",
-            f"{'MLE':<8}{self.mle:>10.2f}{self.mle_std:>14.2f}   {self.repeats} x {self.n} points",
+            f"{'TwoNN':<8}{self.twonn:>10.2f}{spread['TwoNN']}   {where}",
+            f"{'MLE':<8}{self.mle:>10.2f}{spread['MLE']}   {where}",
             f"intrinsic dimension (rounded mean of both): {self.dim}",
         ]
         return "\n".join(lines)
@@ -140,6 +147,7 @@ def estimate_intrinsic_dim(
         repeats=int(repeats),
         seed=seed,
         values=values,
+        whole=size == x.shape[0],
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
-from .errors import ZdimError
+from .errors import UnsettledAnswerWarning, ZdimError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,7 +22,7 @@ R = TypeVar("R")
 # command-line flag -> keyword of ``zdim.sweep`` (flags whose keyword is the flag with "_" for "-" are
 # not listed); boolean flags read ``name=True``
 _KEYWORDS = {"study": "study_name", "quiet": "progress"}
-_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine"}
+_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine", "extend-grid"}
 _WORDS = {"auto", "gaussian", "bernoulli", "poisson", "nb", "mlp", "conv", "cpu", "cuda"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 
@@ -77,4 +78,23 @@ def speaks_python(fn: Callable[P, R]) -> Callable[P, R]:
     return inner
 
 
-__all__ = ["python_message", "speaks_python"]
+class _Answer(Protocol):
+    @property
+    def dim(self) -> int: ...
+    @property
+    def settled(self) -> bool: ...
+    @property
+    def warnings(self) -> list[str]: ...
+
+
+def warn_unsettled(answer: _Answer | None, stacklevel: int = 3) -> None:
+    """An ``UnsettledAnswerWarning`` for a Python caller (in keywords) when ``answer`` (a
+    ``Recommendation``) is not settled; ``stacklevel`` 3 names the caller of the function calling this."""
+    if answer is None or answer.settled:
+        return
+    why = "; ".join(answer.warnings) or "see the recommendation's notes"
+    text = f"latent size {answer.dim} is not a settled answer: {why}"
+    warnings.warn(python_message(text), UnsettledAnswerWarning, stacklevel=stacklevel)
+
+
+__all__ = ["python_message", "speaks_python", "warn_unsettled"]

@@ -54,6 +54,7 @@ class Running:
     rule: str = DEFAULT_RULE
     refine: bool | None = None  # None: refine between the sizes tried, unless the mode cannot (nested)
     extend: bool = True
+    extend_grid: bool = False  # --resume may add sizes (and seeds) to the grid its run directory recorded
     time_budget: float | None = None
     prune: bool = False
     workers: int = 1
@@ -237,8 +238,8 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         raise ConfigError(f"time budget must be a number of seconds > 0, got {o.time_budget!r}: fix --time-budget")
     if o.time_budget is not None and mode is not Mode.SETTLE:
         raise ConfigError(
-            "--time-budget caps settle mode only: use --mode settle (the default without --workers, "
-            "--storage, --prune or --nested), or drop --time-budget"
+            "--time-budget caps settle mode only: use --mode settle (the default without --storage, "
+            "--prune or --nested), or drop --time-budget"
         )
     if mode is Mode.SETTLE:
         refused = [

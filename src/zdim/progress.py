@@ -3,12 +3,15 @@
 One overall bar that advances per finished trial (with tqdm's ETA), an epoch bar per training, the
 evaluation phase named on the overall bar while it runs, and one printed line per finished trial
 (size, seed, NLL, active units, time), so a long evaluation never looks like a frozen screen.
-A disabled ``Progress`` does nothing.
+A disabled ``Progress`` does nothing. When stderr is not a terminal (a log file, a pipe) there are no
+bars, which would write cursor codes into it: plain lines instead (``PlainBar``), an epoch line at most
+every ``PLAIN_EVERY`` seconds and the last one, and the overall count when the bar closes.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from .records import TrialRecord
@@ -24,6 +27,54 @@ def trial_line(r: TrialRecord) -> str:
     return f"{head} NLL {r.nll:.2f}, {r.active_units} active unit(s), {r.epochs_run} epochs, {secs:.1f} s{conv}"
 
 
+PLAIN_EVERY = 10.0  # seconds between two plain epoch lines of one training
+
+
+class PlainBar:
+    """The part of a ``tqdm`` bar ``Progress`` uses, as plain lines on stderr (no cursor codes): the
+    overall bar says its count when it closes; an epoch bar prints its first epoch, then at most one line
+    every ``PLAIN_EVERY`` seconds, and its last epoch when it closes."""
+
+    def __init__(self, total: int | None = 0, initial: int = 0, desc: str = "", unit: str = "", **_: Any):
+        self.total, self.n, self.desc, self.unit = total, initial, desc, unit
+        self.bar_format: str | None = None
+        self._postfix = ""
+        self._printed = -1.0  # when the last line was printed (monotonic), -1: never
+        self._shown = True
+
+    def refresh(self) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        self._postfix = text
+
+    def set_postfix(self, **values: Any) -> None:
+        self._postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._shown = False
+        if self._printed < 0 or time.monotonic() - self._printed >= PLAIN_EVERY:
+            self._line()
+
+    def _line(self) -> None:
+        of = f"/{self.total}" if self.total is not None else ""
+        post = f", {self._postfix}" if self._postfix else ""
+        print(f"{self.desc}: epoch {self.n}{of}{post}", file=sys.stderr, flush=True)
+        self._printed, self._shown = time.monotonic(), True
+
+    @staticmethod
+    def write(text: str, file: Any = None) -> None:
+        print(text, file=file or sys.stderr, flush=True)
+
+    def close(self, overall: bool = False) -> None:
+        if overall:
+            what = "members finished or stopped" if self.unit == "member" else f"{self.unit}s"
+            print(f"{self.desc}: {self.n}/{self.total} {what}", file=sys.stderr, flush=True)
+        elif not self._shown:
+            self._line()
+
+
 class Progress:
     """Progress bars and trial lines on stderr (nothing when ``enabled`` is False)."""
 
@@ -31,7 +82,11 @@ class Progress:
         self.enabled = enabled
         self._bar: Any = None
         self._epochs: Any = None
-        if enabled:
+        self._plain = enabled and not _is_terminal(sys.stderr)
+        if self._plain:
+            self._tqdm: Any = PlainBar
+            self._bar = PlainBar(total=total, initial=done, desc=desc, unit=unit)
+        elif enabled:
             from tqdm.auto import tqdm
 
             self._tqdm = tqdm
@@ -114,9 +169,19 @@ class Progress:
     def close(self) -> None:
         self._close_epochs()
         if self._bar is not None:
-            self._bar.close()
+            if self._plain:
+                self._bar.close(overall=True)
+            else:
+                self._bar.close()
             self._bar = None
         self.enabled = False
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 __all__ = ["Progress", "trial_line"]

@@ -3,8 +3,12 @@
 ``make_run_info`` writes what was asked (data summary and fingerprint, the configuration, the mode, the
 command, how to reload the data); ``check_resume`` compares a new request with the ``run.json`` of the
 run directory it would go on in, and refuses (``RunDirError``, one line naming what differs and both
-values) other data, another training recipe, another architecture, another model, or another grid of a
-nested run. ``zdim.runs.RunDir`` owns the files; this module owns the policy.
+values) other data, another training recipe, another architecture, another model, other evaluation
+settings (``--k``, ``--eval-samples``), another grid of a nested run, and sizes or seeds the run never
+had: a resume finishes the run it names. Sizes the run added itself (growth and refinement, recorded in
+``run.json``) are its own, so the same command resumes; ``--extend-grid`` allows adding sizes and
+seeds. The recorded command stays the one that made the run; each resume is appended to ``resumes``.
+``zdim.runs.RunDir`` owns the files; this module owns the policy.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ import torch
 
 from ._version import __version__
 from .data import Data
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .plan import Mode, SweepPlan
 from .runs import RunDir
 from .train import TrainConfig
+
+
+def check_extend_grid(extend_grid: bool, resume: bool) -> None:
+    """``ConfigError`` for ``--extend-grid`` without ``--resume`` (it extends the run being resumed)."""
+    if extend_grid and not resume:
+        raise ConfigError("--extend-grid adds sizes to a run being resumed: pass --resume too, or drop --extend-grid")
 
 
 def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict[str, Any] | None) -> dict[str, Any]:
@@ -34,6 +44,8 @@ def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict
     }
     if plan.intrinsic is not None:
         info["intrinsic_dim"] = plan.intrinsic.to_dict()
+    if plan.extend_grid:  # read by check_resume, not kept (resumed_info drops it)
+        info[EXTEND_GRID] = True
     if loader:
         info["loader"] = dict(loader)
     return info
@@ -56,8 +68,41 @@ def _recipe(train: Any) -> dict[str, Any]:
     return {k: v for k, v in full.items() if k != "device"}
 
 
+EXTEND_GRID = "extend_grid"
+
+
 def _flag(key: str) -> str:
     return {"warmup_epochs": "--warmup", "epochs": "--epochs", "seed": "--seed"}.get(key, "--" + key.replace("_", "-"))
+
+
+def _dims_text(dims: list[int]) -> str:
+    return ",".join(map(str, dims))
+
+
+def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], extend: bool) -> None:
+    """Refuse sizes or seeds the run never had (unless ``extend``), and other evaluation settings."""
+    for key in ("k", "eval_samples"):
+        before, now = old_sweep.get(key), new_sweep.get(key)
+        if before != now and (key != "k" or before is not None):  # a run.json without k: not compared
+            raise RunDirError(
+                f"{out} was evaluated with {_flag(key)} {_unset(before)}, not {_unset(now)}: resume with the "
+                f"same {_flag(key)}, or use --overwrite"
+            )
+    old_dims = sorted(int(d) for d in old_sweep.get("dims", []))
+    added = sorted(set(new_sweep["dims"]) - set(old_dims))
+    if added and not extend:
+        raise RunDirError(
+            f"{out} is a run over sizes {_dims_text(old_dims)}, not {_dims_text(added)}: resume with "
+            f"--dims {_dims_text(old_dims)} (or a part of it), pass --extend-grid to add "
+            f"{'that size' if len(added) == 1 else 'those sizes'}, or use --overwrite"
+        )
+    old_seeds, new_seeds = old_sweep.get("seeds"), new_sweep.get("seeds")
+    if old_seeds is not None and old_seeds != new_seeds and not (extend and new_seeds > old_seeds):
+        more = "" if new_seeds < old_seeds else " (or --extend-grid to add seeds)"
+        raise RunDirError(
+            f"{out} was made with --seeds {old_seeds}, not {new_seeds}: resume with --seeds {old_seeds}{more}, "
+            "or use --overwrite"
+        )
 
 
 def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +151,12 @@ def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
             f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
             f"--dims {','.join(map(str, dims))}, or use --overwrite"
         )
+    _check_grid(out, old_sweep, new_sweep, bool(info.get(EXTEND_GRID)))
     return old
+
+
+def _unset(value: Any) -> str:
+    return "unset (the whole test split)" if value is None else str(value)
 
 
 def _shown(value: Any) -> str:
@@ -114,9 +164,17 @@ def _shown(value: Any) -> str:
 
 
 def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-    """The ``run.json`` of a resumed run: the new request, over every size either run asked for."""
+    """The ``run.json`` of a resumed run: the new request over every size either run asked for (and the
+    most seeds), with the command and creation time of the run it goes on, and this resume appended to
+    ``resumes``."""
     dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
-    return dict(info, sweep=dict(info["sweep"], dims=dims))
+    seeds = max(int(old["sweep"].get("seeds") or 0), int(info["sweep"]["seeds"]))
+    resumes = [*old.get("resumes", []), {"command": info.get("command"), "created": info.get("created")}]
+    new = {k: v for k, v in info.items() if k != EXTEND_GRID}
+    for key in ("command", "created"):
+        if key in old:
+            new[key] = old[key]
+    return dict(new, sweep=dict(info["sweep"], dims=dims, seeds=seeds), resumes=resumes)
 
 
-__all__ = ["make_run_info", "check_resume", "resumed_info", "recorded_mode"]
+__all__ = ["make_run_info", "check_resume", "check_extend_grid", "resumed_info", "recorded_mode"]

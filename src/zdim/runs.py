@@ -7,8 +7,9 @@ command line ask a ``RunDir``.
 Life cycle (validate, then act):
 
 - ``RunDir.check_target(out, ...)`` raises ``RunDirError`` for every reason the folder cannot be used
-  (a file, a non-empty folder without ``--resume``/``--overwrite``, a folder zdim did not make, the
-  current directory, the data or a folder holding it, a place that cannot be written), touching nothing.
+  (a file, a non-empty folder without ``--resume``/``--overwrite``, ``--resume`` of a folder that does
+  not exist or holds no run, a folder zdim did not make, the current directory, the data or a folder
+  holding it, a place that cannot be written), touching nothing.
 - ``RunDir.create(...)`` then makes the new run in a hidden sibling and renames it into place; with
   ``--overwrite`` the old run is first moved aside (``.NAME.replaced-PID``) and deleted by ``finish()``
   only once the new run is complete, so a failure leaves the old run intact.
@@ -173,6 +174,11 @@ class RunDir:
                 what = "is the data" if p.resolve() == target else "holds the data"
                 raise RunDirError(f"--out {out} {what} ({p}): choose another --out for the run directory")
         exists = out.is_dir() and any(out.iterdir())
+        if resume and not exists:
+            raise RunDirError(
+                f"--resume: {out} {'is empty' if out.is_dir() else 'does not exist'}: there is no run to resume; "
+                "drop --resume to start one, or fix --out"
+            )
         if exists and resume:
             if not (out / RUN_JSON).is_file():
                 raise RunDirError(f"{out} has no {RUN_JSON}: it is not a zdim run to resume; choose another --out")

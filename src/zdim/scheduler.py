@@ -148,6 +148,11 @@ def worker_loop(ledger: Ledger, cfg: SweepConfig, prune: bool) -> None:
     grid = set(cfg.grid())
     while True:
         trial = studies.take_waiting(study)
+        if trial is not None:
+            try:  # stamped at once: a worker killed from here on is known by its pid, not after a grace
+                trial.set_user_attr(studies.WORKER_ATTR, info)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
         if trial is None:
             if enqueue_missing(study, cfg, run):
                 continue

@@ -145,22 +145,37 @@ def _horizon(dim: int, done: dict[Key, Finished]) -> int:
     return max(epochs, default=0)
 
 
+SAME_PRESS = 1.0  # seconds: a SIGINT this soon after the first is the same Ctrl-C, passed on by a wrapper
+
+
 @contextmanager
-def interrupts() -> Iterator[list[int]]:
+def interrupts(same_press: float = SAME_PRESS) -> Iterator[list[int]]:
     """While the block runs, SIGINT (Ctrl-C) and SIGTERM ask settle mode to stop after the round of
-    epochs under way (the list gets the signal's number); a second SIGINT stops at once
-    (``KeyboardInterrupt``). Outside the main thread (where handlers cannot be set) nothing changes."""
+    epochs under way (the list gets the signal's number). A SIGINT within ``same_press`` seconds of the
+    first signal is the same Ctrl-C (``timeout``, a shell or a job runner passes the terminal's SIGINT
+    on to its process group, so zdim gets it twice at once): ignored. A later SIGINT stops at once,
+    saving nothing more (``Interrupted`` saying so in one line). Outside the main thread (where handlers
+    cannot be set) nothing changes."""
     asked: list[int] = []
+    first = [0.0]
     if threading.current_thread() is not threading.main_thread():
         yield asked
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        if asked and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if asked:
+            if signum != signal.SIGINT or time.monotonic() - first[0] < same_press:
+                return  # the same request again (a wrapper passed it on), or SIGTERM: already stopping
+            raise Interrupted(
+                "stopped at once by a second Ctrl-C: the epochs trained since the last checkpoint are not "
+                "saved (finished members and the last checkpoint are); rerun with --resume to go on from there",
+                signum,
+            )
         asked.append(signum)
+        first[0] = time.monotonic()
         print(
-            "\nzdim: finishing this round of epochs, then saving every member (Ctrl-C again stops at once)",
+            "\nzdim: finishing this round of epochs, then saving every member (Ctrl-C again, a second later, "
+            "stops at once without saving)",
             file=sys.stderr,
             flush=True,
         )

@@ -7,8 +7,9 @@ Every use of Optuna's private API is here, in small functions tested on their ow
   grid sweep is junk work. ``take_waiting`` only ever takes an enqueued trial (Optuna's storage-level
   WAITING -> RUNNING transition, atomic in the journal and in RDB storages) and returns None otherwise.
 - JournalStorage has no heartbeat, so a RUNNING trial of a dead worker cannot be told apart from one of
-  a live worker. ``Heartbeat`` stamps the trial every few seconds from a thread; ``stale_trials`` calls a
-  trial stale when its worker process is gone (same host) or its stamp is older than the grace period.
+  a live worker. ``Heartbeat`` stamps the trial every few seconds from a thread; ``is_stale`` calls a
+  trial stale when its worker process is gone (same host: no such pid, a killed process its parent has
+  not reaped yet, or a pid another process took since) or its stamp is older than the grace period.
 - ``spawn_workers`` runs the same loop in N spawned processes with the CPU threads split between them.
 """
 
@@ -94,6 +95,11 @@ def storage_url(url: str) -> str:
     return url
 
 
+def is_journal(storage: str) -> bool:
+    """Whether ``--storage`` names a journal file (a path) rather than a database URL (``scheme://``)."""
+    return "://" not in storage
+
+
 def open_study(
     journal: Path | None,
     storage: str | None,
@@ -102,7 +108,8 @@ def open_study(
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
-    """Create or load a study: ``storage`` URL, else the journal file ``journal`` (in memory without).
+    """Create or load a study: ``storage`` (a URL, or the path of a journal file shared by several run
+    directories), else the journal file ``journal`` (in memory without either).
 
     A bad URL, a missing driver or an unreachable server is a ``ConfigError`` naming ``--storage``.
     """
@@ -113,6 +120,14 @@ def open_study(
         else:
             journal.parent.mkdir(parents=True, exist_ok=True)
             store = journal_storage(journal)
+    elif is_journal(storage):  # a journal file shared by processes (and machines on one file system)
+        path = Path(storage).expanduser()
+        if path.is_dir() or not path.parent.is_dir():
+            raise ConfigError(
+                f"storage {storage!r} is not a journal file in an existing folder: fix --storage "
+                "(a file such as shared/study.journal, or a URL such as postgresql://host/db)"
+            )
+        store = journal_storage(path)
     else:
         store = storage_url(storage)
     try:
@@ -141,13 +156,38 @@ def open_study(
         raise ConfigError(f"cannot open Optuna storage {storage!r}: {e}: fix --storage") from e
 
 
+def _started(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), None where unknown; with
+    ``pid`` a process keeps it for life, so a pid taken again by a new process is told apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
+        return int(fields[19])  # field 22: starttime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was not yet reaped by its parent (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def worker_info(run_dir: Path | None) -> dict[str, Any]:
-    """Who runs a trial: host, process and run directory (stamped on the trial as ``zdim_worker``)."""
-    return {
+    """Who runs a trial: host, process (with its start time, where known) and run directory (stamped on
+    the trial as ``zdim_worker``)."""
+    info: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
     }
+    started = _started(os.getpid())
+    if started is not None:
+        info["started"] = started
+    return info
 
 
 def worker_place(run_dir: Path | None) -> tuple[str, str | None]:
@@ -231,14 +271,19 @@ class Heartbeat:
         self._thread.join()
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, started: int | None = None) -> bool:
+    """Whether the process ``pid`` of this host runs: a killed process not yet reaped by its parent (a
+    zombie) is dead, and so is a pid now held by another process (its start time is not ``started``)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    if _zombie(pid):
+        return False
+    now = _started(pid) if started is not None else None
+    return now is None or now == started
 
 
 def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float = HEARTBEAT_GRACE) -> bool:
@@ -246,7 +291,7 @@ def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float
     now = time.time() if now is None else now
     info = t.user_attrs.get(WORKER_ATTR)
     beat = t.user_attrs.get(BEAT_ATTR)
-    if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"])):
+    if info and info.get("host") == socket.gethostname() and not _pid_alive(int(info["pid"]), info.get("started")):
         return True  # checked first: a worker can die between its stamp and its first beat
     if info is None or beat is None:
         start = t.datetime_start.timestamp() if t.datetime_start else now

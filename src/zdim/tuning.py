@@ -58,8 +58,8 @@ class TuneResult:
         b, best = t["baseline"], t["best"]
         lines = [
             f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
-            f"  baseline (sweep configuration): {b['value']:.4f}  {b['params']}",
-            f"  best (trial #{best['number']}):            {best['value']:.4f}  {best['params']}",
+            f"  baseline (sweep configuration): {b['value']:.4f}  {_params(b['params'])}",
+            f"  best (trial #{best['number']}):            {best['value']:.4f}  {_params(best['params'])}",
             "  importances: "
             + (", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items()) or "(too few complete trials)"),
         ]
@@ -74,6 +74,11 @@ class TuneResult:
         lines.append(f"Final model: {RunDir(self.run_dir).final_folder}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    """``beta 0.52, warmup 240.9, ...``: each number to 4 significant digits (``tuning.json`` keeps all)."""
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
 
 
 def baseline_params(train: TrainConfig) -> dict[str, float]:

@@ -119,11 +119,36 @@ def per_dim(view: RunView) -> dict[str, dict[int, tuple[float, float]]]:
     return per_size(view.complete, METRICS)
 
 
+MIN_LABEL_GAP = 0.06  # fraction of the size axis between two labelled ticks (a label is ~2 digits wide)
+
+
+def size_labels(dims: list[int], log: bool) -> list[str]:
+    """The tick labels of the size axis: every size has a tick, but a label only where it does not crowd
+    the previous label (refinement adds neighbouring sizes such as 23, 24, 26); the first and the last
+    size are always labelled."""
+    dims = sorted(dims)
+    if len(dims) < 2:
+        return [str(d) for d in dims]
+    pos = [math.log2(max(d, 1)) if log else float(d) for d in dims]
+    span = (pos[-1] - pos[0]) or 1.0
+    labels, last = [], -math.inf
+    for i, (d, p) in enumerate(zip(dims, pos, strict=True)):
+        room = (p - last) / span >= MIN_LABEL_GAP and (i == len(dims) - 1 or (pos[-1] - p) / span >= MIN_LABEL_GAP)
+        if i == 0 or i == len(dims) - 1 or room:
+            labels.append(str(d))
+            last = p
+        else:
+            labels.append("")
+    return labels
+
+
 def _size_axis(ax: Any, dims: list[int]) -> None:
-    if dims and max(dims) / max(min(dims), 1) > 8:
+    dims = sorted(dims)
+    log = bool(dims) and max(dims) / max(min(dims), 1) > 8
+    if log:
         ax.set_xscale("log", base=2)
     ax.set_xticks(dims)
-    ax.set_xticklabels([str(d) for d in dims])
+    ax.set_xticklabels(size_labels(dims, log))
     ax.minorticks_off()
     ax.set_xlabel("latent size")
 
