@@ -146,6 +146,8 @@ class Progress:
             return
         self._close_epochs()
         self._bar.set_postfix_str(f"evaluating {name} ({what})")
+        if self._plain:  # no bar to show it on: a line of its own
+            self._bar.write(f"{self._bar.desc}: evaluating {name} ({what})", file=sys.stderr)
 
     def finished(self, record: TrialRecord, advance: bool = True) -> None:
         """A trial finished: print its line, advance the overall bar."""
