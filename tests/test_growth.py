@@ -154,3 +154,25 @@ def test_a_sweep_is_exact_by_default():
     tried = sorted({t.dim for t in r.trials})
     assert 3 in tried and r.recommended_dim == 3
     assert "added by bisection" in r.recommendation.rationale
+
+
+def test_before_training_one_line_says_how_far_the_grid_may_grow():
+    from zdim.growth import reach
+
+    _, plan, _, _ = setup((2, 4, 8), saturating(4), lambda d: d, n_features=64)
+    assert reach(plan, 64) == (
+        "the grid may grow: above 8 up to 64 (the feature count), below 2 down to 1, between sizes (bisection) "
+        "and at the intrinsic dimension; --no-extend and --no-refine hold it"
+    )
+    from dataclasses import replace
+
+    assert reach(replace(plan, extend=False, refine=False), 64) == ""
+    assert reach(replace(plan, refine=False), 8) == "the grid may grow: below 2 down to 1; --no-extend holds it"
+
+
+def test_an_answer_at_the_smallest_size_tried_grows_the_grid_below_it():
+    ex, plan, out, ledger = setup((4, 8, 16), lambda d: 100.0, lambda d: min(d, 2), n_features=64, extend=True)
+    plan, out, notes = grow(ex, plan, out, ledger)
+    assert 2 in ex.trained and 1 in ex.trained
+    assert any("grew below its smallest size" in n.text for n in notes)
+    assert recommend_outcome(plan, out, "gaussian", 64).dim == 1

@@ -153,6 +153,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f" {plan.mode.value} mode -> {out}",
             file=sys.stderr,
         )
+        from .growth import reach
+
+        if growth := reach(plan, data.n_features):
+            print(growth, file=sys.stderr)
     command = " ".join(["zdim", *map(shlex.quote, args.argv)])
     output = Output(out, args.overwrite, args.resume, not args.quiet, command, _loader(args))
     result = execute(data, plan, output)

@@ -59,6 +59,24 @@ def grow(
     return plan, outcome, notes
 
 
+def reach(plan: SweepPlan, n_features: int) -> str:
+    """How far the grid may grow, in words, said before training: ``the grid may grow: above 8 up to 64
+    (the feature count), below 2 down to 1, and between sizes (bisection); --no-extend and --no-refine
+    hold it``; empty when neither may happen."""
+    lo, hi = min(plan.config.dims), max(plan.config.dims)
+    parts = []
+    if plan.extend and hi < n_features:
+        parts.append(f"above {hi} up to {n_features} (the feature count)")
+    if plan.extend and lo > 1:
+        parts.append(f"below {lo} down to 1")
+    if plan.refine is not False:
+        parts.append("between sizes (bisection) and at the intrinsic dimension")
+    if not parts:
+        return ""
+    holds = [f for f, on in (("--no-extend", plan.extend), ("--no-refine", plan.refine is not False)) if on]
+    return f"the grid may grow: {', '.join(parts)}; {' and '.join(holds)} hold{'s' if len(holds) == 1 else ''} it"
+
+
 def _answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger) -> Recommendation | None:
     return recommend_outcome(plan, outcome, ledger.data)
 
@@ -191,4 +209,4 @@ def _near_intrinsic(
     return plan, outcome, [Note(NoteKind.GRID, text)]
 
 
-__all__ = ["grow", "recommend_outcome", "ID_FACTOR"]
+__all__ = ["grow", "reach", "recommend_outcome", "ID_FACTOR"]
