@@ -498,7 +498,9 @@ def _settle(view: RunView) -> str:
             f"{esc(settle.get('window'))} epochs and the members it rests on have converged.{esc(grew)}",
         ),
         f"The answer on the validation subset was {esc(trace[-1]['dim'])} at epoch {esc(trace[-1]['epoch'])}"
-        + (f": {esc(how)}." if how else "."),
+        + (f": {esc(how)}." if how else ".")
+        + " That subset drives training; the recommendation above is decided on the test split, and where the "
+        "two differ the sizes are within noise of each other on one of them (the table beside the answer).",
     )
 
 
