@@ -131,7 +131,7 @@ def capacity_check(
     text = (
         f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE of this "
         f"architecture stays {gap:.2f} nats worse{se_words} after converging, so this VAE needs {rec.dim} units"
-        + _reason(rec.dim, mean)
+        + (_reason(rec.dim, mean) if wanted else f", within {ID_FACTOR:g} times the estimate")
     )
     return done.with_notes(caution(text, "capacity"))
 
