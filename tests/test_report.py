@@ -277,6 +277,13 @@ def test_report_in_headless_chromium(browser, image_run, tmp_path):
     assert requests == [], requests
     rec = read_json(image_run / "recommendation.json")
     assert driver.find_element(By.ID, "recommended-dim").text == str(rec["dim"])
+    # the answer beside its table: one row per size, the answer's row marked, each gap as recorded
+    rows = driver.find_elements(By.CSS_SELECTOR, "#sizes tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == [str(d["dim"]) for d in rec["per_dim"]]
+    chosen = driver.find_element(By.CSS_SELECTOR, "#sizes tr.chosen")
+    assert chosen.find_elements(By.TAG_NAME, "td")[0].text == str(rec["dim"]) and "answer" in chosen.text
+    gaps = [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows]
+    assert gaps == [f"{d['gap']:+.2f}" for d in rec["per_dim"]]
     for sec in IMAGE_SECTIONS:
         el = driver.find_element(By.ID, sec)
         assert el.is_displayed() and el.size["height"] > 50, sec

@@ -107,8 +107,8 @@ def _sizes_table(rec: Recommendation) -> str:
         for r in rows
     )
     return (
-        '<table class="sizes" id="sizes"><caption>held-out NLL per size (nats per sample)</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        '<div class="scroll"><table class="sizes" id="sizes"><caption>held-out NLL per size (nats per sample)'
+        f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -650,7 +650,7 @@ h2{margin:0 0 8px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}.intro{colo
 figure{margin:0}figure img{max-width:100%;height:auto;display:block}figcaption{color:var(--muted);font-size:13px}
 table{border-collapse:collapse;font-size:13.5px}.kv th{text-align:left;color:var(--muted);font-weight:500;
 padding:3px 14px 3px 0;vertical-align:top}.kv td{padding:3px 0}
-.sizes{margin:10px 0}.sizes caption{text-align:left;color:var(--muted);font-size:13px}.sizes th,.sizes td{padding:2px 10px;text-align:right}.sizes tr.chosen td{font-weight:600}
+.sizes{margin:10px 0}.sizes caption{text-align:left;color:var(--muted);font-size:13px}.sizes th,.sizes td{padding:2px 10px;text-align:right}.sizes tr.chosen td{font-weight:600}.sizes td:last-child{text-align:left}
 pre.cmd{background:#0f1729;color:#e6edf3;padding:10px 12px;border-radius:8px;white-space:pre-wrap;word-break:break-all}
 .scroll{overflow-x:auto}.trials th,.trials td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 .trials th{cursor:pointer;user-select:none;background:#f2f4f7;position:sticky;top:0}.trials th:first-child,.trials td:first-child,
