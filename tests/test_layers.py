@@ -23,6 +23,7 @@ LAYER = {
     "readers": 1,
     "data": 1,
     "spill": 1,
+    "folds": 1,
     "progress": 1,
     "models": 2,
     "custom": 2,

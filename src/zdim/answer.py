@@ -16,14 +16,17 @@ The CLI, the Python API and the report read the ``Recommendation`` it returns; n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .capacity import capacity_check
 from .evidence import Note
 from .intrinsic import IntrinsicDim
-from .records import TrialRecord
+from .records import TrialRecord, TrialStatus
 from .rules import Question, Recommendation, recommend
 from .uncertainty import BOOTSTRAP_RESAMPLES, bootstrap, with_uncertainty
 
@@ -40,6 +43,58 @@ class Evidence:
     notes: Sequence[Note] = ()
 
 
+def pool(parts: Sequence[Evidence]) -> Evidence:
+    """The evidence of k folds as one: per (size, seed) one record over every fold's test rows (the NLL
+    and the other held-out means weighted by rows, active units averaged, converged only where every
+    fold converged, the learned-nothing and PCA references pooled with their standard errors) and the
+    per-sample NLL of the folds joined in fold order (the same rows in the same order for every size:
+    paired). A point that did not complete in every fold is a failed record naming the folds."""
+    keys = sorted({r.key for p in parts for r in p.records})
+    records: list[TrialRecord] = []
+    per_sample: dict[tuple[int, int], Any] = {}
+    for key in keys:
+        found = [next((r for r in p.records if r.key == key), None) for p in parts]
+        done = [r for r in found if r is not None and r.complete and r.nll is not None]
+        values = [p.per_sample.get(key) for p in parts]
+        if len(done) < len(parts) or any(v is None for v in values):
+            lost = [str(j) for j, r in enumerate(found) if r is None or not r.complete]
+            why = "; ".join(f"fold {j}: {r.reason}" for j, r in enumerate(found) if r is not None and r.reason)
+            records.append(
+                TrialRecord(
+                    dim=key[0], seed=key[1], status=TrialStatus.FAILED,
+                    reason=f"not complete in fold(s) {', '.join(lost) or '?'}" + (f" ({why})" if why else ""),
+                )
+            )  # fmt: skip
+            continue
+        ns = [float(r.n or len(np.asarray(v))) for r, v in zip(done, values, strict=True)]
+        total = sum(ns)
+
+        def mean(name: str, done: list[TrialRecord] = done, ns: list[float] = ns, total: float = total) -> float | None:
+            vals = [getattr(r, name) for r in done]
+            return None if any(v is None for v in vals) else sum(v * n for v, n in zip(vals, ns, strict=True)) / total
+
+        def se(name: str, done: list[TrialRecord] = done, ns: list[float] = ns, total: float = total) -> float | None:
+            vals = [getattr(r, name) for r in done]
+            if any(v is None for v in vals):
+                return None
+            return math.sqrt(sum((v * n) ** 2 for v, n in zip(vals, ns, strict=True))) / total
+
+        units = [r.active_units or 0 for r in done]
+        records.append(
+            TrialRecord(
+                dim=key[0], seed=key[1], status=TrialStatus.COMPLETE, nll=mean("nll"), neg_elbo=mean("neg_elbo"),
+                rec=mean("rec"), kl=mean("kl"), mse=mean("mse"), active_units=round(sum(units) / len(units)),
+                n=int(total), k=done[0].k, epochs_run=max(r.epochs_run or 0 for r in done),
+                baseline_nll=mean("baseline_nll"), baseline_se=se("baseline_se"), linear_nll=mean("linear_nll"),
+                linear_se=se("linear_se"), converged=all(r.converged is not False for r in done),
+                train_seconds=sum(r.train_seconds or 0.0 for r in done),
+                extra={"folds": len(parts), "fold_nll": [r.nll for r in done]},
+            )
+        )  # fmt: skip
+        per_sample[key] = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    return Evidence(records, per_sample)
+
+
 def decide(evidence: Evidence, question: Question, *, resamples: int = 0, seed: int = 0) -> Recommendation | None:
     """The answer of ``evidence`` under ``question`` (None when no trial completed): the rule on the lower
     envelope with its checks, the notes given, the intrinsic-dimension check, and with ``resamples`` > 0
@@ -54,4 +109,4 @@ def decide(evidence: Evidence, question: Question, *, resamples: int = 0, seed: 
     return with_uncertainty(rec, drawn)
 
 
-__all__ = ["Evidence", "decide", "Question", "BOOTSTRAP_RESAMPLES"]
+__all__ = ["Evidence", "decide", "pool", "Question", "BOOTSTRAP_RESAMPLES"]

@@ -70,6 +70,7 @@ def sweep(
     overwrite: bool = False,
     resume: bool = False,
     extend_grid: bool = False,
+    folds: int | None = None,
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
@@ -165,6 +166,9 @@ def sweep(
         run was made with, raises ``zdim.errors.RunDirError``).
     extend_grid : bool
         With ``resume``: also train sizes (or more ``seeds``) the run did not have.
+    folds : int, optional
+        Train the grid once per fold so that every row is held out once (``zdim.folds``); None (the
+        default): 5 folds when the test split has fewer than 300 rows, else none; 0 or 1: none.
     storage, study_name : str, optional
         Optuna storage URL and study name, to share a sweep between workers or machines.
     workers : int
@@ -257,6 +261,7 @@ def sweep(
             refine=refine,
             extend=extend,
             extend_grid=extend_grid,
+            folds=folds,
             time_budget=time_budget,
             prune=prune,
             workers=workers,

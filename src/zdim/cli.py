@@ -129,6 +129,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         refine=args.refine,
         extend=args.extend,
         extend_grid=args.extend_grid,
+        folds=args.folds,
         time_budget=args.time_budget,
         prune=args.prune,
         workers=args.workers,
@@ -312,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="finish the missing trials of a run directory, with the flags that made it (sizes it added "
         "itself included); other data, sizes, seeds or settings are refused",
+    )
+    s.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="train the grid once per fold so that every row is held out once (default: 5 folds when the "
+        "test split has fewer than 300 rows, else none; 0 or 1: none)",
     )
     s.add_argument(
         "--extend-grid",

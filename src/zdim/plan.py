@@ -22,6 +22,7 @@ from .config import DEFAULT_ARCH, DEFAULT_HIDDEN, SweepConfig, build_sweep_model
 from .custom import check_model_class, check_protocol
 from .data import Data
 from .errors import ConfigError
+from .folds import auto_folds, check_folds
 from .grid import DimSpec
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .models import VAE, NestedVAE
@@ -61,6 +62,7 @@ class Running:
     storage: str | None = None
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
+    folds: int | None = None  # k folds so that every row is held out once (None: under 300 test rows, 5)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,6 +191,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     # a nested model serves the sizes it was trained for only: it neither grows nor refines
     running["extend"] = options.extend and mode is not Mode.NESTED
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
+    running["folds"] = _folds(options, mode, data)
     cuda = resolve_device(config.train.device).type == "cuda"
     running["stack"] = mode is Mode.SETTLE and (cuda if options.stack is None else options.stack)
     return SweepPlan(
@@ -198,6 +201,20 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
         intrinsic=intrinsic,
         **running,
     )
+
+
+def _folds(o: Options, mode: Mode, data: Data) -> int:
+    """The folds of the plan: as asked (checked against the data), or ``auto_folds`` when not asked and
+    nothing rules them out (nested mode, a shared study, a time budget: one fold then)."""
+    if o.folds is not None:
+        k = check_folds(o.folds, data)
+        if k > 1 and (mode is Mode.NESTED or o.storage is not None):
+            what = "--nested" if mode is Mode.NESTED else "--storage"
+            raise ConfigError(f"--folds {k} does not combine with {what}: drop one of them (--folds 1: no folds)")
+        return k
+    if mode is Mode.NESTED or o.storage is not None or o.time_budget is not None:
+        return 1
+    return auto_folds(data)
 
 
 def _check_options(o: Options, mode: Mode, has_out: bool) -> None:

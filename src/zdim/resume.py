@@ -39,7 +39,9 @@ def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict
         "torch_version": torch.__version__,
         "command": command,
         "data": data.summary(),
-        "sweep": plan.config.to_dict() | {"mode": plan.mode.value},
+        "sweep": plan.config.to_dict()
+        | {"mode": plan.mode.value}
+        | ({"folds": plan.folds} if (plan.folds or 1) > 1 else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if plan.intrinsic is not None:

@@ -39,6 +39,7 @@ from .models import VAE
 from .records import TrialRecord, sort_records, trial_name
 
 MARKER = ".zdim-run"
+FOLDS_JSON = "folds.json"
 RUN_JSON = "run.json"
 STUDY_FILE = "study.journal"
 RESULTS_CSV = "results.csv"
@@ -320,6 +321,10 @@ class RunDir:
 
     def load_inputs(self) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
         return load_inputs(self.path / INPUTS_FILE)
+
+    def write_folds(self, folds: dict[str, Any]) -> None:
+        """k folds' record: how many, each fold's own answer, its test rows and its seconds."""
+        write_json(self.path / FOLDS_JSON, folds)
 
     def write_settle(self, settle: dict[str, Any]) -> None:
         """Settle mode's record: the answer after every epoch (``trace``), the window, the subset size."""

@@ -11,14 +11,17 @@ the same with or without a run directory: the per-sample values travel in memory
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide
+from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide, pool
 from .data import Data, load_data
 from .evidence import Note, NoteKind
+from .folds import fold_splits
 from .grid import DimSpec
 from .growth import grow
 from .metrics import evaluate
@@ -34,6 +37,7 @@ from .settle import SettleExecutor
 from .train import resolve_device
 from .trial import Executor, Ledger, Outcome
 
+FOLDS_DIR = "folds"  # where the folds after the first live in a run directory
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
     Mode.SETTLE: SettleExecutor,
@@ -95,8 +99,73 @@ class Output:
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
     """Run a resolved plan: check the run directory's place (and, with ``resume``, that it may go on),
-    connect to a shared study, create the run directory, execute, grow the grid, answer."""
+    connect to a shared study, create the run directory, execute, grow the grid, answer; with
+    ``plan.folds`` > 1, once per fold and the answer from the folds' pooled evidence (``execute_folds``)."""
     output = output or Output()
+    if plan.folds is not None and plan.folds > 1:
+        return execute_folds(data, plan, output)
+    return _execute_one(data, plan, output)[0]
+
+
+def execute_folds(data: Data, plan: SweepPlan, output: Output) -> SweepResult:
+    """The plan once per fold (``zdim.folds.fold_splits``), so that every row is held out once. The first
+    fold is an ordinary sweep in ``out`` (its grid grows and is refined as usual; its trials are the run's
+    models); every other fold trains the first fold's final grid in ``out/folds/fold-J``. The answer is
+    decided on the pooled evidence (``zdim.answer.pool``: every row's held-out NLL, paired across sizes)
+    and written over the first fold's; a note says what the folds cost."""
+    k = int(plan.folds or 1)
+    parts = fold_splits(data, k, seed=plan.config.train.seed)
+    seconds: list[float] = []
+    outcomes: list[Outcome] = []
+    results: list[SweepResult] = []
+    grid = plan
+    for j, part in enumerate(parts):
+        if output.progress:
+            print(f"zdim: fold {j + 1} of {k} ({part.test.shape[0]} test rows)", file=sys.stderr, flush=True)
+        sub = output
+        if j:
+            where = None if output.out is None else Path(output.out) / FOLDS_DIR / f"fold-{j}"
+            resume = output.resume and where is not None and where.exists()
+            sub = replace(output, out=where, overwrite=False, resume=resume)
+        t0 = time.perf_counter()
+        result, outcome, grown = _execute_one(part, grid if j else plan, sub)
+        seconds.append(time.perf_counter() - t0)
+        if not j:  # every other fold trains the first fold's final grid, as it is
+            grid = replace(grown, extend=False, refine=False, folds=1)
+        outcomes.append(outcome)
+        results.append(result)
+    pooled = pool([Evidence(o.records, o.per_sample) for o in outcomes])
+    answers = [r.recommended_dim for r in results]
+    cost = (
+        f"The evidence pools {k} folds: every one of the {sum(int(p.test.shape[0]) for p in parts)} rows was held "
+        f"out once (test splits of {min(p.test.shape[0] for p in parts)} to {max(p.test.shape[0] for p in parts)} "
+        f"rows), at the cost of {k} sweeps: {sum(seconds):.0f} s against {seconds[0]:.0f} s for the first fold "
+        f"alone. Per fold the answer was {', '.join(str(a) for a in answers)}."
+    )
+    first = results[0].recommendation
+    carried = [
+        Note(n.kind, f"In the first fold: {n.text}")
+        for n in (first.notes if first else [])
+        if n.kind in (NoteKind.SETTLE, NoteKind.GRID)
+    ]
+    evidence = Evidence(pooled.records, pooled.per_sample, grid.intrinsic, [*carried, Note(NoteKind.TEST, cost)])
+    rec = decide(evidence, grid.question(data), resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)
+    run = None if output.out is None else RunDir(output.out)
+    if run is not None:
+        if rec is not None:
+            run.write_recommendation(rec.to_dict())
+        run.write_folds({"folds": k, "answers": answers, "seconds": seconds, "rows": [len(p.test) for p in parts]})
+    return SweepResult(
+        trials=list(pooled.records),
+        recommendation=rec,
+        data=data.summary() | {"folds": k},
+        config=grid.config.to_dict(),
+        run_dir=run.path if run else None,
+    )
+
+
+def _execute_one(data: Data, plan: SweepPlan, output: Output) -> tuple[SweepResult, Outcome, SweepPlan]:
+    """One sweep of ``data`` (see ``execute``); with its outcome and the plan its grid grew to."""
     out, overwrite, resume = output.out, output.overwrite, output.resume
     info = make_run_info(data, plan, output.command, recordable_loader(output.loader or {}))
     run: RunDir | None = None
@@ -129,13 +198,14 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
             run.write_recommendation(rec.to_dict())
         run.add_dims(plan.config.dims)  # run.json lists every size trained, the added ones included
         run.finish()
-    return SweepResult(
+    result = SweepResult(
         trials=outcome.records,
         recommendation=rec,
         data=data.summary(),
         config=plan.config.to_dict(),
         run_dir=run.path if run else None,
     )
+    return result, outcome, plan
 
 
 def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note]) -> Recommendation | None:
