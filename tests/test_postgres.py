@@ -2,75 +2,26 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import optuna
 import pytest
 
 from zdim.files import read_json
 from zdim.studies import storage_url
 
+from .kill_scenario import POINTS, kill_round
+from .pg_cluster import Unavailable, throwaway_postgres
 from .test_scale import SMALL, nlls, records_per_key, zdim
 
 pytestmark = pytest.mark.slow  # a PostgreSQL server per test session: `make test-fast` leaves it out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def postgres_url():
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed: pip install 'zdim[postgres]'")
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-    bindir = Path(bins[-1]).parent
-    root = os.geteuid() == 0
-    if root and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot run initdb as the postgres user")
-    as_pg = ["runuser", "-u", "postgres", "--"] if root else []
-    tmp = tempfile.mkdtemp(prefix="zdim-pg-")
-    if root:
-        shutil.chown(tmp, "postgres")
-    data, port = os.path.join(tmp, "data"), _free_port()
-
-    def run(*cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*as_pg, *cmd], capture_output=True, text=True, timeout=120)
-
-    r = run(str(bindir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    if r.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
-    r = run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        data,
-        "-l",
-        os.path.join(tmp, "log"),
-        "-w",
-        "-t",
-        "60",
-        "-o",
-        f"-h 127.0.0.1 -p {port} -k {tmp}",
-        "start",
-    )
-    if r.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()[-300:]}")
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # as a user would write it
-    finally:
-        run(str(bindir / "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(tmp, ignore_errors=True)
+        with throwaway_postgres() as url:
+            yield url  # as a user would write it
+    except Unavailable as e:
+        pytest.skip(str(e))
 
 
 def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
@@ -88,3 +39,17 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         read_json(tmp_path / "a" / "recommendation.json")["dim"]
         == read_json(tmp_path / "b" / "recommendation.json")["dim"]
     )
+
+
+def test_a_worker_killed_at_any_moment_loses_no_point_of_a_postgres_study(tmp_path, postgres_url):
+    """Two run directories on one fresh PostgreSQL study each round; the first is killed -9 just after
+    taking its first trial (reaped), then once it saved its second but before it told it (left unreaped);
+    its --resume and the other worker end with 12 of 12 points complete, each recorded once, none
+    trained twice, no finished folder retrained (benchmarks/bench_kill.py runs more rounds and moments)."""
+    for n, (moment, finished) in enumerate((("start", 0), ("saved", 1))):
+        r = kill_round(tmp_path / f"round{n}", postgres_url, f"kill{n}", finished=finished, moment=moment, reap=n == 0)
+        assert not r.errors, (moment, r.errors)
+        assert r.complete == {"a": POINTS, "b": POINTS}, (moment, r)
+        assert r.recorded == POINTS and r.duplicates == 0, (moment, r)
+        assert not r.twice and not r.retrained, (moment, r)
+        assert r.ok, (moment, r)

@@ -440,3 +440,33 @@ def test_a_worker_killed_at_any_moment_loses_no_point_of_a_shared_journal(tmp_pa
         assert len(counts) == 12 and set(counts.values()) == {1}, (n, counts)
         for name, ns in stamps.items():
             assert (a / "trials" / name / "metrics.json").stat().st_mtime_ns == ns, (n, name)
+
+
+def test_a_trial_saved_by_a_worker_killed_before_telling_it_is_told_from_its_folder(tmp_path):
+    """kill -9 of a worker between saving a trial's folder and telling the study: the worker that finds the
+    trial stale tells it from that folder (same host) instead of training the point again; a point whose
+    folder is missing, or that another trial already recorded, is failed and redone as before."""
+    from zdim.config import SweepConfig
+    from zdim.data import load_data
+    from zdim.scheduler import enqueue_missing
+    from zdim.search import sweep
+
+    run = tmp_path / "run"
+    cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=TrainConfig(epochs=2, patience=0))
+    sweep(load_data("digits", max_samples=300), config=cfg, out=run)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = optuna.create_study()
+    for dim in (1, 2, 1):  # (1, 0) twice: the second copy's point is already recorded by then
+        study.enqueue_trial({"dim": dim, "seed": 0}, skip_if_exists=False)
+        t = studies.take_waiting(study)
+        assert t is not None
+        t.set_user_attr(studies.WORKER_ATTR, {"host": socket.gethostname(), "pid": dead.pid, "run_dir": str(run)})
+    (run / "trials" / "dim-002-seed-0" / "metrics.json").unlink()  # killed before its folder was written
+    assert enqueue_missing(study, cfg, None) == 1  # (2, 0) again, (1, 0) recovered
+    first, second, third = study.trials[:3]
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.value == pytest.approx(nlls(run)["dim-001-seed-0"])
+    assert first.user_attrs[studies.RECORD_ATTR]["dim"] == 1
+    assert second.state == third.state == optuna.trial.TrialState.FAIL
+    assert studies.RECORD_ATTR not in third.user_attrs and records_per_key(study) == {(1, 0): 1}
+    assert grid_key(study.trials[3]) == (2, 0)

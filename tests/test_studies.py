@@ -29,3 +29,13 @@ def test_a_trial_that_is_not_a_grid_point_has_no_key():
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     assert grid_key(study.trials[0]) is None
+
+
+def test_trial_of_sets_attributes_and_tells_a_stored_trial():
+    study = optuna.create_study()
+    study.enqueue_trial({"dim": 4, "seed": 1})
+    assert studies.take_waiting(study) is not None
+    trial = studies.trial_of(study, study.trials[0])
+    trial.set_user_attr("k", 1)
+    study.tell(trial, 2.0)
+    assert study.trials[0].user_attrs == {"k": 1} and study.trials[0].value == 2.0

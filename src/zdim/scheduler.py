@@ -11,6 +11,7 @@ other run directories (other machines) left in the study count too.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,9 +44,32 @@ def open_study(
     return studies.open_study(journal, storage, study_name, pruner=pruner)
 
 
+def recover_saved(study: optuna.Study, trial: optuna.Trial, t: optuna.trial.FrozenTrial) -> bool:
+    """Tell the stale trial ``t`` from its dead worker's folder, when that worker (on this host) saved the
+    trial's result and was killed before telling it: the point is finished, training it again would
+    do it twice. False (the trial is then failed and redone) when there is no such intact folder, or
+    when another trial already holds a record of the point."""
+    host, path = studies.worker_place_of(t)
+    key = grid_key(t)
+    if key is None or path is None or host != socket.gethostname():
+        return False
+    if any(
+        grid_key(o) == key and studies.RECORD_ATTR in o.user_attrs
+        for o in study.get_trials(deepcopy=False, states=FINAL)
+    ):
+        return False
+    folder = RunDir(path)
+    rec = folder.read_trial(*key) if folder.trial_done(*key) else None
+    if rec is None:
+        return False
+    _teller(study, trial)(rec)
+    return True
+
+
 def enqueue_missing(study: optuna.Study, cfg: SweepConfig, run: RunDir | None) -> int:
     """Enqueue grid points neither finished nor waiting/running; return how many."""
-    studies.fail_stale(study)  # RUNNING trials of dead workers -> FAIL, so their points count as missing
+    # RUNNING trials of dead workers -> FAIL, so their points count as missing (unless saved before death)
+    studies.fail_stale(study, recover=lambda trial, t: recover_saved(study, trial, t))
     finished = finished_records(study, run)
     pending = {k for t in study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING)) if (k := grid_key(t))}
     n = 0

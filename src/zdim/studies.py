@@ -1,7 +1,7 @@
 """Optuna plumbing shared by sweeps and tuning: storage, safe trial taking, heartbeats, workers.
 
 Every use of Optuna's private API is here, in small functions tested on their own
-(tests/test_studies.py): ``take_waiting`` and ``frozen``. Why this module exists:
+(tests/test_studies.py): ``take_waiting``, ``frozen`` and ``trial_of``. Why this module exists:
 
 - ``study.ask()`` creates a *fresh, unparameterized* trial when no waiting trial is left, which in a
   grid sweep is junk work. ``take_waiting`` only ever takes an enqueued trial (Optuna's storage-level
@@ -299,8 +299,21 @@ def is_stale(t: optuna.trial.FrozenTrial, now: float | None = None, grace: float
     return now - float(beat) > grace
 
 
-def fail_stale(study: optuna.Study, grace: float = HEARTBEAT_GRACE) -> list[optuna.trial.FrozenTrial]:
-    """Mark RUNNING trials of dead workers as FAIL (so their work is redone); return them."""
+def trial_of(study: optuna.Study, t: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """The live trial of a stored one, to set its attributes and tell it from this process."""
+    return optuna.Trial(study, t._trial_id)  # private API: kept here, tested in test_studies.py
+
+
+def fail_stale(
+    study: optuna.Study,
+    grace: float = HEARTBEAT_GRACE,
+    recover: Callable[[optuna.Trial, optuna.trial.FrozenTrial], bool] | None = None,
+) -> list[optuna.trial.FrozenTrial]:
+    """Mark RUNNING trials of dead workers as FAIL (so their work is redone); return them.
+
+    ``recover(trial, frozen)`` comes first: it may finish a stale trial from what its worker left (a
+    worker killed after saving its result, before telling it) and return True; that one is not failed.
+    """
     failed = []
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
@@ -310,6 +323,11 @@ def fail_stale(study: optuna.Study, grace: float = HEARTBEAT_GRACE) -> list[optu
         ):
             continue  # our own trial (never stale while we run)
         if is_stale(t, now, grace):
+            try:
+                if recover is not None and recover(trial_of(study, t), t):
+                    continue
+            except Exception:  # told by another worker meanwhile, or what it left is unreadable: failed below
+                pass
             try:
                 study.tell(t.number, state=State.FAIL)
             except Exception:  # another worker failed it first
