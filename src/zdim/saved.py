@@ -243,9 +243,9 @@ class SavedModel:
     def score(self, X: Input, seed: int = 0) -> float:
         """Mean ELBO per sample of ``X`` in nats (higher is better), in the units of ``X``.
 
-        A single-sample ELBO with analytic KL and a fixed ``seed`` (as ``VAETransformer.score``). For
-        Gaussian data it includes the log-Jacobian of the scaling and standardization, so it is a
-        density of the raw rows.
+        A single-sample ELBO with analytic KL and a fixed ``seed`` (as ``VAETransformer.score``). For a
+        likelihood that is a density (Gaussian, continuous Bernoulli) it includes the log-Jacobian of the
+        scaling and standardization, so it is a density of the raw rows.
         """
         x, _ = self._model_input(X)
         elbo = -neg_elbo(self.module, x, seed=seed)
