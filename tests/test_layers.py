@@ -20,6 +20,7 @@ LAYER = {
     "evidence": 0,
     "messages": 0,
     "grid": 0,
+    "likelihoods": 0,
     "readers": 1,
     "data": 1,
     "spill": 1,

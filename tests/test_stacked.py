@@ -33,7 +33,7 @@ def tiny(likelihood: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) of the planted 2-in-8 data, as the likelihood wants it."""
     data = make_data(make_planted_data(2, 8, 400, seed=1))
     train, val = data.train, data.val
-    if likelihood == "bernoulli":  # grey levels: the members that binarize draw binary samples of them
+    if likelihood in ("bernoulli", "continuous-bernoulli"):  # grey levels (binarized by some bernoulli members)
         return torch.sigmoid(train), torch.sigmoid(val)
     if likelihood in ("poisson", "nb"):  # counts
         return torch.round(torch.exp(train)), torch.round(torch.exp(val))
@@ -111,7 +111,7 @@ def alone_and_stacked(likelihood: str, device: str = "cpu") -> None:
         assert not b.training  # finish() leaves it in evaluation mode, as Trainer.finish
 
 
-@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "poisson", "nb"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "poisson", "nb", "continuous-bernoulli"])
 def test_stacked_members_equal_the_members_trained_alone(likelihood):
     alone_and_stacked(likelihood)
 

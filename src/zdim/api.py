@@ -119,7 +119,7 @@ def sweep(
     arch : {"mlp", "conv"}, optional
         Network family of zdim's VAE (``conv`` for images); default ``"mlp"``. Neither applies to
         ``model``: giving them with it is an error.
-    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb"}
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
         Decoder likelihood (see ``zdim.load_data``).
     k : int
         Importance samples of the held-out NLL.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .evidence import Note, caution, warning
+from .likelihoods import find as find_likelihood
 from .records import EMPTY_KL, TrialRecord
 
 MIN_TEST_SAMPLES = 100  # held-out samples below which NLL differences between sizes are noise
@@ -38,10 +39,17 @@ def learned_nothing(t: TrialRecord, likelihood: str | None = None) -> bool:
     kl = t.metric("kl")
     if kl is None or kl >= EMPTY_KL:
         return False
-    if likelihood == "gaussian":
+    if _standardized(likelihood):
         mse = t.metric("mse")
         return mse is not None and mse >= EMPTY_MSE
     return t.active_units == 0
+
+
+def _standardized(likelihood: str | None) -> bool:
+    """Whether ``likelihood``'s data are standardized features (Gaussian): there decoding the feature
+    means gives an MSE of 1, and the MSE can tell a model that learned nothing."""
+    family = find_likelihood(likelihood)
+    return family is not None and family.standardized
 
 
 def _empty_test(trials: Sequence[TrialRecord], likelihood: str | None) -> str:
@@ -54,7 +62,7 @@ def _empty_test(trials: Sequence[TrialRecord], likelihood: str | None) -> str:
         )
     return (
         f"KL < {EMPTY_KL:g} nats, MSE >= {EMPTY_MSE:g}"
-        if likelihood == "gaussian"
+        if _standardized(likelihood)
         else f"KL < {EMPTY_KL:g} nats, 0 active units"
     )
 
@@ -116,7 +124,7 @@ def checks(
     if empty:
         empty_ids = {id(t) for t in empty}
         rests = all(id(t) in empty_ids for t in measured if t.dim == dim)  # every trial, or the size's seeds
-        if rests and not (no_latent and likelihood != "gaussian"):  # else the warning above says it all
+        if rests and not (no_latent and not _standardized(likelihood)):  # else the warning above says it all
             out.append(
                 warning(
                     f"{_sizes([t.dim for t in empty])} learned nothing ({_empty_test(empty, likelihood)}): "

@@ -53,6 +53,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -320,10 +321,12 @@ class UserVAE(VAE):
         out: torch.Tensor,
         log_sigma: torch.Tensor | None = None,
         log_theta: torch.Tensor | None = None,
+        *,
+        params: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The user's ``log_likelihood`` when it has one (``out`` (..., B, D) -> (..., B)), else zdim's."""
         if not self._own_ll:
-            return super().log_likelihood(x, out, log_sigma, log_theta)
+            return super().log_likelihood(x, out, log_sigma, log_theta, params=params)
         d = out.shape[-1]
         lead = out.shape[:-1]
         ll: torch.Tensor = self.net.log_likelihood(x.expand_as(out).reshape(-1, d), out.reshape(-1, d))

@@ -16,7 +16,7 @@ import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 
 from . import spill
 from .errors import DataError
-from .formats import _FORMATS, COUNT_LIKELIHOODS, EMBEDDED, LIKELIHOOD_CHOICES
+from .formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
+from .likelihoods import Gaussian
+from .likelihoods import find as find_likelihood
+from .likelihoods import get as get_likelihood
+from .likelihoods import infer as infer_likelihood
 from .messages import speaks_python
 from .readers import MIN_SAMPLES, _encode_labels, _has_columns, _raise_empty, _Raw, _read_source
 from .spill import for_random_reads, release, spill_array
-
-Likelihood = Literal["bernoulli", "gaussian", "poisson", "nb"]
 
 """Fewest samples accepted: enough that train, validation and test each get one or more."""
 
@@ -55,10 +57,11 @@ class Data:
         What the user passed (a path as given, an embedded name, or ``<array>``).
     train, val, test : torch.Tensor
         ``(n, D)`` float32. For ``gaussian`` data they are already standardized with statistics of
-        the training split; for ``bernoulli`` data values lie in [0, 1]; ``poisson`` and ``nb`` data
-        are the raw non-negative integer counts.
-    likelihood : {"bernoulli", "gaussian", "poisson", "nb"}
-        Decoder likelihood inferred from the data (or forced by the caller).
+        the training split; for ``bernoulli`` and ``continuous-bernoulli`` data values lie in [0, 1];
+        ``poisson`` and ``nb`` data are the raw non-negative integer counts.
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+        Decoder likelihood inferred from the data (or forced by the caller): the name of a family of
+        ``zdim.likelihoods`` (``zdim.likelihoods.get(data.likelihood)``).
     sample_shape : tuple of int
         Shape of one sample before flattening: ``(C, H, W)`` for images, ``(D,)`` otherwise.
     is_image : bool
@@ -81,7 +84,7 @@ class Data:
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
-    likelihood: Likelihood
+    likelihood: str
     sample_shape: tuple[int, ...]
     is_image: bool = False
     y_train: np.ndarray | None = None
@@ -150,7 +153,7 @@ class Preprocessing:
     scale: float = 1.0
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
-    likelihood: str = "gaussian"
+    likelihood: str = Gaussian.name
     sample_shape: tuple[int, ...] = ()
     n_features: int = 0
     feature_names: list[str] | None = None
@@ -171,7 +174,7 @@ class Preprocessing:
 
     @classmethod
     def identity(
-        cls, n_features: int, likelihood: str = "gaussian", sample_shape: tuple[int, ...] = ()
+        cls, n_features: int, likelihood: str = Gaussian.name, sample_shape: tuple[int, ...] = ()
     ) -> Preprocessing:
         """No scaling and no standardization: inputs are used as given."""
         return cls(likelihood=likelihood, sample_shape=tuple(sample_shape) or (n_features,), n_features=n_features)
@@ -214,7 +217,7 @@ class Preprocessing:
             scale=scale,
             mean=vector("mean"),
             std=vector("std"),
-            likelihood=str(d.get("likelihood", "gaussian")),
+            likelihood=str(d.get("likelihood", Gaussian.name)),
             sample_shape=tuple(int(s) for s in d.get("sample_shape") or (n,)),
             n_features=n,
             feature_names=[str(v) for v in names] if names is not None else None,
@@ -242,9 +245,10 @@ class Preprocessing:
         return out
 
     def log_jacobian(self) -> float:
-        """``log |d input / d raw|`` summed over features (Gaussian data: ``-D log scale - sum log std``),
-        which turns a density of model inputs into a density of raw rows; 0 for other likelihoods."""
-        if self.likelihood != "gaussian":
+        """``log |d input / d raw|`` summed over features (``-D log scale - sum log std``), which turns a
+        density of model inputs into a density of raw rows (a family with ``density``: Gaussian,
+        continuous Bernoulli); 0 for a likelihood of discrete values."""
+        if not get_likelihood(self.likelihood).density:
             return 0.0
         total = -self.n_features * float(np.log(self.scale))
         if self.std is not None:
@@ -294,12 +298,14 @@ def read_data(
     label_column : str, optional
         Table column (or ``.npz`` key, or ``.h5ad`` ``.obs`` column) taken as labels, kept for
         evaluation only.
-    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb"}
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
         ``auto``: bernoulli when every value lies in [0, 1]; ``nb`` (negative binomial) for count data:
         non-negative integers, some above 255 (integers all within 0..255 may be 8-bit pixels and stay
         gaussian, as do images: their readers scale them to [0, 1]); else gaussian. Gaussian data are
         standardized with the mean and std of the training split. ``poisson`` and ``nb`` need raw
         non-negative integer counts and keep them as they are (no scaling, no standardization).
+        ``continuous-bernoulli`` (never picked by ``auto``) is the normalized density of grey levels in
+        [0, 1] (Loaiza-Ganem & Cunningham 2019).
     max_samples : int, optional
         Keep only this many samples (of each file for an IDX folder) after the seeded shuffle.
     layer : str, optional
@@ -363,7 +369,7 @@ load_data = speaks_python(read_data)  # the public door: its messages name keywo
 
 def _binarized(data: Data, seed: int) -> Data:
     """``data`` with fixed binarized validation and test splits (see ``load_data(binarize=True)``)."""
-    if data.likelihood != "bernoulli":
+    if not get_likelihood(data.likelihood).binary:
         raise DataError(
             f"{data.name}: binarize needs data in [0, 1] (a Bernoulli likelihood), found {data.likelihood} "
             "data: leave out binarize (--binarize), or pass data scaled to [0, 1]"
@@ -578,24 +584,18 @@ def _is_whole(chunk: np.ndarray) -> np.ndarray:
     return np.asarray(np.floor(chunk) == chunk)
 
 
-def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str, is_image: bool) -> Likelihood:
+def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str, is_image: bool) -> str:
     low, high, whole = np.inf, -np.inf, True
     for values in parts.values():  # one pass: a spilled split is read from its file once
         for _, chunk in _chunks(values):
             low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
             whole = whole and bool(_is_whole(chunk).all())
-    in_unit = low >= 0.0 and high <= 1.0
-    if likelihood == "bernoulli" and not in_unit:
-        raise DataError(
-            f"{where}: likelihood 'bernoulli' needs values in [0, 1], found [{low:g}, "
-            f"{high:g}]: pass --likelihood gaussian (or auto), or rescale the data to [0, 1]"
-        )
-    if likelihood == "auto":
-        if in_unit:
-            return "bernoulli"
+    family = find_likelihood(likelihood)
+    if family is None:  # auto
         counts = whole and low >= 0.0 and high > _PIXEL_MAX and not is_image
-        return "nb" if counts else "gaussian"
-    return likelihood  # type: ignore[return-value]
+        return infer_likelihood(low >= 0.0 and high <= 1.0, counts).name
+    family.check_range(low, high, where)
+    return family.name
 
 
 def _check_counts(
@@ -684,7 +684,9 @@ def _build(
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
     spilled = _spills(split, rows)
-    scale = 1.0 if likelihood in COUNT_LIKELIHOODS else raw.scale  # counts stay raw (pixels 0..255)
+    asked = find_likelihood(likelihood)  # None for auto
+    counts = asked is not None and asked.counts
+    scale = 1.0 if counts else raw.scale  # counts stay raw (pixels 0..255)
     parts = {
         key: _gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
         for key, (src, _) in split.items()
@@ -695,7 +697,7 @@ def _build(
         groups.append(({"test": parts["test"]}, f"test split {raw.test_where}"))
     for group, where in groups:
         _check_finite(group, rows, where, raw.feature_names)
-        if likelihood in COUNT_LIKELIHOODS:
+        if counts:
             _check_counts(group, rows, where, raw.feature_names, likelihood)
     kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
@@ -704,7 +706,7 @@ def _build(
         assert y_test is not None  # readers keep labels only when the given test split has them too
         labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
     fingerprint = _fingerprint(parts, labels, kind)
-    mean, std = _standardize(parts, spilled) if kind == "gaussian" else (None, None)
+    mean, std = _standardize(parts, spilled) if get_likelihood(kind).standardized else (None, None)
     extra_spill = {"spilled": True} if spilled else {}
     for values in parts.values() if spilled else ():
         values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable

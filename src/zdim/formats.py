@@ -1,12 +1,14 @@
-"""What zdim reads: the embedded data sets and the file formats, as text (no torch, no NumPy).
+"""What zdim reads: the embedded data sets, the file formats and the likelihoods' names, as text (no torch).
 
 ``zdim datasets`` prints this without importing the readers; ``zdim.readers`` reads what it lists.
 """
 
 from __future__ import annotations
 
-LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb")  # the decoder likelihoods, defined once
-COUNT_LIKELIHOODS = ("poisson", "nb")  # raw non-negative integer counts; library size from each sample
+from .likelihoods import NAMES, REGISTRY
+
+LIKELIHOODS = NAMES  # the decoder likelihoods: the names of zdim.likelihoods' families
+COUNT_LIKELIHOODS = tuple(n for n, f in REGISTRY.items() if f.counts)  # raw counts; library size per sample
 LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)  # what --likelihood and likelihood= accept
 MODES = ("settle", "per-size", "nested")  # the values of zdim.plan.Mode, for --mode (without torch)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import ParamSpec, Protocol, TypeVar
 
 from .errors import UnsettledAnswerWarning, ZdimError
+from .formats import LIKELIHOOD_CHOICES
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,7 +24,7 @@ R = TypeVar("R")
 # not listed); boolean flags read ``name=True``
 _KEYWORDS = {"study": "study_name", "quiet": "progress"}
 _BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine", "extend-grid"}
-_WORDS = {"auto", "gaussian", "bernoulli", "poisson", "nb", "mlp", "conv", "cpu", "cuda"}
+_WORDS = {*LIKELIHOOD_CHOICES, "mlp", "conv", "cpu", "cuda"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 
 

@@ -8,12 +8,13 @@ that of the standardized features.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from .likelihoods import LINEAR_MAX_FEATURES as LINEAR_MAX_FEATURES  # re-exported, where they used to live
+from .likelihoods import Reference as Reference
+from .likelihoods import get as get_likelihood
 from .models import VAE, kl_per_unit
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[u]) > 0.01
@@ -144,95 +145,8 @@ def neg_elbo(model: VAE, x: torch.Tensor, batch_size: int = 4096, seed: int = 0)
     return total / x.shape[0]
 
 
-LINEAR_MAX_FEATURES = 4096  # above this many features the linear reference (an eigendecomposition) is skipped
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What a VAE of a data set must beat, per test sample (nats): the model that ignores its latents
-    and decodes the feature means (``baseline``), and, for Gaussian data, probabilistic PCA with ``k``
-    components (``linear(k)``), the best linear-Gaussian model of that size (Tipping & Bishop 1999). Both
-    are fitted by maximum likelihood on the training split and evaluated on the test split.
-
-    A VAE that does not beat ``baseline`` learned nothing its latents carry; one that stays above
-    ``linear(k)`` at size ``k`` has not found even the linear structure of its data.
-    """
-
-    likelihood: str
-    baseline: np.ndarray  # (N,) float64
-    projected: np.ndarray | None = None  # (N, D) test samples in the training split's principal axes
-    eigenvalues: np.ndarray | None = None  # (D,) descending
-
-    def linear(self, k: int) -> np.ndarray | None:
-        """(N,) test NLL of probabilistic PCA with ``k`` components (None: not Gaussian, or too wide)."""
-        if self.projected is None or self.eigenvalues is None or not 0 < k < len(self.eigenvalues):
-            return None
-        lam = np.maximum(self.eigenvalues, 1e-12)
-        sigma2 = max(float(lam[k:].mean()), 1e-12)  # the ML noise variance: the discarded directions' mean
-        d = len(lam)
-        quad = (self.projected[:, :k] ** 2 / lam[:k]).sum(1) + (self.projected[:, k:] ** 2).sum(1) / sigma2
-        logdet = float(np.log(lam[:k]).sum()) + (d - k) * math.log(sigma2)
-        out: np.ndarray = 0.5 * (d * LOG_2PI + logdet + quad)
-        return out
-
-
-def _moments(train: torch.Tensor, chunk: int, cross: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Column sums of ``train`` (M, D), of its squares, and (``cross``) its cross products, in float64 over
-    row chunks: no float64 copy of the whole split."""
-    d = train.shape[1]
-    s1 = torch.zeros(d, dtype=torch.float64)
-    s2 = torch.zeros(d, dtype=torch.float64)
-    xx = torch.zeros((d, d), dtype=torch.float64) if cross else None
-    for start in range(0, train.shape[0], chunk):
-        xb = train[start : start + chunk].to("cpu", torch.float64)
-        s1 += xb.sum(0)
-        s2 += (xb * xb).sum(0)
-        if xx is not None:
-            xx += xb.T @ xb
-    return s1.numpy(), s2.numpy(), xx.numpy() if xx is not None else None
-
-
-def _rows(test: torch.Tensor, chunk: int) -> Any:
-    """``test`` (N, D) in float64 NumPy chunks of ``chunk`` rows."""
-    for start in range(0, test.shape[0], chunk):
-        yield test[start : start + chunk].to("cpu", torch.float64).numpy()
-
-
 def reference(train: torch.Tensor, test: torch.Tensor, likelihood: str, chunk: int = 4096) -> Reference | None:
-    """The ``Reference`` models of a data set (``train`` (M, D), ``test`` (N, D)), or None for a likelihood
-    without one here (the negative binomial's dispersion would need fitting). Both splits are read in
-    chunks of ``chunk`` rows (no float64 copy of either)."""
-    m = int(train.shape[0])
-    if likelihood == "gaussian":
-        cross = train.shape[1] <= LINEAR_MAX_FEATURES and m >= 2
-        s1, s2, xx = _moments(train, chunk, cross)
-        if not (np.isfinite(s2).all() and (xx is None or np.isfinite(xx).all())):
-            return None  # data zdim refuses to train on anyway (a NaN): nothing to compare with
-        mean = s1 / m
-        # the unbiased variance and covariance, as scikit-learn's PCA
-        var = np.maximum((s2 - m * mean**2) / max(m - 1, 1), 1e-12)
-        baseline = np.concatenate(
-            [0.5 * (LOG_2PI + np.log(var) + (t - mean) ** 2 / var).sum(1) for t in _rows(test, chunk)]
-        )
-        if xx is None:
-            return Reference(likelihood, baseline)
-        cov = (xx - m * np.outer(mean, mean)) / (m - 1)
-        evals, evecs = np.linalg.eigh(cov)  # ascending
-        order = np.argsort(evals)[::-1]
-        projected = np.concatenate([(t - mean) @ evecs[:, order] for t in _rows(test, chunk)])
-        return Reference(likelihood, baseline, projected, evals[order])
-    if likelihood == "bernoulli":
-        s1, _, _ = _moments(train, chunk, False)
-        p = np.clip(s1 / m, 1e-6, 1 - 1e-6)
-        lp, lq = np.log(p), np.log1p(-p)
-        return Reference(likelihood, np.concatenate([-(t @ lp + (1 - t) @ lq) for t in _rows(test, chunk)]))
-    if likelihood == "poisson":  # the library size of each sample given, the feature proportions learned
-        s1, _, _ = _moments(train, chunk, False)
-        log_rho = np.log(np.maximum(s1, 1e-12) / max(float(s1.sum()), 1e-12))
-        parts = []
-        for t in _rows(test, chunk):
-            log_mu = np.log(np.maximum(t.sum(1, keepdims=True), 1e-8)) + log_rho
-            lgamma = torch.lgamma(torch.from_numpy(t + 1.0)).numpy()
-            parts.append(-(t * log_mu - np.exp(log_mu) - lgamma).sum(1))
-        return Reference(likelihood, np.concatenate(parts))
-    return None
+    """The ``Reference`` models of a data set (``train`` (M, D), ``test`` (N, D)) under ``likelihood``
+    (its family's ``reference``), or None for a family without one. Both splits are read in chunks of
+    ``chunk`` rows (no float64 copy of either)."""
+    return get_likelihood(likelihood).reference(train, test, chunk)

@@ -22,22 +22,29 @@ Models do not train themselves (see ``zdim.train``) and know nothing of files (s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .formats import COUNT_LIKELIHOODS, LIKELIHOODS
+from .formats import COUNT_LIKELIHOODS, LIKELIHOODS  # noqa: F401  (re-exported)
+from .likelihoods import (  # noqa: F401  (the arithmetic is re-exported from here, where it used to live)
+    COUNT_EPS,
+    LOG_2PI,
+    LOG_THETA_RANGE,
+    MIN_LOG_SIGMA,
+    Bernoulli,
+    Likelihood,
+    count_log_mean,
+    nb_log_prob,
+    poisson_log_prob,
+)
+from .likelihoods import get as get_likelihood
 
 ARCHS = ("mlp", "conv")
-LOG_2PI = math.log(2.0 * math.pi)
-MIN_LOG_SIGMA = -6.0  # floor on the Gaussian decoder's log std: stops the likelihood running to +inf
-LOG_THETA_RANGE = (-10.0, 10.0)  # bounds on the NB log inverse dispersion: lgamma stays accurate in float32
-COUNT_EPS = 1e-8  # inside log(library): an all-zero sample keeps a finite log-mean
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,11 @@ class VAEConfig:
         Number of features D of a flattened sample.
     latent_dim : int
         Number of latent units K (the bottleneck).
-    likelihood : {"bernoulli", "gaussian", "poisson", "nb"}
-        Decoder likelihood. Bernoulli for data in [0, 1]; Gaussian (learned variance) for real values;
-        Poisson or negative binomial (``nb``, learned per-feature dispersion) for raw counts, with the
-        sample's total count as library size (MLP only).
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+        Decoder likelihood, the name of a family of ``zdim.likelihoods`` (``family``). Bernoulli for data
+        in [0, 1]; Gaussian (learned variance) for real values; Poisson or negative binomial (``nb``,
+        learned per-feature dispersion) for raw counts, with the sample's total count as library size
+        (MLP only); continuous Bernoulli for grey levels in [0, 1], a normalized density.
     hidden : tuple of int
         Widths of the MLP hidden layers of the encoder; the decoder mirrors them.
     arch : {"mlp", "conv"}
@@ -64,7 +72,7 @@ class VAEConfig:
 
     input_dim: int
     latent_dim: int
-    likelihood: str = "bernoulli"
+    likelihood: str = Bernoulli.name
     hidden: tuple[int, ...] = (512, 256)
     arch: str = "mlp"
     image_shape: tuple[int, ...] | None = None
@@ -74,8 +82,7 @@ class VAEConfig:
             raise ConfigError(f"input_dim must be >= 1, got {self.input_dim}")
         if not self.latent_dim >= 1:
             raise ConfigError(f"latent size must be >= 1, got {self.latent_dim}: pass sizes like --dims 2,4,8")
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        get_likelihood(self.likelihood)  # ConfigError for a name no family has
         if self.arch not in ARCHS:
             raise ConfigError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
@@ -84,7 +91,7 @@ class VAEConfig:
         if self.image_shape is not None:
             object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
         if self.arch == "conv":
-            if self.likelihood in COUNT_LIKELIHOODS:
+            if self.family.counts:
                 raise ConfigError(
                     f"arch 'conv' is for images, and likelihood {self.likelihood!r} is for count data: use --arch mlp"
                 )
@@ -100,6 +107,11 @@ class VAEConfig:
                 raise ConfigError(
                     f"--arch conv needs height and width divisible by 4, got {shape[1]}x{shape[2]}: use --arch mlp"
                 )
+
+    @property
+    def family(self) -> Likelihood:
+        """The decoder likelihood's family (``zdim.likelihoods``)."""
+        return get_likelihood(self.likelihood)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -204,21 +216,25 @@ class VAE(nn.Module):
         self._init_likelihood(config)
 
     def _init_likelihood(self, config: VAEConfig) -> None:
-        """The decoder's own parameters and buffers: Gaussian noise scale, NB dispersion, library size
-        (a model with its own encoder and decoder, ``zdim.custom.UserVAE``, calls it too)."""
-        d = config.input_dim
-        if config.likelihood == "gaussian":
-            self.log_sigma = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature noise scale
-        if config.likelihood == "nb":
-            self.log_theta = nn.Parameter(torch.zeros(d))  # (D,) learned per-feature inverse dispersion
-        if config.likelihood in COUNT_LIKELIHOODS:
+        """The decoder's own parameters (the family's ``params``: Gaussian noise scale, NB dispersion;
+        each (D,), started at 0) and the library-size buffers of a count family (a model with its own
+        encoder and decoder, ``zdim.custom.UserVAE``, calls it too)."""
+        family = config.family
+        for name in family.params:
+            setattr(self, name, nn.Parameter(torch.zeros(config.input_dim)))  # (D,) learned per feature
+        if family.counts:
             self.register_buffer("library_mean", torch.tensor(1.0))  # mean training library size
             self.register_buffer("library_seen", torch.tensor(0.0))  # training samples it averages
 
     @property
+    def family(self) -> Likelihood:
+        """The decoder likelihood's family (``zdim.likelihoods``)."""
+        return self.config.family
+
+    @property
     def is_count(self) -> bool:
         """Whether the decoder is a count likelihood (``poisson`` or ``nb``)."""
-        return self.config.likelihood in COUNT_LIKELIHOODS
+        return self.config.family.counts
 
     @property
     def latent_dim(self) -> int:
@@ -228,7 +244,7 @@ class VAE(nn.Module):
         """Posterior parameters: ``x`` (B, D) -> ``mu`` (B, K), ``logvar`` (B, K).
 
         Counts enter the encoder as ``log1p(x)`` (raw counts span orders of magnitude)."""
-        mu, logvar = self.encoder(torch.log1p(x) if self.is_count else x).chunk(2, dim=-1)
+        mu, logvar = self.encoder(self.family.encoder_input(x)).chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -245,12 +261,9 @@ class VAE(nn.Module):
         ``library`` (a number, or (..., 1) such as ``x.sum(-1, keepdim=True)``) is the total count of
         each sample (count likelihoods only); default the mean training library size ``library_mean``.
         """
-        if self.config.likelihood == "bernoulli":
-            return torch.sigmoid(out)
-        if not self.is_count:
-            return out
-        lib = self.library_mean if library is None else library
-        return torch.softmax(out, dim=-1) * lib
+        if library is None and self.is_count:
+            library = self.library_mean
+        return self.family.mean(out, library)
 
     def log_likelihood(
         self,
@@ -258,35 +271,36 @@ class VAE(nn.Module):
         out: torch.Tensor,
         log_sigma: torch.Tensor | None = None,
         log_theta: torch.Tensor | None = None,
+        *,
+        params: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B).
+        """``log p(x|z)`` summed over features: ``x`` (B, D), ``out`` (..., B, D) -> (..., B), by the
+        family of ``config.likelihood`` (``zdim.likelihoods``).
 
-        ``log_sigma`` (D,) or (B, D) overrides the Gaussian decoder's noise scale and ``log_theta``
-        (D,) or (B, D) the NB decoder's inverse dispersion (nested models keep one per latent prefix).
-        Count likelihoods take each sample's library size from ``x`` itself (``x.sum(-1)``).
+        ``params`` overrides the decoder's own parameters by name ((D,) or (B, D)): nested models keep
+        one per latent prefix, a stack one per member. ``log_sigma`` (the Gaussian noise scale) and
+        ``log_theta`` (the NB inverse dispersion) are the same for those two names. Count likelihoods
+        take each sample's library size from ``x`` itself (``x.sum(-1)``).
         """
-        if self.config.likelihood == "bernoulli":
-            x = x.expand_as(out)
-            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
-        if self.is_count:
-            log_mu = count_log_mean(x, out)
-            if self.config.likelihood == "poisson":
-                return poisson_log_prob(x, log_mu).sum(-1)
-            log_theta = self.noise_log_theta() if log_theta is None else log_theta
-            return nb_log_prob(x, log_mu, log_theta.clamp(*LOG_THETA_RANGE)).sum(-1)
-        log_sigma = (self.noise_log_sigma() if log_sigma is None else log_sigma).clamp(min=MIN_LOG_SIGMA)
-        z2 = ((x - out) * torch.exp(-log_sigma)) ** 2
-        return -(0.5 * z2 + log_sigma + 0.5 * LOG_2PI).sum(-1)
+        given = dict(params or {})
+        for name, value in (("log_sigma", log_sigma), ("log_theta", log_theta)):
+            if value is not None:
+                given[name] = value
+        own = {name: given[name] if name in given else self.decoder_param(name) for name in self.family.params}
+        return self.family.log_prob(x, out, own)
+
+    def decoder_param(self, name: str) -> torch.Tensor:
+        """The decoder's own parameter ``name`` (of its family's ``params``), (D,)."""
+        p: torch.Tensor = getattr(self, name)
+        return p
 
     def noise_log_sigma(self) -> torch.Tensor:
         """The Gaussian decoder's log std per feature, (D,)."""
-        log_sigma: torch.Tensor = self.log_sigma
-        return log_sigma
+        return self.decoder_param("log_sigma")
 
     def noise_log_theta(self) -> torch.Tensor:
         """The NB decoder's log inverse dispersion per feature, (D,)."""
-        log_theta: torch.Tensor = self.log_theta
-        return log_theta
+        return self.decoder_param("log_theta")
 
     @torch.no_grad()
     def track_library(self, x: torch.Tensor) -> None:
@@ -376,20 +390,13 @@ class NestedVAE(VAE):
         # per-step constants kept on the model's device (not rebuilt from Python each step; not saved)
         self.register_buffer("_sizes", torch.tensor(sizes), persistent=False)  # (P,)
         self.register_buffer("_units", torch.arange(config.latent_dim), persistent=False)  # (K,)
-        if config.likelihood == "gaussian":
-            self.log_sigma = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
-        if config.likelihood == "nb":
-            self.log_theta = nn.Parameter(torch.zeros(len(sizes), config.input_dim))  # (P, D)
+        for name in config.family.params:  # one row per prefix: (P, D)
+            setattr(self, name, nn.Parameter(torch.zeros(len(sizes), config.input_dim)))
 
-    def noise_log_sigma(self) -> torch.Tensor:
-        """Noise scale of the full-size prefix, (D,)."""
-        log_sigma: torch.Tensor = self.log_sigma[-1]
-        return log_sigma
-
-    def noise_log_theta(self) -> torch.Tensor:
-        """NB inverse dispersion of the full-size prefix, (D,)."""
-        log_theta: torch.Tensor = self.log_theta[-1]
-        return log_theta
+    def decoder_param(self, name: str) -> torch.Tensor:
+        """The decoder's parameter ``name`` of the full-size prefix, (D,)."""
+        p: torch.Tensor = getattr(self, name)[-1]
+        return p
 
     def elbo_terms(
         self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
@@ -406,9 +413,8 @@ class NestedVAE(VAE):
             self.track_library(x)
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator) * mask
-        log_sigma = self.log_sigma[idx] if self.config.likelihood == "gaussian" else None
-        log_theta = self.log_theta[idx] if self.config.likelihood == "nb" else None
-        rec = -self.log_likelihood(x, self.decode(z), log_sigma, log_theta)
+        params = {name: getattr(self, name)[idx] for name in self.family.params}  # each row its prefix's
+        rec = -self.log_likelihood(x, self.decode(z), params=params)
         return rec, kl_per_unit(mu, logvar) * mask
 
     def prefix_model(self, k: int) -> VAE:
@@ -425,45 +431,13 @@ class NestedVAE(VAE):
                 t = torch.cat([t[:k], t[big : big + k]])
             elif name == f"decoder.{dec}.weight":
                 t = t[:, :k]
-            elif name in ("log_sigma", "log_theta"):
+            elif name in self.family.params:
                 t = t[self.prefixes.index(k)]
             state[name] = t.detach().clone()
         small = VAE(replace(self.config, latent_dim=k))
         small.load_state_dict(state)
         p = next(self.parameters())
         return small.to(device=p.device, dtype=p.dtype).eval()
-
-
-def count_log_mean(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``log mu = log(library + eps) + log_softmax(out)`` with ``library = x.sum(-1)``: ``x`` (B, D),
-    ``out`` (..., B, D) -> (..., B, D). Exact in the log domain: a proportion that underflows in
-    ``softmax`` keeps a finite log."""
-    library = x.sum(-1, keepdim=True)  # (B, 1)
-    return torch.log(library + COUNT_EPS) + torch.log_softmax(out, dim=-1)
-
-
-def poisson_log_prob(x: torch.Tensor, log_mu: torch.Tensor) -> torch.Tensor:
-    """Elementwise ``log Poisson(x; mu) = x log(mu) - mu - lgamma(x + 1)`` from ``log_mu``."""
-    return x * log_mu - torch.exp(log_mu) - torch.lgamma(x + 1.0)
-
-
-def nb_log_prob(x: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
-    """Elementwise negative binomial log-probability with mean ``mu`` and inverse dispersion ``theta``
-    (variance ``mu + mu^2 / theta``), from ``log_mu`` and ``log_theta`` (broadcast together):
-
-    ``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1) + theta log(theta / (theta + mu))
-    + x log(mu / (theta + mu))``, the two logs computed as ``-softplus(log mu - log theta)`` and
-    ``-softplus(log theta - log mu)`` (no cancellation for any ratio of mu to theta). The same as
-    ``scipy.stats.nbinom(n=theta, p=theta / (theta + mu)).logpmf(x)``.
-    """
-    theta = torch.exp(log_theta)
-    return (
-        torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1.0)
-        - theta * F.softplus(log_mu - log_theta)
-        - x * F.softplus(log_theta - log_mu)
-    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -41,6 +41,7 @@ from torch import nn
 
 from .custom import DataInfo
 from .errors import ConfigError
+from .likelihoods import get as get_likelihood
 
 INSTALL = "pip install 'zdim[pythae]'"
 
@@ -85,7 +86,7 @@ class PythaeModel(nn.Module):
         cls, config_cls = getattr(models, name, None), getattr(models, f"{name}Config", None)
         if cls is None or config_cls is None:
             raise ConfigError(f"pythae.models has no model {name!r} with a {name}Config: fix pythae_class")
-        loss = "bce" if data_info.likelihood == "bernoulli" else "mse"
+        loss = "bce" if get_likelihood(data_info.likelihood).unit_interval else "mse"
         config = config_cls(
             input_dim=tuple(data_info.sample_shape),
             latent_dim=int(latent_dim),

@@ -20,7 +20,7 @@ import torch
 from .checkpoints import MODEL_JSON, folder_of, read_saved, rebuild
 from .data import Preprocessing
 from .errors import ConfigError, DataError, ModelFileError
-from .formats import COUNT_LIKELIHOODS
+from .likelihoods import get as get_likelihood
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
 
@@ -186,7 +186,7 @@ class SavedModel:
                 f"cannot encode them; drop or fill those samples ({int((~finite).any(1).sum())} of {len(rows)})"
             )
         lik = self.preprocessing.likelihood
-        if lik in COUNT_LIKELIHOODS and (rows < 0).any():
+        if get_likelihood(lik).counts and (rows < 0).any():
             i, j = (int(v[0]) for v in np.nonzero(rows < 0))
             raise DataError(
                 f"{what} holds negative values (first at row {i}, feature {j}: {rows[i, j]:g}); this {lik} model "
@@ -243,9 +243,9 @@ class SavedModel:
     def score(self, X: Input, seed: int = 0) -> float:
         """Mean ELBO per sample of ``X`` in nats (higher is better), in the units of ``X``.
 
-        A single-sample ELBO with analytic KL and a fixed ``seed`` (as ``VAETransformer.score``). For
-        Gaussian data it includes the log-Jacobian of the scaling and standardization, so it is a
-        density of the raw rows.
+        A single-sample ELBO with analytic KL and a fixed ``seed`` (as ``VAETransformer.score``). For a
+        likelihood that is a density (Gaussian, continuous Bernoulli) it includes the log-Jacobian of the
+        scaling and standardization, so it is a density of the raw rows.
         """
         x, _ = self._model_input(X)
         elbo = -neg_elbo(self.module, x, seed=seed)

@@ -295,7 +295,7 @@ class StackedTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (M', R, D) -> ``mu``, ``logvar`` (M', R, K_max), zero at each member's masked units.
         ``mask`` is (M', 1, K_max)."""
-        h = torch.log1p(x) if self.is_count else x
+        h = self.template.family.encoder_input(x)
         for j, layer in enumerate(self._enc):
             h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
             if j < len(self._enc) - 1:
@@ -316,9 +316,8 @@ class StackedTrainer:
         """``log p(x|z)`` summed over features: ``x`` broadcastable to ``out`` (M', ..., R, D) -> (M', ..., R).
         The member's own code (``VAE.log_likelihood``) with its noise scale (or NB dispersion) per member."""
         lead = (out.shape[0],) + (1,) * (out.dim() - 2)
-        log_sigma = w["log_sigma"].reshape(*lead, -1) if self.likelihood == "gaussian" else None
-        log_theta = w["log_theta"].reshape(*lead, -1) if self.likelihood == "nb" else None
-        return self.template.log_likelihood(x, out, log_sigma=log_sigma, log_theta=log_theta)
+        params = {name: w[name].reshape(*lead, -1) for name in self.template.family.params}
+        return self.template.log_likelihood(x, out, params=params)
 
     def elbo_terms(
         self, w: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor

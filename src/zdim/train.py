@@ -17,6 +17,8 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, TrainingDiverged
+from .likelihoods import REGISTRY
+from .likelihoods import find as find_likelihood
 from .metrics import neg_elbo
 from .models import VAE, NestedVAE
 from .records import EMPTY_KL
@@ -24,13 +26,12 @@ from .records import EMPTY_KL
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 AUTO = "auto"
-# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood.
-# Gaussian (issue 22, benchmarks/validate/wakeup.py): a model still asleep after 4 epochs gets the noise
-# scale 0.3, held for 5 epochs, then set from its residual and learned; one awake by then is not touched.
+# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
+# which its family owns (``Likelihood.wakeup``). Gaussian (issue 22, benchmarks/validate/wakeup.py): a model
+# still asleep after 4 epochs gets the noise scale 0.3, held for 5 epochs, then set from its residual and
+# learned; one awake by then is not touched.
 LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
-WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {
-    "gaussian": {"sigma_init": 0.3, "sigma_warmup_epochs": 5.0, "sigma_after": 4}
-}
+WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {n: dict(f.wakeup) for n, f in REGISTRY.items() if f.wakeup}
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ class TrainConfig:
         auto = {name: getattr(self, name) == AUTO for name in LEVERS_OFF}
         if not any(auto.values()):
             return self
-        values = WAKEUP_DEFAULTS.get(likelihood or "", {})
+        family = find_likelihood(likelihood)
+        values = family.wakeup if family is not None else {}
         chosen: dict[str, Any] = {n: values.get(n, LEVERS_OFF[n]) for n, a in auto.items() if a}
         return replace(self, **chosen)
 
@@ -173,7 +175,9 @@ class TrainConfig:
         Gaussian decoder. ``zdim.stacked`` trains none of them and leaves such a member to ``Trainer``."""
         c = self.resolve(likelihood)
         acting = []
-        if likelihood == "gaussian" and (c.sigma_init != 1.0 or _number(c.sigma_warmup_epochs) > 0):
+        family = find_likelihood(likelihood)
+        noisy = family is not None and family.noise is not None
+        if noisy and (c.sigma_init != 1.0 or _number(c.sigma_warmup_epochs) > 0):
             acting += ["sigma_init", "sigma_warmup_epochs"]
         if c.free_bits > 0 and c.free_bits_epochs > 0:
             acting.append("free_bits_epochs")
@@ -273,9 +277,10 @@ def kl_term(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
 def noise_parameter(model: torch.nn.Module) -> torch.nn.Parameter | None:
     """The Gaussian decoder's ``log_sigma`` parameter of ``model`` (None for other likelihoods, or a model
     without one)."""
-    if getattr(getattr(model, "config", None), "likelihood", None) != "gaussian":
+    family = find_likelihood(getattr(getattr(model, "config", None), "likelihood", None))
+    if family is None or family.noise is None:
         return None
-    p = getattr(model, "log_sigma", None)
+    p = getattr(model, family.noise, None)
     return p if isinstance(p, torch.nn.Parameter) else None
 
 

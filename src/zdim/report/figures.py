@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from ..likelihoods import find as find_likelihood
 from ..rules import per_size
 from .collect import Pictures, RunView
 
@@ -353,18 +354,20 @@ def kl_heatmap(view: RunView) -> str:
     return svg_uri(fig) if fig is not None else ""
 
 
-def _to_images(x: np.ndarray, shape: list[int], likelihood: str) -> np.ndarray:
-    """(n, D) -> (n, H, W[, 3]) in [0, 1]; Gaussian (standardized) data is min-max scaled per image."""
+def _to_images(x: np.ndarray, shape: list[int], likelihood: str | None) -> np.ndarray:
+    """(n, D) -> (n, H, W[, 3]) in [0, 1]; data of a likelihood not confined to [0, 1] (Gaussian:
+    standardized) is min-max scaled per image (data of no known likelihood are taken as in [0, 1])."""
     c, h, w = (shape + [1, 1])[:3] if len(shape) == 3 else (1, *shape[-2:])
     imgs = x.reshape(len(x), c, h, w)
-    if likelihood != "bernoulli":
+    family = find_likelihood(likelihood)
+    if family is not None and not family.unit_interval:
         lo = imgs.min(axis=(1, 2, 3), keepdims=True)
         hi = imgs.max(axis=(1, 2, 3), keepdims=True)
         imgs = (imgs - lo) / np.maximum(hi - lo, 1e-8)
     return imgs[:, 0] if c == 1 else imgs[:, :3].transpose(0, 2, 3, 1)
 
 
-def image_strip(x: np.ndarray, shape: list[int], likelihood: str, min_px: int = 56) -> str:
+def image_strip(x: np.ndarray, shape: list[int], likelihood: str | None, min_px: int = 56) -> str:
     """One row of images as a PNG data URI, each upscaled (whole pixels) to at least ``min_px``."""
     imgs = _to_images(x, shape, likelihood)
     scale = max(1, -(-min_px // imgs.shape[1]))

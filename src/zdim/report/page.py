@@ -270,7 +270,7 @@ def _curves(view: RunView) -> str:
 
 def _images(view: RunView, pics: Pictures) -> str:
     meta = view.inputs_meta
-    shape, lik = list(meta.get("sample_shape", [])), str(meta.get("likelihood", "bernoulli"))
+    shape, lik = list(meta.get("sample_shape", [])), meta.get("likelihood")
     if pics.inputs is None or not pics.reconstructions:
         return ""
     rec_dim = view.recommended_dim
