@@ -12,6 +12,16 @@ from zdim.testing import make_planted_data
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _no_folds_unless_asked(monkeypatch):
+    """A sweep of small data trains its grid once per fold by default (``zdim.folds``): five times the
+    work. Tests of other features sweep tiny data in this process without them; the fold tests ask for
+    folds by name (``folds=K``), which this does not touch. Sweeps in a subprocess get the default."""
+    import zdim.plan
+
+    monkeypatch.setattr(zdim.plan, "auto_folds", lambda data: 1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that drive headless Chromium are slow end-to-end tests (``make test-fast`` leaves them out)."""
     for item in items:

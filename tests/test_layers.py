@@ -51,6 +51,7 @@ LAYER = {
     "scheduler": 7,
     "engines": 7,
     "settle": 7,
+    "folded": 7,
     "nested": 7,
     "growth": 8,
     "search": 9,

@@ -11,16 +11,15 @@ the same with or without a run directory: the per-sample values travel in memory
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide, pool
+from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide
 from .data import Data, load_data
 from .evidence import Note, NoteKind
+from .folded import FoldedExecutor
 from .folds import fold_splits
 from .grid import DimSpec
 from .growth import grow
@@ -99,75 +98,18 @@ class Output:
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
     """Run a resolved plan: check the run directory's place (and, with ``resume``, that it may go on),
-    connect to a shared study, create the run directory, execute, grow the grid, answer; with
-    ``plan.folds`` > 1, once per fold and the answer from the folds' pooled evidence (``execute_folds``)."""
+    connect to a shared study, create the run directory, execute, grow the grid, answer.
+
+    With ``plan.folds`` = k > 1 (``zdim.folds``) the grid is trained once per fold, behind the same seam
+    (``zdim.folded.FoldedExecutor``): the first fold is the run directory (its trials are the run's
+    models), fold J lives in ``out/folds/fold-J``, and the growth of the grid and the answer read the
+    folds' pooled evidence: every row held out once."""
     output = output or Output()
-    if plan.folds is not None and plan.folds > 1:
-        return execute_folds(data, plan, output)
-    return _execute_one(data, plan, output)[0]
-
-
-def execute_folds(data: Data, plan: SweepPlan, output: Output) -> SweepResult:
-    """The plan once per fold (``zdim.folds.fold_splits``), so that every row is held out once. The first
-    fold is an ordinary sweep in ``out`` (its grid grows and is refined as usual; its trials are the run's
-    models); every other fold trains the first fold's final grid in ``out/folds/fold-J``. The answer is
-    decided on the pooled evidence (``zdim.answer.pool``: every row's held-out NLL, paired across sizes)
-    and written over the first fold's; a note says what the folds cost."""
-    k = int(plan.folds or 1)
-    parts = fold_splits(data, k, seed=plan.config.train.seed)
-    seconds: list[float] = []
-    outcomes: list[Outcome] = []
-    results: list[SweepResult] = []
-    grid = plan
-    for j, part in enumerate(parts):
-        if output.progress:
-            print(f"zdim: fold {j + 1} of {k} ({part.test.shape[0]} test rows)", file=sys.stderr, flush=True)
-        sub = output
-        if j:
-            where = None if output.out is None else Path(output.out) / FOLDS_DIR / f"fold-{j}"
-            resume = output.resume and where is not None and where.exists()
-            sub = replace(output, out=where, overwrite=False, resume=resume)
-        t0 = time.perf_counter()
-        result, outcome, grown = _execute_one(part, grid if j else plan, sub)
-        seconds.append(time.perf_counter() - t0)
-        if not j:  # every other fold trains the first fold's final grid, as it is
-            grid = replace(grown, extend=False, refine=False, folds=1)
-        outcomes.append(outcome)
-        results.append(result)
-    pooled = pool([Evidence(o.records, o.per_sample) for o in outcomes])
-    answers = [r.recommended_dim for r in results]
-    cost = (
-        f"The evidence pools {k} folds: every one of the {sum(int(p.test.shape[0]) for p in parts)} rows was held "
-        f"out once (test splits of {min(p.test.shape[0] for p in parts)} to {max(p.test.shape[0] for p in parts)} "
-        f"rows), at the cost of {k} sweeps: {sum(seconds):.0f} s against {seconds[0]:.0f} s for the first fold "
-        f"alone. Per fold the answer was {', '.join(str(a) for a in answers)}."
-    )
-    first = results[0].recommendation
-    carried = [
-        Note(n.kind, f"In the first fold: {n.text}")
-        for n in (first.notes if first else [])
-        if n.kind in (NoteKind.SETTLE, NoteKind.GRID)
-    ]
-    evidence = Evidence(pooled.records, pooled.per_sample, grid.intrinsic, [*carried, Note(NoteKind.TEST, cost)])
-    rec = decide(evidence, grid.question(data), resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)
-    run = None if output.out is None else RunDir(output.out)
-    if run is not None:
-        if rec is not None:
-            run.write_recommendation(rec.to_dict())
-        run.write_folds({"folds": k, "answers": answers, "seconds": seconds, "rows": [len(p.test) for p in parts]})
-    return SweepResult(
-        trials=list(pooled.records),
-        recommendation=rec,
-        data=data.summary() | {"folds": k},
-        config=grid.config.to_dict(),
-        run_dir=run.path if run else None,
-    )
-
-
-def _execute_one(data: Data, plan: SweepPlan, output: Output) -> tuple[SweepResult, Outcome, SweepPlan]:
-    """One sweep of ``data`` (see ``execute``); with its outcome and the plan its grid grew to."""
     out, overwrite, resume = output.out, output.overwrite, output.resume
-    info = make_run_info(data, plan, output.command, recordable_loader(output.loader or {}))
+    k = max(1, plan.folds or 1)
+    parts = fold_splits(data, k, seed=plan.config.train.seed) if k > 1 else [data]
+    loader = recordable_loader(output.loader or {})
+    info = make_run_info(parts[0], plan, output.command, loader)
     run: RunDir | None = None
     study = None
     if out is not None:
@@ -177,35 +119,90 @@ def _execute_one(data: Data, plan: SweepPlan, output: Output) -> tuple[SweepResu
     if plan.storage is not None:  # a shared database is connected to before any local file is made
         study = open_study(None, plan.storage, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     if out is not None:
-        run = RunDir.create(out, info, overwrite=overwrite, resume=resume, protect=data_paths(data))
-        n = min(REPORT_INPUTS, data.test.shape[0])
-        run.save_inputs(data.test[:n], data.y_test[:n] if data.y_test is not None else None, _inputs_meta(data))
+        run = _create(out, info, parts[0], overwrite=overwrite, resume=resume, protect=data_paths(data))
     if study is None:
         study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
-    bar = Progress(output.progress, total=len(plan.config.grid()), desc=f"zdim sweep ({plan.mode.value})")
-    ledger = Ledger(data, run, study, bar, resumed=resume and run is not None)
-    executor = EXECUTORS[plan.mode](ledger)
+    total = len(plan.config.grid()) * k
+    bar = Progress(output.progress, total=total, desc=f"zdim sweep ({plan.mode.value})")
+    ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
+    for j in range(1, k):
+        ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
+    executors = [EXECUTORS[plan.mode](ledger) for ledger in ledgers]
+    folded = FoldedExecutor(executors, ledgers, bar) if k > 1 else None
+    executor: Executor = folded if folded is not None else executors[0]
+    whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
     try:
         outcome = executor.run(plan)
-        plan, outcome, grown = grow(executor, plan, outcome, ledger)
+        plan, outcome, grown = grow(executor, plan, outcome, whole)
     finally:
         bar.close()
-    if run is not None:
-        run.write_results(outcome.records)
-    rec = answer(plan, outcome, ledger, [*outcome.notes, *grown])
-    if run is not None:
-        if rec is not None:
-            run.write_recommendation(rec.to_dict())
-        run.add_dims(plan.config.dims)  # run.json lists every size trained, the added ones included
-        run.finish()
-    result = SweepResult(
+    notes = [*outcome.notes, *grown]
+    if folded is not None:
+        notes.append(folded.cost(_fold_answers(plan, ledgers)))
+    for ledger in ledgers:  # every run directory: its own trials, and every size it trained
+        if ledger.run is not None:
+            ledger.run.write_results(ledger.outcome(plan.config).records if folded else outcome.records)
+    rec = answer(plan, outcome, whole, notes)
+    if folded is not None and run is not None:
+        run.write_folds(folded.record(_fold_answers(plan, ledgers)))
+    for ledger in ledgers:
+        if ledger.run is not None:
+            if ledger.run is run and rec is not None:
+                run.write_recommendation(rec.to_dict())
+            ledger.run.add_dims(plan.config.dims)  # run.json lists every size trained, the added ones included
+            ledger.run.finish()
+    return SweepResult(
         trials=outcome.records,
         recommendation=rec,
-        data=data.summary(),
+        data=data.summary() | ({"folds": k} if k > 1 else {}),
         config=plan.config.to_dict(),
         run_dir=run.path if run else None,
     )
-    return result, outcome, plan
+
+
+def _create(out: str | os.PathLike[str], info: dict[str, Any], data: Data, **kw: Any) -> RunDir:
+    """The run directory, created (or gone on with), with the held-out samples the report draws."""
+    run = RunDir.create(out, info, **kw)
+    n = min(REPORT_INPUTS, data.test.shape[0])
+    run.save_inputs(data.test[:n], data.y_test[:n] if data.y_test is not None else None, _inputs_meta(data))
+    return run
+
+
+def _fold_ledger(
+    part: Data,
+    j: int,
+    k: int,
+    plan: SweepPlan,
+    output: Output,
+    loader: dict[str, Any],
+    bar: Progress,
+    protect: list[Path],
+) -> Ledger:
+    """Fold ``j``'s ledger: its run directory ``out/folds/fold-J`` (gone on with when resuming and there),
+    its own study, the sweep's progress display."""
+    run = None
+    resumed = False
+    if output.out is not None:
+        where = Path(output.out) / FOLDS_DIR / f"fold-{j}"
+        resumed = output.resume and (where / "run.json").is_file()
+        info = make_run_info(part, plan, output.command, loader) | {"fold": [j, k]}
+        RunDir.check_target(where, overwrite=False, resume=resumed, protect=protect)
+        if resumed:
+            info = resumed_info(check_resume(RunDir(where), info), info)
+        where.parent.mkdir(exist_ok=True)
+        run = _create(where, info, part, overwrite=False, resume=resumed, protect=protect)
+    study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
+    return Ledger(part, run, study, bar, resumed=resumed)
+
+
+def _fold_answers(plan: SweepPlan, ledgers: list[Ledger]) -> list[int | None]:
+    """What each fold alone answers (its own test split, the same question), for the record."""
+    out = []
+    for ledger in ledgers:
+        o = ledger.outcome(plan.config)
+        rec = decide(Evidence(o.records, o.per_sample), plan.question(ledger.data))
+        out.append(rec.dim if rec is not None else None)
+    return out
 
 
 def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note]) -> Recommendation | None:
@@ -217,7 +214,7 @@ def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note])
     rec = decide(Evidence(outcome.records, outcome.per_sample, None, notes), question)
     if rec is None:
         return None
-    full = _on_full_test(rec, outcome, ledger, plan)  # a no-op without --eval-samples
+    full = _on_full_test(rec, outcome, ledger, plan) if (plan.folds or 1) <= 1 else rec  # needs --eval-samples
     extra = [n for n in full.notes if n not in rec.notes]
     evidence = Evidence(outcome.records, outcome.per_sample, plan.intrinsic, [*notes, *extra])
     final = decide(evidence, question, resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)

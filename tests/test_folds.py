@@ -1,0 +1,95 @@
+"""k folds for small tables (zdim.folds, zdim.answer.pool, zdim.search.execute_folds): every row held
+out once, paired across sizes, the answer pooled and its cost said."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from zdim.answer import Evidence, pool
+from zdim.errors import ConfigError
+from zdim.folds import DEFAULT_FOLDS, SMALL_TEST, auto_folds, check_folds, fold_order, fold_splits
+from zdim.records import TrialRecord, TrialStatus
+from zdim.testing import make_planted_data
+
+from .conftest import make_data
+
+
+def test_the_folds_hold_out_every_row_once_and_keep_the_split_proportions():
+    data = make_data(make_planted_data(2, 6, 203, seed=0))
+    parts = fold_splits(data, 5, seed=3)
+    every = np.concatenate([np.asarray(p.test) for p in parts])
+    whole = np.concatenate([np.asarray(t) for t in (data.train, data.val, data.test)])
+    assert sorted(map(tuple, every.round(6))) == sorted(map(tuple, whole.round(6)))  # each row once
+    order = np.concatenate(fold_order(data, 5, 3))
+    assert np.array_equal(every, whole[order])  # the pooled order, the same for every size
+    for p in parts:
+        assert p.train.shape[0] + p.val.shape[0] + p.test.shape[0] == 203
+        assert abs(p.val.shape[0] / (p.train.shape[0] + p.val.shape[0]) - 20 / 182) < 0.02
+    assert {p.test.shape[0] for p in parts} == {40, 41}
+
+
+def test_folds_are_automatic_under_the_small_test_split_and_checked():
+    small = make_data(make_planted_data(2, 6, 400, seed=0))  # 40 test rows
+    assert small.test.shape[0] < SMALL_TEST and auto_folds(small) == DEFAULT_FOLDS
+    large = make_data(make_planted_data(2, 6, 4000, seed=0))
+    assert auto_folds(large) == 1
+    assert check_folds(0, small) == 1 and check_folds(3, small) == 3
+    with pytest.raises(ConfigError, match="choose --folds <= 40"):
+        check_folds(41, small)
+    with pytest.raises(ConfigError, match="fix --folds"):
+        check_folds(-1, small)
+
+
+def _evidence(nll: dict[int, float], n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0.0, 1.0, n)
+    recs, per = [], {}
+    for d, v in nll.items():
+        x = v + shared + rng.normal(0.0, 0.05, n)
+        per[(d, 0)] = x
+        recs.append(TrialRecord(dim=d, seed=0, status=TrialStatus.COMPLETE, nll=float(x.mean()), n=n, active_units=d))
+    return Evidence(recs, per)
+
+
+def test_pooling_weights_by_rows_and_joins_the_samples_in_fold_order():
+    a, b = _evidence({2: 10.0, 4: 8.0}, 30, 0), _evidence({2: 12.0, 4: 9.0}, 10, 1)
+    pooled = pool([a, b])
+    rec = {r.dim: r for r in pooled.records}
+    assert rec[2].n == 40 and rec[2].nll == pytest.approx((30 * a.records[0].nll + 10 * b.records[0].nll) / 40)
+    assert np.array_equal(pooled.per_sample[(4, 0)], np.concatenate([a.per_sample[(4, 0)], b.per_sample[(4, 0)]]))
+    assert rec[2].extra["fold_nll"] == [a.records[0].nll, b.records[0].nll]
+    # a point missing in one fold is a failed record that names the fold
+    b2 = Evidence([r for r in b.records if r.dim == 2], {(2, 0): b.per_sample[(2, 0)]})
+    lost = {r.dim: r for r in pool([a, b2]).records}[4]
+    assert lost.status is TrialStatus.FAILED and "fold(s) 1" in lost.reason
+
+
+def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
+    """The CLI on a 300-row table (30 test rows): 3 folds, every row held out once, the cost said, the
+    other folds in folds/fold-J, the answer not flagged for a small test split."""
+    from zdim.cli import main
+
+    x = make_planted_data(2, 6, 300, seed=2)
+    np.save(tmp_path / "t.npy", x)
+    out = tmp_path / "run"
+    args = ["sweep", str(tmp_path / "t.npy"), "--dims", "1,2,4", "--seeds", "1", "--epochs", "15", "--hidden", "16",
+            "--k", "5", "--folds", "3", "--no-refine", "--no-extend", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "The evidence pools 3 folds: every one of the 300 rows was held out once" in printed
+    assert "only 30 samples" not in printed and "On its own test split each fold would have answered" in printed
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["folds"] == 3 and sum(folds["rows"]) == 300 and len(folds["answers"]) == 3
+    assert (out / "folds" / "fold-1" / "run.json").is_file() and (out / "folds" / "fold-2" / "run.json").is_file()
+    rec = json.loads((out / "recommendation.json").read_text())
+    assert {r["dim"]: r["n_seeds"] for r in rec["per_dim"]} == {1: 1, 2: 1, 4: 1}
+    assert json.loads((out / "run.json").read_text())["sweep"]["folds"] == 3
+    # --resume of a finished fold run trains nothing and gives the same pooled answer
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "recommendation.json").read_text())
+    assert again["dim"] == rec["dim"] and [r["nll_mean"] for r in again["per_dim"]] == [
+        r["nll_mean"] for r in rec["per_dim"]
+    ]
