@@ -12,14 +12,17 @@ from zdim.testing import make_planted_data
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _no_folds_unless_asked(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def _no_folds_unless_asked():
     """A sweep of small data trains its grid once per fold by default (``zdim.folds``): five times the
-    work. Tests of other features sweep tiny data in this process without them; the fold tests ask for
-    folds by name (``folds=K``), which this does not touch. Sweeps in a subprocess get the default."""
+    work. Tests of other features sweep tiny data in this process without them (module fixtures too:
+    hence the session scope); the fold tests ask for folds by name (``folds=K``, ``--folds K``), which
+    this does not touch. Sweeps in a subprocess get the default unless they pass ``--folds``."""
     import zdim.plan
 
-    monkeypatch.setattr(zdim.plan, "auto_folds", lambda data: 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zdim.plan, "auto_folds", lambda data: 1)
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

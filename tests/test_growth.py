@@ -168,6 +168,9 @@ def test_before_training_one_line_says_how_far_the_grid_may_grow():
 
     assert reach(replace(plan, extend=False, refine=False), 64) == ""
     assert reach(replace(plan, refine=False), 8) == "the grid may grow: below 2 down to 1; --no-extend holds it"
+    assert reach(replace(plan, config=plan.config.with_dims((1, 8))), 8) == (
+        "the grid may grow: between sizes (bisection) and at the intrinsic dimension; --no-refine holds it"
+    )
 
 
 def test_an_answer_at_the_smallest_size_tried_grows_the_grid_below_it():

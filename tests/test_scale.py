@@ -25,7 +25,9 @@ from zdim.train import TrainConfig
 from zdim.trial import grid_key
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet"]
+# --folds 1: a 30-row test split would get 5 folds by default (zdim.folds); these tests are about scale-out
+SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet",
+         "--folds", "1"]  # fmt: skip
 
 
 def zdim(*args: str, **kw) -> subprocess.Popen:
@@ -341,7 +343,7 @@ def test_kill_9_of_a_settle_worker_then_resume_gives_the_same_answer(tmp_path):
     """Settle mode on two worker processes: one is killed mid-run; the sweep stops in one line, and
     --resume goes on from the last checkpoint to the answer of an uninterrupted run."""
     grid = ["--dims", "1,2", "--seeds", "2", "--epochs", "40", "--no-refine", "--no-extend", "--workers", "2"]
-    args = ["sweep", *SMALL[:3], "--hidden", "16", "--k", "5", "--patience", "0", "--quiet", *grid]
+    args = ["sweep", *SMALL[:3], "--hidden", "16", "--k", "5", "--patience", "0", "--quiet", "--folds", "1", *grid]
     args += ["--checkpoint-every", "0.01"]
     killed = tmp_path / "killed"
     p = zdim(*args, "--out", str(killed))

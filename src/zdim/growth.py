@@ -69,11 +69,12 @@ def reach(plan: SweepPlan, n_features: int) -> str:
         parts.append(f"above {hi} up to {n_features} (the feature count)")
     if plan.extend and lo > 1:
         parts.append(f"below {lo} down to 1")
+    extends = bool(parts)
     if plan.refine is not False:
         parts.append("between sizes (bisection) and at the intrinsic dimension")
     if not parts:
         return ""
-    holds = [f for f, on in (("--no-extend", plan.extend), ("--no-refine", plan.refine is not False)) if on]
+    holds = [f for f, on in (("--no-extend", extends), ("--no-refine", plan.refine is not False)) if on]
     return f"the grid may grow: {', '.join(parts)}; {' and '.join(holds)} hold{'s' if len(holds) == 1 else ''} it"
 
 

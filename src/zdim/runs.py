@@ -40,6 +40,7 @@ from .records import TrialRecord, sort_records, trial_name
 
 MARKER = ".zdim-run"
 FOLDS_JSON = "folds.json"
+FOLDS_DIR = "folds"  # with k folds: folds/fold-J, a run directory for each fold after the first
 RUN_JSON = "run.json"
 STUDY_FILE = "study.journal"
 RESULTS_CSV = "results.csv"
@@ -72,6 +73,8 @@ OWN_ENTRIES = {
     TRIALS_DIR,
     NESTED_DIR,
     TUNE_DIR,
+    FOLDS_DIR,
+    FOLDS_JSON,
     "mlruns",
 }
 
@@ -321,6 +324,10 @@ class RunDir:
 
     def load_inputs(self) -> tuple[torch.Tensor, np.ndarray | None, dict[str, Any]] | None:
         return load_inputs(self.path / INPUTS_FILE)
+
+    def fold_path(self, j: int) -> Path:
+        """Where fold ``j`` (1, 2, ...) of a run with k folds lives: a run directory of its own."""
+        return self.path / FOLDS_DIR / f"fold-{j}"
 
     def write_folds(self, folds: dict[str, Any]) -> None:
         """k folds' record: how many, each fold's own answer, its test rows and its seconds."""

@@ -36,7 +36,6 @@ from .settle import SettleExecutor
 from .train import resolve_device
 from .trial import Executor, Ledger, Outcome
 
-FOLDS_DIR = "folds"  # where the folds after the first live in a run directory
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
     Mode.SETTLE: SettleExecutor,
@@ -183,7 +182,7 @@ def _fold_ledger(
     run = None
     resumed = False
     if output.out is not None:
-        where = Path(output.out) / FOLDS_DIR / f"fold-{j}"
+        where = RunDir(output.out).fold_path(j)
         resumed = output.resume and (where / "run.json").is_file()
         info = make_run_info(part, plan, output.command, loader) | {"fold": [j, k]}
         RunDir.check_target(where, overwrite=False, resume=resumed, protect=protect)
