@@ -39,6 +39,8 @@ LAYER = {
     "runs": 4,
     "rules": 4,
     "checks": 4,
+    "recommendation": 4,
+    "pairing": 4,
     "capacity": 4,
     "answer": 4,
     "uncertainty": 4,

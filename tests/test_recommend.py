@@ -330,7 +330,7 @@ def _paired(gaps, noise, n=400, seed=0):
 
 
 def test_a_gap_within_its_paired_standard_error_is_within_the_tolerance():
-    from zdim.rules import paired_se
+    from zdim.pairing import paired_se
 
     # size 2 is 1.5 nats worse than 4 (tolerance ~1): a clear gap without the per-sample values; with
     # them, its difference to the best varies by 40 nats per sample: SE 2 nats, so 2 cannot be told apart
@@ -354,7 +354,7 @@ def test_a_gap_well_above_its_paired_standard_error_still_counts():
 
 
 def test_paired_standard_errors_need_the_same_samples():
-    from zdim.rules import paired_se
+    from zdim.pairing import paired_se
 
     recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 40.0})
     assert paired_se(recs, {k: v for k, v in per.items() if k != (2, 0)}, 4) == {}

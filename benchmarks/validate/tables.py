@@ -5,7 +5,8 @@ then the answer read against its own per-size table: the answer and how sure (th
 where they are shown), whether it is flagged and why (the warning codes), the sizes tried, and the check
 of the lower envelope: the sizes smaller than the answer whose held-out NLL is better beyond the standard
 error of the gap (``none`` is the target). For the sets of known dimension (scikit-learn's Swiss roll and
-S-curve, 4,000 points), d beside the answer.
+S-curve, 4,000 points), d beside the answer. Tables under 300 test rows are answered from k folds (every
+row held out once, ``zdim.folds``) unless ``--folds 1``; the line under such a set says what they cost.
 
 Sets: ``breast_cancer`` (569 x 30), ``wine`` (178 x 13), ``diabetes`` (442 x 10) from scikit-learn, and
 ``swiss_roll``/``s_curve`` (d = 2 in 3 features, noise 0.05 and 0.01).
@@ -59,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
     ap.add_argument("--seeds", type=int, default=None, help="seeds per size (default: settle mode's 3)")
+    ap.add_argument("--folds", type=int, default=None, help="folds (default: zdim's, 5 under 300 test rows)")
     args = ap.parse_args()
     print("set | rows x features | d | answer | flagged (codes) | sizes tried | smaller and better beyond SE | seconds")
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +69,8 @@ def main() -> None:
             path = Path(tmp) / f"{name}.npy"
             np.save(path, x)
             kw = {"seeds": args.seeds} if args.seeds else {}
+            if args.folds is not None:
+                kw["folds"] = args.folds
             t0 = time.perf_counter()
             r = zdim.sweep(str(path), out=Path(tmp) / name, report=False, **kw)
             secs = time.perf_counter() - t0
@@ -81,6 +85,9 @@ def main() -> None:
                 f"{tried} | {', '.join(misses) or 'none'} | {secs:.0f}",
                 flush=True,
             )
+            for note in rec.notes:  # the folds' cost and each fold's own answer (small tables)
+                if note.text.startswith("The evidence pools"):
+                    print("    " + note.text, flush=True)
             for row in rec.size_rows():
                 print("    " + "  ".join(f"{k or 'note'} {v}" for k, v in row.items() if v), flush=True)
 

@@ -28,7 +28,7 @@ LAZY = {
     "evaluate": "metrics",
     "VAE": "models",
     "VAEConfig": "models",
-    "Recommendation": "rules",
+    "Recommendation": "recommendation",
     "recommend": "rules",
     "load_model": "saved",
     "SavedModel": "saved",
@@ -58,10 +58,11 @@ if TYPE_CHECKING:
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .metrics import evaluate
     from .models import VAE, VAEConfig
+    from .recommendation import Recommendation
     from .records import TrialRecord, TrialStatus
     from .report import build_report
     from .result import SweepResult
-    from .rules import Recommendation, recommend
+    from .rules import recommend
     from .runs import RunDir
     from .saved import SavedModel, load_model
     from .train import TrainConfig, fit

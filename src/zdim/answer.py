@@ -26,8 +26,9 @@ import numpy as np
 from .capacity import capacity_check
 from .evidence import Note
 from .intrinsic import IntrinsicDim
+from .recommendation import Recommendation
 from .records import TrialRecord, TrialStatus
-from .rules import Question, Recommendation, recommend
+from .rules import Question, recommend
 from .uncertainty import BOOTSTRAP_RESAMPLES, bootstrap, with_uncertainty
 
 

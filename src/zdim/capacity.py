@@ -19,8 +19,9 @@ from typing import Any
 
 from .evidence import caution, warning
 from .intrinsic import IntrinsicDim
+from .pairing import paired_se
+from .recommendation import Recommendation
 from .records import TrialRecord
-from .rules import Recommendation, paired_se
 
 ID_FACTOR = 1.5  # an answer above this many times the intrinsic dimension is checked (sizes trained)
 MIN_CHECKED = 3  # smaller answers are not checked against the intrinsic dimension

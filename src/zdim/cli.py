@@ -23,8 +23,8 @@ from .formats import LIKELIHOOD_CHOICES, MODES
 from .rules import DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
+    from .recommendation import Recommendation
     from .records import TrialRecord
-    from .rules import Recommendation
 
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
@@ -208,7 +208,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .rules import Recommendation
+    from .recommendation import Recommendation
     from .runs import RunDir
 
     run = RunDir.open(args.run_dir)

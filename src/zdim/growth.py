@@ -28,7 +28,7 @@ from .errors import ZdimError
 from .evidence import Note, NoteKind
 from .intrinsic import estimate_intrinsic_dim
 from .plan import SweepPlan
-from .rules import Recommendation
+from .recommendation import Recommendation
 from .trial import Executor, Ledger, Outcome
 
 REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size

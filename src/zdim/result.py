@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 from .errors import ResultFileError
 from .files import atomic_write, dumps_json
+from .recommendation import Recommendation
 from .records import TrialRecord
-from .rules import Recommendation
 
 RESULT_FORMAT = "zdim-sweep-result"
 RESULT_FORMAT_VERSION = 1

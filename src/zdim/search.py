@@ -27,9 +27,9 @@ from .metrics import evaluate
 from .nested import NestedExecutor
 from .plan import Mode, Options, SweepPlan, resolve
 from .progress import Progress
+from .recommendation import Recommendation
 from .result import SweepResult
 from .resume import check_resume, make_run_info, resumed_info
-from .rules import Recommendation
 from .runs import RunDir
 from .scheduler import TrialExecutor, open_study
 from .settle import SettleExecutor

@@ -32,8 +32,8 @@ from .grid import DimSpec
 from .metrics import evaluate
 from .models import VAE
 from .plan import Mode, SweepPlan
+from .recommendation import Recommendation
 from .resume import make_run_info
-from .rules import Recommendation
 from .runs import RunDir
 from .train import FitResult, TrainConfig
 from .trial import saved_extra, train

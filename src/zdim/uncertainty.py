@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .evidence import Note, NoteKind, warning
+from .recommendation import Recommendation, share_words
 from .records import TrialRecord
-from .rules import Question, Recommendation, recommend, share_words
+from .rules import Question, recommend
 
 BOOTSTRAP_RESAMPLES = 200
 MIN_SHARE = 0.5  # an answer chosen in fewer resamples than this is not settled

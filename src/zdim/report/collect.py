@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
+from ..recommendation import Recommendation
 from ..records import TrialRecord
-from ..rules import Recommendation
 from ..runs import HISTORY_CSV, RunDir
 
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size

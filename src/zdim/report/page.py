@@ -13,9 +13,9 @@ from typing import Any
 
 from .. import __version__
 from ..plan import Mode
+from ..recommendation import Recommendation
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
 from ..resume import recorded_mode
-from ..rules import Recommendation
 from . import figures
 from .collect import Pictures, RunView
 
