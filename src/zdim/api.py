@@ -168,7 +168,7 @@ def sweep(
         With ``resume``: also train sizes (or more ``seeds``) the run did not have.
     folds : int, optional
         Train the grid once per fold so that every row is held out once (``zdim.folds``); None (the
-        default): 5 folds when the test split has fewer than 300 rows, else none; 0 or 1: none.
+        default): 5 folds when the test split has fewer than 150 rows, else none; 0 or 1: none.
     storage, study_name : str, optional
         Optuna storage URL and study name, to share a sweep between workers or machines.
     workers : int

@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="train the grid once per fold so that every row is held out once (default: 5 folds when the "
-        "test split has fewer than 300 rows, else none; 0 or 1: none)",
+        "test split has fewer than 150 rows, else none; 0 or 1: none)",
     )
     s.add_argument(
         "--extend-grid",

@@ -21,7 +21,7 @@ import torch
 from .data import Data
 from .errors import ConfigError
 
-SMALL_TEST = 300  # test rows below which the held-out evidence comes from k folds (folds "auto")
+SMALL_TEST = 150  # test rows below which the held-out evidence comes from k folds (folds "auto")
 DEFAULT_FOLDS = 5
 MIN_FOLD_TEST = 10  # rows a fold's test split needs at least
 

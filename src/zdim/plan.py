@@ -62,7 +62,7 @@ class Running:
     storage: str | None = None
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
-    folds: int | None = None  # k folds so that every row is held out once (None: under 300 test rows, 5)
+    folds: int | None = None  # k folds so that every row is held out once (None: under 150 test rows, 5)
 
 
 @dataclass(frozen=True, kw_only=True)
