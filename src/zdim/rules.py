@@ -282,9 +282,10 @@ def _envelope_words(
     text = [f"Sizes worse than a smaller size beyond the standard error of the gap are never the answer: {named}."]
     by_units = next((r for r in rows if r["dim"] >= round(rows[-1]["active_units_mean"])), None)
     if by_units is not None and by_units["dim"] in dominated and by_units["dim"] != au_pick["dim"]:
+        where = "the next larger size" if au_pick["dim"] > by_units["dim"] else "the largest size"
         text.append(
             f"The active units point at {by_units['dim']}, which is off that envelope, so they count for "
-            f"{au_pick['dim']}, the next larger size that is on it."
+            f"{au_pick['dim']}, {where} that is on it."
         )
     return text
 
