@@ -193,3 +193,14 @@ def test_active_units_past_every_size_on_the_envelope_count_for_the_largest_on_i
     assert "The active units point at 50, which is off that envelope, so they count for 13, the largest size" in (
         rec.rationale
     )
+
+
+def test_a_density_without_a_natural_scale_gets_no_share_of_its_nll_as_tolerance():
+    """The continuous Bernoulli on MNIST: NLL near -1700 nats, so 1% of it (17 nats) let a size 10 nats
+    worse than the best through. Its tolerance is the share of the NLL range only."""
+    nll = {2: -1488.8, 5: -1614.0, 10: -1695.3, 12: -1705.8, 13: -1714.3, 15: -1718.8, 20: -1724.9, 50: -1723.6}
+    recs, per = paired(nll, {50: 26})
+    assert recommend(recs, per_sample=per, likelihood="bernoulli").dim == 13  # 1% of 1724.9 nats: 17.2
+    rec = recommend(recs, per_sample=per, likelihood="continuous-bernoulli")
+    assert rec.dim == 20 and rec.tolerance == pytest.approx(0.02 * (1724.9 - 1488.8), abs=0.1)
+    assert "no natural scale, so no share of the best NLL is used" in rec.rationale

@@ -114,6 +114,10 @@ class Likelihood:
     binary: ClassVar[bool] = False  # a likelihood of 0/1 values: grey levels may be binarized for it
     standardized: ClassVar[bool] = False  # features standardized with the training split's statistics
     density: ClassVar[bool] = False  # a density of real values (not a probability of discrete ones)
+    # whether a share of the best NLL is a tolerance a user can read (zdim.rules.tolerance): true where the
+    # NLL is a code length (discrete values) or is measured on standardized features; false for a density
+    # whose NLL runs to large negative values with no natural scale (there: the share of the NLL range only)
+    relative_tolerance: ClassVar[bool] = True
     noise: ClassVar[str | None] = None  # the parameter the noise-scale levers set (``--sigma-init``)
     wakeup: ClassVar[Mapping[str, float | str]] = {}  # the wake-up levers' values when left at "auto"
 
@@ -276,6 +280,7 @@ class ContinuousBernoulli(Likelihood):
     name = "continuous-bernoulli"
     unit_interval = True
     density = True
+    relative_tolerance = False  # MNIST: NLL near -1700 nats, so 1% of it would be 17 nats
 
     def mean(self, out: torch.Tensor, library: torch.Tensor | float | None = None) -> torch.Tensor:
         return cb_mean(out.clamp(-CB_LOGIT_MAX, CB_LOGIT_MAX))

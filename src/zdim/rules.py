@@ -38,6 +38,7 @@ from typing import Any
 from .checks import checks, learned_nothing
 from .errors import ConfigError
 from .evidence import Note, NoteKind, warning
+from .likelihoods import find
 from .pairing import _pair_se, envelope, gap_se, size_means
 from .recommendation import DEFAULT_RANGE_TOL, Recommendation, _num
 from .records import TrialRecord, TrialStatus
@@ -164,7 +165,8 @@ def recommend(
     used = [t for t in measured if not learned_nothing(t, likelihood)] or measured
     rows = aggregate(used)
     best = min(rows, key=lambda r: r["nll_mean"])
-    tol, terms = tolerance(rows, best, rel_tol, range_tol)
+    family = find(likelihood)
+    tol, terms = tolerance(rows, best, rel_tol if family is None or family.relative_tolerance else None, range_tol)
     threshold = best["nll_mean"] + tol
     means = size_means(used, per_sample) if per_sample else None
     dominated = envelope(rows, means)
@@ -243,22 +245,34 @@ def recommend(
     )
 
 
-def tolerance(rows: list[dict[str, Any]], best: dict[str, Any], rel_tol: float, range_tol: float) -> tuple[float, str]:
+def tolerance(
+    rows: list[dict[str, Any]], best: dict[str, Any], rel_tol: float | None, range_tol: float
+) -> tuple[float, str]:
     """The NLL tolerance in nats per sample, and its terms in words: the largest of ``rel_tol`` of the best
-    NLL, ``range_tol`` of the NLL range over sizes (from the smallest size to the best), and the standard
-    error of the best size over its seeds."""
+    NLL (None: no such term, for a likelihood whose NLL has no natural scale,
+    ``Likelihood.relative_tolerance``), ``range_tol`` of the NLL range over sizes (from the smallest
+    size to the best), and the standard error of the best size over its seeds."""
     nll_range = max(0.0, rows[0]["nll_mean"] - best["nll_mean"])
-    parts = [
-        (rel_tol * abs(best["nll_mean"]), f"{rel_tol:.1%} of the best NLL ({rel_tol * abs(best['nll_mean']):.2f})"),
-        (range_tol * nll_range, f"{range_tol:.1%} of the NLL range over sizes ({range_tol * nll_range:.2f})"),
-    ]
+    parts = [(range_tol * nll_range, f"{range_tol:.1%} of the NLL range over sizes ({range_tol * nll_range:.2f})")]
+    if rel_tol is not None:
+        value = rel_tol * abs(best["nll_mean"])
+        parts.insert(0, (value, f"{rel_tol:.1%} of the best NLL ({value:.2f})"))
     if best["n_seeds"] > 1:
         parts.append(
             (best["nll_se"], f"the best size's standard error over {best['n_seeds']} seeds ({best['nll_se']:.2f})")
         )
     tol = max(v for v, _ in parts)
-    words = ", ".join(w for _, w in parts[:-1]) + f" and {parts[-1][1]}"
-    return tol, f"the {'largest' if len(parts) > 2 else 'larger'} of {words}"
+    if len(parts) == 1:
+        words = parts[0][1]
+    else:
+        words = (
+            f"the {'largest' if len(parts) > 2 else 'larger'} of "
+            + ", ".join(w for _, w in parts[:-1])
+            + f" and {parts[-1][1]}"
+        )
+    if rel_tol is None:
+        words += " (this likelihood's NLL has no natural scale, so no share of the best NLL is used)"
+    return tol, words
 
 
 def _within(r: dict[str, Any], tol: float) -> bool:
