@@ -93,3 +93,8 @@ def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
     assert again["dim"] == rec["dim"] and [r["nll_mean"] for r in again["per_dim"]] == [
         r["nll_mean"] for r in rec["per_dim"]
     ]
+    # other folds cut other rows: refused in one line, nothing written
+    before = (out / "recommendation.json").read_text()
+    assert main([*("2" if a == "3" else a for a in args), "--resume"]) == 2  # --folds 2
+    assert "was made with --folds 3, not 2" in capsys.readouterr().err
+    assert (out / "recommendation.json").read_text() == before

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -70,16 +71,8 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
         ns = [float(r.n or len(np.asarray(v))) for r, v in zip(done, values, strict=True)]
         total = sum(ns)
 
-        def mean(name: str, done: list[TrialRecord] = done, ns: list[float] = ns, total: float = total) -> float | None:
-            vals = [getattr(r, name) for r in done]
-            return None if any(v is None for v in vals) else sum(v * n for v, n in zip(vals, ns, strict=True)) / total
-
-        def se(name: str, done: list[TrialRecord] = done, ns: list[float] = ns, total: float = total) -> float | None:
-            vals = [getattr(r, name) for r in done]
-            if any(v is None for v in vals):
-                return None
-            return math.sqrt(sum((v * n) ** 2 for v, n in zip(vals, ns, strict=True))) / total
-
+        mean = partial(_weighted, done, ns, total=total)
+        se = partial(_weighted, done, ns, total=total, squares=True)
         units = [r.active_units or 0 for r in done]
         records.append(
             TrialRecord(
@@ -94,6 +87,19 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
         )  # fmt: skip
         per_sample[key] = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     return Evidence(records, per_sample)
+
+
+def _weighted(
+    done: Sequence[TrialRecord], ns: Sequence[float], name: str, *, total: float, squares: bool = False
+) -> float | None:
+    """``name`` of the folds' records weighted by their rows (None when a fold lacks it); with
+    ``squares``, the standard error of that weighted mean from the folds' standard errors."""
+    vals = [getattr(r, name) for r in done]
+    if any(v is None for v in vals):
+        return None
+    if squares:
+        return math.sqrt(sum((float(v) * n) ** 2 for v, n in zip(vals, ns, strict=True))) / total
+    return sum(float(v) * n for v, n in zip(vals, ns, strict=True)) / total
 
 
 def decide(evidence: Evidence, question: Question, *, resamples: int = 0, seed: int = 0) -> Recommendation | None:

@@ -153,6 +153,12 @@ def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
             f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
             f"--dims {','.join(map(str, dims))}, or use --overwrite"
         )
+    old_folds, new_folds = old_sweep.get("folds", 1), new_sweep.get("folds", 1)
+    if old_folds != new_folds:  # another cut of the rows: its trials were trained on other splits
+        raise RunDirError(
+            f"{out} was made with --folds {old_folds}, not {new_folds}: resume with --folds {old_folds}, or use "
+            "--overwrite"
+        )
     _check_grid(out, old_sweep, new_sweep, bool(info.get(EXTEND_GRID)))
     return old
 

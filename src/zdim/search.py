@@ -136,14 +136,15 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     finally:
         bar.close()
     notes = [*outcome.notes, *grown]
+    alone = _fold_answers(plan, ledgers) if folded is not None else []
     if folded is not None:
-        notes.append(folded.cost(_fold_answers(plan, ledgers)))
+        notes.append(folded.cost(alone))
     for ledger in ledgers:  # every run directory: its own trials, and every size it trained
         if ledger.run is not None:
             ledger.run.write_results(ledger.outcome(plan.config).records if folded else outcome.records)
     rec = answer(plan, outcome, whole, notes)
     if folded is not None and run is not None:
-        run.write_folds(folded.record(_fold_answers(plan, ledgers)))
+        run.write_folds(folded.record(alone))
     for ledger in ledgers:
         if ledger.run is not None:
             if ledger.run is run and rec is not None:
