@@ -27,6 +27,7 @@ LAYER = {
     "folds": 1,
     "progress": 1,
     "models": 2,
+    "specs": 2,
     "custom": 2,
     "pythae_models": 2,
     "train": 3,

@@ -6,7 +6,6 @@ names, commands, failure reasons) goes through ``esc``; only markup written here
 
 from __future__ import annotations
 
-import html
 import math
 import time
 from typing import Any
@@ -17,46 +16,18 @@ from ..recommendation import Recommendation
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
 from ..resume import recorded_mode
 from . import figures
+from .assets import CSS, JS
 from .collect import Pictures, RunView
+from .html import esc, fmt
+from .html import figure as _figure
+from .html import section as _section
+from .sections import curves as _curves
+from .sections import images as _images
+from .sections import latent as _latent
+from .sections import tabular as _tabular
 
 TABLE_COLUMNS = [(COLUMNS[k].key, COLUMNS[k].long, COLUMNS[k].fmt) for k in REPORT_COLUMNS]  # (key, header, format)
 SKIP_DETAIL = {"kl_per_unit", "unit_variance", "trial"}
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "–"
-        if spec == "d":
-            return f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
-        return format(value, spec or ".4g")
-    if isinstance(value, int) and not isinstance(value, bool) and spec and spec != "d" and spec != "s":
-        return format(float(value), spec)
-    return str(value)
-
-
-def _figure(uri: str, alt: str, fig_id: str, caption: str) -> str:
-    # Eager: the figures are data URIs already in the file, so lazy loading saves no transfer, and a
-    # lazy figure far below the fold was sometimes never decoded (blank in a screenshot or a print).
-    if not uri:
-        return ""
-    return (
-        f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(alt)}" decoding="async">'
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
-
-
-def _section(sec_id: str, title: str, body: str, intro: str = "") -> str:
-    if not body.strip():
-        return ""
-    intro_html = f'<p class="intro">{intro}</p>' if intro else ""
-    return f'<section id="{sec_id}" data-section="{sec_id}"><h2>{title}</h2>{intro_html}{body}</section>'
 
 
 def _rationale(rec: Recommendation) -> str:
@@ -182,146 +153,6 @@ def _summary(view: RunView) -> str:
     return (
         f'<section id="summary" data-section="summary">{head}'
         f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>'
-    )
-
-
-def _features(view: RunView) -> str:
-    names = sorted({str(g) for t in view.complete if (g := t.generation.get("gen_features"))})
-    return ", ".join(names) or "none recorded"
-
-
-def _curves(view: RunView) -> str:
-    f = figures
-    parts = [
-        _figure(
-            f.curve(
-                view,
-                [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
-                "nats per sample",
-                "Held-out NLL and -ELBO",
-                "nats",
-            ),
-            "held-out NLL and -ELBO against latent size",
-            "fig-nll",
-            "Lower is better. The gap between the curves is the slack of the ELBO.",
-        ),
-        _figure(
-            f.curve(
-                view,
-                [("rec", "reconstruction term", f.ACCENT)],
-                "nats per sample",
-                "Reconstruction term -E log p(x|z)",
-                "nats",
-            ),
-            "reconstruction term against latent size",
-            "fig-rec",
-            "Falls as the bottleneck widens, then flattens when more units add nothing.",
-        ),
-        _figure(
-            f.curve(view, [("kl", "KL", f.SECOND)], "nats per sample", "KL(q(z|x) || p(z))", "nats"),
-            "KL against latent size",
-            "fig-kl",
-            "The information the code carries (the rate).",
-        ),
-        _figure(
-            f.active_units(view),
-            "active units against latent size",
-            "fig-active",
-            "Where the curve leaves the diagonal, extra units collapse to the prior.",
-        ),
-        _figure(
-            f.curve(
-                view,
-                [("gen_fd", "Frechet distance", f.ACCENT)],
-                "distance (feature space)",
-                "Generation: prior samples against held-out data",
-            ),
-            "Frechet distance of prior samples to held-out data against latent size",
-            "fig-gen-fd",
-            "Lower is better: decoded prior samples against held-out data, in the feature space "
-            f"fitted on the training split ({esc(_features(view))}; docs/recommendation.md).",
-        ),
-        _figure(
-            f.curve(
-                view,
-                [
-                    ("gen_precision", "precision", f.ACCENT),
-                    ("gen_recall", "recall", f.SECOND),
-                    ("gen_coverage", "coverage", f.MUTED),
-                ],
-                "fraction",
-                "Generation: fidelity and diversity",
-            ),
-            "precision, recall and coverage of prior samples against latent size",
-            "fig-gen-prdc",
-            "Precision: samples that look like data. Recall and coverage: data the samples reach.",
-        ),
-    ]
-    body = '<div class="grid">' + "".join(parts) + "</div>"
-    return _section(
-        "curves",
-        "Against latent size",
-        body,
-        "Means over seeds; error bars are standard errors across seeds when there are several. "
-        "The dashed line marks the recommended size. Each y-axis zooms to its data: the title says how far "
-        "the means spread over sizes, so a small difference is not mistaken for a large one.",
-    )
-
-
-def _images(view: RunView, pics: Pictures) -> str:
-    meta = view.inputs_meta
-    shape, lik = list(meta.get("sample_shape", [])), meta.get("likelihood")
-    if pics.inputs is None or not pics.reconstructions:
-        return ""
-    rec_dim = view.recommended_dim
-
-    def row(label: str, x: Any, mark: bool = False) -> str:
-        cls = ' class="rec"' if mark else ""
-        return (
-            f'<tr{cls}><th>{esc(label)}</th><td><img class="strip" src="{figures.image_strip(x, shape, lik)}" '
-            f'alt="{esc(label)}"></td></tr>'
-        )
-
-    recon = row("input", pics.inputs) + "".join(
-        row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.reconstructions.items())
-    )
-    samples = "".join(row(f"size {d}", x, d == rec_dim) for d, x in sorted(pics.samples.items()))
-    return _section(
-        "reconstructions",
-        "Reconstructions",
-        f'<div class="scroll"><table class="images">{recon}</table></div>',
-        "The same held-out inputs decoded at every size (decoder mean at the posterior mean; "
-        "best seed of each size). The recommended size is highlighted.",
-    ) + _section(
-        "samples",
-        "Samples from the prior",
-        f'<div class="scroll"><table class="images">{samples}</table></div>',
-        "Decoder means for z drawn from N(0, I), same draws for every size.",
-    )
-
-
-def _tabular(view: RunView, pics: Pictures) -> str:
-    dim = view.recommended_dim
-    if dim is None:
-        return ""
-    names = view.inputs_meta.get("feature_names")
-    fe = _figure(
-        figures.feature_error(pics, names, dim),
-        "reconstruction error per feature",
-        "fig-feature-error",
-        "Features the recommended size reconstructs worst come first.",
-    )
-    return _section("feature-error", f"Reconstruction per feature (size {dim})", fe)
-
-
-def _latent(view: RunView, pics: Pictures) -> str:
-    dim = view.recommended_dim
-    if dim is None:
-        return ""
-    uri = figures.latent_view(pics, view.labels, view.inputs_meta.get("label_names"), dim)
-    note = "Coloured by label." if view.labels is not None else "No labels were given."
-    return _section(
-        "latent", f"Latent space (size {dim})", _figure(uri, "latent means of held-out inputs", "fig-latent", note)
     )
 
 
@@ -624,78 +455,4 @@ def render(view: RunView, pics: Pictures) -> str:
 <footer class="wrap muted">zdim {esc(__version__)} · built {esc(stamp)} from the run directory alone
 (<code>zdim report {esc(view.run_dir)}</code> rebuilds it).</footer>
 <script>{JS}</script></body></html>
-"""
-
-
-CSS = """
-:root{--fg:#1d2330;--muted:#667085;--line:#e4e7ec;--bg:#f7f8fa;--card:#fff;--accent:#1f6feb;--warn:#b54708}
-*{box-sizing:border-box}body{margin:0;font:15px/1.5 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-color:var(--fg);background:var(--bg)}.wrap{max-width:1200px;margin:0 auto;padding:0 20px}
-header{background:#0f1729;color:#fff;padding:14px 0 0;position:sticky;top:0;z-index:2}
-header .brand{font-weight:700;letter-spacing:.5px;color:#8ab4ff}header .title{font-size:18px;font-weight:600;margin-left:8px}
-header .muted{color:#98a2b3;margin-left:8px;font-size:13px}
-nav{display:flex;flex-wrap:wrap;gap:4px 14px;padding-top:8px!important;padding-bottom:8px!important;font-size:13px}
-nav a{color:#c7d7fe;text-decoration:none}nav a:hover{color:#fff}
-section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:18px 0}
-h2{margin:0 0 8px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}.intro{color:var(--muted);margin:0 0 12px}
-.answer{display:flex;align-items:center;gap:18px}.big{font-size:56px;font-weight:700;color:var(--accent);line-height:1}
-.label{color:var(--muted);font-size:13px;text-transform:uppercase;letter-spacing:.4px}.rule{font-size:14px}
-.rationale{font-size:15.5px;max-width:900px;margin:10px 0;padding-left:22px}.rationale li{margin:2px 0}
-.alert{background:#fef3f2;border:2px solid #f04438;color:#912018;border-radius:8px;padding:10px 14px;margin:0 0 14px}
-.alert-head{font-weight:700;font-size:16px}.alert ul{margin:6px 0 0;padding-left:20px}
-.tuned-test{font-weight:600}
-.warn{background:#fffaeb;border:1px solid #fedf89;color:var(--warn);border-radius:8px;padding:8px 12px;margin:10px 0}
-.two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:20px;align-items:start}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:16px}
-figure{margin:0}figure img{max-width:100%;height:auto;display:block}figcaption{color:var(--muted);font-size:13px}
-table{border-collapse:collapse;font-size:13.5px}.kv th{text-align:left;color:var(--muted);font-weight:500;
-padding:3px 14px 3px 0;vertical-align:top}.kv td{padding:3px 0}
-.sizes{margin:10px 0}.sizes caption{text-align:left;color:var(--muted);font-size:13px}.sizes th,.sizes td{padding:2px 10px;text-align:right}.sizes tr.chosen td{font-weight:600}.sizes td:last-child{text-align:left}
-pre.cmd{background:#0f1729;color:#e6edf3;padding:10px 12px;border-radius:8px;white-space:pre-wrap;word-break:break-all}
-.scroll{overflow-x:auto}.trials th,.trials td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-.trials th{cursor:pointer;user-select:none;background:#f2f4f7;position:sticky;top:0}.trials th:first-child,.trials td:first-child,
-.trials td:nth-child(4){text-align:left}.trials th.asc::after{content:" ▲"}.trials th.desc::after{content:" ▼"}
-tr.rec td{background:#eef4ff}tr.failed td{color:var(--warn)}
-.images th{text-align:right;padding:2px 10px 2px 0;color:var(--muted);font-weight:500;white-space:nowrap}
-.images img.strip{image-rendering:pixelated;display:block;max-width:none}.images tr.rec th{color:var(--accent);font-weight:700}
-details{border-bottom:1px solid var(--line);padding:6px 0}summary{cursor:pointer}
-.badge{font-size:11px;border-radius:10px;padding:1px 8px;background:#ecfdf3;color:#067647}
-.badge.failed{background:#fef3f2;color:#b42318}.badge.pruned{background:#f2f4f7;color:#475467}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:10px}
-.card{border:1px solid var(--line);border-radius:8px;padding:6px 8px}.card a{font-size:13px}
-.spark{max-width:100%;height:auto}.small{font-size:12px;color:var(--muted)}.muted{color:var(--muted)}footer{padding:10px 20px 30px;font-size:12.5px}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.92em}
-@media (max-width:720px){.two{grid-template-columns:1fr}.grid{grid-template-columns:1fr}.big{font-size:44px}
-section{padding:14px}body{font-size:14px}}
-"""
-
-JS = """
-document.querySelectorAll('table.sortable').forEach(function (table) {
-  var heads = table.querySelectorAll('th');
-  heads.forEach(function (th) {
-    function sort() {
-      var col = +th.dataset.col, asc = !th.classList.contains('asc');
-      heads.forEach(function (h) { h.classList.remove('asc', 'desc'); });
-      th.classList.add(asc ? 'asc' : 'desc');
-      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
-        var nx = x === '' ? NaN : +x, ny = y === '' ? NaN : +y, r;
-        if (!isNaN(nx) && !isNaN(ny)) { r = nx - ny; }
-        else if (isNaN(nx) !== isNaN(ny)) { return isNaN(nx) ? 1 : -1; }
-        else { r = a.cells[col].textContent.localeCompare(b.cells[col].textContent); }
-        return asc ? r : -r;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    }
-    th.addEventListener('click', sort);
-    th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
-  });
-});
-document.querySelectorAll('a[href^="#trial-"]').forEach(function (a) {
-  a.addEventListener('click', function () {
-    var d = document.getElementById(a.getAttribute('href').slice(1));
-    if (d) { d.open = true; }
-  });
-});
 """
