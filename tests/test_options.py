@@ -130,6 +130,8 @@ def test_the_estimator_reads_the_shared_parameters_through_the_table():
     assert params["rel_tol"].default == option("tolerance").default
     with pytest.raises(ConfigError, match=r"batch_size must be an integer >= 1, got 0: fix batch_size=$"):
         VAETransformer(latent_dim=2, batch_size=0).fit(np.zeros((40, 4)))
+    with pytest.raises(ConfigError, match=r"^rel_tol must be a finite number >= 0, got -1.0: fix rel_tol=$"):
+        VAETransformer(latent_dim=2, rel_tol=-1.0).fit(np.zeros((40, 4)))
 
 
 def test_a_new_option_is_one_row(monkeypatch, tmp_path, capsys):

@@ -11,6 +11,7 @@ only stores parameters, learned state ends in an underscore.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -188,7 +189,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             routed = route(values)
             train = TrainConfig(**routed["train"], epochs=self.epochs)
         except ZdimError as e:  # a Python caller: the message names the parameter, not the flag
-            e.args = (python_message(str(e)).replace("tolerance", "rel_tol"), *e.args[1:])
+            e.args = (re.sub(r"\btolerance\b", "rel_tol", python_message(str(e))), *e.args[1:])
             raise
         test_fraction = self.val_fraction if auto else 0.0
         data = load_data(np.asarray(x, dtype=np.float32), **routed.loader(), test_fraction=test_fraction)
