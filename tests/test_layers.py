@@ -19,6 +19,7 @@ LAYER = {
     "records": 0,
     "evidence": 0,
     "messages": 0,
+    "options": 0,
     "grid": 0,
     "likelihoods": 0,
     "readers": 1,
@@ -63,6 +64,7 @@ LAYER = {
     "estimator": 10,
     "tracking": 10,
     "api": 11,
+    "printing": 11,
     "cli": 12,
 }
 ROOT_NAMES = {**zdim.LAZY, "__version__": "_version"}

@@ -11,6 +11,7 @@ only stores parameters, learned state ends in an underscore.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -25,17 +26,34 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import SweepConfig, model_config
 from .data import Data, Preprocessing, load_data
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged, ZdimError
 from .grid import default_dims
-from .messages import warn_unsettled
+from .messages import python_message, warn_unsettled
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
+from .options import defaults, route
 from .result import SweepResult
 from .search import sweep
 from .train import TrainConfig
 from .trial import train as train_vae
 
 Float32Array = NDArray[np.float32]
+_DEFAULT = defaults()  # the option table's defaults (zdim.options), the same as zdim.sweep's
+# the parameters that are also zdim.sweep's keywords (rel_tol is its tolerance; epochs, seeds and hidden
+# have the estimator's own defaults): read through the option table in fit
+SHARED = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "beta",
+    "patience",
+    "likelihood",
+    "seeds",
+    "k",
+    "val_fraction",
+    "seed",
+    "device",
+)
 
 
 def _unit_scale_constant_features(data: Data) -> Data:
@@ -125,18 +143,18 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         *,
         hidden: Sequence[int] = (512, 256),
         epochs: int = 100,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        beta: float = 1.0,
-        patience: int = 10,
-        likelihood: str = "auto",
+        batch_size: int = _DEFAULT["batch_size"],
+        lr: float = _DEFAULT["lr"],
+        beta: float = _DEFAULT["beta"],
+        patience: int = _DEFAULT["patience"],
+        likelihood: str = _DEFAULT["likelihood"],
         dims: Sequence[int] | None = None,
         seeds: int = 1,
-        k: int = 100,
-        rel_tol: float = 0.01,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        device: str = "auto",
+        k: int = _DEFAULT["k"],
+        rel_tol: float = _DEFAULT["tolerance"],
+        val_fraction: float = _DEFAULT["val_fraction"],
+        seed: int = _DEFAULT["seed"],
+        device: str = _DEFAULT["device"],
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -165,23 +183,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         x = validate_data(self, X, dtype=[np.float64, np.float32])
         auto = self._check_latent_dim(x.shape[1])
-        data = load_data(
-            np.asarray(x, dtype=np.float32),
-            seed=self.seed,
-            val_fraction=self.val_fraction,
-            test_fraction=self.val_fraction if auto else 0.0,
-            likelihood=self.likelihood,
-        )
+        # the parameters zdim.sweep also has are read through the option table: checked, sent where they go
+        values = {name: getattr(self, name) for name in SHARED} | {"tolerance": self.rel_tol}
+        try:
+            routed = route(values)
+            train = TrainConfig(**routed["train"], epochs=self.epochs)
+        except ZdimError as e:  # a Python caller: the message names the parameter, not the flag
+            e.args = (re.sub(r"\btolerance\b", "rel_tol", python_message(str(e))), *e.args[1:])
+            raise
+        test_fraction = self.val_fraction if auto else 0.0
+        data = load_data(np.asarray(x, dtype=np.float32), **routed.loader(), test_fraction=test_fraction)
         data = _unit_scale_constant_features(data)
-        train = TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            beta=self.beta,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-        )
         dims = tuple(self.dims) if self.dims is not None else default_dims(data.n_features)
         config = SweepConfig(
             dims=dims if auto else (int(self.latent_dim),),

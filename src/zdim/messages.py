@@ -15,16 +15,11 @@ from collections.abc import Callable
 from typing import ParamSpec, Protocol, TypeVar
 
 from .errors import UnsettledAnswerWarning, ZdimError
-from .formats import LIKELIHOOD_CHOICES
+from .options import spoken, words
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# command-line flag -> keyword of ``zdim.sweep`` (flags whose keyword is the flag with "_" for "-" are
-# not listed); boolean flags read ``name=True``
-_KEYWORDS = {"study": "study_name", "quiet": "progress"}
-_BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine", "extend-grid"}
-_WORDS = {*LIKELIHOOD_CHOICES, "mlp", "conv", "cpu", "cuda"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 
 
@@ -38,7 +33,7 @@ def _keyword_value(flag: str, token: str) -> str | None:
         return f"range({lo}, {int(hi) + 1})" + token[len(value) :]
     if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", value):
         return value + token[len(value) :]
-    if value in _WORDS or re.fullmatch(r"[A-Z][A-Z_]*", value):  # a word zdim knows, or a placeholder
+    if value in words() or re.fullmatch(r"[A-Z][A-Z_]*", value):  # a word zdim knows, or a placeholder
         return repr(value) + token[len(value) :]
     if re.fullmatch(r"'[^']*'|\"[^\"]*\"", value):  # a value already quoted in the message
         return token
@@ -48,14 +43,15 @@ def _keyword_value(flag: str, token: str) -> str | None:
 def python_message(message: str) -> str:
     """A zdim message with every command-line flag rewritten as the keyword of ``zdim.sweep``:
     ``fix --batch-size`` -> ``fix batch_size=``, ``pass --likelihood auto`` -> ``pass likelihood='auto'``,
-    ``--resume`` -> ``resume=True``."""
+    ``--resume`` -> ``resume=True``, ``--no-refine`` -> ``refine=False``. Which keyword a flag names, and
+    what a flag without a value sets, is the option table's (``zdim.options.spoken``)."""
 
     def keyword(match: re.Match[str]) -> str:
         flag, token = match.group(1), match.group(2) or ""
-        name = _KEYWORDS.get(flag, flag.replace("-", "_"))
-        if flag in _BOOLEAN:
-            return f"{name}=True{token}"
-        value = _keyword_value(flag, token[1:]) if token else None
+        name, sets = spoken("--" + flag)  # the option table's wording (zdim.options)
+        if sets is not None:
+            return f"{name}={sets}{token}"
+        value = _keyword_value(name, token[1:]) if token else None
         if value is not None:
             return f"{name}={value}"
         if token:  # prose after the flag ("leave --layer out"): the keyword's name alone

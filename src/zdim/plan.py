@@ -12,7 +12,6 @@ receives a ``SweepPlan`` trusts it and never re-derives the mode.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 
@@ -26,7 +25,8 @@ from .folds import auto_folds, check_folds
 from .grid import DimSpec
 from .intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from .models import VAE, NestedVAE
-from .rules import DEFAULT_REL_TOL, DEFAULT_RULE, RULES, Question
+from .options import Routed, going_to
+from .rules import DEFAULT_REL_TOL, DEFAULT_RULE, Question
 from .train import TrainConfig, resolve_device
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
@@ -114,6 +114,29 @@ class SweepPlan(Running):
         )
 
 
+def options_from(routed: Routed) -> Options:
+    """The ``Options`` of option keywords routed by the option table (``zdim.options.route``: checked,
+    converted, sent where each goes): the ``options`` fields as they are, the ``train`` fields as one
+    ``TrainConfig`` (over a ``train=`` given among ``Options``' own fields, or the defaults), and the
+    keywords the table does not have as ``Options``' own fields (``train``, ``intrinsic``); any other is
+    Python's ``TypeError``. The command line, ``zdim.sweep`` and ``zdim.search.sweep`` all build it here."""
+    rest = dict(routed.rest)
+    unknown = sorted(set(rest) - {f.name for f in fields(Options)})
+    if unknown:
+        raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
+    train = rest.pop("train", None)
+    if routed["train"]:
+        train = replace(train or TrainConfig(), **routed["train"])
+    return Options(**routed["options"], **rest, train=train)
+
+
+def check_values(options: Options) -> None:
+    """Every ``Options`` field an option of the table goes to, checked by its row (``ConfigError``, one
+    line naming the value and the flag): ``Options`` built directly is checked as the doors' are."""
+    for row, name in going_to("options"):
+        row.validate(getattr(options, name))
+
+
 def resolve_mode(options: Options) -> Mode:
     """The mode a sweep runs in: ``options.mode`` when given; else nested for ``nested``; per-size when an
     option needs one Optuna trial per point (``storage``: machines sharing a study, ``prune``) and no
@@ -153,6 +176,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     """The plan of a sweep of ``data``: every default filled in, every option checked against the data
     (``ConfigError``, one line, on the first bad one). Writes nothing; may estimate the intrinsic
     dimension (the grid when no sizes are given)."""
+    check_values(options)
     mode = resolve_mode(options)
     _check_options(options, mode, has_out)
     intrinsic = options.intrinsic
@@ -218,19 +242,10 @@ def _folds(o: Options, mode: Mode, data: Data) -> int:
 
 
 def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
-    """Every option that is out of range, or does not apply to this mode or model: ``ConfigError``."""
-    if o.rule not in RULES:
-        raise ConfigError(f"unknown rule {o.rule!r}: choose one of {', '.join(RULES)} (--rule)")
-    if isinstance(o.workers, bool) or not isinstance(o.workers, int) or o.workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {o.workers!r}: fix --workers")
+    """Every option that does not apply to this mode or model: ``ConfigError`` (the range of each value is
+    its row's check, ``check_values``)."""
     if o.workers > 1 and not has_out and o.storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
-    if not (isinstance(o.checkpoint_every, (int, float)) and math.isfinite(o.checkpoint_every)) or not (
-        o.checkpoint_every > 0
-    ):
-        raise ConfigError(
-            f"checkpoint interval must be a number of seconds > 0, got {o.checkpoint_every!r}: fix --checkpoint-every"
-        )
     model = o.config.model if o.config is not None else o.model
     if model is not None:
         spec = model if isinstance(model, str) else getattr(model, "__name__", str(model))
@@ -249,10 +264,6 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         for on, flag, why in refused:
             if on:
                 raise ConfigError(f"{flag} does not combine with --nested ({why}): drop {flag} or --nested")
-    if o.time_budget is not None and not (
-        isinstance(o.time_budget, (int, float)) and math.isfinite(o.time_budget) and o.time_budget > 0
-    ):
-        raise ConfigError(f"time budget must be a number of seconds > 0, got {o.time_budget!r}: fix --time-budget")
     if o.time_budget is not None and mode is not Mode.SETTLE:
         raise ConfigError(
             "--time-budget caps settle mode only: use --mode settle (the default without --storage, "
@@ -305,6 +316,8 @@ __all__ = [
     "SweepPlan",
     "resolve",
     "resolve_mode",
+    "options_from",
+    "check_values",
     "default_seeds",
     "default_epochs",
     "check_model",

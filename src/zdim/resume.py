@@ -21,6 +21,7 @@ import torch
 from ._version import __version__
 from .data import Data
 from .errors import ConfigError, RunDirError
+from .options import flag_for
 from .plan import Mode, SweepPlan
 from .runs import RunDir
 from .train import TrainConfig
@@ -74,7 +75,9 @@ EXTEND_GRID = "extend_grid"
 
 
 def _flag(key: str) -> str:
-    return {"warmup_epochs": "--warmup", "epochs": "--epochs", "seed": "--seed"}.get(key, "--" + key.replace("_", "-"))
+    """The flag of a setting (``warmup_epochs``: ``--warmup``), from the option table; a training setting
+    no flag sets is named as ``TrainConfig``'s field."""
+    return flag_for(key) or f"TrainConfig({key}=...)"
 
 
 def _dims_text(dims: list[int]) -> str:

@@ -21,11 +21,11 @@ from .data import Data, load_data
 from .evidence import Note, NoteKind
 from .folded import FoldedExecutor
 from .folds import fold_splits
-from .grid import DimSpec
 from .growth import grow
 from .metrics import evaluate
 from .nested import NestedExecutor
-from .plan import Mode, Options, SweepPlan, resolve
+from .options import route
+from .plan import Mode, Options, SweepPlan, options_from, resolve
 from .progress import Progress
 from .recommendation import Recommendation
 from .result import SweepResult
@@ -67,16 +67,20 @@ def sweep(
     against the data, then ``execute`` the plan. The orchestration layer's door, for a ``SweepConfig``
     (the package-level ``zdim.sweep`` takes plain keywords and passes them here as ``options``).
 
-    ``source`` is a ``Data`` or anything ``zdim.load_data`` reads with its defaults. The options are an
-    ``Options``, or its fields as keywords (``config``, ``mode``, ``rule``, ``refine``, ``extend``,
-    ``workers``, ``storage``, ``time_budget``, ...; an unknown one is Python's ``TypeError``). Every
-    option is validated before anything is written. Returns a ``SweepResult``.
+    ``source`` is a ``Data`` or anything ``zdim.load_data`` reads. The options are an ``Options``, or
+    keywords: the option table's (``zdim.options``: ``mode``, ``rule``, ``workers``, ``batch_size``,
+    ``max_samples``, ...) and ``Options``' own fields (``config``, ``train``); an unknown one is Python's
+    ``TypeError``. Every option is validated before anything is written. Returns a ``SweepResult``.
     """
-    data = source if isinstance(source, Data) else load_data(source)
-    if options is None:
-        options = Options(dims=DimSpec.of(dims) if dims else None, **given)
-    elif given or dims:
+    if options is not None and (given or dims):
         raise TypeError("sweep() takes options= or option keywords, not both")
+    routed = route({"dims": dims, **given})
+    if other := [*routed["api"], *routed["cli"]]:  # zdim.sweep's report=, the command's --mlflow
+        raise TypeError(f"sweep() got an unexpected keyword argument {other[0]!r}")
+    loader = loader if loader is not None else routed.loader() or None
+    data = source if isinstance(source, Data) else load_data(source, **routed.loader())
+    if options is None:
+        options = options_from(routed)
     plan = resolve(data, options, has_out=out is not None)
     return execute(data, plan, Output(out, overwrite, resume, progress, command, loader))
 

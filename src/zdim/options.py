@@ -1,0 +1,811 @@
+"""The option table: one declaration per sweep option, read by every door.
+
+``OPTIONS`` holds one ``Option`` per option of a sweep: its keyword (``zdim.sweep``'s, and the
+``argparse`` destination), its flag, how the flag is spelled and parsed, its default, its help, the
+check of its value and where the value goes (``to``: a field of ``zdim.plan.Options``, of
+``TrainConfig``, a ``load_data`` keyword, the run directory's handling). From it come:
+
+- the flags of ``zdim sweep``, and those ``zdim tune`` and ``zdim estimate-id`` share (``add_arguments``);
+- the keywords' values routed to where they go, each checked first (``route``; ``zdim.plan.options_from``
+  builds ``Options`` from that), the same for the command line, ``zdim.sweep`` and ``zdim.search.sweep``;
+- the parameters section of ``zdim.sweep``'s docstring (``parameters_doc``), whose signature a test holds
+  equal to the table;
+- the wording in both vocabularies: which keyword a flag names, and what a flag without a value sets
+  (``spoken``: ``--no-refine`` is ``refine=False``, ``--quiet`` is ``progress=False``), read by
+  ``zdim.messages.python_message``; and which flag a setting has (``flag_for``), read by ``zdim.resume``.
+
+Adding an option is one row here plus its use where it goes. Text and the standard library only: the
+command line's ``--help`` reads this without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .formats import LIKELIHOOD_CHOICES, MODES
+from .grid import DimSpec
+
+VALUE, FLAG, SWITCH, OFF = "value", "flag", "switch", "off"
+# VALUE: --name VALUE; FLAG: --name sets True; SWITCH: --name / --no-name (True, False, or None: the default
+# decides); OFF: the flag sets False (--no-extend, --quiet for progress)
+DESTINATIONS = ("options", "train", "loader", "run", "api", "cli")
+# options: a field of zdim.plan.Options; train: of zdim.TrainConfig; loader: a keyword of zdim.load_data;
+# run: where results go (out, overwrite, resume, progress); api: zdim.sweep's own (report); cli: the
+# command's own (mlflow)
+RULE_NAMES = ("combined", "nll-knee", "active-units", "generation")  # == zdim.rules.RULES (tests/test_options.py)
+DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A number's check: ``what`` it is (``"an integer"``, ``"a number of seconds"``), a lower bound
+    (excluded when ``strict``), an upper bound (always excluded), finite or not."""
+
+    what: str
+    low: float | None = None
+    high: float | None = None
+    strict: bool = False
+    integer: bool = False
+    finite: bool = False
+
+    def ok(self, value: Any) -> bool:
+        kind = numbers.Integral if self.integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return False
+        value = float(value)
+        if (self.finite or self.high is not None) and not math.isfinite(value):
+            return False
+        if self.low is not None and not (value > self.low if self.strict else value >= self.low):
+            return False
+        return self.high is None or value < self.high
+
+    def expected(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{self.what} in ({self.low:g}, {self.high:g})"
+        if self.low is not None:
+            return f"{self.what} {'>' if self.strict else '>='} {self.low:g}"
+        return self.what
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A word's check: one of ``choices``."""
+
+    choices: tuple[str, ...]
+
+    def ok(self, value: Any) -> bool:
+        return value in self.choices
+
+    def expected(self) -> str:
+        return f"one of {', '.join(self.choices)}"
+
+
+def integer(low: int) -> Bounds:
+    return Bounds("an integer", low, integer=True)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a sweep, declared once.
+
+    ``keyword`` is ``zdim.sweep``'s keyword and the ``argparse`` destination; ``flag`` the command line's
+    (None: Python only; ``""``: ``--`` and the keyword with ``-`` for ``_``); ``kind`` how the flag
+    reads (``VALUE``, ``FLAG``, ``SWITCH``, ``OFF``); ``default`` the default of both doors (an ``OFF``
+    flag's absence is True on the command line); ``parse``/``choices``/``metavar`` how ``argparse``
+    reads the value; ``help`` the command line's words (``off`` the help of ``--no-NAME`` of a
+    ``SWITCH``); ``doc`` the docstring's text (default: ``help`` in keyword words); ``check`` the value's
+    check (None passes where the default is None); ``to`` where the value goes (``"train.warmup_epochs"``;
+    default ``options.KEYWORD``); ``convert`` the value as it goes there; ``commands`` the subcommands
+    that take the flag, ``per_command`` what differs there (``help``, ``default``); ``group`` a mutually
+    exclusive group of flags; ``api`` whether ``zdim.sweep`` takes the keyword; ``words`` the values a
+    message may name that Python spells as strings."""
+
+    keyword: str
+    help: str
+    default: Any = None
+    flag: str | None = ""
+    kind: str = VALUE
+    parse: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    off: str = ""
+    doc: str | None = None
+    check: Bounds | OneOf | None = None
+    to: tuple[str, ...] = ()
+    convert: Callable[[Any], Any] | None = None
+    commands: tuple[str, ...] = ("sweep",)
+    per_command: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    group: str | None = None
+    api: bool = True
+    words: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The flag without its dashes (``batch-size``); empty for a keyword only Python has."""
+        return self.flag_text[2:] if self.flag_text else ""
+
+    @property
+    def flag_text(self) -> str:
+        if self.flag is None:
+            return ""
+        if self.flag:
+            return self.flag
+        return "--" + ("no-" if self.kind == OFF else "") + self.keyword.replace("_", "-")
+
+    @property
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        """Where the value goes: (destination, field) pairs."""
+        to = self.to or (f"options.{self.keyword}",)
+        return tuple((where, name) for where, _, name in (t.partition(".") for t in to))
+
+    def fix(self) -> str:
+        """What a message tells the user to fix: the flag, or the keyword where there is none."""
+        return self.flag_text or f"{self.keyword}="
+
+    def validate(self, value: Any) -> None:
+        """``ConfigError`` (one line, naming the value and the flag) for a value the check refuses."""
+        if self.check is None or (value is None and self.default is None) or self.check.ok(value):
+            return
+        raise ConfigError(f"{self.keyword} must be {self.check.expected()}, got {value!r}: fix {self.fix()}")
+
+    def arguments(self, command: str) -> list[tuple[list[str], dict[str, Any]]]:
+        """The ``add_argument`` calls of this option in ``command`` (two for a ``SWITCH``)."""
+        over = self.per_command.get(command, {})
+        helps = over.get("help", self.help)
+        if self.kind == SWITCH:
+            flag = self.flag_text
+            return [
+                ([flag], {"dest": self.keyword, "action": "store_true", "default": None, "help": helps}),
+                (["--no-" + flag[2:]], {"dest": self.keyword, "action": "store_false", "help": self.off}),
+            ]
+        if self.kind in (FLAG, OFF):
+            action = "store_true" if self.kind == FLAG else "store_false"
+            return [([self.flag_text], {"dest": self.keyword, "action": action, "help": helps})]
+        kw: dict[str, Any] = {"dest": self.keyword, "default": over.get("default", self.default), "help": helps}
+        if self.parse is not None:
+            kw["type"] = self.parse
+        if self.choices is not None:
+            kw["choices"] = list(self.choices)
+        metavar = self.metavar or (None if self.choices else self.name.upper().replace("-", "_"))
+        if metavar:
+            kw["metavar"] = metavar
+        return [([self.flag_text], kw)]
+
+
+def number_or_word(text: str) -> float | str:
+    """An integer, a number, or the word itself (``auto``, ``pca``): ``TrainConfig`` says which it accepts."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def positive_ints(text: str) -> list[int]:
+    """``512,256`` -> [512, 256]; ``argparse`` turns the error into its own usage line."""
+    try:
+        vals = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
+    return vals
+
+
+def _dims(value: Any) -> DimSpec | None:
+    return value if isinstance(value, DimSpec) else DimSpec.of(value) if value else None
+
+
+DATA = ("sweep", "tune", "estimate-id")  # how a data source is read: every command that reads one
+TUNE = ("sweep", "tune")
+SECONDS = Bounds("a number of seconds", 0, strict=True, finite=True)
+FLOAT_0 = Bounds("a float", 0)
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "dims",
+        "latent sizes, e.g. 2,5,10 or 1-16 (default: powers of 2 up to a few times the intrinsic dimension)",
+        convert=_dims,
+        doc='Latent sizes (``[2, 4, 8]``, ``range(1, 17)`` or ``"1-16,32"``); default powers of two up to a few '
+        "times the intrinsic dimension of the data.",
+    ),
+    Option(
+        "seeds",
+        "trainings per size (default 3 in settle mode, else 1)",
+        parse=int,
+        check=integer(1),
+        doc="Independent trainings per size (seeds ``seed, seed+1, ...``); default 3 in settle mode, else 1.",
+    ),
+    Option(
+        "epochs",
+        "maximum epochs per trial (default 500 in settle mode, where it is a cap, else 100)",
+        parse=int,
+        check=integer(1),
+        commands=TUNE,
+        per_command={"tune": {"help": "maximum epochs per trial (default: the sweep's)"}},
+    ),
+    Option(
+        "patience",
+        "early-stopping patience in epochs (0: off)",
+        10,
+        parse=int,
+        check=integer(0),
+        to=("train.patience",),
+    ),
+    Option(
+        "batch_size",
+        "samples per optimizer step (default 128)",
+        128,
+        parse=int,
+        check=integer(1),
+        to=("train.batch_size",),
+    ),
+    Option(
+        "lr",
+        "Adam learning rate (default 1e-3)",
+        1e-3,
+        parse=float,
+        check=Bounds("a float", 0, 10, strict=True),
+        to=("train.lr",),
+    ),
+    Option(
+        "beta",
+        "KL weight (default 1)",
+        1.0,
+        parse=float,
+        check=Bounds("a finite float", 0, finite=True),
+        to=("train.beta",),
+    ),
+    Option(
+        "warmup",
+        "KL warm-up length in epochs (default 0)",
+        0.0,
+        parse=float,
+        check=FLOAT_0,
+        to=("train.warmup_epochs",),
+    ),
+    Option(
+        "free_bits", "free bits per unit in nats (default 0)", 0.0, parse=float, check=FLOAT_0, to=("train.free_bits",)
+    ),
+    Option(
+        "sigma_init",
+        "Gaussian decoder: starting noise scale per standardized feature, a number or 'pca' (default auto: 0.3)",
+        "auto",
+        parse=number_or_word,
+        to=("train.sigma_init",),
+        doc="Gaussian decoder only: the noise scale a model is given (a number per standardized feature, or "
+        '``"pca"``); ``"auto"`` (default): 0.3 on Gaussian data (``zdim.train.WAKEUP_DEFAULTS``); '
+        "``sigma_init=1.0, sigma_warmup=0`` turns the levers off. ``TrainConfig`` checks it.",
+    ),
+    Option(
+        "sigma_warmup",
+        "Gaussian decoder: epochs the noise scale is held at its start, then learned (default auto: 5; 0: off)",
+        "auto",
+        parse=number_or_word,
+        to=("train.sigma_warmup_epochs",),
+        doc="Gaussian decoder only: the epochs the noise scale is held at ``sigma_init`` before it is "
+        'learned; ``"auto"`` (default): 5 on Gaussian data; 0: off.',
+    ),
+    Option(
+        "sigma_after",
+        "apply --sigma-init and --sigma-warmup after this epoch, to a model still ignoring its latents "
+        "then (0: from the start, to every model; default auto: 4)",
+        "auto",
+        parse=number_or_word,
+        to=("train.sigma_after",),
+        doc="Gaussian decoder only: the epoch after which ``sigma_init`` and the hold apply, to a model "
+        'still ignoring its latents then (0: from the start, to every model); ``"auto"`` (default): '
+        "after epoch 4.",
+    ),
+    Option(
+        "hidden",
+        "hidden widths of zdim's VAE, e.g. 512,256 (default)",
+        parse=positive_ints,
+        convert=tuple,
+        doc="Hidden widths of zdim's VAE (the decoder mirrors the encoder); default ``(512, 256)``.",
+    ),
+    Option(
+        "arch",
+        "zdim's VAE: mlp (default) or conv (images only)",
+        choices=("mlp", "conv"),
+        check=OneOf(("mlp", "conv")),
+        doc='Network family of zdim\'s VAE (``conv`` for images); default ``"mlp"``. Neither applies to '
+        "``model``: giving them with it is an error.",
+    ),
+    Option(
+        "model",
+        "your own model class instead of zdim's VAE: path/to/models.py:MyVAE or package.module:MyVAE "
+        "(see docs/guide.md, 'Your own model'; --hidden and --arch do not apply)",
+        metavar="SPEC",
+        doc='Your own model (see "Your own model" in docs/guide.md): a class, ``"path/file.py:ClassName"`` '
+        'or ``"package.module:ClassName"``; default zdim\'s VAE (``hidden``/``arch`` do not apply to yours).',
+    ),
+    # how a data source is read: the same for sweep, tune and estimate-id
+    Option(
+        "likelihood",
+        "decoder likelihood (default auto)",
+        "auto",
+        choices=LIKELIHOOD_CHOICES,
+        to=("loader.likelihood",),
+        commands=DATA,
+        doc="Decoder likelihood (see ``zdim.load_data``).",
+    ),
+    Option(
+        "label_column",
+        "CSV/Parquet column holding labels (kept for evaluation)",
+        to=("loader.label_column",),
+        commands=DATA,
+    ),
+    Option(
+        "max_samples",
+        "use at most this many samples (quick runs)",
+        parse=int,
+        to=("loader.max_samples",),
+        commands=DATA,
+    ),
+    Option(
+        "seed",
+        "base seed (split, init, sampling)",
+        0,
+        parse=int,
+        check=Bounds("an integer", integer=True),
+        to=("loader.seed", "train.seed"),
+        commands=DATA,
+        doc="Base seed (split, initialization, sampling).",
+    ),
+    Option(
+        "array",
+        ".npz only: the array to read, e.g. X_train (default: X_train + X_test, or X)",
+        metavar="NAME",
+        to=("loader.array",),
+        commands=DATA,
+        doc='The array of an ``.npz`` file to read (e.g. ``"X_train"``); by default a file holding '
+        "``X_train`` and ``X_test`` gives the training samples and the test split.",
+    ),
+    Option(
+        "test",
+        "your own test split (a file like SOURCE, same features; scaled and standardized like the training data)",
+        metavar="DATA",
+        to=("loader.test",),
+        commands=DATA,
+        doc="Your own test split (a path, array, tensor or DataFrame): same features, scaled and standardized "
+        "like the training split.",
+    ),
+    Option(
+        "layer", ".h5ad only: the .layers entry to read, e.g. counts (default .X)", to=("loader.layer",), commands=DATA
+    ),
+    Option("label_key", ".h5ad only: the .obs column holding labels", to=("loader.label_key",), commands=DATA),
+    Option(
+        "binarize",
+        "data in [0, 1]: binarize the validation and test splits once and each training batch afresh "
+        "(dynamically binarized MNIST, as in the literature)",
+        False,
+        kind=FLAG,
+        to=("loader.binarize", "train.binarize"),
+        commands=DATA,
+        doc="Data in [0, 1]: fixed binarized validation and test splits and a fresh binary sample of "
+        "every training batch (dynamically binarized MNIST, comparable with the literature).",
+    ),
+    Option("y", "labels of the samples of the source (evaluation only), one per sample", flag=None, to=("loader.y",)),
+    Option(
+        "val_fraction",
+        "fraction of the samples held out for validation",
+        0.1,
+        flag=None,
+        to=("loader.val_fraction",),
+        doc="Fraction of the samples held out for validation (as in ``zdim.load_data``).",
+    ),
+    Option(
+        "test_fraction",
+        "fraction of the samples held out for the test split",
+        0.1,
+        flag=None,
+        to=("loader.test_fraction",),
+        doc="Fraction of the samples held out for the test split (as in ``zdim.load_data``; a given "
+        "``test`` replaces it).",
+    ),
+    Option(
+        "k",
+        "importance samples for held-out NLL (default 100)",
+        100,
+        parse=int,
+        check=integer(1),
+        doc="Importance samples of the held-out NLL.",
+    ),
+    Option(
+        "eval_samples",
+        "evaluate every trial on N test samples (one fixed random subset, the same for all), and the "
+        "recommended size on the whole test split too (default: the whole test split for every trial)",
+        parse=int,
+        metavar="N",
+        check=integer(1),
+        doc="Evaluate every trial on this many test samples (one fixed random subset, the same for every "
+        "trial) and the recommended size on the whole test split too (``recommendation.full_test``).",
+    ),
+    Option(
+        "tolerance",
+        "relative NLL tolerance of the recommendation rule (default 0.01)",
+        0.01,
+        parse=float,
+        check=Bounds("a finite number", 0, finite=True),
+        doc="Relative NLL tolerance of the recommendation rule.",
+    ),
+    Option(
+        "device",
+        DEVICE_HELP,
+        "auto",
+        to=("train.device",),
+        commands=TUNE,
+        per_command={"tune": {"help": DEVICE_HELP + " (default: the sweep's, auto for a SOURCE)", "default": None}},
+        words=("cpu", "cuda"),
+        doc='``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.',
+    ),
+    Option(
+        "out",
+        "run directory (default runs/NAME)",
+        to=("run.out",),
+        commands=TUNE,
+        per_command={"tune": {"help": "run directory when tuning a SOURCE directly (default runs/NAME-dim-K)"}},
+        doc="Run directory (every trial saved as it finishes, with ``report.html`` at the end); without it "
+        "nothing is written.",
+    ),
+    Option(
+        "overwrite",
+        "replace an existing run directory (only one zdim made)",
+        False,
+        kind=FLAG,
+        to=("run.overwrite",),
+        commands=TUNE,
+        per_command={"tune": {"help": "replace an existing --out directory"}},
+        group="target",
+        doc="When ``out`` exists: replace it (only a folder zdim made).",
+    ),
+    Option(
+        "resume",
+        "finish the missing trials of a run directory, with the flags that made it (sizes it added "
+        "itself included); other data, sizes, seeds or settings are refused",
+        False,
+        kind=FLAG,
+        to=("run.resume",),
+        commands=TUNE,
+        per_command={"tune": {"help": "continue tuning in an existing --out directory"}},
+        group="target",
+        doc="When ``out`` exists: finish its missing trials (a ``resume`` of a folder that holds no run, "
+        "or with other data, sizes, seeds or settings than the run was made with, raises "
+        "``zdim.errors.RunDirError``).",
+    ),
+    Option(
+        "folds",
+        "train the grid once per fold so that every row is held out once (default: 5 folds when the "
+        "test split has fewer than 150 rows, else none; 0 or 1: none)",
+        parse=int,
+        metavar="K",
+        check=integer(0),
+        doc="Train the grid once per fold so that every row is held out once (``zdim.folds``); None (the "
+        "default): 5 folds when the test split has fewer than 150 rows, else none; 0 or 1: none.",
+    ),
+    Option(
+        "extend_grid",
+        "with --resume: also train sizes (or more --seeds) the run did not have",
+        False,
+        kind=FLAG,
+        doc="With ``resume``: also train sizes (or more ``seeds``) the run did not have.",
+    ),
+    Option(
+        "storage",
+        "Optuna storage shared by several run directories: a URL such as postgresql://host/db, or the path "
+        "of a journal file such as shared/study.journal (default: a file in the run dir)",
+        commands=TUNE,
+        per_command={"tune": {"help": "Optuna storage URL (default: RUN_DIR/tune/study.journal)"}},
+        doc="Optuna storage URL (or journal file), to share a sweep between workers or machines.",
+    ),
+    Option(
+        "study_name",
+        "Optuna study name (default zdim-sweep)",
+        flag="--study",
+        commands=TUNE,
+        per_command={"tune": {"help": "Optuna study name (default zdim-tune-dim-K)"}},
+        doc='Optuna study name (default ``"zdim-sweep"``).',
+    ),
+    Option(
+        "progress",
+        "no progress bars",
+        False,
+        flag="--quiet",
+        kind=OFF,
+        to=("run.progress",),
+        commands=TUNE,
+        doc="Progress bars on stderr (the command line shows them unless ``--quiet``).",
+    ),
+    Option(
+        "workers",
+        "processes on this machine, CPU threads split between them (default 1): settle mode spreads its "
+        "members over them; per-size mode trains that many trials at once",
+        1,
+        parse=int,
+        check=integer(1),
+        commands=TUNE,
+        per_command={"tune": {"help": "trials at once, one process each"}},
+        doc="Processes on this machine: settle mode spreads its members over them (one answer, decided in"
+        " this process); per-size mode trains that many trials at once.",
+    ),
+    Option(
+        "stack",
+        "settle mode: train the members of one shape as one batched model (the default on CUDA)",
+        kind=SWITCH,
+        off="settle mode: train each member on its own",
+    ),
+    Option("prune", "stop a seed early when it trails the other seeds of the same size", False, kind=FLAG),
+    Option(
+        "rule",
+        "recommendation rule (default combined; see docs/recommendation.md)",
+        "combined",
+        choices=RULE_NAMES,
+        check=OneOf(RULE_NAMES),
+        doc="Recommendation rule (see ``zdim.rules.RULES`` and docs/recommendation.md).",
+    ),
+    Option(
+        "mode",
+        "settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
+        "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
+        "default with --storage or --prune; --workers alone keeps settle mode); nested: as --nested",
+        choices=MODES,
+        check=OneOf(MODES),
+        doc="``settle`` trains every (size, seed) together and stops once the answer has settled "
+        "(``epochs`` is then a cap); ``per-size`` trains one Optuna trial per (size, seed) to its own"
+        " end; ``nested`` is ``nested=True``. Default: settle (with ``workers > 1`` too: its members "
+        "are spread over the worker processes), per-size where ``storage`` or ``prune`` needs one "
+        "Optuna trial per point, or nested with ``nested=True``.",
+    ),
+    Option(
+        "checkpoint_every",
+        "settle mode: checkpoint every member this often, so a kill -9 loses at most this much training "
+        "(default 300; Ctrl-C and SIGTERM always checkpoint first)",
+        300.0,
+        parse=float,
+        metavar="SECONDS",
+        check=SECONDS,
+        doc="Settle mode: seconds between checkpoints of every member in the run directory (default 300),"
+        " so a killed process loses at most that much training; an interrupt (Ctrl-C, SIGTERM) "
+        "checkpoints first and raises ``zdim.errors.Interrupted``.",
+    ),
+    Option(
+        "time_budget",
+        "settle mode: stop every member after this much training time (default: no limit)",
+        parse=float,
+        metavar="SECONDS",
+        check=SECONDS,
+        doc="Settle mode only: seconds of training after which every member stops.",
+    ),
+    Option(
+        "nested",
+        "train one nested VAE per seed at the largest size and cut every size out of it "
+        "(one training instead of one per size; see docs/recommendation.md)",
+        False,
+        kind=FLAG,
+    ),
+    Option(
+        "refine",
+        "bisect between the sizes tried down to an exact answer, and train the sizes at the intrinsic "
+        "dimension when the answer is far above it (the default, except with --nested)",
+        kind=SWITCH,
+        off="keep the answer on the grid given: no sizes are added below the largest tried",
+    ),
+    Option(
+        "extend",
+        "never add larger sizes (by default, when the largest size is chosen with every unit active, "
+        "the grid grows by doubling up to the feature count)",
+        True,
+        kind=OFF,
+        doc="When the largest size tried is chosen with every unit active, add larger sizes and go on.",
+    ),
+    Option(
+        "mlflow",
+        "log each trial (parameters, metrics, weights) to MLflow, by default a file store in "
+        "RUN_DIR/mlruns; needs pip install 'zdim[mlflow]'",
+        False,
+        kind=FLAG,
+        to=("cli.mlflow",),
+        api=False,
+    ),
+    Option(
+        "mlflow_uri",
+        "MLflow tracking URI for --mlflow (implies --mlflow)",
+        metavar="URI",
+        to=("cli.mlflow_uri",),
+        api=False,
+    ),
+    Option(
+        "report",
+        "with out, write out/report.html (zdim.build_report(out) rebuilds it)",
+        True,
+        flag=None,
+        to=("api.report",),
+        doc="With ``out``, write ``out/report.html`` (``zdim.build_report(out)`` rebuilds it).",
+    ),
+    Option(
+        "config",
+        "full control over the grid, architecture and training",
+        flag=None,
+        doc="Full control over the grid, architecture and training (a ``SweepConfig``); when given it replaces "
+        "``seeds`` to ``model`` and ``seed``/``device`` of training (``dims`` still overrides its sizes).",
+    ),
+)
+
+
+def option(keyword: str) -> Option:
+    """The row of ``keyword`` (``KeyError`` for a keyword the table does not have)."""
+    return _table()[keyword]
+
+
+def for_command(command: str) -> list[Option]:
+    """The rows ``command`` takes as flags, in the table's order (which is the order ``--help`` shows)."""
+    return [o for o in OPTIONS if o.flag is not None and command in o.commands]
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str, keywords: Iterable[str] | None = None) -> None:
+    """Add the flags of ``keywords`` (default: every row ``command`` takes), in that order, to ``parser``."""
+    rows = for_command(command) if keywords is None else [option(k) for k in keywords]
+    groups: dict[str, Any] = {}
+    for row in rows:
+        calls = row.arguments(command)
+        target: Any = parser
+        if row.kind == SWITCH:
+            target = parser.add_mutually_exclusive_group()
+        elif row.group is not None:
+            target = groups.get(row.group) or groups.setdefault(row.group, parser.add_mutually_exclusive_group())
+        for flags, kw in calls:
+            target.add_argument(*flags, **kw)
+
+
+def given(namespace: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The values of ``command``'s rows in a parsed command line, by keyword."""
+    return {o.keyword: getattr(namespace, o.keyword) for o in for_command(command)}
+
+
+@dataclass
+class Routed:
+    """Option values by where they go, each checked and converted (``route``); ``rest``: keywords the
+    table does not have (``zdim.plan.options_from`` takes ``Options``' own fields from there)."""
+
+    parts: dict[str, dict[str, Any]]
+    rest: dict[str, Any]
+
+    def __getitem__(self, where: str) -> dict[str, Any]:
+        return self.parts.get(where, {})
+
+    def loader(self) -> dict[str, Any]:
+        """The ``load_data`` keywords given (None and False left out: the loader's defaults)."""
+        return {k: v for k, v in self["loader"].items() if v is not None and v is not False}
+
+
+def route(values: Mapping[str, Any]) -> Routed:
+    """``values`` (keyword -> value) checked, in the table's order, and sent where each goes:
+    ``ConfigError`` (one line naming the value and the flag) for the first bad one."""
+    parts: dict[str, dict[str, Any]] = {where: {} for where in DESTINATIONS}
+    rest: dict[str, Any] = {}
+    table = _table()
+    order = {key: i for i, key in enumerate(table)}
+    for key, value in sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))):
+        row = table.get(key)
+        if row is None:
+            rest[key] = value
+            continue
+        row.validate(value)
+        if row.convert is not None and value is not None:
+            value = row.convert(value)
+        for where, name in row.targets:
+            parts[where][name] = value
+    return Routed(parts, rest)
+
+
+def going_to(where: str) -> list[tuple[Option, str]]:
+    """The rows whose value goes to ``where`` (``"options"``, ``"train"``, ...), each with the field."""
+    return [(o, name) for o in OPTIONS for w, name in o.targets if w == where]
+
+
+def defaults(where: str | None = None, *, api: bool = True) -> dict[str, Any]:
+    """The table's defaults by keyword (only those of rows going to ``where``, when given)."""
+    return {
+        o.keyword: o.default
+        for o in OPTIONS
+        if (o.api or not api) and (where is None or any(w == where for w, _ in o.targets))
+    }
+
+
+def spoken(flag: str) -> tuple[str, bool | None]:
+    """A flag in Python's words: the keyword it names and the value it sets without a value of its own
+    (``--resume``: ``("resume", True)``, ``--no-refine``: ``("refine", False)``, ``--quiet``:
+    ``("progress", False)``, ``--batch-size``: ``("batch_size", None)``). A flag the table does not have
+    (``--trials`` of ``zdim tune``) reads as its name with ``_`` for ``-``."""
+    return _spoken_table().get(flag, (flag.removeprefix("--").replace("-", "_"), None))
+
+
+def flag_for(name: str) -> str | None:
+    """The flag that sets ``name``: a keyword (``seeds``), or a field a row goes to (``warmup_epochs``,
+    of ``TrainConfig``); None when no flag does (``weight_decay``)."""
+    row = _table().get(name) or next((o for o in OPTIONS if any(n == name for _, n in o.targets)), None)
+    return row.flag_text or None if row is not None else None
+
+
+def words() -> set[str]:
+    """The values of options a message may name that Python spells as strings (``'auto'``, ``'conv'``)."""
+    return {w for o in OPTIONS for w in (*(o.choices or ()), *o.words)}
+
+
+def parameters_doc(annotations: Mapping[str, Any], rewrite: Callable[[str], str], indent: str = "    ") -> str:
+    """The numpydoc entries of the keywords in ``annotations`` (a signature's, in its order) that the
+    table has: ``keyword : type`` and the row's ``doc`` (or its help in keyword words, ``rewrite``)."""
+    lines: list[str] = []
+    table = _table()
+    for key, annotation in annotations.items():
+        row = table.get(key)
+        if row is None or not row.api:
+            continue
+        text = row.doc or _sentence(rewrite(row.help))
+        lines.append(f"{indent}{key} : {annotation}")
+        lines += [f"{indent}    {part}" for part in _wrap(text, 100 - len(indent) - 4)]
+    return "\n".join(lines)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width``, never breaking inside a ````literal````."""
+    import re
+    import textwrap
+
+    held = re.sub(r"``[^`]*``", lambda m: m.group(0).replace(" ", "\0"), text)
+    return [line.replace("\0", " ") for line in textwrap.wrap(held, width)] or [""]
+
+
+def _table() -> dict[str, Option]:
+    """The rows by keyword, read from ``OPTIONS`` at each call (a test may add a row)."""
+    return {o.keyword: o for o in OPTIONS}
+
+
+def _spoken_table() -> dict[str, tuple[str, bool | None]]:
+    out: dict[str, tuple[str, bool | None]] = {}
+    for o in OPTIONS:
+        if o.flag is None:
+            continue
+        out[o.flag_text] = (o.keyword, {VALUE: None, FLAG: True, SWITCH: True, OFF: False}[o.kind])
+        if o.kind == SWITCH:
+            out["--no-" + o.flag_text[2:]] = (o.keyword, False)
+    return out
+
+
+__all__ = [
+    "Option",
+    "OPTIONS",
+    "Bounds",
+    "OneOf",
+    "Routed",
+    "option",
+    "for_command",
+    "add_arguments",
+    "given",
+    "route",
+    "defaults",
+    "going_to",
+    "spoken",
+    "flag_for",
+    "words",
+    "parameters_doc",
+    "number_or_word",
+    "positive_ints",
+    "DEVICE_HELP",
+    "VALUE",
+    "FLAG",
+    "SWITCH",
+    "OFF",
+]

@@ -1,0 +1,169 @@
+"""The option table (``zdim.options``): one row per option gives the flag, the keyword, the check, the
+docstring and the wording in both vocabularies; adding an option is one row."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import zdim
+from zdim import options as table
+from zdim.cli import build_parser, main
+from zdim.errors import ConfigError
+from zdim.messages import python_message
+from zdim.options import SWITCH, Bounds, OneOf, Option, option, route
+
+
+def api_mismatch() -> set[str]:
+    """Keywords where ``zdim.sweep``'s explicit signature and the table disagree (name or default)."""
+    params = {k: p.default for k, p in inspect.signature(zdim.sweep).parameters.items() if k != "source"}
+    rows = {o.keyword: o.default for o in table.OPTIONS if o.api}
+    names = set(params) ^ set(rows)
+    return names | {k for k in set(params) & set(rows) if params[k] != rows[k]}
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["sweep", "data.csv", *argv])
+
+
+def test_the_signature_of_zdim_sweep_is_the_table():
+    assert api_mismatch() == set()
+    doc = " ".join((zdim.sweep.__doc__ or "").split())
+    for row in table.OPTIONS:
+        if row.api:
+            assert f"{row.keyword} : " in doc
+            text = row.doc or table._sentence(python_message(row.help))
+            assert " ".join(text.split()[:6]) in doc, row.keyword
+
+
+def test_constants_kept_elsewhere_agree_with_the_table():
+    from zdim import formats, plan, rules
+
+    assert option("rule").choices == rules.RULES and option("rule").default == rules.DEFAULT_RULE
+    assert option("tolerance").default == rules.DEFAULT_REL_TOL
+    assert option("checkpoint_every").default == plan.CHECKPOINT_SECONDS
+    assert option("mode").choices == plan.MODES and option("likelihood").choices == formats.LIKELIHOOD_CHOICES
+
+
+def test_each_flag_reads_as_its_keyword():
+    assert python_message("rerun without --no-refine") == "rerun without refine=False"
+    assert python_message("pass --quiet") == "pass progress=False"
+    assert python_message("drop --no-extend, or --stack") == "drop extend=False, or stack=True"
+    assert python_message("fix --study") == "fix study_name="
+    assert python_message("pass --mode per-size") == "pass mode='per-size'"
+    assert python_message("fix --trials") == "fix trials="  # a flag of tune only: its name
+    from zdim.resume import _flag
+
+    assert (_flag("warmup_epochs"), _flag("sigma_warmup_epochs"), _flag("k")) == ("--warmup", "--sigma-warmup", "--k")
+    assert _flag("weight_decay") == "TrainConfig(weight_decay=...)"  # no flag sets it
+
+
+def bad_value(row: Option) -> object:
+    assert isinstance(row.check, Bounds) and row.check.low is not None
+    low = row.check.low
+    return int(low) - 1 if row.check.integer else float(low if row.check.strict else low - 1)
+
+
+BOUNDED = [o for o in table.OPTIONS if isinstance(o.check, Bounds) and o.check.low is not None]
+
+
+@pytest.mark.parametrize("row", BOUNDED, ids=lambda o: o.keyword)
+def test_every_bad_value_is_one_line_naming_the_value_and_the_fix(row, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = bad_value(row)
+    argv = ["sweep", "digits", "--quiet", row.flag_text, str(bad)]
+    if "sweep" in row.commands:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"got {bad!r}: fix {row.flag_text}" in err, err
+        assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError) as e:  # the Python door: the keyword, never the flag
+        zdim.sweep(np.zeros((30, 4), np.float32), **{row.keyword: bad})
+    assert f"fix {row.keyword}=" in str(e.value) and "--" not in str(e.value)
+
+
+def test_words_are_checked_for_python_callers_too():
+    for key in ("rule", "mode", "arch"):
+        assert isinstance(option(key).check, OneOf)
+        with pytest.raises(ConfigError, match=f"^{key} must be one of .*, got 'bogus': fix {key}=$"):
+            zdim.sweep(np.zeros((30, 4), np.float32), **{key: "bogus"})
+
+
+def test_the_command_line_and_the_api_build_the_same_options():
+    from zdim.plan import options_from
+
+    args = parse("--warmup", "3", "--study", "s", "--no-refine", "--quiet", "--dims", "1-3", "--hidden", "8,4")
+    cli = options_from(route(table.given(args, "sweep")))
+    values = dict(warmup=3.0, study_name="s", refine=False, progress=False, dims="1-3", hidden=[8, 4])
+    api = options_from(route(table.defaults() | values))
+    assert cli == api
+    assert cli.train is not None and cli.train.warmup_epochs == 3.0 and cli.study_name == "s"
+    assert cli.hidden == (8, 4) and cli.dims is not None and cli.dims.sizes(8) == (1, 2, 3)
+    assert route(table.defaults() | values).loader() == {
+        "likelihood": "auto",
+        "seed": 0,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+    }
+    with pytest.raises(TypeError, match="'kay'"):
+        options_from(route({"kay": 1}))
+
+
+def test_tune_and_estimate_id_share_the_rows_they_read():
+    subs = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for command in ("tune", "estimate-id"):
+        dests = {a.dest for a in subs[command]._actions}
+        assert {o.keyword for o in table.for_command(command)} <= dests
+    tune = {a.option_strings[0]: a for a in subs["tune"]._actions if a.option_strings}
+    assert tune["--device"].default is None and tune["--workers"].help == "trials at once, one process each"
+
+
+def test_the_estimator_reads_the_shared_parameters_through_the_table():
+    from zdim.estimator import SHARED, VAETransformer
+
+    params = inspect.signature(VAETransformer).parameters
+    own = {"epochs": 100, "seeds": 1}  # the estimator's own defaults: one model per fit, trained to its end
+    for name in SHARED:
+        assert params[name].default == own.get(name, option(name).default), name
+    assert params["rel_tol"].default == option("tolerance").default
+    with pytest.raises(ConfigError, match=r"batch_size must be an integer >= 1, got 0: fix batch_size=$"):
+        VAETransformer(latent_dim=2, batch_size=0).fit(np.zeros((40, 4)))
+    with pytest.raises(ConfigError, match=r"^rel_tol must be a finite number >= 0, got -1.0: fix rel_tol=$"):
+        VAETransformer(latent_dim=2, rel_tol=-1.0).fit(np.zeros((40, 4)))
+
+
+def test_a_new_option_is_one_row(monkeypatch, tmp_path, capsys):
+    """A throwaway row (Adam's weight decay, which TrainConfig has and no flag sets): it is at once a flag
+    of `zdim sweep` with its help, a keyword that reaches TrainConfig, a check with one line in either
+    vocabulary, a docstring entry, and the flag a resumed run names; zdim.sweep's signature is then one
+    keyword short, and the signature test says which."""
+    row = Option(
+        "weight_decay",
+        "Adam weight decay (default 0)",
+        0.0,
+        parse=float,
+        check=Bounds("a float", 0),
+        to=("train.weight_decay",),
+    )
+    switch = Option("gamma", "a throwaway switch", kind=SWITCH, off="no gamma", to=("cli.gamma",), api=False)
+    monkeypatch.setattr(table, "OPTIONS", (*table.OPTIONS, row, switch))
+    from zdim.plan import options_from
+    from zdim.resume import _flag
+
+    assert "--weight-decay WEIGHT_DECAY" in build_parser()._subparsers._group_actions[0].choices["sweep"].format_help()
+    args = parse("--weight-decay", "0.01", "--no-gamma")
+    assert args.weight_decay == 0.01 and args.gamma is False
+    assert options_from(route(table.given(args, "sweep"))).train.weight_decay == 0.01  # the command line
+    assert options_from(route({"weight_decay": 0.02})).train.weight_decay == 0.02  # a keyword
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "digits", "--weight-decay", "-1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "zdim: error: weight_decay must be a float >= 0, got -1.0: fix --weight-decay\n"
+    assert python_message(err) == "zdim: error: weight_decay must be a float >= 0, got -1.0: fix weight_decay=\n"
+    assert python_message("rerun without --no-gamma") == "rerun without gamma=False"
+    assert _flag("weight_decay") == "--weight-decay"
+    doc = table.parameters_doc({"weight_decay": "float"}, python_message)
+    assert doc.split("\n") == ["    weight_decay : float", "        Adam weight decay (default 0)."]
+    assert api_mismatch() == {"weight_decay"}  # zdim.sweep's typed signature: the one other line to add
