@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import ACTIVE_UNIT_THRESHOLD, LOG_2PI, active_units
+from .metrics import ACTIVE_UNIT_THRESHOLD, EVAL_K, LOG_2PI, active_units
 from .models import VAE, kl_per_unit
 
 VAL_BATCH = 4096  # rows per chunk of the validation -ELBO (as zdim.metrics.neg_elbo)
@@ -235,7 +235,7 @@ class StackedVAE:
         self,
         x: torch.Tensor,
         *,
-        k: int = 10,
+        k: int = EVAL_K,
         seed: int = 0,
         threshold: float = ACTIVE_UNIT_THRESHOLD,
         which: Iterable[int] | None = None,
