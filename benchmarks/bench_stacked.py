@@ -44,7 +44,7 @@ from _common import sweep_members  # noqa: E402
 from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 
 from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
+from zdim.metrics import EVAL_K, evaluate  # noqa: E402
 from zdim.models import VAE, VAEConfig, kl_per_unit  # noqa: E402
 from zdim.stacked import StackedTrainer  # noqa: E402
 from zdim.train import TrainConfig, Trainer  # noqa: E402
@@ -52,7 +52,7 @@ from zdim.train import TrainConfig, Trainer  # noqa: E402
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 HIDDEN = (512, 256)
 SCORE_SAMPLES = 1000  # settle mode's DEFAULT_EVAL_SAMPLES
-SCORE_K = 10  # settle mode's EVAL_K
+SCORE_K = EVAL_K  # settle mode's
 
 
 @dataclass

@@ -228,7 +228,8 @@ def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_
 
 
 def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes():
-    from zdim.train import WAKE_GRACE, Trainer
+    from zdim.stopping import WAKE_GRACE
+    from zdim.train import Trainer
 
     x = torch.randn(64, 3)
     model = VAE(VAEConfig(input_dim=3, latent_dim=2, hidden=(8,), likelihood="gaussian"))

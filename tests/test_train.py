@@ -139,7 +139,8 @@ class _Sleeper(torch.nn.Module):
 
 def test_patience_waits_for_a_model_to_use_its_latents():
     from zdim.records import EMPTY_KL
-    from zdim.train import WAKE_GRACE, Trainer
+    from zdim.stopping import WAKE_GRACE
+    from zdim.train import Trainer
 
     x = torch.randn(64, 3)
     cfg = TrainConfig(epochs=500, batch_size=32, patience=4)

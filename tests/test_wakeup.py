@@ -10,17 +10,9 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError
+from zdim.levers import PCA_FLOOR, pca_log_sigma, residual_log_sigma
 from zdim.models import VAE, NestedVAE, VAEConfig
-from zdim.train import (
-    PCA_FLOOR,
-    TrainConfig,
-    Trainer,
-    fit,
-    free_bits_at,
-    lr_at,
-    pca_log_sigma,
-    residual_log_sigma,
-)
+from zdim.train import TrainConfig, Trainer, fit, free_bits_at, lr_at
 
 from .conftest import make_data
 

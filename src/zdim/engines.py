@@ -33,15 +33,13 @@ from . import studies
 from .config import SweepConfig, build_sweep_model
 from .data import Data
 from .errors import WorkerError
-from .metrics import Reference, evaluate, reference
+from .metrics import EVAL_K, Reference, evaluate, reference
 from .models import VAE
 from .records import TrialRecord, trial_name
 from .runs import RunDir
 from .stacked import StackedMember, StackedTrainer, groups
 from .train import FitResult, Trainer, resolve_device
 from .trial import Key, evaluate_trial, failed
-
-EVAL_K = 10  # importance samples of the per-epoch validation NLL
 
 
 @dataclass

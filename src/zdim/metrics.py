@@ -18,6 +18,7 @@ from .likelihoods import get as get_likelihood
 from .models import VAE, kl_per_unit
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[u]) > 0.01
+EVAL_K = 10  # importance samples of settle mode's per-epoch validation NLL (zdim.settle, zdim.engines)
 LOG_2PI = math.log(2.0 * math.pi)
 
 

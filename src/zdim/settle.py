@@ -43,16 +43,16 @@ from .config import SweepConfig
 from .engines import Done, Engine, LocalEngine, Status, WorkerEngine
 from .errors import Interrupted
 from .evidence import Note, NoteKind
-from .metrics import evaluate
+from .metrics import EVAL_K, evaluate
 from .models import VAE
 from .plan import SweepPlan
 from .records import TrialRecord, TrialStatus, trial_name
 from .runs import RunDir
+from .stopping import ProjectedGain, StoppingRule
 from .trial import Finished, Key, Ledger, Outcome
 
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
-EVAL_K = 10  # importance samples of the per-epoch validation NLL
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Member:
     scores: list[float] = field(default_factory=list)  # validation-subset NLL after each epoch
     per_sample: Any = None  # the latest (N,) per-sample NLL on the validation subset (paired across members)
     horizon: int = 0  # epochs its finished neighbours trained: a member that joins late converges to their standard
+    rule: type[StoppingRule] = ProjectedGain  # when it has converged (zdim.stopping)
 
     @property
     def key(self) -> Key:
@@ -115,23 +116,18 @@ class Member:
 
     def improvement(self, window: int) -> float | None:
         """How much the best subset NLL fell over the last ``window`` epochs (None before ``window + 1``)."""
-        if len(self.scores) <= window:
-            return None
-        return min(self.scores[:-window]) - min(self.scores)
+        return self.rule(window).improvement(self.scores)
 
     def converged(self, window: int, tol: float) -> bool:
-        """Early-stopped, or its subset NLL is flat enough that going on cannot move the answer: its gain
-        over the last ``window`` epochs, kept up for as many epochs again as it has trained, or as its
-        finished neighbours trained when it joined the grid late (``horizon``), stays below ``tol``
-        (``gain * max(epochs, horizon) / window < tol``): a size added by growth or bisection is held to
-        its neighbours' standard, not to its own short history. A member that has not yet used its latent
-        code (``asleep``) is flat because it has not started: never converged."""
-        if self.done and self.stopped_early:
-            return True
-        if self.asleep:  # flat because it has not started to use its latents (zdim.train)
-            return False
-        gain = self.improvement(window)
-        return gain is not None and gain * max(len(self.scores), self.horizon) / window < tol
+        """Whether settle mode's stopping rule (``rule``, ``zdim.stopping.ProjectedGain`` by default)
+        finds the member converged with gains below ``tol`` over ``window`` epochs: early-stopped, or its
+        subset NLL is flat enough that going on cannot move the answer (judged against the epochs it
+        has trained, or those its finished neighbours trained when it joined the grid late:
+        ``horizon``). A member that has not yet used its latent code (``asleep``) is never converged."""
+        rule = self.rule(window, tol)
+        return rule.converged(
+            self.scores, stopped_early=self.done and self.stopped_early, asleep=self.asleep, horizon=self.horizon
+        )
 
 
 def _horizon(dim: int, done: dict[Key, Finished]) -> int:
@@ -198,6 +194,7 @@ class SettleExecutor:
     trace: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
+    rule: type[StoppingRule] = ProjectedGain  # what "converged" means: the members' stopping rule
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
     _how_run: str = field(default="", repr=False)  # where the members trained (workers, stacks), in words
 
@@ -211,7 +208,7 @@ class SettleExecutor:
         subset = data.val[: self.eval_samples]
         grid = config.grid()
         scores = self._scores(done, subset)  # (nll, active units, per-sample nll) of the members finished before
-        members = [Member(d, s, horizon=_horizon(d, done)) for d, s in grid if (d, s) not in done]
+        members = [Member(d, s, horizon=_horizon(d, done), rule=self.rule) for d, s in grid if (d, s) not in done]
         progress.set_total(len(grid))
         progress.members()
         if not members:
@@ -469,10 +466,7 @@ class SettleExecutor:
         if m.converged(self.window, self.tol) and gain is not None:
             # settle mode's own test: judged on the paired validation subset against the rule's tolerance
             rec.converged, rec.window_improvement = True, gain
-            rec.extra["settle_converged"] = (
-                f"validation NLL fell {gain:.3g} nats over the last {self.window} epochs: kept up for "
-                f"{len(m.scores)} epochs more, less than half the rule's tolerance ({self.tol:.3g})"
-            )
+            rec.extra["settle_converged"] = m.rule(self.window, self.tol).reason(m.scores)
         if m.stopped:
             rec.extra["settle"] = m.stopped
             rec.extra["settle_stop"] = m.stop_code

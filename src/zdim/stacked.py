@@ -12,15 +12,15 @@ trained alone (to float rounding, see below):
   input of a step is (M, B, D), gathered from one training tensor shared by every member;
 - its own noise stream: the reparameterization noise of a member is drawn, with its own latent size,
   from a generator that is the stream the plain ``Trainer`` swaps into the global RNG;
-- its own Adam state (moments and step count), updated with ``torch.optim.Adam``'s formula;
-- its own early stopping (``zdim.train.stop_early``), divergence (a member whose loss is NaN fails
-  alone), best weights, ``state()``/``load_state()`` in ``Trainer.state()``'s format, ``finish()``.
+- its own Adam state (moments and step count), updated with ``torch.optim.Adam``'s formula
+  (``zdim.adam``);
+- its own epochs: the bookkeeping after the steps is ``Trainer``'s own (``zdim.epoch.Epochs``: early
+  stopping, divergence, where a member whose loss is NaN fails alone, the history and best weights),
+  ``state()``/``load_state()`` in ``Trainer.state()``'s format, ``finish()``.
 
-Latent sizes are made one shape by padding to the largest size ``K_max`` of the stack: the encoder's
-last layer gets zero rows and the decoder's first layer zero columns for the units a member does not
-have, and ``mu``/``logvar`` are multiplied by the member's 0/1 unit mask. A masked unit then has
-``mu = logvar = 0``, zero noise, ``z = 0`` and a KL of exactly 0; it feeds nothing to the decoder, and
-the gradients of the padding are exactly zero, so Adam leaves it at zero forever.
+The batched network (the stacked weights, latent sizes padded to the largest ``K_max`` and masked, the
+forward passes and the scores) is ``zdim.stacknet.StackedVAE``, which ``StackedTrainer`` extends with
+the training: the steps of an epoch, the members' noise streams and Adam moments, their validation.
 
 Exactness: on the CPU the hidden layers are bit for bit ``nn.Linear`` (``baddbmm`` over a batch runs
 the same GEMM per member, and the custom backward computes the weight gradient as ``nn.Linear`` does,
@@ -40,26 +40,19 @@ Usage::
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
-from .metrics import ACTIVE_UNIT_THRESHOLD, LOG_2PI, active_units
-from .models import VAE, kl_per_unit
-from .records import EMPTY_KL
-from .train import FitResult, Progress, TrainConfig, beta_at, divergence, resolve_device
-
-ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which zdim.train uses
-ADAM_EPS = 1e-8
-VAL_BATCH = 4096  # rows per chunk of the validation -ELBO (as zdim.metrics.neg_elbo)
-SCORE_ROWS = 4096  # rows of z decoded at once, all members together, in ``score`` (memory and cache)
-
+from .adam import adam_schedule, adam_update
+from .epoch import Epochs, FitResult
+from .errors import ConfigError, TrainingDiverged
+from .models import VAE
+from .stacknet import StackedVAE
+from .train import TrainConfig, beta_at, resolve_device
 
 # ----------------------------------------------------------------------------------- which can stack
 
@@ -120,58 +113,10 @@ def can_stack(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None
     return len(groups(models, configs)) == 1
 
 
-# ----------------------------------------------------------------------------------- batched layers
-
-
-class _BatchedLinear(torch.autograd.Function):
-    """M linear layers at once: ``x`` (M, R, in), ``weight`` (M, out, in), ``bias`` (M, out) ->
-    (M, R, out), ``x[m] @ weight[m].T + bias[m]`` for every member m.
-
-    The backward is written out so that every gradient is computed as ``nn.Linear``'s own
-    (``grad_w = grad^T @ x``, ``grad_x = grad @ w``, ``grad_b = grad.sum over rows``): autograd's
-    backward of ``baddbmm`` over the transposed weight computes ``(x^T @ grad)^T``, the same numbers
-    rounded differently.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        # under autocast the forward ran in bf16/fp16 and ``grad`` has that dtype while the saved
-        # inputs are float32: compute in ``grad``'s dtype, as autocast did (a no-op in float32);
-        # autograd casts each gradient back to its input's dtype
-        x, weight = x.to(grad.dtype), weight.to(grad.dtype)
-        gx = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        gw = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
-        gb = grad.sum(1) if ctx.needs_input_grad[2] else None
-        return gx, gw, gb
-
-
-def _silu(h: torch.Tensor) -> torch.Tensor:
-    """SiLU, in place where no graph is kept (validation, scores): the activations of M members at once
-    are M times larger than one member's, and not writing a second copy saves memory traffic."""
-    return F.silu(h, inplace=not torch.is_grad_enabled())
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``_BatchedLinear`` on (M, ..., in): the middle axes are flattened to rows and restored."""
-    lead = x.shape[1:-1]
-    rows = x.reshape(x.shape[0], -1, x.shape[-1])
-    if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad or bias.requires_grad):
-        out: torch.Tensor = _BatchedLinear.apply(rows, weight, bias)  # type: ignore[no-untyped-call]  # torch leaves Function.apply unannotated
-    else:  # no graph needed (validation, scores): the same forward without autograd's bookkeeping
-        out = torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
-    return out.reshape(x.shape[0], *lead, out.shape[-1])
-
-
 # ----------------------------------------------------------------------------------- the stack
 
 
-class StackedTrainer:
+class StackedTrainer(StackedVAE):
     """Several VAEs of one shape trained as one batched model, an epoch at a time.
 
     Parameters
@@ -218,117 +163,20 @@ class StackedTrainer:
             )
         if len({id(m) for m in models}) != len(models):
             raise ConfigError("a model appears twice in the stack: give each member its own VAE")
-        self.device = device = resolve_device(configs[0].device)
-        template = models[0]
-        self.template = template  # one member: its likelihood code is every member's (same config)
-        self.likelihood = template.config.likelihood
-        self.is_count = template.is_count
-        self.ks = [m.latent_dim for m in models]
-        self.k_max = k_max = max(self.ks)
-        self.m = n_members = len(models)
+        device = resolve_device(configs[0].device)
+        super().__init__(models, device)
         self.train = train.to(device)  # one tensor shared by every member
         self.val = val.to(device)
         self.n = int(self.train.shape[0])
         self.bs = min(configs[0].batch_size, self.n)
         self.steps_per_epoch = max(1, self.n // self.bs)  # as Trainer: the ragged last batch is dropped
-        for model in models:
-            model.to(device)
-
-        enc = [n for n, mod in template.encoder.named_children() if isinstance(mod, nn.Linear)]
-        dec = [n for n, mod in template.decoder.named_children() if isinstance(mod, nn.Linear)]
-        self._enc = [f"encoder.{n}" for n in enc]  # Linear layers in order; SiLU between them
-        self._dec = [f"decoder.{n}" for n in dec]
-        self._param_names = [n for n, _ in template.named_parameters()]  # Adam's parameter order
-        self._buffer_names = [n for n, _ in template.named_buffers()]
-        self._sd_names = list(template.state_dict())
-        # stacked tensors: parameters (trained), buffers (library size of count models), best weights,
-        # Adam moments; each (M, *padded member shape)
-        self.params = {n: self._stack(n, [dict(m.named_parameters())[n] for m in models]) for n in self._param_names}
-        self.buffers = {n: self._stack(n, [dict(m.named_buffers())[n] for m in models]) for n in self._buffer_names}
+        # best weights and Adam moments, stacked as ``params``: each (M, *padded member shape)
         self.best = {n: t.clone() for n, t in {**self.params, **self.buffers}.items()}
         self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in self.params.items()}
-        units = torch.arange(k_max, device=device)
-        self.mask = (units < torch.tensor(self.ks, device=device)[:, None]).float().unsqueeze(1)  # (M, 1, K_max)
-        self.members = [StackedMember(self, i, models[i], configs[i]) for i in range(n_members)]
-        self._val_eps = self._validation_noise()  # (M, N_val, K_max): the same every epoch, drawn once
-
-    # ------------------------------------------------------------------ layout of one member's tensors
-
-    def _rows(self, k: int) -> torch.Tensor:
-        """Rows of the padded encoder output layer that a size-``k`` member uses: its ``k`` means at
-        ``0..k-1`` and its ``k`` log-variances at ``K_max..K_max+k-1`` (``chunk(2)`` still splits them)."""
-        return torch.cat([torch.arange(k), self.k_max + torch.arange(k)])
-
-    def pad(self, name: str, t: torch.Tensor, k: int) -> torch.Tensor:
-        """A size-``k`` member's tensor ``name`` (its ``state_dict`` shape) in the stack's padded shape."""
-        t = t.detach().to(self.device, torch.float32)
-        if k == self.k_max:
-            return t.clone()
-        if name.startswith(self._enc[-1] + "."):  # weight (2k, h) -> (2K_max, h); bias (2k,) -> (2K_max,)
-            out = t.new_zeros((2 * self.k_max, *t.shape[1:]))
-            out[self._rows(k).to(t.device)] = t
-            return out
-        if name == self._dec[0] + ".weight":  # (h, k) -> (h, K_max)
-            out = t.new_zeros((t.shape[0], self.k_max))
-            out[:, :k] = t
-            return out
-        return t.clone()
-
-    def cut(self, name: str, t: torch.Tensor, k: int) -> torch.Tensor:
-        """The inverse of ``pad``: the stack's slice of tensor ``name`` (padded) -> the member's shape."""
-        if k == self.k_max:
-            return t
-        if name.startswith(self._enc[-1] + "."):
-            return t[self._rows(k).to(t.device)]
-        if name == self._dec[0] + ".weight":
-            return t[:, :k]
-        return t
-
-    def _stack(self, name: str, tensors: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([self.pad(name, t, k) for t, k in zip(tensors, self.ks)])
-
-    # ------------------------------------------------------------------ the batched model
-
-    def _encode(
-        self, w: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (M', R, D) -> ``mu``, ``logvar`` (M', R, K_max), zero at each member's masked units.
-        ``mask`` is (M', 1, K_max)."""
-        h = self.template.family.encoder_input(x)
-        for j, layer in enumerate(self._enc):
-            h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
-            if j < len(self._enc) - 1:
-                h = _silu(h)
-        # the mask makes the padded units exactly 0 and stops their gradient exactly (grad * 0)
-        return h[..., : self.k_max] * mask, h[..., self.k_max :] * mask
-
-    def _decode(self, w: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-        """``z`` (M', ..., K_max) -> decoder output (M', ..., D)."""
-        h = z
-        for j, layer in enumerate(self._dec):
-            h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
-            if j < len(self._dec) - 1:
-                h = _silu(h)
-        return h
-
-    def _log_likelihood(self, w: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` summed over features: ``x`` broadcastable to ``out`` (M', ..., R, D) -> (M', ..., R).
-        The member's own code (``VAE.log_likelihood``) with its noise scale (or NB dispersion) per member."""
-        lead = (out.shape[0],) + (1,) * (out.dim() - 2)
-        params = {name: w[name].reshape(*lead, -1) for name in self.template.family.params}
-        return self.template.log_likelihood(x, out, params=params)
-
-    def elbo_terms(
-        self, w: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``VAE.elbo_terms`` of M' members at once: with stacked weights ``w`` (these members' rows of
-        ``params``), their batches ``x`` (M', B, D), noise ``eps`` (M', B, K_max, zero at masked units)
-        and unit masks ``mask`` (M', 1, K_max): ``-log p(x|z)`` (M', B) and KL per unit (M', B, K_max),
-        exactly 0 at masked units."""
-        mu, logvar = self._encode(w, x, mask)
-        z = mu + torch.exp(0.5 * logvar) * eps  # a masked unit: 0 + 1 * 0
-        return -self._log_likelihood(w, x, self._decode(w, z)), kl_per_unit(mu, logvar)
+        self.members = [StackedMember(self, i, models[i], configs[i]) for i in range(self.m)]
+        # (M, N_val, K_max): the same every epoch, drawn once
+        self._val_eps = self.validation_noise([m.config.seed for m in self.members], self.val.shape[0])
 
     # ------------------------------------------------------------------ one epoch
 
@@ -373,12 +221,19 @@ class StackedTrainer:
                 self.buffers[n][idx] = t
         for m in ms:  # each member's own VAE holds its current weights, as a Trainer's model does
             m._write(self.params | self.buffers)
-        vals = self._val_neg_elbo(active)
+        vals = self.neg_elbo(self.val, self._val_eps, active)
         seconds = (time.perf_counter() - t0) / len(active)  # the stack's time, shared out among its members
         for j, m in enumerate(ms):
             train_loss, train_kl, beta = totals[j]
-            records[m.index] = m._end_epoch(train_loss, vals[j], train_kl, beta, seconds)
+            m._seconds += seconds
+            try:  # the epoch's bookkeeping, Trainer's own (zdim.epoch)
+                records[m.index] = m._end_epoch(train_loss, vals[j], train_kl, beta, seconds)
+            except TrainingDiverged as e:  # this member fails alone: no record, done
+                m.failed, m.done = str(e), True
         return records
+
+    def _scored(self, i: int) -> bool:
+        return not self.members[i].failed
 
     def _train_epoch(
         self,
@@ -399,7 +254,7 @@ class StackedTrainer:
         # per-step, per-member scalars of the epoch, computed in float64 as Trainer and Adam do, sent once
         betas = [[beta_at(m.config, m.step + s, steps) for m in ms] for s in range(steps)]
         beta_t = torch.tensor(betas, dtype=torch.float32, device=device)  # (S, M')
-        neg_step, bc2_sqrt = self._adam_schedule(ms, steps)  # (S, M') each
+        neg_step, bc2_sqrt = adam_schedule([m.config.lr for m in ms], [m.adam_step for m in ms], steps, device)
         free_bits = torch.tensor([m.config.free_bits for m in ms], device=device)[:, None]  # (M', 1)
         fb_any, fb_all = bool((free_bits > 0).any()), bool((free_bits > 0).all())
         wds = [m.config.weight_decay for m in ms]
@@ -434,7 +289,7 @@ class StackedTrainer:
                             else g + p * wd_t.view(-1, *[1] * (p.dim() - 1))
                         )
                     step_size, bc2 = scal[p.dim()]
-                    _adam_update(p, g, exp_avg[n], exp_avg_sq[n], step_size, bc2)
+                    adam_update(p, g, exp_avg[n], exp_avg_sq[n], step_size, bc2)
             total += loss.detach()
             kl_total += kl_units.detach().sum(-1).mean(-1)
         for m in ms:
@@ -442,19 +297,6 @@ class StackedTrainer:
             m.adam_step += steps
         # one host sync per epoch, as Trainer (its float(total) / steps_per_epoch)
         return [(t / steps, k / steps, betas[-1][j]) for j, (t, k) in enumerate(zip(total.tolist(), kl_total.tolist()))]
-
-    def _adam_schedule(self, ms: list[StackedMember], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per step of the coming epoch and per member: ``-lr / (1 - beta1^t)`` and
-        ``sqrt(1 - beta2^t)`` at the member's own Adam step ``t``, computed in float64 as
-        ``torch.optim.Adam`` does (then used in float32, as Adam's scalars are): (S, M') each."""
-        b1, b2 = ADAM_BETAS
-        neg, bc2 = [], []
-        for s in range(steps):
-            ts = [float(m.adam_step + s + 1) for m in ms]
-            neg.append([-(m.config.lr / (1 - b1**t)) for m, t in zip(ms, ts)])
-            bc2.append([(1 - b2**t) ** 0.5 for t in ts])
-        dev = self.device
-        return torch.tensor(neg, dtype=torch.float32, device=dev), torch.tensor(bc2, dtype=torch.float32, device=dev)
 
     def _noise(self, ms: list[StackedMember], b: int) -> torch.Tensor:
         """Reparameterization noise (M', B, K_max): member j's (B, K_j) drawn from its own stream, as
@@ -467,147 +309,8 @@ class StackedTrainer:
             eps[j, :, : e.shape[1]] = e
         return eps
 
-    def _track_library(self, buffers: dict[str, torch.Tensor], x: torch.Tensor) -> None:
-        """``VAE.track_library`` per member: fold each member's batch (M', B, D) into its mean library."""
-        n = float(x.shape[1])
-        mean, seen = buffers["library_mean"], buffers["library_seen"]
-        new_seen = seen + n
-        mean += (x.sum(-1).mean(-1).to(mean.dtype) - mean) * (n / new_seen)  # the same expression as VAE's
-        seen.copy_(new_seen)
 
-    # ------------------------------------------------------------------ validation
-
-    def _validation_noise(self) -> torch.Tensor:
-        """The noise of every member's validation -ELBO: ``neg_elbo(model, val, seed=config.seed)``
-        draws it from a generator seeded afresh each epoch, so it is the same every epoch:
-        (M, N_val, K_max), member m's drawn in chunks of ``VAL_BATCH`` rows with shape (rows, K_m)."""
-        nv = self.val.shape[0]
-        out = torch.zeros((self.m, nv, self.k_max), device=self.device)
-        for i, m in enumerate(self.members):
-            gen = torch.Generator(device=self.device).manual_seed(m.config.seed)
-            for start in range(0, nv, VAL_BATCH):
-                rows = min(VAL_BATCH, nv - start)
-                out[i, start : start + rows, : m.k] = torch.randn(
-                    (rows, m.k), generator=gen, device=self.device, dtype=torch.float32
-                )
-        return out
-
-    @torch.no_grad()
-    def _val_neg_elbo(self, members: list[int]) -> list[float]:
-        """Single-sample validation -ELBO of ``members`` (indices): ``zdim.metrics.neg_elbo`` per member,
-        all at once on the one shared validation tensor."""
-        idx = torch.tensor(members, device=self.device)
-        full = len(members) == self.m
-        w = {n: (t if full else t[idx]) for n, t in self.params.items()}
-        mask = self.mask if full else self.mask[idx]
-        nv = self.val.shape[0]
-        totals = torch.zeros(len(members), dtype=torch.float64, device=self.device)
-        for start in range(0, nv, VAL_BATCH):
-            xb = self.val[start : start + VAL_BATCH].float()
-            x = xb.expand(len(members), *xb.shape)  # (M', R, D): a view, not a copy per member
-            mu, logvar = self._encode(w, x, mask)
-            eps = self._val_eps[:, start : start + VAL_BATCH]
-            if not full:
-                eps = eps[idx]
-            z = mu + torch.exp(0.5 * logvar) * eps
-            rec = -self._log_likelihood(w, xb, self._decode(w, z))  # (M', R)
-            totals += (rec + kl_per_unit(mu, logvar).sum(-1)).double().sum(-1)
-        return [v / nv for v in totals.tolist()]
-
-    @torch.no_grad()
-    def score(
-        self,
-        x: torch.Tensor,
-        *,
-        k: int = 10,
-        seed: int = 0,
-        threshold: float = ACTIVE_UNIT_THRESHOLD,
-        which: Iterable[int] | None = None,
-    ) -> list[dict[str, Any] | None]:
-        """``zdim.metrics.evaluate(model, x, k=k, seed=seed, per_sample=True)`` of every member (of
-        ``which``, default all) at once, to float rounding: per member a dict with ``nll`` (IWAE bound
-        with ``k`` samples, negated, mean over ``x``), ``active_units`` and ``nll_per_sample`` ((N,)
-        float64 on the CPU); None for a member not scored (failed, or not in ``which``).
-
-        ``x`` (N, D) goes to the device once for all members. The noise is drawn as ``evaluate`` draws
-        it: a generator seeded ``seed``, (k, B, K_m) per batch of ``20000 // k`` rows, so members of one
-        latent size share it.
-        """
-        chosen = range(self.m) if which is None else sorted(set(which))
-        members = [i for i in chosen if not self.members[i].failed]
-        out: list[dict[str, Any] | None] = [None] * self.m
-        if not members:
-            return out
-        dev = self.device
-        x = x.to(dev)
-        idx = torch.tensor(members, device=dev)
-        full = len(members) == self.m
-        w = {n: (t if full else t[idx]) for n, t in self.params.items()}
-        mask = self.mask if full else self.mask[idx]
-        ks = [self.ks[i] for i in members]
-        mc, n = len(members), x.shape[0]
-        bs = max(1, 20000 // max(k, 1))
-        gens = {kk: torch.Generator(device=dev).manual_seed(seed) for kk in set(ks)}
-        nll_sum = [0.0] * mc
-        nlls, mus = [], []
-        for start in range(0, n, bs):
-            xb = x[start : start + bs].float()
-            b = xb.shape[0]
-            mu, logvar = self._encode(w, xb.expand(mc, *xb.shape), mask)  # (M', B, K_max)
-            draws = {kk: torch.randn((k, b, kk), generator=g, device=dev, dtype=mu.dtype) for kk, g in gens.items()}
-            eps = torch.zeros((mc, k, b, self.k_max), device=dev)
-            for j, kk in enumerate(ks):
-                eps[j, ..., :kk] = draws[kk]
-            mu4, logvar4 = mu.unsqueeze(1), logvar.unsqueeze(1)
-            z = mu4 + torch.exp(0.5 * logvar4) * eps  # (M', k, B, K_max)
-            # decode a few of the k samples at a time: about SCORE_ROWS rows of all members together
-            per = max(1, SCORE_ROWS // (mc * b))
-            log_px_z = torch.cat(
-                [self._log_likelihood(w, xb, self._decode(w, z[:, i : i + per])) for i in range(0, k, per)], 1
-            )  # (M', k, B)
-            m4 = mask.unsqueeze(1)  # (M', 1, 1, K_max): a masked unit is in neither log p(z) nor log q(z|x)
-            log_pz = -0.5 * ((z.pow(2) + LOG_2PI) * m4).sum(-1)
-            log_qz = -0.5 * (((z - mu4).pow(2) * torch.exp(-logvar4) + logvar4 + LOG_2PI) * m4).sum(-1)
-            log_w = log_px_z + log_pz - log_qz
-            bound = (torch.logsumexp(log_w, dim=1) - math.log(k)).double()  # (M', B)
-            for j, v in enumerate(bound.sum(-1).tolist()):
-                nll_sum[j] -= v
-            nlls.append(-bound.cpu())
-            mus.append(mu.float().cpu())
-        per_sample = torch.cat(nlls, 1)
-        mu_all = torch.cat(mus, 1)
-        for j, i in enumerate(members):
-            out[i] = {
-                "nll": nll_sum[j] / n,
-                "active_units": active_units(mu_all[j, :, : ks[j]], threshold),
-                "nll_per_sample": per_sample[j].clone(),
-            }
-        return out
-
-
-def _adam_update(
-    p: torch.Tensor,
-    g: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    neg_step_size: torch.Tensor,
-    bc2_sqrt: torch.Tensor,
-) -> None:
-    """One ``torch.optim.Adam`` step (single-tensor, no amsgrad) of stacked ``p`` (M', ...) in place,
-    with per-member ``-lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` (M', 1, ...).
-
-    Adam computes ``p += -step_size * exp_avg / denom`` as ``addcdiv_(exp_avg, denom, value=-step_size)``,
-    i.e. ``p + (value * exp_avg) / denom``; the same operations in the same order with a per-member
-    ``value`` give the same float32 numbers.
-    """
-    b1, b2 = ADAM_BETAS
-    exp_avg.lerp_(g, 1 - b1)
-    exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
-    denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(ADAM_EPS)
-    p.addcdiv_(exp_avg * neg_step_size, denom)
-
-
-class StackedMember(Progress):
+class StackedMember(Epochs):
     """One member of a ``StackedTrainer``, seen as a ``zdim.train.Trainer``.
 
     Attributes
@@ -658,40 +361,10 @@ class StackedMember(Progress):
         own copies; writing into this module does not change them."""
         return self._model
 
-    def _end_epoch(
-        self, train_loss: float, val_loss: float, train_kl: float, beta: float, seconds: float
-    ) -> dict[str, Any] | None:
-        """The bookkeeping of ``Trainer.run_epoch`` after the steps: divergence, record, best weights,
-        early stopping. Returns the record, or None when the member diverged (then it is ``failed``)."""
-        epoch = self.epoch
-        self._seconds += seconds
-        diverged = divergence(epoch, self.config.lr, train_loss) or divergence(
-            epoch, self.config.lr, train_loss, val_loss
-        )
-        if diverged:
-            self.failed, self.done = diverged, True
-            return None
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_neg_elbo": val_loss,
-            "train_kl": train_kl,
-            "beta": beta,
-            "seconds": seconds,
-        }
-        result = self.result
-        if self._record(record):
-            s = self.stack
-            for n, t in (s.params | s.buffers).items():
-                s.best[n][self.index].copy_(t[self.index])
-        if not self.awake and train_kl >= EMPTY_KL:
-            self.awake = epoch
-        if self._stop_early(epoch):
-            result.stopped_early = True
-            self.done = True
-        elif epoch >= self.config.epochs:
-            self.done = True
-        return record
+    def _keep_best(self) -> None:
+        s, i = self.stack, self.index
+        for n, t in (s.params | s.buffers).items():
+            s.best[n][i].copy_(t[i])
 
     def run_epoch(self) -> dict[str, Any] | None:
         """Train this member alone for one epoch (in its stack): its record, or None when it diverged.

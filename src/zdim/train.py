@@ -3,6 +3,10 @@
 The loop runs over tensors held in memory: one random permutation per epoch, batches gathered by
 index, no per-sample Python and no host sync per step (the epoch loss is summed on the device and read
 once). Validation -ELBO is computed every epoch; early stopping restores the best weights.
+
+What follows the steps of an epoch (divergence, the history, the best weights, early stopping) is
+``zdim.epoch.Epochs``, the same for every stacked member (``zdim.stacked``); when a training stops or has
+converged is ``zdim.stopping``; the noise-scale levers' arithmetic is ``zdim.levers``.
 """
 
 from __future__ import annotations
@@ -11,17 +15,19 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 
+from .epoch import Epochs, divergence
+from .epoch import FitResult as FitResult  # what fit returns, kept by zdim.epoch
 from .errors import ConfigError, TrainingDiverged
+from .levers import SIGMA_FLOOR, SIGMA_MAX, initial_log_sigma, noise_parameter, residual_log_sigma
 from .likelihoods import REGISTRY
 from .likelihoods import find as find_likelihood
 from .metrics import neg_elbo
-from .models import VAE, NestedVAE
-from .records import EMPTY_KL
+from .models import VAE
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -206,12 +212,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-SIGMA_FLOOR = 0.01  # the smallest noise scale sigma_init or the release of a held one sets
-PCA_FLOOR = 0.1  # the smallest PCA start: at or above the linear rank the residual is 0, which an
-# untrained decoder is far from (it would start with a huge reconstruction term)
-SIGMA_MAX = 100.0
-
-
 def _epochs_ok(v: object, auto: bool = False) -> bool:
     if isinstance(v, str):
         return auto and v == AUTO
@@ -231,17 +231,6 @@ def _sigma_init_ok(v: object) -> bool:
     return (
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and SIGMA_FLOOR <= v <= SIGMA_MAX
     )
-
-
-@dataclass
-class FitResult:
-    """What ``fit`` returns: per-epoch history and where the best weights came from."""
-
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val: float = math.inf
-    stopped_early: bool = False
-    seconds: float = 0.0
 
 
 def beta_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -274,73 +263,6 @@ def kl_term(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
     return per_unit.sum()
 
 
-def noise_parameter(model: torch.nn.Module) -> torch.nn.Parameter | None:
-    """The Gaussian decoder's ``log_sigma`` parameter of ``model`` (None for other likelihoods, or a model
-    without one)."""
-    family = find_likelihood(getattr(getattr(model, "config", None), "likelihood", None))
-    if family is None or family.noise is None:
-        return None
-    p = getattr(model, family.noise, None)
-    return p if isinstance(p, torch.nn.Parameter) else None
-
-
-def _prefixes(model: VAE) -> list[int]:
-    """The latent size of each row of the noise parameter: one row (the model's size) for a ``VAE``, one
-    per prefix for a ``NestedVAE``."""
-    return list(model.prefixes) if isinstance(model, NestedVAE) else [model.latent_dim]
-
-
-@torch.no_grad()
-def pca_log_sigma(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Per feature, the log root mean squared residual of ``x`` (N, D) reconstructed by its first ``k``
-    principal components, at least ``log(PCA_FLOOR)``: (D,)."""
-    x64 = x.double()
-    xc = x64 - x64.mean(0)
-    cov = xc.T @ xc / max(1, xc.shape[0])  # (D, D)
-    evals, evecs = torch.linalg.eigh(cov)  # ascending
-    kept = evals.shape[0] - min(k, evals.shape[0])  # the k largest are the last
-    explained = (evecs[:, kept:].pow(2) * evals[kept:]).sum(1)  # (D,): variance the k components keep
-    resid = (torch.diagonal(cov) - explained).clamp(min=PCA_FLOOR**2)
-    out: torch.Tensor = (0.5 * resid.log()).to(x.dtype)
-    return out
-
-
-@torch.no_grad()
-def residual_log_sigma(model: VAE, x: torch.Tensor, seed: int, chunk: int = 4096) -> torch.Tensor:
-    """The log root mean squared residual per feature of ``x`` (N, D) reconstructed by ``model`` (one
-    reparameterized sample of z per row, from a generator seeded with ``seed``: the global RNG is not
-    touched), at least ``log(SIGMA_FLOOR)``; shaped like the model's ``log_sigma`` (a ``NestedVAE`` gets
-    one row per prefix). The noise scale that maximizes the expected Gaussian reconstruction term."""
-    noise = noise_parameter(model)
-    assert noise is not None
-    sizes = _prefixes(model)
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    sq = torch.zeros(len(sizes), x.shape[1], dtype=torch.float64, device=x.device)
-    units = torch.arange(model.latent_dim, device=x.device)
-    for i in range(0, x.shape[0], chunk):
-        xb = x[i : i + chunk]
-        mu, logvar = model.encode(xb)
-        z = model.reparameterize(mu, logvar, gen)
-        for j, k in enumerate(sizes):
-            zk = z * (units < k).to(z.dtype) if k < model.latent_dim else z
-            sq[j] += (xb - model.mean(model.decode(zk))).double().pow(2).sum(0)
-    model.train(was_training)
-    resid = (sq / max(1, x.shape[0])).clamp(min=SIGMA_FLOOR**2)
-    return (0.5 * resid.log()).to(noise.dtype).reshape(noise.shape)
-
-
-def initial_log_sigma(model: VAE, x: torch.Tensor, sigma_init: float | str) -> torch.Tensor:
-    """The log noise scale ``sigma_init`` asks for, shaped like the model's ``log_sigma``."""
-    noise = noise_parameter(model)
-    assert noise is not None
-    if sigma_init == "pca":
-        rows = [pca_log_sigma(x, k) for k in _prefixes(model)]
-        return torch.stack(rows).to(noise.dtype).reshape(noise.shape)
-    return torch.full_like(noise, math.log(float(sigma_init)))
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else the CPU; ``ConfigError`` for CUDA where there is none."""
     if name == "auto":
@@ -354,167 +276,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-WAKE_GRACE = 5  # early stopping waits at most this many patiences for a model to start using its latents
-CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
-CONVERGENCE_TOL = 1e-3  # relative improvement of the best validation -ELBO over the window
-
-
-def is_asleep(awake: int, epoch: int, patience: int, *, warm_end: int = 0, started: bool = True) -> bool:
-    """Whether a model that first used its latent code at epoch ``awake`` (0: not yet) is, after
-    ``epoch`` epochs, still asleep: a warm-up still acts (``epoch < warm_end``), or it has not yet
-    started (not using its latents, or, with ``started`` False, not yet better than before the
-    warm-ups) and is within the ``WAKE_GRACE`` patiences (``patience``, or ``CONVERGENCE_WINDOW`` when
-    early stopping is off) it is given to start."""
-    if epoch < warm_end:
-        return True
-    return not (awake and started) and epoch < WAKE_GRACE * (patience or CONVERGENCE_WINDOW)
-
-
-def stop_early(
-    epoch: int, patience: int, awake: int, best_epoch: int, *, warm_end: int = 0, started: bool = True
-) -> bool:
-    """Whether early stopping ends a training after ``epoch`` (see ``Trainer._stop_early``): nothing is
-    counted while a warm-up acts (``epoch < warm_end``); patience then counts from the latest of the
-    best epoch, the end of the warm-ups and the epoch the model woke up; a model that never wakes is
-    stopped once its grace has passed. ``patience`` 0 never stops."""
-    if not patience or epoch < warm_end:
-        return False
-    start = max(best_epoch, warm_end)
-    if awake:
-        return epoch - max(start, awake) >= patience
-    return not is_asleep(awake, epoch, patience, warm_end=warm_end, started=started) and epoch - start >= patience
-
-
-def divergence(epoch: int, lr: float, train_loss: float, val_loss: float | None = None) -> str | None:
-    """The ``TrainingDiverged`` message for an epoch whose training loss (or, when given, validation
-    -ELBO) is NaN or infinite; None when both are finite."""
-    if not math.isfinite(train_loss):
-        return (
-            f"training diverged at epoch {epoch}: loss is {train_loss}; "
-            f"try a smaller --lr (now {lr}) or a KL warm-up (--warmup)"
-        )
-    if val_loss is not None and not math.isfinite(val_loss):
-        return f"training diverged at epoch {epoch}: validation -ELBO is {val_loss}; try a smaller --lr (now {lr})"
-    return None
-
-
-def convergence(history: list[dict[str, Any]], window: int = CONVERGENCE_WINDOW) -> tuple[bool, float | None]:
-    """Whether a training had converged: ``(converged, improvement)``.
-
-    ``improvement`` is how much the best validation -ELBO fell over the last ``window`` epochs, relative
-    to ``max(|best|, 1)``; converged when it is below ``CONVERGENCE_TOL``. A history shorter than
-    ``window + 1`` epochs cannot show it: not converged, improvement None.
-    """
-    vals = [float(r["val_neg_elbo"]) for r in history if math.isfinite(float(r.get("val_neg_elbo", math.nan)))]
-    if len(vals) <= window:
-        return False, None
-    before, after = min(vals[:-window]), min(vals)
-    improvement = (before - after) / max(abs(after), 1.0)
-    return improvement < CONVERGENCE_TOL, improvement
-
-
-class Progress:
-    """The bookkeeping ``Trainer`` and ``zdim.stacked.StackedMember`` share: the counters, the warm-ups
-    the stopping rules wait for, the rules themselves, the best epoch, and the counters' part of a
-    checkpoint (``state()``'s meta, readable by either class)."""
-
-    config: TrainConfig
-
-    def _start(self, warm_end: int) -> None:
-        self.epoch = 0
-        self.step = 0
-        self.done = False
-        self.awake = 0  # first epoch whose training KL reached EMPTY_KL (0: not yet): see ``_stop_early``
-        self.result = FitResult()
-        self._seconds = 0.0
-        self._release = -1  # the first step at which a held noise scale is learned (-1: none held)
-        self._warm_end = warm_end  # the epoch until which the stopping rules wait for the warm-ups
-        self._before_best = math.inf  # the best validation -ELBO of the epochs before the warm-ups ended
-
-    @property
-    def warming(self) -> bool:
-        """Whether a warm-up (KL, noise scale, free bits, learning rate) still acts after the epochs run:
-        the stopping rules do not count these epochs (``TrainConfig.warm_epochs``, or the end of the hold
-        of a model that was still asleep after epoch ``sigma_after``)."""
-        return self.epoch < self._warm_end
-
-    @property
-    def _started(self) -> bool:
-        return bool(self.awake) and self.result.best_val <= self._before_best
-
-    @property
-    def asleep(self) -> bool:
-        """Whether the model is still warming up, or has not yet started and is still within the
-        ``WAKE_GRACE`` patiences it is given to: it has not used its latent code (no epoch with a training
-        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them. A flat
-        validation loss then means it has not started, not that it has converged."""
-        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=self._started)
-
-    def _stop_early(self, epoch: int) -> bool:
-        """Whether early stopping ends the training after ``epoch``.
-
-        Patience counts only once the model uses its latent code (training KL of at least ``EMPTY_KL``
-        nats per sample), from the later of its best epoch and that epoch: a VAE often starts at the
-        solution that ignores the latents (for Gaussian data, decoding the feature means), where the
-        validation loss is flat, and plain patience would stop it there, having learned nothing. A model
-        that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
-        Nothing is counted while a warm-up acts: patience counts from the end of the longest one.
-        """
-        return stop_early(
-            epoch,
-            self.config.patience,
-            self.awake,
-            self.result.best_epoch,
-            warm_end=self._warm_end,
-            started=self._started,
-        )
-
-    def _record(self, record: dict[str, Any]) -> bool:
-        """Keep the epoch's record; whether its validation -ELBO is the best so far (the caller keeps the
-        weights). The best is chosen from the end of the warm-ups on."""
-        epoch, val_loss, result = int(record["epoch"]), float(record["val_neg_elbo"]), self.result
-        result.history.append(record)
-        if epoch == self._warm_end:  # the warm-ups end: the best weights are chosen from this epoch on
-            self._before_best, result.best_val = result.best_val, math.inf
-        if val_loss < result.best_val:
-            result.best_val, result.best_epoch = val_loss, epoch
-            return True
-        return False
-
-    def _progress_meta(self) -> dict[str, Any]:
-        r = self.result
-        return {
-            "epoch": self.epoch,
-            "step": self.step,
-            "done": self.done,
-            "awake": self.awake,
-            "release": self._release,
-            "warm_end": self._warm_end,
-            "before_best": self._before_best if math.isfinite(self._before_best) else None,
-            "seconds": self._seconds,
-            "history": copy.deepcopy(r.history),
-            "best_epoch": r.best_epoch,
-            "best_val": r.best_val,
-            "stopped_early": r.stopped_early,
-        }
-
-    def _load_progress(self, meta: dict[str, Any]) -> None:
-        self.epoch, self.step, self.done = int(meta["epoch"]), int(meta["step"]), bool(meta["done"])
-        self.awake = int(meta.get("awake", 0))
-        self._release = int(meta.get("release", self._release))
-        self._warm_end = int(meta.get("warm_end", self._warm_end))
-        before = meta.get("before_best")
-        self._before_best = math.inf if before is None else float(before)
-        self._seconds = float(meta["seconds"])
-        self.result = FitResult(
-            history=list(meta["history"]),
-            best_epoch=int(meta["best_epoch"]),
-            best_val=float(meta["best_val"]) if meta["best_val"] is not None else math.inf,
-            stopped_early=bool(meta["stopped_early"]),
-        )
-
-
-class Trainer(Progress):
+class Trainer(Epochs):
     """One VAE's training, an epoch at a time: ``run_epoch()`` until ``done``, then ``finish()``.
 
     ``fit`` is ``Trainer`` run to the end. Several trainers may be interleaved (settle mode): each keeps
@@ -600,39 +362,21 @@ class Trainer(Progress):
         train_loss = float(total) / self.steps_per_epoch
         train_kl = float(kl_total) / self.steps_per_epoch
         diverged = divergence(epoch, config.lr, train_loss)
-        if diverged:
+        if diverged:  # not validated: the epoch's tail would say the same
             raise TrainingDiverged(diverged)
         val_loss = neg_elbo(model, self.val, seed=config.seed)
-        diverged = divergence(epoch, config.lr, train_loss, val_loss)
-        if diverged:
-            raise TrainingDiverged(diverged)
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_neg_elbo": val_loss,
-            "train_kl": train_kl,
-            "beta": beta,
-            "seconds": time.perf_counter() - te,
-        }
-        result = self.result
-        if self._record(record):
-            self.best_state = copy.deepcopy(model.state_dict())
+        seconds = time.perf_counter() - te
         self._rng = torch.get_rng_state()
         if self._cuda_rng is not None:
             self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        record = self._end_epoch(train_loss, val_loss, train_kl, beta, seconds)
         self._seconds += time.perf_counter() - t0
         if self.callback is not None:
             self.callback(epoch, record)
-        if not self.awake and train_kl >= EMPTY_KL:
-            self.awake = epoch
-        if config.sigma_after and epoch == config.sigma_after and not self.awake:
-            self._wake_up()
-        if self._stop_early(epoch):
-            result.stopped_early = True
-            self.done = True
-        elif epoch >= config.epochs:
-            self.done = True
         return record
+
+    def _keep_best(self) -> None:
+        self.best_state = copy.deepcopy(self.model.state_dict())
 
     def _wake_up(self) -> None:
         """A model still asleep after epoch ``sigma_after``: its noise scale is set to ``sigma_init`` and

@@ -37,7 +37,8 @@ from .plan import SweepPlan
 from .progress import Progress
 from .records import TrialRecord, TrialStatus
 from .runs import RunDir
-from .train import EpochCallback, FitResult, TrainConfig, convergence, fit
+from .stopping import CONVERGENCE_WINDOW, RelativeGain
+from .train import EpochCallback, FitResult, TrainConfig, fit
 
 Key = tuple[int, int]  # (latent size, seed): one grid point
 FINAL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -78,7 +79,7 @@ def evaluate_trial(
     ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
     nll_per_sample = ev.pop("nll_per_sample")
     ref = ref if ref is not None else reference(data.train, data.test, data.likelihood)
-    converged, improvement = convergence(fitted.history, window=patience or 10)
+    rule, scores = RelativeGain(window=patience or CONVERGENCE_WINDOW), RelativeGain.scores(fitted.history)
     rec = TrialRecord(
         dim=dim,
         seed=seed,
@@ -88,8 +89,8 @@ def evaluate_trial(
         epochs_run=len(fitted.history),
         stopped_early=fitted.stopped_early,
         best_val_neg_elbo=fitted.best_val,
-        converged=converged or fitted.stopped_early,
-        window_improvement=improvement,
+        converged=rule.converged(scores, stopped_early=fitted.stopped_early),
+        window_improvement=rule.improvement(scores),
         train_seconds=fitted.seconds,
         n_params=count_parameters(model),
         nested=nested,

@@ -1,0 +1,60 @@
+"""One notion of "converged" (zdim.stopping): the trial's record and settle mode ask the same rules, and a
+new rule is one class that settle mode asks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from zdim.config import SweepConfig
+from zdim.plan import Mode
+from zdim.search import EXECUTORS, sweep
+from zdim.settle import Member, SettleExecutor
+from zdim.stopping import CONVERGENCE_TOL, ProjectedGain, RelativeGain, StoppingRule
+from zdim.train import TrainConfig
+
+
+def test_the_relative_rule_judges_a_trials_history():
+    history = [{"val_neg_elbo": v} for v in (5.0, 4.0, 3.9, math.nan, 3.9, 3.899)]
+    scores = RelativeGain.scores(history)
+    assert scores == [5.0, 4.0, 3.9, 3.9, 3.899]  # a non-finite epoch is left out
+    rule = RelativeGain(window=2)
+    assert rule.improvement(scores) == pytest.approx((3.9 - 3.899) / 3.899)
+    assert rule.tol == CONVERGENCE_TOL and rule.converged(scores)
+    assert not RelativeGain(window=3).converged(scores)  # 4.0 -> 3.899 over the last 3: still falling
+    assert RelativeGain(window=5).improvement(scores) is None and not RelativeGain(window=5).converged(scores)
+    assert RelativeGain(window=5).converged(scores, stopped_early=True)  # patience judged it already
+
+
+def test_the_settle_member_asks_the_projected_rule():
+    scores = [10.0 - 0.004 * i for i in range(40)]  # 0.02 nats over the last 5 epochs
+    rule = ProjectedGain(window=5, tol=0.2)
+    assert rule.improvement(scores) == pytest.approx(0.02)
+    assert rule.flat(scores) and not rule.flat(scores, horizon=300)  # 0.02 * 40 / 5 < 0.2 < 0.02 * 300 / 5
+    m = Member(6, 0, asleep=False, scores=list(scores), horizon=300)
+    assert m.rule is ProjectedGain and not m.converged(5, 0.2) and m.improvement(5) == rule.improvement(scores)
+    m.asleep = True
+    assert not m.converged(5, 100.0)  # flat because it has not started: never converged
+    m.done = m.stopped_early = True
+    assert m.converged(5, 0.2)
+    assert "kept up for 40 epochs more, less than half the rule's tolerance (0.2)" in rule.reason(scores)
+
+
+class Always(StoppingRule):
+    """A rule for which every awake training has converged."""
+
+    def flat(self, scores, horizon=0):
+        return True
+
+
+def test_a_new_stopping_rule_is_one_class_that_settle_mode_asks(monkeypatch, tiny_binary):
+    """With a rule that finds every awake member converged, settle mode stops every member as soon as the
+    answer has held its window; each record says so in the rule's own words."""
+    cap, window = 40, 5
+    train = TrainConfig(epochs=cap, batch_size=64, lr=1e-2, patience=0)
+    cfg = SweepConfig(dims=(1, 2), seeds=1, hidden=(16,), k=5, train=train)
+    monkeypatch.setitem(EXECUTORS, Mode.SETTLE, lambda ledger: SettleExecutor(ledger, window=window, rule=Always))
+    r = sweep(tiny_binary, config=cfg, mode="settle", extend=False, refine=False)
+    assert all(t.extra.get("settle_stop") == "settled" and t.epochs_run < cap for t in r.trials)
+    assert all(t.converged and t.extra["settle_converged"].startswith("the score fell") for t in r.trials)
