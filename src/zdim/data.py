@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import spill
+from .columns import Columns, encode_table, is_text
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
-from .likelihoods import Gaussian
+from .likelihoods import MIXED, Gaussian
 from .likelihoods import find as find_likelihood
 from .likelihoods import get as get_likelihood
 from .likelihoods import infer as infer_likelihood
@@ -148,6 +149,9 @@ class Preprocessing:
         Column names of tabular data.
     name : str
         The data set's display name (used in messages).
+    columns : dict or None
+        A mixed table's columns (``zdim.columns.Columns.to_dict``): how raw rows with categories become
+        the encoded features, and back.
     """
 
     scale: float = 1.0
@@ -158,6 +162,7 @@ class Preprocessing:
     n_features: int = 0
     feature_names: list[str] | None = None
     name: str = ""
+    columns: dict[str, Any] | None = None
 
     @classmethod
     def from_data(cls, data: Data) -> Preprocessing:
@@ -170,6 +175,7 @@ class Preprocessing:
             n_features=data.n_features,
             feature_names=list(data.feature_names) if data.feature_names is not None else None,
             name=data.name,
+            columns=data.extra.get("columns"),
         )
 
     @classmethod
@@ -194,6 +200,7 @@ class Preprocessing:
             "n_features": self.n_features,
             "feature_names": self.feature_names,
             "name": self.name,
+            **({"columns": self.columns} if self.columns is not None else {}),
         }
 
     @classmethod
@@ -222,6 +229,7 @@ class Preprocessing:
             n_features=n,
             feature_names=[str(v) for v in names] if names is not None else None,
             name=str(d.get("name", "")),
+            columns=Columns.from_dict(d["columns"]).to_dict() if d.get("columns") is not None else None,
         )
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -429,7 +437,13 @@ def _set_test(
         )
     if len(test_raw.x) == 0:
         raise DataError(f"test split {test_given}: no samples: pass a test split with at least one sample")
-    raw.x_test = test_raw.x
+    raw.x_test, raw.frame_test = test_raw.x, test_raw.frame
+    if test_raw.frame is not None and raw.frame is None:  # text in the test split only: read both as tables
+        import pandas as pd
+
+        raw.frame = pd.DataFrame(
+            raw.x.reshape(len(raw.x), -1), columns=raw.feature_names or list(test_raw.frame.columns)
+        )
     raw.test_where = test_given
     has_labels = raw.y is not None and test_raw.y is not None
     if has_labels and (raw.label_names is not None or test_raw.label_names is not None):
@@ -654,9 +668,14 @@ def _train_moments(train: np.ndarray, spilled: bool) -> tuple[np.ndarray, np.nda
     return mean, np.sqrt(sq / len(train))
 
 
-def _standardize(parts: dict[str, np.ndarray], spilled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Standardize every split in place with the training split's mean and std ``(D,)``."""
+def _standardize(
+    parts: dict[str, np.ndarray], spilled: bool = False, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standardize every split in place with the training split's mean and std ``(D,)``; the features
+    of the mask ``keep`` stay as they are (mean 0, std 1: a mixed table's binaries and categories)."""
     mean64, std = _train_moments(parts["train"], spilled)
+    if keep is not None:
+        mean64, std = np.where(keep, 0.0, mean64), np.where(keep, 1.0, std)
     mean = mean64.astype(np.float32)
     # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
     # floor would blow a held-out value that differs into the millions and the encoder with it.
@@ -666,6 +685,33 @@ def _standardize(parts: dict[str, np.ndarray], spilled: bool = False) -> tuple[n
             chunk -= mean
             chunk /= std
     return mean, std
+
+
+def _mixed_table(
+    raw: _Raw, split: dict[str, tuple[np.ndarray, np.ndarray]], likelihood: str, where: str
+) -> Columns | None:
+    """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.columns``
+    with the training split's vocabularies: ``raw.x`` (and ``raw.x_test``) become the encoded rows and
+    ``sample_shape`` their width. None for every other source."""
+    import pandas as pd
+
+    if raw.frame is None and (likelihood != MIXED or raw.is_image or len(raw.sample_shape) != 1):
+        return None
+    if raw.frame is not None and likelihood not in ("auto", MIXED):
+        text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
+        raise DataError(
+            f"{where}: text column(s) {', '.join(repr(c) for c in text[:5])} cannot have likelihood "
+            f"'{likelihood}': pass --likelihood auto (or mixed) to model each column with its own likelihood, "
+            "drop them, or take one as labels with --label-column"
+        )
+    names = raw.feature_names or [f"x{j}" for j in range(raw.x.shape[1])]
+    frame = raw.frame if raw.frame is not None else pd.DataFrame(raw.x, columns=names)
+    test = raw.frame_test
+    if test is None and raw.x_test is not None:
+        test = pd.DataFrame(raw.x_test.reshape(len(raw.x_test), -1), columns=names)
+    x, x_test, columns = encode_table(frame, split["train"][1], where, test, f"test split {raw.test_where}")
+    raw.x, raw.x_test, raw.sample_shape = x, x_test, (x.shape[1],)
+    return columns
 
 
 def _build(
@@ -682,6 +728,10 @@ def _build(
     if x.size == 0:
         _raise_empty(given, *x.shape)
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
+    columns = _mixed_table(raw, split, likelihood, given)
+    if columns is not None:  # the encoded table replaces the placeholder rows; its likelihood is its layout
+        x, likelihood = raw.x, columns.likelihood
+        split = {k: (raw.x_test if k == "test" and raw.x_test is not None else x, idx) for k, (_, idx) in split.items()}
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
     spilled = _spills(split, rows)
     asked = find_likelihood(likelihood)  # None for auto
@@ -699,14 +749,19 @@ def _build(
         _check_finite(group, rows, where, raw.feature_names)
         if counts:
             _check_counts(group, rows, where, raw.feature_names, likelihood)
-    kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
+    kind = likelihood if columns is not None else _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:
         y_test = raw.y if raw.x_test is None else raw.y_test
         assert y_test is not None  # readers keep labels only when the given test split has them too
         labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
     fingerprint = _fingerprint(parts, labels, kind)
-    mean, std = _standardize(parts, spilled) if get_likelihood(kind).standardized else (None, None)
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    if columns is not None:  # only the numbers are standardized (mean 0, std 1 elsewhere)
+        mean, std = _standardize(parts, spilled, ~columns.numeric_mask())
+    elif get_likelihood(kind).standardized:
+        mean, std = _standardize(parts, spilled)
     extra_spill = {"spilled": True} if spilled else {}
     for values in parts.values() if spilled else ():
         values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable
@@ -718,6 +773,8 @@ def _build(
     }
     if raw.label_names is not None:
         extra["label_names"] = raw.label_names
+    if columns is not None:
+        extra["columns"] = columns.to_dict()
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}
     return Data(
         name=raw.name,
@@ -731,7 +788,7 @@ def _build(
         y_train=labels["train"],
         y_val=labels["val"],
         y_test=labels["test"],
-        feature_names=raw.feature_names,
+        feature_names=columns.feature_names if columns is not None else raw.feature_names,
         mean=mean,
         std=std,
         fingerprint=fingerprint,
