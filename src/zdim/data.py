@@ -693,10 +693,9 @@ def _mixed_table(
     """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.columns``
     with the training split's vocabularies: ``raw.x`` (and ``raw.x_test``) become the encoded rows and
     ``sample_shape`` their width. None for every other source."""
-    import pandas as pd
-
     if raw.frame is None and (likelihood != MIXED or raw.is_image or len(raw.sample_shape) != 1):
         return None
+    import pandas as pd  # only here: reading an array costs no pandas import
     if raw.frame is not None and likelihood not in ("auto", MIXED):
         text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
         raise DataError(
