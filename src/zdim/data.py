@@ -696,6 +696,7 @@ def _mixed_table(
     if raw.frame is None and (likelihood != MIXED or raw.is_image or len(raw.sample_shape) != 1):
         return None
     import pandas as pd  # only here: reading an array costs no pandas import
+
     if raw.frame is not None and likelihood not in ("auto", MIXED):
         text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
         raise DataError(
