@@ -128,6 +128,10 @@ def test_read_data_mixed_table_and_refusals(tmp_path: Path) -> None:
     num = t[["age", "flag", "count"]]
     assert read_data(num).likelihood == "gaussian"
     assert read_data(num, likelihood="mixed").likelihood == "mixed:g2,b1,c"
+    bad = t.copy()
+    bad.loc[7, "count"] = np.nan
+    with pytest.raises(DataError, match=r"1 NaN .* row 7, column 1 \('count'\)"):
+        read_data(bad)
     # labels are still taken out
     lab = read_data(t, label_column="city")
     assert lab.likelihood == "mixed:g2,b3,c" and lab.y_train is not None
@@ -141,8 +145,9 @@ def test_saved_model_takes_and_gives_raw_rows(tmp_path: Path) -> None:
     assert best.baseline_nll is not None and best.nll is not None and best.generation
     m = zdim.load_model(tmp_path / "run" / "trials" / "dim-001-seed-0")
     assert m.transform(t.head(7)).shape == (7, 1)
-    back = m.reconstruct(t.head(7))
+    back = m.reconstruct(t.iloc[3:10])
     assert list(back.columns) == list(t.columns) and set(back["bin0"]) <= {"no", "yes"}
+    assert list(back.index) == list(range(3, 10))
     assert set(m.sample(5, seed=0)["cat0"]) <= {"a", "b", "c", UNKNOWN}
     assert np.isfinite(m.score(t.head(7)))
     new = t.head(2).copy()

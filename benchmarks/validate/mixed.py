@@ -78,7 +78,7 @@ def main() -> None:
             print(f"== {name}: {table.shape[0]} rows x {table.shape[1]} columns, likelihood {r.data['likelihood']}")
             print(f"   columns: {kinds}")
             print(
-                f"   d {d if d is not None else '-'} | answer {rec.dim} ({rec.confidence}) | flagged "
+                f"   d {d if d is not None else '-'} | answer {rec.confidence} | flagged "
                 f"{', '.join(codes) or 'no'} | sizes tried {sorted({t.dim for t in r.trials if t.complete})} | "
                 f"held-out NLL at {rec.dim}: {nll:.2f} nats, learned-nothing baseline {base_nll:.2f} | {secs:.0f} s"
             )

@@ -710,7 +710,7 @@ def _mixed_table(
     if test is None and raw.x_test is not None:
         test = pd.DataFrame(raw.x_test.reshape(len(raw.x_test), -1), columns=names)
     x, x_test, columns = encode_table(frame, split["train"][1], where, test, f"test split {raw.test_where}")
-    raw.x, raw.x_test, raw.sample_shape = x, x_test, (x.shape[1],)
+    raw.x, raw.x_test, raw.sample_shape, raw.feature_names = x, x_test, (x.shape[1],), columns.feature_names
     return columns
 
 
@@ -788,7 +788,7 @@ def _build(
         y_train=labels["train"],
         y_val=labels["val"],
         y_test=labels["test"],
-        feature_names=columns.feature_names if columns is not None else raw.feature_names,
+        feature_names=raw.feature_names,
         mean=mean,
         std=std,
         fingerprint=fingerprint,

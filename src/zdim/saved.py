@@ -252,7 +252,10 @@ class SavedModel:
         """Decoder means at the posterior means, in the data's units: ``(n, D)`` -> ``(n, D)`` (a mixed
         table: raw rows in, a DataFrame of its columns out, each category its most likely value)."""
         x, like = self._model_input(X)
-        return self._output(self.module.reconstruct(x), like, units=True)
+        out = self._output(self.module.reconstruct(x), like, units=True)
+        if _is_frame(out) and _is_frame(X):  # a mixed table's rows keep their index
+            out.index = X.index  # type: ignore[union-attr]
+        return out
 
     def score(self, X: Input, seed: int = 0) -> float:
         """Mean ELBO per sample of ``X`` in nats (higher is better), in the units of ``X``.
