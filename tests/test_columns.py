@@ -132,6 +132,8 @@ def test_read_data_mixed_table_and_refusals(tmp_path: Path) -> None:
     bad.loc[7, "count"] = np.nan
     with pytest.raises(DataError, match=r"1 NaN .* row 7, column 1 \('count'\)"):
         read_data(bad)
+    with pytest.raises(DataError, match="likelihood 'mixed' is for tables"):
+        read_data("digits", likelihood="mixed")
     # labels are still taken out
     lab = read_data(t, label_column="city")
     assert lab.likelihood == "mixed:g2,b3,c" and lab.y_train is not None

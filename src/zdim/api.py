@@ -119,8 +119,8 @@ def sweep(
     arch : {"mlp", "conv"}, optional
         Network family of zdim's VAE (``conv`` for images); default ``"mlp"``. Neither applies to
         ``model``: giving them with it is an error.
-    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
-        Decoder likelihood (see ``zdim.load_data``).
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli", "mixed"}
+        Decoder likelihood (see ``zdim.load_data``; ``mixed``: tables with text columns).
     k : int
         Importance samples of the held-out NLL.
     tolerance : float

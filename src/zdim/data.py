@@ -60,9 +60,10 @@ class Data:
         ``(n, D)`` float32. For ``gaussian`` data they are already standardized with statistics of
         the training split; for ``bernoulli`` and ``continuous-bernoulli`` data values lie in [0, 1];
         ``poisson`` and ``nb`` data are the raw non-negative integer counts.
-    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli", "mixed:..."}
         Decoder likelihood inferred from the data (or forced by the caller): the name of a family of
-        ``zdim.likelihoods`` (``zdim.likelihoods.get(data.likelihood)``).
+        ``zdim.likelihoods`` (``zdim.likelihoods.get(data.likelihood)``); a mixed table's carries its
+        column layout (``zdim.mixed``), and ``extra["columns"]`` its columns (``zdim.columns``).
     sample_shape : tuple of int
         Shape of one sample before flattening: ``(C, H, W)`` for images, ``(D,)`` otherwise.
     is_image : bool
@@ -296,8 +297,8 @@ def read_data(
     ----------
     source : str, os.PathLike, numpy.ndarray, torch.Tensor or pandas.DataFrame
         A file or folder (see ``supported_formats()``), an embedded name (see ``list_datasets()``), an
-        array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``, or a DataFrame of numeric columns (take a
-        label column out with ``label_column``).
+        array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``, or a DataFrame (take a label column out
+        with ``label_column``; text columns make it a mixed table, see ``likelihood``).
     seed : int
         Seed of the shuffle that splits the samples (and picks ``max_samples`` of them).
     val_fraction, test_fraction : float
@@ -306,7 +307,7 @@ def read_data(
     label_column : str, optional
         Table column (or ``.npz`` key, or ``.h5ad`` ``.obs`` column) taken as labels, kept for
         evaluation only.
-    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli", "mixed"}
         ``auto``: bernoulli when every value lies in [0, 1]; ``nb`` (negative binomial) for count data:
         non-negative integers, some above 255 (integers all within 0..255 may be 8-bit pixels and stay
         gaussian, as do images: their readers scale them to [0, 1]); else gaussian. Gaussian data are
@@ -314,6 +315,10 @@ def read_data(
         non-negative integer counts and keep them as they are (no scaling, no standardization).
         ``continuous-bernoulli`` (never picked by ``auto``) is the normalized density of grey levels in
         [0, 1] (Loaiza-Ganem & Cunningham 2019).
+        ``mixed`` (``auto`` for a table with a text, bool or categorical column): each column its own
+        likelihood (``zdim.columns``): numbers Gaussian (standardized), two-valued columns Bernoulli,
+        other text columns categorical over the training split's values plus an ``<unknown>`` bucket;
+        ``Data.likelihood`` is then the layout's name, e.g. ``mixed:g4,b5,c4.7``.
     max_samples : int, optional
         Keep only this many samples (of each file for an IDX folder) after the seeded shuffle.
     layer : str, optional
@@ -693,7 +698,12 @@ def _mixed_table(
     """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.columns``
     with the training split's vocabularies: ``raw.x`` (and ``raw.x_test``) become the encoded rows and
     ``sample_shape`` their width. None for every other source."""
-    if raw.frame is None and (likelihood != MIXED or raw.is_image or len(raw.sample_shape) != 1):
+    if raw.frame is None and likelihood == MIXED and (raw.is_image or len(raw.sample_shape) != 1):
+        raise DataError(
+            f"{where}: likelihood 'mixed' is for tables (rows of columns), and these data are samples of shape "
+            f"{raw.sample_shape}: pass --likelihood auto, or a table"
+        )
+    if raw.frame is None and likelihood != MIXED:
         return None
     import pandas as pd  # only here: reading an array costs no pandas import
 
