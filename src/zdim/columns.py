@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DataError
+from .likelihoods import MIXED
 from .mixed import Layout
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .readers import _Raw  # (no import at run time: readers imports this module)
 
 UNKNOWN = "<unknown>"  # the bucket of a category the training split never saw
 MISSING = "<missing>"  # a missing text value: a category of its own
@@ -252,4 +255,35 @@ def encode_table(
     return x, x_test, columns
 
 
-__all__ = ["Column", "Columns", "encode_table", "is_text", "UNKNOWN", "MISSING", "MAX_CATEGORIES"]
+def encode_raw(raw: _Raw, train_rows: np.ndarray, likelihood: str, where: str) -> Columns | None:
+    """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.columns``
+    with the vocabularies of its training rows ``train_rows``: ``raw.x`` (and ``raw.x_test``) become the
+    encoded rows, ``sample_shape`` their width and ``feature_names`` theirs. None for every other source;
+    a ``DataError`` for text columns under another likelihood, and for ``mixed`` asked of images."""
+    if raw.frame is None and likelihood == MIXED and (raw.is_image or len(raw.sample_shape) != 1):
+        raise DataError(
+            f"{where}: likelihood 'mixed' is for tables (rows of columns), and these data are samples of shape "
+            f"{raw.sample_shape}: pass --likelihood auto, or a table"
+        )
+    if raw.frame is None and likelihood != MIXED:
+        return None
+    import pandas as pd  # only here: reading an array costs no pandas import
+
+    if raw.frame is not None and likelihood not in ("auto", MIXED):
+        text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
+        raise DataError(
+            f"{where}: text column(s) {', '.join(repr(c) for c in text[:5])} cannot have likelihood "
+            f"'{likelihood}': pass --likelihood auto (or mixed) to model each column with its own likelihood, "
+            "drop them, or take one as labels with --label-column"
+        )
+    names = raw.feature_names or [f"x{j}" for j in range(raw.x.shape[1])]
+    frame = raw.frame if raw.frame is not None else pd.DataFrame(raw.x, columns=names)
+    test = raw.frame_test
+    if test is None and raw.x_test is not None:
+        test = pd.DataFrame(raw.x_test.reshape(len(raw.x_test), -1), columns=names)
+    x, x_test, columns = encode_table(frame, train_rows, where, test, f"test split {raw.test_where}")
+    raw.x, raw.x_test, raw.sample_shape, raw.feature_names = x, x_test, (x.shape[1],), columns.feature_names
+    return columns
+
+
+__all__ = ["Column", "Columns", "encode_table", "encode_raw", "is_text", "UNKNOWN", "MISSING", "MAX_CATEGORIES"]

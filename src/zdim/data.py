@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import spill
-from .columns import Columns, encode_table, is_text
+from .columns import Columns, encode_raw
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
-from .likelihoods import MIXED, Gaussian
+from .likelihoods import Gaussian
 from .likelihoods import find as find_likelihood
 from .likelihoods import get as get_likelihood
 from .likelihoods import infer as infer_likelihood
@@ -692,38 +692,6 @@ def _standardize(
     return mean, std
 
 
-def _mixed_table(
-    raw: _Raw, split: dict[str, tuple[np.ndarray, np.ndarray]], likelihood: str, where: str
-) -> Columns | None:
-    """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.columns``
-    with the training split's vocabularies: ``raw.x`` (and ``raw.x_test``) become the encoded rows and
-    ``sample_shape`` their width. None for every other source."""
-    if raw.frame is None and likelihood == MIXED and (raw.is_image or len(raw.sample_shape) != 1):
-        raise DataError(
-            f"{where}: likelihood 'mixed' is for tables (rows of columns), and these data are samples of shape "
-            f"{raw.sample_shape}: pass --likelihood auto, or a table"
-        )
-    if raw.frame is None and likelihood != MIXED:
-        return None
-    import pandas as pd  # only here: reading an array costs no pandas import
-
-    if raw.frame is not None and likelihood not in ("auto", MIXED):
-        text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
-        raise DataError(
-            f"{where}: text column(s) {', '.join(repr(c) for c in text[:5])} cannot have likelihood "
-            f"'{likelihood}': pass --likelihood auto (or mixed) to model each column with its own likelihood, "
-            "drop them, or take one as labels with --label-column"
-        )
-    names = raw.feature_names or [f"x{j}" for j in range(raw.x.shape[1])]
-    frame = raw.frame if raw.frame is not None else pd.DataFrame(raw.x, columns=names)
-    test = raw.frame_test
-    if test is None and raw.x_test is not None:
-        test = pd.DataFrame(raw.x_test.reshape(len(raw.x_test), -1), columns=names)
-    x, x_test, columns = encode_table(frame, split["train"][1], where, test, f"test split {raw.test_where}")
-    raw.x, raw.x_test, raw.sample_shape, raw.feature_names = x, x_test, (x.shape[1],), columns.feature_names
-    return columns
-
-
 def _build(
     raw: _Raw,
     given: str,
@@ -738,7 +706,7 @@ def _build(
     if x.size == 0:
         _raise_empty(given, *x.shape)
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
-    columns = _mixed_table(raw, split, likelihood, given)
+    columns = encode_raw(raw, split["train"][1], likelihood, given)
     if columns is not None:  # the encoded table replaces the placeholder rows; its likelihood is its layout
         x, likelihood = raw.x, columns.likelihood
         split = {k: (raw.x_test if k == "test" and raw.x_test is not None else x, idx) for k, (_, idx) in split.items()}
