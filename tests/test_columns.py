@@ -107,8 +107,15 @@ def test_log_prob_against_torch_distributions() -> None:
     mean = fam.mean(out)
     for s, e in lay.blocks():
         torch.testing.assert_close(mean[:, s:e].sum(1), torch.ones(5))
-    ref = fam.reference(x, x)
-    assert ref is not None and ref.baseline.shape == (5,) and np.isfinite(ref.baseline).all()
+    ref = fam.reference(x, x)  # the per-column model that ignores the latents, by hand
+    assert ref is not None and ref.baseline.shape == (5,)
+    xd = x.double()
+    want = -d.Normal(xd[:, :2].mean(0), xd[:, :2].std(0)).log_prob(xd[:, :2]).sum(1)
+    want -= d.Bernoulli(probs=xd[:, 2].mean().clamp(1e-6, 1 - 1e-6)).log_prob(xd[:, 2])
+    for (s, e), c in zip(lay.blocks(), cats):
+        freq = xd[:, s:e].mean(0).clamp(min=1e-6)
+        want -= d.Categorical(probs=freq / freq.sum()).log_prob(c)
+    np.testing.assert_allclose(ref.baseline, want.numpy(), rtol=1e-6)
 
 
 def test_read_data_mixed_table_and_refusals(tmp_path: Path) -> None:
