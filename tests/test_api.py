@@ -99,10 +99,11 @@ def test_dataframe_and_y(tmp_path):
         load_data(frame, y=[0, 1, 2])
 
 
-def test_dataframe_with_a_text_column_names_it_and_label_column():
+def test_dataframe_with_a_text_column_is_a_mixed_table_or_gives_labels():
     frame = pd.DataFrame(planted(), columns=list("abcdef")).assign(kind="x")
-    with pytest.raises(DataError, match=r"non-numeric column\(s\) 'kind'.*label_column="):
-        load_data(frame)
+    assert load_data(frame).likelihood == "mixed:g6,b0,c2"  # one category seen, and the unknown bucket
+    with pytest.raises(DataError, match=r"text column\(s\) 'kind' cannot have likelihood 'gaussian'.*label_column="):
+        load_data(frame, likelihood="gaussian")
     data = load_data(frame, label_column="kind")
     assert data.n_features == 6 and data.y_train is not None
 

@@ -297,8 +297,9 @@ def test_csv_label_column_text_labels(tmp_path, real):
     assert d.feature_names == list("abcde") and d.extra["label_names"] == ["cat", "dog"]
     y = np.concatenate([d.y_train, d.y_val, d.y_test])
     assert y.dtype == np.int64 and sorted(y) == [0] * 20 + [1] * 20
-    msg = raises("non-numeric", tmp_path / "t.csv")
-    assert "'kind'" in msg and "label_column='NAME'" in msg  # zdim.load_data names the keyword
+    assert load_data(tmp_path / "t.csv").likelihood == "mixed:g5,b1,c"  # without labels: a mixed table
+    msg = raises("text column", tmp_path / "t.csv", likelihood="gaussian")
+    assert "'kind'" in msg and "label_column" in msg  # zdim.load_data names the keyword
     raises("'species'.*'a', 'b', 'kind'", tmp_path / "t.csv", label_column="species")
 
 
@@ -315,7 +316,7 @@ def test_parquet(tmp_path, real):
     d = load_data(tmp_path / "t.parquet", label_column="y")
     assert d.feature_names == list("abcde") and d.name == "t" and d.y_test is not None
     frame.assign(s="x").to_parquet(tmp_path / "s.parquet")
-    raises("non-numeric column.*'s'", tmp_path / "s.parquet", label_column="y")
+    assert load_data(tmp_path / "s.parquet", label_column="y").likelihood == "mixed:g5,b0,c2"
 
 
 @pytest.mark.parametrize("compress", [False, True])

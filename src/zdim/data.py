@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from . import spill
+from .columns import Columns, encode_raw
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
 from .likelihoods import Gaussian
@@ -59,9 +60,10 @@ class Data:
         ``(n, D)`` float32. For ``gaussian`` data they are already standardized with statistics of
         the training split; for ``bernoulli`` and ``continuous-bernoulli`` data values lie in [0, 1];
         ``poisson`` and ``nb`` data are the raw non-negative integer counts.
-    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+    likelihood : {"bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli", "mixed:..."}
         Decoder likelihood inferred from the data (or forced by the caller): the name of a family of
-        ``zdim.likelihoods`` (``zdim.likelihoods.get(data.likelihood)``).
+        ``zdim.likelihoods`` (``zdim.likelihoods.get(data.likelihood)``); a mixed table's carries its
+        column layout (``zdim.mixed``), and ``extra["columns"]`` its columns (``zdim.columns``).
     sample_shape : tuple of int
         Shape of one sample before flattening: ``(C, H, W)`` for images, ``(D,)`` otherwise.
     is_image : bool
@@ -148,6 +150,9 @@ class Preprocessing:
         Column names of tabular data.
     name : str
         The data set's display name (used in messages).
+    columns : dict or None
+        A mixed table's columns (``zdim.columns.Columns.to_dict``): how raw rows with categories become
+        the encoded features, and back.
     """
 
     scale: float = 1.0
@@ -158,6 +163,7 @@ class Preprocessing:
     n_features: int = 0
     feature_names: list[str] | None = None
     name: str = ""
+    columns: dict[str, Any] | None = None
 
     @classmethod
     def from_data(cls, data: Data) -> Preprocessing:
@@ -170,6 +176,7 @@ class Preprocessing:
             n_features=data.n_features,
             feature_names=list(data.feature_names) if data.feature_names is not None else None,
             name=data.name,
+            columns=data.extra.get("columns"),
         )
 
     @classmethod
@@ -194,6 +201,7 @@ class Preprocessing:
             "n_features": self.n_features,
             "feature_names": self.feature_names,
             "name": self.name,
+            **({"columns": self.columns} if self.columns is not None else {}),
         }
 
     @classmethod
@@ -222,6 +230,7 @@ class Preprocessing:
             n_features=n,
             feature_names=[str(v) for v in names] if names is not None else None,
             name=str(d.get("name", "")),
+            columns=Columns.from_dict(d["columns"]).to_dict() if d.get("columns") is not None else None,
         )
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -288,8 +297,8 @@ def read_data(
     ----------
     source : str, os.PathLike, numpy.ndarray, torch.Tensor or pandas.DataFrame
         A file or folder (see ``supported_formats()``), an embedded name (see ``list_datasets()``), an
-        array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``, or a DataFrame of numeric columns (take a
-        label column out with ``label_column``).
+        array ``(n, D)``, ``(n, H, W)`` or ``(n, C, H, W)``, or a DataFrame (take a label column out
+        with ``label_column``; text columns make it a mixed table, see ``likelihood``).
     seed : int
         Seed of the shuffle that splits the samples (and picks ``max_samples`` of them).
     val_fraction, test_fraction : float
@@ -298,7 +307,7 @@ def read_data(
     label_column : str, optional
         Table column (or ``.npz`` key, or ``.h5ad`` ``.obs`` column) taken as labels, kept for
         evaluation only.
-    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli"}
+    likelihood : {"auto", "bernoulli", "gaussian", "poisson", "nb", "continuous-bernoulli", "mixed"}
         ``auto``: bernoulli when every value lies in [0, 1]; ``nb`` (negative binomial) for count data:
         non-negative integers, some above 255 (integers all within 0..255 may be 8-bit pixels and stay
         gaussian, as do images: their readers scale them to [0, 1]); else gaussian. Gaussian data are
@@ -306,6 +315,10 @@ def read_data(
         non-negative integer counts and keep them as they are (no scaling, no standardization).
         ``continuous-bernoulli`` (never picked by ``auto``) is the normalized density of grey levels in
         [0, 1] (Loaiza-Ganem & Cunningham 2019).
+        ``mixed`` (``auto`` for a table with a text, bool or categorical column): each column its own
+        likelihood (``zdim.columns``): numbers Gaussian (standardized), two-valued columns Bernoulli,
+        other text columns categorical over the training split's values plus an ``<unknown>`` bucket;
+        ``Data.likelihood`` is then the layout's name, e.g. ``mixed:g4,b5,c4.7``.
     max_samples : int, optional
         Keep only this many samples (of each file for an IDX folder) after the seeded shuffle.
     layer : str, optional
@@ -429,7 +442,13 @@ def _set_test(
         )
     if len(test_raw.x) == 0:
         raise DataError(f"test split {test_given}: no samples: pass a test split with at least one sample")
-    raw.x_test = test_raw.x
+    raw.x_test, raw.frame_test = test_raw.x, test_raw.frame
+    if test_raw.frame is not None and raw.frame is None:  # text in the test split only: read both as tables
+        import pandas as pd
+
+        raw.frame = pd.DataFrame(
+            raw.x.reshape(len(raw.x), -1), columns=raw.feature_names or list(test_raw.frame.columns)
+        )
     raw.test_where = test_given
     has_labels = raw.y is not None and test_raw.y is not None
     if has_labels and (raw.label_names is not None or test_raw.label_names is not None):
@@ -654,9 +673,14 @@ def _train_moments(train: np.ndarray, spilled: bool) -> tuple[np.ndarray, np.nda
     return mean, np.sqrt(sq / len(train))
 
 
-def _standardize(parts: dict[str, np.ndarray], spilled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Standardize every split in place with the training split's mean and std ``(D,)``."""
+def _standardize(
+    parts: dict[str, np.ndarray], spilled: bool = False, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standardize every split in place with the training split's mean and std ``(D,)``; the features
+    of the mask ``keep`` stay as they are (mean 0, std 1: a mixed table's binaries and categories)."""
     mean64, std = _train_moments(parts["train"], spilled)
+    if keep is not None:
+        mean64, std = np.where(keep, 0.0, mean64), np.where(keep, 1.0, std)
     mean = mean64.astype(np.float32)
     # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
     # floor would blow a held-out value that differs into the millions and the encoder with it.
@@ -682,6 +706,10 @@ def _build(
     if x.size == 0:
         _raise_empty(given, *x.shape)
     split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
+    columns = encode_raw(raw, split["train"][1], likelihood, given)
+    if columns is not None:  # the encoded table replaces the placeholder rows; its likelihood is its layout
+        x, likelihood = raw.x, columns.likelihood
+        split = {k: (raw.x_test if k == "test" and raw.x_test is not None else x, idx) for k, (_, idx) in split.items()}
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
     spilled = _spills(split, rows)
     asked = find_likelihood(likelihood)  # None for auto
@@ -699,14 +727,19 @@ def _build(
         _check_finite(group, rows, where, raw.feature_names)
         if counts:
             _check_counts(group, rows, where, raw.feature_names, likelihood)
-    kind = _choose_likelihood(parts, likelihood, given, raw.is_image)
+    kind = likelihood if columns is not None else _choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:
         y_test = raw.y if raw.x_test is None else raw.y_test
         assert y_test is not None  # readers keep labels only when the given test split has them too
         labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
     fingerprint = _fingerprint(parts, labels, kind)
-    mean, std = _standardize(parts, spilled) if get_likelihood(kind).standardized else (None, None)
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    if columns is not None:  # only the numbers are standardized (mean 0, std 1 elsewhere)
+        mean, std = _standardize(parts, spilled, ~columns.numeric_mask())
+    elif get_likelihood(kind).standardized:
+        mean, std = _standardize(parts, spilled)
     extra_spill = {"spilled": True} if spilled else {}
     for values in parts.values() if spilled else ():
         values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable
@@ -718,6 +751,8 @@ def _build(
     }
     if raw.label_names is not None:
         extra["label_names"] = raw.label_names
+    if columns is not None:
+        extra["columns"] = columns.to_dict()
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}
     return Data(
         name=raw.name,

@@ -21,7 +21,7 @@ _FORMATS = [
         "--array NAME; else X_train + X_test (+ y_train, y_test) as train and test; else the only "
         "array, or X/x/data (labels: y/labels)",
     ),
-    (".csv, .tsv [.gz]", "table, header detected; --label-column takes labels, other columns numeric"),
+    (".csv, .tsv [.gz]", "table, header detected; --label-column takes labels; text columns: a mixed table"),
     (".parquet", "table; same column rules as CSV"),
     ("*-idx3-ubyte[.gz]", "IDX images (MNIST format); labels from the sibling *-idx1-ubyte file"),
     ("folder of IDX files", "train-images + t10k-images (+ labels): t10k is the test split"),

@@ -386,20 +386,31 @@ def cb_mean(eta: torch.Tensor) -> torch.Tensor:
 REGISTRY: dict[str, Likelihood] = {
     f.name: f for f in (Bernoulli(), Gaussian(), Poisson(), NegativeBinomial(), ContinuousBernoulli())
 }
-NAMES = tuple(REGISTRY)  # the decoder likelihoods, in the order the command line lists them
+# The mixed likelihood of tables (``zdim.mixed``) is the one family whose instance depends on the data:
+# its name carries the table's column layout (``mixed:g3,b1,c4.7``), so ``get`` builds it from the name.
+# ``mixed`` alone is what a user types (the reader adds the layout).
+MIXED = "mixed"
+NAMES = (*REGISTRY, MIXED)  # the decoder likelihoods, in the order the command line lists them
 
 
 def get(name: str) -> Likelihood:
     """The family a user's name stands for; ``ConfigError`` for a name no family has."""
-    family = REGISTRY.get(name)
+    family = find(name)
     if family is None:
         raise ConfigError(f"likelihood must be one of {NAMES}, got {name!r}")
     return family
 
 
 def find(name: str | None) -> Likelihood | None:
-    """The family of ``name``, or None (no name, ``auto``, or a name no family has)."""
-    return REGISTRY.get(name) if name is not None else None
+    """The family of ``name``, or None (no name, ``auto``, or a name no family has); a mixed layout
+    name that is malformed is a ``ConfigError``."""
+    if name is None:
+        return None
+    if name == MIXED or name.startswith(MIXED + ":"):
+        from .mixed import Mixed, family
+
+        return Mixed() if name == MIXED else family(name)
+    return REGISTRY.get(name)
 
 
 def infer(in_unit: bool, counts: bool) -> Likelihood:
@@ -420,6 +431,7 @@ __all__ = [
     "Reference",
     "REGISTRY",
     "NAMES",
+    "MIXED",
     "get",
     "find",
     "infer",

@@ -25,6 +25,7 @@ import torch
 if TYPE_CHECKING:
     import pandas as pd
 
+from .columns import is_text
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED
 
@@ -62,6 +63,8 @@ class _Raw:
     x_test: np.ndarray | None = None  # a given test split (IDX folder with a t10k file)
     y_test: np.ndarray | None = None
     test_where: str | None = None  # where a test split given apart came from (``--test``), for messages
+    frame: pd.DataFrame | None = None  # a table with text columns (zdim.columns encodes it); x: placeholder
+    frame_test: pd.DataFrame | None = None  # the same, of a test split given apart
 
 
 def _read_source(
@@ -317,10 +320,9 @@ def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
 
 
 def _from_frame(frame: pd.DataFrame, label_column: str | None, where: str, fix: str = "label_column='NAME'") -> _Raw:
-    """A table: numeric columns are the features, ``label_column`` (if given) the labels. ``fix`` is how
-    the caller names the label-column option in messages (a flag, or the Python keyword)."""
-    import pandas as pd
-
+    """A table: its columns are the features, ``label_column`` (if given) the labels. ``fix`` is how
+    the caller names the label-column option in messages (a flag, or the Python keyword). A table with a
+    text (or bool, or pandas categorical) column keeps its frame (``zdim.columns``)."""
     frame = frame.copy(deep=False)
     frame.columns = [str(c) for c in frame.columns]
     y = label_names = None
@@ -335,12 +337,11 @@ def _from_frame(frame: pd.DataFrame, label_column: str | None, where: str, fix: 
         )
     if frame.size == 0:
         _raise_empty(where, *frame.shape)
-    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        raise DataError(
-            f"{where}: non-numeric column(s) {_names(bad, 5)}: drop them, or pass {fix} to take one as labels"
-        )
     name = "dataframe" if where == "<dataframe>" else where
+    if any(is_text(frame[c]) for c in frame.columns):  # a mixed table: encoded once its splits are known
+        raw = _Raw(x=np.zeros((len(frame), frame.shape[1]), np.float32), name=name, sample_shape=(frame.shape[1],))
+        raw.y, raw.label_names, raw.feature_names, raw.frame = y, label_names, list(frame.columns), frame
+        return raw
     raw = _from_array(frame.to_numpy(dtype=np.float64), name, where)
     raw.y, raw.label_names, raw.feature_names = y, label_names, list(frame.columns)
     return raw

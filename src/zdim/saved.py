@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .checkpoints import MODEL_JSON, folder_of, read_saved, rebuild
+from .columns import Columns
 from .data import Preprocessing
 from .errors import ConfigError, DataError, ModelFileError
 from .likelihoods import get as get_likelihood
@@ -156,6 +157,10 @@ class SavedModel:
             if tensor.is_complex():
                 raise DataError(f"{what} holds values of dtype {tensor.dtype}, not real numbers: {fix}")
             x = tensor.detach().cpu().numpy()
+        elif _is_frame(X) and self._columns() is not None:
+            columns = self._columns()
+            assert columns is not None
+            x = columns.encode(X, what)  # type: ignore[arg-type]  # a mixed table's raw rows, with categories
         elif _is_frame(X):
             x = self._frame_rows(X, what, fix)
         else:
@@ -218,10 +223,18 @@ class SavedModel:
         x = self.preprocessing.apply(rows) if self.preprocessing_known else rows.astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(x)).to(self._device()), tensor
 
+    def _columns(self) -> Columns | None:
+        """A mixed table's columns (raw rows in, raw rows out), or None."""
+        d = self.preprocessing.columns if self.preprocessing_known else None
+        return Columns.from_dict(d) if d is not None else None
+
     def _output(self, y: torch.Tensor, like: torch.Tensor | None, units: bool) -> Any:
         out = y.detach().cpu().numpy().astype(np.float32)
         if units and self.preprocessing_known:
             out = self.preprocessing.invert(out)
+            columns = self._columns()
+            if columns is not None:  # a mixed table: a DataFrame of its columns, categories as labels
+                return columns.decode(out)
         if like is not None:
             return torch.from_numpy(out).to(like.device)
         return out
@@ -236,9 +249,13 @@ class SavedModel:
 
     @torch.no_grad()
     def reconstruct(self, X: Input) -> Any:
-        """Decoder means at the posterior means, in the data's units: ``(n, D)`` -> ``(n, D)``."""
+        """Decoder means at the posterior means, in the data's units: ``(n, D)`` -> ``(n, D)`` (a mixed
+        table: raw rows in, a DataFrame of its columns out, each category its most likely value)."""
         x, like = self._model_input(X)
-        return self._output(self.module.reconstruct(x), like, units=True)
+        out = self._output(self.module.reconstruct(x), like, units=True)
+        if _is_frame(out) and _is_frame(X):  # a mixed table's rows keep their index
+            out.index = X.index  # type: ignore[union-attr]
+        return out
 
     def score(self, X: Input, seed: int = 0) -> float:
         """Mean ELBO per sample of ``X`` in nats (higher is better), in the units of ``X``.
@@ -254,8 +271,9 @@ class SavedModel:
         return float(elbo) if math.isfinite(elbo) else -math.inf
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
-        """Decoder means of ``n`` draws from the prior, in the data's units: NumPy ``(n, D)``."""
+    def sample(self, n: int, seed: int | None = None) -> Any:
+        """Decoder means of ``n`` draws from the prior, in the data's units: NumPy ``(n, D)`` (a mixed
+        table: a DataFrame of its columns, each binary and category its most likely value)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError(f"n={n!r} is not a positive integer: pass e.g. sample(16)")
         gen = torch.Generator(device=self._device())
@@ -263,8 +281,7 @@ class SavedModel:
             gen.seed()
         else:
             gen.manual_seed(int(seed))
-        out: np.ndarray = self._output(self.module.sample(int(n), generator=gen), None, units=True)
-        return out
+        return self._output(self.module.sample(int(n), generator=gen), None, units=True)
 
     @torch.no_grad()
     def inverse_transform(self, Z: Input) -> Any:

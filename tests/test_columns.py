@@ -1,0 +1,192 @@
+"""Tables with categorical columns (issue 31): column kinds, their encoding, the mixed likelihood."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import zdim
+from zdim.columns import UNKNOWN, Columns
+from zdim.data import Preprocessing, read_data
+from zdim.errors import DataError
+from zdim.likelihoods import get
+from zdim.mixed import Layout
+from zdim.testing import make_planted_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _table(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n),
+            "smoker": rng.choice(["no", "yes"], n),
+            "flag": rng.choice([0, 1], n),
+            "city": rng.choice(["Oslo", "Lima", "Pune", "Kobe"], n),
+            "ok": rng.choice([True, False], n),
+            "count": rng.integers(0, 9, n),
+        }
+    )
+
+
+def test_column_kinds_and_layout() -> None:
+    t = _table()
+    cols = Columns.fit(t, "t")
+    kinds = {c.name: c.kind for c in cols.columns}
+    assert kinds == {
+        "age": "number",
+        "smoker": "binary",
+        "flag": "binary",
+        "city": "category",
+        "ok": "binary",
+        "count": "number",
+    }
+    city = next(c for c in cols.columns if c.name == "city")
+    assert city.values == ("Kobe", "Lima", "Oslo", "Pune", UNKNOWN)
+    assert cols.layout == Layout(2, 3, (5,))
+    assert cols.likelihood == "mixed:g2,b3,c5" and Layout.parse(cols.likelihood) == cols.layout
+    assert cols.layout.columns == 6 and cols.layout.width == 10
+
+
+def test_encode_decode_round_trip_and_json() -> None:
+    t = _table()
+    cols = Columns.from_dict(Columns.fit(t, "t").to_dict())  # through JSON's kinds of values
+    x = cols.encode(t, "t")
+    assert x.shape == (60, 10) and set(np.unique(x[:, 2:])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(x[:, 5:].sum(1), 1.0)  # one category per row
+    back = cols.decode(x)
+    assert list(back.columns) == list(t.columns)
+    np.testing.assert_allclose(back["age"], t["age"], rtol=1e-6)
+    for name in ("smoker", "flag", "city", "ok", "count"):
+        assert [str(v) for v in back[name]] == [str(v) for v in t[name].astype(back[name].dtype)], name
+
+
+def test_unseen_category_goes_to_unknown_and_binary_refuses() -> None:
+    t = _table()
+    cols = Columns.fit(t, "t")
+    new = t.head(2).copy()
+    new.loc[0, "city"] = "Accra"
+    x = cols.encode(new, "rows")
+    assert x[0, 5 + 4] == 1.0  # the <unknown> bucket, last of city's block
+    new.loc[1, "smoker"] = "sometimes"
+    with pytest.raises(DataError, match=r"column 'smoker' takes two values .*'no' and 'yes'.*'sometimes' at row 1"):
+        cols.encode(new, "rows")
+
+
+def test_log_prob_against_torch_distributions() -> None:
+    lay = Layout(2, 1, (3, 4))
+    fam = get(lay.name)
+    torch.manual_seed(0)
+    out = torch.randn(5, lay.width)
+    cats = [torch.randint(0, k, (5,)) for k in lay.categories]
+    x = torch.cat(
+        [
+            torch.randn(5, 2),
+            torch.randint(0, 2, (5, 1)).float(),
+            *(torch.eye(k)[c] for k, c in zip(lay.categories, cats)),
+        ],
+        dim=1,
+    )
+    log_sigma = torch.randn(lay.width) * 0.3
+    got = fam.log_prob(x, out, {"log_sigma": log_sigma})
+    d = torch.distributions
+    want = d.Normal(out[:, :2], log_sigma[:2].exp()).log_prob(x[:, :2]).sum(1)
+    want += d.Bernoulli(logits=out[:, 2]).log_prob(x[:, 2])
+    for (s, e), c in zip(lay.blocks(), cats):
+        want += d.Categorical(logits=out[:, s:e]).log_prob(c)
+    torch.testing.assert_close(got, want)
+    # a leading member axis (stacked, nested) broadcasts
+    assert fam.log_prob(x, out.expand(3, 5, -1), {"log_sigma": log_sigma.expand(3, 1, -1)}).shape == (3, 5)
+    mean = fam.mean(out)
+    for s, e in lay.blocks():
+        torch.testing.assert_close(mean[:, s:e].sum(1), torch.ones(5))
+    ref = fam.reference(x, x)  # the per-column model that ignores the latents, by hand
+    assert ref is not None and ref.baseline.shape == (5,)
+    xd = x.double()
+    want = -d.Normal(xd[:, :2].mean(0), xd[:, :2].std(0)).log_prob(xd[:, :2]).sum(1)
+    want -= d.Bernoulli(probs=xd[:, 2].mean().clamp(1e-6, 1 - 1e-6)).log_prob(xd[:, 2])
+    for (s, e), c in zip(lay.blocks(), cats):
+        freq = xd[:, s:e].mean(0).clamp(min=1e-6)
+        want -= d.Categorical(probs=freq / freq.sum()).log_prob(c)
+    np.testing.assert_allclose(ref.baseline, want.numpy(), rtol=1e-6)
+
+
+def test_read_data_mixed_table_and_refusals(tmp_path: Path) -> None:
+    t = _table(200)
+    data = read_data(t)
+    assert data.likelihood == "mixed:g2,b3,c5" and data.n_features == 10
+    assert data.feature_names is not None and data.feature_names[5] == "city=Kobe"
+    # only the numbers are standardized
+    assert data.std is not None and data.mean is not None
+    assert (data.std[2:] == 1).all() and (data.mean[2:] == 0).all()
+    assert abs(float(data.train[:, 0].mean())) < 1e-5
+    pre = Preprocessing.from_dict(data.preprocessing.to_dict())
+    assert pre.columns == data.extra["columns"]
+    with pytest.raises(DataError, match=r"text column\(s\) 'smoker', 'city'.*likelihood 'gaussian'.*auto"):
+        read_data(t, likelihood="gaussian")
+    # numeric-only tables are unchanged; mixed can be asked for (two-valued numbers become binaries)
+    num = t[["age", "flag", "count"]]
+    assert read_data(num).likelihood == "gaussian"
+    assert read_data(num, likelihood="mixed").likelihood == "mixed:g2,b1,c"
+    bad = t.copy()
+    bad.loc[7, "count"] = np.nan
+    with pytest.raises(DataError, match=r"1 NaN .* row 7, column 1 \('count'\)"):
+        read_data(bad)
+    with pytest.raises(DataError, match="likelihood 'mixed' is for tables"):
+        read_data("digits", likelihood="mixed")
+    # labels are still taken out
+    lab = read_data(t, label_column="city")
+    assert lab.likelihood == "mixed:g2,b3,c" and lab.y_train is not None
+
+
+@pytest.mark.filterwarnings("ignore::zdim.UnsettledAnswerWarning")
+def test_saved_model_takes_and_gives_raw_rows(tmp_path: Path) -> None:
+    t = make_planted_table(1, 3, (3,), 1, n=200, seed=2)
+    r = zdim.sweep(t, dims=[1], seeds=1, epochs=3, hidden=[32], out=tmp_path / "run", folds=1)
+    best = r.trials[0]
+    assert best.baseline_nll is not None and best.nll is not None and best.generation
+    m = zdim.load_model(tmp_path / "run" / "trials" / "dim-001-seed-0")
+    assert m.transform(t.head(7)).shape == (7, 1)
+    back = m.reconstruct(t.iloc[3:10])
+    assert list(back.columns) == list(t.columns) and set(back["bin0"]) <= {"no", "yes"}
+    assert list(back.index) == list(range(3, 10))
+    assert set(m.sample(5, seed=0)["cat0"]) <= {"a", "b", "c", UNKNOWN}
+    assert np.isfinite(m.score(t.head(7)))
+    new = t.head(2).copy()
+    new.loc[0, "cat0"] = "never seen"
+    assert m.transform(new).shape == (2, 1)  # the <unknown> bucket
+    with pytest.raises(DataError, match="lacks column"):
+        m.transform(t.drop(columns="cat0"))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::zdim.UnsettledAnswerWarning")
+def test_planted_table_sweep_finds_d(tmp_path: Path) -> None:
+    t = make_planted_table(2, 6, (3, 4), 1, n=1200, seed=0)
+    r = zdim.sweep(t, dims=[1, 2, 4], seeds=1, epochs=40, out=tmp_path / "run", folds=1)
+    assert r.data["likelihood"] == "mixed:g6,b1,c4.5"
+    assert r.recommendation.dim == 2
+    m = zdim.load_model(tmp_path / "run" / "trials" / "dim-002-seed-0")
+    back = m.reconstruct(t.head(50))
+    assert (back["cat0"] == t["cat0"].head(50)).mean() >= 0.7  # categories come back from 2 latents
+
+
+@pytest.mark.slow
+def test_cli_sweep_on_mixed_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    make_planted_table(1, 3, (3,), 1, n=300, seed=1).to_csv(csv, index=False)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "zdim", "sweep", str(csv), "--dims", "1,2", "--seeds", "1", "--epochs", "5"]
+    done = subprocess.run(
+        [*cmd, "--folds", "1", "--out", str(out)], capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")}
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "recommendation.json").is_file() and (out / "report.html").is_file()
+    assert "mixed:g3,b1,c4" in (out / "run.json").read_text()
