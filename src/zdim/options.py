@@ -335,7 +335,7 @@ OPTIONS: tuple[Option, ...] = (
         choices=LIKELIHOOD_CHOICES,
         to=("loader.likelihood",),
         commands=DATA,
-        doc="Decoder likelihood (see ``zdim.load_data``; ``mixed``: tables with text columns).",,
+        doc="Decoder likelihood (see ``zdim.load_data``; ``mixed``: tables with text columns).",
     ),
     Option(
         "label_column",
