@@ -46,6 +46,7 @@ LAYER = {
     "stopping": 3,
     "levers": 3,
     "runs": 4,
+    "signals": 4,
     "rules": 4,
     "checks": 4,
     "recommendation": 4,

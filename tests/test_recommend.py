@@ -427,3 +427,26 @@ def test_an_answer_of_1_from_models_that_barely_moved_is_not_settled():
          for d in (1, 2, 8)]  # fmt: skip
     assert not any(n.code == "barely-moved" for n in recommend(t, likelihood="gaussian").notes)
     assert rec.rationale.startswith("Not a settled answer")
+
+
+def test_a_new_signal_is_one_class(monkeypatch):
+    """A signal is one class in ``zdim.signals.SIGNALS``: its rule answers, and the rationale names it."""
+    from zdim import signals
+
+    class Smallest(signals.Signal):
+        name = "smallest"
+
+        def pick(self, r):
+            return r.on[0]
+
+        def words(self, dim, r):
+            return f"smallest size {dim}"
+
+    added = (*signals.SIGNALS, Smallest())
+    monkeypatch.setattr(signals, "SIGNALS", added)
+    monkeypatch.setattr(signals, "BY_NAME", {s.name: s for s in added})
+    t = trials({2: [30.0, 30.1], 4: [25.0, 25.1], 8: [24.9, 25.0]}, au={8: 4})
+    rec = recommend(t, rule="smallest")
+    assert rec.dim == 2 and rec.signals["smallest"] == 2
+    assert "smallest size 2" in rec.rationale and "Rule 'smallest' recommends 2." in rec.rationale
+    assert recommend(t).dim == 4  # the default rule is untouched by the new signal

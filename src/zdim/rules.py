@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import signals as sig
 from .checks import checks, learned_nothing
 from .errors import ConfigError
 from .evidence import Note, NoteKind, warning
@@ -42,8 +43,9 @@ from .likelihoods import find
 from .pairing import _pair_se, envelope, gap_se, size_means
 from .recommendation import DEFAULT_RANGE_TOL, Recommendation, _num
 from .records import TrialRecord, TrialStatus
+from .signals import Reading, units
 
-RULES = ("combined", "nll-knee", "active-units", "generation")
+RULES = ("combined", *(s.name for s in sig.SIGNALS))  # combined, or one signal alone
 DEFAULT_RULE = "combined"
 DEFAULT_REL_TOL = 0.01
 DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation rule
@@ -78,8 +80,8 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll", extra: Sequenc
     for dim in sorted(by_dim):
         ts = by_dim[dim]
         mean, se = mean_se(values[dim])
-        units = [float(t.active_units or 0) for t in ts]
-        au_mean, au_se = mean_se(units)
+        held = [float(t.active_units or 0) for t in ts]
+        au_mean, au_se = mean_se(held)
         row: dict[str, Any] = {
             "dim": dim,
             "n_seeds": len(ts),
@@ -87,8 +89,8 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll", extra: Sequenc
             f"{metric}_se": se,
             "active_units_mean": au_mean,
             "active_units_se": au_se,
-            "active_units_min": min(units),
-            "active_units_max": max(units),
+            "active_units_min": min(held),
+            "active_units_max": max(held),
         }
         for g in (*GEN_FIELDS, *extra):  # generation quality and the extra metrics, where trials measured them
             vals = [v for v in (t.metric(g) for t in ts) if v is not None]
@@ -152,7 +154,7 @@ def recommend(
     if question is not None and asked:
         raise TypeError("recommend() takes question= or its fields as keywords, not both")
     rule, rel_tol, range_tol, gen_tol, likelihood = q.rule, q.rel_tol, q.range_tol, q.gen_tol, q.likelihood
-    if rule not in RULES:
+    if rule != "combined" and rule not in sig.BY_NAME:
         raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
     for name, v in (("tolerance", rel_tol), ("range tolerance", range_tol), ("generation tolerance", gen_tol)):
         if not (v >= 0 and math.isfinite(v)):
@@ -178,36 +180,22 @@ def recommend(
         if r["dim"] in dominated:
             r["worse_than"] = dominated[r["dim"]][0]
     on = [r for r in rows if r["dim"] not in dominated]  # the lower envelope (the best is always on it)
-    knee = next(r for r in on if _within(r, tol))
+    reading = Reading(rows, on, tol, gen_tol)
+    picks = {s.name: s.pick(reading) for s in sig.SIGNALS}
+    knee, au_pick = picks["nll-knee"], picks["active-units"]
+    assert knee is not None and au_pick is not None  # both always point somewhere on the envelope
     largest = rows[-1]
     au = largest["active_units_mean"]
-    au_pick = next((r for r in on if r["dim"] >= round(au)), on[-1])
     collapsed = au < largest["dim"]
-    gen_pick = None
-    fd_rows = [r for r in on if "gen_fd_mean" in r]
-    if fd_rows:
-        best_fd = min(r["gen_fd_mean"] for r in fd_rows)
-        gen_pick = next(r for r in fd_rows if r["gen_fd_mean"] <= best_fd * (1 + gen_tol))
-    signals: dict[str, Any] = {
-        "nll-knee": knee["dim"],
-        "active-units": au_pick["dim"],
-        "generation": gen_pick["dim"] if gen_pick else None,
-        "intrinsic-dim": q.intrinsic_dim,
-        "largest_collapsed": collapsed,
-    }
-    if rule == "nll-knee":
-        chosen = knee
-    elif rule == "active-units":
-        chosen = au_pick
-    elif rule == "generation":
-        if gen_pick is None:
-            raise ConfigError(
-                "rule 'generation' needs generation metrics (gen_fd) in the trials: "
-                "rerun the sweep with this zdim, or choose --rule nll-knee"
-            )
-        chosen = gen_pick
-    else:  # combined
+    signals: dict[str, Any] = {name: (p["dim"] if p else None) for name, p in picks.items()}
+    signals.update({"intrinsic-dim": q.intrinsic_dim, "largest_collapsed": collapsed})
+    if rule == "combined":
         chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
+    else:
+        pick = picks[rule]
+        if pick is None:
+            raise ConfigError(sig.BY_NAME[rule].missing)
+        chosen = pick
     notes = checks(measured, used, empty, rows, chosen["dim"], likelihood, q.n_features)
     top = rows[-1]["dim"]
     if knee["dim"] == top and chosen["dim"] != top and q.n_features is not None and top < q.n_features:
@@ -226,7 +214,7 @@ def recommend(
     sentences = _rationale(knee, best, largest, tol, terms, rows, failures, no_latent=no_latent, edge=edge)
     sentences += _failed_words(failures, len(measured))
     sentences += _envelope_words(rows, dominated, signals, au_pick)
-    sentences += _rule_words(rule, chosen["dim"], signals, largest)
+    sentences += _rule_words(rule, chosen["dim"], signals, reading)
     return Recommendation(
         dim=chosen["dim"],
         rule=rule,
@@ -275,12 +263,6 @@ def tolerance(
     return tol, words
 
 
-def _within(r: dict[str, Any], tol: float) -> bool:
-    """Whether size ``r`` is within the tolerance of the best: its NLL gap is no more than the tolerance or
-    the standard error of the gap (``gap_se``)."""
-    return bool(r["gap"] <= max(tol, r["gap_se"]))
-
-
 def _envelope_words(
     rows: list[dict[str, Any]],
     dominated: dict[int, tuple[int, float, float]],
@@ -304,20 +286,12 @@ def _envelope_words(
     return text
 
 
-def _rule_words(rule: str, dim: int, signals: dict[str, Any], largest: dict[str, Any]) -> list[str]:
+def _rule_words(rule: str, dim: int, signals: dict[str, Any], reading: Reading) -> list[str]:
     """What the rule picked and what each signal said."""
-    gen = signals["generation"]
-    text = [
-        f"Signals: NLL knee {signals['nll-knee']}, active units {signals['active-units']} (the smallest size "
-        f"tried that holds the largest model's {_units(largest)})"
-        + (f", generation (Frechet distance) {gen}" if gen is not None else "")
-        + (
-            f", intrinsic-dimension estimate {signals['intrinsic-dim']}"
-            if signals.get("intrinsic-dim") is not None
-            else ""
-        )
-        + "."
-    ]
+    said = [s.words(signals[s.name], reading) for s in sig.SIGNALS if signals[s.name] is not None]
+    if signals.get("intrinsic-dim") is not None:
+        said.append(f"intrinsic-dimension estimate {signals['intrinsic-dim']}")
+    text = ["Signals: " + ", ".join(said) + "."]
     if rule == "combined":
         how = (
             "the smaller of the NLL knee and the active units of the largest model"
@@ -328,16 +302,6 @@ def _rule_words(rule: str, dim: int, signals: dict[str, Any], largest: dict[str,
     else:
         text.append(f"Rule '{rule}' recommends {dim}.")
     return text
-
-
-def _units(row: dict[str, Any]) -> str:
-    """The active units of a size in words: ``12 active units``, or, when its seeds differ, ``4 to 5
-    active units, 4.33 on average over 3 seeds`` (never a bare fractional count)."""
-    lo, hi = row.get("active_units_min"), row.get("active_units_max")
-    mean = row["active_units_mean"]
-    if lo is None or hi is None or lo == hi:
-        return f"{_num(mean)} active unit{'' if mean == 1 else 's'}"
-    return f"{_num(lo)} to {_num(hi)} active units, {_num(mean)} on average over {row['n_seeds']} seeds"
 
 
 def _failed_words(failures: list[TrialRecord], complete: int) -> list[str]:
@@ -399,7 +363,7 @@ def _rationale(
         )
     au = largest["active_units_mean"]
     text.append(
-        f"The largest model ({largest['dim']} units) keeps {_units(largest)} "
+        f"The largest model ({largest['dim']} units) keeps {units(largest)} "
         f"(variance of the posterior mean over inputs above 0.01)."
     )
     if no_latent:
