@@ -98,9 +98,10 @@ def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkey
     """Splits of a memory-mapped file are copied a few rows at a time (its pages released after each
     chunk): the result is that of the same array in memory, and a NaN is still found and located."""
     import zdim.data
+    import zdim.prepare
 
     np.save(tmp_path / "feats.npy", real.astype(np.float32))
-    monkeypatch.setattr(zdim.data, "_CHUNK_BYTES", 3 * 5 * 4)  # 3 rows per chunk
+    monkeypatch.setattr(zdim.prepare, "_CHUNK_BYTES", 3 * 5 * 4)  # 3 rows per chunk
     mapped, mem = load_data(str(tmp_path / "feats.npy")), load_data(real.astype(np.float32))
     for a, b in ((mapped.train, mem.train), (mapped.val, mem.val), (mapped.test, mem.test)):
         assert a.dtype == torch.float32 and torch.equal(a, b)
@@ -194,11 +195,12 @@ def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypat
     few rows of the file, or the kernel's read-around faults the whole file in before the pages are
     released (see benchmarks/bench_memory.py)."""
     import zdim.data
+    import zdim.prepare
 
     x = np.arange(2000 * 4, dtype=np.float32).reshape(2000, 4)
     np.save(tmp_path / "big.npy", x)
     src = np.load(tmp_path / "big.npy", mmap_mode="r")
-    monkeypatch.setattr(zdim.data, "_CHUNK_BYTES", 50 * 4 * 4)  # 50 rows per chunk
+    monkeypatch.setattr(zdim.prepare, "_CHUNK_BYTES", 50 * 4 * 4)  # 50 rows per chunk
     spans = []
 
     class Spy(np.memmap):
@@ -208,23 +210,24 @@ def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypat
             return super().__getitem__(idx)
 
     rows = np.arange(0, 2000, 37)  # 55 sparse rows across the whole file
-    out = zdim.data._gather(src.view(Spy), rows)
+    out = zdim.prepare.gather(src.view(Spy), rows)
     assert np.array_equal(out, x[rows])
     assert spans and max(spans) <= 50, spans
     unsorted = rows[::-1].copy()  # no order: chunks by count only, same values
-    assert np.array_equal(zdim.data._gather(src, unsorted), x[unsorted])
+    assert np.array_equal(zdim.prepare.gather(src, unsorted), x[unsorted])
 
 
 _PEAK_CHILD = """
 import sys
 import numpy as np
 import zdim.data
+import zdim.prepare
 
 def hwm():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
-zdim.data._CHUNK_BYTES = 12 << 20  # each 5% split (10 MB) fits one chunk
+zdim.prepare._CHUNK_BYTES = 12 << 20  # each 5% split (10 MB) fits one chunk
 base = hwm()
 d = zdim.data.load_data(sys.argv[1], val_fraction=0.05, test_fraction=0.05)
 assert sum(len(t) for t in (d.train, d.val, d.test)) == int(sys.argv[2])

@@ -32,7 +32,7 @@ LAZY = {
     "recommend": "rules",
     "load_model": "saved",
     "SavedModel": "saved",
-    "Preprocessing": "data",
+    "Preprocessing": "preprocessing",
     "SweepConfig": "config",
     "SweepResult": "result",
     "sweep": "api",
@@ -52,12 +52,13 @@ LAZY = {
 if TYPE_CHECKING:
     from .api import sweep
     from .config import SweepConfig
-    from .data import Data, Preprocessing, load_data
+    from .data import Data, load_data
     from .errors import UnsettledAnswerWarning, ZdimError
     from .estimator import VAETransformer
     from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .metrics import evaluate
     from .models import VAE, VAEConfig
+    from .preprocessing import Preprocessing
     from .recommendation import Recommendation
     from .records import TrialRecord, TrialStatus
     from .report import build_report

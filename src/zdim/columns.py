@@ -34,7 +34,7 @@ from .mixed import Layout
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .readers import _Raw  # (no import at run time: readers imports this module)
+    from .raw import _Raw
 
 UNKNOWN = "<unknown>"  # the bucket of a category the training split never saw
 MISSING = "<missing>"  # a missing text value: a category of its own

@@ -11,10 +11,8 @@ picks the likelihood and standardizes Gaussian data with training statistics. Co
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,25 +23,26 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     import pandas as pd
 
-from . import spill
-from .columns import Columns, encode_raw
+from .columns import encode_raw
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
-from .likelihoods import Gaussian
 from .likelihoods import find as find_likelihood
 from .likelihoods import get as get_likelihood
-from .likelihoods import infer as infer_likelihood
 from .messages import speaks_python
-from .readers import MIN_SAMPLES, _encode_labels, _has_columns, _raise_empty, _Raw, _read_source
-from .spill import for_random_reads, release, spill_array
-
-"""Fewest samples accepted: enough that train, validation and test each get one or more."""
-
-
-# Non-negative integers all within 0..255 may be 8-bit pixel intensities (a flattened image array, a
-# table of grey levels): ``auto`` keeps them Gaussian, as before count likelihoods existed; only
-# integers above this bound are taken for counts. Pass likelihood="nb" to model small counts as counts.
-_PIXEL_MAX = 255.0
+from .prepare import (
+    check_counts,
+    check_finite,
+    choose_likelihood,
+    fingerprint_of,
+    gather,
+    spills,
+    split_rows,
+    standardize,
+)
+from .preprocessing import Preprocessing
+from .raw import MIN_SAMPLES, _encode_labels, _raise_empty, _Raw  # noqa: F401 (MIN_SAMPLES re-exported)
+from .readers import _has_columns, _read_source
+from .spill import for_random_reads, spill_array
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,145 +123,6 @@ class Data:
             "fingerprint": self.fingerprint,
             **({"binarized": True} if self.extra.get("binarized") else {}),
         }
-
-
-@dataclass(frozen=True, eq=False)
-class Preprocessing:
-    """What turns a raw sample, in the data's own units, into a model input, and back.
-
-    A raw row ``x`` (flattened, ``(D,)``) becomes ``((x / scale) - mean) / std``; ``mean`` and ``std``
-    are None when the data were not standardized (Bernoulli and count data). Saved in ``model.json``
-    (key ``"preprocessing"``) with every model zdim writes, so a saved model takes raw data.
-
-    Attributes
-    ----------
-    scale : float
-        The reader's divisor (255 for 8-bit images, 16 for ``digits``, else 1).
-    mean, std : numpy.ndarray or None
-        ``(D,)`` float32 standardization statistics of the training split (Gaussian data only).
-    likelihood : str
-        The decoder likelihood the model was trained with.
-    sample_shape : tuple of int
-        Shape of one sample before flattening.
-    n_features : int
-        ``D``, the flattened width a model takes.
-    feature_names : list of str or None
-        Column names of tabular data.
-    name : str
-        The data set's display name (used in messages).
-    columns : dict or None
-        A mixed table's columns (``zdim.columns.Columns.to_dict``): how raw rows with categories become
-        the encoded features, and back.
-    """
-
-    scale: float = 1.0
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-    likelihood: str = Gaussian.name
-    sample_shape: tuple[int, ...] = ()
-    n_features: int = 0
-    feature_names: list[str] | None = None
-    name: str = ""
-    columns: dict[str, Any] | None = None
-
-    @classmethod
-    def from_data(cls, data: Data) -> Preprocessing:
-        return cls(
-            scale=float(data.scale),
-            mean=None if data.mean is None else np.asarray(data.mean, dtype=np.float32),
-            std=None if data.std is None else np.asarray(data.std, dtype=np.float32),
-            likelihood=data.likelihood,
-            sample_shape=tuple(int(s) for s in data.sample_shape),
-            n_features=data.n_features,
-            feature_names=list(data.feature_names) if data.feature_names is not None else None,
-            name=data.name,
-            columns=data.extra.get("columns"),
-        )
-
-    @classmethod
-    def identity(
-        cls, n_features: int, likelihood: str = Gaussian.name, sample_shape: tuple[int, ...] = ()
-    ) -> Preprocessing:
-        """No scaling and no standardization: inputs are used as given."""
-        return cls(likelihood=likelihood, sample_shape=tuple(sample_shape) or (n_features,), n_features=n_features)
-
-    @property
-    def is_identity(self) -> bool:
-        return self.scale == 1.0 and self.mean is None and self.std is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (float lists); ``from_dict`` reads it back exactly (float32 values)."""
-        return {
-            "scale": self.scale,
-            "mean": None if self.mean is None else [float(v) for v in self.mean],
-            "std": None if self.std is None else [float(v) for v in self.std],
-            "likelihood": self.likelihood,
-            "sample_shape": list(self.sample_shape),
-            "n_features": self.n_features,
-            "feature_names": self.feature_names,
-            "name": self.name,
-            **({"columns": self.columns} if self.columns is not None else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        """The inverse of ``to_dict``; ``ValueError``/``KeyError``/``TypeError`` on a malformed dict."""
-        n = int(d["n_features"])
-
-        def vector(key: str) -> np.ndarray | None:
-            if d.get(key) is None:
-                return None
-            v = np.asarray(d[key], dtype=np.float32)
-            if v.shape != (n,):
-                raise ValueError(f"preprocessing {key} has shape {v.shape}, expected ({n},)")
-            return v
-
-        scale = float(d.get("scale", 1.0))
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"preprocessing scale {scale!r} is not a positive number")
-        names = d.get("feature_names")
-        return cls(
-            scale=scale,
-            mean=vector("mean"),
-            std=vector("std"),
-            likelihood=str(d.get("likelihood", Gaussian.name)),
-            sample_shape=tuple(int(s) for s in d.get("sample_shape") or (n,)),
-            n_features=n,
-            feature_names=[str(v) for v in names] if names is not None else None,
-            name=str(d.get("name", "")),
-            columns=Columns.from_dict(d["columns"]).to_dict() if d.get("columns") is not None else None,
-        )
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Raw rows ``(n, D)`` -> model inputs ``(n, D)`` float32 (a new array)."""
-        out = np.array(x, dtype=np.float32)
-        if self.scale != 1.0:
-            out /= np.float32(self.scale)
-        if self.mean is not None and self.std is not None:
-            out -= self.mean
-            out /= self.std
-        return out
-
-    def invert(self, x: np.ndarray) -> np.ndarray:
-        """Model-unit rows ``(n, D)`` (decoder means) -> the data's own units, float32 (a new array)."""
-        out = np.array(x, dtype=np.float32)
-        if self.mean is not None and self.std is not None:
-            out *= self.std
-            out += self.mean
-        if self.scale != 1.0:
-            out *= np.float32(self.scale)
-        return out
-
-    def log_jacobian(self) -> float:
-        """``log |d input / d raw|`` summed over features (``-D log scale - sum log std``), which turns a
-        density of model inputs into a density of raw rows (a family with ``density``: Gaussian,
-        continuous Bernoulli); 0 for a likelihood of discrete values."""
-        if not get_likelihood(self.likelihood).density:
-            return 0.0
-        total = -self.n_features * float(np.log(self.scale))
-        if self.std is not None:
-            total -= float(np.log(self.std.astype(np.float64)).sum())
-        return total
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -488,210 +348,6 @@ def _check_options(val_fraction: float, test_fraction: float, likelihood: str, m
 # ----------------------------------------------------------------------------- per-format readers
 
 
-# ----------------------------------------------------------------------------- split, check, scale
-
-
-def _split_size(n: int, fraction: float) -> int:
-    return max(1, int(n * fraction + 1e-9))
-
-
-def _check_count(n: int, where: str, max_samples: int | None) -> None:
-    if n < MIN_SAMPLES:
-        fix = f"raise --max-samples (now {max_samples})" if max_samples is not None else "pass more data"
-        raise DataError(
-            f"{where}: found {n} sample(s), need at least {MIN_SAMPLES} so that train, "
-            f"validation and test each get one or more: {fix}"
-        )
-
-
-def _split_rows(
-    raw: _Raw, x: np.ndarray, where: str, seed: int, val_fraction: float, test_fraction: float, max_samples: int | None
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Map each split to ``(array it is taken from, its row indices in shuffled order)``."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))[:max_samples]
-    _check_count(len(order), where, max_samples)
-    n_val = _split_size(len(order), val_fraction)
-    if raw.x_test is not None:
-        x_test = raw.x_test.reshape(len(raw.x_test), -1)
-        test = (x_test, rng.permutation(len(x_test))[:max_samples])
-        if len(test[1]) == 0:
-            raise DataError(f"{where}: the given test file holds no samples: use a complete t10k file")
-        return {"train": (x, order[n_val:]), "val": (x, order[:n_val]), "test": test}
-    n_test = _split_size(len(order), test_fraction)
-    return {
-        "train": (x, order[n_test + n_val :]),
-        "val": (x, order[n_test : n_test + n_val]),
-        "test": (x, order[:n_test]),
-    }
-
-
-_CHUNK_BYTES = 64 << 20  # rows are copied and checked this many bytes at a time
-
-
-def _chunk_rows(n_features: int, itemsize: int = 4) -> int:
-    return max(1, _CHUNK_BYTES // max(1, n_features * itemsize))
-
-
-def _gather(src: np.ndarray, rows: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
-    """``src[rows] / scale`` as a float32 array ``(len(rows), D)``, copied in chunks of rows.
-
-    ``out`` is a fresh array unless given (a spill file's map, see ``zdim.spill``). From a memory map
-    the pages read are released from this process after each chunk (they stay in the page cache), so
-    a large file is not resident here on top of the copy: peak memory is the copy, not the copy plus
-    the file; a spilled ``out`` is released the same way.
-    """
-    if out is None:
-        out = np.empty((len(rows), src.shape[1]), dtype=np.float32)
-    step = _chunk_rows(src.shape[1], src.itemsize)
-    ordered = len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1]))
-    start = 0
-    while start < len(rows):
-        end = min(start + step, len(rows))
-        if ordered:  # a chunk also spans at most `step` rows of the source: sparse rows (a small
-            # split of a large file) would otherwise fault the whole file in through the kernel's
-            # read-around before the release below, and the peak RSS would be the file's size
-            end = max(start + 1, min(end, int(np.searchsorted(rows, rows[start] + step))))
-        out[start:end] = src[rows[start:end]]
-        if scale != 1.0:
-            out[start:end] /= np.float32(scale)
-        release(src)  # a no-op for arrays in RAM and for copy-on-write maps
-        release(out)
-        start = end
-    return out
-
-
-def _spills(split: dict[str, tuple[np.ndarray, np.ndarray]], rows: dict[str, np.ndarray]) -> bool:
-    """Whether the splits go to spill files: a memory-mapped source whose float32 splits would take
-    more than ``zdim.spill.threshold()`` bytes of RAM (the values are the same either way)."""
-    mapped = all(isinstance(src, np.memmap) for src, _ in split.values())
-    size = sum(len(r) * src.shape[1] * 4 for (src, _), r in zip(split.values(), rows.values()))
-    return mapped and size > spill.threshold()
-
-
-def _check_finite(
-    parts: dict[str, np.ndarray], rows: dict[str, np.ndarray], where: str, feature_names: list[str] | None
-) -> None:
-    count, first = 0, None  # first: (row, column) of the first bad value
-    for key, values in parts.items():
-        for start, chunk in _chunks(values):  # a boolean mask of a chunk, not of the whole split
-            bad = ~np.isfinite(chunk)
-            if bad.any():
-                count += int(bad.sum())
-                r, c = np.argwhere(bad)[0]
-                first = min(first or (np.inf, 0), (int(rows[key][start + r]), int(c)))
-    if count and first is not None:
-        row, col = first
-        name = f" ('{feature_names[col]}')" if feature_names else ""
-        raise DataError(
-            f"{where}: {count} NaN or infinite value(s), the first at row {row}, column "
-            f"{col}{name} (0-based): remove or impute them before running zdim"
-        )
-
-
-def _chunks(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first row, chunk)`` over row chunks of ``values`` (about ``_CHUNK_BYTES`` each); a spilled
-    map's pages are released after each."""
-    step = _chunk_rows(values.shape[1])
-    for start in range(0, len(values), step):
-        yield start, values[start : start + step]
-        release(values)
-
-
-def _is_whole(chunk: np.ndarray) -> np.ndarray:
-    """Elementwise: the value is an integer (``chunk`` holds finite values)."""
-    return np.asarray(np.floor(chunk) == chunk)
-
-
-def _choose_likelihood(parts: dict[str, np.ndarray], likelihood: str, where: str, is_image: bool) -> str:
-    low, high, whole = np.inf, -np.inf, True
-    for values in parts.values():  # one pass: a spilled split is read from its file once
-        for _, chunk in _chunks(values):
-            low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
-            whole = whole and bool(_is_whole(chunk).all())
-    family = find_likelihood(likelihood)
-    if family is None:  # auto
-        counts = whole and low >= 0.0 and high > _PIXEL_MAX and not is_image
-        return infer_likelihood(low >= 0.0 and high <= 1.0, counts).name
-    family.check_range(low, high, where)
-    return family.name
-
-
-def _check_counts(
-    parts: dict[str, np.ndarray],
-    rows: dict[str, np.ndarray],
-    where: str,
-    feature_names: list[str] | None,
-    likelihood: str,
-) -> None:
-    """A count likelihood needs non-negative integers: else a ``DataError`` naming how many values are
-    not, and the first (in source order) with its row and column."""
-    count, first = 0, None  # first: (row, column, value) of the first bad value
-    for key, values in parts.items():
-        for start, chunk in _chunks(values):
-            bad = (chunk < 0) | ~_is_whole(chunk)
-            if bad.any():
-                count += int(bad.sum())
-                r, c = np.argwhere(bad)[0]
-                here = (int(rows[key][start + r]), int(c), float(chunk[r, c]))
-                first = here if first is None else min(first, here)
-    if count and first is not None:
-        row, col, value = first
-        name = f" ('{feature_names[col]}')" if feature_names else ""
-        raise DataError(
-            f"{where}: likelihood '{likelihood}' needs raw counts (non-negative integers), found {count} "
-            f"other value(s), the first {value:g} at row {row}, column {col}{name} (0-based): pass the raw "
-            "counts (not normalized or log-transformed; for .h5ad a counts layer, e.g. layer='counts'), "
-            "or a likelihood for real values: one of auto, bernoulli, gaussian"
-        )
-
-
-def _fingerprint(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray | None], kind: str) -> str:
-    """SHA-256 of the data as used: splits in order (before standardization), labels, likelihood."""
-    digest = hashlib.sha256(f"zdim-data-v1 {kind}".encode())
-    for key, values in parts.items():
-        digest.update(f"{key} {values.shape}".encode())
-        for _, chunk in _chunks(values):  # the same bytes in order as one update: the same digest
-            digest.update(np.ascontiguousarray(chunk).data)  # hashed in place, no copy
-        if labels[key] is not None:
-            digest.update(np.ascontiguousarray(labels[key]).astype("<f8").data)
-    return digest.hexdigest()
-
-
-def _train_moments(train: np.ndarray, spilled: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std ``(D,)`` (float64) of the training split; chunk by chunk when it is spilled (two
-    passes, no whole-split temporary: numpy's ``std`` would make a float64 copy of it)."""
-    if not spilled:
-        return train.mean(axis=0, dtype=np.float64), train.std(axis=0, dtype=np.float64)
-    total = np.zeros(train.shape[1])
-    for _, chunk in _chunks(train):
-        total += chunk.sum(axis=0, dtype=np.float64)
-    mean = total / len(train)
-    sq = np.zeros(train.shape[1])
-    for _, chunk in _chunks(train):
-        sq += ((chunk - mean) ** 2).sum(axis=0)
-    return mean, np.sqrt(sq / len(train))
-
-
-def _standardize(
-    parts: dict[str, np.ndarray], spilled: bool = False, keep: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Standardize every split in place with the training split's mean and std ``(D,)``; the features
-    of the mask ``keep`` stay as they are (mean 0, std 1: a mixed table's binaries and categories)."""
-    mean64, std = _train_moments(parts["train"], spilled)
-    if keep is not None:
-        mean64, std = np.where(keep, 0.0, mean64), np.where(keep, 1.0, std)
-    mean = mean64.astype(np.float32)
-    # A feature constant in training keeps unit scale (as scikit-learn's StandardScaler does): a tiny
-    # floor would blow a held-out value that differs into the millions and the encoder with it.
-    std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
-    for values in parts.values():
-        for _, chunk in _chunks(values) if spilled else ((0, values),):
-            chunk -= mean
-            chunk /= std
-    return mean, std
-
-
 def _build(
     raw: _Raw,
     given: str,
@@ -705,18 +361,18 @@ def _build(
     x = raw.x.reshape(len(raw.x), int(np.prod(raw.sample_shape)))  # (n, D); a view of a memory map
     if x.size == 0:
         _raise_empty(given, *x.shape)
-    split = _split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
+    split = split_rows(raw, x, given, seed, val_fraction, test_fraction, max_samples)
     columns = encode_raw(raw, split["train"][1], likelihood, given)
     if columns is not None:  # the encoded table replaces the placeholder rows; its likelihood is its layout
         x, likelihood = raw.x, columns.likelihood
         split = {k: (raw.x_test if k == "test" and raw.x_test is not None else x, idx) for k, (_, idx) in split.items()}
     rows = {key: np.sort(idx) for key, (_, idx) in split.items()}  # sorted reads suit memory maps
-    spilled = _spills(split, rows)
+    spilled = spills(split, rows)
     asked = find_likelihood(likelihood)  # None for auto
     counts = asked is not None and asked.counts
     scale = 1.0 if counts else raw.scale  # counts stay raw (pixels 0..255)
     parts = {
-        key: _gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
+        key: gather(src, rows[key], scale, spill_array(len(rows[key]), src.shape[1]) if spilled else None)
         for key, (src, _) in split.items()
     }  # float32 copies, in RAM or in unlinked spill files
     apart = raw.test_where is not None  # a test split given apart (--test) is named in its own messages
@@ -724,22 +380,22 @@ def _build(
     if apart:
         groups.append(({"test": parts["test"]}, f"test split {raw.test_where}"))
     for group, where in groups:
-        _check_finite(group, rows, where, raw.feature_names)
+        check_finite(group, rows, where, raw.feature_names)
         if counts:
-            _check_counts(group, rows, where, raw.feature_names, likelihood)
-    kind = likelihood if columns is not None else _choose_likelihood(parts, likelihood, given, raw.is_image)
+            check_counts(group, rows, where, raw.feature_names, likelihood)
+    kind = likelihood if columns is not None else choose_likelihood(parts, likelihood, given, raw.is_image)
     labels: dict[str, np.ndarray | None] = {key: None for key in parts}
     if raw.y is not None:
         y_test = raw.y if raw.x_test is None else raw.y_test
         assert y_test is not None  # readers keep labels only when the given test split has them too
         labels = {"train": raw.y[rows["train"]], "val": raw.y[rows["val"]], "test": y_test[rows["test"]]}
-    fingerprint = _fingerprint(parts, labels, kind)
+    fingerprint = fingerprint_of(parts, labels, kind)
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     if columns is not None:  # only the numbers are standardized (mean 0, std 1 elsewhere)
-        mean, std = _standardize(parts, spilled, ~columns.numeric_mask())
+        mean, std = standardize(parts, spilled, ~columns.numeric_mask())
     elif get_likelihood(kind).standardized:
-        mean, std = _standardize(parts, spilled)
+        mean, std = standardize(parts, spilled)
     extra_spill = {"spilled": True} if spilled else {}
     for values in parts.values() if spilled else ():
         values.flush()  # type: ignore[attr-defined]  # written back now: clean pages, reclaimable

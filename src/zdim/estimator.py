@@ -25,13 +25,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import SweepConfig, model_config
-from .data import Data, Preprocessing, load_data
+from .data import Data, load_data
 from .errors import ConfigError, TrainingDiverged, ZdimError
 from .grid import default_dims
 from .messages import python_message, warn_unsettled
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
 from .options import defaults, route
+from .preprocessing import Preprocessing
 from .result import SweepResult
 from .search import sweep
 from .train import TrainConfig

@@ -11,11 +11,6 @@ import gzip
 import importlib
 import os
 import re
-import struct
-import zipfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,43 +23,18 @@ if TYPE_CHECKING:
 from .columns import is_text
 from .errors import DataError
 from .formats import _FORMATS, EMBEDDED
-
-MIN_SAMPLES = 10
-
-
-def _raise_empty(where: str, n: int, d: int) -> None:
-    raise DataError(
-        f"{where}: empty data ({n} samples x {d} features): pass a source with at least "
-        f"{MIN_SAMPLES} samples and one feature"
-    )
-
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-_IDX_RE = re.compile(r"^(?P<stem>.+?)[-.]idx(?P<ndim>\d)-ubyte(?P<gz>\.gz)?$")
-
-_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, struct.error)
-
-
-@dataclass
-class _Raw:
-    """What a reader returns: samples ``(n, ...)`` in source order, before scaling by ``1/scale``."""
-
-    x: np.ndarray
-    name: str
-    sample_shape: tuple[int, ...]
-    is_image: bool = False
-    scale: float = 1.0
-    y: np.ndarray | None = None
-    label_names: list[str] | None = None
-    feature_names: list[str] | None = None
-    x_test: np.ndarray | None = None  # a given test split (IDX folder with a t10k file)
-    y_test: np.ndarray | None = None
-    test_where: str | None = None  # where a test split given apart came from (``--test``), for messages
-    frame: pd.DataFrame | None = None  # a table with text columns (zdim.columns encodes it); x: placeholder
-    frame_test: pd.DataFrame | None = None  # the same, of a test split given apart
+from .image_readers import _read_folder, _read_idx
+from .raw import (
+    _IDX_RE,
+    MIN_SAMPLES,
+    _encode_labels,
+    _from_array,
+    _names,
+    _raise_empty,
+    _Raw,
+    _read_errors,
+    _stem,
+)
 
 
 def _read_source(
@@ -142,18 +112,6 @@ def _read_path(
         return readers.get(kind, lambda: _read_table(path, kind, label_column))()
 
 
-@contextmanager
-def _read_errors(path: Path, what: str) -> Iterator[None]:
-    """Turn a library's read error into a ``DataError`` naming the file."""
-    try:
-        yield
-    except DataError:
-        raise
-    except _READ_ERRORS as e:
-        reason = " ".join(str(e).split())
-        raise DataError(f"{path}: cannot read it ({reason}): check that it is a valid, complete {what}") from e
-
-
 def _format_of(path: Path) -> str:
     name = path.name.lower()
     if _IDX_RE.match(name):
@@ -199,30 +157,6 @@ def _has_columns(source: object) -> str | None:
         return None  # reading it says what is wrong
     kind = "folder" if path.is_dir() else _format_of(path)
     return None if kind in ("csv", "tsv", "parquet", "npz", "h5ad") else f"a {kind}"
-
-
-def _stem(path: Path) -> str:
-    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    match = _IDX_RE.match(path.name.lower())
-    return path.name[: len(match["stem"])] if match else Path(name).stem
-
-
-def _names(values: Iterable[object], limit: int = 10) -> str:
-    names = [str(v) for v in values]
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(f"'{v}'" for v in names[:limit]) + more
-
-
-def _from_array(x: np.ndarray, name: str, where: str) -> _Raw:
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{where}: values of dtype {x.dtype} are not numbers: pass a float, integer or bool array")
-    if x.ndim not in (2, 3, 4):
-        raise DataError(
-            f"{where}: array of shape {tuple(x.shape)} has {x.ndim} dimension(s), expected "
-            "(n, D), (n, H, W) or (n, C, H, W): reshape it, e.g. x.reshape(len(x), -1)"
-        )
-    shape = (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
-    return _Raw(x=x, name=name, sample_shape=tuple(int(s) for s in shape), is_image=x.ndim > 2)
 
 
 def _read_digits() -> _Raw:
@@ -414,149 +348,6 @@ def _check_short_rows(path: Path, sep: str) -> None:
                     f"{path}: ragged table: line {line} has {width} fields, expected "
                     f"{expected}: give every row the same number of columns"
                 )
-
-
-def _encode_labels(values: np.ndarray, where: str, n: int) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels as int64; text labels as codes into sorted class names."""
-    values = np.asarray(values)
-    if len(values) != n:
-        raise DataError(f"{where}: {len(values)} labels for {n} samples: give one label per sample")
-    if values.dtype.kind in "biu":
-        return values.astype(np.int64), None
-    if values.dtype.kind == "f" and np.isfinite(values).all():
-        whole = np.array_equal(values, np.round(values))
-        return (values.astype(np.int64) if whole else values.astype(np.float64)), None
-    missing = int(np.sum([v is None or (isinstance(v, float) and not np.isfinite(v)) for v in values]))
-    if missing:
-        raise DataError(f"{where}: {missing} label(s) missing: fill or drop those rows")
-    names, codes = np.unique(values.astype(str), return_inverse=True)
-    return codes.astype(np.int64).reshape(-1), [str(s) for s in names]
-
-
-def _read_idx_array(path: Path) -> np.ndarray:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with _read_errors(path, "IDX file"), opener(path, "rb") as f:
-        buf = f.read()
-    if len(buf) < 4 or buf[:2] != b"\0\0" or buf[2] not in _IDX_DTYPES:
-        raise DataError(
-            f"{path}: not an IDX file (magic number {buf[:4].hex() or 'missing'}): "
-            "expected 0x0000, a type code 0x08-0x0E and the number of dimensions"
-        )
-    ndim, dtype = buf[3], np.dtype(_IDX_DTYPES[buf[2]])
-    start = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", buf[4:start]) if len(buf) >= start else ()
-    need = int(np.prod(dims)) * dtype.itemsize
-    if len(dims) != ndim or len(buf) - start != need:
-        raise DataError(
-            f"{path}: IDX header says shape {dims} ({need} bytes) but {len(buf) - start} "
-            "bytes follow: the file is truncated or corrupt; download it again"
-        )
-    return np.frombuffer(buf, dtype, offset=start).reshape(dims)
-
-
-def _read_idx(path: Path) -> _Raw:
-    x = _read_idx_array(path)
-    raw = _from_array(x, _stem(path), str(path))
-    raw.scale = 255.0 if x.dtype == np.uint8 else 1.0
-    sibling = path.name.replace("idx3", "idx1").replace("images", "labels")
-    for name in dict.fromkeys([sibling, sibling.removesuffix(".gz"), sibling.removesuffix(".gz") + ".gz"]):
-        if name != path.name and (path.parent / name).is_file():
-            labels = _read_idx_array(path.parent / name).reshape(-1)
-            raw.y, _ = _encode_labels(labels, str(path.parent / name), len(x))
-            break
-    return raw
-
-
-def _read_folder(path: Path) -> _Raw:
-    files = sorted(p for p in path.iterdir() if p.is_file())
-    idx = {}  # one file per name without .gz, preferring the uncompressed one
-    for p in reversed(files):
-        match = _IDX_RE.match(p.name.lower())
-        if match and match["ndim"] == "3":
-            idx[p.name.lower().removesuffix(".gz")] = p
-    if idx:
-        return _read_idx_folder(path, sorted(idx.values()))
-    images = _image_files(path)
-    if images:
-        return _read_images(path, images)
-    found = sorted(p.name for p in path.iterdir())
-    raise DataError(
-        f"{path}: no recognizable data in this folder (found {_names(found, 5) or 'nothing'}): "
-        "expected IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]) or "
-        ".png/.jpg/.jpeg images, directly or one subfolder deep"
-    )
-
-
-def _read_idx_folder(path: Path, files: list[Path]) -> _Raw:
-    train = [p for p in files if p.name.lower().startswith("train")]
-    test = [p for p in files if p.name.lower().startswith(("t10k", "test"))]
-    if len(files) == 1:
-        raw = _read_idx(files[0])
-    elif len(train) == 1 and len(test) == 1:
-        raw, given = _read_idx(train[0]), _read_idx(test[0])
-        if given.sample_shape != raw.sample_shape:
-            raise DataError(
-                f"{path}: {test[0].name} holds samples of shape {given.sample_shape} but "
-                f"{train[0].name} of shape {raw.sample_shape}: use files of one data set"
-            )
-        has_labels = raw.y is not None and given.y is not None
-        raw.x_test, raw.y_test = given.x, given.y if has_labels else None
-        raw.y = raw.y if has_labels else None
-    else:
-        raise DataError(
-            f"{path}: several IDX image files ({_names(p.name for p in files)}) and no "
-            "single train/t10k pair: pass one file, or keep train-images-idx3-ubyte and "
-            "t10k-images-idx3-ubyte in the folder"
-        )
-    raw.name = path.name
-    return raw
-
-
-def _image_files(path: Path) -> list[tuple[Path, str | None]]:
-    """Images directly in ``path`` (no label), or one subfolder deep (label: the subfolder name)."""
-
-    def images_in(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
-
-    subfolders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-    nested: list[tuple[Path, str | None]] = [(p, d.name) for d in subfolders for p in images_in(d)]
-    direct = images_in(path)
-    if direct:  # labels only when every image sits in a class subfolder
-        return [(p, None) for p in direct + [q for q, _ in nested]]
-    return nested
-
-
-def _read_images(path: Path, files: list[tuple[Path, str | None]]) -> _Raw:
-    from PIL import Image
-
-    def open_image(p: Path, mode: str | None = None) -> tuple[tuple[int, int], str, np.ndarray | None]:
-        try:
-            with Image.open(p) as im:
-                return im.size, im.mode, None if mode is None else np.asarray(im.convert(mode))
-        except (OSError, SyntaxError, ValueError) as e:
-            raise DataError(
-                f"{p}: corrupt or unreadable image ({' '.join(str(e).split())}): remove or replace the file"
-            ) from e
-
-    headers = [open_image(p)[:2] for p, _ in files]  # sizes and modes, without decoding pixels
-    (width, height), _ = headers[0]
-    for (p, _), (size, _) in zip(files, headers):
-        if size != (width, height):
-            raise DataError(
-                f"{path}: images have different sizes: {files[0][0]} is {width}x{height} but "
-                f"{p} is {size[0]}x{size[1]}: resize them to one size"
-            )
-    gray = all(mode in ("L", "LA", "1") for _, mode in headers)
-    mode, channels = ("L", 1) if gray else ("RGB", 3)
-    x = np.empty((len(files), channels, height, width), dtype=np.uint8)  # (n, C, H, W)
-    for i, (p, _) in enumerate(files):
-        pixels = open_image(p, mode)[2]
-        assert pixels is not None  # decoded: a mode was given
-        x[i] = pixels.reshape(height, width, channels).transpose(2, 0, 1)
-    raw = _Raw(x=x, name=path.name, sample_shape=(channels, height, width), is_image=True, scale=255.0)
-    if all(label is not None for _, label in files):
-        raw.y, raw.label_names = _encode_labels(np.array([lab for _, lab in files]), str(path), len(x))
-    return raw
 
 
 def _read_h5ad(path: Path, layer: str | None, label_key: str | None) -> _Raw:

@@ -19,11 +19,11 @@ import torch
 
 from .checkpoints import MODEL_JSON, folder_of, read_saved, rebuild
 from .columns import Columns
-from .data import Preprocessing
 from .errors import ConfigError, DataError, ModelFileError
 from .likelihoods import get as get_likelihood
 from .metrics import neg_elbo
 from .models import VAE, VAEConfig
+from .preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
