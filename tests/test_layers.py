@@ -19,6 +19,7 @@ LAYER = {
     "records": 0,
     "evidence": 0,
     "messages": 0,
+    "option_spec": 0,
     "options": 0,
     "grid": 0,
     "likelihoods": 0,

@@ -21,186 +21,28 @@ command line's ``--help`` reads this without torch.
 from __future__ import annotations
 
 import argparse
-import math
-import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
 from .formats import LIKELIHOOD_CHOICES, MODES
-from .grid import DimSpec
+from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported with the table)
+    DESTINATIONS,
+    FLAG,
+    OFF,
+    SWITCH,
+    VALUE,
+    Bounds,
+    OneOf,
+    Option,
+    _dims,
+    integer,
+    number_or_word,
+    positive_ints,
+)
 
-VALUE, FLAG, SWITCH, OFF = "value", "flag", "switch", "off"
-# VALUE: --name VALUE; FLAG: --name sets True; SWITCH: --name / --no-name (True, False, or None: the default
-# decides); OFF: the flag sets False (--no-extend, --quiet for progress)
-DESTINATIONS = ("options", "train", "loader", "run", "api", "cli")
-# options: a field of zdim.plan.Options; train: of zdim.TrainConfig; loader: a keyword of zdim.load_data;
-# run: where results go (out, overwrite, resume, progress); api: zdim.sweep's own (report); cli: the
-# command's own (mlflow)
 RULE_NAMES = ("combined", "nll-knee", "active-units", "generation")  # == zdim.rules.RULES (tests/test_options.py)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """A number's check: ``what`` it is (``"an integer"``, ``"a number of seconds"``), a lower bound
-    (excluded when ``strict``), an upper bound (always excluded), finite or not."""
-
-    what: str
-    low: float | None = None
-    high: float | None = None
-    strict: bool = False
-    integer: bool = False
-    finite: bool = False
-
-    def ok(self, value: Any) -> bool:
-        kind = numbers.Integral if self.integer else numbers.Real
-        if isinstance(value, bool) or not isinstance(value, kind):
-            return False
-        value = float(value)
-        if (self.finite or self.high is not None) and not math.isfinite(value):
-            return False
-        if self.low is not None and not (value > self.low if self.strict else value >= self.low):
-            return False
-        return self.high is None or value < self.high
-
-    def expected(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"{self.what} in ({self.low:g}, {self.high:g})"
-        if self.low is not None:
-            return f"{self.what} {'>' if self.strict else '>='} {self.low:g}"
-        return self.what
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """A word's check: one of ``choices``."""
-
-    choices: tuple[str, ...]
-
-    def ok(self, value: Any) -> bool:
-        return value in self.choices
-
-    def expected(self) -> str:
-        return f"one of {', '.join(self.choices)}"
-
-
-def integer(low: int) -> Bounds:
-    return Bounds("an integer", low, integer=True)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a sweep, declared once.
-
-    ``keyword`` is ``zdim.sweep``'s keyword and the ``argparse`` destination; ``flag`` the command line's
-    (None: Python only; ``""``: ``--`` and the keyword with ``-`` for ``_``); ``kind`` how the flag
-    reads (``VALUE``, ``FLAG``, ``SWITCH``, ``OFF``); ``default`` the default of both doors (an ``OFF``
-    flag's absence is True on the command line); ``parse``/``choices``/``metavar`` how ``argparse``
-    reads the value; ``help`` the command line's words (``off`` the help of ``--no-NAME`` of a
-    ``SWITCH``); ``doc`` the docstring's text (default: ``help`` in keyword words); ``check`` the value's
-    check (None passes where the default is None); ``to`` where the value goes (``"train.warmup_epochs"``;
-    default ``options.KEYWORD``); ``convert`` the value as it goes there; ``commands`` the subcommands
-    that take the flag, ``per_command`` what differs there (``help``, ``default``); ``group`` a mutually
-    exclusive group of flags; ``api`` whether ``zdim.sweep`` takes the keyword; ``words`` the values a
-    message may name that Python spells as strings."""
-
-    keyword: str
-    help: str
-    default: Any = None
-    flag: str | None = ""
-    kind: str = VALUE
-    parse: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
-    metavar: str | None = None
-    off: str = ""
-    doc: str | None = None
-    check: Bounds | OneOf | None = None
-    to: tuple[str, ...] = ()
-    convert: Callable[[Any], Any] | None = None
-    commands: tuple[str, ...] = ("sweep",)
-    per_command: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    group: str | None = None
-    api: bool = True
-    words: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """The flag without its dashes (``batch-size``); empty for a keyword only Python has."""
-        return self.flag_text[2:] if self.flag_text else ""
-
-    @property
-    def flag_text(self) -> str:
-        if self.flag is None:
-            return ""
-        if self.flag:
-            return self.flag
-        return "--" + ("no-" if self.kind == OFF else "") + self.keyword.replace("_", "-")
-
-    @property
-    def targets(self) -> tuple[tuple[str, str], ...]:
-        """Where the value goes: (destination, field) pairs."""
-        to = self.to or (f"options.{self.keyword}",)
-        return tuple((where, name) for where, _, name in (t.partition(".") for t in to))
-
-    def fix(self) -> str:
-        """What a message tells the user to fix: the flag, or the keyword where there is none."""
-        return self.flag_text or f"{self.keyword}="
-
-    def validate(self, value: Any) -> None:
-        """``ConfigError`` (one line, naming the value and the flag) for a value the check refuses."""
-        if self.check is None or (value is None and self.default is None) or self.check.ok(value):
-            return
-        raise ConfigError(f"{self.keyword} must be {self.check.expected()}, got {value!r}: fix {self.fix()}")
-
-    def arguments(self, command: str) -> list[tuple[list[str], dict[str, Any]]]:
-        """The ``add_argument`` calls of this option in ``command`` (two for a ``SWITCH``)."""
-        over = self.per_command.get(command, {})
-        helps = over.get("help", self.help)
-        if self.kind == SWITCH:
-            flag = self.flag_text
-            return [
-                ([flag], {"dest": self.keyword, "action": "store_true", "default": None, "help": helps}),
-                (["--no-" + flag[2:]], {"dest": self.keyword, "action": "store_false", "help": self.off}),
-            ]
-        if self.kind in (FLAG, OFF):
-            action = "store_true" if self.kind == FLAG else "store_false"
-            return [([self.flag_text], {"dest": self.keyword, "action": action, "help": helps})]
-        kw: dict[str, Any] = {"dest": self.keyword, "default": over.get("default", self.default), "help": helps}
-        if self.parse is not None:
-            kw["type"] = self.parse
-        if self.choices is not None:
-            kw["choices"] = list(self.choices)
-        metavar = self.metavar or (None if self.choices else self.name.upper().replace("-", "_"))
-        if metavar:
-            kw["metavar"] = metavar
-        return [([self.flag_text], kw)]
-
-
-def number_or_word(text: str) -> float | str:
-    """An integer, a number, or the word itself (``auto``, ``pca``): ``TrainConfig`` says which it accepts."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def positive_ints(text: str) -> list[int]:
-    """``512,256`` -> [512, 256]; ``argparse`` turns the error into its own usage line."""
-    try:
-        vals = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths like 512,256") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive integers like 512,256")
-    return vals
-
-
-def _dims(value: Any) -> DimSpec | None:
-    return value if isinstance(value, DimSpec) else DimSpec.of(value) if value else None
 
 
 DATA = ("sweep", "tune", "estimate-id")  # how a data source is read: every command that reads one
