@@ -4,10 +4,9 @@ For each data set the same settle-mode sweep runs as ``zdim sweep`` (a fresh pro
 run directory):
 
 - ``1 process, 2 threads``: ``--workers 1`` with every core to torch's threads;
-- ``2 workers, 1 thread``: ``--workers 2``, the members spread over two processes of one thread each
-  (a worker whose members train while the other has none takes its thread: ``zdim.engines``);
-- ``2 workers, no lending``: the same with ``zdim.engines.LEND_THREADS`` off (each worker keeps one
-  thread throughout, as before threads were lent);
+- ``2 workers, 1 thread``: ``--workers 2``, the members spread over two processes of one thread each;
+- ``2 workers, lending``: the same with ``zdim.engines.LEND_THREADS`` on (a worker whose members train
+  while the other has none takes its thread);
 - and, for the thread scaling of one process, ``1 process, 1 thread``.
 
 The configurations alternate, ``--rounds`` times each; the median wall time of each is printed with
@@ -41,19 +40,19 @@ SETS = {
     "mnist": [str(MNIST), "--max-samples", "5000", "--dims", "2,5,10,20,50", "--seeds", "1"],
 }
 CONFIGS = {  # label: (workers, torch threads of each process, threads lent)
-    "1 process, 2 threads": (1, 2, True),
-    "2 workers, 1 thread": (2, 1, True),
-    "2 workers, no lending": (2, 1, False),
-    "1 process, 1 thread": (1, 1, True),
+    "1 process, 2 threads": (1, 2, False),
+    "2 workers, 1 thread": (2, 1, False),
+    "2 workers, lending": (2, 1, True),
+    "1 process, 1 thread": (1, 1, False),
 }
-NO_LENDING = "import sys, zdim.engines, zdim.cli; zdim.engines.LEND_THREADS = False; sys.exit(zdim.cli.main())"
+LENDING = "import sys, zdim.engines, zdim.cli; zdim.engines.LEND_THREADS = True; sys.exit(zdim.cli.main())"
 
 
 def run(
-    source: list[str], workers: int, threads: int, out: Path, quick: bool, lend: bool = True
+    source: list[str], workers: int, threads: int, out: Path, quick: bool, lend: bool = False
 ) -> tuple[float, int | None]:
     """One sweep in a fresh process: (wall seconds, the recommended size)."""
-    zdim = ["-m", "zdim"] if lend else ["-c", NO_LENDING]  # the coordinator decides what is lent
+    zdim = ["-c", LENDING] if lend else ["-m", "zdim"]  # the coordinator decides what is lent
     cmd = [sys.executable, *zdim, "sweep", *source, "--quiet", "--workers", str(workers)]
     cmd += ["--out", str(out), "--overwrite"] + (["--epochs", "3"] if quick else [])
     # a process of one worker keeps all its threads; each worker process sets its own share itself
@@ -120,18 +119,18 @@ def main() -> None:
             print(
                 f"  2 workers against 1 process of 2 threads: {ratio:.2f}x ({'same' if same else 'DIFFERENT'} answer)"
             )
-        if "2 workers, no lending" in med and "2 workers, 1 thread" in med:
-            gain = med["2 workers, no lending"] / med["2 workers, 1 thread"]
-            same = answers["2 workers, no lending"] == answers["2 workers, 1 thread"]
+        if "2 workers, lending" in med and "2 workers, 1 thread" in med:
+            gain = med["2 workers, 1 thread"] / med["2 workers, lending"]
+            same = answers["2 workers, lending"] == answers["2 workers, 1 thread"]
             print(f"  lending threads against not: {gain:.2f}x ({'same' if same else 'DIFFERENT'} answer)")
-            lent, kept = tables["2 workers, 1 thread"], tables["2 workers, no lending"]
+            lent, kept = tables["2 workers, lending"], tables["2 workers, 1 thread"]
             common = sorted(set(lent) & set(kept))
             worst = max((abs(lent[t] - kept[t]) / max(abs(kept[t]), 1e-12) for t in common), default=float("nan"))
             trials = "the same trials" if set(lent) == set(kept) else f"OTHER trials ({sorted(set(lent) ^ set(kept))})"
             print(f"  results.csv, lending against not: {trials}; largest relative NLL difference {worst:.3g}")
             if "1 process, 2 threads" in med:
-                ratio = med["1 process, 2 threads"] / med["2 workers, no lending"]
-                print(f"  2 workers without lending against 1 process of 2 threads: {ratio:.2f}x")
+                ratio = med["1 process, 2 threads"] / med["2 workers, lending"]
+                print(f"  2 workers lending threads against 1 process of 2 threads: {ratio:.2f}x")
         if "1 process, 1 thread" in med and "1 process, 2 threads" in med:
             scale = med["1 process, 1 thread"] / med["1 process, 2 threads"]
             print(f"  thread scaling of one process: 2 threads are {scale:.2f}x 1 thread")

@@ -123,6 +123,7 @@ def test_lending_gives_the_busy_workers_the_threads_of_the_idle_ones(monkeypatch
     engine.workers, engine.threads, engine.cores, engine.lent = 2, 2, 4, [2, 2]
     sent: list[dict[int, tuple[int]]] = []
     monkeypatch.setattr(engine, "_call", lambda cmd, per: sent.append(per) if cmd == "threads" else None)
+    monkeypatch.setattr(engines, "LEND_THREADS", True)
     engine._lend([0])  # worker 1 has nothing to train: worker 0 takes its threads
     engine._lend([0])  # already lent: nothing said
     engine._lend([1, 0])  # both busy again: each its own share
@@ -137,6 +138,7 @@ def test_a_worker_with_lent_threads_trains_the_member_it_trains_alone(monkeypatc
     member's in this process (to the float noise of another thread count)."""
     import torch
 
+    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.engines)
     busy: list[int] = []
     real = WorkerEngine._lend
     monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))
@@ -163,6 +165,7 @@ def test_two_workers_lending_threads_in_a_one_member_phase_give_the_one_process_
 ):
     """Refinement adds one member (one seed): that phase trains on one of the 2 workers, which takes the
     other's threads; members and answer as in one process (to the float noise of other thread counts)."""
+    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.engines)
     busy: list[int] = []
     real = WorkerEngine._lend
     monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))

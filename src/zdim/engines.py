@@ -7,8 +7,8 @@ does what it is told and reports every member's state after each epoch as a ``St
   ``stack``, the members of one shape as one ``zdim.stacked.StackedTrainer`` (batched matmuls: the GPU
   path). The training and validation splits go to the device once, for every member.
 - ``WorkerEngine``: the members partitioned over N spawned worker processes, each a ``LocalEngine`` with
-  ``cores // N`` threads (a worker whose members train while others have none left takes their threads:
-  ``cores // busy``), advanced together epoch by epoch through pipes; each worker writes its own
+  ``cores // N`` threads (with ``LEND_THREADS``, a worker whose members train while others have none
+  left takes their threads), advanced together epoch by epoch through pipes; each worker writes its own
   members' checkpoint files and evaluates its own members at the end. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and has them checkpoint); a worker that dies is a ``WorkerError``, and
   ``--resume`` goes on from the last checkpoint.
@@ -43,7 +43,10 @@ from .train import FitResult, Trainer, resolve_device
 from .trial import Key, evaluate_trial, failed
 
 EVAL_K = 10  # importance samples of the per-epoch validation NLL
-LEND_THREADS = True  # a WorkerEngine's busy workers take the threads of idle ones (WorkerEngine._lend)
+# A WorkerEngine's busy workers take the threads of idle ones (WorkerEngine._lend). Off: on the 2-core
+# machine it was measured on, a lent thread made a one-member phase slower on digits and no faster on
+# MNIST (docs/performance.md, benchmarks/bench_lending.py); measure it on yours before turning it on.
+LEND_THREADS = False
 
 
 @dataclass

@@ -299,10 +299,11 @@ def tune(
     epochs = epochs or cfg.train.epochs
     name = study_name or f"zdim-tune-dim-{dim}"
     seed = cfg.train.seed
+    backend = backends.choose(backends.LOCAL, workers)  # zdim tune has no --backend yet
     if progress:
         print(
             f"zdim tune: size {dim} of {data.name}, {n_trials} trial(s) of up to {epochs} epochs, objective "
-            f"validation {objective}, {workers} worker(s) -> {run.path}",
+            f"validation {objective}, {backend.describe()} -> {run.path}",
             file=sys.stderr,
         )
     for w in notes:
@@ -317,7 +318,6 @@ def tune(
     remaining = n_trials - done
     obj = _Objective(data, dim, cfg, epochs, objective)
     if remaining > 0:
-        backend = backends.choose(backends.LOCAL, workers)
         target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
         share = -(-remaining // backend.workers)
         worker = TuneWorker(run.path, storage, name, prune, seed, obj, share, target, backend.workers, progress, study)
