@@ -366,7 +366,9 @@ class TuneWorker:
         return self.__dict__ | {"study": None}
 
     def __call__(self) -> None:
-        study = self.study or _open(RunDir(self.run_dir), self.storage, self.name, self.prune, self.seed)
+        study = self.study
+        if study is None:  # a copy in another process or machine
+            study = _open(RunDir(self.run_dir), self.storage, self.name, self.prune, self.seed)
         cap = [optuna.study.MaxTrialsCallback(self.target, states=None)] if self.workers > 1 else []
         bar = self.progress and self.workers == 1
         study.optimize(self.obj, n_trials=self.share, catch=(Exception,), callbacks=cap, show_progress_bar=bar)
