@@ -67,6 +67,7 @@ LAYER = {
     "trial": 6,
     "scheduler": 7,
     "engines": 7,
+    "backends": 7,
     "settle": 7,
     "folded": 7,
     "nested": 7,

@@ -7,7 +7,8 @@ does what it is told and reports every member's state after each epoch as a ``St
   ``stack``, the members of one shape as one ``zdim.stacked.StackedTrainer`` (batched matmuls: the GPU
   path). The training and validation splits go to the device once, for every member.
 - ``WorkerEngine``: the members partitioned over N spawned worker processes, each a ``LocalEngine`` with
-  ``cores // N`` threads, advanced together epoch by epoch through pipes; each worker writes its own
+  ``cores // N`` threads (with ``LEND_THREADS``, a worker whose members train while others have none
+  left takes their threads), advanced together epoch by epoch through pipes; each worker writes its own
   members' checkpoint files and evaluates its own members at the end. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and has them checkpoint); a worker that dies is a ``WorkerError``, and
   ``--resume`` goes on from the last checkpoint.
@@ -40,6 +41,11 @@ from .runs import RunDir
 from .stacked import StackedMember, StackedTrainer, groups
 from .train import FitResult, Trainer, resolve_device
 from .trial import Key, evaluate_trial, failed
+
+# A WorkerEngine's busy workers take the threads of idle ones (WorkerEngine._lend). Off: on the 2-core
+# machine it was measured on, a lent thread made a one-member phase slower on digits and no faster on
+# MNIST (docs/performance.md, benchmarks/bench_lending.py); measure it on yours before turning it on.
+LEND_THREADS = False
 
 
 @dataclass
@@ -235,6 +241,10 @@ def _worker(
             return  # the coordinator is gone
         if cmd == "quit":
             return
+        if cmd == "threads":  # the coordinator lends this worker the threads of idle ones, or takes them back
+            torch.set_num_threads(args[0])
+            conn.send(("ok", None))
+            continue
         try:
             result = getattr(engine, cmd)(*args)
             if cmd == "finish":  # a model crosses the pipe as its weights
@@ -254,6 +264,8 @@ class WorkerEngine:
     ):
         self.data, self.config, self.workers = data, config, workers
         self.threads = studies.threads_per_worker(workers)
+        self.cores = studies.threads_per_worker(1)
+        self.lent = [self.threads] * workers  # each worker's threads now (see _lend)
         ctx = mp.get_context("spawn")
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
@@ -295,6 +307,17 @@ class WorkerEngine:
             out[w] = result
         return out
 
+    def _lend(self, busy: list[int]) -> None:
+        """Give the workers of ``busy`` the threads of the idle ones (refinement's phases of one member,
+        members stopped on one worker): ``cores // len(busy)`` each; with ``LEND_THREADS`` off, or every
+        worker busy, their own share."""
+        want = max(self.threads, self.cores // max(1, len(busy))) if LEND_THREADS else self.threads
+        change = {w: (want,) for w in busy if self.lent[w] != want}
+        if change:
+            self._call("threads", change)
+            for w in change:
+                self.lent[w] = want
+
     def _split(self, keys: list[Key]) -> dict[int, list[Key]]:
         parts: dict[int, list[Key]] = {}
         for key in keys:
@@ -309,7 +332,9 @@ class WorkerEngine:
 
     def step(self, keys: list[Key]) -> dict[Key, Status]:
         out: dict[Key, Status] = {}
-        for part in self._call("step", {w: (ks,) for w, ks in self._split(keys).items()}).values():
+        parts = self._split(keys)
+        self._lend(list(parts))
+        for part in self._call("step", {w: (ks,) for w, ks in parts.items()}).values():
             out.update(part)
         return out
 
@@ -327,7 +352,9 @@ class WorkerEngine:
         self, keys: list[Key], held_out: Data, k: int, window: int, ref: Reference | None = None
     ) -> dict[Key, Done]:
         out: dict[Key, Done] = {}
-        parts = self._call("finish", {w: (ks, held_out, k, window, ref) for w, ks in self._split(keys).items()})
+        split = self._split(keys)
+        self._lend(list(split))
+        parts = self._call("finish", {w: (ks, held_out, k, window, ref) for w, ks in split.items()})
         for part in parts.values():
             for key, done in part.items():
                 model = build_sweep_model(self.data, key[0], self.config)

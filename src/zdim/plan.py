@@ -63,6 +63,8 @@ class Running:
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
     folds: int | None = None  # k folds so that every row is held out once (None: under 150 test rows, 5)
+    backend: str = "local"  # where the work runs: a name of zdim.backends.BACKENDS (checked there)
+    address: str | None = None  # the cluster a backend other than local runs on
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,6 +248,11 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
     its row's check, ``check_values``)."""
     if o.workers > 1 and not has_out and o.storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
+    if not isinstance(o.backend, str) or not o.backend:
+        raise ConfigError(f"backend must be a name, got {o.backend!r}: fix --backend")
+    if o.address is not None and (not isinstance(o.address, str) or not o.address):
+        raise ConfigError(f"address must be a cluster's address, got {o.address!r}: fix --address")
+    check_address(o.backend, o.address)
     model = o.config.model if o.config is not None else o.model
     if model is not None:
         spec = model if isinstance(model, str) else getattr(model, "__name__", str(model))
@@ -277,6 +284,16 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         for on, flag, why in refused:
             if on:
                 raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
+
+
+def check_address(backend: str, address: str | None) -> None:
+    """``ConfigError`` for an address given to the local backend (it runs on this machine); whether a
+    backend's name is known is ``zdim.backends.check``'s (the table lives there)."""
+    if address is not None and backend == "local":
+        raise ConfigError(
+            f"--address {address!r} names a cluster, and the local backend runs on this machine: pass "
+            "--backend ray, or drop --address"
+        )
 
 
 def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
@@ -321,6 +338,7 @@ __all__ = [
     "default_seeds",
     "default_epochs",
     "check_model",
+    "check_address",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

@@ -1,7 +1,7 @@
 """Per-size mode: each (latent size, seed) point is one trial of the sweep's Optuna study.
 
-Every point is enqueued as a fixed-parameter trial. Workers (this process, or ``workers`` spawned
-processes, or other machines on a shared ``--storage``) take only enqueued trials
+Every point is enqueued as a fixed-parameter trial. Workers (the plan's backend's: this process, or
+``workers`` spawned processes; or other machines on a shared ``--storage``) take only enqueued trials
 (``studies.take_waiting``: Optuna's storage-level WAITING -> RUNNING, so several processes each take
 trials nobody has taken), train a VAE of that size to its own end (``run_trial``), finish it through the
 ``Ledger`` (run directory first, then the study) and take the next. The run directory is the record of
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from . import studies
+from .backends import choose
 from .config import SweepConfig, model_config
 from .data import Data
 from .plan import SweepPlan
@@ -215,25 +215,38 @@ def worker_loop(ledger: Ledger, cfg: SweepConfig, prune: bool) -> None:
             continue
 
 
-def _worker_main(
-    data: Data,
-    cfg: SweepConfig,
-    run_path: Path | None,
-    storage: str | None,
-    study_name: str,
-    prune: bool,
-    threads: int,
-) -> None:
-    """Entry point of a spawned worker process."""
-    torch.set_num_threads(threads)
-    run = RunDir(run_path) if run_path is not None else None
-    study = open_study(run, storage, study_name, prune=prune, epochs=cfg.train.epochs)
-    worker_loop(Ledger(data, run, study), cfg, prune)
+@dataclass
+class SweepWorker:
+    """What each worker of a backend runs (``zdim.backends``): ``worker_loop`` over the sweep's study.
+
+    Where it runs in this process it goes on with the sweep's own ``ledger`` (its study may live in
+    memory only; its progress display shows each trial); a copy sent elsewhere (pickled: the ledger
+    stays here) opens its own from the run directory and the storage."""
+
+    data: Data
+    cfg: SweepConfig
+    run_path: Path | None
+    storage: str | None
+    study_name: str
+    prune: bool
+    ledger: Ledger | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"ledger": None}
+
+    def __call__(self) -> None:
+        ledger = self.ledger
+        if ledger is None:
+            run = RunDir(self.run_path) if self.run_path is not None else None
+            study = open_study(run, self.storage, self.study_name, prune=self.prune, epochs=self.cfg.train.epochs)
+            ledger = Ledger(self.data, run, study)
+        worker_loop(ledger, self.cfg, self.prune)
 
 
 @dataclass
 class TrialExecutor:
-    """Per-size mode (see the module docstring): ``plan.workers`` processes over the study."""
+    """Per-size mode (see the module docstring): the plan's backend runs ``plan.workers`` workers over the
+    study (``zdim.backends.choose``)."""
 
     ledger: Ledger
 
@@ -246,34 +259,20 @@ class TrialExecutor:
         seen = set(ledger.done(grid))
         progress.set_total(len(grid))
         progress.set_done(len(seen))
-        if plan.workers == 1:
-            worker_loop(ledger, cfg, plan.prune)
-        else:
-            last = [0.0]
+        last = [0.0]
 
-            def poll() -> None:  # the parent prints what the workers finished
-                if time.monotonic() - last[0] < 2:
-                    return
-                last[0] = time.monotonic()
-                for key, rec in sorted(finished_records(study, run, verify=False).items()):
-                    if key in set(grid) and key not in seen:
-                        seen.add(key)
-                        progress.finished(rec)
+        def poll() -> None:  # this process prints what workers elsewhere finished
+            if time.monotonic() - last[0] < 2:
+                return
+            last[0] = time.monotonic()
+            for key, rec in sorted(finished_records(study, run, verify=False).items()):
+                if key in set(grid) and key not in seen:
+                    seen.add(key)
+                    progress.finished(rec)
 
-            studies.spawn_workers(
-                _worker_main,
-                (
-                    ledger.data,
-                    cfg,
-                    run.path if run is not None else None,
-                    plan.storage,
-                    plan.study_name,
-                    plan.prune,
-                    studies.threads_per_worker(plan.workers),
-                ),
-                plan.workers,
-                poll,
-            )
+        run_path = run.path if run is not None else None
+        worker = SweepWorker(ledger.data, cfg, run_path, plan.storage, plan.study_name, plan.prune, ledger)
+        choose(plan.backend, plan.workers, plan.address).run_workers(worker, (), poll)
         outcome = ledger.outcome(cfg)
         progress.set_done(len(outcome.finished))
         return outcome

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import backends
 from .answer import BOOTSTRAP_RESAMPLES, Evidence, decide
 from .data import Data, load_data
 from .evidence import Note, NoteKind
@@ -108,6 +109,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     models), fold J lives in ``out/folds/fold-J``, and the growth of the grid and the answer read the
     folds' pooled evidence: every row held out once."""
     output = output or Output()
+    backends.check(plan.backend, plan.address)  # the table of backends sits above the plan's checks
     out, overwrite, resume = output.out, output.overwrite, output.resume
     k = max(1, plan.folds or 1)
     parts = fold_splits(data, k, seed=plan.config.train.seed) if k > 1 else [data]

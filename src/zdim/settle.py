@@ -39,8 +39,9 @@ from typing import Any
 import torch
 
 from .answer import Evidence, decide
+from .backends import choose
 from .config import SweepConfig
-from .engines import Done, Engine, LocalEngine, Status, WorkerEngine
+from .engines import Done, Engine, Status
 from .errors import Interrupted
 from .evidence import Note, NoteKind
 from .metrics import EVAL_K, evaluate
@@ -242,11 +243,10 @@ class SettleExecutor:
         return ledger.outcome(config, [Note(NoteKind.SETTLE, s) for s in [self.summary()] if s])
 
     def _engine(self, plan: SweepPlan, subset: torch.Tensor) -> Engine:
-        """Where the members train: ``plan.workers`` processes, or this one (stacked with ``plan.stack``)."""
-        run, stack = self.ledger.run, bool(plan.stack)
-        if plan.workers > 1:
-            return WorkerEngine(self.ledger.data, plan.config, subset, run, stack, plan.workers)
-        return LocalEngine(self.ledger.data, plan.config, subset, run, stack)
+        """Where the members train: the plan's backend (``zdim.backends.choose``: this process, stacked
+        with ``plan.stack``, or ``plan.workers`` processes) gives the engine."""
+        backend = choose(plan.backend, plan.workers, plan.address)
+        return backend.engine(self.ledger.data, plan.config, subset, self.ledger.run, bool(plan.stack))
 
     def _train(
         self,

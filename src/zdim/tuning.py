@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import torch
 
-from . import studies
+from . import backends, studies
 from .config import SweepConfig, model_config
 from .custom import needs_trust
 from .data import Data, read_data
@@ -299,10 +299,11 @@ def tune(
     epochs = epochs or cfg.train.epochs
     name = study_name or f"zdim-tune-dim-{dim}"
     seed = cfg.train.seed
+    backend = backends.choose(backends.LOCAL, workers)  # zdim tune has no --backend yet
     if progress:
         print(
             f"zdim tune: size {dim} of {data.name}, {n_trials} trial(s) of up to {epochs} epochs, objective "
-            f"validation {objective}, {workers} worker(s) -> {run.path}",
+            f"validation {objective}, {backend.describe()} -> {run.path}",
             file=sys.stderr,
         )
     for w in notes:
@@ -316,16 +317,11 @@ def tune(
     done = len([t for t in study.trials if t.state in finals and t.number not in stale])
     remaining = n_trials - done
     obj = _Objective(data, dim, cfg, epochs, objective)
-    if remaining > 0 and workers == 1:
-        study.optimize(obj, n_trials=remaining, catch=(Exception,), show_progress_bar=progress)
-    elif remaining > 0:
+    if remaining > 0:
         target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
-        share = -(-remaining // workers)
-        studies.spawn_workers(
-            _tune_worker_entry,
-            (run.path, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers)),
-            workers,
-        )
+        share = -(-remaining // backend.workers)
+        worker = TuneWorker(run.path, storage, name, prune, seed, obj, share, target, backend.workers, progress, study)
+        backend.run_workers(worker, ())
     study = _open(run, storage, name, prune, seed)
     result = _finish(run, study, data, cfg, dim, objective, epochs, base)
     result.warnings = notes
@@ -347,22 +343,35 @@ def _epoch_warnings(run: RunDir, dim: int, epochs: int | None) -> list[str]:
     ]
 
 
-def _tune_worker_entry(
-    run_dir: Path,
-    storage: str | None,
-    name: str,
-    prune: bool,
-    seed: int,
-    obj: _Objective,
-    share: int,
-    target: int,
-    threads: int,
-) -> None:
-    """A spawned tuning worker: run up to ``share`` trials, stop when the study holds ``target``."""
-    torch.set_num_threads(threads)
-    study = _open(RunDir(run_dir), storage, name, prune, seed)
-    cap = optuna.study.MaxTrialsCallback(target, states=None)
-    study.optimize(obj, n_trials=share, catch=(Exception,), callbacks=[cap])
+@dataclass
+class TuneWorker:
+    """What each worker of a backend runs (``zdim.backends``): up to ``share`` trials of the tuning study,
+    stopping (with several workers) once the study holds ``target``. Where it runs in this process it goes
+    on with ``study`` (a progress bar with one worker); a copy sent elsewhere (pickled: the study stays
+    here) opens the study itself."""
+
+    run_dir: Path
+    storage: str | None
+    name: str
+    prune: bool
+    seed: int
+    obj: _Objective
+    share: int
+    target: int
+    workers: int
+    progress: bool = False
+    study: optuna.Study | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"study": None}
+
+    def __call__(self) -> None:
+        study = self.study
+        if study is None:  # a copy in another process or machine
+            study = _open(RunDir(self.run_dir), self.storage, self.name, self.prune, self.seed)
+        cap = [optuna.study.MaxTrialsCallback(self.target, states=None)] if self.workers > 1 else []
+        bar = self.progress and self.workers == 1
+        study.optimize(self.obj, n_trials=self.share, catch=(Exception,), callbacks=cap, show_progress_bar=bar)
 
 
 def _value(t: optuna.trial.FrozenTrial) -> float:
