@@ -52,6 +52,7 @@ LAYER = {
     "trial": 6,
     "scheduler": 7,
     "engines": 7,
+    "ray_backend": 7,
     "settle": 7,
     "folded": 7,
     "nested": 7,

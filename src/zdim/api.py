@@ -74,6 +74,8 @@ def sweep(
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     prune: bool = False,
     progress: bool = False,
     report: bool = True,
@@ -174,6 +176,14 @@ def sweep(
     workers : int
         Processes on this machine: settle mode spreads its members over them (one answer, decided in
         this process); per-size mode trains that many trials at once.
+    backend : {"local", "ray"}
+        Where the workers run: ``"local"``, processes on this machine; ``"ray"``, settle mode's member
+        groups as Ray actors and per-size mode's workers as Ray tasks on a Ray cluster (``pip install
+        'zdim[ray]'``; ``out`` on a path every node sees). This process decides, so the answer is the
+        one-process answer.
+    address : str, optional
+        With ``backend="ray"``: the cluster to join (``"HOST:PORT"``); default a local Ray instance (or
+        the connection this process already has).
     prune : bool
         Stop a seed early when it trails the other seeds of the same size.
     progress : bool
@@ -265,6 +275,8 @@ def sweep(
             time_budget=time_budget,
             prune=prune,
             workers=workers,
+            backend=backend,
+            address=address,
             storage=storage,
             study_name=study_name,
             checkpoint_every=checkpoint_every,

@@ -133,6 +133,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         time_budget=args.time_budget,
         prune=args.prune,
         workers=args.workers,
+        backend=args.backend,
+        address=args.address,
         storage=args.storage,
         study_name=args.study,
         checkpoint_every=args.checkpoint_every,
@@ -340,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes on this machine, CPU threads split between them (default 1): settle mode spreads its "
         "members over them; per-size mode trains that many trials at once",
     )
+    _add_backend_options(s)
     _switch(
         s,
         "stack",
@@ -429,6 +432,22 @@ def _switch(p: argparse.ArgumentParser, name: str, on: str, off: str) -> None:
     group.add_argument(f"--no-{name}", dest=name, action="store_false", help=off)
 
 
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where the --workers run: local (processes on this machine, the default) or ray (Ray actors and "
+        "tasks on a Ray cluster; needs pip install 'zdim[ray]' and --out on a path every node sees)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="with --backend ray: the Ray cluster to join (what `ray start --head` printed); default: a local "
+        "Ray instance",
+    )
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     """How a data source is read (the same for sweep, tune and estimate-id)."""
     p.add_argument(
@@ -485,6 +504,7 @@ def _add_tune_parser(sub: Any) -> None:
     )
     t.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the sweep's)")
     t.add_argument("--workers", type=int, default=1, help="trials at once, one process each")
+    _add_backend_options(t)
     t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")
     t.add_argument("--storage", help="Optuna storage URL (default: RUN_DIR/tune/study.journal)")
     t.add_argument("--study", help="Optuna study name (default zdim-tune-dim-K)")
@@ -504,8 +524,11 @@ def _add_tune_parser(sub: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from .plan import check_backend
     from .runs import RunDir
     from .tuning import init_tune_run, tune
+
+    check_backend(args.backend, args.address)  # before a run directory is made for a SOURCE
 
     run_dir, data = Path(args.run_dir), None
     if RunDir(run_dir).run_json.is_file():
@@ -549,6 +572,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         objective=args.objective,
         epochs=args.epochs,
         workers=args.workers,
+        backend=args.backend,
+        address=args.address,
         prune=args.prune,
         storage=args.storage,
         study_name=args.study,

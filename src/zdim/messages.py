@@ -24,7 +24,7 @@ R = TypeVar("R")
 # not listed); boolean flags read ``name=True``
 _KEYWORDS = {"study": "study_name", "quiet": "progress"}
 _BOOLEAN = {"overwrite", "resume", "prune", "nested", "refine", "extend-grid"}
-_WORDS = {*LIKELIHOOD_CHOICES, "mlp", "conv", "cpu", "cuda"}
+_WORDS = {*LIKELIHOOD_CHOICES, "mlp", "conv", "cpu", "cuda", "ray"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)( [^\s]+)?")
 
 

@@ -12,9 +12,11 @@ receives a ``SweepPlan`` trusts it and never re-derives the mode.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, fields, replace
 from enum import Enum
+from typing import Any
 
 import torch
 
@@ -34,6 +36,7 @@ SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops
 PER_SIZE_EPOCHS = 100
 DEFAULT_STUDY = "zdim-sweep"
 CHECKPOINT_SECONDS = 300.0  # settle mode checkpoints every member at least this often (and on Ctrl-C)
+BACKENDS = ("local", "ray")  # where settle mode's member groups and the workers run
 
 
 class Mode(str, Enum):
@@ -59,6 +62,8 @@ class Running:
     time_budget: float | None = None
     prune: bool = False
     workers: int = 1
+    backend: str = "local"  # where workers run: "local" (this machine's processes) or "ray" (zdim.ray_backend)
+    address: str | None = None  # the Ray cluster to join (HOST:PORT); None: a local Ray instance
     storage: str | None = None
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
@@ -225,6 +230,11 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         raise ConfigError(f"workers must be an integer >= 1, got {o.workers!r}: fix --workers")
     if o.workers > 1 and not has_out and o.storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
+    check_backend(o.backend, o.address)
+    if o.backend == "ray" and mode is Mode.PER_SIZE and not has_out and o.storage is None:
+        raise ConfigError(
+            "--backend ray in per-size mode needs a run directory (--out) or --storage to share the study"
+        )
     if not (isinstance(o.checkpoint_every, (int, float)) and math.isfinite(o.checkpoint_every)) or not (
         o.checkpoint_every > 0
     ):
@@ -245,6 +255,7 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
             (o.refine is True, "--refine", "its sizes are fixed when the nested model is trained"),
             (o.prune, "--prune", "one training serves every size"),
             (o.workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
+            (o.backend != "local", f"--backend {o.backend}", "one training serves every size, in this process"),
         ]
         for on, flag, why in refused:
             if on:
@@ -266,6 +277,28 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         for on, flag, why in refused:
             if on:
                 raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
+
+
+def check_backend(backend: str, address: str | None) -> None:
+    """``ConfigError`` for an unknown backend, ``--address`` without the backend it is for, or the Ray
+    backend without Ray installed (before anything is written)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}: fix --backend")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"--address {address!r} names a Ray cluster: pass --backend ray too, or drop --address")
+    if backend == "ray":
+        import_ray()
+
+
+RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'zdim[ray]' (or drop --backend ray)"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module (an optional extra), or ``ConfigError`` in one line naming the extra."""
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
 
 
 def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
@@ -308,6 +341,9 @@ __all__ = [
     "default_seeds",
     "default_epochs",
     "check_model",
+    "check_backend",
+    "import_ray",
+    "BACKENDS",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

@@ -233,7 +233,7 @@ def _worker_main(
 
 @dataclass
 class TrialExecutor:
-    """Per-size mode (see the module docstring): ``plan.workers`` processes over the study."""
+    """Per-size mode (see the module docstring): ``plan.workers`` processes (or Ray tasks) over the study."""
 
     ledger: Ledger
 
@@ -246,7 +246,7 @@ class TrialExecutor:
         seen = set(ledger.done(grid))
         progress.set_total(len(grid))
         progress.set_done(len(seen))
-        if plan.workers == 1:
+        if plan.workers == 1 and plan.backend == "local":
             worker_loop(ledger, cfg, plan.prune)
         else:
             last = [0.0]
@@ -260,20 +260,21 @@ class TrialExecutor:
                         seen.add(key)
                         progress.finished(rec)
 
-            studies.spawn_workers(
-                _worker_main,
-                (
-                    ledger.data,
-                    cfg,
-                    run.path if run is not None else None,
-                    plan.storage,
-                    plan.study_name,
-                    plan.prune,
-                    studies.threads_per_worker(plan.workers),
-                ),
-                plan.workers,
-                poll,
+            args = (
+                ledger.data,
+                cfg,
+                run.path if run is not None else None,
+                plan.storage,
+                plan.study_name,
+                plan.prune,
+                studies.threads_per_worker(plan.workers),
             )
+            if plan.backend == "ray":  # the workers as Ray tasks on a cluster's nodes
+                from .ray_backend import RayCluster
+
+                RayCluster(plan.workers, plan.address).run_workers(_worker_main, args, poll)
+            else:
+                studies.spawn_workers(_worker_main, args, plan.workers, poll)
         outcome = ledger.outcome(cfg)
         progress.set_done(len(outcome.finished))
         return outcome

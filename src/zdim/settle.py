@@ -245,8 +245,13 @@ class SettleExecutor:
         return ledger.outcome(config, [Note(NoteKind.SETTLE, s) for s in [self.summary()] if s])
 
     def _engine(self, plan: SweepPlan, subset: torch.Tensor) -> Engine:
-        """Where the members train: ``plan.workers`` processes, or this one (stacked with ``plan.stack``)."""
+        """Where the members train: ``plan.workers`` Ray actors (``--backend ray``) or processes, or this one
+        (stacked with ``plan.stack``)."""
         run, stack = self.ledger.run, bool(plan.stack)
+        if plan.backend == "ray":  # member groups as Ray actors on a cluster's nodes
+            from .ray_backend import RayCluster
+
+            return RayCluster(plan.workers, plan.address).engine(self.ledger.data, plan.config, subset, run, stack)
         if plan.workers > 1:
             return WorkerEngine(self.ledger.data, plan.config, subset, run, stack, plan.workers)
         return LocalEngine(self.ledger.data, plan.config, subset, run, stack)

@@ -31,7 +31,7 @@ from .errors import ConfigError, RunDirError
 from .grid import DimSpec
 from .metrics import evaluate
 from .models import VAE
-from .plan import Mode, SweepPlan
+from .plan import Mode, SweepPlan, check_backend
 from .recommendation import Recommendation
 from .resume import make_run_info
 from .runs import RunDir
@@ -228,6 +228,8 @@ def tune(
     objective: str = "nll",
     epochs: int | None = None,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     prune: bool = True,
     storage: str | None = None,
     study_name: str | None = None,
@@ -252,6 +254,9 @@ def tune(
         Maximum epochs per trial; default the sweep's.
     workers, storage, study_name :
         As for ``sweep``: processes on this machine, an Optuna storage URL shared between machines.
+    backend, address :
+        As for ``sweep``: ``"ray"`` runs the ``workers`` as Ray tasks on the cluster at ``address``
+        (``RUN_DIR`` then on a path every node sees).
     prune : bool
         Stop hopeless trials early (HyperbandPruner over epochs).
     data : Data, optional
@@ -275,6 +280,7 @@ def tune(
         raise ConfigError(f"trials must be >= 1, got {n_trials}: fix --trials")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
+    check_backend(backend, address)
     if epochs is not None and epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
@@ -316,16 +322,18 @@ def tune(
     done = len([t for t in study.trials if t.state in finals and t.number not in stale])
     remaining = n_trials - done
     obj = _Objective(data, dim, cfg, epochs, objective)
-    if remaining > 0 and workers == 1:
+    if remaining > 0 and workers == 1 and backend == "local":
         study.optimize(obj, n_trials=remaining, catch=(Exception,), show_progress_bar=progress)
     elif remaining > 0:
         target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
         share = -(-remaining // workers)
-        studies.spawn_workers(
-            _tune_worker_entry,
-            (run.path, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers)),
-            workers,
-        )
+        args = (run.path, storage, name, prune, seed, obj, share, target, studies.threads_per_worker(workers))
+        if backend == "ray":  # the workers as Ray tasks on a cluster's nodes
+            from .ray_backend import RayCluster
+
+            RayCluster(workers, address).run_workers(_tune_worker_entry, args)
+        else:
+            studies.spawn_workers(_tune_worker_entry, args, workers)
     study = _open(run, storage, name, prune, seed)
     result = _finish(run, study, data, cfg, dim, objective, epochs, base)
     result.warnings = notes
