@@ -57,11 +57,18 @@ def test_without_ray_the_backend_fails_in_one_line_naming_the_extra(monkeypatch,
     assert "pip install 'zdim[ray]'" in capsys.readouterr().err and not out.exists()
 
 
-def test_backend_options_are_checked(capsys):
+def test_backend_options_are_checked():
     with pytest.raises(ConfigError, match=r"address='h:1' names a Ray cluster: pass backend='ray'"):
         zdim.sweep("digits", address="h:1", dims=[2], max_samples=100)
     with pytest.raises(ConfigError, match="backend 'spark' is not one of local, ray"):
         zdim.sweep("digits", backend="spark", dims=[2], max_samples=100)
+    from zdim.ray_backend import probe  # Ray would retry an address where nothing listens for minutes
+
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ConfigError, match=rf"--address 127.0.0.1:{port}: no Ray cluster answers there"):
+        probe(f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match="--address 'head' is not HOST:PORT"):
+        probe("head")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import logging
 import math
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,24 @@ from .plan import import_ray
 from .runs import RunDir
 
 PLACE_TIMEOUT = 300.0  # seconds for the actors to start on the cluster before the sweep gives up
+PROBE_TIMEOUT = 10.0  # seconds for the head at --address to accept a connection
+
+
+def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """``ConfigError`` when ``address`` is not ``HOST:PORT`` or nothing listens there: Ray itself would
+    retry for minutes. ``auto`` and a URL (``ray://...``) are left to Ray."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (what `ray start --head` printed): fix --address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({e.strerror or type(e).__name__}): start one with "
+            "`ray start --head`, or fix --address"
+        ) from None
 
 
 def connect(address: str | None) -> Any:
@@ -55,6 +74,8 @@ def connect(address: str | None) -> Any:
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    if address is not None:
+        probe(address)
     kw: dict[str, Any] = {"logging_level": logging.WARNING}
     if address is None:
         kw["include_dashboard"] = False

@@ -281,6 +281,10 @@ def tune(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}: fix --workers")
     check_backend(backend, address)
+    if backend == "ray":  # the cluster is joined before tuning writes anything
+        from .ray_backend import connect
+
+        connect(address)
     if epochs is not None and epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
