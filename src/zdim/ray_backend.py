@@ -48,6 +48,7 @@ from .plan import import_ray
 from .runs import RunDir
 
 PLACE_TIMEOUT = 300.0  # seconds for the actors to start on the cluster before the sweep gives up
+START_TRIES = 3  # placements of the actors, each without the nodes where one could not start
 PROBE_TIMEOUT = 10.0  # seconds for the head at --address to accept a connection
 
 
@@ -151,33 +152,53 @@ class RayEngine(PartitionedEngine):
     ):
         ray = self.ray = cluster.ray
         self.data, self.config, self.workers, self.owner = data, config, cluster.workers, {}
-        self.slots = cluster.place(self.workers)
         run_path = run.path.resolve() if run is not None else None  # the same folder on every node
         data_ref, subset_ref = ray.put(data), ray.put(subset)  # once, for every actor
         actor = ray.remote(MemberGroup)
-        self.actors = [
-            actor.options(max_restarts=0, **cluster.options(slot)).remote(
-                data_ref, config, subset_ref, run_path, stack, slot.threads
-            )
-            for slot in self.slots
-        ]
-        try:
-            versions = ray.get([a.version.remote() for a in self.actors], timeout=PLACE_TIMEOUT)
-        except ray.exceptions.GetTimeoutError:
-            self.close()
-            raise WorkerError(
-                f"the Ray cluster did not start {self.workers} actor(s) in {PLACE_TIMEOUT:g} s ({cluster.describe()}): "
-                "lower --workers or add nodes"
-            ) from None
-        except ray.exceptions.RayError as e:
-            self.close()
-            raise WorkerError(f"a Ray actor could not start ({_reason(e)}): is zdim installed on every node?") from None
-        for slot, version in zip(self.slots, versions):
+        excluded: set[str] = set()  # nodes an actor could not start on: just died, or no zdim there
+        reason = ""
+        for _ in range(START_TRIES):
+            try:
+                self.slots = cluster.place(self.workers, exclude=excluded)
+            except WorkerError:
+                if not reason:
+                    raise
+                break
+            self.actors = [
+                actor.options(max_restarts=0, **cluster.options(slot)).remote(
+                    data_ref, config, subset_ref, run_path, stack, slot.threads
+                )
+                for slot in self.slots
+            ]
+            refs = [a.version.remote() for a in self.actors]
+            versions, failed = {}, set()
+            for i, ref in enumerate(refs):
+                try:
+                    versions[i] = ray.get(ref, timeout=PLACE_TIMEOUT)
+                except ray.exceptions.GetTimeoutError:
+                    self.close()
+                    raise WorkerError(
+                        f"the Ray cluster did not start {self.workers} actor(s) in {PLACE_TIMEOUT:g} s "
+                        f"({cluster.describe()}): lower --workers or add nodes"
+                    ) from None
+                except ray.exceptions.RayError as e:
+                    failed.add(self.slots[i].node)
+                    reason = _reason(e)
+            if not failed:
+                self._check(versions)
+                return
+            self.close()  # a node that died a moment ago may still count as live: place again without it
+            excluded |= failed
+        raise WorkerError(f"Ray actors could not start ({reason}): is zdim installed on every node?")
+
+    def _check(self, versions: dict[int, str]) -> None:
+        """``ConfigError`` when an actor's node runs another zdim than this process."""
+        for i, version in versions.items():
             if version != __version__:
                 self.close()
                 raise ConfigError(
-                    f"Ray node {slot.node} runs zdim {version}, this process zdim {__version__}: install the same "
-                    "zdim on every node"
+                    f"Ray node {self.slots[i].node} runs zdim {version}, this process zdim {__version__}: install "
+                    "the same zdim on every node"
                 )
 
     def describe(self) -> str:
@@ -245,15 +266,15 @@ class RayCluster:
         """The GPUs of the live nodes."""
         return float(sum(n.get("Resources", {}).get("GPU", 0.0) for n in self._alive()))
 
-    def place(self, n: int) -> list[Slot]:
+    def place(self, n: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[Slot]:
         """Where ``n`` actors or tasks go: over the live nodes that offer a CPU (and a GPU, where the cluster
         has GPUs), each next one on the node with the most capacity left per actor (CPUs, or GPUs), so
         equal nodes take turns; each gets its node's CPUs divided among the actors there, and a GPU (or an
-        equal share of one where a node has more actors than GPUs)."""
+        equal share of one where a node has more actors than GPUs). Nodes in ``exclude`` take none."""
         nodes = [
             (str(node["NodeID"]), float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)))
             for node in self._alive()
-            if float((res := node.get("Resources", {})).get("CPU", 0.0)) >= 1
+            if float((res := node.get("Resources", {})).get("CPU", 0.0)) >= 1 and str(node["NodeID"]) not in exclude
         ]
         with_gpus = [x for x in nodes if x[2] >= 1]
         usable = with_gpus or nodes
