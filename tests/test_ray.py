@@ -88,6 +88,7 @@ def local_ray():
                 os.environ[k] = v
 
 
+@pytest.mark.slow  # a Ray instance and its actors start in about 20 s on 2 cores
 def test_a_local_ray_instance_gives_the_one_process_answer(local_ray, tmp_path):
     one = zdim.sweep("digits", report=False, out=tmp_path / "one", **SWEEP)
     two = zdim.sweep("digits", report=False, out=tmp_path / "ray", backend="ray", workers=2, **SWEEP)
