@@ -63,7 +63,7 @@ class Running:
     prune: bool = False
     workers: int = 1
     backend: str = "local"  # where workers run: "local" (this machine's processes) or "ray" (zdim.ray_backend)
-    address: str | None = None  # the Ray cluster to join (HOST:PORT); None: a local Ray instance
+    address: str | None = None  # the Ray cluster to join (HOST:PORT); None: Ray's default (zdim.ray_backend)
     storage: str | None = None
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
