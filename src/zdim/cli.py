@@ -443,8 +443,8 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         metavar="HOST:PORT",
-        help="with --backend ray: the Ray cluster to join (what `ray start --head` printed); default: a local "
-        "Ray instance",
+        help="with --backend ray: the Ray cluster to join (what `ray start --head` printed); default: RAY_ADDRESS, "
+        "else the cluster `ray start` began on this machine, else a local Ray instance",
     )
 
 
