@@ -70,8 +70,9 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
 
 
 def connect(address: str | None) -> Any:
-    """Ray, connected to the cluster at ``address`` (a local instance when None; an existing connection
-    of this process is kept). ``ConfigError`` when nothing answers at ``address``."""
+    """Ray, connected to the cluster at ``address`` (None: Ray's own rule, ``RAY_ADDRESS``, else the
+    cluster ``ray start`` began on this machine, else a new local instance; an existing connection of
+    this process is kept). ``ConfigError`` when nothing answers at ``address``."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
@@ -84,6 +85,10 @@ def connect(address: str | None) -> Any:
         ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if address is None:
+            raise ConfigError(
+                f"--backend ray could neither join nor start a Ray cluster here ({first}): pass --address HOST:PORT"
+            ) from None
         raise ConfigError(
             f"--address {address}: no Ray cluster could be joined there ({first}): start one with "
             "`ray start --head`, or fix --address"
