@@ -68,6 +68,7 @@ LAYER = {
     "scheduler": 7,
     "engines": 7,
     "backends": 7,
+    "ray_backend": 7,
     "settle": 7,
     "folded": 7,
     "nested": 7,

@@ -45,6 +45,9 @@ def test_constants_kept_elsewhere_agree_with_the_table():
     assert option("tolerance").default == rules.DEFAULT_REL_TOL
     assert option("checkpoint_every").default == plan.CHECKPOINT_SECONDS
     assert option("mode").choices == plan.MODES and option("likelihood").choices == formats.LIKELIHOOD_CHOICES
+    from zdim import backends
+
+    assert option("backend").choices == tuple(backends.BACKENDS) and option("backend").default == backends.LOCAL
 
 
 def test_each_flag_reads_as_its_keyword():

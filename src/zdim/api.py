@@ -75,6 +75,8 @@ def sweep(
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     prune: bool = False,
     progress: bool = False,
     report: bool = True,

@@ -31,7 +31,7 @@ from .config import SweepConfig
 from .data import Data
 from .engines import Engine, LocalEngine, WorkerEngine
 from .errors import ConfigError
-from .plan import check_address
+from .plan import check_address, import_ray
 from .runs import RunDir
 
 LOCAL = "local"
@@ -110,9 +110,32 @@ def _local(workers: int, address: str | None = None) -> Backend:
     return InProcess() if workers == 1 else WorkerProcesses(workers)
 
 
+def _ray(workers: int, address: str | None = None) -> Backend:
+    """A Ray cluster (``pip install 'zdim[ray]'``): member groups as actors, workers as tasks, on the
+    cluster's nodes (``zdim.ray_backend``; Ray is imported only here)."""
+    from .ray_backend import RayCluster
+
+    return RayCluster(workers, address)
+
+
 BACKENDS: dict[str, Callable[[int, str | None], Backend]] = {
     LOCAL: _local,
+    "ray": _ray,
 }
+# A backend whose library is an optional extra: what imports it (ConfigError in one line naming the extra),
+# asked by ``check`` before anything is written.
+NEEDS: dict[str, Callable[[], object]] = {"ray": import_ray}
+
+
+def _join_ray(address: str | None) -> None:
+    from .ray_backend import connect
+
+    connect(address)
+
+
+# A backend that runs on a cluster: how this process joins it (``ConfigError`` when nothing answers),
+# asked by ``join`` before a sweep or a tuning writes anything.
+JOINS: dict[str, Callable[[str | None], None]] = {"ray": _join_ray}
 
 
 def check(name: str, address: str | None = None) -> None:
@@ -121,6 +144,16 @@ def check(name: str, address: str | None = None) -> None:
     if name not in BACKENDS:
         raise ConfigError(f"backend {name!r} is not one of {', '.join(BACKENDS)}: fix --backend")
     check_address(name, address)
+    if name in NEEDS:
+        NEEDS[name]()
+
+
+def join(name: str, address: str | None = None) -> None:
+    """``check``, then join the backend's cluster where it has one (``JOINS``): a cluster that cannot be
+    reached is one line before anything is written."""
+    check(name, address)
+    if name in JOINS:
+        JOINS[name](address)
 
 
 def choose(name: str, workers: int, address: str | None = None) -> Backend:
@@ -130,4 +163,4 @@ def choose(name: str, workers: int, address: str | None = None) -> Backend:
     return BACKENDS[name](workers, address)
 
 
-__all__ = ["Backend", "InProcess", "WorkerProcesses", "BACKENDS", "LOCAL", "check", "choose"]
+__all__ = ["Backend", "InProcess", "WorkerProcesses", "BACKENDS", "NEEDS", "JOINS", "LOCAL", "check", "join", "choose"]

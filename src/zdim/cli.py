@@ -160,7 +160,7 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument(
         "--objective", choices=["nll", "elbo", "mse"], default="nll", help="validation figure to minimize (default nll)"
     )
-    add_arguments(t, "tune", ["epochs", "workers"])  # the rows tune shares with sweep, in tune's order
+    add_arguments(t, "tune", ["epochs", "workers", "backend", "address"])  # the rows tune shares with sweep
     t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")
     add_arguments(t, "tune", ["storage", "study_name", "progress", "device"])
     t.add_argument(
@@ -202,6 +202,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"{args.run_dir} is not a run directory: to tune a data source directly "
                 "pass its latent size with --dim K"
             )
+        from .backends import join
+
+        join(values["backend"], values["address"])  # a cluster is joined before the tune run directory is made
         train = TrainConfig(**(routed["train"] | {"device": args.device or "auto"}))
         data = read_data(args.run_dir, **routed.loader())
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"

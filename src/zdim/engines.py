@@ -241,77 +241,55 @@ def _worker(
             return  # the coordinator is gone
         if cmd == "quit":
             return
-        if cmd == "threads":  # the coordinator lends this worker the threads of idle ones, or takes them back
-            torch.set_num_threads(args[0])
-            conn.send(("ok", None))
-            continue
-        try:
-            result = getattr(engine, cmd)(*args)
-            if cmd == "finish":  # a model crosses the pipe as its weights
-                for done in result.values():
-                    done.state = {n: v.detach().cpu() for n, v in done.model.state_dict().items()}
-                    done.model = None
-            conn.send(("ok", result))
-        except Exception as e:  # noqa: BLE001 - said to the coordinator, which stops the sweep in one line
-            conn.send(("error", f"{type(e).__name__}: {e}"))
+        conn.send(serve(engine, cmd, args))
 
 
-class WorkerEngine:
-    """The members over ``workers`` spawned processes (see the module docstring)."""
+def serve(engine: LocalEngine, cmd: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """One command of a coordinator run by a member group's ``LocalEngine`` (in a worker process or a Ray
+    actor): ``("ok", result)``, a finished model as its weights, or ``("error", one line)``."""
+    if cmd == "threads":  # the coordinator lends this group the threads of idle ones, or takes them back
+        torch.set_num_threads(args[0])
+        return "ok", None
+    try:
+        result = getattr(engine, cmd)(*args)
+        if cmd == "finish":  # a model crosses to the coordinator as its weights
+            for done in result.values():
+                done.state = {n: v.detach().cpu() for n, v in done.model.state_dict().items()}
+                done.model = None
+        return "ok", result
+    except Exception as e:  # noqa: BLE001 - said to the coordinator, which stops the sweep in one line
+        return "error", f"{type(e).__name__}: {e}"
 
-    def __init__(
-        self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool, workers: int
-    ):
-        self.data, self.config, self.workers = data, config, workers
-        self.threads = studies.threads_per_worker(workers)
-        self.cores = studies.threads_per_worker(1)
-        self.lent = [self.threads] * workers  # each worker's threads now (see _lend)
-        ctx = mp.get_context("spawn")
-        self.procs: list[Any] = []
-        self.conns: list[Connection] = []
-        run_path = run.path if run is not None else None
-        for _ in range(workers):
-            here, there = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker, args=(there, data, config, subset, run_path, stack, self.threads), daemon=True
-            )
-            proc.start()
-            there.close()
-            self.procs.append(proc)
-            self.conns.append(here)
-        self.owner: dict[Key, int] = {}
 
-    def describe(self) -> str:
-        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"in {self.workers} worker processes of {threads} each: the members one process trains, and its answer"
+class PartitionedEngine:
+    """The members split over ``workers`` member groups, each a ``LocalEngine`` somewhere else (a worker
+    process, a Ray actor: ``zdim.ray_backend``), advanced together; a subclass says how a command reaches
+    the groups (``_call``) and how they end (``close``)."""
+
+    data: Data
+    config: SweepConfig
+    workers: int
+    owner: dict[Key, int]
+    threads: int = 1
+    cores: int = 1
+    lent: list[int]
+    lends = False  # whether busy groups may take idle groups' threads (LEND_THREADS)
 
     def _call(self, cmd: str, per_worker: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
-        """Send ``cmd`` to the workers of ``per_worker`` (each its own arguments) and gather their answers;
-        a worker that died or failed stops every worker and raises ``WorkerError``."""
-        for w, args in per_worker.items():
-            self.conns[w].send((cmd, args))
-        out = {}
-        for w in per_worker:
-            try:
-                status, result = self.conns[w].recv()
-            except (EOFError, OSError):
-                code = self.procs[w].exitcode
-                self.close()
-                raise WorkerError(
-                    f"settle worker process {w} died (exit code {code}): every member is saved up to the last "
-                    "checkpoint; rerun with --resume to go on from there"
-                ) from None
-            if status != "ok":
-                self.close()
-                raise WorkerError(f"settle worker process {w} failed: {result}")
-            out[w] = result
-        return out
+        """Run ``cmd`` in the groups of ``per_worker`` (each with its own arguments) and gather their answers;
+        a group that died or failed stops every group and raises ``WorkerError``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     def _lend(self, busy: list[int]) -> None:
         """Give the workers of ``busy`` the threads of the idle ones (refinement's phases of one member,
         members stopped on one worker): ``cores // len(busy)`` each; with ``LEND_THREADS`` off, or every
         worker busy, their own share."""
-        want = max(self.threads, self.cores // max(1, len(busy))) if LEND_THREADS else self.threads
+        if not (LEND_THREADS and self.lends):
+            return
+        want = max(self.threads, self.cores // max(1, len(busy)))
         change = {w: (want,) for w in busy if self.lent[w] != want}
         if change:
             self._call("threads", change)
@@ -364,6 +342,60 @@ class WorkerEngine:
                 out[key] = done
         return out
 
+
+class WorkerEngine(PartitionedEngine):
+    """The members over ``workers`` spawned processes (see the module docstring)."""
+
+    lends = True
+
+    def __init__(
+        self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool, workers: int
+    ):
+        self.data, self.config, self.workers = data, config, workers
+        self.threads = studies.threads_per_worker(workers)
+        self.cores = studies.threads_per_worker(1)
+        self.lent = [self.threads] * workers  # each worker's threads now (see _lend)
+        ctx = mp.get_context("spawn")
+        self.procs: list[Any] = []
+        self.conns: list[Connection] = []
+        run_path = run.path if run is not None else None
+        for _ in range(workers):
+            here, there = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker, args=(there, data, config, subset, run_path, stack, self.threads), daemon=True
+            )
+            proc.start()
+            there.close()
+            self.procs.append(proc)
+            self.conns.append(here)
+        self.owner = {}
+
+    def describe(self) -> str:
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        return f"in {self.workers} worker processes of {threads} each: the members one process trains, and its answer"
+
+    def _call(self, cmd: str, per_worker: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
+        """Send ``cmd`` to the workers of ``per_worker`` (each its own arguments) and gather their answers;
+        a worker that died or failed stops every worker and raises ``WorkerError``."""
+        for w, args in per_worker.items():
+            self.conns[w].send((cmd, args))
+        out = {}
+        for w in per_worker:
+            try:
+                status, result = self.conns[w].recv()
+            except (EOFError, OSError):
+                code = self.procs[w].exitcode
+                self.close()
+                raise WorkerError(
+                    f"settle worker process {w} died (exit code {code}): every member is saved up to the last "
+                    "checkpoint; rerun with --resume to go on from there"
+                ) from None
+            if status != "ok":
+                self.close()
+                raise WorkerError(f"settle worker process {w} failed: {result}")
+            out[w] = result
+        return out
+
     def close(self) -> None:
         for conn in self.conns:
             with contextlib.suppress(OSError, ValueError):  # a worker already gone
@@ -378,4 +410,4 @@ class WorkerEngine:
         self.conns, self.procs = [], []
 
 
-__all__ = ["Status", "Done", "Engine", "LocalEngine", "WorkerEngine", "EVAL_K"]
+__all__ = ["Status", "Done", "Engine", "LocalEngine", "PartitionedEngine", "WorkerEngine", "EVAL_K", "serve"]

@@ -42,6 +42,7 @@ from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported wit
 )
 
 RULE_NAMES = ("combined", "nll-knee", "active-units", "generation")  # == zdim.rules.RULES (tests/test_options.py)
+BACKEND_NAMES = ("local", "ray")  # == tuple(zdim.backends.BACKENDS) (tests/test_options.py)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -377,6 +378,24 @@ OPTIONS: tuple[Option, ...] = (
         per_command={"tune": {"help": "trials at once, one process each"}},
         doc="Processes on this machine: settle mode spreads its members over them (one answer, decided in"
         " this process); per-size mode trains that many trials at once.",
+    ),
+    Option(
+        "backend",
+        "where the --workers run: local (processes on this machine, the default) or ray (Ray actors and tasks "
+        "on a Ray cluster; needs pip install 'zdim[ray]' and --out on a path every node sees)",
+        "local",
+        choices=BACKEND_NAMES,
+        commands=TUNE,
+        doc="Where the work runs: ``local`` (this process, or ``workers`` processes on this machine) or"
+        " ``ray`` (``workers`` Ray actors and tasks on a Ray cluster; ``pip install 'zdim[ray]'``).",
+    ),
+    Option(
+        "address",
+        "with --backend ray: the Ray cluster to join (what `ray start --head` printed); default: RAY_ADDRESS, "
+        "else the cluster `ray start` began on this machine, else a local Ray instance",
+        metavar="HOST:PORT",
+        commands=TUNE,
+        doc="With ``backend='ray'``: the Ray cluster to join (``HOST:PORT``); default Ray's own rule.",
     ),
     Option(
         "stack",

@@ -12,8 +12,10 @@ receives a ``SweepPlan`` trusts it and never re-derives the mode.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, fields, replace
 from enum import Enum
+from typing import Any
 
 import torch
 
@@ -253,6 +255,10 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
     if o.address is not None and (not isinstance(o.address, str) or not o.address):
         raise ConfigError(f"address must be a cluster's address, got {o.address!r}: fix --address")
     check_address(o.backend, o.address)
+    if o.backend != "local" and mode is Mode.PER_SIZE and not has_out and o.storage is None:
+        raise ConfigError(
+            f"--backend {o.backend} in per-size mode needs a run directory (--out) or --storage to share the study"
+        )
     model = o.config.model if o.config is not None else o.model
     if model is not None:
         spec = model if isinstance(model, str) else getattr(model, "__name__", str(model))
@@ -267,6 +273,7 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
             (o.refine is True, "--refine", "its sizes are fixed when the nested model is trained"),
             (o.prune, "--prune", "one training serves every size"),
             (o.workers > 1, "--workers > 1", "one training serves every size; use --seeds to spread seeds"),
+            (o.backend != "local", f"--backend {o.backend}", "one training serves every size, in this process"),
         ]
         for on, flag, why in refused:
             if on:
@@ -294,6 +301,17 @@ def check_address(backend: str, address: str | None) -> None:
             f"--address {address!r} names a cluster, and the local backend runs on this machine: pass "
             "--backend ray, or drop --address"
         )
+
+
+RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'zdim[ray]' (or drop --backend ray)"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module (an optional extra), or ``ConfigError`` in one line naming the extra."""
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
 
 
 def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
@@ -339,6 +357,7 @@ __all__ = [
     "default_epochs",
     "check_model",
     "check_address",
+    "import_ray",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

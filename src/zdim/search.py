@@ -121,6 +121,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
             info = resumed_info(check_resume(RunDir(out), info), info)
+    backends.join(plan.backend, plan.address)  # a cluster is joined before any local file is made
     if plan.storage is not None:  # a shared database is connected to before any local file is made
         study = open_study(None, plan.storage, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     if out is not None:

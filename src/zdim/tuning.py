@@ -228,6 +228,8 @@ def tune(
     objective: str = "nll",
     epochs: int | None = None,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     prune: bool = True,
     storage: str | None = None,
     study_name: str | None = None,
@@ -250,8 +252,9 @@ def tune(
         Validation figure to minimize.
     epochs : int, optional
         Maximum epochs per trial; default the sweep's.
-    workers, storage, study_name :
-        As for ``sweep``: processes on this machine, an Optuna storage URL shared between machines.
+    workers, backend, address, storage, study_name :
+        As for ``sweep``: how many trials at once and where they run (``local``: processes on this machine;
+        ``ray``: tasks on the Ray cluster at ``address``), an Optuna storage URL shared between machines.
     prune : bool
         Stop hopeless trials early (HyperbandPruner over epochs).
     data : Data, optional
@@ -279,6 +282,7 @@ def tune(
         raise ConfigError(f"epochs must be >= 1, got {epochs}: fix --epochs")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
         raise ConfigError(f"--dim {dim!r} is not a latent size: pass an integer >= 1")
+    backends.join(backend, address)  # its library there, its cluster joined, before anything is written
     run = RunDir.open(run_dir)
     run.check_writable("zdim tune writes tuning.json and tune/")
     data, cfg, _ = load_run(run, data, device)
@@ -299,11 +303,11 @@ def tune(
     epochs = epochs or cfg.train.epochs
     name = study_name or f"zdim-tune-dim-{dim}"
     seed = cfg.train.seed
-    backend = backends.choose(backends.LOCAL, workers)  # zdim tune has no --backend yet
+    where = backends.choose(backend, workers, address)
     if progress:
         print(
             f"zdim tune: size {dim} of {data.name}, {n_trials} trial(s) of up to {epochs} epochs, objective "
-            f"validation {objective}, {backend.describe()} -> {run.path}",
+            f"validation {objective}, {where.describe()} -> {run.path}",
             file=sys.stderr,
         )
     for w in notes:
@@ -319,9 +323,9 @@ def tune(
     obj = _Objective(data, dim, cfg, epochs, objective)
     if remaining > 0:
         target = len([t for t in study.trials if t.state != State.WAITING]) + remaining
-        share = -(-remaining // backend.workers)
-        worker = TuneWorker(run.path, storage, name, prune, seed, obj, share, target, backend.workers, progress, study)
-        backend.run_workers(worker, ())
+        share = -(-remaining // where.workers)
+        worker = TuneWorker(run.path, storage, name, prune, seed, obj, share, target, where.workers, progress, study)
+        where.run_workers(worker, ())
     study = _open(run, storage, name, prune, seed)
     result = _finish(run, study, data, cfg, dim, objective, epochs, base)
     result.warnings = notes
