@@ -43,8 +43,8 @@ from .train import FitResult, Trainer, resolve_device
 from .trial import Key, evaluate_trial, failed
 
 # A WorkerEngine's busy workers take the threads of idle ones (WorkerEngine._lend). Off: on the 2-core
-# machine it was measured on, a lent thread made a one-member phase slower on digits and no faster on
-# MNIST (docs/performance.md, benchmarks/bench_lending.py); measure it on yours before turning it on.
+# machine it was measured on, a lent thread made a one-member phase slower on digits and at most 1.13x
+# faster on MNIST (docs/performance.md, benchmarks/bench_lending.py); measure yours before turning it on.
 LEND_THREADS = False
 
 
