@@ -5,7 +5,7 @@
 - ``PlainVAE`` and ``plain_epoch``: a PyTorch-examples style VAE and training loop (``examples/vae``:
   ``DataLoader`` over a ``TensorDataset``, ``loss.item()`` every step), written here as the peer a user
   would write. ``PlainVAE`` also has the ``encode``/``decode``/``log_likelihood``/``mean`` methods that
-  ``zdim.metrics.evaluate`` calls, so both are evaluated by the same code.
+  ``zdim.evaluation.metrics.evaluate`` calls, so both are evaluated by the same code.
 - ``pythae_status`` and ``PythaeAdapter``: Pythae (a real peer) when it imports, else why not.
 - ``sweep_members``: untrained members of a sweep grid, seeded as settle mode builds them (bench_stacked,
   bench_gpu).
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zdim.config import SweepConfig, build_sweep_model
-from zdim.data import Data
-from zdim.models import VAE
+from zdim.data.dataset import Data
+from zdim.models.vae import VAE
+from zdim.sweeps.config import SweepConfig, build_sweep_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = Path("../shared/datasets/mnist")  # relative to the repository root (see default_mnist)
@@ -72,8 +72,8 @@ def mlp_flops(d: int, hidden: tuple[int, ...], k: int) -> float:
 
 
 class EvaluatedByZdim(nn.Module):
-    """What ``zdim.metrics.evaluate`` and ``neg_elbo`` call beyond a model's own ``encode``/``decode``/
-    ``log_likelihood``/``mean``: sampling and the single-sample -ELBO terms, taken from ``zdim.models.VAE``
+    """What ``zdim.evaluation.metrics.evaluate`` and ``neg_elbo`` call beyond a model's own ``encode``/``decode``/
+    ``log_likelihood``/``mean``: sampling and the single-sample -ELBO terms, taken from ``zdim.models.vae.VAE``
     itself so that every contestant is evaluated by the same code."""
 
     reparameterize = VAE.reparameterize
@@ -108,7 +108,7 @@ class PlainVAE(EvaluatedByZdim):
         z = mu + torch.randn_like(std) * std
         return torch.sigmoid(self.decode(z)), mu, logvar
 
-    # the interface zdim.metrics.evaluate / neg_elbo call (decode returns logits)
+    # the interface zdim.evaluation.metrics.evaluate / neg_elbo call (decode returns logits)
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.enc(x)
         return self.fc21(h), self.fc22(h)
@@ -228,7 +228,7 @@ def pythae_train(
 
 
 class PythaeAdapter(EvaluatedByZdim):
-    """A trained Pythae ``VAE`` seen through the methods ``zdim.metrics.evaluate`` calls."""
+    """A trained Pythae ``VAE`` seen through the methods ``zdim.evaluation.metrics.evaluate`` calls."""
 
     def __init__(self, model: Any) -> None:
         super().__init__()

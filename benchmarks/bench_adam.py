@@ -2,7 +2,7 @@
 
 On CPU PyTorch's ``torch.optim.Adam`` defaults to the single-tensor loop: about 7 small tensor ops per
 parameter tensor and step. The models of a typical sweep are small (digits: 64-128-64-k), so one step
-is dominated by per-op overhead, not arithmetic. This times ``zdim.train.Trainer.run_epoch`` with each
+is dominated by per-op overhead, not arithmetic. This times ``zdim.training.trainer.Trainer.run_epoch`` with each
 implementation (``foreach=True``, ``fused=True``) on three shapes, in interleaved rounds, and reports the
 median epoch time, its ratio to the single-tensor default, and the largest difference of any weight from
 the single-tensor run after the same epochs (0 means bit for bit the same training).
@@ -27,9 +27,9 @@ import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads O
 # isort: split
 import torch  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
+from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.train import TrainConfig, Trainer  # noqa: E402
+from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 ADAM = torch.optim.Adam
@@ -53,7 +53,7 @@ def epoch_time(data: zdim.Data, dim: int, hidden: tuple[int, ...], kind: str, ep
     def adam(params: Any, **kw: Any) -> torch.optim.Optimizer:
         return ADAM(params, **kw, **opts)
 
-    torch.optim.Adam = adam  # type: ignore[misc]  # zdim.train builds its optimizer as torch.optim.Adam(...)
+    torch.optim.Adam = adam  # type: ignore[misc]  # zdim.training.trainer builds its optimizer as torch.optim.Adam(...)
     try:
         torch.manual_seed(0)
         model = build_sweep_model(data, dim, SweepConfig(dims=(dim,), hidden=hidden))

@@ -2,14 +2,14 @@
 
 Full MNIST (the 60,000 training images, split by ``zdim.load_data`` into training and validation);
 the members of ``zdim sweep`` on it: sizes from the intrinsic-dimension estimate
-(``zdim.intrinsic.dims_from_estimate``) unless ``--dims`` is given, 3 seeds, hidden 512,256, batch 128,
+(``zdim.evaluation.intrinsic.dims_from_estimate``) unless ``--dims`` is given, 3 seeds, hidden 512,256, batch 128,
 ``--epochs`` epochs each (patience off: every member runs them all). Printed per arm: wall time,
 member-epochs per second, peak GPU memory (``torch.cuda.max_memory_allocated``), and their ratios; the
 largest weight difference between a member trained alone and stacked (float32). Then the stack again
 with TF32 matmuls (``torch.backends.cuda.matmul.allow_tf32``) and with bf16 autocast, each with the
 float32 validation -ELBO of its members after training against the float32 stack's.
 
-With ``--sweep``, the whole default MNIST sweep in settle mode (``zdim.search.sweep``: sizes from the
+With ``--sweep``, the whole default MNIST sweep in settle mode (``zdim.sweeps.execute.sweep``: sizes from the
 intrinsic dimension, 3 seeds, until the answer settles, each arm capped by ``--sweep-budget`` seconds of
 training) runs twice, members one after another (``stack=False``) and stacked (``stack=True``, the
 default on CUDA); printed per arm: wall time, member-epochs and member-epochs per second, peak GPU
@@ -41,11 +41,11 @@ import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads O
 import torch  # noqa: E402
 from _common import sweep_members  # noqa: E402
 
-from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
-from zdim.metrics import neg_elbo  # noqa: E402
-from zdim.models import VAE  # noqa: E402
-from zdim.stacked import StackedTrainer  # noqa: E402
-from zdim.train import TrainConfig, Trainer  # noqa: E402
+from zdim.evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
+from zdim.evaluation.metrics import neg_elbo  # noqa: E402
+from zdim.models.vae import VAE  # noqa: E402
+from zdim.training.stacked import StackedTrainer  # noqa: E402
+from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 HIDDEN = (512, 256)
@@ -190,7 +190,7 @@ def main() -> int:
 
 def whole_sweep(data: zdim.Data, device: torch.device, budget: float) -> None:
     """The default settle-mode sweep of ``data``, per member and stacked, each capped at ``budget`` s."""
-    from zdim.search import sweep
+    from zdim.sweeps.execute import sweep
 
     got = {}
     for label, stack in (("per member", False), ("stacked", True)):

@@ -1,7 +1,7 @@
 """Lending threads in a one-member phase of settle mode: one member on 2 worker processes, with and without.
 
 Refinement's phases train one new member (one seed per size) while the other worker has nothing to
-train. ``zdim.engines.WorkerEngine`` then gives the busy worker the idle worker's threads
+train. ``zdim.sweeps.engines.WorkerEngine`` then gives the busy worker the idle worker's threads
 (``LEND_THREADS``). This times such a phase directly: one member of size ``--dim`` trained ``--epochs``
 epochs by a ``WorkerEngine`` of 2 workers, lending on and off alternately (``--rounds`` each, median
 kept), and prints the seconds per epoch of each, and how far the member's validation NLL moved (the
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from zdim import engines
-from zdim.config import SweepConfig
-from zdim.data import Data, load_data
-from zdim.engines import WorkerEngine
-from zdim.plan import Options, resolve
+from zdim.data.dataset import Data, load_data
+from zdim.sweeps import engines
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.engines import WorkerEngine
+from zdim.sweeps.plan import Options, resolve
 
 MNIST = (Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "mnist").resolve()
 

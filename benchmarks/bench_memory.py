@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_memory.py               # MNIST sweep, then a > 4 GiB memory-mapped .npy
     .venv/bin/python benchmarks/bench_memory.py --skip-big    # MNIST sweep only
 
-1. MNIST: ``zdim.search.sweep`` over sizes 2,4,8,16,32,64 (``--epochs``, default 1: peak memory does
+1. MNIST: ``zdim.sweeps.execute.sweep`` over sizes 2,4,8,16,32,64 (``--epochs``, default 1: peak memory does
    not grow with epochs), held-out NLL with k=100, run directory in a temporary folder. Target < 1.5 GB.
 2. Memory map: a float32 ``.npy`` of ``--gb`` GB (default 4.4 GB, i.e. over 4 GiB; MNIST training images
    tiled) is written into a temporary folder, then swept through ``zdim.load_data`` (``.npy`` is opened
@@ -15,7 +15,7 @@ Each child process reports its peak RSS (``VmHWM``, which counts file pages of a
 are mapped) after loading the data and at the end, its RSS after loading, and the peak of its anonymous
 memory (``RssAnon`` sampled every 50 ms: what has to fit in RAM; a memory map's clean file pages count
 in RSS but the kernel reclaims them). A memory-mapped source this large has its splits spilled to an
-unlinked file (``zdim.spill``) rather than copied into RAM. GB here is 10^9 bytes.
+unlinked file (``zdim.data.spill``) rather than copied into RAM. GB here is 10^9 bytes.
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ class AnonPeak:
 
 def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     """Run one sweep in this (fresh) process and print one line of JSON with its memory figures."""
-    from zdim.config import SweepConfig
-    from zdim.search import sweep
-    from zdim.train import TrainConfig
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.execute import sweep
+    from zdim.training.trainer import TrainConfig
 
     anon = AnonPeak()
     base = peak_rss()

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_nested.py             # digits and planted manifolds, about 4 minutes
     .venv/bin/python benchmarks/bench_nested.py --epochs 30 # a smaller budget
 
-For each data set the same ``zdim.search.sweep`` runs twice with the same grid, architecture and
+For each data set the same ``zdim.sweeps.execute.sweep`` runs twice with the same grid, architecture and
 training recipe (``--epochs`` maximum, patience 10, batch 128, Adam 1e-3; held-out NLL with k=100):
 once per size (one VAE per size) and once nested (``nested=True``: one VAE of the largest size, every
 size cut out of it). Printed: the held-out NLL and active units per size for both, each one's
@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
-from zdim.config import SweepConfig
-from zdim.search import sweep
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig
+from zdim.training.trainer import TrainConfig
 
 PLANTED = [(2, 16, 0.01, 2000), (4, 32, 0.01, 4000), (6, 32, 0.01, 4000)]  # (d, D, noise, n)
 

@@ -28,10 +28,10 @@ import zdim  # noqa: E402  (sets OMP_WAIT_POLICY before torch)
 # isort: split
 import torch  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
+from zdim.evaluation.metrics import evaluate  # noqa: E402
+from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.train import TrainConfig, fit  # noqa: E402
+from zdim.training.trainer import TrainConfig, fit  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 RECIPES = ((128, 1e-3), (256, 2e-3), (512, 4e-3))  # the first is the default

@@ -26,10 +26,10 @@ import zdim  # noqa: E402, F401  # first: it sets OMP_WAIT_POLICY before torch l
 # isort: split
 import torch  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model  # noqa: E402
-from zdim.data import load_data  # noqa: E402
-from zdim.settle import DEFAULT_EVAL_SAMPLES, SettleExecutor  # noqa: E402
-from zdim.train import TrainConfig, Trainer  # noqa: E402
+from zdim.data.dataset import load_data  # noqa: E402
+from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
+from zdim.sweeps.settle import DEFAULT_EVAL_SAMPLES, SettleExecutor  # noqa: E402
+from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 SETS = {

@@ -1,7 +1,7 @@
 """Could settle mode stop sooner? Replays recorded settle trainings under other stopping rules.
 
 Settle mode trains every (size, seed) member of the grid together and stops once the answer has held
-for a window and the members it rests on have converged (``zdim.settle``). bench_stability.py found that
+for a window and the members it rests on have converged (``zdim.sweeps.settle``). bench_stability.py found that
 this costs about what a careful per-size sweep costs (ratio 0.97 against a target of 0.25). This
 benchmark asks whether another stopping rule over the *same* trainings would reach the careful answer
 for less.
@@ -47,14 +47,14 @@ import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads O
 # isort: split
 from bench_stability import SETS  # noqa: E402
 
-from zdim import settle  # noqa: E402
-from zdim.config import SweepConfig  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
-from zdim.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.answer.rules import DEFAULT_RULE, recommend  # noqa: E402
+from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
-from zdim.rules import DEFAULT_RULE, recommend  # noqa: E402
-from zdim.search import sweep  # noqa: E402
-from zdim.train import TrainConfig  # noqa: E402
+from zdim.sweeps import settle  # noqa: E402
+from zdim.sweeps.config import SweepConfig  # noqa: E402
+from zdim.sweeps.execute import sweep  # noqa: E402
+from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.training.trainer import TrainConfig  # noqa: E402
 
 QUICK = ("digits", "planted4", "planted6")
 CAREFUL_CAP = 200

@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import zdim  # noqa: E402
-from zdim.config import SweepConfig  # noqa: E402
-from zdim.plan import SETTLE_EPOCHS  # noqa: E402
-from zdim.search import sweep  # noqa: E402
+from zdim.sweeps.config import SweepConfig  # noqa: E402
+from zdim.sweeps.execute import sweep  # noqa: E402
+from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.train import TrainConfig  # noqa: E402
+from zdim.training.trainer import TrainConfig  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 

@@ -1,14 +1,14 @@
-"""Stacked members (``zdim.stacked``) against one ``Trainer`` per member, on this CPU.
+"""Stacked members (``zdim.training.stacked``) against one ``Trainer`` per member, on this CPU.
 
 Two sets of members, as settle mode would train them:
 
 - ``digits``: the default sweep of ``zdim sweep digits`` (sizes from the intrinsic-dimension estimate,
-  ``zdim.intrinsic.dims_from_estimate``; 3 seeds; hidden 512,256; batch 128);
+  ``zdim.evaluation.intrinsic.dims_from_estimate``; 3 seeds; hidden 512,256; batch 128);
 - ``mnist5k``: 6 MNIST-size members, 784-512-256-k with k = 2, 4, 8, 16, 32, 64, on 5,000 images
   (``../shared/datasets/mnist`` from the repository root).
 
 For each, in interleaved rounds (who goes first alternates): every member trained for ``--epochs``
-epochs with its own ``zdim.train.Trainer``, one after another, against all of them in one
+epochs with its own ``zdim.training.trainer.Trainer``, one after another, against all of them in one
 ``StackedTrainer``; median wall times and their ratio, and the largest weight difference between the two
 (the stack reproduces each member to float rounding). Then settle mode's per-epoch score (IWAE k=10 on
 1,000 validation samples): ``evaluate`` per member against ``StackedTrainer.score``.
@@ -43,11 +43,11 @@ import torch  # noqa: E402
 from _common import sweep_members  # noqa: E402
 from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 
-from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
-from zdim.metrics import EVAL_K, evaluate  # noqa: E402
-from zdim.models import VAE, VAEConfig, kl_per_unit  # noqa: E402
-from zdim.stacked import StackedTrainer  # noqa: E402
-from zdim.train import TrainConfig, Trainer  # noqa: E402
+from zdim.evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
+from zdim.evaluation.metrics import EVAL_K, evaluate  # noqa: E402
+from zdim.models.vae import VAE, VAEConfig, kl_per_unit  # noqa: E402
+from zdim.training.stacked import StackedTrainer  # noqa: E402
+from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 HIDDEN = (512, 256)

@@ -4,18 +4,18 @@
     .venv/bin/python benchmarks/bench_sweep.py --quick    # 2 epochs, k=20
 
 Each contestant trains one VAE per size for ``--epochs`` epochs (batch 128, Adam 1e-3) and is then
-evaluated on the held-out t10k split by the same code (``zdim.metrics.evaluate``, IWAE NLL with ``--k``
-samples); the recommendation rule (``zdim.rules.recommend`` with its defaults: the combined rule,
+evaluated on the held-out t10k split by the same code (``zdim.evaluation.metrics.evaluate``, IWAE NLL with ``--k``
+samples); the recommendation rule (``zdim.answer.rules.recommend`` with its defaults: the combined rule,
 1% tolerance) is applied to each one's numbers. Wall time covers training, each loop's own per-epoch
 validation and the held-out evaluation (zdim's also its per-trial generation metrics).
 
-- zdim: ``zdim.search.sweep`` with its defaults except ``epochs`` (``patience`` cannot act within so
+- zdim: ``zdim.sweeps.execute.sweep`` with its defaults except ``epochs`` (``patience`` cannot act within so
   few epochs), writing its run directory (trial folders, study journal) to a temporary folder; the HTML
   report is not built (the peers draw nothing).
 - zdim nested: the same with ``nested=True`` (``zdim sweep --nested``): one VAE of the largest size,
   trained once for ``--nested-epochs`` (default ``--epochs``) with a random latent prefix per sample,
   every size cut out of it and evaluated like the others.
-- zdim settle (opt-in, ``--settle`` or ``--only settle``): ``zdim.search.sweep(..., mode="settle")``
+- zdim settle (opt-in, ``--settle`` or ``--only settle``): ``zdim.sweeps.execute.sweep(..., mode="settle")``
   with one seed per size and its own stop (epoch cap ``--settle-epochs``, default 500): every size
   trains together until the answer settles. It does not run at equal epochs: its wall time and answer
   are what a user of the default mode gets, beside the fixed-epoch contestants (issue #13).
@@ -56,13 +56,13 @@ from _common import (  # noqa: E402
     pythae_train,
 )
 
-from zdim.config import SweepConfig  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
-from zdim.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.answer.rules import Recommendation, recommend  # noqa: E402
+from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.records import TrialRecord  # noqa: E402
-from zdim.rules import Recommendation, recommend  # noqa: E402
-from zdim.search import sweep  # noqa: E402
-from zdim.train import TrainConfig  # noqa: E402
+from zdim.sweeps.config import SweepConfig  # noqa: E402
+from zdim.sweeps.execute import sweep  # noqa: E402
+from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.training.trainer import TrainConfig  # noqa: E402
 
 
 def record(dim: int, model: Any, data: zdim.Data, k: int) -> dict[str, Any]:

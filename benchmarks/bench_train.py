@@ -7,7 +7,7 @@
 1. Throughput, measured in interleaved rounds in this one process (median of ``--rounds``): per round
    one fp32 GEMM timing (``torch.matmul`` 1024x1024) and one chunk of ``--steps`` optimizer steps of
    each trainer on MNIST (batch 128, Adam 1e-3):
-   - zdim: ``zdim.train.fit`` on ``zdim.models.VAE`` (default MLP 784-512-256-20, and 784-400-20);
+   - zdim: ``zdim.training.trainer.fit`` on ``zdim.models.vae.VAE`` (default MLP 784-512-256-20, and 784-400-20);
    - plain: the PyTorch-examples loop (``DataLoader`` over a ``TensorDataset``, ``loss.item()`` per
      step) on the same shapes (784-512-256-20 SiLU, and the example itself, 784-400-20 ReLU).
    GFLOP/s come from the layer shapes: 2*in*out per Linear per sample forward, x3 for forward+backward.
@@ -54,9 +54,9 @@ from _common import (  # noqa: E402
     pythae_train,
 )
 
-from zdim.metrics import kl_per_unit, neg_elbo  # noqa: E402
-from zdim.models import VAE, VAEConfig  # noqa: E402
-from zdim.train import TrainConfig, fit, kl_term  # noqa: E402
+from zdim.evaluation.metrics import kl_per_unit, neg_elbo  # noqa: E402
+from zdim.models.vae import VAE, VAEConfig  # noqa: E402
+from zdim.training.trainer import TrainConfig, fit, kl_term  # noqa: E402
 
 BS = 128
 K = 20
@@ -70,7 +70,7 @@ class Reached(Exception):
 
 
 def zdim_chunk(model: VAE, x: torch.Tensor, val: torch.Tensor, batch_size: int = BS) -> float:
-    """Samples/s of ``zdim.train.fit`` for one epoch over ``x`` (its tiny validation included)."""
+    """Samples/s of ``zdim.training.trainer.fit`` for one epoch over ``x`` (its tiny validation included)."""
     t0 = time.perf_counter()
     fit(model, x, val, TrainConfig(epochs=1, patience=0, batch_size=batch_size))
     return x.shape[0] // batch_size * batch_size / (time.perf_counter() - t0)

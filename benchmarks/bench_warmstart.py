@@ -2,7 +2,7 @@
 
 For each data set and seed: (a) every size of the grid trains from scratch to early stopping (patience
 10, cap 300), as a careful per-size sweep does; (b) one nested VAE of the largest size trains to early
-stopping (``zdim.models.NestedVAE``), then each size is cut out of it (``prefix_model``) and trained on as
+stopping (``zdim.models.vae.NestedVAE``), then each size is cut out of it (``prefix_model``) and trained on as
 an exact size-k VAE to early stopping. Printed: wall time of each, the held-out (test) NLL per size
 (IWAE, k = 50) and the NLL-knee answer of each (``zdim.recommend``, rule nll-knee, with the paired
 standard errors); then the median over (data set, seed) of warm-start time over scratch time. The lever
@@ -28,13 +28,13 @@ import zdim  # noqa: E402  (sets OMP_WAIT_POLICY before torch)
 # isort: split
 import torch  # noqa: E402
 
-from zdim.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
-from zdim.models import NestedVAE  # noqa: E402
+from zdim.answer.rules import recommend  # noqa: E402
+from zdim.evaluation.metrics import evaluate  # noqa: E402
+from zdim.models.vae import NestedVAE  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
-from zdim.rules import recommend  # noqa: E402
+from zdim.sweeps.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.train import TrainConfig, fit  # noqa: E402
+from zdim.training.trainer import TrainConfig, fit  # noqa: E402
 
 HIDDEN = (128, 64)
 

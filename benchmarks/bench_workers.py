@@ -5,7 +5,7 @@ run directory):
 
 - ``1 process, 2 threads``: ``--workers 1`` with every core to torch's threads;
 - ``2 workers, 1 thread``: ``--workers 2``, the members spread over two processes of one thread each;
-- ``2 workers, lending``: the same with ``zdim.engines.LEND_THREADS`` on (a worker whose members train
+- ``2 workers, lending``: the same with ``zdim.sweeps.engines.LEND_THREADS`` on (a worker whose members train
   while the other has none takes its thread);
 - and, for the thread scaling of one process, ``1 process, 1 thread``.
 
@@ -45,7 +45,9 @@ CONFIGS = {  # label: (workers, torch threads of each process, threads lent)
     "2 workers, lending": (2, 1, True),
     "1 process, 1 thread": (1, 1, False),
 }
-LENDING = "import sys, zdim.engines, zdim.cli; zdim.engines.LEND_THREADS = True; sys.exit(zdim.cli.main())"
+LENDING = (
+    "import sys, zdim.sweeps.engines, zdim.cli; zdim.sweeps.engines.LEND_THREADS = True; sys.exit(zdim.cli.main())"
+)
 
 
 def run(

@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 import zdim
-from zdim.custom import DataInfo
+from zdim.models.custom import DataInfo
 
 
 class ConvRGBVAE(nn.Module):

@@ -27,7 +27,7 @@ from torch import nn
 
 import zdim
 from zdim.cli import main as zdim_main
-from zdim.custom import DataInfo
+from zdim.models.custom import DataInfo
 
 
 class Conv1dVAE(nn.Module):

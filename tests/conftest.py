@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.data import Data
+from zdim.data.dataset import Data
 from zdim.testing import make_planted_data
 
 torch.set_num_threads(1)
@@ -14,14 +14,14 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_folds_unless_asked():
-    """A sweep of small data trains its grid once per fold by default (``zdim.folds``): five times the
+    """A sweep of small data trains its grid once per fold by default (``zdim.data.folds``): five times the
     work. Tests of other features sweep tiny data in this process without them (module fixtures too:
     hence the session scope); the fold tests ask for folds by name (``folds=K``, ``--folds K``), which
     this does not touch. Sweeps in a subprocess get the default unless they pass ``--folds``."""
-    import zdim.plan
+    import zdim.sweeps.plan
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(zdim.plan, "auto_folds", lambda data: 1)
+        mp.setattr(zdim.sweeps.plan, "auto_folds", lambda data: 1)
         yield
 
 

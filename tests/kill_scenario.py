@@ -21,9 +21,9 @@ from typing import Any
 
 import optuna
 
-from zdim import studies
 from zdim.records import trial_name
-from zdim.trial import grid_key
+from zdim.sweeps import studies
+from zdim.sweeps.ledger import grid_key
 
 from .test_scale import records_per_key, zdim
 

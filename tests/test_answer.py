@@ -1,4 +1,4 @@
-"""The one owner of the answer (zdim.answer): the lower envelope, a tolerance in words, confidence that
+"""The one owner of the answer (zdim.answer.decide): the lower envelope, a tolerance in words, confidence that
 says what it cannot see, the edges of the grid, the intrinsic-dimension check with its reason, late
 members held to their neighbours' standard, and settle mode asking the question it prints."""
 
@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zdim.answer import Evidence, decide
-from zdim.capacity import capacity_check
-from zdim.intrinsic import IntrinsicDim
+from zdim.answer.capacity import capacity_check
+from zdim.answer.decide import Evidence, decide
+from zdim.answer.rules import Question, recommend
+from zdim.evaluation.intrinsic import IntrinsicDim
 from zdim.records import TrialRecord, TrialStatus
-from zdim.rules import Question, recommend
-from zdim.settle import Member, _horizon
-from zdim.trial import Finished
+from zdim.sweeps.ledger import Finished
+from zdim.sweeps.settle import Member, _horizon
 
 N = 400
 
@@ -160,8 +160,8 @@ def test_a_member_that_joins_late_converges_to_its_neighbours_standard():
 def test_settle_mode_asks_the_question_the_sweep_prints(monkeypatch, tiny_gaussian):
     """Settle mode's answer after every epoch is decided under the plan's question: the data's feature
     count and likelihood included (it once called the rule without them)."""
-    import zdim.settle as settle
-    from zdim.search import sweep
+    import zdim.sweeps.settle as settle
+    from zdim.sweeps.execute import sweep
 
     asked = []
     real = settle.decide

@@ -9,7 +9,7 @@ import pytest
 
 import zdim
 from zdim.cli import main
-from zdim.data import load_data
+from zdim.data.dataset import load_data
 from zdim.errors import ConfigError, DataError, RunDirError
 from zdim.files import read_json
 from zdim.messages import python_message

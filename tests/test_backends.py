@@ -1,4 +1,4 @@
-"""The backend seam (``zdim.backends``): one class per place the work runs, chosen in one place, and a
+"""The backend seam (``zdim.sweeps.backends``): one class per place the work runs, chosen in one place, and a
 third backend is one row of ``BACKENDS`` that settle mode, per-size mode and tuning all use."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from zdim import backends, engines
-from zdim.backends import BACKENDS, InProcess, WorkerProcesses, choose
-from zdim.engines import LocalEngine, WorkerEngine
 from zdim.errors import ConfigError
-from zdim.plan import Options, resolve
-from zdim.runs import RunDir
-from zdim.search import sweep
-from zdim.train import TrainConfig
+from zdim.sweeps import backends, engines
+from zdim.sweeps.backends import BACKENDS, InProcess, WorkerProcesses, choose
+from zdim.sweeps.engines import LocalEngine, WorkerEngine
+from zdim.sweeps.execute import sweep
+from zdim.sweeps.plan import Options, resolve
+from zdim.sweeps.runs import RunDir
+from zdim.training.trainer import TrainConfig
 from zdim.tuning import tune
 
 TINY: dict[str, Any] = dict(
@@ -139,7 +139,7 @@ def test_a_worker_with_lent_threads_trains_the_member_it_trains_alone(monkeypatc
     member's in this process (to the float noise of another thread count)."""
     import torch
 
-    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.engines)
+    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.sweeps.engines)
     busy: list[int] = []
     real = WorkerEngine._lend
     monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))
@@ -166,7 +166,7 @@ def test_two_workers_lending_threads_in_a_one_member_phase_give_the_one_process_
 ):
     """Refinement adds one member (one seed): that phase trains on one of the 2 workers, which takes the
     other's threads; members and answer as in one process (to the float noise of other thread counts)."""
-    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.engines)
+    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.sweeps.engines)
     busy: list[int] = []
     real = WorkerEngine._lend
     monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.metrics import evaluate, neg_elbo
+from zdim.evaluation.metrics import evaluate, neg_elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import zdim
-from zdim.columns import UNKNOWN, Columns
-from zdim.data import read_data
+from zdim.data.columns import UNKNOWN, Columns
+from zdim.data.dataset import read_data
+from zdim.data.preprocessing import Preprocessing
 from zdim.errors import DataError
 from zdim.likelihoods import get
 from zdim.mixed import Layout
-from zdim.preprocessing import Preprocessing
 from zdim.testing import make_planted_table
 
 ROOT = Path(__file__).resolve().parents[1]

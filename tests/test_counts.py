@@ -7,13 +7,13 @@ import pytest
 import torch
 from scipy import stats
 
-from zdim.config import SweepConfig
-from zdim.data import load_data, supported_formats
+from zdim.data.dataset import load_data, supported_formats
 from zdim.errors import ConfigError, DataError
-from zdim.metrics import evaluate, neg_elbo
-from zdim.models import VAE, NestedVAE, VAEConfig
-from zdim.search import sweep
-from zdim.train import TrainConfig, fit
+from zdim.evaluation.metrics import evaluate, neg_elbo
+from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
+from zdim.training.trainer import TrainConfig, fit
 
 
 def simulate_counts(n: int = 300, d: int = 30, k: int = 2, seed: int = 0) -> np.ndarray:
@@ -224,7 +224,7 @@ def test_h5ad_sparse_with_layer_and_labels(tmp_path, monkeypatch):
     import pandas as pd
     import scipy.sparse as sp
 
-    import zdim.readers
+    import zdim.data.readers
 
     rng = np.random.default_rng(0)
     counts = simulate_counts(40, 12)
@@ -236,7 +236,7 @@ def test_h5ad_sparse_with_layer_and_labels(tmp_path, monkeypatch):
     adata = anndata.AnnData(X=sp.csr_matrix(normalized.astype(np.float32)), obs=obs, var=var)
     adata.layers["counts"] = sp.csr_matrix(counts.astype(np.float32))
     adata.write_h5ad(tmp_path / "cells.h5ad")
-    monkeypatch.setattr(zdim.readers, "_H5AD_CHUNK_BYTES", 7 * 12 * 4)  # 7 rows per chunk
+    monkeypatch.setattr(zdim.data.readers, "_H5AD_CHUNK_BYTES", 7 * 12 * 4)  # 7 rows per chunk
 
     d = load_data(tmp_path / "cells.h5ad", layer="counts", label_key="cell_type")
     assert d.name == "cells" and d.likelihood == "nb" and d.n_features == 12

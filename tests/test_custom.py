@@ -1,4 +1,4 @@
-"""Your own model (zdim.custom): the protocol, where the class comes from, saving and loading with
+"""Your own model (zdim.models.custom): the protocol, where the class comes from, saving and loading with
 trust_code, and the one-batch check that catches a model breaking the protocol before training."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 import zdim
-from zdim import custom
 from zdim.cli import main
-from zdim.config import SweepConfig
 from zdim.errors import ConfigError, ModelFileError, RunDirError
-from zdim.models import VAE, VAEConfig
-from zdim.train import TrainConfig
+from zdim.models import custom
+from zdim.models.vae import VAE, VAEConfig
+from zdim.sweeps.config import SweepConfig
+from zdim.training.trainer import TrainConfig
 
 MODELS = textwrap.dedent(
     """
@@ -284,7 +284,7 @@ def test_a_class_of_main_says_how_to_pass_it_again():
 
 
 def test_tuning_a_sweep_of_user_code_needs_trust(tmp_path):
-    from zdim.custom import needs_trust
+    from zdim.models.custom import needs_trust
 
     assert needs_trust(str(tmp_path / "models.py") + ":MyVAE") and needs_trust("somepkg.models:MyVAE")
-    assert not needs_trust("zdim.pythae_models:PythaeVAE")
+    assert not needs_trust("zdim.models.pythae:PythaeVAE")

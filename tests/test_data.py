@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zdim.data import EMBEDDED, MIN_SAMPLES, Data, list_datasets, load_data, supported_formats
+from zdim.data.dataset import EMBEDDED, MIN_SAMPLES, Data, list_datasets, load_data, supported_formats
 from zdim.errors import DataError
 
 MNIST = Path(__file__).parents[2] / "shared" / "datasets" / "mnist"
@@ -97,11 +97,11 @@ def test_npy_memory_mapped(tmp_path, real):
 def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkeypatch):
     """Splits of a memory-mapped file are copied a few rows at a time (its pages released after each
     chunk): the result is that of the same array in memory, and a NaN is still found and located."""
-    import zdim.data
-    import zdim.prepare
+    import zdim.data.dataset
+    import zdim.data.prepare
 
     np.save(tmp_path / "feats.npy", real.astype(np.float32))
-    monkeypatch.setattr(zdim.prepare, "_CHUNK_BYTES", 3 * 5 * 4)  # 3 rows per chunk
+    monkeypatch.setattr(zdim.data.prepare, "_CHUNK_BYTES", 3 * 5 * 4)  # 3 rows per chunk
     mapped, mem = load_data(str(tmp_path / "feats.npy")), load_data(real.astype(np.float32))
     for a, b in ((mapped.train, mem.train), (mapped.val, mem.val), (mapped.test, mem.test)):
         assert a.dtype == torch.float32 and torch.equal(a, b)
@@ -115,7 +115,7 @@ def test_npy_memory_map_copied_in_chunks_equals_in_memory(tmp_path, real, monkey
 def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tmp_path, monkeypatch, kind, real):
     """Above SPILL_BYTES a memory-mapped source's splits live in spill files (unlinked at once): the
     tensors, likelihood and fingerprint are those of the in-RAM path; a sweep trains on them."""
-    import zdim.spill
+    import zdim.data.spill
 
     x = {
         "gaussian": real.astype(np.float32),
@@ -129,7 +129,7 @@ def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tm
     spill_dir.mkdir()
     monkeypatch.setenv("ZDIM_SPILL_DIR", str(spill_dir))
     ram = load_data(str(path))
-    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    monkeypatch.setattr(zdim.data.spill, "SPILL_BYTES", 0)
     disk = load_data(str(path))
     assert disk.extra.get("spilled") is True and "spilled" not in ram.extra
     assert list(spill_dir.iterdir()) == []  # unlinked: nothing is left behind, however the process ends
@@ -137,9 +137,9 @@ def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tm
     for a, b in ((disk.train, ram.train), (disk.val, ram.val), (disk.test, ram.test)):
         assert a.dtype == torch.float32 and a.shape == b.shape
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)  # standardization: chunked sums
-    from zdim.config import SweepConfig
-    from zdim.search import sweep
-    from zdim.train import TrainConfig
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.execute import sweep
+    from zdim.training.trainer import TrainConfig
 
     r = sweep(disk, config=SweepConfig(dims=(2,), hidden=(8,), train=TrainConfig(epochs=1, batch_size=8), k=2))
     assert r.trials[0].complete
@@ -159,10 +159,10 @@ def test_spill_threshold_from_the_environment(tmp_path, monkeypatch):
 def test_spill_folder_missing_or_full_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    import zdim.spill
+    import zdim.data.spill
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 3)).astype(np.float32))
-    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    monkeypatch.setattr(zdim.data.spill, "SPILL_BYTES", 0)
     monkeypatch.setenv("ZDIM_SPILL_DIR", str(tmp_path / "nowhere"))
     raises(r"cannot create a spill file in .*nowhere.*set ZDIM_SPILL_DIR", str(tmp_path / "x.npy"))
     full = tmp_path / "full"
@@ -172,20 +172,20 @@ def test_spill_folder_missing_or_full_is_one_clear_error_and_leaves_nothing(tmp_
     def no_room(fd, offset, size):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(zdim.spill.os, "posix_fallocate", no_room)  # a full disk: no SIGBUS later
+    monkeypatch.setattr(zdim.data.spill.os, "posix_fallocate", no_room)  # a full disk: no SIGBUS later
     raises(r"has no room for a .* GB spill file.*ZDIM_SPILL_DIR.*ZDIM_SPILL_BYTES", str(tmp_path / "x.npy"))
     assert list(full.iterdir()) == []
 
 
 def test_spilled_source_with_a_nan_is_refused_and_leaves_nothing(tmp_path, monkeypatch, real):
-    import zdim.spill
+    import zdim.data.spill
 
     real[11, 3] = np.nan
     np.save(tmp_path / "bad.npy", real.astype(np.float32))
     spill_dir = tmp_path / "spill"
     spill_dir.mkdir()
     monkeypatch.setenv("ZDIM_SPILL_DIR", str(spill_dir))
-    monkeypatch.setattr(zdim.spill, "SPILL_BYTES", 0)
+    monkeypatch.setattr(zdim.data.spill, "SPILL_BYTES", 0)
     raises(r"1 NaN or infinite.*row 11, column 3", str(tmp_path / "bad.npy"))
     assert list(spill_dir.iterdir()) == []
 
@@ -194,13 +194,13 @@ def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypat
     """A small split of a large file is scattered over all of it: a chunk of its rows must also span
     few rows of the file, or the kernel's read-around faults the whole file in before the pages are
     released (see benchmarks/bench_memory.py)."""
-    import zdim.data
-    import zdim.prepare
+    import zdim.data.dataset
+    import zdim.data.prepare
 
     x = np.arange(2000 * 4, dtype=np.float32).reshape(2000, 4)
     np.save(tmp_path / "big.npy", x)
     src = np.load(tmp_path / "big.npy", mmap_mode="r")
-    monkeypatch.setattr(zdim.prepare, "_CHUNK_BYTES", 50 * 4 * 4)  # 50 rows per chunk
+    monkeypatch.setattr(zdim.data.prepare, "_CHUNK_BYTES", 50 * 4 * 4)  # 50 rows per chunk
     spans = []
 
     class Spy(np.memmap):
@@ -210,26 +210,26 @@ def test_sparse_rows_of_a_memory_map_are_read_in_short_spans(tmp_path, monkeypat
             return super().__getitem__(idx)
 
     rows = np.arange(0, 2000, 37)  # 55 sparse rows across the whole file
-    out = zdim.prepare.gather(src.view(Spy), rows)
+    out = zdim.data.prepare.gather(src.view(Spy), rows)
     assert np.array_equal(out, x[rows])
     assert spans and max(spans) <= 50, spans
     unsorted = rows[::-1].copy()  # no order: chunks by count only, same values
-    assert np.array_equal(zdim.prepare.gather(src, unsorted), x[unsorted])
+    assert np.array_equal(zdim.data.prepare.gather(src, unsorted), x[unsorted])
 
 
 _PEAK_CHILD = """
 import sys
 import numpy as np
-import zdim.data
-import zdim.prepare
+import zdim.data.dataset
+import zdim.data.prepare
 
 def hwm():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
-zdim.prepare._CHUNK_BYTES = 12 << 20  # each 5% split (10 MB) fits one chunk
+zdim.data.prepare._CHUNK_BYTES = 12 << 20  # each 5% split (10 MB) fits one chunk
 base = hwm()
-d = zdim.data.load_data(sys.argv[1], val_fraction=0.05, test_fraction=0.05)
+d = zdim.data.dataset.load_data(sys.argv[1], val_fraction=0.05, test_fraction=0.05)
 assert sum(len(t) for t in (d.train, d.val, d.test)) == int(sys.argv[2])
 print(base, hwm())
 """

@@ -139,7 +139,7 @@ def test_pickle_carries_safetensors_not_a_torch_module():
 
 
 def test_defaults_are_the_sweeps():
-    from zdim.config import SweepConfig
+    from zdim.sweeps.config import SweepConfig
 
     est, cfg = VAETransformer(), SweepConfig(dims=(2,))
     assert tuple(est.hidden) == cfg.hidden == (512, 256) and est.k == cfg.k == 100
@@ -154,6 +154,6 @@ def test_fitted_and_pickled_estimator_carries_its_preprocessing():
     assert pre.likelihood == "gaussian" and pre.scale == 1.0 and pre.n_features == 6
     np.testing.assert_array_equal(pre.mean, est.mean_)
     raw = pickle.dumps(est)
-    assert b"zdim.data" not in raw  # carried as the model.json form (plain lists), like the weights
+    assert b"zdim.data.dataset" not in raw  # carried as the model.json form (plain lists), like the weights
     back = pickle.loads(raw)
     assert back.preprocessing_.to_dict() == pre.to_dict()

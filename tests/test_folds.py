@@ -1,5 +1,5 @@
-"""k folds for small tables (zdim.folds, zdim.answer.pool, zdim.search.execute_folds): every row held
-out once, paired across sizes, the answer pooled and its cost said."""
+"""k folds for small tables (zdim.data.folds, zdim.answer.decide.pool, zdim.sweeps.execute.execute_folds):
+every row held out once, paired across sizes, the answer pooled and its cost said."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from zdim.answer import Evidence, pool
+from zdim.answer.decide import Evidence, pool
+from zdim.data.folds import DEFAULT_FOLDS, SMALL_TEST, auto_folds, check_folds, fold_order, fold_splits
 from zdim.errors import ConfigError
-from zdim.folds import DEFAULT_FOLDS, SMALL_TEST, auto_folds, check_folds, fold_order, fold_splits
 from zdim.records import TrialRecord, TrialStatus
 from zdim.testing import make_planted_data
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.data import load_data
-from zdim.generation import frechet_distance, generation_metrics, linear_probe_accuracy, mmd_rbf, prdc
-from zdim.models import VAE, VAEConfig
+from zdim.data.dataset import load_data
+from zdim.evaluation.generation import frechet_distance, generation_metrics, linear_probe_accuracy, mmd_rbf, prdc
+from zdim.models.vae import VAE, VAEConfig
 
 
 def test_prdc_identical_sets_are_perfect():
@@ -80,7 +80,7 @@ def test_frechet_distance_of_collapsed_samples_is_finite():
 
 
 def test_labelled_data_get_a_classifier_feature_space_fitted_once(tmp_path):
-    from zdim.generation import feature_space
+    from zdim.evaluation.generation import feature_space
 
     data = load_data("digits")
     space, name, acc = feature_space(data)
@@ -101,7 +101,7 @@ def test_labelled_data_get_a_classifier_feature_space_fitted_once(tmp_path):
 
 def test_pca_features_draw_rows_before_converting_a_large_split(monkeypatch):
     """The PCA's rows are drawn from the split itself: np.asarray(..., float64) sees 5000 rows, not all."""
-    from zdim import generation
+    from zdim.evaluation import generation
 
     big = np.random.default_rng(0).random((12000, 6)).astype(np.float32)
     shapes = []

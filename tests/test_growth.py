@@ -1,4 +1,4 @@
-"""Where the grid grows (zdim.growth), checked with an executor whose models are known in advance, and
+"""Where the grid grows (zdim.sweeps.growth), checked with an executor whose models are known in advance, and
 once on real training: exact sizes by default, the edge under the combined rule, and the intrinsic
 dimension as a check with its figures."""
 
@@ -7,17 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zdim.capacity import id_candidates
-from zdim.config import SweepConfig
+from zdim.answer.capacity import id_candidates
+from zdim.evaluation.intrinsic import IntrinsicDim
 from zdim.evidence import NoteKind
-from zdim.growth import grow
-from zdim.growth import recommend_outcome as _recommend_outcome
-from zdim.intrinsic import IntrinsicDim
-from zdim.plan import Mode, SweepPlan
 from zdim.records import TrialRecord, TrialStatus
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.growth import grow
+from zdim.sweeps.growth import recommend_outcome as _recommend_outcome
+from zdim.sweeps.ledger import Finished, Ledger, Outcome
+from zdim.sweeps.plan import Mode, SweepPlan
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig
-from zdim.trial import Finished, Ledger, Outcome
+from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data
 
@@ -30,7 +30,7 @@ def recommend_outcome(plan, out, likelihood, n_features):
 
 
 def capacity_check(rec, out, est):
-    from zdim.capacity import capacity_check as check
+    from zdim.answer.capacity import capacity_check as check
 
     return check(rec, out.records, out.per_sample, est)
 
@@ -146,7 +146,7 @@ def test_no_check_where_the_answer_agrees_with_the_estimate_or_the_estimates_dis
 
 def test_a_sweep_is_exact_by_default():
     """Real training: three factors, sizes 1, 2, 4, 8; the answer is refined to 3 without asking."""
-    from zdim.search import sweep
+    from zdim.sweeps.execute import sweep
 
     data = make_data(make_planted_data(3, 8, 1000, seed=1))
     train = TrainConfig(epochs=40, batch_size=64, lr=1e-2, patience=0)
@@ -157,7 +157,7 @@ def test_a_sweep_is_exact_by_default():
 
 
 def test_before_training_one_line_says_how_far_the_grid_may_grow():
-    from zdim.growth import reach
+    from zdim.sweeps.growth import reach
 
     _, plan, _, _ = setup((2, 4, 8), saturating(4), lambda d: d, n_features=64)
     assert reach(plan, 64) == (

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zdim.errors import ConfigError, DataError
-from zdim.intrinsic import dims_from_estimate, estimate_intrinsic_dim
+from zdim.evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim
 from zdim.testing import make_planted_data
 
 
@@ -41,9 +41,9 @@ def test_grid_reaches_a_few_times_the_estimate():
 def test_large_data_are_subsampled_before_any_copy(monkeypatch):
     """Above MAX_ROWS rows a seeded draw of rows comes first: never a float64 copy or a row sort of the
     whole set (gigabytes for a large memory-mapped file); the estimate is still close to d."""
-    import zdim.intrinsic
+    import zdim.evaluation.intrinsic
 
-    monkeypatch.setattr(zdim.intrinsic, "MAX_ROWS", 600)
+    monkeypatch.setattr(zdim.evaluation.intrinsic, "MAX_ROWS", 600)
     x = make_planted_data(3, 12, 5000, seed=4).astype(np.float32)
     seen = []
     real_unique = np.unique

@@ -1,5 +1,6 @@
-"""Imports flow one way, down the layers below; an import through the package root (``from zdim import
-sweep``, ``from .. import __version__``) counts as an import of the module that defines the name."""
+"""Imports flow one way: down the wings (base, data, models, evaluation, training, answer, sweeps, top)
+and, inside them, down the layers below. An import through the package root (``from zdim import sweep``,
+``from .. import __version__``) counts as an import of the module that defines the name."""
 
 import ast
 from pathlib import Path
@@ -9,124 +10,171 @@ import pytest
 import zdim
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "zdim"
+# The wings, bottom to top: a module may import modules of its own wing or a lower one. The top-level
+# files are the base (below every wing) or the top (above every wing); sub-packages are wings.
+WINGS = ("base", "data", "models", "evaluation", "training", "answer", "sweeps", "top")
+TOP = {"tuning", "estimator", "tracking", "saved", "pythae_models", "report", "printing", "api", "cli"}
 # Lower number = lower layer. A module may import only modules of its own layer or below.
 LAYER = {
     "_version": 0,
     "errors": 0,
     "testing": 0,
     "files": 0,
-    "formats": 0,
     "records": 0,
     "evidence": 0,
-    "messages": 0,
-    "option_spec": 0,
-    "options": 0,
     "grid": 0,
     "likelihoods": 0,
     "mixed": 0,
-    "raw": 1,
-    "image_readers": 1,
-    "readers": 1,
-    "columns": 1,
-    "preprocessing": 1,
-    "prepare": 1,
-    "data": 1,
-    "spill": 1,
-    "folds": 1,
+    "formats": 0,
+    "option_spec": 0,
+    "options": 0,
+    "messages": 0,
     "progress": 1,
-    "models": 2,
-    "specs": 2,
-    "custom": 2,
-    "pythae_models": 2,
-    "train": 3,
-    "metrics": 3,
-    "intrinsic": 3,
-    "generation": 3,
-    "checkpoints": 3,
+    "data.raw": 1,
+    "data.image_readers": 1,
+    "data.readers": 1,
+    "data.preprocessing": 1,
+    "data.prepare": 1,
+    "data.dataset": 1,
+    "data.spill": 1,
+    "data.folds": 1,
+    "data.columns": 1,
+    "models.vae": 2,
+    "models.specs": 2,
+    "models.custom": 2,
+    "models.pythae": 2,
+    "models.checkpoints": 3,
+    "evaluation.metrics": 3,
+    "evaluation.intrinsic": 3,
+    "evaluation.generation": 3,
+    "training.trainer": 3,
+    "training.stacked": 3,
+    "training.epoch": 3,
+    "training.stopping": 3,
+    "training.levers": 3,
+    "training.stacknet": 3,
+    "training.adam": 3,
     "saved": 3,
-    "stacked": 3,
-    "stacknet": 3,
-    "adam": 3,
-    "epoch": 3,
-    "stopping": 3,
-    "levers": 3,
-    "runs": 4,
-    "signals": 4,
-    "rules": 4,
-    "checks": 4,
-    "recommendation": 4,
-    "pairing": 4,
-    "capacity": 4,
-    "answer": 4,
-    "uncertainty": 4,
-    "studies": 4,
-    "config": 5,
-    "plan": 5,
-    "resume": 5,
-    "result": 5,
-    "trial": 6,
-    "scheduler": 7,
-    "engines": 7,
-    "backends": 7,
-    "ray_backend": 7,
-    "settle": 7,
-    "folded": 7,
-    "nested": 7,
-    "growth": 8,
-    "search": 9,
+    "answer.signals": 4,
+    "answer.rules": 4,
+    "answer.checks": 4,
+    "answer.recommendation": 4,
+    "answer.pairing": 4,
+    "answer.capacity": 4,
+    "answer.decide": 4,
+    "answer.uncertainty": 4,
+    "sweeps.runs": 4,
+    "sweeps.studies": 4,
+    "sweeps.config": 5,
+    "sweeps.plan": 5,
+    "sweeps.resume": 5,
+    "sweeps.result": 5,
+    "sweeps.ledger": 6,
+    "sweeps.per_size": 7,
+    "sweeps.engines": 7,
+    "sweeps.backends": 7,
+    "sweeps.ray_backend": 7,
+    "sweeps.settle": 7,
+    "sweeps.folded": 7,
+    "sweeps.nested": 7,
+    "sweeps.growth": 8,
+    "sweeps.execute": 9,
     "tuning": 9,
     "report": 10,
     "estimator": 10,
     "tracking": 10,
-    "api": 11,
+    "pythae_models": 10,
     "printing": 11,
+    "api": 11,
     "cli": 12,
 }
 ROOT_NAMES = {**zdim.LAZY, "__version__": "_version"}
 
 
+def module_of(path: Path) -> str:
+    """``zdim/sweeps/settle.py`` -> ``sweeps.settle``; the report package counts as one module."""
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    if parts[0] == "report":
+        return "report"
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def wing(module: str) -> str:
+    head = module.split(".")[0]
+    if "." in module:
+        return head
+    return "top" if head in TOP else "base"
+
+
+def _known(dotted: str) -> str | None:
+    """The layered module a dotted name (under zdim) is, or lies in."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        name = ".".join(parts[:n])
+        if name in LAYER or (name == "report"):
+            return name
+    return None
+
+
 def zdim_imports(path: Path) -> set[str]:
-    """Top-level zdim modules that ``path`` imports (relative or absolute, through the root or not)."""
-    depth = len(path.relative_to(PKG).parts) - 1  # 0 for zdim/x.py, 1 for zdim/report/x.py
-    names = set()
+    """The zdim modules (dotted under zdim, as in LAYER) that ``path`` imports."""
+    rel = list(path.relative_to(PKG).parts)
+    package = rel[:-1]  # the package the file lives in, below zdim
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            absolute = node.level == 0 and (node.module or "").startswith("zdim")
-            relative_to_root = node.level == depth + 1
-            if not (absolute or relative_to_root):
-                continue
-            module = (node.module or "").removeprefix("zdim").lstrip(".") if absolute else (node.module or "")
-            if module:
-                names.add(module.split(".")[0])
-            else:  # from zdim import name / from .. import name: the module that defines it
-                for a in node.names:
-                    names.add(ROOT_NAMES.get(a.name, a.name))
+            if node.level == 0:
+                if not (node.module or "").startswith("zdim"):
+                    continue
+                base = (node.module or "").removeprefix("zdim").lstrip(".")
+            else:
+                up = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            for a in node.names:
+                if not base and a.name in ROOT_NAMES:  # from zdim import sweep: the module defining it
+                    names.add(ROOT_NAMES[a.name])
+                    continue
+                full = f"{base}.{a.name}" if base else a.name
+                found = _known(full) or _known(base) if base else _known(full)
+                if found:
+                    names.add(found)
         elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("zdim."))
+            for a in node.names:
+                if a.name.startswith("zdim."):
+                    found = _known(a.name.removeprefix("zdim."))
+                    if found:
+                        names.add(found)
     return names
 
 
-def test_every_module_has_a_layer():
-    mods = {p.stem for p in PKG.glob("*.py")} - {"__init__", "__main__"} | {"report"}
+def test_every_module_has_a_layer_and_a_wing():
+    mods = {module_of(p) for p in PKG.rglob("*.py") if p.name not in {"__init__.py", "__main__.py"}}
+    mods |= {"report"}
     assert mods <= set(LAYER), f"give these modules a layer: {sorted(mods - set(LAYER))}"
+    assert all(wing(m) in WINGS for m in LAYER)
+    wings = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} - {"report"}
+    assert wings == set(WINGS) - {"base", "top"}, wings
 
 
 def test_the_package_root_maps_each_public_name_to_its_module():
     for name, module in zdim.LAZY.items():
-        assert (PKG / f"{module}.py").is_file() or (PKG / module).is_dir(), name
+        path = PKG / module.replace(".", "/")
+        assert path.with_suffix(".py").is_file() or path.is_dir(), name
         assert getattr(zdim, name) is not None
 
 
 def test_no_submodule_hides_a_public_name():
     """``import zdim.X`` sets the package attribute X to the submodule: no public name may be a module's
-    name, or ``zdim.recommend``/``zdim.tune`` turn into modules once anything imports them."""
+    or a wing's name, or ``zdim.recommend``/``zdim.tune`` turn into modules once anything imports them."""
     import types
+    from importlib import import_module
 
     for name in zdim.LAZY:
         assert not (PKG / f"{name}.py").is_file(), f"zdim.{name} is both a public name and a module"
-    from importlib import import_module
-
-    for module in ("cli", "search", "tuning", "rules"):  # between them, most of the package
+        assert not (PKG / name).is_dir(), f"zdim.{name} is both a public name and a package"
+    for module in ("cli", "sweeps.execute", "tuning", "answer.rules"):  # between them, most of the package
         import_module(f"zdim.{module}")
 
     assert not any(isinstance(getattr(zdim, n), types.ModuleType) for n in zdim.LAZY)
@@ -134,22 +182,30 @@ def test_no_submodule_hides_a_public_name():
 
 @pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
 def test_imports_point_down(path):
-    me = path.stem if path.parent == PKG else path.parent.name
+    me = module_of(path)
     if me not in LAYER:
-        pytest.skip(f"{me} is not layered (entry point or package root)")
+        pytest.skip(f"{me} is not layered (entry point, package root or a wing's empty package)")
     for other in zdim_imports(path):
         if other in LAYER and other != me:
             assert LAYER[other] <= LAYER[me], f"{me} imports {other}, which is above it"
+            assert WINGS.index(wing(other)) <= WINGS.index(wing(me)), f"{me} imports {other}, a higher wing"
 
 
-def test_a_root_import_of_a_higher_module_is_caught(tmp_path):
+def test_a_root_import_of_a_higher_module_is_caught():
     """The check sees through the package root: `from .. import sweep` in a low module is an upward import."""
-    fake = PKG / "_layer_probe.py"
+    fake = PKG / "data" / "_layer_probe.py"
     try:
-        fake.write_text("from . import sweep\n")
-        assert "api" in zdim_imports(fake)
+        fake.write_text("from .. import sweep\nfrom ..sweeps import settle\n")
+        assert {"api", "sweeps.settle"} <= zdim_imports(fake)
     finally:
         fake.unlink()
+
+
+def test_wing_packages_import_nothing():
+    """A wing's ``__init__`` imports nothing, so ``zdim.data.formats`` (no torch) stays light."""
+    for w in set(WINGS) - {"base", "top"}:
+        tree = ast.parse((PKG / w / "__init__.py").read_text())
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))], w
 
 
 def test_help_and_datasets_do_not_import_torch():

@@ -11,11 +11,11 @@ import torch
 import zdim
 from zdim import likelihoods
 from zdim.cli import main
-from zdim.data import load_data
+from zdim.data.dataset import load_data
 from zdim.errors import ConfigError, DataError
 from zdim.formats import LIKELIHOOD_CHOICES, LIKELIHOODS
 from zdim.likelihoods import CB_LOGIT_MAX, REGISTRY, ContinuousBernoulli, cb_log_norm, cb_mean
-from zdim.models import VAE, VAEConfig
+from zdim.models.vae import VAE, VAEConfig
 from zdim.saved import load_model
 
 CB = ContinuousBernoulli()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.metrics import (
+from zdim.evaluation.metrics import (
     active_units,
     evaluate,
     iwae_bound,
@@ -14,8 +14,8 @@ from zdim.metrics import (
     log_weights,
     reconstruction_mse,
 )
-from zdim.models import VAE, VAEConfig
-from zdim.train import TrainConfig, fit
+from zdim.models.vae import VAE, VAEConfig
+from zdim.training.trainer import TrainConfig, fit
 
 
 def test_kl_of_known_gaussians():
@@ -101,7 +101,7 @@ def test_evaluate_is_consistent(trained):
 def test_the_linear_reference_is_probabilistic_pca_and_the_baseline_the_feature_means():
     from sklearn.decomposition import PCA
 
-    from zdim.metrics import reference
+    from zdim.evaluation.metrics import reference
 
     rng = np.random.default_rng(0)
     mix = rng.normal(size=(6, 6))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError
-from zdim.models import VAE, VAEConfig
+from zdim.models.vae import VAE, VAEConfig
 
 
 @pytest.mark.parametrize("arch,shape", [("mlp", None), ("conv", (1, 8, 8)), ("conv", (3, 4, 8))])

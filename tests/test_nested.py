@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from zdim import nested
-from zdim.checkpoints import load_vae
-from zdim.config import SweepConfig
 from zdim.errors import ConfigError, RunDirError
+from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.files import read_json
-from zdim.metrics import evaluate, neg_elbo
-from zdim.models import NestedVAE, VAEConfig
-from zdim.search import sweep
+from zdim.models.checkpoints import load_vae
+from zdim.models.vae import NestedVAE, VAEConfig
+from zdim.sweeps import nested
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig, fit
+from zdim.training.trainer import TrainConfig, fit
 
 from .conftest import make_data
 

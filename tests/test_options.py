@@ -39,13 +39,15 @@ def test_the_signature_of_zdim_sweep_is_the_table():
 
 
 def test_constants_kept_elsewhere_agree_with_the_table():
-    from zdim import formats, plan, rules
+    from zdim import formats
+    from zdim.answer import rules
+    from zdim.sweeps import plan
 
     assert option("rule").choices == rules.RULES and option("rule").default == rules.DEFAULT_RULE
     assert option("tolerance").default == rules.DEFAULT_REL_TOL
     assert option("checkpoint_every").default == plan.CHECKPOINT_SECONDS
     assert option("mode").choices == plan.MODES and option("likelihood").choices == formats.LIKELIHOOD_CHOICES
-    from zdim import backends
+    from zdim.sweeps import backends
 
     assert option("backend").choices == tuple(backends.BACKENDS) and option("backend").default == backends.LOCAL
 
@@ -57,7 +59,7 @@ def test_each_flag_reads_as_its_keyword():
     assert python_message("fix --study") == "fix study_name="
     assert python_message("pass --mode per-size") == "pass mode='per-size'"
     assert python_message("fix --trials") == "fix trials="  # a flag of tune only: its name
-    from zdim.resume import _flag
+    from zdim.sweeps.resume import _flag
 
     assert (_flag("warmup_epochs"), _flag("sigma_warmup_epochs"), _flag("k")) == ("--warmup", "--sigma-warmup", "--k")
     assert _flag("weight_decay") == "TrainConfig(weight_decay=...)"  # no flag sets it
@@ -95,7 +97,7 @@ def test_words_are_checked_for_python_callers_too():
 
 
 def test_the_command_line_and_the_api_build_the_same_options():
-    from zdim.plan import options_from
+    from zdim.sweeps.plan import options_from
 
     args = parse("--warmup", "3", "--study", "s", "--no-refine", "--quiet", "--dims", "1-3", "--hidden", "8,4")
     cli = options_from(route(table.given(args, "sweep")))
@@ -152,8 +154,8 @@ def test_a_new_option_is_one_row(monkeypatch, tmp_path, capsys):
     )
     switch = Option("gamma", "a throwaway switch", kind=SWITCH, off="no gamma", to=("cli.gamma",), api=False)
     monkeypatch.setattr(table, "OPTIONS", (*table.OPTIONS, row, switch))
-    from zdim.plan import options_from
-    from zdim.resume import _flag
+    from zdim.sweeps.plan import options_from
+    from zdim.sweeps.resume import _flag
 
     assert "--weight-decay WEIGHT_DECAY" in build_parser()._subparsers._group_actions[0].choices["sweep"].format_help()
     args = parse("--weight-decay", "0.01", "--no-gamma")

@@ -8,10 +8,10 @@ import pytest
 
 import zdim
 from zdim.cli import main
-from zdim.config import SweepConfig
 from zdim.errors import ConfigError
-from zdim.plan import Mode, Options, resolve
-from zdim.train import TrainConfig
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.plan import Mode, Options, resolve
+from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data
 
@@ -42,7 +42,8 @@ def table(tmp_path):
 
 
 def test_the_modes_the_cli_offers_are_the_plans():
-    from zdim import formats, plan
+    from zdim import formats
+    from zdim.sweeps import plan
 
     assert formats.MODES == plan.MODES
 
@@ -60,7 +61,7 @@ def test_resolve_fills_in_the_defaults_of_the_mode(tiny_gaussian):
 
 def test_the_mode_is_recorded_in_run_json(tiny_binary, tmp_path):
     from zdim.files import read_json
-    from zdim.search import sweep
+    from zdim.sweeps.execute import sweep
 
     cfg = SweepConfig(dims=(1,), hidden=(8,), k=3, train=TrainConfig(epochs=1))
     sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size")

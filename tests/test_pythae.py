@@ -1,4 +1,4 @@
-"""Pythae models swept through zdim's protocol (zdim.pythae_models); skipped when Pythae is absent."""
+"""Pythae models swept through zdim's protocol (zdim.models.pythae); skipped when Pythae is absent."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import zdim
-from zdim import custom
 from zdim.cli import main
 from zdim.errors import ConfigError
+from zdim.models import custom
 
 try:
-    from zdim.pythae_models import pythae_models
+    from zdim.models.pythae import pythae_models
 
     pythae_models()
     REASON = ""
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.skipif(bool(REASON), reason=f"Pythae is not importable 
 @pytest.mark.parametrize("name", ["PythaeVAE", "PythaeVAMP"])
 def test_a_pythae_model_sweeps_and_loads_without_trust(name, tmp_path):
     out = tmp_path / "run"
-    args = ["sweep", "digits", "--model", f"zdim.pythae_models:{name}", "--dims", "1,2", "--epochs", "1"]
+    args = ["sweep", "digits", "--model", f"zdim.models.pythae:{name}", "--dims", "1,2", "--epochs", "1"]
     assert main([*args, "--k", "5", "--max-samples", "300", "--out", str(out), "--quiet"]) == 0
     meta = json.loads((out / "trials" / "dim-002-seed-0" / "model.json").read_text())
-    assert meta["user_model"]["spec"] == f"zdim.pythae_models:{name}"
+    assert meta["user_model"]["spec"] == f"zdim.models.pythae:{name}"
     assert "could not be loaded" not in (out / "report.html").read_text()
     custom.forget_models()
     saved = zdim.load_model(out / "trials" / "dim-002-seed-0")  # zdim's own module: no trust needed
@@ -38,7 +38,7 @@ def test_a_pythae_model_sweeps_and_loads_without_trust(name, tmp_path):
 
 
 def test_the_default_decoder_gives_logits_not_probabilities():
-    from zdim.pythae_models import PythaeBetaVAE
+    from zdim.models.pythae import PythaeBetaVAE
 
     info = custom.DataInfo(n_features=6, sample_shape=(6,), likelihood="gaussian")
     net = PythaeBetaVAE(3, info)

@@ -1,4 +1,4 @@
-"""The Ray backend (``--backend ray``, ``zdim.ray_backend``): without Ray it fails in one line naming the
+"""The Ray backend (``--backend ray``, ``zdim.sweeps.ray_backend``): without Ray it fails in one line naming the
 extra; on a local Ray instance and on a cluster of two nodes it gives the one-process answer, and after a
 node dies mid-run ``--resume`` gives it again."""
 
@@ -21,7 +21,7 @@ import pytest
 import zdim
 from zdim.cli import main
 from zdim.errors import ConfigError
-from zdim.runs import RunDir
+from zdim.sweeps.runs import RunDir
 
 pytestmark = pytest.mark.filterwarnings("ignore::zdim.errors.UnsettledAnswerWarning")  # a few epochs: no answer
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -30,7 +30,7 @@ SWEEP = dict(dims=[2, 4], seeds=2, epochs=6, hidden=[16], max_samples=300, k=5, 
 
 
 def _env() -> dict[str, str]:
-    """This checkout importable by Ray's worker processes too (they import ``zdim.ray_backend``)."""
+    """This checkout importable by Ray's worker processes too (they import ``zdim.sweeps.ray_backend``)."""
     path = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": SRC + (os.pathsep + path if path else ""), "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -62,7 +62,7 @@ def test_backend_options_are_checked():
         zdim.sweep("digits", address="h:1", dims=[2], max_samples=100)
     with pytest.raises(ConfigError, match="backend 'spark' is not one of local, ray"):
         zdim.sweep("digits", backend="spark", dims=[2], max_samples=100)
-    from zdim.ray_backend import probe  # Ray would retry an address where nothing listens for minutes
+    from zdim.sweeps.ray_backend import probe  # Ray would retry an address where nothing listens for minutes
 
     port = _free_port()  # nothing listens there
     with pytest.raises(ConfigError, match=rf"--address 127.0.0.1:{port}: no Ray cluster answers there"):
@@ -106,7 +106,8 @@ def test_per_size_mode_and_tune_run_their_workers_as_ray_tasks(local_ray, tmp_pa
     two = zdim.sweep("digits", report=False, out=tmp_path / "ray", backend="ray", workers=2, **kw)
     _same(one, two)
     res = zdim.tune(tmp_path / "ray", dim=2, n_trials=3, epochs=2, workers=2, backend="ray")
-    assert len(res.tuning["trials"]) == 3 and (tmp_path / "ray" / "tune" / "final").is_dir()
+    # two workers each stop once the study holds 3 trials: two started together may make it 4 (tune's docstring)
+    assert 3 <= len(res.tuning["trials"]) <= 4 and (tmp_path / "ray" / "tune" / "final").is_dir()
 
 
 # ---------------------------------------------------------------------------------------- two nodes

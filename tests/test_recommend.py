@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from zdim.checks import MIN_TEST_SAMPLES, learned_nothing
+from zdim.answer.checks import MIN_TEST_SAMPLES, learned_nothing
+from zdim.answer.rules import Recommendation, aggregate, recommend
+from zdim.answer.uncertainty import bootstrap, with_uncertainty
 from zdim.errors import ConfigError
 from zdim.records import TrialRecord, TrialStatus
-from zdim.rules import Recommendation, aggregate, recommend
-from zdim.uncertainty import bootstrap, with_uncertainty
 
 
 def record(dim, seed=0, nll=None, **kw):
@@ -330,7 +330,7 @@ def _paired(gaps, noise, n=400, seed=0):
 
 
 def test_a_gap_within_its_paired_standard_error_is_within_the_tolerance():
-    from zdim.pairing import paired_se
+    from zdim.answer.pairing import paired_se
 
     # size 2 is 1.5 nats worse than 4 (tolerance ~1): a clear gap without the per-sample values; with
     # them, its difference to the best varies by 40 nats per sample: SE 2 nats, so 2 cannot be told apart
@@ -354,7 +354,7 @@ def test_a_gap_well_above_its_paired_standard_error_still_counts():
 
 
 def test_paired_standard_errors_need_the_same_samples():
-    from zdim.pairing import paired_se
+    from zdim.answer.pairing import paired_se
 
     recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 40.0})
     assert paired_se(recs, {k: v for k, v in per.items() if k != (2, 0)}, 4) == {}
@@ -430,8 +430,8 @@ def test_an_answer_of_1_from_models_that_barely_moved_is_not_settled():
 
 
 def test_a_new_signal_is_one_class(monkeypatch):
-    """A signal is one class in ``zdim.signals.SIGNALS``: its rule answers, and the rationale names it."""
-    from zdim import signals
+    """A signal is one class in ``zdim.answer.signals.SIGNALS``: its rule answers, and the rationale names it."""
+    from zdim.answer import signals
 
     class Smallest(signals.Signal):
         name = "smallest"

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from matplotlib.ticker import MaxNLocator
 
+from zdim.answer.rules import Recommendation
 from zdim.evidence import Note, NoteKind, caution, warning
 from zdim.files import write_json
 from zdim.records import TrialRecord, TrialStatus
 from zdim.report import figures, load_run
 from zdim.report.collect import Pictures, RunView
 from zdim.report.page import _sparkline, render
-from zdim.rules import Recommendation
-from zdim.runs import RUN_JSON
+from zdim.sweeps.runs import RUN_JSON
 
 EVIL = "<script>alert(1)</script>"
 SENTENCES = [

@@ -6,12 +6,12 @@ import math
 import pandas as pd
 import pytest
 
-from zdim.config import SweepConfig
 from zdim.errors import ResultFileError
 from zdim.records import TrialRecord
-from zdim.result import SweepResult
-from zdim.search import sweep
-from zdim.train import TrainConfig
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
+from zdim.sweeps.result import SweepResult
+from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data
 

@@ -3,11 +3,11 @@ import pickle
 import pytest
 import torch
 
-from zdim.checkpoints import load_vae, save_model
 from zdim.errors import ModelFileError
 from zdim.files import atomic_write, read_json, write_json
-from zdim.models import VAE, VAEConfig
-from zdim.runs import RunDir
+from zdim.models.checkpoints import load_vae, save_model
+from zdim.models.vae import VAE, VAEConfig
+from zdim.sweeps.runs import RunDir
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

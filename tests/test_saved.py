@@ -9,12 +9,12 @@ import torch
 from sklearn.datasets import load_digits
 
 import zdim
-from zdim.checkpoints import load_vae
-from zdim.data import load_data
+from zdim.data.dataset import load_data
+from zdim.data.preprocessing import Preprocessing
 from zdim.errors import ConfigError, DataError
+from zdim.evaluation.metrics import neg_elbo
 from zdim.files import read_json, write_json
-from zdim.metrics import neg_elbo
-from zdim.preprocessing import Preprocessing
+from zdim.models.checkpoints import load_vae
 from zdim.saved import SavedModel, load_model
 from zdim.testing import make_planted_data
 

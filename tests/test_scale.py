@@ -17,15 +17,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from zdim import studies
 from zdim.files import read_json
-from zdim.runs import RunDir
-from zdim.scheduler import open_study as _open_study
-from zdim.train import TrainConfig
-from zdim.trial import grid_key
+from zdim.sweeps import studies
+from zdim.sweeps.ledger import grid_key
+from zdim.sweeps.per_size import open_study as _open_study
+from zdim.sweeps.runs import RunDir
+from zdim.training.trainer import TrainConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-# --folds 1: a 30-row test split would get 5 folds by default (zdim.folds); these tests are about scale-out
+# --folds 1: a 30-row test split would get 5 folds by default (zdim.data.folds); these tests are about scale-out
 SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet",
          "--folds", "1"]  # fmt: skip
 
@@ -260,11 +260,11 @@ def test_a_worker_dying_outside_a_trial_is_one_clear_error():
 def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, monkeypatch):
     """SQLite has no row locks: two workers can take the same enqueued trial. The second to finish
     must keep its folder and go on, not crash on Optuna's UpdateFinishedTrialError."""
-    import zdim.scheduler as scheduler
-    import zdim.search as search
-    from zdim.config import SweepConfig
-    from zdim.data import load_data
-    from zdim.train import TrainConfig
+    import zdim.sweeps.execute as search
+    import zdim.sweeps.per_size as scheduler
+    from zdim.data.dataset import load_data
+    from zdim.sweeps.config import SweepConfig
+    from zdim.training.trainer import TrainConfig
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     real = scheduler._teller
@@ -295,7 +295,7 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
 def test_a_duplicate_defers_to_a_lower_trial_of_its_point_even_while_that_one_waits():
     """Two starting workers may enqueue the same point twice; whoever takes the higher-numbered copy
     first must not train it, because the lower copy (still WAITING) will be taken and trained."""
-    from zdim.scheduler import is_duplicate as _duplicate
+    from zdim.sweeps.per_size import is_duplicate as _duplicate
 
     study = optuna.create_study()
     study.enqueue_trial({"dim": 2, "seed": 0})
@@ -363,8 +363,8 @@ def test_kill_9_of_a_settle_worker_then_resume_gives_the_same_answer(tmp_path):
     assert not (killed / "recommendation.json").exists()
     run_ok(*args, "--out", str(killed), "--resume")
     # the uninterrupted run, here in one process (two workers give the one-process run: test_settle.py)
-    from zdim.data import load_data
-    from zdim.search import sweep
+    from zdim.data.dataset import load_data
+    from zdim.sweeps.execute import sweep
 
     clean = sweep(
         load_data("digits", max_samples=300), "1,2", seeds=2, epochs=40, train=TrainConfig(patience=0),
@@ -448,10 +448,10 @@ def test_a_trial_saved_by_a_worker_killed_before_telling_it_is_told_from_its_fol
     """kill -9 of a worker between saving a trial's folder and telling the study: the worker that finds the
     trial stale tells it from that folder (same host) instead of training the point again; a point whose
     folder is missing, or that another trial already recorded, is failed and redone as before."""
-    from zdim.config import SweepConfig
-    from zdim.data import load_data
-    from zdim.scheduler import enqueue_missing
-    from zdim.search import sweep
+    from zdim.data.dataset import load_data
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.execute import sweep
+    from zdim.sweeps.per_size import enqueue_missing
 
     run = tmp_path / "run"
     cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=TrainConfig(epochs=2, patience=0))

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from zdim.config import SweepConfig
 from zdim.errors import ConfigError, RunDirError
 from zdim.files import read_json
 from zdim.grid import default_dims
 from zdim.saved import load_model
-from zdim.search import sweep
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig
+from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data
 
@@ -196,8 +196,8 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
 
 @pytest.mark.parametrize("mode", ["per-size", "settle"])
 def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp_path, mode):
-    from zdim.config import eval_data
-    from zdim.runs import RunDir
+    from zdim.sweeps.config import eval_data
+    from zdim.sweeps.runs import RunDir
 
     data = make_data(make_planted_data(2, 8, 1000, seed=1))
     n = data.test.shape[0]

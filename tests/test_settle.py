@@ -10,15 +10,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from zdim.config import SweepConfig
 from zdim.errors import ConfigError, Interrupted
-from zdim.models import VAE, VAEConfig
+from zdim.models.vae import VAE, VAEConfig
 from zdim.report import build_report
-from zdim.runs import RunDir
 from zdim.saved import load_model
-from zdim.search import sweep
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import sweep
+from zdim.sweeps.runs import RunDir
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig, Trainer, fit
+from zdim.training.trainer import TrainConfig, Trainer, fit
 
 from .conftest import make_data
 
@@ -106,7 +106,7 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
     cfg = SweepConfig(dims=(1, 2, 4), hidden=(16,), k=5, train=train)
     whole = sweep(tiny_gaussian, config=cfg, out=tmp_path / "whole", mode="settle", extend=False)
 
-    import zdim.engines as engines
+    import zdim.sweeps.engines as engines
 
     real = engines.LocalEngine.step
 
@@ -136,7 +136,7 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
 
 
 def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch, tiny_gaussian):
-    import zdim.engines as engines
+    import zdim.sweeps.engines as engines
 
     real = engines.LocalEngine.step
 
@@ -154,7 +154,7 @@ def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch
 
 def test_a_checkpoint_is_written_at_the_interval(tmp_path, monkeypatch, tiny_gaussian):
     """kill -9 loses at most --checkpoint-every seconds: with a tiny interval, every round is checkpointed."""
-    from zdim.runs import RunDir as Dir
+    from zdim.sweeps.runs import RunDir as Dir
 
     rounds = []
     real = Dir.commit_settle_checkpoint
@@ -180,7 +180,7 @@ def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_conve
 
 
 def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_binary, tmp_path):
-    from zdim.plan import Mode, Options, resolve_mode
+    from zdim.sweeps.plan import Mode, Options, resolve_mode
 
     assert resolve_mode(Options()) is Mode.SETTLE and resolve_mode(Options(workers=2)) is Mode.SETTLE
     assert resolve_mode(Options(storage="sqlite://")) is resolve_mode(Options(prune=True)) is Mode.PER_SIZE
@@ -199,8 +199,8 @@ def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_b
 def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_path):
     import optuna
 
-    from zdim.scheduler import open_study
-    from zdim.trial import finished_records
+    from zdim.sweeps.ledger import finished_records
+    from zdim.sweeps.per_size import open_study
 
     cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=2))
     r = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
@@ -219,7 +219,7 @@ def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_p
 def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
     """A flat validation NLL at the start (the model decodes the feature means and ignores its latents)
     is not convergence: settle mode must not stop such members, nor take them for collapsed."""
-    from zdim.settle import Member
+    from zdim.sweeps.settle import Member
 
     m = Member(dim=4, seed=0, epoch=12, asleep=True, scores=[5.0] * 12)
     assert not m.converged(window=5, tol=0.1)
@@ -228,8 +228,8 @@ def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_
 
 
 def test_trainer_asleep_until_its_kl_reaches_the_threshold_or_the_grace_passes():
-    from zdim.stopping import WAKE_GRACE
-    from zdim.train import Trainer
+    from zdim.training.stopping import WAKE_GRACE
+    from zdim.training.trainer import Trainer
 
     x = torch.randn(64, 3)
     model = VAE(VAEConfig(input_dim=3, latent_dim=2, hidden=(8,), likelihood="gaussian"))
@@ -319,7 +319,7 @@ def test_the_api_without_a_run_directory_gives_the_cli_answer(tmp_path):
 
 
 def test_a_grown_grid_does_not_train_finished_members_again_without_a_run_directory(monkeypatch):
-    import zdim.engines as engines
+    import zdim.sweeps.engines as engines
 
     built = []
     real = engines.LocalEngine.add
@@ -379,7 +379,7 @@ def test_a_sigint_passed_on_at_once_is_the_same_ctrl_c_and_a_later_one_stops_at_
     three times at once. Those are one Ctrl-C; only a SIGINT a while later stops without saving."""
     import time
 
-    from zdim.settle import interrupts
+    from zdim.sweeps.settle import interrupts
 
     with pytest.raises(Interrupted, match="stopped at once.*not saved.*--resume") as err, interrupts(0.3) as asked:
         for _ in range(3):

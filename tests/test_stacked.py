@@ -1,6 +1,6 @@
-"""Stacked members (zdim.stacked): several VAEs of one shape trained as one batched model.
+"""Stacked members (zdim.training.stacked): several VAEs of one shape trained as one batched model.
 
-Every member of a stack must be the model ``zdim.train.Trainer`` trains alone. Not bit for bit: the
+Every member of a stack must be the model ``zdim.training.trainer.Trainer`` trains alone. Not bit for bit: the
 padding of the latent axis to the stack's largest size changes the rounding of a few GEMMs and
 reductions by one ulp, and training carries those along; measured over these runs the weights differ by
 about 1e-6 at most (full-size members without free bits are bit for bit), so the tolerance below is
@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError, TrainingDiverged
-from zdim.metrics import evaluate, neg_elbo
-from zdim.models import VAE, NestedVAE, VAEConfig
-from zdim.stacked import StackedTrainer, can_stack, groups
+from zdim.evaluation.metrics import evaluate, neg_elbo
+from zdim.models.vae import VAE, NestedVAE, VAEConfig
 from zdim.testing import make_planted_data
-from zdim.train import TrainConfig, Trainer, fit
+from zdim.training.stacked import StackedTrainer, can_stack, groups
+from zdim.training.trainer import TrainConfig, Trainer, fit
 
 from .conftest import make_data
 

@@ -1,4 +1,4 @@
-"""One notion of "converged" (zdim.stopping): the trial's record and settle mode ask the same rules, and a
+"""One notion of "converged" (zdim.training.stopping): the trial's record and settle mode ask the same rules, and a
 new rule is one class that settle mode asks."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from zdim.config import SweepConfig
-from zdim.plan import Mode
-from zdim.search import EXECUTORS, sweep
-from zdim.settle import Member, SettleExecutor
-from zdim.stopping import CONVERGENCE_TOL, ProjectedGain, RelativeGain, StoppingRule
-from zdim.train import TrainConfig
+from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.execute import EXECUTORS, sweep
+from zdim.sweeps.plan import Mode
+from zdim.sweeps.settle import Member, SettleExecutor
+from zdim.training.stopping import CONVERGENCE_TOL, ProjectedGain, RelativeGain, StoppingRule
+from zdim.training.trainer import TrainConfig
 
 
 def test_the_relative_rule_judges_a_trials_history():

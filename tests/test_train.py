@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError, TrainingDiverged
-from zdim.metrics import neg_elbo
-from zdim.models import VAE, VAEConfig
-from zdim.train import TrainConfig, beta_at, fit, kl_term
+from zdim.evaluation.metrics import neg_elbo
+from zdim.models.vae import VAE, VAEConfig
+from zdim.training.trainer import TrainConfig, beta_at, fit, kl_term
 
 
 def model_for(data, k=2):
@@ -94,9 +94,9 @@ def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
     import numpy as np
 
     import zdim
-    from zdim.config import SweepConfig
     from zdim.errors import DataError
-    from zdim.plan import Options, resolve
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.plan import Options, resolve
 
     data = zdim.load_data("digits", binarize=True, max_samples=300)
     assert set(torch.unique(data.test).tolist()) <= {0.0, 1.0} and set(torch.unique(data.val).tolist()) <= {0.0, 1.0}
@@ -139,8 +139,8 @@ class _Sleeper(torch.nn.Module):
 
 def test_patience_waits_for_a_model_to_use_its_latents():
     from zdim.records import EMPTY_KL
-    from zdim.stopping import WAKE_GRACE
-    from zdim.train import Trainer
+    from zdim.training.stopping import WAKE_GRACE
+    from zdim.training.trainer import Trainer
 
     x = torch.randn(64, 3)
     cfg = TrainConfig(epochs=500, batch_size=32, patience=4)

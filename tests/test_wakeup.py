@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError
-from zdim.levers import PCA_FLOOR, pca_log_sigma, residual_log_sigma
-from zdim.models import VAE, NestedVAE, VAEConfig
-from zdim.train import TrainConfig, Trainer, fit, free_bits_at, lr_at
+from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.training.levers import PCA_FLOOR, pca_log_sigma, residual_log_sigma
+from zdim.training.trainer import TrainConfig, Trainer, fit, free_bits_at, lr_at
 
 from .conftest import make_data
 
@@ -149,7 +149,7 @@ class _Flat(torch.nn.Module):
     ],
 )
 def test_patience_and_settle_convergence_wait_for_a_lever_while_it_acts(lever):
-    from zdim.settle import Member
+    from zdim.sweeps.settle import Member
 
     x = torch.randn(64, 3)
     cfg = TrainConfig(epochs=500, batch_size=32, patience=4, **lever).resolve(None)
@@ -163,7 +163,7 @@ def test_patience_and_settle_convergence_wait_for_a_lever_while_it_acts(lever):
         no_noise.run_epoch()
     assert no_noise.epoch == 1 + 4
     t = Trainer(_Flat(), x, x, cfg)
-    from zdim.engines import Status
+    from zdim.sweeps.engines import Status
 
     member = Member(dim=2, seed=0)
     while not t.done:
@@ -216,8 +216,8 @@ def test_interleaved_trainers_with_the_levers_give_the_models_trained_alone(tiny
 
 
 def test_a_settle_sweep_with_a_lever_stops_no_member_before_the_lever_ends():
-    from zdim.config import SweepConfig
-    from zdim.search import sweep
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.execute import sweep
     from zdim.testing import make_planted_data
 
     data = make_data(make_planted_data(2, 6, 300, seed=2))
@@ -283,7 +283,7 @@ def test_the_gaussian_default_leaves_a_model_awake_by_itself_as_it_was():
 
 
 def test_the_default_resolves_per_likelihood_and_an_explicit_value_wins(tiny_binary):
-    from zdim.train import LEVERS_OFF, WAKEUP_DEFAULTS
+    from zdim.training.trainer import LEVERS_OFF, WAKEUP_DEFAULTS
 
     auto = TrainConfig()
     assert auto.to_dict()["sigma_init"] == "auto" and TrainConfig.from_dict(auto.to_dict()) == auto
@@ -357,7 +357,7 @@ def test_the_cli_rejects_a_bad_lever_in_one_line(flag, value, tmp_path, capsys):
 
 def test_the_cli_and_api_pass_the_levers_on(tmp_path):
     import zdim
-    from zdim.runs import RunDir
+    from zdim.sweeps.runs import RunDir
 
     x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     r = zdim.sweep(x, dims=(1,), epochs=2, seeds=1, hidden=(8,), k=2, sigma_init="pca", sigma_after=0, report=False)
@@ -376,7 +376,7 @@ def test_the_cli_and_api_pass_the_levers_on(tmp_path):
 def test_a_nested_model_saved_before_the_levers_existed_is_loaded_not_refused(tmp_path):
     import json
 
-    from zdim import nested
+    from zdim.sweeps import nested
 
     vcfg = VAEConfig(8, 2, likelihood="gaussian", hidden=(8,))
     model = NestedVAE(vcfg, (1, 2))

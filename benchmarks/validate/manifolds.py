@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 import zdim  # noqa: E402
-from zdim.checks import learned_nothing  # noqa: E402
+from zdim.answer.checks import learned_nothing  # noqa: E402
 
 DEFAULT_SETS = ("M4_Nonlinear", "M6_Nonlinear", "M8_Nonlinear", "M7_Roll", "M13a_Scurve", "Mp1_Paraboloid")
 N = 4000

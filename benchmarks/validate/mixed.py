@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import pandas as pd  # noqa: E402
 
 import zdim  # noqa: E402
-from zdim.columns import Columns  # noqa: E402
+from zdim.data.columns import Columns  # noqa: E402
 from zdim.testing import make_planted_table  # noqa: E402
 
 SETS = ("planted", "cps1985")

@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from zdim import SweepConfig, TrainConfig, estimate_intrinsic_dim, load_data, sweep  # noqa: E402
-from zdim.checkpoints import load_vae  # noqa: E402
-from zdim.intrinsic import dims_from_estimate  # noqa: E402
-from zdim.metrics import evaluate  # noqa: E402
+from zdim.answer.rules import recommend  # noqa: E402
+from zdim.evaluation.intrinsic import dims_from_estimate  # noqa: E402
+from zdim.evaluation.metrics import evaluate  # noqa: E402
+from zdim.models.checkpoints import load_vae  # noqa: E402
 from zdim.records import trial_name  # noqa: E402
-from zdim.rules import recommend  # noqa: E402
-from zdim.search import sweep as search_sweep  # noqa: E402  # takes the estimate the grid came from
+from zdim.sweeps.execute import sweep as search_sweep  # noqa: E402  # takes the estimate the grid came from
 from zdim.testing import make_planted_data  # noqa: E402
 
 BUDGETS = {

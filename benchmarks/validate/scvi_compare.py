@@ -13,7 +13,7 @@ mean depends on a d-dimensional latent variable), same seed (``100 + d``), split
   scVI's default 400-epoch warm-up would keep the KL weight under 0.1 at this budget). Held-out NLL per
   cell is ``-model.get_marginal_ll(test cells, n_mc_samples=k)`` averaged over the test cells (the
   approach scvi-tools maintainers recommend in scvi-tools issue #730), with zdim's ``k``. The size is
-  picked by zdim's own rule: ``zdim.rules.recommend(records, rule="nll-knee")`` on
+  picked by zdim's own rule: ``zdim.answer.rules.recommend(records, rule="nll-knee")`` on
   ``TrialRecord(dim, seed=0, status="complete", nll=-marginal_ll_per_cell, n=test cells,
   active_units=None)`` records (scVI gives no active units, so the NLL-knee rule, not ``combined``).
 
@@ -125,8 +125,8 @@ def main() -> int:
     from counts import simulate_counts
 
     from zdim import SweepConfig, TrainConfig, load_data, sweep
+    from zdim.answer.rules import recommend
     from zdim.records import TrialRecord
-    from zdim.rules import recommend
 
     b = BUDGETS[args.quick]
     torch.set_num_threads(args.threads)
@@ -142,7 +142,7 @@ def main() -> int:
     print(
         'scVI: SCVI(n_latent, gene_likelihood="nb"), scVI defaults otherwise (n_hidden 128, n_layers 1, dropout 0.1), '
         "no KL warm-up; NLL = -get_marginal_ll(test cells, n_mc_samples=k); size by zdim's nll-knee rule "
-        "(zdim.rules.recommend(rule='nll-knee') on TrialRecords)"
+        "(zdim.answer.rules.recommend(rule='nll-knee') on TrialRecords)"
     )
     rows = []
     for d in b["ds"]:

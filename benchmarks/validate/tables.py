@@ -6,7 +6,7 @@ where they are shown), whether it is flagged and why (the warning codes), the si
 of the lower envelope: the sizes smaller than the answer whose held-out NLL is better beyond the standard
 error of the gap (``none`` is the target). For the sets of known dimension (scikit-learn's Swiss roll and
 S-curve, 4,000 points), d beside the answer. Tables under 300 test rows are answered from k folds (every
-row held out once, ``zdim.folds``) unless ``--folds 1``; the line under such a set says what they cost.
+row held out once, ``zdim.data.folds``) unless ``--folds 1``; the line under such a set says what they cost.
 
 Sets: ``breast_cancer`` (569 x 30), ``wine`` (178 x 13), ``diabetes`` (442 x 10) from scikit-learn, and
 ``swiss_roll``/``s_curve`` (d = 2 in 3 features, noise 0.05 and 0.01).
@@ -46,7 +46,7 @@ def generate(name: str) -> tuple[np.ndarray, int | None]:
 
 def envelope_misses(rec: zdim.Recommendation) -> list[str]:
     """The smaller sizes the answer's own held-out NLL is worse than, beyond the standard error of the gap
-    (over seeds, and paired over the held-out samples: ``zdim.rules.envelope`` on the answer's rows)."""
+    (over seeds, and paired over the held-out samples: ``zdim.answer.rules.envelope`` on the answer's rows)."""
     rows = {r["dim"]: r for r in rec.per_dim}
     a = rows[rec.dim]
     return (

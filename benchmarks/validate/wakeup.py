@@ -3,7 +3,7 @@
 A Gaussian VAE on standardized features starts where it decodes the feature means and ignores its
 latents (MSE ~1, KL ~0); many members of a sweep stay there for a long time. For each data set and each
 lever configuration (``LEVERS``: every lever alone, some combinations, today's training and the
-current default) this runs a settle-mode sweep over fixed sizes, ``zdim.search.sweep(data,
+current default) this runs a settle-mode sweep over fixed sizes, ``zdim.sweeps.execute.sweep(data,
 config=SweepConfig(...), mode="settle", extend=False, refine=False)`` in a temporary run directory, and
 prints one row:
 
@@ -13,8 +13,8 @@ prints one row:
 - ``member-epochs``: the sum of ``epochs_run`` over the members (what settling cost);
 - ``empty KL/MSE``: members that learned nothing by the fixed test zdim used before issue 22 (held-out
   KL < 0.5 nats and MSE >= 0.9);
-- ``learned nothing``: members that learned nothing by ``zdim.checks.learned_nothing``, measured: their
-  held-out NLL does not beat the model that decodes the feature means (``zdim.metrics.Reference``) by
+- ``learned nothing``: members that learned nothing by ``zdim.answer.checks.learned_nothing``, measured: their
+  held-out NLL does not beat the model that decodes the feature means (``zdim.evaluation.metrics.Reference``) by
   more than twice the paired standard error of the per-sample gain;
 - ``lever stops``: members stopped (patience or settle mode) while a lever still acted (before
   ``TrainConfig.warm_epochs``): must be 0;
@@ -50,14 +50,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import zdim  # noqa: E402
-from zdim.checks import EMPTY_MSE, learned_nothing  # noqa: E402
-from zdim.config import SweepConfig  # noqa: E402
-from zdim.data import Data  # noqa: E402
+from zdim.answer.checks import EMPTY_MSE, learned_nothing  # noqa: E402
+from zdim.data.dataset import Data  # noqa: E402
 from zdim.records import EMPTY_KL, TrialRecord  # noqa: E402
-from zdim.runs import RunDir  # noqa: E402
-from zdim.search import sweep  # noqa: E402
+from zdim.sweeps.config import SweepConfig  # noqa: E402
+from zdim.sweeps.execute import sweep  # noqa: E402
+from zdim.sweeps.runs import RunDir  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.train import TrainConfig  # noqa: E402
+from zdim.training.trainer import TrainConfig  # noqa: E402
 
 # every lever off: the training of zdim before issue 22
 OFF: dict[str, Any] = {

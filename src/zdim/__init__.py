@@ -21,52 +21,52 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> module that defines it (the layering test reads this table)
 LAZY = {
-    "Data": "data",
-    "load_data": "data",
+    "Data": "data.dataset",
+    "load_data": "data.dataset",
     "ZdimError": "errors",
     "UnsettledAnswerWarning": "errors",
-    "evaluate": "metrics",
-    "VAE": "models",
-    "VAEConfig": "models",
-    "Recommendation": "recommendation",
-    "recommend": "rules",
+    "evaluate": "evaluation.metrics",
+    "VAE": "models.vae",
+    "VAEConfig": "models.vae",
+    "Recommendation": "answer.recommendation",
+    "recommend": "answer.rules",
     "load_model": "saved",
     "SavedModel": "saved",
-    "Preprocessing": "preprocessing",
-    "SweepConfig": "config",
-    "SweepResult": "result",
+    "Preprocessing": "data.preprocessing",
+    "SweepConfig": "sweeps.config",
+    "SweepResult": "sweeps.result",
     "sweep": "api",
-    "TrainConfig": "train",
-    "fit": "train",
+    "TrainConfig": "training.trainer",
+    "fit": "training.trainer",
     "tune": "tuning",
     "TuneResult": "tuning",
     "build_report": "report",
-    "estimate_intrinsic_dim": "intrinsic",
-    "IntrinsicDim": "intrinsic",
+    "estimate_intrinsic_dim": "evaluation.intrinsic",
+    "IntrinsicDim": "evaluation.intrinsic",
     "VAETransformer": "estimator",
     "TrialRecord": "records",
     "TrialStatus": "records",
-    "RunDir": "runs",
+    "RunDir": "sweeps.runs",
 }
 
 if TYPE_CHECKING:
+    from .answer.recommendation import Recommendation
+    from .answer.rules import recommend
     from .api import sweep
-    from .config import SweepConfig
-    from .data import Data, load_data
+    from .data.dataset import Data, load_data
+    from .data.preprocessing import Preprocessing
     from .errors import UnsettledAnswerWarning, ZdimError
     from .estimator import VAETransformer
-    from .intrinsic import IntrinsicDim, estimate_intrinsic_dim
-    from .metrics import evaluate
-    from .models import VAE, VAEConfig
-    from .preprocessing import Preprocessing
-    from .recommendation import Recommendation
+    from .evaluation.intrinsic import IntrinsicDim, estimate_intrinsic_dim
+    from .evaluation.metrics import evaluate
+    from .models.vae import VAE, VAEConfig
     from .records import TrialRecord, TrialStatus
     from .report import build_report
-    from .result import SweepResult
-    from .rules import recommend
-    from .runs import RunDir
     from .saved import SavedModel, load_model
-    from .train import TrainConfig, fit
+    from .sweeps.config import SweepConfig
+    from .sweeps.result import SweepResult
+    from .sweeps.runs import RunDir
+    from .training.trainer import TrainConfig, fit
     from .tuning import TuneResult, tune
 
 

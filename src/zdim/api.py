@@ -1,6 +1,6 @@
 """The package-level ``zdim.sweep``: every option a typed keyword, the sweep, then its report.
 
-``zdim.search.sweep`` is the orchestration (it takes a ``SweepConfig``); this module is the Python
+``zdim.sweeps.execute.sweep`` is the orchestration (it takes a ``SweepConfig``); this module is the Python
 user's door to it: its signature is explicit and typed (for IDEs), and each keyword is a row of the option
 table (``zdim.options``), which checks the values, sends them where they go (``load_data``, ``Options``)
 and writes the docstring's parameters. It runs the sweep and writes the report (which sits above the
@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .config import SweepConfig
-from .data import Data, load_data
+from .answer.rules import DEFAULT_REL_TOL, DEFAULT_RULE
+from .data.dataset import Data, load_data
 from .errors import ZdimError
 from .messages import python_message, warn_unsettled
 from .options import parameters_doc, route
-from .plan import CHECKPOINT_SECONDS, options_from
 from .report import build_report
-from .result import SweepResult
-from .resume import check_extend_grid
-from .rules import DEFAULT_REL_TOL, DEFAULT_RULE
-from .search import sweep as _sweep
+from .sweeps.config import SweepConfig
+from .sweeps.execute import sweep as _sweep
+from .sweeps.plan import CHECKPOINT_SECONDS, options_from
+from .sweeps.result import SweepResult
+from .sweeps.resume import check_extend_grid
 
 if TYPE_CHECKING:
     import pandas as pd

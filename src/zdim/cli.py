@@ -1,5 +1,5 @@
 """The ``zdim`` command: one small function per subcommand that parses its flags into the public
-calls' arguments (``zdim.plan.Options`` for a sweep), calls them and prints (``zdim.printing``); the
+calls' arguments (``zdim.sweeps.plan.Options`` for a sweep), calls them and prints (``zdim.printing``); the
 decisions (the mode, the defaults, every check) are made in the code it calls. The flags of ``sweep``,
 and those ``tune`` and ``estimate-id`` share with it, are the option table's (``zdim.options``).
 
@@ -25,7 +25,7 @@ from .options import add_arguments, for_command, given, route
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     routed = route(given(args, "sweep"))  # every value checked (dims parsed, not expanded) before anything is read
-    from .resume import check_extend_grid
+    from .sweeps.resume import check_extend_grid
 
     check_extend_grid(args.extend_grid, args.resume)
     if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
@@ -33,10 +33,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         check_tracking(args.mlflow_uri)
 
-    from .data import read_data
-    from .plan import options_from, resolve
+    from .data.dataset import read_data
     from .printing import print_result, write_report
-    from .search import Output, execute
+    from .sweeps.execute import Output, execute
+    from .sweeps.plan import options_from, resolve
 
     options = options_from(routed)
     loader = routed.loader()
@@ -57,7 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f" {plan.mode.value} mode -> {out}",
             file=sys.stderr,
         )
-        from .growth import reach
+        from .sweeps.growth import reach
 
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
@@ -91,9 +91,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .answer.recommendation import Recommendation
     from .printing import print_result
-    from .recommendation import Recommendation
-    from .runs import RunDir
+    from .sweeps.runs import RunDir
 
     run = RunDir.open(args.run_dir)
     info = run.read_info()
@@ -176,7 +176,7 @@ def _add_tune_parser(sub: Any) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     import inspect
 
-    from .runs import RunDir
+    from .sweeps.runs import RunDir
     from .tuning import init_tune_run, tune
 
     values = given(args, "tune")
@@ -193,16 +193,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"reloaded as its sweep read it; drop {given_flags[0]}"
             )
     else:  # a data source: tune one size directly
-        from .config import SweepConfig
-        from .data import read_data
-        from .train import TrainConfig
+        from .data.dataset import read_data
+        from .sweeps.config import SweepConfig
+        from .training.trainer import TrainConfig
 
         if args.dim is None:
             raise ConfigError(
                 f"{args.run_dir} is not a run directory: to tune a data source directly "
                 "pass its latent size with --dim K"
             )
-        from .backends import join
+        from .sweeps.backends import join
 
         join(values["backend"], values["address"])  # a cluster is joined before the tune run directory is made
         train = TrainConfig(**(routed["train"] | {"device": args.device or "auto"}))
@@ -246,8 +246,8 @@ def _add_estimate_id_parser(sub: Any) -> None:
 
 
 def cmd_estimate_id(args: argparse.Namespace) -> int:
-    from .data import read_data
-    from .intrinsic import dims_from_estimate, estimate_intrinsic_dim
+    from .data.dataset import read_data
+    from .evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
     data = read_data(args.source, **route(given(args, "estimate-id")).loader())
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)

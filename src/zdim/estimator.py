@@ -1,7 +1,7 @@
 """``VAETransformer``: a VAE as a scikit-learn transformer, with the latent-size search inside ``fit``.
 
 The estimator is a thin adapter: ``fit`` reads ``X`` through ``zdim.load_data`` (split, likelihood,
-standardization), trains with ``zdim.train.fit``, and with ``latent_dim="auto"`` runs ``zdim.sweep`` in
+standardization), trains with ``zdim.training.trainer.fit``, and with ``latent_dim="auto"`` runs ``zdim.sweep`` in
 memory, per size (``mode="per-size"``: each trial trained to its own end, as the final model will be),
 and retrains the recommended size with the seed of its best trial (the same data and seed give the same
 weights, so this is the sweep's model). It follows the scikit-learn contract: ``__init__``
@@ -24,19 +24,19 @@ from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import SweepConfig, model_config
-from .data import Data, load_data
+from .data.dataset import Data, load_data
+from .data.preprocessing import Preprocessing
 from .errors import ConfigError, TrainingDiverged, ZdimError
+from .evaluation.metrics import neg_elbo
 from .grid import default_dims
 from .messages import python_message, warn_unsettled
-from .metrics import neg_elbo
-from .models import VAE, VAEConfig
+from .models.vae import VAE, VAEConfig
 from .options import defaults, route
-from .preprocessing import Preprocessing
-from .result import SweepResult
-from .search import sweep
-from .train import TrainConfig
-from .trial import train as train_vae
+from .sweeps.config import SweepConfig, model_config
+from .sweeps.execute import sweep
+from .sweeps.ledger import train as train_vae
+from .sweeps.result import SweepResult
+from .training.trainer import TrainConfig
 
 Float32Array = NDArray[np.float32]
 _DEFAULT = defaults()  # the option table's defaults (zdim.options), the same as zdim.sweep's
@@ -123,7 +123,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         The decoder likelihood used.
     mean_, std_ : numpy.ndarray or None
         ``(n_features,)`` standardization of Gaussian data (None for Bernoulli data).
-    preprocessing_ : zdim.data.Preprocessing
+    preprocessing_ : zdim.data.dataset.Preprocessing
         The same as a saved model's ``model.json`` records (scale, standardization, likelihood, shape);
         pickling carries it.
     history_ : list of dict
@@ -243,7 +243,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return False
 
     def _train(self, data: Data, dim: int, config: SweepConfig, train: TrainConfig) -> None:
-        # The sweep's own trial path (zdim.trial.train), so the recommended trial's model is reproduced.
+        # The sweep's own trial path (zdim.sweeps.ledger.train), so the recommended trial's model is reproduced.
         model, fitted = train_vae(data, model_config(data, dim, config), train)
         self.model_ = model.cpu().eval()
         self.latent_dim_ = dim

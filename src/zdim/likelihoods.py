@@ -114,7 +114,7 @@ class Likelihood:
     binary: ClassVar[bool] = False  # a likelihood of 0/1 values: grey levels may be binarized for it
     standardized: ClassVar[bool] = False  # features standardized with the training split's statistics
     density: ClassVar[bool] = False  # a density of real values (not a probability of discrete ones)
-    # whether a share of the best NLL is a tolerance a user can read (zdim.rules.tolerance): true where the
+    # whether a share of the best NLL is a tolerance a user can read (zdim.answer.rules.tolerance): true where the
     # NLL is a code length (discrete values) or is measured on standardized features; false for a density
     # whose NLL runs to large negative values with no natural scale (there: the share of the NLL range only)
     relative_tolerance: ClassVar[bool] = True

@@ -6,7 +6,7 @@ one one-hot block per categorical column of ``K`` categories (a softmax over its
 layout travels inside the likelihood's name, ``mixed:g3,b1,c4.7`` (3 numbers, 1 binary, categoricals of
 4 and 7 categories), so ``Data``, ``VAEConfig``, ``model.json`` and the records keep a plain string and
 a saved model reloads its layout with its weights; ``zdim.likelihoods.get`` parses it. The names users
-type is ``mixed`` alone (``--likelihood mixed``); the reader (``zdim.columns``) adds the layout.
+type is ``mixed`` alone (``--likelihood mixed``); the reader (``zdim.data.columns``) adds the layout.
 
 ``log_prob`` sums one term per column: a categorical column is one term (its log-softmax at the
 observed category), not ``K``. Only the numeric columns are densities: the data's standardization is the
@@ -122,7 +122,7 @@ class Mixed(Likelihood):
         return total
 
     def check_range(self, low: float, high: float, where: str) -> None:
-        """The encoding (``zdim.columns``) checks every column; nothing to check on the whole row."""
+        """The encoding (``zdim.data.columns``) checks every column; nothing to check on the whole row."""
 
     def reference(self, train: torch.Tensor, test: torch.Tensor, chunk: int = 4096) -> Reference | None:
         """The model that ignores its latents, column by column: a Gaussian per number (its training mean

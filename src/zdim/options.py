@@ -2,17 +2,17 @@
 
 ``OPTIONS`` holds one ``Option`` per option of a sweep: its keyword (``zdim.sweep``'s, and the
 ``argparse`` destination), its flag, how the flag is spelled and parsed, its default, its help, the
-check of its value and where the value goes (``to``: a field of ``zdim.plan.Options``, of
+check of its value and where the value goes (``to``: a field of ``zdim.sweeps.plan.Options``, of
 ``TrainConfig``, a ``load_data`` keyword, the run directory's handling). From it come:
 
 - the flags of ``zdim sweep``, and those ``zdim tune`` and ``zdim estimate-id`` share (``add_arguments``);
-- the keywords' values routed to where they go, each checked first (``route``; ``zdim.plan.options_from``
-  builds ``Options`` from that), the same for the command line, ``zdim.sweep`` and ``zdim.search.sweep``;
+- the keywords' values routed to where they go, each checked first (``route``; ``zdim.sweeps.plan.options_from``
+  builds ``Options`` from that), the same for the command line, ``zdim.sweep`` and ``zdim.sweeps.execute.sweep``;
 - the parameters section of ``zdim.sweep``'s docstring (``parameters_doc``), whose signature a test holds
   equal to the table;
 - the wording in both vocabularies: which keyword a flag names, and what a flag without a value sets
   (``spoken``: ``--no-refine`` is ``refine=False``, ``--quiet`` is ``progress=False``), read by
-  ``zdim.messages.python_message``; and which flag a setting has (``flag_for``), read by ``zdim.resume``.
+  ``zdim.messages.python_message``; and which flag a setting has (``flag_for``), read by ``zdim.sweeps.resume``.
 
 Adding an option is one row here plus its use where it goes. Text and the standard library only: the
 command line's ``--help`` reads this without torch.
@@ -41,8 +41,13 @@ from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported wit
     positive_ints,
 )
 
-RULE_NAMES = ("combined", "nll-knee", "active-units", "generation")  # == zdim.rules.RULES (tests/test_options.py)
-BACKEND_NAMES = ("local", "ray")  # == tuple(zdim.backends.BACKENDS) (tests/test_options.py)
+RULE_NAMES = (
+    "combined",
+    "nll-knee",
+    "active-units",
+    "generation",
+)  # == zdim.answer.rules.RULES (tests/test_options.py)
+BACKEND_NAMES = ("local", "ray")  # == tuple(zdim.sweeps.backends.BACKENDS) (tests/test_options.py)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -124,7 +129,7 @@ OPTIONS: tuple[Option, ...] = (
         parse=number_or_word,
         to=("train.sigma_init",),
         doc="Gaussian decoder only: the noise scale a model is given (a number per standardized feature, or "
-        '``"pca"``); ``"auto"`` (default): 0.3 on Gaussian data (``zdim.train.WAKEUP_DEFAULTS``); '
+        '``"pca"``); ``"auto"`` (default): 0.3 on Gaussian data (``zdim.training.trainer.WAKEUP_DEFAULTS``); '
         "``sigma_init=1.0, sigma_warmup=0`` turns the levers off. ``TrainConfig`` checks it.",
     ),
     Option(
@@ -331,7 +336,7 @@ OPTIONS: tuple[Option, ...] = (
         parse=int,
         metavar="K",
         check=integer(0),
-        doc="Train the grid once per fold so that every row is held out once (``zdim.folds``); None (the "
+        doc="Train the grid once per fold so that every row is held out once (``zdim.data.folds``); None (the "
         "default): 5 folds when the test split has fewer than 150 rows, else none; 0 or 1: none.",
     ),
     Option(
@@ -410,7 +415,7 @@ OPTIONS: tuple[Option, ...] = (
         "combined",
         choices=RULE_NAMES,
         check=OneOf(RULE_NAMES),
-        doc="Recommendation rule (see ``zdim.rules.RULES`` and docs/recommendation.md).",
+        doc="Recommendation rule (see ``zdim.answer.rules.RULES`` and docs/recommendation.md).",
     ),
     Option(
         "mode",
@@ -534,7 +539,7 @@ def given(namespace: argparse.Namespace, command: str) -> dict[str, Any]:
 @dataclass
 class Routed:
     """Option values by where they go, each checked and converted (``route``); ``rest``: keywords the
-    table does not have (``zdim.plan.options_from`` takes ``Options``' own fields from there)."""
+    table does not have (``zdim.sweeps.plan.options_from`` takes ``Options``' own fields from there)."""
 
     parts: dict[str, dict[str, Any]]
     rest: dict[str, Any]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .errors import ZdimError
 
 if TYPE_CHECKING:
-    from .recommendation import Recommendation
+    from .answer.recommendation import Recommendation
     from .records import TrialRecord
 
 

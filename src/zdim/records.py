@@ -46,7 +46,7 @@ class TrialRecord:
     reason : str
         Why a failed or pruned trial stopped ("" for complete ones).
     nll, neg_elbo, rec, kl, mse : float or None
-        Held-out metrics (``zdim.metrics.evaluate``): IWAE NLL bound, -ELBO and its reconstruction and
+        Held-out metrics (``zdim.evaluation.metrics.evaluate``): IWAE NLL bound, -ELBO and its reconstruction and
         KL terms (nats per sample), mean squared reconstruction error per element.
     kl_per_unit, unit_variance : list of float
         Per latent unit: held-out KL, variance over inputs of the posterior mean.
@@ -56,11 +56,11 @@ class TrialRecord:
         Held-out samples evaluated and importance samples of the NLL bound.
     baseline_nll, baseline_se : float or None
         Held-out NLL of the same test samples under the model that ignores its latents and decodes the
-        feature means (``zdim.metrics.Reference``), and the paired standard error of its gap to ``nll``:
+        feature means (``zdim.evaluation.metrics.Reference``), and the paired standard error of its gap to ``nll``:
         what the latents buy, and how well the test split measures it.
     linear_nll, linear_se : float or None
         The same for probabilistic PCA of the trial's size (Gaussian data): the best linear model of it.
-    best_epoch, epochs_run, stopped_early, best_val_neg_elbo : training record (``zdim.train.fit``)
+    best_epoch, epochs_run, stopped_early, best_val_neg_elbo : training record (``zdim.training.trainer.fit``)
     converged : bool or None
         Whether training converged: it early-stopped, or its validation -ELBO improved by less than
         ``CONVERGENCE_TOL`` (relative) over its last ``CONVERGENCE_WINDOW`` epochs.
@@ -71,7 +71,7 @@ class TrialRecord:
     nested : bool
         Cut out of a nested model (``zdim sweep --nested``) rather than trained alone.
     generation : dict
-        Generation metrics (``gen_fd``, ``gen_precision``, ...; ``zdim.generation``), or ``gen_error``.
+        Generation metrics (``gen_fd``, ``gen_precision``, ...; ``zdim.evaluation.generation``), or ``gen_error``.
     extra : dict
         Keys of a stored record this version does not know; written back unchanged.
     """

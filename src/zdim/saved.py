@@ -1,6 +1,6 @@
 """Saved models for raw data: ``zdim.load_model`` and ``SavedModel``.
 
-``load_model`` reads a trial folder (``zdim.checkpoints``: checked weights, never unpickled) and wraps
+``load_model`` reads a trial folder (``zdim.models.checkpoints``: checked weights, never unpickled) and wraps
 the ``VAE`` in a ``SavedModel`` that applies the preprocessing saved with it (``model.json`` key
 ``"preprocessing"``: the data's scale and standardization) on the way in and undoes it on the way out,
 with one clear error for input of the wrong shape, type or values (NaN, negative counts).
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
-from .checkpoints import MODEL_JSON, folder_of, read_saved, rebuild
-from .columns import Columns
+from .data.columns import Columns
+from .data.preprocessing import Preprocessing
 from .errors import ConfigError, DataError, ModelFileError
+from .evaluation.metrics import neg_elbo
 from .likelihoods import get as get_likelihood
-from .metrics import neg_elbo
-from .models import VAE, VAEConfig
-from .preprocessing import Preprocessing
+from .models.checkpoints import MODEL_JSON, folder_of, read_saved, rebuild
+from .models.vae import VAE, VAEConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,7 +89,7 @@ class SavedModel:
     ----------
     module : zdim.VAE
         The torch model (in evaluation mode); it works in model units.
-    preprocessing : zdim.data.Preprocessing
+    preprocessing : zdim.data.dataset.Preprocessing
         Scale, standardization, likelihood, shape and feature names of the training data.
     preprocessing_known : bool
         False for a model saved before zdim recorded preprocessing: inputs are then used as given

@@ -23,20 +23,20 @@ from typing import Any
 import optuna
 import torch
 
-from . import backends, studies
-from .config import SweepConfig, model_config
-from .custom import needs_trust
-from .data import Data, read_data
+from .answer.recommendation import Recommendation
+from .data.dataset import Data, read_data
 from .errors import ConfigError, RunDirError
+from .evaluation.metrics import evaluate
 from .grid import DimSpec
-from .metrics import evaluate
-from .models import VAE
-from .plan import Mode, SweepPlan
-from .recommendation import Recommendation
-from .resume import make_run_info
-from .runs import RunDir
-from .train import FitResult, TrainConfig
-from .trial import saved_extra, train
+from .models.custom import needs_trust
+from .models.vae import VAE
+from .sweeps import backends, studies
+from .sweeps.config import SweepConfig, model_config
+from .sweeps.ledger import saved_extra, train
+from .sweeps.plan import Mode, SweepPlan
+from .sweeps.resume import make_run_info
+from .sweeps.runs import RunDir
+from .training.trainer import FitResult, TrainConfig
 
 OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
@@ -210,7 +210,7 @@ def init_tune_run(
         raise ConfigError(f"--dim {dim!r} is not a latent size: pass an integer >= 1")
     config = (config or SweepConfig(dims=(dim,))).with_dims((dim,))
     DimSpec.of((dim,)).sizes(data.n_features, data.name)
-    from .search import data_paths
+    from .sweeps.execute import data_paths
 
     plan = SweepPlan(config=config, mode=Mode.PER_SIZE)
     run = RunDir.create(
@@ -247,7 +247,9 @@ def tune(
     dim : int, optional
         Latent size to tune; default the run's recommended size.
     n_trials : int
-        Optuna trials in total (a resumed study counts the trials it already has).
+        Optuna trials in total (a resumed study counts the trials it already has). With several workers,
+        each stops once the study holds that many, so up to ``workers - 1`` trials started at the same
+        moment may finish beyond it.
     objective : {"nll", "elbo", "mse"}
         Validation figure to minimize.
     epochs : int, optional
@@ -349,7 +351,7 @@ def _epoch_warnings(run: RunDir, dim: int, epochs: int | None) -> list[str]:
 
 @dataclass
 class TuneWorker:
-    """What each worker of a backend runs (``zdim.backends``): up to ``share`` trials of the tuning study,
+    """What each worker of a backend runs (``zdim.sweeps.backends``): up to ``share`` trials of the tuning study,
     stopping (with several workers) once the study holds ``target``. Where it runs in this process it goes
     on with ``study`` (a progress bar with one worker); a copy sent elsewhere (pickled: the study stays
     here) opens the study itself."""

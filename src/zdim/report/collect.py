@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..answer.recommendation import Recommendation
 from ..errors import ModelFileError
-from ..recommendation import Recommendation
 from ..records import TrialRecord
-from ..runs import HISTORY_CSV, RunDir
+from ..sweeps.runs import HISTORY_CSV, RunDir
 
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size
 
@@ -76,7 +76,7 @@ class RunView:
     @property
     def intrinsic_dim(self) -> float | None:
         """An intrinsic-dimension estimate recorded by the run, when there is one."""
-        # run.json holds zdim.intrinsic.IntrinsicDim.to_dict() (per-method means); recommendation.json the
+        # run.json holds zdim.evaluation.intrinsic.IntrinsicDim.to_dict() (per-method means); recommendation.json the
         # rounded number the grid was built from.
         rec = self.recommendation
         for value in (self.info.get("intrinsic_dim"), rec.intrinsic_dim if rec is not None else None):

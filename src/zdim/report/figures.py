@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from ..rules import per_size
+from ..answer.rules import per_size
 from .collect import RunView
 
 STYLE: dict[str, Any] = {

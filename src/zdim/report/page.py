@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 from .. import __version__
-from ..plan import Mode
-from ..recommendation import Recommendation
+from ..answer.recommendation import Recommendation
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
-from ..resume import recorded_mode
+from ..sweeps.plan import Mode
+from ..sweeps.resume import recorded_mode
 from . import figures
 from .assets import CSS, JS
 from .collect import Pictures, RunView

@@ -1,0 +1,289 @@
+"""The columns of a mixed table: which kind each is, and its encoding to and from the model's rows.
+
+A table (CSV, Parquet, DataFrame) whose columns are not all numbers is read as a mixed table
+(``--likelihood auto`` picks ``mixed``; ``zdim.mixed`` is its likelihood). Each column is one of:
+
+- ``number``: a numeric column of three or more distinct values; standardized with the training split's
+  mean and std; Gaussian.
+- ``binary``: a column with two distinct values in the training split (text, bool, or numbers such as
+  0/1); encoded 0/1 (1 for the second of its sorted values); Bernoulli.
+- ``category``: a text (or pandas categorical) column of three or more distinct values; one-hot over its
+  training split's categories plus one ``<unknown>`` bucket; a softmax over them.
+
+Vocabularies come from the training split. A category the training split never saw (in the validation
+or test split, a ``--test`` table, or rows given to a saved model) falls in the ``<unknown>`` bucket; a
+third value in a binary column is a one-line ``DataError`` naming the column and the value. A missing
+text value is the category ``<missing>``; a missing number is refused as in every table.
+
+The encoded row is ordered numbers, binaries, categories (``zdim.mixed.Layout``); ``Columns`` maps it
+back to the table's own columns and order (``decode``: numbers, and each binary's and category's most
+likely value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..likelihoods import MIXED
+from ..mixed import Layout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .raw import _Raw
+
+UNKNOWN = "<unknown>"  # the bucket of a category the training split never saw
+MISSING = "<missing>"  # a missing text value: a category of its own
+MAX_CATEGORIES = 1000  # more distinct values than this in a text column: an identifier or free text
+KINDS = ("number", "binary", "category")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a mixed table: its name, kind and (binary, category) values in encoding order."""
+
+    name: str
+    kind: str
+    values: tuple[Any, ...] = ()  # binary: its two values (0, 1); category: categories, UNKNOWN last
+
+
+def is_text(series: pd.Series) -> bool:
+    """Whether a column is not numbers (text, pandas categorical, bool): a mixed table's sign."""
+    import pandas as pd
+
+    return bool(pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series))
+
+
+def _key(value: Any, numeric: bool) -> Any:
+    """A cell as the key of its category: numbers as floats, missing text as ``MISSING``, else text."""
+    if numeric:
+        return float(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    """A category value as JSON keeps it (whole floats of a numeric binary as ints)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class Columns:
+    """The schema of a mixed table, fitted on its training rows: ``encode`` (table -> float32 rows in
+    the layout's order, numbers in their own units), ``decode`` (rows in those units -> table)."""
+
+    def __init__(self, columns: list[Column]) -> None:
+        self.columns = columns
+        order = {k: i for i, k in enumerate(KINDS)}
+        self.ordered = sorted(columns, key=lambda c: order[c.kind])  # stable: the table's order per kind
+
+    # ------------------------------------------------------------------------------------ describe
+
+    @property
+    def layout(self) -> Layout:
+        kinds = [c.kind for c in self.ordered]
+        cats = tuple(len(c.values) for c in self.ordered if c.kind == "category")
+        return Layout(kinds.count("number"), kinds.count("binary"), cats)
+
+    @property
+    def likelihood(self) -> str:
+        return self.layout.name
+
+    @property
+    def names(self) -> list[str]:
+        """The table's column names, in its order."""
+        return [c.name for c in self.columns]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The encoded features' names: a number or binary its column's, a category ``column=value``."""
+        out: list[str] = []
+        for c in self.ordered:
+            out += [f"{c.name}={v}" for v in c.values] if c.kind == "category" else [c.name]
+        return out
+
+    def numeric_mask(self) -> np.ndarray:
+        """``(D,)`` bool: the encoded features that are numbers (the only ones standardized)."""
+        return np.arange(self.layout.width) < self.layout.numbers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": [{"name": c.name, "kind": c.kind, "values": [_json(v) for v in c.values]} for c in self.columns]
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Columns:
+        """The inverse of ``to_dict``; ``ValueError``/``KeyError``/``TypeError`` on a malformed dict."""
+        cols = []
+        for c in d["columns"]:
+            kind = str(c["kind"])
+            if kind not in KINDS:
+                raise ValueError(f"column kind {kind!r} is not one of {KINDS}")
+            cols.append(Column(str(c["name"]), kind, tuple(c.get("values") or ())))
+        return cls(cols)
+
+    # ------------------------------------------------------------------------------------ fit
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, where: str) -> Columns:
+        """The kind and values of each column of ``frame`` (the training rows)."""
+        import pandas as pd
+
+        cols = []
+        for name in frame.columns:
+            s = frame[name]
+            numeric = not is_text(s)
+            if numeric:
+                distinct = pd.unique(s.dropna())
+                if len(distinct) == 2 and not s.isna().any():
+                    cols.append(Column(str(name), "binary", tuple(sorted(float(v) for v in distinct))))
+                else:
+                    cols.append(Column(str(name), "number"))
+                continue
+            keys = sorted({_key(v, False) for v in s.to_numpy()}, key=lambda v: (str(type(v)), v))
+            if len(keys) > MAX_CATEGORIES:
+                raise DataError(
+                    f"{where}: text column '{name}' has {len(keys)} distinct values in the training split (more "
+                    f"than {MAX_CATEGORIES}): an identifier or free text? drop it, or pass it as --label-column"
+                )
+            if len(keys) == 2:
+                cols.append(Column(str(name), "binary", tuple(keys)))
+            else:
+                cols.append(Column(str(name), "category", (*keys, UNKNOWN)))
+        return cls(cols)
+
+    # ------------------------------------------------------------------------------------ encode
+
+    def encode(self, frame: pd.DataFrame, where: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """``frame``'s rows as float32 ``(n, D)`` in the layout's order (numbers unstandardized). A column
+        of the schema missing from ``frame``, or a third value of a binary column, is a ``DataError``;
+        ``rows`` (source row numbers) name the row in that message."""
+        missing = [n for n in self.names if n not in set(map(str, frame.columns))]
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise DataError(
+                f"{where}: lacks column(s) {shown} of the {len(self.names)} the table was read with: "
+                "pass rows with the same columns"
+            )
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        n = len(frame)
+        out = np.zeros((n, self.layout.width), dtype=np.float32)
+        at = 0
+        for c in self.ordered:
+            cells = frame[c.name].to_numpy()
+            if c.kind == "number":
+                try:
+                    out[:, at] = np.asarray(cells, dtype=np.float64)
+                except (TypeError, ValueError) as e:
+                    raise DataError(
+                        f"{where}: column '{c.name}' holds a value that is not a number ({e}): "
+                        "pass numbers in it, as in the training rows"
+                    ) from None
+                at += 1
+                continue
+            numeric = isinstance(c.values[0], (int, float)) and not isinstance(c.values[0], bool)
+            keys = [_key(v, numeric) for v in cells] if len(cells) else []
+            index = {v: i for i, v in enumerate(c.values)}
+            if c.kind == "binary":
+                codes = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
+                bad = np.nonzero(codes < 0)[0]
+                if len(bad):
+                    i = int(bad[0])
+                    row = int(rows[i]) if rows is not None else i
+                    raise DataError(
+                        f"{where}: column '{c.name}' takes two values in the training split ({_pair(c.values)}), "
+                        f"found {keys[i]!r} at row {row}: keep only those values in it, or drop the column"
+                    )
+                out[:, at] = codes
+                at += 1
+            else:
+                unknown = len(c.values) - 1
+                codes = np.array([index.get(k, unknown) for k in keys], dtype=np.int64)
+                out[np.arange(n), at + codes] = 1.0
+                at += len(c.values)
+        return out
+
+    # ------------------------------------------------------------------------------------ decode
+
+    def decode(self, x: np.ndarray) -> pd.DataFrame:
+        """Rows ``(n, D)`` in the data's units (numbers unstandardized; binaries and categories as
+        probabilities or one-hot) -> a table in the original column order: numbers, and the most likely
+        value of each binary and category."""
+        import pandas as pd
+
+        out: dict[str, Any] = {}
+        at = 0
+        for c in self.ordered:
+            if c.kind == "number":
+                out[c.name] = x[:, at].astype(np.float64)
+                at += 1
+            elif c.kind == "binary":
+                pick = np.where(x[:, at] >= 0.5, 1, 0)
+                out[c.name] = np.array([c.values[i] for i in pick], dtype=object)
+                at += 1
+            else:
+                pick = np.argmax(x[:, at : at + len(c.values)], axis=1)
+                out[c.name] = np.array([c.values[i] for i in pick], dtype=object)
+                at += len(c.values)
+        for c in self.columns:  # a two-valued numeric column (0/1) comes back as numbers
+            if c.kind == "binary" and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c.values):
+                out[c.name] = out[c.name].astype(np.float64)
+        frame: pd.DataFrame = pd.DataFrame({n: out[n] for n in self.names})
+        return frame
+
+
+def _pair(values: tuple[Any, ...]) -> str:
+    return " and ".join(repr(v) for v in values)
+
+
+def encode_table(
+    frame: pd.DataFrame, train_rows: np.ndarray, where: str, test: pd.DataFrame | None = None, test_where: str = ""
+) -> tuple[np.ndarray, np.ndarray | None, Columns]:
+    """A mixed table as encoded rows: the schema fitted on ``frame``'s ``train_rows``, the whole of
+    ``frame`` (and of a given ``test`` table) encoded with it."""
+    columns = Columns.fit(frame.iloc[np.sort(train_rows)], where)
+    x = columns.encode(frame, where)
+    x_test = columns.encode(test, test_where) if test is not None else None
+    return x, x_test, columns
+
+
+def encode_raw(raw: _Raw, train_rows: np.ndarray, likelihood: str, where: str) -> Columns | None:
+    """A table with text columns (or any table under ``likelihood="mixed"``) encoded by ``zdim.data.columns``
+    with the vocabularies of its training rows ``train_rows``: ``raw.x`` (and ``raw.x_test``) become the
+    encoded rows, ``sample_shape`` their width and ``feature_names`` theirs. None for every other source;
+    a ``DataError`` for text columns under another likelihood, and for ``mixed`` asked of images."""
+    if raw.frame is None and likelihood == MIXED and (raw.is_image or len(raw.sample_shape) != 1):
+        raise DataError(
+            f"{where}: likelihood 'mixed' is for tables (rows of columns), and these data are samples of shape "
+            f"{raw.sample_shape}: pass --likelihood auto, or a table"
+        )
+    if raw.frame is None and likelihood != MIXED:
+        return None
+    import pandas as pd  # only here: reading an array costs no pandas import
+
+    if raw.frame is not None and likelihood not in ("auto", MIXED):
+        text = [str(c) for c in raw.frame.columns if is_text(raw.frame[c])]
+        raise DataError(
+            f"{where}: text column(s) {', '.join(repr(c) for c in text[:5])} cannot have likelihood "
+            f"'{likelihood}': pass --likelihood auto (or mixed) to model each column with its own likelihood, "
+            "drop them, or take one as labels with --label-column"
+        )
+    names = raw.feature_names or [f"x{j}" for j in range(raw.x.shape[1])]
+    frame = raw.frame if raw.frame is not None else pd.DataFrame(raw.x, columns=names)
+    test = raw.frame_test
+    if test is None and raw.x_test is not None:
+        test = pd.DataFrame(raw.x_test.reshape(len(raw.x_test), -1), columns=names)
+    x, x_test, columns = encode_table(frame, train_rows, where, test, f"test split {raw.test_where}")
+    raw.x, raw.x_test, raw.sample_shape, raw.feature_names = x, x_test, (x.shape[1],), columns.feature_names
+    return columns
+
+
+__all__ = ["Column", "Columns", "encode_table", "encode_raw", "is_text", "UNKNOWN", "MISSING", "MAX_CATEGORIES"]

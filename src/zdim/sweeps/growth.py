@@ -1,0 +1,213 @@
+"""Where the grid grows: at its edge, between the sizes tried, and near the intrinsic dimension.
+
+Each growth asks the executor for more sizes (``Executor.run`` with a grown plan; points already
+finished are not trained again) and says what it added and why (a ``GRID`` note):
+
+- **The edge** (``plan.extend``): while the answer, or the NLL knee, is the largest size tried (and every
+  unit of the answer's models is active, or the knee is still falling there), twice that size is tried,
+  up to the feature count (for Gaussian data the feature count is the last size: an answer there says
+  that no compression was found). An answer at the smallest size tried, above 1, halves it.
+- **Between sizes** (``plan.refine``, the default): while the answer sits above a gap of more than one
+  size, the midpoint is tried (bisection), so the answer is an exact size, not the grid's coarseness: a
+  largest model keeping 12 active units gives about 12, not the 16 of a grid 8, 16, 32.
+- **The intrinsic dimension** (with ``plan.refine`` too; ``zdim.answer.capacity``): when the answer is more than
+  ``ID_FACTOR`` times an intrinsic-dimension estimate on which TwoNN and MLE agree, the sizes at the
+  estimate are trained to convergence. If one comes within the rule's tolerance the rule recommends it;
+  if none does, the answer says so with the measured gap and its paired standard error (a ``CAUTION``),
+  and the recommendation keeps the check (``Recommendation.capacity``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..answer.capacity import ID_FACTOR, MIN_CHECKED, id_candidates
+from ..answer.decide import Evidence, decide
+from ..answer.recommendation import Recommendation
+from ..data.dataset import Data
+from ..errors import ZdimError
+from ..evaluation.intrinsic import estimate_intrinsic_dim
+from ..evidence import Note, NoteKind
+from .ledger import Executor, Ledger, Outcome
+from .plan import SweepPlan
+
+REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size
+
+
+def _sizes(sizes: list[int]) -> str:
+    """``size 3 was`` / ``sizes 3, 5 were``."""
+    return f"size {sizes[0]} was" if len(sizes) == 1 else f"sizes {', '.join(map(str, sizes))} were"
+
+
+def recommend_outcome(plan: SweepPlan, outcome: Outcome, data: Data) -> Recommendation | None:
+    """The answer of an outcome under the plan's question (``zdim.answer.decide.decide``, without the bootstrap);
+    None when no trial completed."""
+    return decide(Evidence(outcome.records, outcome.per_sample, plan.intrinsic), plan.question(data))
+
+
+def grow(
+    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
+) -> tuple[SweepPlan, Outcome, list[Note]]:
+    """The grid grown where the answer needs it: at its edge, between sizes, near the intrinsic dimension
+    (see the module docstring). Returns the final plan and outcome, and a note per growth."""
+    notes: list[Note] = []
+    for step in (_extend, _refine, _near_intrinsic):
+        if step is _extend and not plan.extend or step is not _extend and plan.refine is False:
+            continue  # refine None is the default: on
+        plan, outcome, note = step(executor, plan, outcome, ledger)
+        notes += note
+    return plan, outcome, notes
+
+
+def reach(plan: SweepPlan, n_features: int) -> str:
+    """How far the grid may grow, in words, said before training: ``the grid may grow: above 8 up to 64
+    (the feature count), below 2 down to 1, and between sizes (bisection); --no-extend and --no-refine
+    hold it``; empty when neither may happen."""
+    lo, hi = min(plan.config.dims), max(plan.config.dims)
+    parts = []
+    if plan.extend and hi < n_features:
+        parts.append(f"above {hi} up to {n_features} (the feature count)")
+    if plan.extend and lo > 1:
+        parts.append(f"below {lo} down to 1")
+    extends = bool(parts)
+    if plan.refine is not False:
+        parts.append("between sizes (bisection) and at the intrinsic dimension")
+    if not parts:
+        return ""
+    holds = [f for f, on in (("--no-extend", extends), ("--no-refine", plan.refine is not False)) if on]
+    return f"the grid may grow: {', '.join(parts)}; {' and '.join(holds)} hold{'s' if len(holds) == 1 else ''} it"
+
+
+def _answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger) -> Recommendation | None:
+    return recommend_outcome(plan, outcome, ledger.data)
+
+
+def _extend(
+    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
+) -> tuple[SweepPlan, Outcome, list[Note]]:
+    """Grow the grid at its edges: while the answer is the largest size tried with every unit of its models
+    active, or the NLL knee is the largest size tried (a larger size may fit better, whatever the active
+    units say), train twice that size (at most the feature count); then, while the answer is the smallest
+    size tried and above 1, train half of it."""
+    n_features = ledger.data.n_features
+    added: list[int] = []
+    why = ""
+    while True:
+        rec = _answer(plan, outcome, ledger)
+        top = max(plan.config.dims)
+        at_top = [r for r in outcome.records if r.complete and r.dim == top]
+        if rec is None or not at_top or top >= n_features:
+            break
+        full = rec.dim == top and all((r.active_units or 0) >= top for r in at_top)
+        knee = rec.signals.get("nll-knee") == top
+        if not (full or knee):
+            break
+        why = why or (
+            "the largest size tried had been chosen with every unit active"
+            if full
+            else f"the NLL knee was the largest size tried ({top}), though the active units chose {rec.dim}"
+        )
+        new = min(2 * top, n_features)
+        added.append(new)
+        plan = plan.with_dims((*plan.config.dims, new))
+        ledger.progress.note(f"extend: {why.split(' (')[0]}; trying size {new}")
+        outcome = executor.run(plan)
+    notes = [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")] if added else []
+    below: list[int] = []
+    while True:  # the lower edge: an answer at the smallest size tried, above 1, was never compared with less
+        rec = _answer(plan, outcome, ledger)
+        low = min(plan.config.dims)
+        if rec is None or rec.dim != low or low <= 1:
+            break
+        new = max(1, low // 2)
+        below.append(new)
+        plan = plan.with_dims((*plan.config.dims, new))
+        ledger.progress.note(f"extend: the answer is the smallest size tried ({low}); trying size {new}")
+        outcome = executor.run(plan)
+    if below:
+        notes.append(
+            Note(
+                NoteKind.GRID,
+                f"The grid grew below its smallest size: {_sizes(below)} added, as the answer was the smallest "
+                "size tried.",
+            )
+        )
+    return plan, outcome, notes
+
+
+def _refine(
+    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
+) -> tuple[SweepPlan, Outcome, list[Note]]:
+    """Bisect between the recommended size and the next smaller size tried until they are adjacent.
+
+    Whatever the rule, the smaller neighbour was judged not good enough and the recommended size good
+    enough, so the exact answer lies between them: each step trains the midpoint (all seeds) and
+    recommends again.
+    """
+    added: list[int] = []
+    first: tuple[int, int] | None = None
+    for _ in range(REFINE_STEPS):
+        rec = _answer(plan, outcome, ledger)
+        if rec is None:
+            break
+        tried = {r.dim for r in outcome.records if r.complete}
+        lower = max((d for d in tried if d < rec.dim), default=None)
+        if lower is None or rec.dim - lower <= 1:
+            break
+        first = first or (lower, rec.dim)
+        mid = (lower + rec.dim) // 2
+        added.append(mid)
+        plan = plan.with_dims((*plan.config.dims, mid))
+        ledger.progress.note(f"refine: trying size {mid} between {lower} and {rec.dim}")
+        outcome = executor.run(plan)
+    if first is None:
+        return plan, outcome, []
+    lo, hi = first
+    text = (
+        f"The answer lay between the sizes tried ({hi}, above {lo}): {_sizes(added)} added by bisection so "
+        "that it is an exact size, not a grid point."
+    )
+    return plan, outcome, [Note(NoteKind.GRID, text)]
+
+
+def _near_intrinsic(
+    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
+) -> tuple[SweepPlan, Outcome, list[Note]]:
+    """Train the sizes at the intrinsic dimension (``id_candidates``) when the answer is far above it.
+
+    Whether a smaller VAE can reach the larger one is a question of training and capacity, measured
+    here rather than assumed. Sizes already trained are not trained again. When one of them comes within
+    the tolerance, the rule recommends it and a note says so (else ``capacity_check`` says why not)."""
+    rec = _answer(plan, outcome, ledger)
+    if rec is None or rec.dim < MIN_CHECKED:
+        return plan, outcome, []
+    if plan.intrinsic is None:  # a grid given by --dims: estimate it now (seconds), for the check only
+        try:
+            plan = replace(plan, intrinsic=estimate_intrinsic_dim(ledger.data, seed=plan.config.train.seed))
+        except ZdimError:
+            return plan, outcome, []  # too few samples to estimate: nothing to check against
+    est = plan.intrinsic
+    assert est is not None
+    candidates = id_candidates(rec.dim, est)
+    missing = [d for d in candidates if d not in plan.config.dims]
+    if not missing:
+        return plan, outcome, []
+    mean = (est.twonn + est.mle) / 2
+    plan = plan.with_dims((*plan.config.dims, *missing))
+    ledger.progress.note(
+        f"capacity: the answer {rec.dim} is above {ID_FACTOR:g} x the intrinsic dimension {mean:.1f}; "
+        f"training size(s) {', '.join(map(str, missing))} to convergence"
+    )
+    outcome = executor.run(plan)
+    after = _answer(plan, outcome, ledger)
+    if after is None or after.dim > max(candidates):
+        return plan, outcome, []
+    text = (
+        f"The answer had been {rec.dim}, above {ID_FACTOR:g} times the intrinsic dimension {mean:.1f} "
+        f"(TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}): {_sizes(missing)} trained to convergence at the estimate, "
+        f"and size {after.dim} comes within the tolerance."
+    )
+    return plan, outcome, [Note(NoteKind.GRID, text)]
+
+
+__all__ = ["grow", "reach", "recommend_outcome", "ID_FACTOR"]

@@ -1,0 +1,307 @@
+"""One trial of a sweep, the same for every executor: train, evaluate, finish; and what is done already.
+
+- ``train`` (seed, build, fit) serves the sweep, ``zdim tune`` and the scikit-learn estimator alike,
+  so the same data, configuration and seed give the same weights everywhere.
+- ``evaluate_trial`` turns a trained model into its ``TrialRecord`` (held-out metrics on
+  ``eval_data``, the training record, convergence, generation quality) and its per-sample held-out NLL.
+- ``Ledger`` is where a sweep's trials end: ``Ledger.finish`` is the one way a trial is finished in
+  every mode (persisted in the run directory, told to the sweep's Optuna study, printed, kept in
+  memory with its per-sample NLL), and ``Ledger.done`` the one answer to "what is finished already"
+  (this process's memory, the records other machines left in the study, this run directory's folders).
+- ``Outcome`` is what an executor returns, and ``Executor`` the interface the three implement
+  (``zdim.sweeps.per_size``: one Optuna trial per point; ``zdim.sweeps.nested``; ``zdim.sweeps.settle``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import optuna
+import torch
+
+from ..data.dataset import Data
+from ..errors import TrainingDiverged
+from ..evaluation.generation import generation_metrics
+from ..evaluation.metrics import Reference, evaluate, reference
+from ..evidence import Note
+from ..models.custom import DataInfo, build_model
+from ..models.vae import VAE, VAEConfig, count_parameters
+from ..progress import Progress
+from ..records import TrialRecord, TrialStatus
+from ..training.stopping import CONVERGENCE_WINDOW, RelativeGain
+from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit
+from . import studies
+from .config import SweepConfig, eval_data
+from .plan import SweepPlan
+from .runs import RunDir
+
+Key = tuple[int, int]  # (latent size, seed): one grid point
+FINAL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+def train(
+    data: Data,
+    vcfg: VAEConfig,
+    tcfg: TrainConfig,
+    *,
+    callback: EpochCallback | None = None,
+    model_spec: str | type | None = None,
+) -> tuple[VAE, FitResult]:
+    """Seed with ``tcfg.seed``, build a ``VAE(vcfg)`` (or the user's model ``model_spec``, see
+    ``zdim.models.custom``), fit it (validation split for early stopping)."""
+    torch.manual_seed(tcfg.seed)
+    model = build_model(vcfg, DataInfo.from_data(data), model_spec)
+    return model, fit(model, data.train, data.val, tcfg, callback=callback)
+
+
+def evaluate_trial(
+    model: VAE,
+    data: Data,
+    fitted: FitResult,
+    dim: int,
+    seed: int,
+    k: int,
+    *,
+    patience: int = 0,
+    nested: bool = False,
+    ref: Reference | None = None,
+) -> tuple[TrialRecord, np.ndarray]:
+    """The record of a trained model: held-out metrics on the test split of ``data``, the training record,
+    whether it converged, what its latents buy over ``ref`` (``zdim.evaluation.metrics.reference`` of ``data``,
+    computed here when not given), and generation quality (a metric that cannot be computed never fails
+    the trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
+    t0 = time.perf_counter()
+    ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
+    nll_per_sample = ev.pop("nll_per_sample")
+    ref = ref if ref is not None else reference(data.train, data.test, data.likelihood)
+    rule, scores = RelativeGain(window=patience or CONVERGENCE_WINDOW), RelativeGain.scores(fitted.history)
+    rec = TrialRecord(
+        dim=dim,
+        seed=seed,
+        status=TrialStatus.COMPLETE,
+        **ev,
+        best_epoch=fitted.best_epoch,
+        epochs_run=len(fitted.history),
+        stopped_early=fitted.stopped_early,
+        best_val_neg_elbo=fitted.best_val,
+        converged=rule.converged(scores, stopped_early=fitted.stopped_early),
+        window_improvement=rule.improvement(scores),
+        train_seconds=fitted.seconds,
+        n_params=count_parameters(model),
+        nested=nested,
+    )
+    per = nll_per_sample.numpy()
+    if ref is not None and len(ref.baseline) == len(per):
+        rec.baseline_nll, rec.baseline_se = _paired(ref.baseline, per)
+        linear = ref.linear(dim)
+        if linear is not None:
+            rec.linear_nll, rec.linear_se = _paired(linear, per)
+    try:
+        rec.generation.update(generation_metrics(model, data, seed=seed))
+    except Exception as e:  # noqa: BLE001 - recorded, never fatal
+        rec.generation["gen_error"] = f"{type(e).__name__}: {e}"
+    rec.eval_seconds = time.perf_counter() - t0
+    return rec, nll_per_sample.numpy()
+
+
+def _paired(ref: np.ndarray, nll: np.ndarray) -> tuple[float, float]:
+    """The mean of ``ref`` over the test samples, and the standard error of its per-sample gap to ``nll``."""
+    gap = ref - nll
+    return float(ref.mean()), float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
+
+
+def failed(dim: int, seed: int, error: BaseException) -> TrialRecord:
+    """The record of a trial that raised: FAILED with the error as its reason (a divergence keeps its own
+    message, which says what to try)."""
+    reason = str(error) if isinstance(error, TrainingDiverged) else f"{type(error).__name__}: {error}"
+    return TrialRecord(dim=dim, seed=seed, status=TrialStatus.FAILED, reason=reason)
+
+
+def saved_extra(data: Data) -> dict[str, Any]:
+    """What a trial's ``model.json`` keeps of its data: the summary, and the preprocessing that
+    ``zdim.load_model`` applies to raw inputs."""
+    return {"data": data.summary(), "preprocessing": data.preprocessing.to_dict()}
+
+
+@dataclass
+class Finished:
+    """A finished grid point: its record and, for a complete trial, its (N,) per-sample held-out NLL and,
+    where no run directory keeps it, its model."""
+
+    record: TrialRecord
+    per_sample: np.ndarray | None = None
+    model: VAE | None = None
+
+
+@dataclass
+class Outcome:
+    """What an executor returns: every finished point of the plan's grid, and what it has to say."""
+
+    finished: dict[Key, Finished]
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[TrialRecord]:
+        return [self.finished[k].record for k in sorted(self.finished)]
+
+    @property
+    def per_sample(self) -> dict[Key, np.ndarray]:
+        return {k: f.per_sample for k, f in self.finished.items() if f.record.complete and f.per_sample is not None}
+
+
+class Executor(Protocol):
+    """Runs the unfinished points of ``plan.config.grid()`` and returns the grid's ``Outcome``. Built as
+    ``Executor(ledger)``; ``run`` may be called again with a grown grid (points already finished are
+    not trained again)."""
+
+    def run(self, plan: SweepPlan) -> Outcome: ...
+
+
+def grid_key(t: optuna.trial.FrozenTrial) -> Key | None:
+    """The ``(dim, seed)`` point of a study trial, or None for a trial that is not a grid point."""
+    fp = studies.fixed_params(t)
+    if "dim" not in fp or "seed" not in fp:
+        return None
+    return int(fp["dim"]), int(fp["seed"])
+
+
+def finished_records(
+    study: optuna.Study | None, run: RunDir | None, local: bool = True, verify: bool = True
+) -> dict[Key, TrialRecord]:
+    """Finished grid points on record: those other run directories put in the study (another machine
+    sharing it), then this run directory's trial folders. Records this run directory wrote to the study
+    count only while its folder is intact, so a corrupt folder is redone rather than silently reused."""
+    out: dict[Key, TrialRecord] = {}
+    if study is not None:
+        here = studies.worker_place(run.path if run is not None else None)
+        for t in study.get_trials(deepcopy=False, states=FINAL):
+            raw, key = t.user_attrs.get(studies.RECORD_ATTR), grid_key(t)
+            if raw is None or key is None:
+                continue  # stale or duplicate trial: nothing was finished by it
+            if run is not None and studies.worker_place_of(t) == here:
+                continue
+            try:
+                rec = TrialRecord.from_dict(raw)
+            except ValueError:
+                continue
+            if key not in out or not out[key].complete:
+                out[key] = rec
+    if run is not None and local:
+        for rec in run.records(verify=verify):
+            out[rec.key] = rec
+    return out
+
+
+@dataclass
+class Ledger:
+    """Where a sweep's trials end (see the module docstring): the data they were trained on, the run
+    directory (None: nothing is written), the sweep's study, the progress display, and this process's
+    finished trials (kept across growths of the grid, so nothing finished is trained twice)."""
+
+    data: Data
+    run: RunDir | None
+    study: optuna.Study | None
+    progress: Progress = field(default_factory=lambda: Progress(False))
+    memory: dict[Key, Finished] = field(default_factory=dict)
+    resumed: bool = False  # the run directory is an earlier run's, gone on with (--resume)
+    _references: dict[tuple[int | None, int], tuple[Data, Reference | None]] = field(default_factory=dict, repr=False)
+
+    def held_out(self, config: SweepConfig) -> tuple[Data, Reference | None]:
+        """The data the trials are evaluated on (``eval_data``) and its ``Reference`` models, made once."""
+        key = (config.eval_samples, config.train.seed)
+        if key not in self._references:
+            held = eval_data(self.data, config)
+            try:
+                ref = reference(held.train, held.test, held.likelihood)
+            except (ValueError, np.linalg.LinAlgError):  # no reference, never a lost sweep
+                ref = None
+            self._references[key] = (held, ref)
+        return self._references[key]
+
+    def finish(
+        self,
+        rec: TrialRecord,
+        model: VAE | None = None,
+        history: list[dict[str, Any]] | None = None,
+        per_sample: np.ndarray | None = None,
+        *,
+        tell: Callable[[TrialRecord], None] | None = None,
+        counted: bool = False,
+    ) -> Finished:
+        """Finish one trial: save its folder (weights, history and per-sample NLL of a complete trial,
+        then ``metrics.json``), tell the study (``tell``, else it is added as a finished trial), print its
+        line and advance the overall bar (unless it ``counted`` it already), keep it in memory."""
+        complete = rec.complete and model is not None
+        if self.run is not None:
+            self.run.save_trial(
+                rec,
+                model if complete else None,
+                history or [],
+                extra=saved_extra(self.data),
+                per_sample=torch.from_numpy(per_sample) if complete and per_sample is not None else None,
+            )
+        (tell or self._add)(rec)
+        self.progress.finished(rec, advance=not counted)
+        done = Finished(
+            rec,
+            per_sample if complete else None,
+            model.eval() if complete and model is not None and self.run is None else None,
+        )
+        self.memory[rec.key] = done
+        return done
+
+    def _add(self, rec: TrialRecord) -> None:
+        """The trial, finished outside an Optuna trial, added to the study (after its folder is saved)."""
+        if self.study is not None:
+            value = rec.nll if rec.complete else None
+            path = self.run.path if self.run is not None else None
+            studies.add_finished(self.study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, path)
+
+    def done(self, grid: list[Key] | None = None) -> dict[Key, Finished]:
+        """Every finished point (of ``grid`` when given): this process's memory first, then the records on
+        file (``finished_records``) with their per-sample NLL where the run directory keeps it."""
+        out: dict[Key, Finished] = {}
+        for key, rec in finished_records(self.study, self.run).items():
+            if key in self.memory:
+                continue
+            per = self.run.read_per_sample(*key) if self.run is not None and rec.complete else None
+            out[key] = Finished(rec, per)
+        out.update(self.memory)
+        if grid is not None:
+            wanted = set(grid)
+            out = {k: v for k, v in out.items() if k in wanted}
+        return out
+
+    def model(self, dim: int, seed: int) -> VAE:
+        """The trained model of a complete trial: from memory, else from the run directory."""
+        kept = self.memory.get((dim, seed))
+        if kept is not None and kept.model is not None:
+            return kept.model
+        if self.run is None:
+            raise KeyError(f"no model of size {dim}, seed {seed} in memory")
+        return self.run.load_trial_model(dim, seed)
+
+    def outcome(self, config: SweepConfig, notes: list[Note] | None = None) -> Outcome:
+        """The outcome as it stands: every finished point of the run directory (a resumed run counts the
+        sizes its earlier runs trained too), or of the grid when there is none."""
+        return Outcome(self.done(config.grid() if self.run is None else None), list(notes or []))
+
+
+__all__ = [
+    "train",
+    "evaluate_trial",
+    "failed",
+    "saved_extra",
+    "Finished",
+    "Outcome",
+    "Executor",
+    "Ledger",
+    "finished_records",
+    "grid_key",
+    "Key",
+]

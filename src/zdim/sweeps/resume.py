@@ -1,0 +1,191 @@
+"""``run.json``: what a run records of what was asked, and whether a resumed run asks the same.
+
+``make_run_info`` writes what was asked (data summary and fingerprint, the configuration, the mode, the
+command, how to reload the data); ``check_resume`` compares a new request with the ``run.json`` of the
+run directory it would go on in, and refuses (``RunDirError``, one line naming what differs and both
+values) other data, another training recipe, another architecture, another model, other evaluation
+settings (``--k``, ``--eval-samples``), another grid of a nested run, and sizes or seeds the run never
+had: a resume finishes the run it names. Sizes the run added itself (growth and refinement, recorded in
+``run.json``) are its own, so the same command resumes; ``--extend-grid`` allows adding sizes and
+seeds. The recorded command stays the one that made the run; each resume is appended to ``resumes``.
+``zdim.sweeps.runs.RunDir`` owns the files; this module owns the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..data.dataset import Data
+from ..errors import ConfigError, RunDirError
+from ..options import flag_for
+from ..training.trainer import TrainConfig
+from .plan import Mode, SweepPlan
+from .runs import RunDir
+
+
+def check_extend_grid(extend_grid: bool, resume: bool) -> None:
+    """``ConfigError`` for ``--extend-grid`` without ``--resume`` (it extends the run being resumed)."""
+    if extend_grid and not resume:
+        raise ConfigError("--extend-grid adds sizes to a run being resumed: pass --resume too, or drop --extend-grid")
+
+
+def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict[str, Any] | None) -> dict[str, Any]:
+    """The content of ``run.json``: what was asked, and how to reload the data (for ``zdim tune``)."""
+    info: dict[str, Any] = {
+        "zdim_version": __version__,
+        "torch_version": torch.__version__,
+        "command": command,
+        "data": data.summary(),
+        "sweep": plan.config.to_dict()
+        | {"mode": plan.mode.value}
+        | ({"folds": plan.folds} if (plan.folds or 1) > 1 else {}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if plan.intrinsic is not None:
+        info["intrinsic_dim"] = plan.intrinsic.to_dict()
+    if plan.extend_grid:  # read by check_resume, not kept (resumed_info drops it)
+        info[EXTEND_GRID] = True
+    if loader:
+        info["loader"] = dict(loader)
+    return info
+
+
+def recorded_mode(sweep: dict[str, Any]) -> Mode | None:
+    """The mode ``run.json``'s ``sweep`` says the run was made in (older runs: ``nested`` or None)."""
+    if sweep.get("mode") in {m.value for m in Mode}:
+        return Mode(sweep["mode"])
+    return Mode.NESTED if sweep.get("nested") else None
+
+
+def _recipe(train: Any) -> dict[str, Any]:
+    """The training recipe with this version's defaults for keys an older run did not record; the
+    device does not change what is trained (a run may resume on another)."""
+    if not isinstance(train, dict):
+        return {}
+    known = TrainConfig.__dataclass_fields__
+    full = {k: f.default for k, f in known.items()} | {k: v for k, v in train.items() if k in known}
+    return {k: v for k, v in full.items() if k != "device"}
+
+
+EXTEND_GRID = "extend_grid"
+
+
+def _flag(key: str) -> str:
+    """The flag of a setting (``warmup_epochs``: ``--warmup``), from the option table; a training setting
+    no flag sets is named as ``TrainConfig``'s field."""
+    return flag_for(key) or f"TrainConfig({key}=...)"
+
+
+def _dims_text(dims: list[int]) -> str:
+    return ",".join(map(str, dims))
+
+
+def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], extend: bool) -> None:
+    """Refuse sizes or seeds the run never had (unless ``extend``), and other evaluation settings."""
+    for key in ("k", "eval_samples"):
+        before, now = old_sweep.get(key), new_sweep.get(key)
+        if before != now and (key != "k" or before is not None):  # a run.json without k: not compared
+            raise RunDirError(
+                f"{out} was evaluated with {_flag(key)} {_unset(before)}, not {_unset(now)}: resume with the "
+                f"same {_flag(key)}, or use --overwrite"
+            )
+    old_dims = sorted(int(d) for d in old_sweep.get("dims", []))
+    added = sorted(set(new_sweep["dims"]) - set(old_dims))
+    if added and not extend:
+        raise RunDirError(
+            f"{out} is a run over sizes {_dims_text(old_dims)}, not {_dims_text(added)}: resume with "
+            f"--dims {_dims_text(old_dims)} (or a part of it), pass --extend-grid to add "
+            f"{'that size' if len(added) == 1 else 'those sizes'}, or use --overwrite"
+        )
+    old_seeds, new_seeds = old_sweep.get("seeds"), new_sweep.get("seeds")
+    if old_seeds is not None and old_seeds != new_seeds and not (extend and new_seeds > old_seeds):
+        more = "" if new_seeds < old_seeds else " (or --extend-grid to add seeds)"
+        raise RunDirError(
+            f"{out} was made with --seeds {old_seeds}, not {new_seeds}: resume with --seeds {old_seeds}{more}, "
+            "or use --overwrite"
+        )
+
+
+def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
+    """The old ``run.json`` when the run in ``run`` can be resumed with ``info``; ``RunDirError``
+    otherwise, naming what differs."""
+    out = run.path
+    try:
+        old = run.read_info()
+    except RunDirError as e:
+        raise RunDirError(f"{out} has no readable run.json ({e}): it is not a zdim run; choose another --out") from e
+    if old.get("data", {}).get("fingerprint") != info["data"].get("fingerprint"):
+        raise RunDirError(
+            f"{out} was made from other data (its fingerprint differs): resume with the same data, or use --overwrite"
+        )
+    old_sweep, new_sweep = old.get("sweep", {}), info["sweep"]
+    old_model, new_model = old_sweep.get("model"), new_sweep.get("model")
+    if old_model != new_model:
+        raise RunDirError(
+            f"{out} was made with model {old_model or 'zdim VAE'}, not {new_model or 'zdim VAE'}: resume with "
+            "the same --model, or use --overwrite"
+        )
+    before, now = _recipe(old_sweep.get("train")), _recipe(new_sweep["train"])
+    changed = [k for k in now if before.get(k) != now[k]]
+    for key, flag in (("hidden", "--hidden"), ("arch", "--arch")):
+        if old_sweep.get(key, new_sweep.get(key)) != new_sweep.get(key):
+            raise RunDirError(
+                f"{out} was made with {flag} {_shown(old_sweep.get(key))}, not {_shown(new_sweep.get(key))}: resume "
+                f"with the same {flag}, or use --overwrite"
+            )
+    if changed:
+        key = changed[0]
+        raise RunDirError(
+            f"{out} was made with other training settings: {key} was {before.get(key)!r}, now {now[key]!r}: "
+            f"resume with the same {_flag(key)}, or use --overwrite"
+        )
+    old_nested = recorded_mode(old_sweep) is Mode.NESTED
+    new_nested = recorded_mode(new_sweep) is Mode.NESTED
+    if old_nested != new_nested:
+        raise RunDirError(
+            f"{out} was made {'with' if old_nested else 'without'} --nested: resume "
+            f"{'with' if old_nested else 'without'} it, or use --overwrite"
+        )
+    if new_nested and sorted(old_sweep.get("dims", [])) != sorted(new_sweep["dims"]):
+        dims = sorted(old_sweep.get("dims", []))
+        raise RunDirError(
+            f"{out} is a nested run over sizes {dims}, trained for exactly those: resume with "
+            f"--dims {','.join(map(str, dims))}, or use --overwrite"
+        )
+    old_folds, new_folds = old_sweep.get("folds", 1), new_sweep.get("folds", 1)
+    if old_folds != new_folds:  # another cut of the rows: its trials were trained on other splits
+        raise RunDirError(
+            f"{out} was made with --folds {old_folds}, not {new_folds}: resume with --folds {old_folds}, or use "
+            "--overwrite"
+        )
+    _check_grid(out, old_sweep, new_sweep, bool(info.get(EXTEND_GRID)))
+    return old
+
+
+def _unset(value: Any) -> str:
+    return "unset (the whole test split)" if value is None else str(value)
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The ``run.json`` of a resumed run: the new request over every size either run asked for (and the
+    most seeds), with the command and creation time of the run it goes on, and this resume appended to
+    ``resumes``."""
+    dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
+    seeds = max(int(old["sweep"].get("seeds") or 0), int(info["sweep"]["seeds"]))
+    resumes = [*old.get("resumes", []), {"command": info.get("command"), "created": info.get("created")}]
+    new = {k: v for k, v in info.items() if k != EXTEND_GRID}
+    for key in ("command", "created"):
+        if key in old:
+            new[key] = old[key]
+    return dict(new, sweep=dict(info["sweep"], dims=dims, seeds=seeds), resumes=resumes)
+
+
+__all__ = ["make_run_info", "check_resume", "check_extend_grid", "resumed_info", "recorded_mode"]

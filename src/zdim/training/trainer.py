@@ -1,0 +1,456 @@
+"""Training: ``TrainConfig`` and ``fit``.
+
+The loop runs over tensors held in memory: one random permutation per epoch, batches gathered by
+index, no per-sample Python and no host sync per step (the epoch loss is summed on the device and read
+once). Validation -ELBO is computed every epoch; early stopping restores the best weights.
+
+What follows the steps of an epoch (divergence, the history, the best weights, early stopping) is
+``zdim.training.epoch.Epochs``, the same for every stacked member (``zdim.training.stacked``); when a
+training stops or has converged is ``zdim.training.stopping``; the noise-scale levers' arithmetic is
+``zdim.training.levers``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, TrainingDiverged
+from ..evaluation.metrics import neg_elbo
+from ..likelihoods import REGISTRY
+from ..likelihoods import find as find_likelihood
+from ..models.vae import VAE
+from .epoch import Epochs, divergence
+from .epoch import FitResult as FitResult  # what fit returns, kept by zdim.training.epoch
+from .levers import SIGMA_FLOOR, SIGMA_MAX, initial_log_sigma, noise_parameter, residual_log_sigma
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+AUTO = "auto"
+# The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
+# which its family owns (``Likelihood.wakeup``). Gaussian (issue 22, benchmarks/validate/wakeup.py): a model
+# still asleep after 4 epochs gets the noise scale 0.3, held for 5 epochs, then set from its residual and
+# learned; one awake by then is not touched.
+LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
+WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {n: dict(f.wakeup) for n, f in REGISTRY.items() if f.wakeup}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one VAE is trained.
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum number of passes over the training split.
+    batch_size : int
+        Samples per optimizer step.
+    lr : float
+        Adam learning rate.
+    beta : float
+        Weight of the KL term after warm-up (1.0 is the true ELBO).
+    warmup_epochs : float
+        Length of a linear KL warm-up from 0 to ``beta``, in epochs (0: none).
+    free_bits : float
+        Minimum KL per latent unit, in nats, below which the KL is not penalized (Kingma et al.
+        2016); computed on batch means. 0 disables it.
+    patience : int
+        Stop after this many epochs without improvement of validation -ELBO (0: never stop early).
+    seed : int
+        Seed of initialization, shuffling and sampling.
+    device : str
+        ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. Asking for CUDA
+        where there is none is a ``ConfigError`` here, not a failure of every trial later.
+    weight_decay : float
+        Adam weight decay.
+    binarize : bool
+        Draw a fresh binary sample of every training batch (pixel ~ Bernoulli(grey level)): dynamic
+        binarization, for data in [0, 1] loaded with ``load_data(binarize=True)``.
+    sigma_init : float, "pca" or "auto"
+        Gaussian decoder only: the noise scale (std per standardized feature) the ``Trainer`` sets,
+        before the first step or after epoch ``sigma_after``. A number: that value for every feature
+        (1.0, the std of a standardized feature, is what the model is built with: off); ``"pca"``: per
+        feature, the root mean squared residual of the training split reconstructed by its first
+        ``latent_dim`` principal components (at least ``PCA_FLOOR``); ``"auto"`` (default):
+        ``WAKEUP_DEFAULTS`` for the model's likelihood (see ``resolve``).
+    sigma_warmup_epochs : float or "auto"
+        Gaussian decoder only: for this many epochs the noise scale is held at ``sigma_init`` (not
+        trained), then learned; at the release it is set once to the root mean squared residual of the
+        training split reconstructed by the model (the noise scale that maximizes the reconstruction
+        term), so that learning goes on from there (0: none; ``"auto"``, the default: as ``sigma_init``).
+    sigma_after : int or "auto"
+        When ``sigma_init`` and the hold apply: 0, before the first step, to every model; N >= 1, after
+        epoch N and only to a model still asleep then (no epoch with a training KL of ``EMPTY_KL``: it
+        decodes the feature means), held from there, so that a model that woke by itself trains as it
+        would without the levers; ``"auto"`` (default): as ``sigma_init``.
+    free_bits_epochs : float
+        Apply ``free_bits`` only during the first this many epochs (0: throughout).
+    lr_warmup_epochs : float
+        Length of a linear learning-rate warm-up from 0 to ``lr``, in epochs (0: none).
+
+    The early-stopping patience and settle mode's convergence wait for the warm-ups: neither counts an
+    epoch before the longest of ``warmup_epochs``, ``sigma_warmup_epochs``, ``free_bits_epochs`` (with
+    free bits) and ``lr_warmup_epochs`` has ended (``Trainer.warming``), and the best weights are those
+    of the best epoch from that one on (the objective is not the ELBO before it).
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    free_bits: float = 0.0
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    weight_decay: float = 0.0
+    binarize: bool = False
+    sigma_init: float | str = AUTO
+    sigma_warmup_epochs: float | str = AUTO
+    sigma_after: int | str = AUTO
+    free_bits_epochs: float = 0.0
+    lr_warmup_epochs: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1", "--epochs"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1", "--batch-size"),
+            ("lr", 0 < self.lr < 10, "a float in (0, 10)", "--lr"),
+            ("beta", self.beta >= 0 and math.isfinite(self.beta), "a finite float >= 0", "--beta"),
+            ("warmup_epochs", self.warmup_epochs >= 0, "a float >= 0", "--warmup"),
+            ("free_bits", self.free_bits >= 0, "a float >= 0", "--free-bits"),
+            ("patience", self.patience >= 0, "an integer >= 0", "--patience"),
+            ("weight_decay", self.weight_decay >= 0, "a float >= 0", "--weight-decay"),
+            (
+                "sigma_warmup_epochs",
+                _epochs_ok(self.sigma_warmup_epochs, auto=True),
+                "'auto' or a float >= 0",
+                "--sigma-warmup",
+            ),
+            (
+                "free_bits_epochs",
+                _epochs_ok(self.free_bits_epochs),
+                "a float >= 0",
+                "TrainConfig(free_bits_epochs=...)",
+            ),
+            (
+                "lr_warmup_epochs",
+                _epochs_ok(self.lr_warmup_epochs),
+                "a float >= 0",
+                "TrainConfig(lr_warmup_epochs=...)",
+            ),
+        ]
+        for name, ok, expected, flag in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}: fix {flag}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}: fix --device")
+        resolve_device(self.device)  # CUDA asked for where there is none: fail now, not in every trial
+        if not _sigma_init_ok(self.sigma_init):
+            raise ConfigError(
+                f"sigma_init must be 'auto', 'pca' or a number in [{SIGMA_FLOOR:g}, {SIGMA_MAX:g}], got "
+                f"{self.sigma_init!r}: fix --sigma-init"
+            )
+        after = self.sigma_after
+        if not (after == AUTO or (isinstance(after, int) and not isinstance(after, bool) and after >= 0)):
+            raise ConfigError(f"sigma_after must be 'auto' or an integer >= 0, got {after!r}: fix --sigma-after")
+        for name in ("sigma_init", "sigma_warmup_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                object.__setattr__(self, name, float(value))
+
+    def resolve(self, likelihood: str | None) -> TrainConfig:
+        """This recipe with every lever left at ``"auto"`` set for ``likelihood``: ``WAKEUP_DEFAULTS``
+        for it (Gaussian data), else the lever off. An explicit value is kept."""
+        auto = {name: getattr(self, name) == AUTO for name in LEVERS_OFF}
+        if not any(auto.values()):
+            return self
+        family = find_likelihood(likelihood)
+        values = family.wakeup if family is not None else {}
+        chosen: dict[str, Any] = {n: values.get(n, LEVERS_OFF[n]) for n, a in auto.items() if a}
+        return replace(self, **chosen)
+
+    def levers(self, likelihood: str | None) -> list[str]:
+        """The wake-up levers beyond the KL warm-up that act on a model of ``likelihood`` trained with
+        this recipe (resolved for it): the names of the fields. The noise-scale levers act only on a
+        Gaussian decoder. ``zdim.training.stacked`` trains none of them and leaves such a member to ``Trainer``."""
+        c = self.resolve(likelihood)
+        acting = []
+        family = find_likelihood(likelihood)
+        noisy = family is not None and family.noise is not None
+        if noisy and (c.sigma_init != 1.0 or _number(c.sigma_warmup_epochs) > 0):
+            acting += ["sigma_init", "sigma_warmup_epochs"]
+        if c.free_bits > 0 and c.free_bits_epochs > 0:
+            acting.append("free_bits_epochs")
+        if c.lr_warmup_epochs > 0:
+            acting.append("lr_warmup_epochs")
+        return acting
+
+    @property
+    def warm_epochs(self) -> int:
+        """Epochs until the last warm-up from the start has ended (0: none): the stopping rules wait for
+        it (the hold of a model still asleep after epoch ``sigma_after`` ends ``sigma_warmup_epochs``
+        later: ``Trainer.warming``). Of a resolved recipe (``resolve``): ``ValueError`` while a lever
+        is ``"auto"``."""
+        hold = _number(self.sigma_warmup_epochs)
+        spans = [self.warmup_epochs, hold if self.sigma_after == 0 else 0.0, self.lr_warmup_epochs]
+        if self.free_bits > 0:
+            spans.append(self.free_bits_epochs)
+        return math.ceil(max(spans))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _epochs_ok(v: object, auto: bool = False) -> bool:
+    if isinstance(v, str):
+        return auto and v == AUTO
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _number(v: float | str) -> float:
+    """A lever's value; ``ValueError`` for one still ``"auto"`` (``TrainConfig.resolve`` sets it)."""
+    if isinstance(v, str):
+        raise ValueError(f"lever value {v!r} is not resolved: call TrainConfig.resolve(likelihood) first")
+    return float(v)
+
+
+def _sigma_init_ok(v: object) -> bool:
+    if isinstance(v, str):
+        return v in ("pca", AUTO)
+    return (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and SIGMA_FLOOR <= v <= SIGMA_MAX
+    )
+
+
+def beta_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """KL weight at optimizer step ``step`` under the linear warm-up."""
+    if config.warmup_epochs <= 0:
+        return config.beta
+    ramp = config.warmup_epochs * steps_per_epoch
+    return config.beta * min(1.0, (step + 1) / ramp)
+
+
+def lr_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate at optimizer step ``step`` under the linear learning-rate warm-up."""
+    if config.lr_warmup_epochs <= 0:
+        return config.lr
+    return config.lr * min(1.0, (step + 1) / (config.lr_warmup_epochs * steps_per_epoch))
+
+
+def free_bits_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Free bits per unit at optimizer step ``step`` (0 once ``free_bits_epochs`` have passed)."""
+    if config.free_bits_epochs > 0 and step >= config.free_bits_epochs * steps_per_epoch:
+        return 0.0
+    return config.free_bits
+
+
+def kl_term(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """KL penalty from per-sample, per-unit KL (B, K): batch mean per unit, floored at free bits."""
+    per_unit = kl_units.mean(0)  # (K,)
+    if free_bits > 0:
+        per_unit = per_unit.clamp(min=free_bits)
+    return per_unit.sum()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; ``ConfigError`` for CUDA where there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here: use --device cpu or auto")
+    if name.startswith("cuda:") and int(name.split(":", 1)[1] or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {name!r} was asked for but there are {torch.cuda.device_count()} CUDA device(s): fix --device"
+        )
+    return torch.device(name)
+
+
+class Trainer(Epochs):
+    """One VAE's training, an epoch at a time: ``run_epoch()`` until ``done``, then ``finish()``.
+
+    ``fit`` is ``Trainer`` run to the end. Several trainers may be interleaved (settle mode): each keeps
+    its optimizer, its shuffling generator and its own stream of the global torch RNG (the
+    reparameterization noise), swapped in around each epoch, so a model trained interleaved is the
+    model trained alone, bit for bit.
+    """
+
+    def __init__(
+        self,
+        model: VAE,
+        train: torch.Tensor,
+        val: torch.Tensor,
+        config: TrainConfig | None = None,
+        *,
+        callback: EpochCallback | None = None,
+    ) -> None:
+        # the levers left at "auto" set for the model's likelihood (WAKEUP_DEFAULTS)
+        likelihood = getattr(getattr(model, "config", None), "likelihood", None)
+        self.config = config = (config or TrainConfig()).resolve(likelihood)
+        self.device = resolve_device(config.device)
+        self.model, self.val, self.callback = model, val, callback
+        torch.manual_seed(config.seed)
+        self._rng = torch.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        self.gen = torch.Generator().manual_seed(config.seed)
+        model.to(self.device)
+        self.train = train.to(self.device)
+        self._noise = noise_parameter(model)  # the Gaussian noise scale, where the levers act on it
+        if self._noise is None and config.sigma_warmup_epochs:  # no noise scale: nothing to hold or wait for
+            self.config = config = replace(config, sigma_warmup_epochs=0.0)
+        if self._noise is not None and config.sigma_init != 1.0 and config.sigma_after == 0:
+            with torch.no_grad():  # before the first step; saved with the weights (resume-exact)
+                self._noise.copy_(initial_log_sigma(model, self.train, config.sigma_init))
+        self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.n = self.train.shape[0]
+        self.bs = min(config.batch_size, self.n)
+        self.steps_per_epoch = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
+        self._start(config.warm_epochs)
+        hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
+        if self._noise is not None and hold > 0:  # held from the start (a sleeper's hold moves it later)
+            self._release = math.ceil(hold * self.steps_per_epoch)
+        self.best_state = copy.deepcopy(model.state_dict())
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, validate, keep the best weights; return the epoch's record. Sets ``done`` at
+        the epoch cap or when early stopping triggers. Raises ``TrainingDiverged`` on a NaN/inf loss."""
+        config, model, device = self.config, self.model, self.device
+        t0 = time.perf_counter()
+        torch.set_rng_state(self._rng)  # this training's own noise stream
+        if self._cuda_rng is not None:
+            torch.cuda.set_rng_state(self._cuda_rng, self.device)
+        self.epoch += 1
+        epoch = self.epoch
+        model.train()
+        te = time.perf_counter()
+        perm = torch.randperm(self.n, generator=self.gen).to(device)
+        total = torch.zeros((), device=device)
+        kl_total = torch.zeros((), device=device)
+        beta = config.beta
+        bs = self.bs
+        for i in range(self.steps_per_epoch):
+            x = self.train[perm[i * bs : (i + 1) * bs]]
+            if config.binarize:
+                x = torch.bernoulli(x)  # dynamic binarization: a new binary sample each time
+            beta = beta_at(config, self.step, self.steps_per_epoch)
+            if config.lr_warmup_epochs > 0:
+                for group in self.opt.param_groups:
+                    group["lr"] = lr_at(config, self.step, self.steps_per_epoch)
+            if self.step == self._release and self._noise is not None:  # the hold ends: from the residual
+                with torch.no_grad():
+                    self._noise.copy_(residual_log_sigma(model, self.train, config.seed))
+            rec, kl_units = model.elbo_terms(x)
+            loss = rec.mean() + beta * kl_term(kl_units, free_bits_at(config, self.step, self.steps_per_epoch))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+            if self._noise is not None and self.step < self._release:
+                self._noise.grad = None  # held: Adam skips a parameter without a gradient
+            self.opt.step()
+            total += loss.detach()
+            kl_total += kl_units.detach().sum(1).mean()
+            self.step += 1
+        train_loss = float(total) / self.steps_per_epoch
+        train_kl = float(kl_total) / self.steps_per_epoch
+        diverged = divergence(epoch, config.lr, train_loss)
+        if diverged:  # not validated: the epoch's tail would say the same
+            raise TrainingDiverged(diverged)
+        val_loss = neg_elbo(model, self.val, seed=config.seed)
+        seconds = time.perf_counter() - te
+        self._rng = torch.get_rng_state()
+        if self._cuda_rng is not None:
+            self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        record = self._end_epoch(train_loss, val_loss, train_kl, beta, seconds)
+        self._seconds += time.perf_counter() - t0
+        if self.callback is not None:
+            self.callback(epoch, record)
+        return record
+
+    def _keep_best(self) -> None:
+        self.best_state = copy.deepcopy(self.model.state_dict())
+
+    def _wake_up(self) -> None:
+        """A model still asleep after epoch ``sigma_after``: its noise scale is set to ``sigma_init`` and
+        held for ``sigma_warmup_epochs`` from here (then set from the residual)."""
+        config, noise = self.config, self._noise
+        if noise is None or (config.sigma_init == 1.0 and not config.sigma_warmup_epochs):
+            return
+        with torch.no_grad():
+            noise.copy_(initial_log_sigma(self.model, self.train, config.sigma_init))
+        hold = _number(config.sigma_warmup_epochs)
+        if hold > 0:
+            self._release = self.step + math.ceil(hold * self.steps_per_epoch)
+            self._warm_end = max(self._warm_end, self.epoch + math.ceil(hold))
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to go on later exactly where this training is: ``(tensors, meta)`` (weights,
+        best weights, optimizer moments, noise and shuffling streams; counters and the history)."""
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        tensors |= {f"best.{k}": v.detach().cpu().clone() for k, v in self.best_state.items()}
+        for i, st in self.opt.state_dict()["state"].items():
+            tensors |= {f"opt.{i}.{k}": v.detach().cpu().clone() for k, v in st.items() if torch.is_tensor(v)}
+        tensors["rng"], tensors["gen"] = self._rng.clone(), self.gen.get_state()
+        if self._cuda_rng is not None:
+            tensors["cuda_rng"] = self._cuda_rng.cpu().clone()
+        meta = self._progress_meta()
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Go on from a ``state()`` of the same configuration."""
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        self.best_state = {k: v.to(self.device) for k, v in part("best.").items()}
+        sd = self.opt.state_dict()
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in part("opt.").items():
+            i, name = k.split(".", 1)
+            moments.setdefault(int(i), {})[name] = v.to(self.device) if name != "step" else v
+        sd["state"] = moments
+        self.opt.load_state_dict(sd)
+        self._rng = tensors["rng"].clone()
+        self.gen.set_state(tensors["gen"].clone())
+        if self._cuda_rng is not None and "cuda_rng" in tensors:
+            self._cuda_rng = tensors["cuda_rng"].clone()
+        self._load_progress(meta)
+
+    def finish(self) -> FitResult:
+        """Restore the best validation weights, put the model in evaluation mode, return the record."""
+        self.done = True
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        self.result.seconds = self._seconds
+        return self.result
+
+
+def fit(
+    model: VAE,
+    train: torch.Tensor,
+    val: torch.Tensor,
+    config: TrainConfig | None = None,
+    *,
+    callback: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train`` (N, D), early-stopping on validation -ELBO of ``val`` (M, D).
+
+    ``callback(epoch, record)`` is called after every epoch with the epoch's record (``train_loss``,
+    ``val_neg_elbo``, ``beta``, ``seconds``); it may raise to stop training (e.g. Optuna pruning).
+    Raises ``TrainingDiverged`` when the loss becomes NaN or infinite. On return the model holds the
+    weights of its best validation epoch.
+    """
+    trainer = Trainer(model, train, val, config, callback=callback)
+    while not trainer.done:
+        trainer.run_epoch()
+    return trainer.finish()
