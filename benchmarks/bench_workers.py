@@ -5,8 +5,6 @@ run directory):
 
 - ``1 process, 2 threads``: ``--workers 1`` with every core to torch's threads;
 - ``2 workers, 1 thread``: ``--workers 2``, the members spread over two processes of one thread each;
-- ``2 workers, lending``: the same with ``zdim.sweeps.engines.LEND_THREADS`` on (a worker whose members train
-  while the other has none takes its thread);
 - and, for the thread scaling of one process, ``1 process, 1 thread``.
 
 The configurations alternate, ``--rounds`` times each; the median wall time of each is printed with
@@ -22,7 +20,6 @@ example: sizes 2, 5, 10, 20, 50, one seed).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -39,23 +36,16 @@ SETS = {
     "digits": ["digits"],
     "mnist": [str(MNIST), "--max-samples", "5000", "--dims", "2,5,10,20,50", "--seeds", "1"],
 }
-CONFIGS = {  # label: (workers, torch threads of each process, threads lent)
-    "1 process, 2 threads": (1, 2, False),
-    "2 workers, 1 thread": (2, 1, False),
-    "2 workers, lending": (2, 1, True),
-    "1 process, 1 thread": (1, 1, False),
+CONFIGS = {  # label: (workers, torch threads of each process)
+    "1 process, 2 threads": (1, 2),
+    "2 workers, 1 thread": (2, 1),
+    "1 process, 1 thread": (1, 1),
 }
-LENDING = (
-    "import sys, zdim.sweeps.engines, zdim.cli; zdim.sweeps.engines.LEND_THREADS = True; sys.exit(zdim.cli.main())"
-)
 
 
-def run(
-    source: list[str], workers: int, threads: int, out: Path, quick: bool, lend: bool = False
-) -> tuple[float, int | None]:
+def run(source: list[str], workers: int, threads: int, out: Path, quick: bool) -> tuple[float, int | None]:
     """One sweep in a fresh process: (wall seconds, the recommended size)."""
-    zdim = ["-c", LENDING] if lend else ["-m", "zdim"]  # the coordinator decides what is lent
-    cmd = [sys.executable, *zdim, "sweep", *source, "--quiet", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "zdim", "sweep", *source, "--quiet", "--workers", str(workers)]
     cmd += ["--out", str(out), "--overwrite"] + (["--epochs", "3"] if quick else [])
     # a process of one worker keeps all its threads; each worker process sets its own share itself
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -67,15 +57,6 @@ def run(
     except (OSError, ValueError, KeyError):
         dim = None
     return seconds, dim
-
-
-def table(out: Path) -> dict[str, float]:
-    """The held-out NLL of each trial of a run's results.csv (empty when there is none)."""
-    try:
-        with open(out / "results.csv") as f:
-            return {r["trial"]: float(r["nll"]) for r in csv.DictReader(f) if r.get("nll")}
-    except OSError:
-        return {}
 
 
 def main() -> None:
@@ -101,13 +82,10 @@ def main() -> None:
     for name in sets:
         times: dict[str, list[float]] = {c: [] for c in labels}
         answers: dict[str, set[int | None]] = {c: set() for c in labels}
-        tables: dict[str, dict[str, float]] = {}
         for r in range(a.rounds):
             for label in labels:
-                workers, threads, lend = CONFIGS[label]
-                where = tmp / f"{name}-{r}-{workers}-{threads}-{lend}"
-                seconds, dim = run(SETS[name], workers, threads, where, a.quick, lend)
-                tables[label] = table(where)
+                workers, threads = CONFIGS[label]
+                seconds, dim = run(SETS[name], workers, threads, tmp / f"{name}-{r}-{workers}-{threads}", a.quick)
                 times[label].append(seconds)
                 answers[label].add(dim)
                 print(f"  {name} round {r + 1}: {label}: {seconds:.1f} s, answer {dim}", flush=True)
@@ -121,18 +99,6 @@ def main() -> None:
             print(
                 f"  2 workers against 1 process of 2 threads: {ratio:.2f}x ({'same' if same else 'DIFFERENT'} answer)"
             )
-        if "2 workers, lending" in med and "2 workers, 1 thread" in med:
-            gain = med["2 workers, 1 thread"] / med["2 workers, lending"]
-            same = answers["2 workers, lending"] == answers["2 workers, 1 thread"]
-            print(f"  lending threads against not: {gain:.2f}x ({'same' if same else 'DIFFERENT'} answer)")
-            lent, kept = tables["2 workers, lending"], tables["2 workers, 1 thread"]
-            common = sorted(set(lent) & set(kept))
-            worst = max((abs(lent[t] - kept[t]) / max(abs(kept[t]), 1e-12) for t in common), default=float("nan"))
-            trials = "the same trials" if set(lent) == set(kept) else f"OTHER trials ({sorted(set(lent) ^ set(kept))})"
-            print(f"  results.csv, lending against not: {trials}; largest relative NLL difference {worst:.3g}")
-            if "1 process, 2 threads" in med:
-                ratio = med["1 process, 2 threads"] / med["2 workers, lending"]
-                print(f"  2 workers lending threads against 1 process of 2 threads: {ratio:.2f}x")
         if "1 process, 1 thread" in med and "1 process, 2 threads" in med:
             scale = med["1 process, 1 thread"] / med["1 process, 2 threads"]
             print(f"  thread scaling of one process: 2 threads are {scale:.2f}x 1 thread")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.sweeps import backends, engines
+from zdim.sweeps import engines
 from zdim.sweeps.backends import BACKENDS, InProcess, WorkerProcesses, choose
-from zdim.sweeps.engines import LocalEngine, WorkerEngine
+from zdim.sweeps.engines import LocalEngine
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.plan import Options, resolve
 from zdim.sweeps.runs import RunDir
@@ -112,70 +112,6 @@ def test_a_third_backend_is_one_row_that_per_size_mode_and_tune_use(fake, monkey
     assert fake.used == [("run_workers", 2)]  # two pickled copies, each with its own study from the journal
     assert sorted(t.key for t in res.trials) == [(1, 0), (2, 0)]
     assert all(t.complete for t in res.trials) and len(RunDir(run).records()) == 2
-    # tune has no --backend yet: its one choose() names the local row, which the fake takes here
-    monkeypatch.setitem(BACKENDS, backends.LOCAL, FakeCluster)
-    out = tune(run, 1, n_trials=2, epochs=2, workers=2, data=tiny_gaussian, prune=False)
+    out = tune(run, 1, n_trials=2, epochs=2, workers=2, backend="fake", data=tiny_gaussian, prune=False)
     assert fake.used[-1] == ("run_workers", 2)
     assert out.tuning["n_trials"] == 2 and out.tuning["dim"] == 1
-
-
-def test_lending_gives_the_busy_workers_the_threads_of_the_idle_ones(monkeypatch):
-    engine = WorkerEngine.__new__(WorkerEngine)  # the bookkeeping only: no processes
-    engine.workers, engine.threads, engine.cores, engine.lent = 2, 2, 4, [2, 2]
-    sent: list[dict[int, tuple[int]]] = []
-    monkeypatch.setattr(engine, "_call", lambda cmd, per: sent.append(per) if cmd == "threads" else None)
-    monkeypatch.setattr(engines, "LEND_THREADS", True)
-    engine._lend([0])  # worker 1 has nothing to train: worker 0 takes its threads
-    engine._lend([0])  # already lent: nothing said
-    engine._lend([1, 0])  # both busy again: each its own share
-    assert sent == [{0: (4,)}, {0: (2,)}]
-    monkeypatch.setattr(engines, "LEND_THREADS", False)
-    engine._lend([1])
-    assert sent == [{0: (4,)}, {0: (2,)}]
-
-
-def test_a_worker_with_lent_threads_trains_the_member_it_trains_alone(monkeypatch, tiny_gaussian):
-    """One member on 2 workers: worker 0 trains it with worker 1's threads too; its scores are the
-    member's in this process (to the float noise of another thread count)."""
-    import torch
-
-    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.sweeps.engines)
-    busy: list[int] = []
-    real = WorkerEngine._lend
-    monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))
-    plan = resolve(tiny_gaussian, Options(**TINY))
-    subset = tiny_gaussian.val[:50]
-    here = LocalEngine(tiny_gaussian, plan.config, subset, None, False)
-    there = WorkerEngine(tiny_gaussian, plan.config, subset, None, False, 2)
-    try:
-        for e in (here, there):
-            e.add([(2, 0)])
-        for _ in range(3):
-            a, b = here.step([(2, 0)])[(2, 0)], there.step([(2, 0)])[(2, 0)]
-            assert (b.epoch, b.active) == (a.epoch, a.active)
-            assert b.val_nll == pytest.approx(a.val_nll, rel=1e-5)
-    finally:
-        there.close()
-    assert busy == [1, 1, 1] and there.lent[0] == max(there.threads, there.cores)
-    assert torch.get_num_threads() == 1  # this process's threads are its own (tests/conftest.py)
-
-
-@pytest.mark.slow
-def test_two_workers_lending_threads_in_a_one_member_phase_give_the_one_process_answer(
-    monkeypatch, tmp_path, tiny_gaussian
-):
-    """Refinement adds one member (one seed): that phase trains on one of the 2 workers, which takes the
-    other's threads; members and answer as in one process (to the float noise of other thread counts)."""
-    monkeypatch.setattr(engines, "LEND_THREADS", True)  # off by default (zdim.sweeps.engines)
-    busy: list[int] = []
-    real = WorkerEngine._lend
-    monkeypatch.setattr(WorkerEngine, "_lend", lambda self, b: busy.append(len(b)) or real(self, b))
-    train = TrainConfig(batch_size=64, lr=3e-3, patience=0)
-    kw: dict[str, Any] = dict(dims=(1, 4), seeds=1, epochs=6, hidden=(16,), k=5, train=train, extend=False)
-    one = sweep(tiny_gaussian, refine=True, **kw)
-    two = sweep(tiny_gaussian, out=tmp_path / "two", workers=2, refine=True, **kw)
-    assert len({t.dim for t in two.trials}) > 2 and 1 in busy  # refined, and a phase lent threads
-    assert [(t.key, t.epochs_run) for t in two.trials] == [(t.key, t.epochs_run) for t in one.trials]
-    for a, b in zip(one.trials, two.trials):
-        assert b.nll == pytest.approx(a.nll, rel=1e-5)
-    assert two.recommended_dim == one.recommended_dim

@@ -7,8 +7,7 @@ does what it is told and reports every member's state after each epoch as a ``St
   ``stack``, the members of one shape as one ``zdim.training.stacked.StackedTrainer`` (batched matmuls: the GPU
   path). The training and validation splits go to the device once, for every member.
 - ``WorkerEngine``: the members partitioned over N spawned worker processes, each a ``LocalEngine`` with
-  ``cores // N`` threads (with ``LEND_THREADS``, a worker whose members train while others have none
-  left takes their threads), advanced together epoch by epoch through pipes; each worker writes its own
+  ``cores // N`` threads, advanced together epoch by epoch through pipes; each worker writes its own
   members' checkpoint files and evaluates its own members at the end. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and has them checkpoint); a worker that dies is a ``WorkerError``, and
   ``--resume`` goes on from the last checkpoint.
@@ -41,11 +40,6 @@ from . import studies
 from .config import SweepConfig, build_sweep_model
 from .ledger import Key, evaluate_trial, failed
 from .runs import RunDir
-
-# A WorkerEngine's busy workers take the threads of idle ones (WorkerEngine._lend). Off: on the 2-core
-# machine it was measured on, a lent thread made a one-member phase slower on digits and at most 1.13x
-# faster on MNIST (docs/performance.md, benchmarks/bench_lending.py); measure yours before turning it on.
-LEND_THREADS = False
 
 
 @dataclass
@@ -247,9 +241,6 @@ def _worker(
 def serve(engine: LocalEngine, cmd: str, args: tuple[Any, ...]) -> tuple[str, Any]:
     """One command of a coordinator run by a member group's ``LocalEngine`` (in a worker process or a Ray
     actor): ``("ok", result)``, a finished model as its weights, or ``("error", one line)``."""
-    if cmd == "threads":  # the coordinator lends this group the threads of idle ones, or takes them back
-        torch.set_num_threads(args[0])
-        return "ok", None
     try:
         result = getattr(engine, cmd)(*args)
         if cmd == "finish":  # a model crosses to the coordinator as its weights
@@ -270,10 +261,6 @@ class PartitionedEngine:
     config: SweepConfig
     workers: int
     owner: dict[Key, int]
-    threads: int = 1
-    cores: int = 1
-    lent: list[int]
-    lends = False  # whether busy groups may take idle groups' threads (LEND_THREADS)
 
     def _call(self, cmd: str, per_worker: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
         """Run ``cmd`` in the groups of ``per_worker`` (each with its own arguments) and gather their answers;
@@ -282,19 +269,6 @@ class PartitionedEngine:
 
     def close(self) -> None:
         raise NotImplementedError
-
-    def _lend(self, busy: list[int]) -> None:
-        """Give the workers of ``busy`` the threads of the idle ones (refinement's phases of one member,
-        members stopped on one worker): ``cores // len(busy)`` each; with ``LEND_THREADS`` off, or every
-        worker busy, their own share."""
-        if not (LEND_THREADS and self.lends):
-            return
-        want = max(self.threads, self.cores // max(1, len(busy)))
-        change = {w: (want,) for w in busy if self.lent[w] != want}
-        if change:
-            self._call("threads", change)
-            for w in change:
-                self.lent[w] = want
 
     def _split(self, keys: list[Key]) -> dict[int, list[Key]]:
         parts: dict[int, list[Key]] = {}
@@ -311,7 +285,6 @@ class PartitionedEngine:
     def step(self, keys: list[Key]) -> dict[Key, Status]:
         out: dict[Key, Status] = {}
         parts = self._split(keys)
-        self._lend(list(parts))
         for part in self._call("step", {w: (ks,) for w, ks in parts.items()}).values():
             out.update(part)
         return out
@@ -331,7 +304,6 @@ class PartitionedEngine:
     ) -> dict[Key, Done]:
         out: dict[Key, Done] = {}
         split = self._split(keys)
-        self._lend(list(split))
         parts = self._call("finish", {w: (ks, held_out, k, window, ref) for w, ks in split.items()})
         for part in parts.values():
             for key, done in part.items():
@@ -346,15 +318,11 @@ class PartitionedEngine:
 class WorkerEngine(PartitionedEngine):
     """The members over ``workers`` spawned processes (see the module docstring)."""
 
-    lends = True
-
     def __init__(
         self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool, workers: int
     ):
         self.data, self.config, self.workers = data, config, workers
         self.threads = studies.threads_per_worker(workers)
-        self.cores = studies.threads_per_worker(1)
-        self.lent = [self.threads] * workers  # each worker's threads now (see _lend)
         ctx = mp.get_context("spawn")
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
