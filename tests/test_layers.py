@@ -27,6 +27,7 @@ LAYER = {
     "mixed": 0,
     "formats": 0,
     "option_spec": 0,
+    "option_table": 0,
     "options": 0,
     "messages": 0,
     "progress": 1,

@@ -155,7 +155,8 @@ def recommend(
         raise TypeError("recommend() takes question= or its fields as keywords, not both")
     rule, rel_tol, range_tol, gen_tol, likelihood = q.rule, q.rel_tol, q.range_tol, q.gen_tol, q.likelihood
     if rule != "combined" and rule not in sig.BY_NAME:
-        raise ConfigError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)} (--rule)")
+        names = ", ".join(("combined", *sig.BY_NAME))  # RULES, and any signal added since import
+        raise ConfigError(f"unknown rule {rule!r}: choose one of {names} (--rule)")
     for name, v in (("tolerance", rel_tol), ("range tolerance", range_tol), ("generation tolerance", gen_tol)):
         if not (v >= 0 and math.isfinite(v)):
             raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}: fix --tolerance")

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from . import studies
 from .config import SweepConfig
 from .engines import Engine, LocalEngine, WorkerEngine
-from .plan import check_address, import_ray
+from .plan import check_address
 from .runs import RunDir
 
 LOCAL = "local"
@@ -122,9 +122,17 @@ BACKENDS: dict[str, Callable[[int, str | None], Backend]] = {
     LOCAL: _local,
     "ray": _ray,
 }
+
+
 # A backend whose library is an optional extra: what imports it (ConfigError in one line naming the extra),
 # asked by ``check`` before anything is written.
-NEEDS: dict[str, Callable[[], object]] = {"ray": import_ray}
+def _import_ray() -> object:
+    from .ray_backend import import_ray  # the module imports Ray itself only when asked
+
+    return import_ray()
+
+
+NEEDS: dict[str, Callable[[], object]] = {"ray": _import_ray}
 
 
 def _join_ray(address: str | None) -> None:

@@ -12,10 +12,8 @@ receives a ``SweepPlan`` trusts it and never re-derives the mode.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any
 
 import torch
 
@@ -303,17 +301,6 @@ def check_address(backend: str, address: str | None) -> None:
         )
 
 
-RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'zdim[ray]' (or drop --backend ray)"
-
-
-def import_ray() -> Any:
-    """The ``ray`` module (an optional extra), or ``ConfigError`` in one line naming the extra."""
-    try:
-        return importlib.import_module("ray")
-    except ImportError:
-        raise ConfigError(RAY_MISSING) from None
-
-
 def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
     """Build the smallest and largest model and run them on two training samples: a model that cannot
     take this data (architecture, shapes, NaN at initialization) fails here with one line. A user's
@@ -357,7 +344,6 @@ __all__ = [
     "default_epochs",
     "check_model",
     "check_address",
-    "import_ray",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

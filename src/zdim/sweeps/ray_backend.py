@@ -45,7 +45,6 @@ from ..data.dataset import Data
 from ..errors import ConfigError, WorkerError
 from .config import SweepConfig
 from .engines import LocalEngine, PartitionedEngine, serve
-from .plan import import_ray
 from .runs import RunDir
 
 PLACE_TIMEOUT = 300.0  # seconds for the actors to start on the cluster before the sweep gives up
@@ -68,6 +67,17 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
             f"--address {address}: no Ray cluster answers there ({e.strerror or type(e).__name__}): start one with "
             "`ray start --head`, or fix --address"
         ) from None
+
+
+RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'zdim[ray]' (or drop --backend ray)"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module (an optional extra), or ``ConfigError`` in one line naming the extra."""
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
 
 
 def connect(address: str | None) -> Any:
