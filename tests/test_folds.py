@@ -79,7 +79,13 @@ def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
     args = ["sweep", str(tmp_path / "t.npy"), "--dims", "1,2,4", "--seeds", "1", "--epochs", "15", "--hidden", "16",
             "--k", "5", "--folds", "3", "--no-refine", "--no-extend", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # the log (not a terminal): plain lines naming the phase and the fold, the time left once a fold has run
+    assert (
+        "\r" not in captured.err and "phase 1, fold 1 of 3: the grid given, sizes 1, 2, 4 x 1 seed(s)" in captured.err
+    )
+    assert "phase 1, fold 3 of 3: the grid given" in captured.err and "left in this phase" in captured.err
     assert "The evidence pools 3 folds: every one of the 300 rows was held out once" in printed
     assert "only 30 samples" not in printed and "On its own test split each fold would have answered" in printed
     folds = json.loads((out / "folds.json").read_text())
