@@ -26,6 +26,10 @@ def test_the_time_left_is_estimated_once_a_phase_has_run():
     unit = 500.0 / 90 * 3
     assert t.left(500.0) == pytest.approx(unit * 5 + 2 * 5 * unit)
     assert t.left_words(500.0) == "about 4 min left (this phase and up to 2 more bisection steps)"
+    t.start_phase("capacity: training size(s) 6, 7 to convergence", 6, now=900.0)  # the last, as far as known
+    for j in range(1, 6):
+        t.start_fold(j, now=900.0 + 100 * j)
+    assert t.left(1400.0) is not None and t.left(5000.0) is None  # past its estimate: no figure
     assert [duration(s) for s in (0.2, 42, 59.4, 61, 3000, 4000)] == ["1 s", "42 s", "59 s", "1 min", "50 min",
                                                                       "1 h 7 min"]  # fmt: skip
 

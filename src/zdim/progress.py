@@ -82,13 +82,17 @@ class Timeline:
         return f"phase {self.phase}" + (f", fold {self.fold} of {self.folds}" if self.folds > 1 and self.fold else "")
 
     def left(self, now: float) -> float | None:
-        """Seconds left (see the class docstring), or None before a unit has finished."""
+        """Seconds left (see the class docstring), or None before a unit has finished and once the last
+        unit has run past its estimate."""
         if self.work <= 0 or self.members <= 0:
             return None
         unit = self.spent / self.work * self.members
         current = max(0.0, unit - (now - self.started)) if self.started is not None else 0.0
         folds_after = max(0, self.folds - max(self.fold, 1)) if self.folds > 1 else 0
-        return current + folds_after * unit + self.ahead * max(1, self.folds) * unit
+        rest = folds_after * unit + self.ahead * max(1, self.folds) * unit
+        if current == 0.0 and rest == 0.0:
+            return None  # the last unit has run past its estimate: nothing honest to say
+        return current + rest
 
     def left_words(self, now: float) -> str:
         """``about 4 min left in this phase`` (more phases may follow it, unknown yet), ``about 7 min left
