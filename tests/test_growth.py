@@ -121,16 +121,16 @@ def test_an_answer_far_above_the_intrinsic_dimension_trains_the_sizes_at_it():
     assert {6, 7} <= set(ex.trained)
     rec = capacity_check(recommend_outcome(plan, out, "gaussian", 64), out, plan.intrinsic)
     note = next(n for n in rec.notes if n.code == "capacity")
-    assert rec.dim == 12 and "a size-7 VAE comes within the rule's tolerance of it" in note.text
+    assert rec.dim == 12 and "a size-7 VAE is within the rule's tolerance of the best held-out NLL" in note.text
     assert "rule 'active-units' picks 12" in note.text
-    # they do not: the answer stands and says by how much they fall short, with the paired SE
+    # they do not: the answer stands and says by how much they fall short, with the SE of that gap
     ex, plan, out, ledger = setup((4, 8, 16), saturating(12, 5.0), lambda d: min(d, 12), intrinsic=estimate(6.4))
     plan, out, _ = grow(ex, plan, out, ledger)
     rec = capacity_check(recommend_outcome(plan, out, "gaussian", 64), out, plan.intrinsic)
     note = next(n for n in rec.notes if n.code == "capacity")
     assert rec.dim == 12 and note.kind is NoteKind.CAUTION
     assert "intrinsic dimension is about 6.4 (TwoNN 6.2, MLE 6.6), but the answer is 12" in note.text
-    assert "a size-7 VAE of this architecture stays 25.00 nats worse (paired SE" in note.text
+    assert "a size-7 VAE of this architecture stays 25.00 nats worse (SE" in note.text
     assert rec.capacity["sizes"]["7"]["gap"] == pytest.approx(25.0, abs=0.05) and note.text in rec.rationale
 
 

@@ -350,7 +350,7 @@ def test_a_gap_well_above_its_paired_standard_error_still_counts():
     recs, per = _paired({1: 30.0, 2: 1.5}, {1: 1.0, 2: 1.0})
     rec = recommend(recs, rel_tol=0.01, range_tol=0.0, per_sample=per)
     assert rec.dim == 4
-    assert "paired over the same held-out samples" in rec.rationale  # said, though it moved nothing
+    assert "the paired one over the same held-out samples" in rec.rationale  # said, though it moved nothing
 
 
 def test_paired_standard_errors_need_the_same_samples():

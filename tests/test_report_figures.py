@@ -285,13 +285,19 @@ def test_the_answer_says_how_often_the_bootstrap_chose_it():
     # the same words as the rationale: never "100%" beside another size, never "0%" for a size chosen
     html = _certainty(typed(uncertainty={"resamples": 200, "shares": {"4": 0.995, "8": 0.005}}))
     assert "4 (chosen in &gt;99% of 200 resamples; 8 in &lt;1%)" in html
+    # with folds the bootstrap redrew them too, and says so
+    html = _certainty(typed(uncertainty={"resamples": 200, "shares": {"4": 0.9, "8": 0.1}, "seeds": 3, "folds": 5}))
+    assert "4 (chosen in 90% of 200 resamples of the held-out samples, seeds and folds; 8 in 10%)" in html
 
 
 def test_the_intrinsic_dimension_check_is_shown_with_its_figures(tmp_path):
     cap = {"intrinsic": 6.4, "twonn": 6.2, "mle": 6.6, "answer": 4, "sizes": {"3": {"gap": 2.5, "paired_se": 0.4}}}
     text = "the data's intrinsic dimension is about 6.4, but the answer is 4: a size-3 VAE stays 2.50 nats worse"
     html = page(make_view(tmp_path, recommendation=typed([caution(text, "capacity")], capacity=cap)))
-    assert "intrinsic-dimension check" in html and "size 3: +2.50 nats (paired SE 0.40)" in html
+    assert "intrinsic-dimension check" in html and "size 3: +2.50 nats (paired SE 0.40)" in html  # an older run
+    cap["sizes"]["3"]["se"] = 0.75  # the SE of the gap, never below what the seeds show (issue 37)
+    html = page(make_view(tmp_path, recommendation=typed([caution(text, "capacity")], capacity=cap)))
+    assert "size 3: +2.50 nats (SE 0.75)" in html and "paired SE" not in html
     assert "The data&#x27;s intrinsic dimension is about 6.4" in html  # the sentence itself, above the answer
 
 

@@ -3,6 +3,9 @@
 One overall bar that advances per finished trial (with tqdm's ETA), an epoch bar per training, the
 evaluation phase named on the overall bar while it runs, and one printed line per finished trial
 (size, seed, NLL, active units, time), so a long evaluation never looks like a frozen screen.
+A sweep in phases (the grid given, then each growth: an edge, a bisection step, the sizes at the
+intrinsic dimension) and folds says where it is: one line as each phase and fold starts, and the phase
+and fold on the epoch bar, with the time left estimated once a phase (or a fold) has run (``Timeline``).
 A disabled ``Progress`` does nothing. When stderr is not a terminal (a log file, a pipe) there are no
 bars, which would write cursor codes into it: plain lines instead (``PlainBar``), an epoch line at most
 every ``PLAIN_EVERY`` seconds and the last one, and the overall count when the bar closes.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .records import TrialRecord
@@ -28,6 +32,78 @@ def trial_line(r: TrialRecord) -> str:
 
 
 PLAIN_EVERY = 10.0  # seconds between two plain epoch lines of one training
+
+
+def duration(seconds: float) -> str:
+    """A time span in words a person reads at a glance: ``40 s``, ``4 min``, ``1 h 10 min``."""
+    if seconds < 59.5:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+@dataclass
+class Timeline:
+    """The phases and folds of a sweep and the time left, estimated from the ones that ran: each phase
+    (or each fold of it) is a unit of work of its new members; the seconds per member of the finished units
+    times the members still to train (the rest of this unit, this phase's other folds, and the phases known
+    to follow: ``ahead`` bisection steps of as many members). None before a unit has finished."""
+
+    folds: int = 1
+    phase: int = 0
+    what: str = ""  # what the phase trains, in words
+    members: int = 0  # the members the phase trains (in each fold)
+    ahead: int = 0  # phases known to follow it (bisection steps, at most), of as many members each
+    fold: int = 0  # the fold under way (1-based; 0: none yet)
+    spent: float = 0.0  # seconds of the finished units
+    work: float = 0.0  # members of the finished units
+    started: float | None = None  # when the unit under way started (monotonic)
+
+    def start_phase(self, what: str, members: int, now: float, ahead: int = 0) -> None:
+        self._end(now)
+        self.phase, self.what, self.members, self.ahead, self.fold = self.phase + 1, what, members, ahead, 0
+        if self.folds <= 1:
+            self.started = now
+
+    def start_fold(self, fold: int, now: float) -> None:
+        self._end(now)
+        self.fold, self.started = fold, now
+
+    def _end(self, now: float) -> None:
+        if self.started is not None and self.members > 0:
+            self.spent += now - self.started
+            self.work += self.members
+        self.started = None
+
+    def where(self) -> str:
+        """``phase 2, fold 3 of 5`` (``phase 1`` without folds; empty before the first phase)."""
+        if not self.phase:
+            return ""
+        return f"phase {self.phase}" + (f", fold {self.fold} of {self.folds}" if self.folds > 1 and self.fold else "")
+
+    def left(self, now: float) -> float | None:
+        """Seconds left (see the class docstring), or None before a unit has finished and once the last
+        unit has run past its estimate."""
+        if self.work <= 0 or self.members <= 0:
+            return None
+        unit = self.spent / self.work * self.members
+        current = max(0.0, unit - (now - self.started)) if self.started is not None else 0.0
+        folds_after = max(0, self.folds - max(self.fold, 1)) if self.folds > 1 else 0
+        rest = folds_after * unit + self.ahead * max(1, self.folds) * unit
+        if current == 0.0 and rest == 0.0:
+            return None  # the last unit has run past its estimate: nothing honest to say
+        return current + rest
+
+    def left_words(self, now: float) -> str:
+        """``about 4 min left in this phase`` (more phases may follow it, unknown yet), ``about 7 min left
+        (this phase and up to 2 more bisection steps)``; empty before a unit has finished."""
+        left = self.left(now)
+        if left is None:
+            return ""
+        if self.ahead:
+            steps = f"{self.ahead} more bisection step{'s' if self.ahead != 1 else ''}"
+            return f"about {duration(left)} left (this phase and up to {steps})"
+        return f"about {duration(left)} left in this phase"
 
 
 class PlainBar:
@@ -78,10 +154,20 @@ class PlainBar:
 class Progress:
     """Progress bars and trial lines on stderr (nothing when ``enabled`` is False)."""
 
-    def __init__(self, enabled: bool, total: int = 0, done: int = 0, desc: str = "zdim sweep", unit: str = "trial"):
+    def __init__(
+        self,
+        enabled: bool,
+        total: int = 0,
+        done: int = 0,
+        desc: str = "zdim sweep",
+        unit: str = "trial",
+        folds: int = 1,
+    ):
         self.enabled = enabled
         self._bar: Any = None
         self._epochs: Any = None
+        self.timeline = Timeline(folds=max(1, folds))
+        self.clock = time.monotonic  # what the time left is measured with (a test sets its own)
         self._plain = enabled and not _is_terminal(sys.stderr)
         if self._plain:
             self._tqdm: Any = PlainBar
@@ -135,10 +221,30 @@ class Progress:
             self._epochs.set_postfix(val=f"{record['val_neg_elbo']:.2f}")
 
     def advance(self, postfix: str) -> None:
-        """One more epoch of the running training bar, with ``postfix`` (settle mode: one round)."""
+        """One more epoch of the running training bar, with ``postfix`` (settle mode: one round), after the
+        phase and fold under way and before the time left (``Timeline``)."""
         if self._epochs is not None:
+            where, left = self.timeline.where(), self.timeline.left_words(self.clock())
+            self._epochs.set_postfix_str((f"{where}: " if where else "") + postfix + (f"; {left}" if left else ""))
             self._epochs.update(1)
-            self._epochs.set_postfix_str(postfix)
+
+    def phase(self, what: str, members: int, ahead: int = 0) -> None:
+        """A phase of the sweep starts: the grid given, or a growth of it (``what``, in words) training
+        ``members`` new members (in each fold), ``ahead`` more bisection steps at most to follow. Says so
+        in a line, with the time left once a phase has run."""
+        self.timeline.start_phase(what, members, self.clock(), ahead)
+        if self.timeline.folds <= 1:
+            self._where(f"{what} ({members} member{'s' if members != 1 else ''})")
+
+    def fold(self, fold: int, rows: int) -> None:
+        """Fold ``fold`` (1-based) of the phase under way starts, its test split ``rows`` rows: a line."""
+        self.timeline.start_fold(fold, self.clock())
+        t = self.timeline
+        self._where(f"{t.what} ({t.members} member{'s' if t.members != 1 else ''}; {rows} test rows)")
+
+    def _where(self, what: str) -> None:
+        left = self.timeline.left_words(self.clock())
+        self.note(f"{self.timeline.where()}: {what}" + (f"; {left}" if left else ""))
 
     def evaluating(self, name: str, what: str) -> None:
         """The held-out evaluation of ``name`` starts: say so on the overall bar."""
@@ -186,4 +292,4 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-__all__ = ["Progress", "trial_line"]
+__all__ = ["Progress", "Timeline", "trial_line", "duration"]

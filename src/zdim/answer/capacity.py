@@ -20,7 +20,7 @@ from typing import Any
 from ..evaluation.intrinsic import IntrinsicDim
 from ..evidence import caution, warning
 from ..records import TrialRecord
-from .pairing import paired_se
+from .pairing import _pair_se, gap_se, size_means
 from .recommendation import Recommendation
 
 ID_FACTOR = 1.5  # an answer above this many times the intrinsic dimension is checked (sizes trained)
@@ -78,10 +78,14 @@ def capacity_check(
 ) -> Recommendation:
     """``rec`` with the intrinsic-dimension check said. When the answer is far above an estimate that
     TwoNN and MLE agree on (``id_candidates``), or above it within ``ID_FACTOR`` while a size at it was
-    trained (``near_candidates``): the measured gap of the largest such size to the answer, with its paired
-    standard error, whether it converged, and the likely reason, as a ``CAUTION`` (a ``WARNING`` when that
-    size had not converged: whether it reaches the answer is not measured). A size at the estimate that
-    comes within the tolerance is said too. ``rec.capacity`` keeps the figures for the report."""
+    trained (``near_candidates``): what the size at the estimate that decides measured against the answer
+    (its gap, with the standard error of that gap: paired over the held-out samples, never below what the
+    seeds show), whether it converged, and the likely reason, as a ``CAUTION`` (a ``WARNING`` when it had not
+    converged: whether it reaches the answer is not measured). The size that decides is one the rule
+    accepts (it does as well; under the rules that read held-out NLL it is then the answer, so this is said
+    only under another rule; a size no worse than the answer counts too), else one that had not converged,
+    else the one closest to the answer.
+    ``rec.capacity`` keeps the figures for the report."""
     mean = _agreed(est)
     if est is None or mean is None:
         return rec
@@ -100,41 +104,63 @@ def capacity_check(
     if not candidates or rec.dim not in rows:
         return rec  # the answer is not above the estimate, or no size at it was trained
     complete = [t for t in records if t.complete]
-    se = paired_se(complete, per_sample, rec.dim) if per_sample else {}
+    means = size_means(complete, per_sample) if per_sample else None
     figures: dict[str, dict[str, float | bool | None]] = {}
     for d in candidates:
         if d in rows:
             conv = [t.converged for t in complete if t.dim == d]
-            gap = float(rows[d]["nll_mean"] - rows[rec.dim]["nll_mean"])
-            figures[str(d)] = {"gap": gap, "paired_se": se.get(d), "converged": all(c is not False for c in conv)}
+            paired = _pair_se(means, d, rec.dim) if means is not None and d in means and rec.dim in means else None
+            figures[str(d)] = {
+                "gap": float(rows[d]["nll_mean"] - rows[rec.dim]["nll_mean"]),
+                "se": gap_se(rows[d], rows[rec.dim], means),
+                "paired_se": paired,
+                "converged": all(c is not False for c in conv),
+                "accepted": bool(rows[d].get("accepted", False)),
+            }
     if not figures:
         return rec
-    best = max(figures, key=int)  # the largest size at the estimate: the closest to the answer
+    good = [d for d, f in figures.items() if f["accepted"] or float(f["gap"] or 0.0) <= 0.0]
+    late = [d for d, f in figures.items() if not f["converged"]]
+    best = max(good, key=int) if good else max(late, key=int) if late else min(figures, key=_closest(figures))
     f = figures[best]
-    gap, se_value = float(f["gap"] or 0.0), f["paired_se"]
-    se_words = f" (paired SE {se_value:.2f})" if isinstance(se_value, float) else ""
+    gap, se_value = float(f["gap"] or 0.0), float(f["se"] or 0.0)
+    se_words = f", SE {se_value:.2f}" if se_value > 0 else ""
+    paren = f" (SE {se_value:.2f})" if se_value > 0 else ""
     capacity = {"intrinsic": mean, "twonn": est.twonn, "mle": est.mle, "answer": rec.dim, "sizes": figures}
+    capacity["decides"] = int(best)
     done = replace(rec, capacity=capacity)
-    if gap <= max(rec.tolerance, se_value if isinstance(se_value, float) else 0.0):
+    if good:  # under the rules that read held-out NLL such a size is the answer (or a smaller one is)
+        how = "is within the rule's tolerance of the best held-out NLL" if f["accepted"] else "is no worse"
         text = (
-            f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE comes "
-            f"within the rule's tolerance of it ({gap:+.2f} nats{se_words}), so by held-out NLL {best} units do "
-            f"as well; rule '{rec.rule}' picks {rec.dim}"
+            f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE {how} "
+            f"({gap:+.2f} nats against {rec.dim}{se_words}), so by held-out NLL {best} units do as well; rule "
+            f"'{rec.rule}' picks {rec.dim}, where --rule combined or nll-knee would answer {best} or less"
         )
         return done.with_notes(caution(text, "capacity"))
-    if not f["converged"]:
+    if late:
         text = (
             f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}, and the size-{best} VAE at "
-            f"the estimate, {gap:.2f} nats worse{se_words}, had not converged: whether {best} units do as well is "
-            "not measured; rerun with more --epochs"
+            f"the estimate, {gap:.2f} nats worse{paren}, had not converged: whether {best} units do as well is not "
+            "measured; rerun with more --epochs"
         )
         return done.with_notes(warning(text, "capacity"))
+    beyond = (
+        f", {rows[int(best)]['gap']:.2f} worse than the best size {rec.best_dim}, beyond the rule's tolerance"
+        if rec.best_dim != rec.dim and rec.best_dim in rows
+        else ""
+    )
     text = (
         f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}: a size-{best} VAE of this "
-        f"architecture stays {gap:.2f} nats worse{se_words} after converging, so this VAE needs {rec.dim} units"
+        f"architecture stays {gap:.2f} nats worse{paren}{beyond} after converging, so this VAE needs {rec.dim} units"
         + (_reason(rec.dim, mean) if wanted else f", within {ID_FACTOR:g} times the estimate")
     )
     return done.with_notes(caution(text, "capacity"))
+
+
+def _closest(figures: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The key ordering the sizes at the estimate by how close they come to the answer (the larger first
+    on a tie)."""
+    return lambda d: (float(figures[d]["gap"] or 0.0), -int(d))
 
 
 __all__ = ["capacity_check", "id_candidates", "near_candidates", "ID_FACTOR", "MIN_CHECKED"]

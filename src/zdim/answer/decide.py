@@ -8,8 +8,9 @@ intrinsic-dimension estimate), so the answer a run waits on is the answer it pri
 1. ``zdim.answer.rules.recommend``: the rule's pick on the lower envelope of held-out NLL over sizes, with the
    sanity checks (``zdim.answer.checks``);
 2. ``capacity``: the intrinsic-dimension check, when an estimate is given (``Evidence.intrinsic``);
-3. ``zdim.answer.uncertainty``: the paired bootstrap over held-out samples and seeds, when asked for
-   (``resamples``), its shares shown only where it can see what unsettles the answer.
+3. ``zdim.answer.uncertainty``: the paired bootstrap over held-out samples, seeds and (pooled evidence)
+   folds, when asked for (``resamples``), its shares beside the answer only where it can see what
+   unsettles it, and in a warning of their own when the answer is chosen in too few resamples.
 
 The CLI, the Python API and the report read the ``Recommendation`` it returns; none decides again.
 """
@@ -50,7 +51,9 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
     and the other held-out means weighted by rows, active units averaged, converged only where every
     fold converged, the learned-nothing and PCA references pooled with their standard errors) and the
     per-sample NLL of the folds joined in fold order (the same rows in the same order for every size:
-    paired). A point that did not complete in every fold is a failed record naming the folds."""
+    paired; each record's ``extra["fold_rows"]`` says how many rows each fold gave, so the bootstrap can
+    resample the folds too). A point that did not complete in every fold is a failed record naming the
+    folds."""
     keys = sorted({r.key for p in parts for r in p.records})
     records: list[TrialRecord] = []
     per_sample: dict[tuple[int, int], Any] = {}
@@ -69,6 +72,7 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
             )  # fmt: skip
             continue
         ns = [float(r.n or len(np.asarray(v))) for r, v in zip(done, values, strict=True)]
+        rows = [len(np.asarray(v)) for v in values]  # each fold's rows in the joined per-sample order
         total = sum(ns)
 
         mean = partial(_weighted, done, ns, total=total)
@@ -82,7 +86,7 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
                 baseline_nll=mean("baseline_nll"), baseline_se=se("baseline_se"), linear_nll=mean("linear_nll"),
                 linear_se=se("linear_se"), converged=all(r.converged is not False for r in done),
                 train_seconds=sum(r.train_seconds or 0.0 for r in done),
-                extra={"folds": len(parts), "fold_nll": [r.nll for r in done]},
+                extra={"folds": len(parts), "fold_nll": [r.nll for r in done], "fold_rows": rows},
             )
         )  # fmt: skip
         per_sample[key] = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])

@@ -72,10 +72,23 @@ class Recommendation:
         """Whether the bootstrap's shares may be shown beside the answer: only where the resampling can see
         what unsettles it. A warning other than the bootstrap's own (``uncertain``: its shares are the
         reason) is about something no resampling of the held-out samples sees (models that learned
-        nothing, a test split too small, unconverged models, the edge of the grid): no share beside it."""
+        nothing, a test split too small, unconverged models, the edge of the grid): no share beside it (an
+        ``uncertain`` warning beside it still says its shares in its own words)."""
         if not self.shares():
             return False
         return all(n.code == "uncertain" for n in self.notes if n.kind is NoteKind.WARNING)
+
+    @property
+    def resampled(self) -> str:
+        """What the bootstrap redrew, in words: ``the held-out samples``, and the seeds (more than one per
+        size) and the folds (pooled evidence) where it redrew them too."""
+        u = self.uncertainty or {}
+        what = ["the held-out samples"]
+        if u.get("seeds", 2) != 1:
+            what.append("seeds")
+        if u.get("folds"):
+            what.append("folds")
+        return what[0] if len(what) == 1 else ", ".join(what[:-1]) + f" and {what[-1]}"
 
     @property
     def confidence(self) -> str:
@@ -90,7 +103,8 @@ class Recommendation:
             f"{d} in {share_words(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
         )
         blind = "; one seed per size, so not the variation between seeds" if self.uncertainty.get("seeds") == 1 else ""
-        what = "resamples of the held-out samples" if blind else "resamples"
+        plain = not blind and not self.uncertainty.get("folds")
+        what = "resamples" if plain else f"resamples of {self.resampled}"
         return (
             f"{self.dim} (chosen in {share_words(shares.get(self.dim, 0.0))} of {n} {what}"
             + (f"; {others}" if others else "")

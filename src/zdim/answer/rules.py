@@ -12,12 +12,17 @@ Rules (``--rule``):
   data), where a tolerance relative to ``|best NLL|`` vanishes; SE is the standard error across seeds.
   Where the per-sample held-out NLL of every trial is given (the same samples for every size: paired),
   a size also counts as within it when its NLL exceeds the best by no more than the paired standard
-  error of that difference (``paired_se``): a gap the held-out samples cannot tell from noise.
+  error of that difference (``paired_se``): a gap the held-out samples cannot tell from noise. The rule
+  reads the best size's SE over seeds, never the candidate's own; and a size whose mean NLL is no higher
+  than that of a size within it is accepted too (``signals.accept``).
 - ``active-units``: the smallest size tried that holds the active units of the largest model.
 - ``generation``: the smallest size whose mean Frechet distance is within ``gen_tol`` (relative) of
   the best.
 - ``combined`` (default): the smaller of ``nll-knee`` and ``active-units`` when the largest model has
   collapsed units (so its active units measure what the data need); ``nll-knee`` otherwise.
+
+``combined`` and ``nll-knee`` never pass a quieter smaller size over for a noisier larger one: their
+answer is the smallest size on the envelope whose mean NLL is no higher than their pick's (``quieter``).
 
 Sanity checks (``Recommendation.warnings``, ``Recommendation.settled``): models that learned nothing
 are left out of the rules; an answer resting on models without latent structure, on a test split too
@@ -176,10 +181,13 @@ def recommend(
     for r in rows:
         r["gap"] = r["nll_mean"] - best["nll_mean"]
         r["gap_se"] = gap_se(r, best, means)
+        paired = _pair_se(means, r["dim"], best["dim"]) if means is not None else 0.0
         if means is not None:
-            r["nll_paired_se"] = _pair_se(means, r["dim"], best["dim"])
+            r["nll_paired_se"] = paired
+        r["within_se"] = max(paired, best["nll_se"])  # the one-SE rule reads the best size's SE, not r's
         if r["dim"] in dominated:
             r["worse_than"] = dominated[r["dim"]][0]
+    sig.accept(rows, tol)
     on = [r for r in rows if r["dim"] not in dominated]  # the lower envelope (the best is always on it)
     reading = Reading(rows, on, tol, gen_tol)
     picks = {s.name: s.pick(reading) for s in sig.SIGNALS}
@@ -197,6 +205,9 @@ def recommend(
         if pick is None:
             raise ConfigError(sig.BY_NAME[rule].missing)
         chosen = pick
+    passed = chosen
+    if rule in ("combined", "nll-knee"):  # the rules that read held-out NLL: never a noisier larger size
+        chosen = quieter(chosen, on)
     notes = checks(measured, used, empty, rows, chosen["dim"], likelihood, q.n_features)
     top = rows[-1]["dim"]
     if knee["dim"] == top and chosen["dim"] != top and q.n_features is not None and top < q.n_features:
@@ -215,7 +226,13 @@ def recommend(
     sentences = _rationale(knee, best, largest, tol, terms, rows, failures, no_latent=no_latent, edge=edge)
     sentences += _failed_words(failures, len(measured))
     sentences += _envelope_words(rows, dominated, signals, au_pick)
-    sentences += _rule_words(rule, chosen["dim"], signals, reading)
+    sentences += _rule_words(rule, passed["dim"], signals, reading)
+    if chosen is not passed:
+        sentences.append(
+            f"Size {chosen['dim']} has a lower mean NLL than {passed['dim']} ({chosen['nll_mean']:.2f} against "
+            f"{passed['nll_mean']:.2f}), so the answer is {chosen['dim']}: a quieter smaller size is never passed "
+            "over for a noisier larger one."
+        )
     return Recommendation(
         dim=chosen["dim"],
         rule=rule,
@@ -232,6 +249,12 @@ def recommend(
         intrinsic_dim=q.intrinsic_dim,
         notes=[*notes, *(Note(NoteKind.RULE, t) for t in sentences)],
     )
+
+
+def quieter(chosen: dict[str, Any], on: list[dict[str, Any]]) -> dict[str, Any]:
+    """The smallest size on the lower envelope whose mean held-out NLL is no higher than that of
+    ``chosen``, the size a rule accepts (``chosen`` itself when none is smaller)."""
+    return next(r for r in on if r["dim"] <= chosen["dim"] and r["nll_mean"] <= chosen["nll_mean"])
 
 
 def tolerance(
@@ -346,11 +369,18 @@ def _rationale(
             f"{closest['dim']}, is {closest['gap']:.2f} nats worse (SE {closest['gap_se']:.2f}), so the NLL knee "
             f"is {knee['dim']}."
         )
+    elif not knee.get("within", True):
+        by = next(r for r in rows if r["dim"] == knee["accepted_by"])
+        text.append(
+            f"The smallest size accepted is {knee['dim']} ({knee['gap']:.2f} nats per sample above the best): its "
+            f"mean NLL ({knee['nll_mean']:.2f}) is lower than that of size {by['dim']} ({by['nll_mean']:.2f}), which "
+            f"is within the tolerance, so the NLL knee is {knee['dim']}."
+        )
     else:
         how = (
             f"within the tolerance of {tol:.2f} nats"
             if knee["gap"] <= tol
-            else f"within one standard error of its gap to the best ({knee['gap_se']:.2f} nats)"
+            else f"within one standard error of its gap to the best ({knee.get('within_se', knee['gap_se']):.2f} nats)"
         )
         text.append(
             f"The smallest size {how} is {knee['dim']} ({knee['gap']:.2f} nats per sample above the best, SE "
@@ -359,8 +389,8 @@ def _rationale(
     text.append(f"The tolerance is {terms}.")
     if any(r["gap_se"] > 0 for r in rows):
         text.append(
-            "A size also counts as within it when its gap to the best is within one standard error of that gap "
-            "(paired over the same held-out samples for every size, and over seeds)."
+            "A size also counts as within it when its gap to the best is within one standard error: the paired "
+            "one over the same held-out samples for every size, or the best size's over seeds, never its own."
         )
     au = largest["active_units_mean"]
     text.append(
@@ -394,6 +424,7 @@ __all__ = [
     "per_size",
     "mean_se",
     "tolerance",
+    "quieter",
     "Recommendation",
     "RULES",
     "DEFAULT_RULE",

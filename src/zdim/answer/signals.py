@@ -34,9 +34,24 @@ class Reading:
 
 
 def within(r: Row, tol: float) -> bool:
-    """Whether size ``r`` is within the tolerance of the best: its NLL gap is no more than the tolerance or
-    the standard error of the gap (``gap_se``)."""
-    return bool(r["gap"] <= max(tol, r["gap_se"]))
+    """Whether size ``r`` is within the tolerance of the best by its own gap: no more than the tolerance or
+    the standard error the one-standard-error rule reads (``within_se``: the paired standard error of the
+    gap, or the best size's standard error over seeds, never the candidate's own)."""
+    return bool(r["gap"] <= max(tol, r.get("within_se", 0.0)))
+
+
+def accept(rows: list[Row], tol: float) -> None:
+    """Mark the sizes the NLL rule accepts: ``within`` (by its own gap, ``within``) and ``accepted``: every
+    size within, and every size whose mean NLL is no higher than that of a size within (``accepted_by``
+    names that size), so a quieter smaller size is never passed over for a noisier larger one."""
+    inside = [r for r in rows if within(r, tol)]
+    bar = max(inside, key=lambda r: r["nll_mean"]) if inside else None
+    ids = {id(r) for r in inside}
+    for r in rows:
+        r["within"] = id(r) in ids
+        r["accepted"] = r["within"] or (bar is not None and r["nll_mean"] <= bar["nll_mean"])
+        if r["accepted"] and not r["within"] and bar is not None:
+            r["accepted_by"] = bar["dim"]
 
 
 def units(row: Row) -> str:
@@ -63,12 +78,13 @@ class Signal:
 
 
 class NllKnee(Signal):
-    """The smallest size on the envelope within the tolerance of the best held-out NLL."""
+    """The smallest size on the envelope the NLL rule accepts (``accept``: within the tolerance of the best
+    held-out NLL, or with a mean NLL no higher than that of a size within it)."""
 
     name = "nll-knee"
 
     def pick(self, r: Reading) -> Row | None:
-        return next(row for row in r.on if within(row, r.tol))
+        return next(row for row in r.on if row["accepted"])
 
     def words(self, dim: int, r: Reading) -> str:
         return f"NLL knee {dim}"
@@ -110,4 +126,6 @@ class Generation(Signal):
 SIGNALS: tuple[Signal, ...] = (NllKnee(), ActiveUnits(), Generation())
 BY_NAME = {s.name: s for s in SIGNALS}
 
-__all__ = ["Reading", "Signal", "NllKnee", "ActiveUnits", "Generation", "SIGNALS", "BY_NAME", "within", "units"]
+__all__ = [
+    "Reading", "Signal", "NllKnee", "ActiveUnits", "Generation", "SIGNALS", "BY_NAME", "within", "accept", "units",
+]  # fmt: skip

@@ -57,10 +57,7 @@ def _certainty(rec: Recommendation) -> str:
     words of ``Recommendation.confidence``."""
     if not rec.shown_shares:
         return ""
-    return (
-        f'<div class="rule" id="certainty">{esc(rec.confidence)}: bootstrap resamples of the held-out samples '
-        "and seeds</div>"
-    )
+    return f'<div class="rule" id="certainty">{esc(rec.confidence)}: bootstrap resamples of {esc(rec.resampled)}</div>'
 
 
 def _sizes_table(rec: Recommendation) -> str:
@@ -81,6 +78,14 @@ def _sizes_table(rec: Recommendation) -> str:
         '<div class="scroll"><table class="sizes" id="sizes"><caption>held-out NLL per size (nats per sample)'
         f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
+
+
+def _gap_se(figures: dict[str, Any]) -> str:
+    """The standard error of a size's gap in the intrinsic-dimension check: ``se`` (never below what the
+    seeds show), or the ``paired_se`` of a run written before it."""
+    if figures.get("se") is not None:
+        return f" (SE {figures['se']:.2f})"
+    return f" (paired SE {figures['paired_se']:.2f})" if figures.get("paired_se") else ""
 
 
 def _summary(view: RunView) -> str:
@@ -117,7 +122,7 @@ def _summary(view: RunView) -> str:
     cap = rec.capacity if rec is not None else None
     if cap:  # the intrinsic-dimension check: the sizes at the estimate against the answer
         sizes = "; ".join(
-            f"size {d}: {f['gap']:+.2f} nats" + (f" (paired SE {f['paired_se']:.2f})" if f.get("paired_se") else "")
+            f"size {d}: {f['gap']:+.2f} nats" + _gap_se(f)
             for d, f in sorted(cap["sizes"].items(), key=lambda kv: int(kv[0]))
         )
         rows.append(

@@ -129,7 +129,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     if study is None:
         study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     total = len(plan.config.grid()) * k
-    bar = Progress(output.progress, total=total, desc=f"zdim sweep ({plan.mode.value})")
+    bar = Progress(output.progress, total=total, desc=f"zdim sweep ({plan.mode.value})", folds=k)
     ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
     for j in range(1, k):
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
@@ -138,6 +138,8 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     executor: Executor = folded if folded is not None else executors[0]
     whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
     try:
+        dims, seeds = plan.config.dims, plan.config.seeds
+        bar.phase(f"the grid given, sizes {', '.join(map(str, dims))} x {seeds} seed(s)", len(dims) * seeds)
         outcome = executor.run(plan)
         plan, outcome, grown = grow(executor, plan, outcome, whole)
     finally:

@@ -35,7 +35,7 @@ class FoldedExecutor:
         self.seconds = self.seconds or [0.0] * k
         outcomes = []
         for j, (executor, ledger) in enumerate(zip(self.executors, self.ledgers, strict=True)):
-            self.progress.note(f"fold {j + 1} of {k} ({ledger.data.test.shape[0]} test rows)")
+            self.progress.fold(j + 1, int(ledger.data.test.shape[0]))
             t0 = time.perf_counter()
             outcomes.append(executor.run(plan))
             self.seconds[j] += time.perf_counter() - t0

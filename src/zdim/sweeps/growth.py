@@ -110,7 +110,7 @@ def _extend(
         new = min(2 * top, n_features)
         added.append(new)
         plan = plan.with_dims((*plan.config.dims, new))
-        ledger.progress.note(f"extend: {why.split(' (')[0]}; trying size {new}")
+        ledger.progress.phase(f"extend: {why.split(' (')[0]}; trying size {new}", plan.config.seeds)
         outcome = executor.run(plan)
     notes = [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")] if added else []
     below: list[int] = []
@@ -122,7 +122,9 @@ def _extend(
         new = max(1, low // 2)
         below.append(new)
         plan = plan.with_dims((*plan.config.dims, new))
-        ledger.progress.note(f"extend: the answer is the smallest size tried ({low}); trying size {new}")
+        ledger.progress.phase(
+            f"extend: the answer is the smallest size tried ({low}); trying size {new}", plan.config.seeds
+        )
         outcome = executor.run(plan)
     if below:
         notes.append(
@@ -158,7 +160,8 @@ def _refine(
         mid = (lower + rec.dim) // 2
         added.append(mid)
         plan = plan.with_dims((*plan.config.dims, mid))
-        ledger.progress.note(f"refine: trying size {mid} between {lower} and {rec.dim}")
+        after = (-(-(rec.dim - lower) // 2) - 1).bit_length()  # bisection steps that may follow this one
+        ledger.progress.phase(f"refine: trying size {mid} between {lower} and {rec.dim}", plan.config.seeds, after)
         outcome = executor.run(plan)
     if first is None:
         return plan, outcome, []
@@ -194,9 +197,10 @@ def _near_intrinsic(
         return plan, outcome, []
     mean = (est.twonn + est.mle) / 2
     plan = plan.with_dims((*plan.config.dims, *missing))
-    ledger.progress.note(
+    ledger.progress.phase(
         f"capacity: the answer {rec.dim} is above {ID_FACTOR:g} x the intrinsic dimension {mean:.1f}; "
-        f"training size(s) {', '.join(map(str, missing))} to convergence"
+        f"training size(s) {', '.join(map(str, missing))} to convergence",
+        len(missing) * plan.config.seeds,
     )
     outcome = executor.run(plan)
     after = _answer(plan, outcome, ledger)
@@ -205,7 +209,7 @@ def _near_intrinsic(
     text = (
         f"The answer had been {rec.dim}, above {ID_FACTOR:g} times the intrinsic dimension {mean:.1f} "
         f"(TwoNN {est.twonn:.1f}, MLE {est.mle:.1f}): {_sizes(missing)} trained to convergence at the estimate, "
-        f"and size {after.dim} comes within the tolerance."
+        f"and the rule now answers {after.dim}: it does as well by held-out NLL."
     )
     return plan, outcome, [Note(NoteKind.GRID, text)]
 

@@ -297,8 +297,12 @@ class SettleExecutor:
         self._how = self._ending(members, epoch)
 
     def _line(self, answer: int | None, members: list[Member]) -> str:
-        """The epoch bar's words: the current answer, how long it has held, how many still train."""
-        training = f"{sum(m.training for m in members)} of {len(members)} training"
+        """The epoch bar's words: the current answer and how long it has held of the ``window`` epochs it
+        must hold, how many members still train and how many of those have not converged (what the stop
+        waits for: ``held 3 of 5 epochs``, ``2 not converged``)."""
+        busy = [m for m in members if m.training]
+        late = sum(not m.converged(self.window, self.tol) for m in busy)
+        training = f"{len(busy)} of {len(members)} members training" + (f", {late} not converged" if late else "")
         if answer is None:
             return training
         held = 0
@@ -306,7 +310,8 @@ class SettleExecutor:
             if t["dim"] != answer:
                 break
             held += 1
-        return f"answer {answer} (held {held} epoch{'s' if held != 1 else ''}), {training}"
+        hold = f"held {held} of {self.window} epochs" if held < self.window else f"held {held} epochs"
+        return f"answer {answer} ({hold}), {training}"
 
     def _interrupted(self, run: RunDir | None, engine: Engine, epoch: int, members: list[Member], signum: int) -> None:
         """Stop on a signal: checkpoint every member (with a run directory), then ``Interrupted``."""
