@@ -76,6 +76,7 @@ def test_the_mode_is_recorded_in_run_json(tiny_binary, tmp_path):
         (["--model", "{models}:Tiny", "--arch", "conv"], "--arch does not apply to --model"),
         (["--arch", "conv"], "these data are a table of 12 features: use --arch mlp"),
         (["--checkpoint-every", "0"], "--checkpoint-every"),
+        (["--folds", "3", "--time-budget", "10"], "--folds 3 does not combine with --time-budget"),  # issue 37
     ],
 )
 def test_flags_that_do_not_apply_are_refused_in_one_line(args, needle, table, tmp_path, capsys):

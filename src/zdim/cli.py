@@ -92,7 +92,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .answer.recommendation import Recommendation
-    from .printing import print_result
+    from .printing import format_folds, print_result
+    from .sweeps.folded import read_fold_tables
     from .sweeps.runs import RunDir
 
     run = RunDir.open(args.run_dir)
@@ -105,7 +106,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if info.get("command"):
         print(f"command: {info['command']}")
     saved = run.read_recommendation()
-    print_result(run.records(), Recommendation.from_dict(saved) if saved else None, None)
+    folds = read_fold_tables(run)
+    if folds is not None:  # the rows pooled over every fold, as the sweep printed them and results.csv holds
+        print(f"trials pooled over {len(folds.folds)} folds (every row held out once):")
+    print_result(folds.pooled if folds else run.records(), Recommendation.from_dict(saved) if saved else None, None)
+    if folds is not None:
+        print("\n" + format_folds(folds.folds, folds.folders))
     return 0
 
 

@@ -235,24 +235,14 @@ def _table(view: RunView) -> str:
         }
     )
     cols = TABLE_COLUMNS + [(k, k, ".4g") for k in extra]
-    head = "".join(
-        f'<th data-col="{i}" tabindex="0"{_column_title(k)}>{esc(h)}</th>' for i, (k, h, _) in enumerate(cols)
-    )
-    rows = []
-    rec_dim = view.recommended_dim
-    for t, row in rows_of:
-        cells = []
-        for key, _, spec in cols:
-            v = row.get(key)
-            text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>' if key == "trial" else esc(fmt(v, spec))
-            sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
-            cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
-        cls = [t.status.value] + (["rec"] if t.dim == rec_dim else [])
-        rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
-    table = (
-        f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
+    table = _trial_rows(rows_of, cols, view.recommended_dim, "trials-table")
+    if view.folds is not None:
+        folds = len(view.folds.folds)
+        table = (
+            f'<p class="small" id="pooled-note">Each row pooled over the {folds} folds (every row of the data '
+            "held out once): the numbers the answer read and results.csv holds. Each fold's own rows are in "
+            "\"Each fold's trials\" below; the trial details and pictures are the first fold's models.</p>" + table
+        )
     details = []
     for t, row in rows_of:
         kv = "".join(
@@ -271,6 +261,48 @@ def _table(view: RunView) -> str:
         "All trials",
         table + note + "<h3>Trial details</h3>" + "".join(details),
         "Click a column header to sort; click a trial for its details.",
+    )
+
+
+def _trial_rows(
+    rows_of: list[tuple[Any, dict[str, Any]]], cols: list[tuple[str, str, str]], rec_dim: int | None, table_id: str
+) -> str:
+    """A sortable table of trials: one row per ``(record, its flat row)``, the columns ``cols``."""
+    head = "".join(
+        f'<th data-col="{i}" tabindex="0"{_column_title(k)}>{esc(h)}</th>' for i, (k, h, _) in enumerate(cols)
+    )
+    rows = []
+    for t, row in rows_of:
+        cells = []
+        for key, _, spec in cols:
+            v = row.get(key)
+            text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>' if key == "trial" else esc(fmt(v, spec))
+            sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
+            cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
+        cls = [t.status.value] + (["rec"] if t.dim == rec_dim else [])
+        rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
+    return (
+        f'<div class="scroll"><table class="trials sortable" id="{esc(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _fold_table(view: RunView) -> str:
+    """With k folds: each fold's own rows (its test split alone), fold by fold; "" without folds."""
+    if view.folds is None:
+        return ""
+    rows_of = [
+        (t, {"fold": j + 1, "folder": folder, **t.flat()})
+        for j, (records, folder) in enumerate(zip(view.folds.folds, view.folds.folders, strict=True))
+        for t in records
+    ]
+    cols = [("fold", "fold", "d"), ("folder", "folder", "s"), *(c for c in TABLE_COLUMNS if c[0] != "trial")]
+    return _section(
+        "fold-trials",
+        "Each fold's trials",
+        _trial_rows(rows_of, cols, view.recommended_dim, "fold-trials-table"),
+        "Each fold's models on its own test split alone (folds.csv); the answer reads the rows pooled over "
+        "every fold (All trials).",
     )
 
 
@@ -421,6 +453,7 @@ def render(view: RunView, pics: Pictures) -> str:
     )
     body.append(_tuning(view))
     body.append(_table(view))
+    body.append(_fold_table(view))
     if pics.missing:
         body.append(
             f'<p class="warn">Models that could not be loaded (pictures skipped): {esc(", ".join(pics.missing))}</p>'
@@ -440,6 +473,7 @@ def render(view: RunView, pics: Pictures) -> str:
             ("training", "Training"),
             ("tuning", "Tuning"),
             ("trials", "Trials"),
+            ("fold-trials", "Folds"),
         ]
         if f'id="{i}"' in "".join(body)
     )

@@ -146,9 +146,14 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     alone = _fold_answers(plan, ledgers) if folded is not None else []
     if folded is not None:
         notes.append(folded.cost(alone))
-    for ledger in ledgers:  # every run directory: its own trials, and every size it trained
-        if ledger.run is not None:
-            ledger.run.write_results(ledger.outcome(plan.config).records if folded else outcome.records)
+    own = [ledger.outcome(plan.config).records for ledger in ledgers] if folded else [outcome.records]
+    for ledger, records in zip(ledgers, own, strict=True):  # every fold's run directory: its own trials
+        if ledger.run is not None and ledger.run is not run:
+            ledger.run.write_results(records)
+    if run is not None:  # the run's rows: pooled over the folds (the numbers printed), each fold's apart
+        run.write_results(outcome.records)
+        if folded is not None:
+            run.write_fold_results(own)
     rec = answer(plan, outcome, whole, notes)
     if folded is not None and run is not None:
         run.write_folds(folded.record(alone))

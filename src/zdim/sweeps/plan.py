@@ -234,8 +234,10 @@ def _folds(o: Options, mode: Mode, data: Data) -> int:
     nothing rules them out (nested mode, a shared study, a time budget: one fold then)."""
     if o.folds is not None:
         k = check_folds(o.folds, data)
-        if k > 1 and (mode is Mode.NESTED or o.storage is not None):
-            what = "--nested" if mode is Mode.NESTED else "--storage"
+        clash = [(mode is Mode.NESTED, "--nested"), (o.storage is not None, "--storage")]
+        clash.append((o.time_budget is not None, "--time-budget (each fold's training would stop at another point)"))
+        what = next((flag for on, flag in clash if on), None)
+        if k > 1 and what is not None:
             raise ConfigError(f"--folds {k} does not combine with {what}: drop one of them (--folds 1: no folds)")
         return k
     if mode is Mode.NESTED or o.storage is not None or o.time_budget is not None:
