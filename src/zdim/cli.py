@@ -41,6 +41,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = options_from(routed)
     loader = routed.loader()
     data = read_data(args.source, **loader)
+    say_notes(data)
     plan = resolve(data, options)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
@@ -78,6 +79,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 0 if result.recommendation is not None else 1
+
+
+def say_notes(data: Any) -> None:
+    """What reading the data did that the user should hear (a column dropped, a column modelled as yes/no,
+    the separator found), one line each on stderr, before anything trains."""
+    for note in data.extra.get("notes", ()):
+        print(f"zdim: {data.name}: {note}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -213,6 +221,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         join(values["backend"], values["address"])  # a cluster is joined before the tune run directory is made
         train = TrainConfig(**(routed["train"] | {"device": args.device or "auto"}))
         data = read_data(args.run_dir, **routed.loader())
+        say_notes(data)
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
         init_tune_run(
             data,
@@ -256,6 +265,7 @@ def cmd_estimate_id(args: argparse.Namespace) -> int:
     from .evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
     data = read_data(args.source, **route(given(args, "estimate-id")).loader())
+    say_notes(data)
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
     print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
     print(est.table())

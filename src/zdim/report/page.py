@@ -114,6 +114,9 @@ def _summary(view: RunView) -> str:
         ("labels", "yes (evaluation only)" if d.get("has_labels") else "no"),
         ("trials", f"{len(view.complete)} complete of {len(view.trials)}"),
     ]
+    notes = d.get("notes")
+    if isinstance(notes, list) and notes:  # what reading the table did: columns dropped, yes/no, the separator
+        rows.insert(4, ("columns", '<ul id="data-notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"))
     cap = rec.capacity if rec is not None else None
     if cap:  # the intrinsic-dimension check: the sizes at the estimate against the answer
         sizes = "; ".join(

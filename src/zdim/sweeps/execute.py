@@ -260,13 +260,15 @@ def _on_full_test(rec: Recommendation, outcome: Outcome, ledger: Ledger, plan: S
 
 def recordable_loader(loader: dict[str, Any]) -> dict[str, Any]:
     """The ``load_data`` keywords that ``run.json`` can record to reload the data (``zdim tune``): JSON
-    values and paths (as text); an array or DataFrame given as ``y``/``test`` is left out (reloading
+    values, paths (as text) and lists of names; an array or DataFrame given as ``y``/``test`` is left out (reloading
     then fails on the fingerprint and asks for the data)."""
     out: dict[str, Any] = {}
     for key, value in loader.items():
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if value is None or isinstance(value, (str, int, float, bool)):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            value = list(value)  # column names (keep_columns)
+        if value is None or isinstance(value, (str, int, float, bool, list)):
             out[key] = value
     return out
 
