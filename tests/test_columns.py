@@ -169,6 +169,16 @@ def test_saved_model_takes_and_gives_raw_rows(tmp_path: Path) -> None:
     assert m.transform(new).shape == (2, 1)  # the <unknown> bucket
     with pytest.raises(DataError, match="lacks column"):
         m.transform(t.drop(columns="cat0"))
+    # issue 37: its errors name the table's columns, never "feature 1" nor the encoded width
+    holed = t.head(3).copy()
+    holed.loc[1, "num1"] = np.nan
+    with pytest.raises(DataError, match=r"first at row 1, column 'num1': nan"):
+        m.transform(holed)
+    wanted = r"a table of 5 columns \('num0', 'num1', 'num2', 'bin0', 'cat0', 8 features encoded\): pass a DataFrame"
+    with pytest.raises(DataError, match=r"^X holds strings \(dtype object\); this model was trained on " + wanted):
+        m.transform(t.head(3).to_numpy())
+    with pytest.raises(DataError, match=r"^X has 3 features per sample; this model was trained on " + wanted):
+        m.transform(t[["num0", "num1", "num2"]].head(3).to_numpy())
 
 
 @pytest.mark.slow
