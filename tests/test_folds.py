@@ -94,6 +94,9 @@ def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
     assert again["dim"] == rec["dim"] and [r["nll_mean"] for r in again["per_dim"]] == [
         r["nll_mean"] for r in rec["per_dim"]
     ]
+    # issue 37: a resume keeps every note (how settle mode ended; the folds' seconds add up)
+    kept = [n for n in rec["notes"] if n["kind"] != "test"]
+    assert [n for n in again["notes"] if n["kind"] != "test"] == kept and any(n["kind"] == "settle" for n in kept)
     # other folds cut other rows: refused in one line, nothing written
     before = (out / "recommendation.json").read_text()
     assert main([*("2" if a == "3" else a for a in args), "--resume"]) == 2  # --folds 2
@@ -135,3 +138,5 @@ def _one_set_of_numbers(out, printed, capsys):
     html = build_report(out).read_text()
     table = html.split('id="trials-table"')[1].split("</table>")[0]
     assert f"{pooled[(2, 0)]:.2f}" in table and 'id="fold-trials-table"' in html and 'id="pooled-note"' in html
+    line = html.split('id="reproduce"><code>')[1].split("</code>")[0]  # issue 37: every option, from run.json
+    assert line.endswith("--dims 1,2,4 --seeds 1 --epochs 15 --hidden 16 --k 5 --folds 3 --no-refine --no-extend")

@@ -113,6 +113,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     if info.get("command"):
         print(f"command: {info['command']}")
+    from .sweeps.resume import reproduce
+
+    if line := reproduce(info):
+        print(f"reproduce: {line}")
     saved = run.read_recommendation()
     folds = read_fold_tables(run)
     if folds is not None:  # the rows pooled over every fold, as the sweep printed them and results.csv holds

@@ -62,6 +62,12 @@ class Note:
         return cls(NoteKind(d["kind"]), str(d["text"]), str(d.get("code", "")))
 
 
+def rerun(more: str) -> str:
+    """Advice that can be followed: the sweep run again with ``more`` (``more --epochs``) and ``--overwrite``,
+    for ``--resume`` keeps a run's finished trials as they are (and refuses other training settings)."""
+    return f"rerun the sweep with {more} and --overwrite (--resume keeps its trials as they are)"
+
+
 def warning(text: str, code: str = "") -> Note:
     return Note(NoteKind.WARNING, text, code)
 
@@ -81,4 +87,4 @@ def rationale(notes: Iterable[Note]) -> str:
     return " ".join(parts)
 
 
-__all__ = ["Note", "NoteKind", "WARNINGS", "warning", "caution", "rationale"]
+__all__ = ["Note", "NoteKind", "WARNINGS", "warning", "caution", "rationale", "rerun"]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..evaluation.intrinsic import IntrinsicDim
-from ..evidence import caution, warning
+from ..evidence import caution, rerun, warning
 from ..records import TrialRecord
 from .pairing import paired_se
 from .recommendation import Recommendation
@@ -126,7 +126,7 @@ def capacity_check(
         text = (
             f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}, and the size-{best} VAE at "
             f"the estimate, {gap:.2f} nats worse{se_words}, had not converged: whether {best} units do as well is "
-            "not measured; rerun with more --epochs"
+            f"not measured; {rerun('more --epochs')}"
         )
         return done.with_notes(warning(text, "capacity"))
     text = (

@@ -14,7 +14,7 @@ from .. import __version__
 from ..answer.recommendation import Recommendation
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
 from ..sweeps.plan import Mode
-from ..sweeps.resume import recorded_mode
+from ..sweeps.resume import recorded_mode, reproduce
 from . import figures
 from .assets import CSS, JS
 from .collect import Pictures, RunView
@@ -151,8 +151,19 @@ def _summary(view: RunView) -> str:
                 ("training", "nested: one VAE per seed at the largest size serves every size (its first k units)")
             )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    cmd = view.info.get("command")
-    cmd_html = f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>' if cmd else ""
+    cmd = reproduce(view.info) or view.info.get("command")
+    cmd_html = (
+        f'<p class="label">reproduce this run</p><pre class="cmd" id="reproduce"><code>{esc(cmd)}</code></pre>'
+        if cmd
+        else ""
+    )
+    made = [view.info.get("command")] + [
+        r.get("command") for r in view.info.get("resumes") or [] if isinstance(r, dict)
+    ]
+    if cmd != made[0] and any(made):  # the commands typed: the one that made the run, then each resume
+        typed = "".join(f"<li><code>{esc(c)}</code></li>" for c in made if c)
+        cmd_html += f'<p class="label">commands that made it</p><ul class="small" id="commands">{typed}</ul>'
+
     return (
         f'<section id="summary" data-section="summary">{head}'
         f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>'

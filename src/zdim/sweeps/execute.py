@@ -135,6 +135,9 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
     executors = [EXECUTORS[plan.mode](ledger) for ledger in ledgers]
     folded = FoldedExecutor(executors, ledgers, bar) if k > 1 else None
+    before = run.read_folds() if folded is not None and run is not None and resume else None
+    if folded is not None and before is not None and len(before.get("seconds") or []) == k:
+        folded.seconds = [float(v) for v in before["seconds"]]  # a resume adds its training time to the run's
     executor: Executor = folded if folded is not None else executors[0]
     whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
     try:
@@ -142,7 +145,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         plan, outcome, grown = grow(executor, plan, outcome, whole)
     finally:
         bar.close()
-    notes = [*outcome.notes, *grown]
+    notes = [*outcome.notes, *grown, *_settled_before(run, resume, outcome.notes)]
     alone = _fold_answers(plan, ledgers) if folded is not None else []
     if folded is not None:
         notes.append(folded.cost(alone))
@@ -170,6 +173,16 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         config=plan.config.to_dict(),
         run_dir=run.path if run else None,
     )
+
+
+def _settled_before(run: RunDir | None, resume: bool, said: list[Note]) -> list[Note]:
+    """A resume that trained nothing says nothing of how settle mode ended: the run's earlier answer did,
+    so its notes of it are kept (``recommendation.json`` keeps every note)."""
+    if not resume or run is None or any(n.kind is NoteKind.SETTLE for n in said):
+        return []
+    saved = run.read_recommendation()
+    notes = saved.get("notes") if saved is not None else None
+    return [Note.from_dict(n) for n in notes or [] if isinstance(n, dict) and n.get("kind") == NoteKind.SETTLE.value]
 
 
 def _create(out: str | os.PathLike[str], info: dict[str, Any], data: Data, **kw: Any) -> RunDir:
