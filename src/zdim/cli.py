@@ -195,7 +195,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import inspect
 
     from .sweeps.runs import RunDir
-    from .tuning import init_tune_run, tune
+    from .tuning import check_resumable, init_tune_run, run_tune, tune_study
 
     values = given(args, "tune")
     routed = route(values)
@@ -227,6 +227,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         data = read_data(args.run_dir, **routed.loader())
         say_notes(data)
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
+        if args.resume and RunDir(run_dir).run_json.is_file():  # refused before run.json is written again
+            check_resumable(RunDir(run_dir), args.dim, args.storage, tune_study(args.dim, args.study_name))
         init_tune_run(
             data,
             args.dim,
@@ -237,8 +239,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
             loader=routed.loader(),
         )
-    shared = {k: v for k, v in values.items() if k in inspect.signature(tune).parameters}  # epochs, workers, ...
-    res = tune(
+    shared = {k: v for k, v in values.items() if k in inspect.signature(run_tune).parameters}  # epochs, workers, ...
+    res = run_tune(
         run_dir,
         dim=args.dim,
         n_trials=args.trials,

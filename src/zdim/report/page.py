@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..answer.recommendation import Recommendation
+from ..evidence import importance_caveat
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
 from ..sweeps.plan import Mode
 from ..sweeps.resume import recorded_mode, reproduce
@@ -408,12 +409,20 @@ def _tuning(view: RunView) -> str:
         "fig-tuning",
         "Each tuning trial's validation objective; the step line is the best so far.",
     )
+    caveat = importance_caveat(tuning)
+    caveat_html = f'<p class="small" id="importance-caveat">Importances{esc(caveat)}.</p>' if caveat else ""
+    kept = (
+        f" (the sweep's: the tuned model, in <code>{esc(tuning.get('tuned_model', ''))}</code>, is worse on the "
+        "test split)"
+        if tuning.get("kept") == "sweep"
+        else ""
+    )
     return _section(
         "tuning",
         f"Tuning at latent size {esc(tuning.get('dim'))}",
-        _tuned_test(view) + f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
+        _tuned_test(view) + f'<div class="two"><div class="scroll">{table}{caveat_html}</div>{fig}</div>',
         f"{esc(tuning.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
-        f"<code>{esc(tuning.get('final_model', ''))}</code>.",
+        f"<code>{esc(tuning.get('final_model', ''))}</code>{kept}.",
     )
 
 
