@@ -43,6 +43,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     data = read_data(args.source, **loader)
     say_notes(data)
     plan = resolve(data, options)
+    for line in plan.said:  # workers capped, or more of them than cores
+        print(f"zdim: {line}", file=sys.stderr)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
     if args.progress:

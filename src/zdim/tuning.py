@@ -37,7 +37,7 @@ from .models.vae import VAE
 from .sweeps import backends, studies
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.ledger import saved_extra, train
-from .sweeps.plan import Mode, SweepPlan
+from .sweeps.plan import Mode, SweepPlan, capped_workers
 from .sweeps.resume import make_run_info
 from .sweeps.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
@@ -323,6 +323,8 @@ def run_tune(
     if resume:
         check_resumable(run, dim, storage, name)
     seed = cfg.train.seed
+    workers, said = capped_workers(workers, n_trials, backend)
+    notes += list(said)
     where = backends.choose(backend, workers, address)
     if progress:
         print(

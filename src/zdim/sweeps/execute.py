@@ -11,6 +11,7 @@ the same with or without a run directory: the per-sample values travel in memory
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..data.dataset import Data, load_data
 from ..data.folds import fold_splits
 from ..evaluation.metrics import evaluate
 from ..evidence import Note, NoteKind
+from ..messages import python_message
 from ..options import route
 from ..progress import Progress
 from ..training.trainer import resolve_device
@@ -83,6 +85,8 @@ def sweep(
     if options is None:
         options = options_from(routed)
     plan = resolve(data, options, has_out=out is not None)
+    for line in plan.said:  # workers capped, or more of them than cores: the caller hears it
+        warnings.warn(python_message(line), UserWarning, stacklevel=3)
     return execute(data, plan, Output(out, overwrite, resume, progress, command, loader))
 
 
