@@ -204,7 +204,7 @@ def test_unconverged_trials_the_answer_rests_on():
     assert rec.dim == 4 and rec.settled is False
     assert rec.warnings == [
         "sizes 2, 16 had not converged: their held-out NLL may still fall; rerun the sweep with more --epochs and "
-        "--overwrite (--resume keeps its trials as they are)"
+        "--overwrite, since --resume keeps its trials as they are"
     ]
     for r in t:
         r.converged = r.dim != 1  # size 1 is not what the answer rests on
@@ -215,7 +215,7 @@ def test_unconverged_trials_the_answer_rests_on():
     t[2].converged = False
     assert recommend(t).warnings == [
         "size 4 had not converged: its held-out NLL may still fall; rerun the sweep with more --epochs and "
-        "--overwrite (--resume keeps its trials as they are)"
+        "--overwrite, since --resume keeps its trials as they are"
     ]
 
 

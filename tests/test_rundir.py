@@ -350,7 +350,7 @@ def test_the_advice_to_train_longer_can_be_followed(tmp_path, table, capsys, mon
     args = ["sweep", table, *QUICK, "--dims", "1,2", "--folds", "1", "--no-refine", "--out", out]
     code = main([str(a) for a in args])
     printed = capsys.readouterr().out
-    advice = "rerun the sweep with more --epochs and --overwrite (--resume keeps its trials as they are)"
+    advice = "rerun the sweep with more --epochs and --overwrite, since --resume keeps its trials as they are"
     assert code == 0 and "had not converged" in printed and advice in printed
     code, err = run_cli([*args, "--epochs", "3", "--resume"], capsys)
     assert code == 2 and "or use --overwrite" in one_line_error(err)

@@ -65,7 +65,7 @@ class Note:
 def rerun(more: str) -> str:
     """Advice that can be followed: the sweep run again with ``more`` (``more --epochs``) and ``--overwrite``,
     for ``--resume`` keeps a run's finished trials as they are (and refuses other training settings)."""
-    return f"rerun the sweep with {more} and --overwrite (--resume keeps its trials as they are)"
+    return f"rerun the sweep with {more} and --overwrite, since --resume keeps its trials as they are"
 
 
 MIN_IMPORTANCE_TRIALS = 10  # fewer complete tuning trials than this: parameter importances are a hint
