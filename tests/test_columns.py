@@ -229,6 +229,9 @@ def test_columns_that_cannot_inform_a_model_are_named_before_training(tmp_path: 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "text column 'id' holds a distinct value in 200 of its 200 rows" in err
     assert "an identifier or a date" in err and "keep it with --keep-columns 'id'" in err and not out.exists()
+    assert main([*argv, "--keep-columns", "id,day", "--resume"]) == 2  # no run to resume: refused in execute
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'unit'" not in err  # the notes wait for every check: one line still
     assert main([*argv, "--keep-columns", "id,day"]) == 0
     err = capsys.readouterr().err
     assert "zdim: t: column 'unit' holds one value ('kg') in every row: dropped" in err

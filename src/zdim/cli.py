@@ -41,10 +41,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = options_from(routed)
     loader = routed.loader()
     data = read_data(args.source, **loader)
-    say_notes(data)
     plan = resolve(data, options)
-    for line in plan.said:  # workers capped, or more of them than cores
-        print(f"zdim: {line}", file=sys.stderr)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
     if args.progress:
@@ -65,7 +62,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
     command = " ".join(["zdim", *map(shlex.quote, args.argv)])
-    output = Output(out, args.overwrite, args.resume, args.progress, command, loader)
+    output = Output(out, args.overwrite, args.resume, args.progress, command, loader, say=say)
     result = execute(data, plan, output)
     print_result(result.trials, result.recommendation, result.run_dir)
     write_report(result.run_dir, not args.progress)
@@ -83,11 +80,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if result.recommendation is not None else 1
 
 
+def say(line: str) -> None:
+    """A line the user should hear before anything trains (what reading the data did, workers capped),
+    on stderr; a sweep says its lines once every check has passed, so bad input stays one line."""
+    from tqdm import tqdm  # above a progress bar that is showing, without breaking it
+
+    tqdm.write(f"zdim: {line}", file=sys.stderr)
+
+
 def say_notes(data: Any) -> None:
-    """What reading the data did that the user should hear (a column dropped, a column modelled as yes/no,
-    the separator found), one line each on stderr, before anything trains."""
+    """What reading the data did (a column dropped, a column modelled as yes/no, the separator found)."""
     for note in data.extra.get("notes", ()):
-        print(f"zdim: {data.name}: {note}", file=sys.stderr)
+        say(f"{data.name}: {note}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -227,7 +231,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         join(values["backend"], values["address"])  # a cluster is joined before the tune run directory is made
         train = TrainConfig(**(routed["train"] | {"device": args.device or "auto"}))
         data = read_data(args.run_dir, **routed.loader())
-        say_notes(data)
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
         if args.resume and RunDir(run_dir).run_json.is_file():  # refused before run.json is written again
             check_resumable(RunDir(run_dir), args.dim, args.storage, tune_study(args.dim, args.study_name))
@@ -241,6 +244,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
             loader=routed.loader(),
         )
+        say_notes(data)
     shared = {k: v for k, v in values.items() if k in inspect.signature(run_tune).parameters}  # epochs, workers, ...
     res = run_tune(
         run_dir,

@@ -93,8 +93,10 @@ def sweep(
 @dataclass(frozen=True)
 class Output:
     """Where a sweep's results go and how it shows itself: the run directory (None: nothing is written),
-    what to do when it exists (``overwrite``, ``resume``), the progress display, and what ``run.json``
-    records besides the plan (the command, the ``load_data`` keywords that reload the data)."""
+    what to do when it exists (``overwrite``, ``resume``), the progress display, what ``run.json``
+    records besides the plan (the command, the ``load_data`` keywords that reload the data), and ``say``,
+    which hears what reading the data did and where the plan departs from what was asked, once every
+    check has passed and before anything trains."""
 
     out: str | os.PathLike[str] | None = None
     overwrite: bool = False
@@ -102,6 +104,7 @@ class Output:
     progress: bool = False
     command: str | None = None
     loader: dict[str, Any] | None = None
+    say: Callable[[str], None] | None = None  # the command's lines before training (notes, workers capped)
 
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
@@ -137,6 +140,9 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
     for j in range(1, k):
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
+    if output.say is not None:  # every check has passed: what the user should hear before training
+        for line in [*(f"{data.name}: {n}" for n in data.extra.get("notes", ())), *plan.said]:
+            output.say(line)
     executors = [EXECUTORS[plan.mode](ledger) for ledger in ledgers]
     folded = FoldedExecutor(executors, ledgers, bar) if k > 1 else None
     before = run.read_folds() if folded is not None and run is not None and resume else None
