@@ -48,7 +48,8 @@ class Evidence:
 def pool(parts: Sequence[Evidence]) -> Evidence:
     """The evidence of k folds as one: per (size, seed) one record over every fold's test rows (the NLL
     and the other held-out means weighted by rows, active units averaged, converged only where every
-    fold converged, the learned-nothing and PCA references pooled with their standard errors) and the
+    fold converged, the learned-nothing and PCA references pooled with their standard errors, the
+    generation metrics weighted by rows, KL per unit averaged rank by rank) and the
     per-sample NLL of the folds joined in fold order (the same rows in the same order for every size:
     paired). A point that did not complete in every fold is a failed record naming the folds."""
     keys = sorted({r.key for p in parts for r in p.records})
