@@ -101,9 +101,11 @@ def test_dataframe_and_y(tmp_path):
 
 def test_dataframe_with_a_text_column_is_a_mixed_table_or_gives_labels():
     frame = pd.DataFrame(planted(), columns=list("abcdef")).assign(kind="x")
-    assert load_data(frame).likelihood == "mixed:g6,b0,c2"  # one category seen, and the unknown bucket
+    assert load_data(frame, keep_columns="kind").likelihood == "mixed:g6,b0,c2"  # one category, and the unknown
+    with pytest.warns(zdim.DataNoteWarning, match="column 'kind' holds one value .'x'. in every row: dropped"):
+        assert load_data(frame).likelihood == "gaussian"  # issue 37: a column of one value says nothing
     with pytest.raises(DataError, match=r"text column\(s\) 'kind' cannot have likelihood 'gaussian'.*label_column="):
-        load_data(frame, likelihood="gaussian")
+        load_data(frame, likelihood="gaussian", keep_columns=["kind"])
     data = load_data(frame, label_column="kind")
     assert data.n_features == 6 and data.y_train is not None
 

@@ -132,10 +132,14 @@ def test_read_data_mixed_table_and_refusals(tmp_path: Path) -> None:
     assert pre.columns == data.extra["columns"]
     with pytest.raises(DataError, match=r"text column\(s\) 'smoker', 'city'.*likelihood 'gaussian'.*auto"):
         read_data(t, likelihood="gaussian")
-    # numeric-only tables are unchanged; mixed can be asked for (two-valued numbers become binaries)
+    # a table of numbers with a two-valued column (issue 37): the column modelled as yes/no, and said;
+    # Gaussian when asked for, and a table of numbers without one stays Gaussian
     num = t[["age", "flag", "count"]]
-    assert read_data(num).likelihood == "gaussian"
+    assert read_data(num).likelihood == "mixed:g2,b1,c"
+    assert read_data(num).extra["notes"] == ["column 'flag' takes two values, 0 and 1: modelled as yes/no (1 is yes)"]
+    assert read_data(num, likelihood="gaussian").likelihood == "gaussian"
     assert read_data(num, likelihood="mixed").likelihood == "mixed:g2,b1,c"
+    assert read_data(t[["age", "count"]]).likelihood == "gaussian"
     bad = t.copy()
     bad.loc[7, "count"] = np.nan
     with pytest.raises(DataError, match=r"1 NaN .* row 7, column 1 \('count'\)"):
@@ -165,6 +169,16 @@ def test_saved_model_takes_and_gives_raw_rows(tmp_path: Path) -> None:
     assert m.transform(new).shape == (2, 1)  # the <unknown> bucket
     with pytest.raises(DataError, match="lacks column"):
         m.transform(t.drop(columns="cat0"))
+    # issue 37: its errors name the table's columns, never "feature 1" nor the encoded width
+    holed = t.head(3).copy()
+    holed.loc[1, "num1"] = np.nan
+    with pytest.raises(DataError, match=r"first at row 1, column 'num1': nan"):
+        m.transform(holed)
+    wanted = r"a table of 5 columns \('num0', 'num1', 'num2', 'bin0', 'cat0', 8 features encoded\): pass a DataFrame"
+    with pytest.raises(DataError, match=r"^X holds strings \(dtype object\); this model was trained on " + wanted):
+        m.transform(t.head(3).to_numpy())
+    with pytest.raises(DataError, match=r"^X has 3 features per sample; this model was trained on " + wanted):
+        m.transform(t[["num0", "num1", "num2"]].head(3).to_numpy())
 
 
 @pytest.mark.slow
@@ -191,3 +205,44 @@ def test_cli_sweep_on_mixed_csv(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (out / "recommendation.json").is_file() and (out / "report.html").is_file()
     assert "mixed:g3,b1,c4" in (out / "run.json").read_text()
+
+
+def test_columns_that_cannot_inform_a_model_are_named_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Issue 37, item 3: a column holding one value is dropped and said; an identifier or date (a distinct
+    text value in nearly every row) is refused in one line naming it (exit 2, nothing written), unless
+    --keep-columns keeps it; a two-valued numeric column is modelled as yes/no and said."""
+    from zdim.cli import main
+    from zdim.errors import DataNoteWarning
+    from zdim.report.collect import load_run
+    from zdim.report.page import _summary
+
+    monkeypatch.setattr("zdim.printing.write_report", lambda *a: None)  # its summary alone is read below
+
+    t = _table(200)[["age", "flag", "count", "city"]]
+    t = t.assign(unit="kg", id=[f"P{i:04d}" for i in range(200)], day=pd.date_range("2024-01-01", periods=200))
+    t["day"] = t["day"].astype(str)
+    t.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "run"
+    argv = ["sweep", str(tmp_path / "t.csv"), "--dims", "1", "--seeds", "1", "--epochs", "1", "--hidden", "8",
+            "--k", "2", "--folds", "1", "--no-refine", "--no-extend", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "text column 'id' holds a distinct value in 200 of its 200 rows" in err
+    assert "an identifier or a date" in err and "keep it with --keep-columns 'id'" in err and not out.exists()
+    assert main([*argv, "--keep-columns", "id,day", "--resume"]) == 2  # no run to resume: refused in execute
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'unit'" not in err  # the notes wait for every check: one line still
+    assert main([*argv, "--keep-columns", "id,day"]) == 0
+    err = capsys.readouterr().err
+    assert "zdim: t: column 'unit' holds one value ('kg') in every row: dropped" in err
+    assert "column 'flag' takes two values, 0 and 1: modelled as yes/no (1 is yes)" in err and "'id'" not in err
+    info = zdim.files.read_json(out / "run.json")
+    assert info["loader"]["keep_columns"] == ["id", "day"] and len(info["data"]["notes"]) == 2
+    assert info["data"]["likelihood"].startswith("mixed:g2,b1,")  # age, count; flag; city, id, day
+    assert "column &#x27;unit&#x27; holds one value" in _summary(load_run(out))  # said in the report
+    with pytest.raises(DataError, match=r"text column 'day' .*keep_columns='day'$"):
+        zdim.load_data(t, keep_columns=["id"])
+    with pytest.warns(DataNoteWarning, match=r"keep_columns='unit' keeps it"):
+        zdim.load_data(t, keep_columns=["id", "day"])
+    with pytest.raises(DataError, match="keep_columns names column 'nope', which the table does not have"):
+        zdim.load_data(t, keep_columns="nope")

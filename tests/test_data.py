@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from zdim.data.dataset import EMBEDDED, MIN_SAMPLES, Data, list_datasets, load_data, supported_formats
-from zdim.errors import DataError
+from zdim.errors import DataError, DataNoteWarning
 
 MNIST = Path(__file__).parents[2] / "shared" / "datasets" / "mnist"
 
@@ -287,9 +287,10 @@ def test_npz_label_column_names_a_key(tmp_path):
 def test_csv_tsv(tmp_path, real, header, sep, suffix):
     path = tmp_path / f"table{suffix}"
     pd.DataFrame(real, columns=list("abcde")).to_csv(path, sep=sep, header=header, index=False)
-    d = load_data(path)
-    assert total(d) == 40 and d.n_features == 5 and d.name == "table"
-    assert d.feature_names == (list("abcde") if header else ["0", "1", "2", "3", "4"])
+    with pytest.warns(DataNoteWarning, match="holds one value .7. in every row: dropped"):
+        d = load_data(path)  # the constant column (issue 37) is dropped, and said
+    assert total(d) == 40 and d.n_features == 4 and d.name == "table"
+    assert d.feature_names == (list("abcd") if header else ["0", "1", "2", "3"])
 
 
 def test_csv_label_column_text_labels(tmp_path, real):
@@ -297,10 +298,10 @@ def test_csv_label_column_text_labels(tmp_path, real):
     frame.insert(2, "kind", np.where(np.arange(40) % 2, "dog", "cat"))
     frame.to_csv(tmp_path / "t.csv", index=False)
     d = load_data(tmp_path / "t.csv", label_column="kind")
-    assert d.feature_names == list("abcde") and d.extra["label_names"] == ["cat", "dog"]
+    assert d.feature_names == list("abcd") and d.extra["label_names"] == ["cat", "dog"]  # 'e': one value, dropped
     y = np.concatenate([d.y_train, d.y_val, d.y_test])
     assert y.dtype == np.int64 and sorted(y) == [0] * 20 + [1] * 20
-    assert load_data(tmp_path / "t.csv").likelihood == "mixed:g5,b1,c"  # without labels: a mixed table
+    assert load_data(tmp_path / "t.csv").likelihood == "mixed:g4,b1,c"  # without labels: a mixed table
     msg = raises("text column", tmp_path / "t.csv", likelihood="gaussian")
     assert "'kind'" in msg and "label_column" in msg  # zdim.load_data names the keyword
     raises("'species'.*'a', 'b', 'kind'", tmp_path / "t.csv", label_column="species")
@@ -316,10 +317,10 @@ def test_csv_numeric_label_column_without_header(tmp_path):
 def test_parquet(tmp_path, real):
     frame = pd.DataFrame(real, columns=list("abcde")).assign(y=np.arange(40) % 2)
     frame.to_parquet(tmp_path / "t.parquet")
-    d = load_data(tmp_path / "t.parquet", label_column="y")
+    d = load_data(tmp_path / "t.parquet", label_column="y", keep_columns="e")  # kept, though it holds one value
     assert d.feature_names == list("abcde") and d.name == "t" and d.y_test is not None
-    frame.assign(s="x").to_parquet(tmp_path / "s.parquet")
-    assert load_data(tmp_path / "s.parquet", label_column="y").likelihood == "mixed:g5,b0,c2"
+    frame.assign(s=np.where(np.arange(40) % 3, "x", "z")).to_parquet(tmp_path / "s.parquet")
+    assert load_data(tmp_path / "s.parquet", label_column="y").likelihood == "mixed:g4,b1,c"
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -604,10 +605,25 @@ def test_cli_messages_name_flags_and_the_api_names_keywords(tmp_path, capsys):
         zdim.load_data(x, layer="counts")
 
 
-def test_a_semicolon_separated_csv_gets_a_hint(tmp_path):
+def test_a_semicolon_separated_csv_is_sniffed_or_named(tmp_path, capsys):
+    """Issue 37: a CSV separated by semicolons (with decimal commas, as written in much of Europe) is read
+    as such, and said; one whose lines no separator splits alike names the separator in its error."""
     import pandas as pd
 
+    from zdim.cli import main
+
     x = np.random.default_rng(0).normal(size=(50, 4))
-    pd.DataFrame(x, columns=list("abcd")).to_csv(tmp_path / "semi.csv", sep=";", index=False)
-    with pytest.raises(DataError, match="looks semicolon-separated.*sep=';'"):
-        load_data(tmp_path / "semi.csv")
+    frame = pd.DataFrame(x, columns=list("abcd"))
+    frame.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    with pytest.warns(DataNoteWarning, match="read as semicolon-separated, with decimal commas"):
+        d = load_data(tmp_path / "semi.csv")
+    assert d.feature_names == list("abcd") and d.likelihood == "gaussian"
+    assert np.allclose(sorted(np.concatenate([d.train, d.val, d.test])[:, 0] * d.std[0] + d.mean[0]), sorted(x[:, 0]))
+    text = (tmp_path / "semi.csv").read_text().splitlines()
+    (tmp_path / "ragged.csv").write_text("\n".join([*text[:5], text[5].rsplit(";", 1)[0], *text[6:]]) + "\n")
+    with pytest.raises(DataError, match="line 6 has 3 fields, expected 4, read as semicolon-separated"):
+        load_data(tmp_path / "ragged.csv")
+    (tmp_path / "one.csv").write_text("a;b\n" + "".join(f"{i};{i * 2};{i}\n" for i in range(20)))
+    assert main(["sweep", str(tmp_path / "one.csv"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ragged table: line 2 has 3 fields, expected 2, read as semicolon-separated" in err

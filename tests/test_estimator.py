@@ -157,3 +157,33 @@ def test_fitted_and_pickled_estimator_carries_its_preprocessing():
     assert b"zdim.data.dataset" not in raw  # carried as the model.json form (plain lists), like the weights
     back = pickle.loads(raw)
     assert back.preprocessing_.to_dict() == pre.to_dict()
+
+
+def test_a_dataframe_with_text_columns_is_read_as_the_sweep_reads_it():
+    """Issue 37, item 4: fit and transform a table with text columns (as zdim.sweep reads it), rows it
+    cannot take are one ZdimError naming the column, and inverse_transform honours set_output."""
+    from zdim.testing import make_planted_table
+
+    t = make_planted_table(1, 3, (3,), 1, n=200, seed=2)  # num0..num2, bin0 (yes/no), cat0 (a, b, c)
+    est = VAETransformer(latent_dim=2, **TINY).fit(t)
+    assert est.likelihood_ == "mixed:g3,b1,c4" and est.n_features_in_ == 5
+    assert list(est.feature_names_in_) == list(t.columns)
+    z = est.transform(t.head(7))
+    assert z.shape == (7, 2) and np.isfinite(est.score(t))
+    back = est.inverse_transform(z)  # the table's own columns, each category its most likely value
+    assert list(back.columns) == list(t.columns) and set(back["cat0"]) <= {"a", "b", "c", "<unknown>"}
+    assert list(est.sample(3, random_state=0).columns) == list(t.columns)
+    with pytest.raises(zdim.ZdimError, match=r"^X: lacks column\(s\) 'cat0' of the 5"):
+        est.transform(t.drop(columns="cat0"))
+    holed = t.head(4).copy()
+    holed.loc[2, "num1"] = np.nan
+    with pytest.raises(zdim.ZdimError, match=r"first at row 2, column 'num1'"):
+        est.transform(holed)
+    with pytest.raises(zdim.ZdimError, match=r"text column\(s\) 'bin0', 'cat0' cannot have likelihood 'gaussian'"):
+        VAETransformer(latent_dim=2, likelihood="gaussian", **TINY).fit(t)
+    numbers = t[["num0", "num1", "num2"]]
+    plain = VAETransformer(latent_dim=2, **TINY).fit(numbers)
+    assert isinstance(plain.inverse_transform(plain.transform(numbers)), np.ndarray)
+    framed = VAETransformer(latent_dim=2, **TINY).set_output(transform="pandas").fit(numbers)
+    out = framed.inverse_transform(framed.transform(numbers.head(3)))
+    assert list(out.columns) == ["num0", "num1", "num2"] and out.shape == (3, 3)

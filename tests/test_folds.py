@@ -94,12 +94,16 @@ def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
     rec = json.loads((out / "recommendation.json").read_text())
     assert {r["dim"]: r["n_seeds"] for r in rec["per_dim"]} == {1: 1, 2: 1, 4: 1}
     assert json.loads((out / "run.json").read_text())["sweep"]["folds"] == 3
+    _one_set_of_numbers(out, printed, capsys)
     # --resume of a finished fold run trains nothing and gives the same pooled answer
     assert main([*args, "--resume"]) == 0
     again = json.loads((out / "recommendation.json").read_text())
     assert again["dim"] == rec["dim"] and [r["nll_mean"] for r in again["per_dim"]] == [
         r["nll_mean"] for r in rec["per_dim"]
     ]
+    # issue 37: a resume keeps every note (how settle mode ended; the folds' seconds add up)
+    kept = [n for n in rec["notes"] if n["kind"] != "test"]
+    assert [n for n in again["notes"] if n["kind"] != "test"] == kept and any(n["kind"] == "settle" for n in kept)
     # other folds cut other rows: refused in one line, nothing written
     before = (out / "recommendation.json").read_text()
     assert main([*("2" if a == "3" else a for a in args), "--resume"]) == 2  # --folds 2
@@ -136,3 +140,43 @@ def test_the_bootstrap_of_pooled_folds_resamples_the_folds():
     assert rec is not None and rec.dim == 4 and not rec.settled
     [w] = [n.text for n in rec.notes if n.code == "uncertain"]
     assert "resamples of the held-out samples, seeds and folds (2 in" in w and "more folds (--folds 10)" in w
+
+
+def _one_set_of_numbers(out, printed, capsys):
+    """Issue 37, item 1: the CLI, results.csv, `zdim info` and the report show one number per trial (pooled
+    over the folds, as the answer read it); each fold's own rows are a table of their own (folds.csv,
+    `zdim info`, the report)."""
+    import csv
+
+    from zdim.cli import main
+    from zdim.report.collect import load_run
+    from zdim.report.page import _fold_table, _summary, _table
+
+    def complete_rows(text):  # the cells of the terminal's trial-table rows
+        return [c for line in text.splitlines() if len(c := line.split()) > 3 and c[-1] == "complete"]
+
+    results = list(csv.DictReader((out / "results.csv").open()))
+    pooled = {(int(r["dim"]), int(r["seed"])): float(r["nll"]) for r in results}
+    assert len(pooled) == 3 and all(r["folds"] == "3" for r in results)
+    shown = {(int(c[0]), int(c[1])): float(c[2]) for c in complete_rows(printed)}
+    assert shown == {k: round(v, 2) for k, v in pooled.items()}  # the CLI printed the rows of results.csv
+    per_dim = {r["dim"]: r["nll_mean"] for r in json.loads((out / "recommendation.json").read_text())["per_dim"]}
+    assert all(per_dim[d] == pytest.approx(v) for (d, _), v in pooled.items())  # one seed: the size's mean
+    folds = list(csv.DictReader((out / "folds.csv").open()))
+    assert [(r["fold"], r["folder"]) for r in folds[::3]] == [("1", "."), ("2", "folds/fold-1"), ("3", "folds/fold-2")]
+    first = json.loads((out / "trials" / "dim-002-seed-0" / "metrics.json").read_text())
+    assert float(folds[1]["nll"]) == pytest.approx(first["nll"]) != pytest.approx(pooled[(2, 0)])
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    head, _, tail = info.partition("each fold's own rows")
+    rows = {(int(c[0]), int(c[1])): float(c[2]) for c in complete_rows(head)}
+    assert rows == shown  # zdim info: the same pooled rows above the per-size table
+    fold_rows = complete_rows(tail)
+    assert len(fold_rows) == 9 and {c[0] for c in fold_rows} == {"1", "2", "3"}
+    assert float(fold_rows[1][3]) == round(first["nll"], 2)
+    view = load_run(out)  # the report's parts that show the trials (its figures are drawn elsewhere)
+    html = _summary(view) + _table(view) + _fold_table(view)
+    table = html.split('id="trials-table"')[1].split("</table>")[0]
+    assert f"{pooled[(2, 0)]:.2f}" in table and 'id="fold-trials-table"' in html and 'id="pooled-note"' in html
+    line = html.split('id="reproduce"><code>')[1].split("</code>")[0]  # issue 37: every option, from run.json
+    assert line.endswith("--dims 1,2,4 --seeds 1 --epochs 15 --hidden 16 --k 5 --folds 3 --no-refine --no-extend")

@@ -172,3 +172,46 @@ def test_a_new_option_is_one_row(monkeypatch, tmp_path, capsys):
     doc = table.parameters_doc({"weight_decay": "float"}, python_message)
     assert doc.split("\n") == ["    weight_decay : float", "        Adam weight decay (default 0)."]
     assert api_mismatch() == {"weight_decay"}  # zdim.sweep's typed signature: the one other line to add
+
+
+def test_the_reproduce_line_carries_every_option_of_the_table(tmp_path):
+    """Issue 37: the report's "reproduce" line left out --time-budget. It is written from what run.json
+    records, through the table: every row that changes a run (what it trains, how the data are read, how
+    the grid is run) gives its flag when its value is not the default, and a setting no flag sets is named
+    as a Python keyword."""
+    from dataclasses import replace
+
+    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.plan import Mode, Options, SweepPlan, resolve
+    from zdim.sweeps.resume import make_run_info, reproduce
+    from zdim.training.trainer import TrainConfig
+
+    from .conftest import make_data
+
+    data = make_data(np.random.default_rng(0).normal(size=(2000, 6)))  # 200 test rows: no folds by themselves
+    train = TrainConfig(epochs=7, patience=3, batch_size=64, lr=0.002, beta=0.5, warmup_epochs=2.0, free_bits=0.1,
+                        sigma_init=0.5, sigma_warmup_epochs=2, sigma_after=1, seed=3, device="cpu",
+                        weight_decay=0.1)  # fmt: skip
+    config = SweepConfig(dims=(1, 3), seeds=2, hidden=(8,), arch="conv", train=train, k=7, rel_tol=0.05,
+                         eval_samples=5)  # fmt: skip
+    loader = {"likelihood": "gaussian", "label_column": "y", "keep_columns": ["a", "b"], "max_samples": 100,
+              "seed": 3, "array": "X", "test": "t.csv", "layer": "L", "label_key": "k", "binarize": True,
+              "val_fraction": 0.2, "test_fraction": 0.3}  # fmt: skip
+    settle = SweepPlan(config=config, rule="nll-knee", refine=False, extend=False, time_budget=10.0, workers=2,
+                       checkpoint_every=60.0, stack=True, folds=3, backend="ray", address="head:6379")  # fmt: skip
+    per_size = replace(settle, mode=Mode.PER_SIZE, prune=True, storage="sqlite:///s.db", study_name="mine",
+                       time_budget=None, config=replace(config, model="models.py:Mine"))  # fmt: skip
+    lines = [reproduce(make_run_info(data, plan, "zdim sweep ...", loader)) for plan in (settle, per_size)]
+    lines.append(reproduce(make_run_info(data, replace(settle, mode=Mode.NESTED), None, {})))
+    said = " ".join(lines)
+    assert lines[0].startswith("zdim sweep tiny --dims 1,3 --seeds 2 --epochs 7 --patience 3 ")
+    assert "--time-budget 10.0" in lines[0] and "--keep-columns a,b" in lines[0]
+    changes_a_run = [o for o in table.for_command("sweep") if o.targets[0][0] in ("options", "train", "loader")]
+    for row in changes_a_run:
+        if row.keyword in ("nested", "extend_grid"):  # --mode nested; --extend-grid only adds sizes on --resume
+            continue
+        assert row.flag_text in said or (row.kind == SWITCH and f"--no-{row.name} " in said), row.keyword
+    for python in ("val_fraction=0.2", "test_fraction=0.3", "TrainConfig(weight_decay=0.1)", "--mode nested"):
+        assert python in said
+    plain = reproduce(make_run_info(data, resolve(data, Options(dims=(2, 4))), None, {}))
+    assert plain == "zdim sweep tiny --dims 2,4"  # the defaults say nothing

@@ -76,6 +76,7 @@ def test_the_mode_is_recorded_in_run_json(tiny_binary, tmp_path):
         (["--model", "{models}:Tiny", "--arch", "conv"], "--arch does not apply to --model"),
         (["--arch", "conv"], "these data are a table of 12 features: use --arch mlp"),
         (["--checkpoint-every", "0"], "--checkpoint-every"),
+        (["--folds", "3", "--time-budget", "10"], "--folds 3 does not combine with --time-budget"),  # issue 37
     ],
 )
 def test_flags_that_do_not_apply_are_refused_in_one_line(args, needle, table, tmp_path, capsys):
@@ -102,3 +103,31 @@ def test_the_api_takes_a_grid_spec_and_names_the_keyword_when_it_is_bad():
     assert sorted({t.dim for t in r.trials}) == [1, 2]
     with pytest.raises(ConfigError, match=r"^dims='2,x' is not a list of sizes"):
         zdim.sweep(x, dims="2,x", report=False)
+
+
+def test_workers_are_capped_at_the_members_and_said_when_more_than_cores(table, tmp_path, capsys, monkeypatch):
+    """Issue 37: --workers 64 on 2 cores ran far slower than 1, with no word and no cap at the members."""
+    from zdim.sweeps import plan as plan_module
+    from zdim.sweeps.plan import Mode, capped_workers
+
+    monkeypatch.setattr(plan_module, "cores", lambda: 2)
+    assert capped_workers(64, 6, "local", Mode.SETTLE) == (
+        6,
+        (
+            "--workers 64 is more than the 6 members that can train at once: 6 used",
+            "--workers 6 is more than this machine's 2 cores: each worker gets one thread and they take turns, "
+            "which runs slower than --workers 2",
+        ),
+    )
+    assert capped_workers(2, 6, "local", Mode.SETTLE) == (2, ())
+    assert capped_workers(8, 3, "ray", Mode.PER_SIZE) == (3, ("--workers 8 is more than the 3 trials that can "
+                                                              "train at once: 3 used",))  # fmt: skip
+    monkeypatch.setattr("zdim.printing.write_report", lambda *a: None)
+    argv = ["sweep", str(table), "--dims", "2", "--seeds", "1", "--epochs", "1", "--hidden", "8", "--k", "2",
+            "--folds", "1", "--no-refine", "--no-extend", "--workers", "64", "--out", str(tmp_path / "run"),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "zdim: --workers 64 is more than the 1 members that can train at once: 1 used" in err
+    info = zdim.files.read_json(tmp_path / "run" / "run.json")
+    assert info["sweep"]["running"]["workers"] == 1

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,53 @@ def test_backend_options_are_checked():
         probe(f"127.0.0.1:{port}")
     with pytest.raises(ConfigError, match="--address 'head' is not HOST:PORT"):
         probe("head")
+
+
+def _listen(answer: bytes) -> tuple[int, threading.Thread]:
+    """A server on a free port that answers every connection with ``answer`` (a gRPC server's SETTINGS
+    frame, or something else), for the probe of --address."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(10)
+
+    def serve() -> None:
+        with server:
+            for _ in range(2):
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(answer)
+                    conn.recv(64)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return int(server.getsockname()[1]), thread
+
+
+def test_an_address_that_is_no_ray_cluster_is_zdims_one_line_alone(tmp_path, capfd):
+    """Issue 37: where something other than a Ray head listens, Ray logged for minutes before failing;
+    the probe asks for the gRPC answer a head's GCS gives, and Ray's own logging is silenced while it
+    connects, so the command prints zdim's one line only."""
+    pytest.importorskip("ray")
+    from zdim.sweeps.ray_backend import _quiet, probe
+
+    port, _ = _listen(b"-ERR unknown command\r\n")  # a Redis, a web server: not a Ray head
+    out = tmp_path / "run"
+    args = ["sweep", "digits", "--backend", "ray", "--address", f"127.0.0.1:{port}", "--dims", "2", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and f"--address 127.0.0.1:{port}: something listens there, but not a Ray" in err
+    assert not out.exists()
+    port, _ = _listen(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # HTTP/2 SETTINGS, as a GCS sends: it passes
+    probe(f"127.0.0.1:{port}", timeout=5)
+    with _quiet():
+        os.write(2, b"[W rpc_client.h:153] Failed to connect to GCS\n")
+        print("ray says", file=sys.stderr)
+    print("zdim says", file=sys.stderr)
+    assert capfd.readouterr().err == "zdim says\n"
 
 
 @pytest.fixture(scope="module")

@@ -203,7 +203,8 @@ def test_unconverged_trials_the_answer_rests_on():
     rec = recommend(t)
     assert rec.dim == 4 and rec.settled is False
     assert rec.warnings == [
-        "sizes 2, 16 had not converged: their held-out NLL may still fall; rerun with more --epochs"
+        "sizes 2, 16 had not converged: their held-out NLL may still fall; rerun the sweep with more --epochs and "
+        "--overwrite, since --resume keeps its trials as they are"
     ]
     for r in t:
         r.converged = r.dim != 1  # size 1 is not what the answer rests on
@@ -213,7 +214,8 @@ def test_unconverged_trials_the_answer_rests_on():
     assert recommend(t).settled is True and recommend(t).warnings == []
     t[2].converged = False
     assert recommend(t).warnings == [
-        "size 4 had not converged: its held-out NLL may still fall; rerun with more --epochs"
+        "size 4 had not converged: its held-out NLL may still fall; rerun the sweep with more --epochs and "
+        "--overwrite, since --resume keeps its trials as they are"
     ]
 
 
@@ -395,7 +397,7 @@ def test_members_stopped_by_the_time_budget_are_told_to_get_more_time_not_more_e
     for r in t:
         r.extra["settle_stop"] = "time-budget"
     rec = recommend(t)
-    assert any("rerun with a larger --time-budget" in w for w in rec.warnings)
+    assert any("rerun the sweep with a larger --time-budget and --overwrite" in w for w in rec.warnings)
     assert not any("--epochs" in w for w in rec.warnings)
 
 

@@ -309,9 +309,13 @@ def test_resume_refuses_sizes_and_seeds_the_run_never_had_unless_extend_grid(tmp
     assert code == 2 and "--k 2, not 3" in one_line_error(err)
     code, err = run_cli(["sweep", table, *QUICK, "--dims", "1,2,4", "--out", out, "--extend-grid"], capsys)
     assert code == 2 and "pass --resume too" in one_line_error(err)
+    # a part of its grid (issue 37): refused, for the answer and its notes would be rewritten from a part
+    code, err = run_cli(["sweep", table, *QUICK, "--dims", "1", "--out", out, "--resume"], capsys)
+    assert code == 2 and "--dims 1 leaves out 2: a resume finishes the whole run" in one_line_error(err)
+    assert "resume with --dims 1,2" in one_line_error(err)
     assert snapshot(out) == before  # refused before anything is written
-    # the same command (or a part of its grid) resumes; --extend-grid adds the size
-    assert run_cli(["sweep", table, *QUICK, "--dims", "1", "--out", out, "--resume"], capsys)[0] == 0
+    # the same command resumes; --extend-grid adds the size
+    assert run_cli(["sweep", table, *QUICK, "--dims", "1,2", "--out", out, "--resume"], capsys)[0] == 0
     args = ["sweep", table, *QUICK, "--dims", "1,2,4", "--out", out, "--resume", "--extend-grid"]
     assert run_cli(args, capsys)[0] == 0
     assert (out / "trials" / "dim-004-seed-0" / "metrics.json").is_file()
@@ -336,3 +340,19 @@ def json_of(run: Path) -> dict:
     import json
 
     return json.loads((run / "run.json").read_text())
+
+
+def test_the_advice_to_train_longer_can_be_followed(tmp_path, table, capsys, monkeypatch):
+    """Issue 37: "rerun with more --epochs" could not be followed with --resume (which refuses other
+    training settings); the advice now names the command that works, and it does."""
+    monkeypatch.setattr("zdim.printing.write_report", lambda *a: None)  # the sweeps alone
+    out = tmp_path / "run"
+    args = ["sweep", table, *QUICK, "--dims", "1,2", "--folds", "1", "--no-refine", "--out", out]
+    code = main([str(a) for a in args])
+    printed = capsys.readouterr().out
+    advice = "rerun the sweep with more --epochs and --overwrite, since --resume keeps its trials as they are"
+    assert code == 0 and "had not converged" in printed and advice in printed
+    code, err = run_cli([*args, "--epochs", "3", "--resume"], capsys)
+    assert code == 2 and "or use --overwrite" in one_line_error(err)
+    assert run_cli([*args, "--epochs", "3", "--overwrite"], capsys)[0] == 0  # the advice, followed
+    assert json_of(out)["sweep"]["train"]["epochs"] == 3

@@ -192,7 +192,8 @@ def test_tune_writes_schema_and_final_model(tmp_path):
     out = run_ok("tune", str(run), "--trials", "3", "--epochs", "3", "--quiet")
     assert "baseline" in out and "Test split" in out
     t = read_json(run / "tuning.json")
-    assert set(t) == {"dim", "objective", "n_trials", "baseline", "best", "importances", "trials", "final_model"}
+    assert set(t) == {"dim", "objective", "n_trials", "baseline", "best", "importances", "importance_trials", "trials",
+                      "final_model", "tuned_model", "kept"}  # fmt: skip
     assert t["dim"] == read_json(run / "recommendation.json")["dim"] and t["objective"] == "nll"
     assert t["n_trials"] == 3 and len(t["trials"]) == 3
     assert t["trials"][0]["params"] == t["baseline"]["params"]  # trial 0 is the sweep's configuration

@@ -36,9 +36,21 @@ def test_tune_refuses_a_size_that_is_no_size_before_anything(frame_run, capsys):
 
 def test_tune_warns_when_epochs_stop_trials_before_the_sweeps_models_were_best(frame_run):
     run, frame = frame_run
+    with pytest.raises(zdim.ZdimError, match="was never tuned at size 2 .* drop resume=True to start one$"):
+        zdim.tune(run, dim=2, data=zdim.load_data(frame), n_trials=1, epochs=1, resume=True)  # issue 37
+    assert not (run / "tune").exists() and not (run / "tuning.json").exists()  # refused before anything
     res = zdim.tune(run, dim=2, data=zdim.load_data(frame), n_trials=1, epochs=1)
     assert res.warnings and "--epochs 1 stops every tuning trial before" in res.warnings[0]
     assert "warning: --epochs 1" in res.summary()
+    # issue 37: one epoch leaves the tuned model worse on the test split than the sweep's 6: the sweep's is kept
+    assert res.final_test["nll"] > res.sweep_test["nll"] and res.tuning["kept"] == "sweep"
+    assert res.tuning["final_model"] == "trials/dim-002-seed-0" and res.tuning["tuned_model"] == "tune/final"
+    assert (
+        "the sweep's model is kept" in res.summary()
+        and f"Final model: {run / 'trials/dim-002-seed-0'}" in res.summary()
+    )
+    again = zdim.tune(run, dim=2, data=zdim.load_data(frame), n_trials=2, epochs=1, resume=True)  # tuned: goes on
+    assert again.tuning["n_trials"] == 2
 
 
 def test_tune_summary_prints_parameters_to_four_significant_digits(frame_run):
@@ -47,3 +59,23 @@ def test_tune_summary_prints_parameters_to_four_significant_digits(frame_run):
     res.tuning["best"]["params"] = dict(res.tuning["best"]["params"], warmup=240.91569012525733)
     text = res.summary()
     assert "warmup 240.9" in text and "240.91569" not in text and "{" not in text
+    res.tuning["importances"] = {"beta": 0.7, "lr": 0.3}  # issue 37: importances from 2 trials are a hint
+    assert "importances (from 2 complete trials, fewer than 10: a hint only): beta 0.70" in res.summary()
+
+
+def test_tune_resume_of_a_run_never_tuned_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 37: `zdim tune --resume` on a run never tuned (at that size) started afresh; it is refused,
+    exit code 2, before anything is written; a tuning that began goes on."""
+    monkeypatch.setattr("zdim.printing.write_report", lambda *a: None)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(150, 5)).astype(np.float32))
+    out = tmp_path / "run"
+    quick = ["--trials", "1", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert main(["tune", str(tmp_path / "x.npy"), "--dim", "1", *quick]) == 0
+    capsys.readouterr()
+    before = (out / "run.json").read_text()
+    assert main(["tune", str(tmp_path / "x.npy"), "--dim", "2", *quick, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was never tuned at size 2 (no study 'zdim-tune-dim-2')" in err
+    assert "drop --resume to start one" in err and (out / "run.json").read_text() == before
+    assert main(["tune", str(out), "--dim", "2", "--trials", "1", "--resume", "--quiet"]) == 2
+    assert main(["tune", str(out), "--dim", "1", "--trials", "2", "--epochs", "1", "--resume", "--quiet"]) == 0

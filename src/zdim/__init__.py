@@ -25,6 +25,7 @@ LAZY = {
     "load_data": "data.dataset",
     "ZdimError": "errors",
     "UnsettledAnswerWarning": "errors",
+    "DataNoteWarning": "errors",
     "evaluate": "evaluation.metrics",
     "VAE": "models.vae",
     "VAEConfig": "models.vae",
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from .api import sweep
     from .data.dataset import Data, load_data
     from .data.preprocessing import Preprocessing
-    from .errors import UnsettledAnswerWarning, ZdimError
+    from .errors import DataNoteWarning, UnsettledAnswerWarning, ZdimError
     from .estimator import VAETransformer
     from .evaluation.intrinsic import IntrinsicDim, estimate_intrinsic_dim
     from .evaluation.metrics import evaluate
@@ -88,6 +89,7 @@ __all__ = [
     "load_data",
     "ZdimError",
     "UnsettledAnswerWarning",
+    "DataNoteWarning",
     "evaluate",
     "VAE",
     "VAEConfig",

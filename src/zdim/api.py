@@ -82,6 +82,7 @@ def sweep(
     report: bool = True,
     config: SweepConfig | None = None,
     label_column: str | None = None,
+    keep_columns: Sequence[str] | str | None = None,
     max_samples: int | None = None,
     y: ArrayLike | None = None,
     test: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,

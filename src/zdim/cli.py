@@ -62,7 +62,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
     command = " ".join(["zdim", *map(shlex.quote, args.argv)])
-    output = Output(out, args.overwrite, args.resume, args.progress, command, loader)
+    output = Output(out, args.overwrite, args.resume, args.progress, command, loader, say=say)
     result = execute(data, plan, output)
     print_result(result.trials, result.recommendation, result.run_dir)
     write_report(result.run_dir, not args.progress)
@@ -80,6 +80,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if result.recommendation is not None else 1
 
 
+def say(line: str) -> None:
+    """A line the user should hear before anything trains (what reading the data did, workers capped),
+    on stderr; a sweep says its lines once every check has passed, so bad input stays one line."""
+    from tqdm import tqdm  # above a progress bar that is showing, without breaking it
+
+    tqdm.write(f"zdim: {line}", file=sys.stderr)
+
+
+def say_notes(data: Any) -> None:
+    """What reading the data did (a column dropped, a column modelled as yes/no, the separator found)."""
+    for note in data.extra.get("notes", ()):
+        say(f"{data.name}: {note}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
@@ -92,7 +106,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .answer.recommendation import Recommendation
-    from .printing import print_result
+    from .printing import format_folds, print_result
+    from .sweeps.folded import read_fold_tables
     from .sweeps.runs import RunDir
 
     run = RunDir.open(args.run_dir)
@@ -104,8 +119,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     if info.get("command"):
         print(f"command: {info['command']}")
+    from .sweeps.resume import reproduce
+
+    if line := reproduce(info):
+        print(f"reproduce: {line}")
     saved = run.read_recommendation()
-    print_result(run.records(), Recommendation.from_dict(saved) if saved else None, None)
+    folds = read_fold_tables(run)
+    if folds is not None:  # the rows pooled over every fold, as the sweep printed them and results.csv holds
+        print(f"trials pooled over {len(folds.folds)} folds (every row held out once):")
+    print_result(folds.pooled if folds else run.records(), Recommendation.from_dict(saved) if saved else None, None)
+    if folds is not None:
+        print("\n" + format_folds(folds.folds, folds.folders))
     return 0
 
 
@@ -177,7 +201,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import inspect
 
     from .sweeps.runs import RunDir
-    from .tuning import init_tune_run, tune
+    from .tuning import check_resumable, init_tune_run, run_tune, tune_study
 
     values = given(args, "tune")
     routed = route(values)
@@ -208,6 +232,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         train = TrainConfig(**(routed["train"] | {"device": args.device or "auto"}))
         data = read_data(args.run_dir, **routed.loader())
         run_dir = Path(args.out) if args.out else Path("runs") / f"{data.name}-dim-{args.dim}"
+        if args.resume and RunDir(run_dir).run_json.is_file():  # refused before run.json is written again
+            check_resumable(RunDir(run_dir), args.dim, args.storage, tune_study(args.dim, args.study_name))
         init_tune_run(
             data,
             args.dim,
@@ -218,8 +244,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
             command=" ".join(["zdim", *map(shlex.quote, args.argv)]),
             loader=routed.loader(),
         )
-    shared = {k: v for k, v in values.items() if k in inspect.signature(tune).parameters}  # epochs, workers, ...
-    res = tune(
+        say_notes(data)
+    shared = {k: v for k, v in values.items() if k in inspect.signature(run_tune).parameters}  # epochs, workers, ...
+    res = run_tune(
         run_dir,
         dim=args.dim,
         n_trials=args.trials,
@@ -250,6 +277,7 @@ def cmd_estimate_id(args: argparse.Namespace) -> int:
     from .evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim
 
     data = read_data(args.source, **route(given(args, "estimate-id")).loader())
+    say_notes(data)
     est = estimate_intrinsic_dim(data, n=args.n, repeats=args.repeats, seed=args.seed)
     print(f"{data.name}: {data.n_features} features, training split of {data.summary()['n_train']}")
     print(est.table())

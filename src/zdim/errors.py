@@ -46,6 +46,12 @@ class UnsettledAnswerWarning(UserWarning):
     Turn it into an error with ``warnings.simplefilter("error", zdim.UnsettledAnswerWarning)``."""
 
 
+class DataNoteWarning(UserWarning):
+    """``zdim.load_data`` (and ``zdim.sweep``) read a table and did something the caller should hear: a
+    column holding one value dropped, a numeric column with two values modelled as yes/no, a separator
+    other than the comma found. One warning per note; ``Data.extra["notes"]`` holds them too."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM after saving what it could; the message says what was
     saved and how to go on. A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops on it too; the

@@ -22,8 +22,10 @@ from numpy.typing import ArrayLike, NDArray
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .data.columns import is_text
 from .data.dataset import Data, load_data
 from .data.preprocessing import Preprocessing
 from .errors import ConfigError, TrainingDiverged, ZdimError
@@ -32,6 +34,7 @@ from .grid import default_dims
 from .messages import python_message, warn_unsettled
 from .models.vae import VAE, VAEConfig
 from .options import defaults, route
+from .saved import SavedModel
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.execute import sweep
 from .sweeps.ledger import train as train_vae
@@ -182,8 +185,14 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         -------
         self
         """
-        x = validate_data(self, X, dtype=[np.float64, np.float32])
-        auto = self._check_latent_dim(x.shape[1])
+        table = _text_frame(X)
+        if table:  # a DataFrame with text columns: read as zdim.sweep reads it (zdim.data.columns)
+            validate_data(self, X, skip_check_array=True)  # n_features_in_ and feature_names_in_ only
+            source: Any = X
+        else:
+            x = validate_data(self, X, dtype=[np.float64, np.float32])
+            auto = self._check_latent_dim(x.shape[1])
+            source = np.asarray(x, dtype=np.float32)
         # the parameters zdim.sweep also has are read through the option table: checked, sent where they go
         values = {name: getattr(self, name) for name in SHARED} | {"tolerance": self.rel_tol}
         try:
@@ -192,8 +201,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         except ZdimError as e:  # a Python caller: the message names the parameter, not the flag
             e.args = (re.sub(r"\btolerance\b", "rel_tol", python_message(str(e))), *e.args[1:])
             raise
-        test_fraction = self.val_fraction if auto else 0.0
-        data = load_data(np.asarray(x, dtype=np.float32), **routed.loader(), test_fraction=test_fraction)
+        searched = isinstance(self.latent_dim, str) and self.latent_dim == "auto"
+        test_fraction = self.val_fraction if searched else 0.0
+        data = load_data(source, **routed.loader(), test_fraction=test_fraction)
+        if table:  # the encoded width (a category's one-hot block counts each value) bounds the size
+            auto = self._check_latent_dim(data.n_features)
         data = _unit_scale_constant_features(data)
         dims = tuple(self.dims) if self.dims is not None else default_dims(data.n_features)
         config = SweepConfig(
@@ -261,24 +273,41 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """Output width for ``get_feature_names_out`` (``vaetransformer0``, ...)."""
         return int(self.latent_dim_)
 
+    def _saved(self) -> SavedModel:
+        """The fitted model as a saved model sees it: raw rows in (a table's, with its categories), raw
+        rows out, one ``DataError`` naming the column for rows it cannot take."""
+        return SavedModel(self.model_, self.preprocessing_)
+
     def _scaled(self, X: ArrayLike) -> torch.Tensor:
         """Validated ``X`` in the model's units (standardized for Gaussian data): (n, D) float32."""
         check_is_fitted(self)
+        if self.preprocessing_.columns is not None:  # fit on a table with text columns: its raw rows
+            return self._saved()._model_input(X)[0].cpu()  # type: ignore[arg-type]  # its rows, any form
         x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return torch.from_numpy(self.preprocessing_.apply(x))  # a new float32 array, also of read-only input
 
-    def _unscaled(self, x: torch.Tensor) -> Float32Array:
-        """Model-unit decoder means (n, D) back to the units of ``X``."""
-        out: Float32Array = self.preprocessing_.invert(x.detach().cpu().numpy())
-        return out
+    def _unscaled(self, x: torch.Tensor) -> Any:
+        """Model-unit decoder means (n, D) back to the units of ``X``: a float32 array, a DataFrame of the
+        table's columns (fit on text columns: each category its most likely value), or, under
+        ``set_output(transform="pandas")`` (or ``"polars"``), a frame of the columns ``fit`` saw."""
+        out = self._saved()._output(x, None, units=True)
+        if self.preprocessing_.columns is not None:
+            return out
+        config = _get_output_config("transform", self)["dense"]
+        if config == "default":
+            return out
+        names = getattr(self, "feature_names_in_", None)
+        columns = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(out.shape[1])]
+        return ADAPTERS_MANAGER.adapters[config].create_container(out, None, columns)
 
     def transform(self, X: ArrayLike) -> Float32Array:
         """Posterior means of the latent units: ``(n_samples, n_features)`` -> ``(n_samples, latent_dim_)``."""
         z: Float32Array = self.model_.transform(self._scaled(X)).numpy()
         return z
 
-    def inverse_transform(self, X: ArrayLike) -> Float32Array:
-        """Decoder means of latent codes ``(n, latent_dim_)``, in the units of the data ``fit`` saw."""
+    def inverse_transform(self, X: ArrayLike) -> Any:
+        """Decoder means of latent codes ``(n, latent_dim_)``, in the units of the data ``fit`` saw: an array,
+        a DataFrame of the table's columns (fit on text columns), or the frame ``set_output`` asks for."""
         check_is_fitted(self)
         z = np.asarray(X, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim_:
@@ -302,8 +331,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             elbo -= float(np.log(self.std_.astype(np.float64)).sum())
         return float(elbo) if math.isfinite(elbo) else -math.inf
 
-    def sample(self, n_samples: int = 1, random_state: int | None = None) -> Float32Array:
-        """Decoder means of ``n_samples`` draws from the prior, in the units of ``X``: (n_samples, D)."""
+    def sample(self, n_samples: int = 1, random_state: int | None = None) -> Any:
+        """Decoder means of ``n_samples`` draws from the prior, in the units of ``X``: (n_samples, D), as
+        ``inverse_transform`` gives them."""
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ConfigError(f"n_samples={n_samples!r} is not a positive integer: pass e.g. sample(10)")
@@ -340,6 +370,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # the network computes in float32
         return tags
+
+
+def _text_frame(X: Any) -> bool:
+    """A pandas DataFrame with a column that is not numbers (text, bool, categorical)."""
+    if not (type(X).__name__ == "DataFrame" and type(X).__module__.startswith("pandas")):
+        return False
+    return any(is_text(X[c]) for c in X.columns)
 
 
 __all__ = ["VAETransformer"]

@@ -62,6 +62,24 @@ class Note:
         return cls(NoteKind(d["kind"]), str(d["text"]), str(d.get("code", "")))
 
 
+def rerun(more: str) -> str:
+    """Advice that can be followed: the sweep run again with ``more`` (``more --epochs``) and ``--overwrite``,
+    for ``--resume`` keeps a run's finished trials as they are (and refuses other training settings)."""
+    return f"rerun the sweep with {more} and --overwrite, since --resume keeps its trials as they are"
+
+
+MIN_IMPORTANCE_TRIALS = 10  # fewer complete tuning trials than this: parameter importances are a hint
+
+
+def importance_caveat(tuning: dict[str, Any]) -> str:
+    """`` (from 3 complete trials, fewer than 10: a hint only)`` where ``zdim tune``'s parameter importances
+    (``tuning.json``) rest on few trials; "" otherwise."""
+    n = tuning.get("importance_trials")
+    if not isinstance(n, int) or n >= MIN_IMPORTANCE_TRIALS or not tuning.get("importances"):
+        return ""
+    return f" (from {n} complete trials, fewer than {MIN_IMPORTANCE_TRIALS}: a hint only)"
+
+
 def warning(text: str, code: str = "") -> Note:
     return Note(NoteKind.WARNING, text, code)
 
@@ -81,4 +99,14 @@ def rationale(notes: Iterable[Note]) -> str:
     return " ".join(parts)
 
 
-__all__ = ["Note", "NoteKind", "WARNINGS", "warning", "caution", "rationale"]
+__all__ = [
+    "Note",
+    "NoteKind",
+    "WARNINGS",
+    "warning",
+    "caution",
+    "rationale",
+    "rerun",
+    "importance_caveat",
+    "MIN_IMPORTANCE_TRIALS",
+]

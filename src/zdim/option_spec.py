@@ -180,5 +180,14 @@ def positive_ints(text: str) -> list[int]:
     return vals
 
 
+def column_names(value: Any) -> tuple[str, ...]:
+    """``id,date`` (the command line) or a sequence of names (Python) -> a tuple of column names;
+    ``ConfigError`` for anything else."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"keep_columns must be column names such as id,date, got {value!r}: fix --keep-columns")
+    return tuple(names)
+
+
 def _dims(value: Any) -> DimSpec | None:
     return value if isinstance(value, DimSpec) else DimSpec.of(value) if value else None

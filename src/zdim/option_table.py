@@ -13,6 +13,7 @@ from .option_spec import (
     OneOf,
     Option,
     _dims,
+    column_names,
     integer,
     number_or_word,
     positive_ints,
@@ -167,6 +168,18 @@ OPTIONS: tuple[Option, ...] = (
         "CSV/Parquet column holding labels (kept for evaluation)",
         to=("loader.label_column",),
         commands=DATA,
+    ),
+    Option(
+        "keep_columns",
+        "table columns to model as they are, e.g. id,date: by default a column holding one value is dropped, "
+        "and a text column with a distinct value in nearly every row (an identifier or a date) is refused",
+        metavar="NAME,...",
+        convert=column_names,
+        to=("loader.keep_columns",),
+        commands=DATA,
+        doc='Table columns to model as they are (``["id", "date"]`` or ``"id,date"``): by default a column '
+        "holding one value in every row is dropped, and a text column with a distinct value in nearly every "
+        "row (an identifier or a date) is refused.",
     ),
     Option(
         "max_samples",

@@ -16,13 +16,16 @@ if TYPE_CHECKING:
     from .records import TrialRecord
 
 
-def format_table(records: list[TrialRecord]) -> str:
+def format_table(records: list[TrialRecord], fold: list[int] | None = None) -> str:
+    """One row per trial (the terminal's columns); ``fold``: each row's fold, as a first column."""
     from .records import COLUMNS, TERMINAL_COLUMNS, format_value
 
     rows = [r.flat() for r in records]
     cols = [COLUMNS[k] for k in TERMINAL_COLUMNS if any(k in r for r in rows)]
     body = [[format_value(r.get(c.key), c.fmt) for c in cols] for r in rows]
     head = [c.short for c in cols]
+    if fold is not None:
+        head, body = ["fold", *head], [[str(j), *row] for j, row in zip(fold, body, strict=True)]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in body]
@@ -40,6 +43,14 @@ def format_sizes(rec: Recommendation) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths)).rstrip()]
     lines += ["  ".join(r[h].rjust(w) if h else r[h] for h, w in zip(head, widths)).rstrip() for r in rows]
     return "held-out NLL per size (nats per sample):\n" + "\n".join(lines)
+
+
+def format_folds(folds: list[list[TrialRecord]], folders: list[str]) -> str:
+    """Each fold's own rows (its test split alone) in one table, fold by fold, and where each fold lives."""
+    where = "; ".join(f"fold {j + 1}: {f}" for j, f in enumerate(folders))
+    rows = [(j + 1, r) for j, records in enumerate(folds) for r in records]
+    table = format_table([r for _, r in rows], [j for j, _ in rows]) if rows else "(no fold has finished a trial)"
+    return f"each fold's own rows, on its test split alone ({where}):\n{table}"
 
 
 def print_result(trials: list[TrialRecord], rec: Recommendation | None, run_dir: Path | None) -> None:
@@ -87,4 +98,4 @@ def write_report(run_dir: Path | None, quiet: bool) -> None:
     print(f"Report: {path}")
 
 
-__all__ = ["format_table", "format_sizes", "print_result", "write_report"]
+__all__ = ["format_table", "format_folds", "format_sizes", "print_result", "write_report"]

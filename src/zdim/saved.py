@@ -143,15 +143,43 @@ class SavedModel:
     def _device(self) -> torch.device:
         return next(self.module.parameters()).device
 
+    def _table(self) -> list[str] | None:
+        """The names of the columns of the table the model was trained on (a mixed table's own columns, a
+        table of numbers' feature names), or None (arrays, images)."""
+        columns = self._columns()
+        if columns is not None:
+            return columns.names
+        names = self.preprocessing.feature_names if self.preprocessing_known else None
+        return list(names) if names is not None and len(names) == self.n_features else None
+
     def _expected(self) -> str:
         p = self.preprocessing
+        table = self._table()
+        if table is not None:
+            encoded = f", {self.n_features} features encoded" if len(table) != self.n_features else ""
+            return f"this model was trained on a table of {len(table)} columns ({_shown(table)}{encoded})"
         data = f" ({p.name})" if p.name else ""
         return f"this model was trained on {self.n_features}{data}"
+
+    def _fix(self) -> str:
+        """What a message about the shape of ``X`` asks for: a DataFrame of the table's columns where the
+        model was trained on one (a mixed table: only that), else an array of the model's width."""
+        d, table = self.n_features, self._table()
+        if table is None:
+            return f"pass an array (n, {d})"
+        if self._columns() is not None:
+            return "pass a DataFrame with those columns"
+        return f"pass a DataFrame with those columns, or an array (n, {d})"
+
+    def _feature(self, j: int) -> str:
+        """Feature ``j`` of the model's rows in a message: its column's name where the model has names."""
+        names = self.preprocessing.feature_names if self.preprocessing_known else None
+        return f"column {names[j]!r}" if names is not None and j < len(names) else f"feature {j}"
 
     def _rows(self, X: Input, what: str = "X") -> tuple[np.ndarray, torch.Tensor | None]:
         """``X`` as float rows ``(n, D)`` in its own units, and the tensor it was (or None)."""
         d = self.n_features
-        fix = f"pass an array (n, {d})"
+        fix = self._fix()
         tensor = X if isinstance(X, torch.Tensor) else None
         if tensor is not None:
             if tensor.is_complex():
@@ -170,6 +198,8 @@ class SavedModel:
                 raise DataError(f"{what} is not a rectangular array ({e}): {fix}") from None
         if x.dtype.kind not in "biuf":
             kind = "strings" if x.dtype.kind in "USO" else f"dtype {x.dtype}"
+            if self._columns() is not None:  # the raw rows of a mixed table come as a DataFrame
+                raise DataError(f"{what} holds {kind} (dtype {x.dtype}); {self._expected()}: {fix}")
             raise DataError(f"{what} holds {kind}, not numbers (dtype {x.dtype}): {fix} of numbers")
         shape = tuple(self.preprocessing.sample_shape)
         if x.ndim == 2 and x.shape[1] == d:
@@ -187,15 +217,15 @@ class SavedModel:
         if not finite.all():
             i, j = (int(v[0]) for v in np.nonzero(~finite))
             raise DataError(
-                f"{what} holds NaN or infinite values (first at row {i}, feature {j}: {rows[i, j]}): the model "
-                f"cannot encode them; drop or fill those samples ({int((~finite).any(1).sum())} of {len(rows)})"
+                f"{what} holds NaN or infinite values (first at row {i}, {self._feature(j)}: {rows[i, j]}): the "
+                f"model cannot encode them; drop or fill those samples ({int((~finite).any(1).sum())} of {len(rows)})"
             )
         lik = self.preprocessing.likelihood
         if get_likelihood(lik).counts and (rows < 0).any():
             i, j = (int(v[0]) for v in np.nonzero(rows < 0))
             raise DataError(
-                f"{what} holds negative values (first at row {i}, feature {j}: {rows[i, j]:g}); this {lik} model "
-                "takes counts >= 0: pass raw counts"
+                f"{what} holds negative values (first at row {i}, {self._feature(j)}: {rows[i, j]:g}); this {lik} "
+                "model takes counts >= 0: pass raw counts"
             )
         return rows, tensor
 
@@ -301,6 +331,12 @@ class SavedModel:
             )
         zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(self._device())
         return self._output(self.module.mean(self.module.decode(zt)), like, units=True)
+
+
+def _shown(names: list[str], limit: int = 6) -> str:
+    """Column names in a message: the first ``limit``, then how many more."""
+    more = f", ... {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(repr(n) for n in names[:limit]) + more
 
 
 def _is_frame(obj: object) -> bool:

@@ -7,8 +7,10 @@ configuration is enqueued as trial 0, which is also the baseline. Trials are pru
 HyperbandPruner on the per-epoch validation -ELBO: unlike in the sweep, every trial here has the same
 latent size, so a trial that trails the others is genuinely worse.
 
-``tuning.json`` (read by the HTML report) has exactly the keys ``dim, objective, n_trials, baseline,
-best, importances, trials, final_model``; the final model lives in ``tune/final`` (``RunDir``).
+``tuning.json`` (read by the HTML report) has the keys ``dim, objective, n_trials, baseline, best,
+importances, importance_trials, trials, final_model, tuned_model, kept``; the tuned model lives in
+``tune/final`` (``RunDir``), and it is the final model unless it is worse on the test split than the
+sweep's models at that size: then ``final_model`` is the sweep's trial folder (``kept``: ``sweep``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from .answer.recommendation import Recommendation
 from .data.dataset import Data, read_data
 from .errors import ConfigError, RunDirError
 from .evaluation.metrics import evaluate
+from .evidence import importance_caveat
 from .grid import DimSpec
+from .messages import speaks_python
 from .models.custom import needs_trust
 from .models.vae import VAE
 from .sweeps import backends, studies
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.ledger import saved_extra, train
-from .sweeps.plan import Mode, SweepPlan
+from .sweeps.plan import Mode, SweepPlan, capped_workers
 from .sweeps.resume import make_run_info
 from .sweeps.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
@@ -60,7 +64,7 @@ class TuneResult:
             f"Tuned latent size {t['dim']} over {t['n_trials']} trial(s), objective validation {obj}.",
             f"  baseline (sweep configuration): {b['value']:.4f}  {_params(b['params'])}",
             f"  best (trial #{best['number']}):            {best['value']:.4f}  {_params(best['params'])}",
-            "  importances: "
+            f"  importances{importance_caveat(t)}: "
             + (", ".join(f"{k} {v:.2f}" for k, v in t["importances"].items()) or "(too few complete trials)"),
         ]
         key = OBJECTIVES[obj]
@@ -71,7 +75,15 @@ class TuneResult:
             )
         else:
             lines.append(f"Test split, {obj}: tuned final model {self.final_test[key]:.4f}")
-        lines.append(f"Final model: {RunDir(self.run_dir).final_folder}")
+        final = Path(self.run_dir) / t["final_model"]
+        if t.get("kept") == "sweep":
+            lines.append(
+                f"Final model: {final}, the sweep's: the tuned model ({RunDir(self.run_dir).final_folder}) is worse "
+                f"on the test split ({obj} {self.final_test[key]:.4f} against the sweep's {self.sweep_test[key]:.4f}"  # type: ignore[index]
+                "), so the sweep's model is kept"
+            )
+        else:
+            lines.append(f"Final model: {final}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -220,7 +232,7 @@ def init_tune_run(
     return run.path
 
 
-def tune(
+def run_tune(
     run_dir: str | Path,
     dim: int | None = None,
     *,
@@ -237,6 +249,7 @@ def tune(
     progress: bool = False,
     device: str | None = None,
     trust_code: bool = False,
+    resume: bool = False,
 ) -> TuneResult:
     """Tune beta, KL warm-up, free bits, learning rate and width at one latent size of a sweep.
 
@@ -268,6 +281,9 @@ def tune(
     trust_code : bool
         A sweep of the user's own model (``--model``) is tuned by importing that code: only with
         ``trust_code=True`` (unless this process holds the class already).
+    resume : bool
+        Go on with the tuning this run has at ``dim``: ``RunDirError`` (one line, nothing written) when it
+        has none (without it, a study that exists is gone on with too).
 
     Returns
     -------
@@ -303,8 +319,12 @@ def tune(
         raise ConfigError(f"--dim {dim} is outside 1..{data.n_features}: pick a size of the data")
     notes = _epoch_warnings(run, dim, epochs)
     epochs = epochs or cfg.train.epochs
-    name = study_name or f"zdim-tune-dim-{dim}"
+    name = tune_study(dim, study_name)
+    if resume:
+        check_resumable(run, dim, storage, name)
     seed = cfg.train.seed
+    workers, said = capped_workers(workers, n_trials, backend)
+    notes += list(said)
     where = backends.choose(backend, workers, address)
     if progress:
         print(
@@ -332,6 +352,37 @@ def tune(
     result = _finish(run, study, data, cfg, dim, objective, epochs, base)
     result.warnings = notes
     return result
+
+
+tune = speaks_python(run_tune)  # zdim.tune: its messages name keywords (resume=True), the command's flags
+
+
+def tune_study(dim: int, study_name: str | None = None) -> str:
+    """The name of the tuning study of size ``dim`` (``--study``, else ``zdim-tune-dim-K``)."""
+    return study_name or f"zdim-tune-dim-{dim}"
+
+
+def check_resumable(run: RunDir, dim: int, storage: str | None, name: str) -> None:
+    """``RunDirError`` for ``--resume`` of a tuning that never began: no study ``name`` in the run's
+    tuning journal (or in ``storage``)."""
+    names: list[str] = []
+    store: Any = None
+    if storage is not None and not studies.is_journal(storage):
+        store = studies.storage_url(storage)
+    elif storage is not None and Path(storage).expanduser().is_file():
+        store = studies.journal_storage(Path(storage).expanduser())
+    elif storage is None and run.tune_study_file.is_file():
+        store = studies.journal_storage(run.tune_study_file)
+    if store is not None:
+        try:
+            names = optuna.study.get_all_study_names(store)
+        except Exception:  # noqa: BLE001 - a storage that cannot be read is refused where it is opened
+            return
+    if name not in names:
+        raise RunDirError(
+            f"{run.path} was never tuned at size {dim} (no study {name!r}): there is no tuning to resume; drop "
+            "--resume to start one"
+        )
 
 
 def _epoch_warnings(run: RunDir, dim: int, epochs: int | None) -> list[str]:
@@ -420,6 +471,11 @@ def _finish(
     sweep_test = None  # the sweep's test figures at this size, mean over seeds: the honest comparison
     if recs:
         sweep_test = {k: sum(r.metric(k) or 0.0 for r in recs) / len(recs) for k in ("nll", "neg_elbo", "mse")}
+    key = OBJECTIVES[objective]
+    worse = sweep_test is not None and float(test_ev[key]) > sweep_test[key]
+    # the tuned model worse on the test split than the sweep's: the sweep's model (its seed best on the
+    # validation split, chosen without the test split) stays the final model
+    kept = min(recs, key=lambda r: r.metric("best_val_neg_elbo") or math.inf) if worse else None
     final_rec = {k: v for k, v in test_ev.items()}
     final_rec.update(
         status="complete",
@@ -428,6 +484,7 @@ def _finish(
         params=dict(best.params),
         train_seconds=time.perf_counter() - t0,
         sweep_test=sweep_test,
+        kept="sweep" if kept is not None else "tuned",
     )
     run.save_final(
         model,
@@ -442,6 +499,7 @@ def _finish(
         "baseline": {"value": base_value, "params": dict(base)},
         "best": {"value": _value(best), "params": dict(best.params), "number": int(best.number)},
         "importances": importances,
+        "importance_trials": len(complete),
         "trials": [
             {
                 "number": int(t.number),
@@ -451,10 +509,14 @@ def _finish(
             }
             for t in trials
         ],
-        "final_model": str(run.final_folder.relative_to(run.path)),
+        "final_model": str(
+            (run.trial_folder(kept.dim, kept.seed) if kept is not None else run.final_folder).relative_to(run.path)
+        ),
+        "tuned_model": str(run.final_folder.relative_to(run.path)),
+        "kept": final_rec["kept"],
     }
     run.write_tuning(tuning)
     return TuneResult(tuning=tuning, final_test=final_rec, sweep_test=sweep_test, run_dir=run.path)
 
 
-__all__ = ["tune", "TuneResult", "init_tune_run"]
+__all__ = ["tune", "run_tune", "TuneResult", "init_tune_run", "check_resumable", "tune_study"]

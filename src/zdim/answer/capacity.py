@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..evaluation.intrinsic import IntrinsicDim
-from ..evidence import caution, warning
+from ..evidence import caution, rerun, warning
 from ..records import TrialRecord
 from .pairing import _pair_se, gap_se, size_means
 from .recommendation import Recommendation
@@ -141,7 +141,7 @@ def capacity_check(
         text = (
             f"the data's intrinsic dimension is {words}, but the answer is {rec.dim}, and the size-{best} VAE at "
             f"the estimate, {gap:.2f} nats worse{paren}, had not converged: whether {best} units do as well is not "
-            "measured; rerun with more --epochs"
+            f"measured; {rerun('more --epochs')}"
         )
         return done.with_notes(warning(text, "capacity"))
     beyond = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..evidence import Note, caution, warning
+from ..evidence import Note, caution, rerun, warning
 from ..likelihoods import find as find_likelihood
 from ..records import EMPTY_KL, TrialRecord
 
@@ -156,7 +156,7 @@ def checks(
     if late:
         its = "their" if len({t.dim for t in late}) > 1 else "its"
         budget = any(t.extra.get("settle_stop") == "time-budget" for t in late)
-        fix = "rerun with a larger --time-budget" if budget else "rerun with more --epochs"
+        fix = rerun("a larger --time-budget" if budget else "more --epochs")
         out.append(
             warning(
                 f"{_sizes([t.dim for t in late])} had not converged: {its} held-out NLL may still fall; {fix}",

@@ -49,7 +49,8 @@ class Evidence:
 def pool(parts: Sequence[Evidence]) -> Evidence:
     """The evidence of k folds as one: per (size, seed) one record over every fold's test rows (the NLL
     and the other held-out means weighted by rows, active units averaged, converged only where every
-    fold converged, the learned-nothing and PCA references pooled with their standard errors) and the
+    fold converged, the learned-nothing and PCA references pooled with their standard errors, the
+    generation metrics weighted by rows, KL per unit averaged rank by rank) and the
     per-sample NLL of the folds joined in fold order (the same rows in the same order for every size:
     paired; each record's ``extra["fold_rows"]`` says how many rows each fold gave, so the bootstrap can
     resample the folds too). A point that did not complete in every fold is a failed record naming the
@@ -86,11 +87,37 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
                 baseline_nll=mean("baseline_nll"), baseline_se=se("baseline_se"), linear_nll=mean("linear_nll"),
                 linear_se=se("linear_se"), converged=all(r.converged is not False for r in done),
                 train_seconds=sum(r.train_seconds or 0.0 for r in done),
+                kl_per_unit=_mean_sorted([r.kl_per_unit for r in done]), generation=_generation(done, ns, total),
                 extra={"folds": len(parts), "fold_nll": [r.nll for r in done], "fold_rows": rows},
             )
         )  # fmt: skip
         per_sample[key] = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     return Evidence(records, per_sample)
+
+
+def _mean_sorted(vectors: Sequence[Sequence[float]]) -> list[float]:
+    """Per-unit values of the folds' models (KL per unit) as one row: each fold's sorted from the largest
+    (a unit of one fold's model is not a unit of another's), then the mean per rank; [] when a fold lacks
+    them."""
+    if not vectors or any(not v for v in vectors) or len({len(v) for v in vectors}) > 1:
+        return []
+    ranked = np.sort(np.asarray(vectors, dtype=np.float64), axis=1)[:, ::-1]
+    return [float(v) for v in ranked.mean(axis=0)]
+
+
+def _generation(done: Sequence[TrialRecord], ns: Sequence[float], total: float) -> dict[str, Any]:
+    """The generation metrics every fold measured, weighted by the folds' rows (``gen_n`` summed; a value
+    every fold shares, such as the feature space, kept)."""
+    out: dict[str, Any] = {}
+    for key, first in done[0].generation.items():
+        values = [r.generation.get(key) for r in done]
+        if all(v == first for v in values) and key != "gen_n":  # the feature space, k: the same in every fold
+            out[key] = first
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            numbers = [float(v) for v in values]  # type: ignore[arg-type]
+            pooled = sum(numbers) if key == "gen_n" else sum(v * n for v, n in zip(numbers, ns, strict=True)) / total
+            out[key] = int(pooled) if key == "gen_n" else pooled
+    return out
 
 
 def _weighted(

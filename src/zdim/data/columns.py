@@ -22,14 +22,18 @@ likely value).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import DataError
-from ..likelihoods import MIXED
+from ..likelihoods import MIXED, Gaussian
+from ..likelihoods import infer as infer_likelihood
 from ..mixed import Layout
+from .prepare import PIXEL_MAX
+from .raw import _names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 UNKNOWN = "<unknown>"  # the bucket of a category the training split never saw
 MISSING = "<missing>"  # a missing text value: a category of its own
 MAX_CATEGORIES = 1000  # more distinct values than this in a text column: an identifier or free text
+DISTINCT_SHARE = 0.9  # a text column with a distinct value in this share of the rows: an identifier or a date
 KINDS = ("number", "binary", "category")
 
 
@@ -133,8 +138,10 @@ class Columns:
     # ------------------------------------------------------------------------------------ fit
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, where: str) -> Columns:
-        """The kind and values of each column of ``frame`` (the training rows)."""
+    def fit(cls, frame: pd.DataFrame, where: str, whole: pd.DataFrame | None = None) -> Columns:
+        """The kind and values of each column of ``frame`` (the training rows); a numeric column's kind
+        (two values: binary) is read on ``whole`` when given (every row of the source), so that a third
+        value outside the training rows makes it a number rather than an error."""
         import pandas as pd
 
         cols = []
@@ -142,6 +149,7 @@ class Columns:
             s = frame[name]
             numeric = not is_text(s)
             if numeric:
+                s = whole[name] if whole is not None else s
                 distinct = pd.unique(s.dropna())
                 if len(distinct) == 2 and not s.isna().any():
                     cols.append(Column(str(name), "binary", tuple(sorted(float(v) for v in distinct))))
@@ -240,6 +248,106 @@ class Columns:
         return frame
 
 
+def screen(raw: _Raw, where: str, likelihood: str = "auto", keep: Sequence[str] = ()) -> None:
+    """The columns of a table that cannot inform a model, before anything is split or trained (issue 37):
+
+    - a column holding one value in every row is dropped (``raw.dropped``), with a note;
+    - a text column with a distinct value in nearly every row (``DISTINCT_SHARE``: an identifier or a
+      date, whose every test row would be a category the training split never saw) is refused in one
+      line naming it;
+    - a numeric column with two values is modelled as yes/no (Bernoulli), with a note: a table of
+      numbers that ``auto`` would read as Gaussian is then read as a mixed table.
+
+    ``keep`` (``--keep-columns``) names columns to model as they are. The notes go to ``raw.notes``, one
+    line each. Only tables (named columns) are screened: a pixel that is always 0 is a feature of images."""
+    if not raw.table:
+        if keep:
+            raise DataError(
+                f"{where}: --keep-columns names table columns, and these data have no named columns: leave "
+                "--keep-columns out"
+            )
+        return
+    import pandas as pd
+
+    frame = raw.frame if raw.frame is not None else pd.DataFrame(raw.x, columns=raw.feature_names)
+    names = [str(c) for c in frame.columns]
+    unknown = [k for k in keep if k not in names]
+    if unknown:
+        raise DataError(
+            f"{where}: --keep-columns names column '{unknown[0]}', which the table does not have; columns are "
+            f"{_names(names)}: fix --keep-columns"
+        )
+    constant, binary = [], []
+    for name, column in zip(names, frame.columns, strict=True):
+        s = frame[column]
+        if name in keep:
+            continue
+        if s.nunique(dropna=False) <= 1:
+            constant.append(name)
+            raw.notes.append(
+                f"column '{name}' holds one value ({_cell(s.iloc[0])}) in every row: dropped, it cannot inform a "
+                f"model (--keep-columns '{name}' keeps it)"
+            )
+        elif is_text(s) and not pd.api.types.is_bool_dtype(s):
+            distinct = int(s.nunique(dropna=True))
+            if distinct >= DISTINCT_SHARE * len(s):
+                raise DataError(
+                    f"{where}: text column '{name}' holds a distinct value in {distinct} of its {len(s)} rows: an "
+                    "identifier or a date, which cannot inform a model (every test row would be a value the "
+                    f"training split never saw): drop it from the table, or keep it with --keep-columns '{name}'"
+                )
+        elif not is_text(s) and s.nunique(dropna=True) == 2 and not s.isna().any():
+            binary.append((name, sorted(float(v) for v in pd.unique(s))))
+    if len(constant) == len(names):
+        raise DataError(
+            f"{where}: every column holds one value in every row: nothing to model; pass a table whose "
+            "columns vary, or keep them with --keep-columns"
+        )
+    drop_columns(raw, constant)
+    if raw.frame is not None and not any(is_text(raw.frame[c]) for c in raw.frame.columns):
+        raw.x, raw.frame = raw.frame.to_numpy(dtype=np.float64), None  # its only text columns were dropped
+    if binary and raw.frame is None and likelihood == "auto" and _auto_gaussian(raw.x):
+        raw.frame = pd.DataFrame(raw.x, columns=raw.feature_names)  # read as a mixed table: yes/no and numbers
+    if raw.frame is not None or likelihood == MIXED:
+        for name, (no, yes) in binary:
+            raw.notes.append(
+                f"column '{name}' takes two values, {no:g} and {yes:g}: modelled as yes/no ({yes:g} is yes)"
+            )
+
+
+def drop_columns(raw: _Raw, names: Sequence[str]) -> None:
+    """``names`` left out of ``raw``'s table (its frame, or its rows and feature names), and recorded in
+    ``raw.dropped``, so that a test split given apart drops them too."""
+    if not names:
+        return
+    gone = set(names)
+    keep = [i for i, n in enumerate(raw.feature_names or []) if n not in gone]
+    if raw.frame is not None:
+        raw.frame = raw.frame.drop(columns=[c for c in raw.frame.columns if str(c) in gone])
+        raw.x = np.zeros((len(raw.frame), raw.frame.shape[1]), np.float32)
+    else:
+        raw.x = raw.x[:, keep]
+    raw.feature_names = [n for n in raw.feature_names or [] if n not in gone]
+    raw.sample_shape = (len(raw.feature_names),)
+    raw.dropped += [n for n in names if n not in raw.dropped]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "missing" if value != value else f"{float(value):g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _auto_gaussian(x: np.ndarray) -> bool:
+    """Whether ``--likelihood auto`` reads a table of numbers ``x`` as Gaussian (not [0, 1], not counts)."""
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return False
+    low, high = float(finite.min()), float(finite.max())
+    counts = bool(np.all(finite == np.round(finite))) and low >= 0 and high > PIXEL_MAX
+    return infer_likelihood(low >= 0 and high <= 1, counts).name == Gaussian.name
+
+
 def _pair(values: tuple[Any, ...]) -> str:
     return " and ".join(repr(v) for v in values)
 
@@ -249,7 +357,7 @@ def encode_table(
 ) -> tuple[np.ndarray, np.ndarray | None, Columns]:
     """A mixed table as encoded rows: the schema fitted on ``frame``'s ``train_rows``, the whole of
     ``frame`` (and of a given ``test`` table) encoded with it."""
-    columns = Columns.fit(frame.iloc[np.sort(train_rows)], where)
+    columns = Columns.fit(frame.iloc[np.sort(train_rows)], where, whole=frame)
     x = columns.encode(frame, where)
     x_test = columns.encode(test, test_where) if test is not None else None
     return x, x_test, columns
@@ -286,4 +394,16 @@ def encode_raw(raw: _Raw, train_rows: np.ndarray, likelihood: str, where: str) -
     return columns
 
 
-__all__ = ["Column", "Columns", "encode_table", "encode_raw", "is_text", "UNKNOWN", "MISSING", "MAX_CATEGORIES"]
+__all__ = [
+    "Column",
+    "Columns",
+    "encode_table",
+    "encode_raw",
+    "is_text",
+    "screen",
+    "drop_columns",
+    "UNKNOWN",
+    "MISSING",
+    "MAX_CATEGORIES",
+    "DISTINCT_SHARE",
+]

@@ -11,10 +11,13 @@ picks the likelihood and standardizes Gaussian data with training statistics. Co
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import numpy as np
 import torch
@@ -23,12 +26,12 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, DataNoteWarning
 from ..formats import _FORMATS, EMBEDDED, LIKELIHOOD_CHOICES
 from ..likelihoods import find as find_likelihood
 from ..likelihoods import get as get_likelihood
-from ..messages import speaks_python
-from .columns import encode_raw
+from ..messages import python_message, speaks_python
+from .columns import drop_columns, encode_raw, screen
 from .prepare import (
     check_counts,
     check_finite,
@@ -43,6 +46,8 @@ from .preprocessing import Preprocessing
 from .raw import MIN_SAMPLES, _encode_labels, _raise_empty, _Raw  # noqa: F401 (MIN_SAMPLES re-exported)
 from .readers import _has_columns, _read_source
 from .spill import for_random_reads, spill_array
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +127,7 @@ class Data:
             "has_labels": self.y_train is not None,
             "fingerprint": self.fingerprint,
             **({"binarized": True} if self.extra.get("binarized") else {}),
+            **({"notes": list(self.extra["notes"])} if self.extra.get("notes") else {}),
         }
 
 
@@ -150,6 +156,7 @@ def read_data(
     test: str | os.PathLike[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,
     array: str | None = None,
     binarize: bool = False,
+    keep_columns: Sequence[str] | str | None = None,
 ) -> Data:
     """Read, validate and split a data source.
 
@@ -203,6 +210,11 @@ def read_data(
         with a fixed seed (pixel ~ Bernoulli(grey level)), as in the literature's dynamically binarized
         MNIST; the training split stays grey and is binarized afresh at every step when training with
         ``TrainConfig(binarize=True)``.
+    keep_columns : sequence of str or str, optional
+        Tables only: columns to model as they are (``"id,date"`` or a list). Without it a column that
+        holds one value in every row is dropped, and a text column with a distinct value in nearly every
+        row (an identifier or a date) is refused; what reading did is in ``Data.extra["notes"]``, one line
+        each (``zdim.load_data`` also warns with each, as a ``zdim.errors.DataNoteWarning``).
 
     Returns
     -------
@@ -216,6 +228,8 @@ def read_data(
     """
     _check_options(val_fraction, test_fraction, likelihood, max_samples)
     raw, given = _read_source(source, label_column, layer=layer, label_key=label_key, array=array)
+    keep = (keep_columns.split(",") if isinstance(keep_columns, str) else list(keep_columns)) if keep_columns else []
+    screen(raw, given, likelihood, keep)  # columns that cannot inform a model: dropped, refused or said
     if y is not None:
         _set_labels(raw, y, given)
     if test is not None:
@@ -237,7 +251,21 @@ def read_data(
     return _binarized(data, seed) if binarize else data
 
 
-load_data = speaks_python(read_data)  # the public door: its messages name keywords, not flags
+def _warns_notes(fn: Callable[P, Data]) -> Callable[P, Data]:
+    """``fn`` with each note of what reading did (a column dropped, a column modelled as yes/no) given
+    to the caller as a ``DataNoteWarning``, in keywords."""
+
+    @functools.wraps(fn)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> Data:
+        data = fn(*args, **kwargs)
+        for note in data.extra.get("notes", ()):
+            warnings.warn(python_message(f"{data.name}: {note}"), DataNoteWarning, stacklevel=2)
+        return data
+
+    return inner
+
+
+load_data = _warns_notes(speaks_python(read_data))  # the public door: keywords, not flags; notes as warnings
 
 
 def _binarized(data: Data, seed: int) -> Data:
@@ -294,6 +322,8 @@ def _set_test(
     test_raw, test_given = _read_source(test, label_column, layer=layer, label_key=label_key)
     if test_raw.x_test is not None:
         test_raw.x, test_raw.y = test_raw.x_test, test_raw.y_test
+    if test_raw.table:  # the columns the training table left out
+        drop_columns(test_raw, [n for n in raw.dropped if n in (test_raw.feature_names or [])])
     d_train, d_test = int(np.prod(raw.sample_shape)), int(np.prod(test_raw.sample_shape))
     if d_test != d_train:
         raise DataError(
@@ -409,6 +439,8 @@ def _build(
         extra["label_names"] = raw.label_names
     if columns is not None:
         extra["columns"] = columns.to_dict()
+    if raw.notes:
+        extra["notes"] = list(raw.notes)
     tensors = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for key, v in parts.items()}
     return Data(
         name=raw.name,

@@ -9,7 +9,7 @@ import struct
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,9 @@ class _Raw:
     test_where: str | None = None  # where a test split given apart came from (``--test``), for messages
     frame: pd.DataFrame | None = None  # a table with text columns (zdim.data.columns encodes it); x: placeholder
     frame_test: pd.DataFrame | None = None  # the same, of a test split given apart
+    table: bool = False  # rows of named columns (CSV, TSV, Parquet, DataFrame): zdim.data.columns.screen reads them
+    dropped: list[str] = field(default_factory=list)  # columns left out (one value in every row)
+    notes: list[str] = field(default_factory=list)  # what reading did that the user should hear, one line each
 
 
 @contextmanager

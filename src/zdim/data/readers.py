@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import gzip
 import importlib
+import itertools
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -242,15 +244,46 @@ def _read_npz_pair(
 def _read_table(path: Path, kind: str, label_column: str | None) -> _Raw:
     import pandas as pd
 
+    note = None
     if kind == "parquet":
         frame = pd.read_parquet(path)
     else:
-        sep = "\t" if kind == "tsv" else ","
-        frame = _read_csv(path, sep, label_column)
+        expected = "\t" if kind == "tsv" else ","
+        sep, decimal = _sniff(path, expected)
+        frame = _read_csv(path, sep, label_column, decimal)
         _check_delimiter(path, frame, sep)
+        if sep != expected:
+            comma = ", with decimal commas" if decimal == "," else ""
+            note = f"read as {_SEPARATORS[sep]}-separated{comma} (the separator its lines hold)"
     raw = _from_frame(frame, label_column, str(path), "--label-column NAME")
     raw.name = _stem(path)
+    raw.notes += [note] if note else []
     return raw
+
+
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+
+
+def _sniff(path: Path, expected: str) -> tuple[str, str]:
+    """The separator of a CSV or TSV file and its decimal mark, read from its first lines: the separator
+    that splits the most of them into one number (> 1) of fields, ``expected`` first among equals (a
+    semicolon-separated file, often with decimal commas, is read as such; a ragged one is read with the
+    separator its lines hold, so its error names it); ``expected`` when none splits a line."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="", errors="replace") as f:
+            lines = [line for line in itertools.islice(f, 200) if line.strip()]
+    except OSError:
+        return expected, "."
+    best, agree = expected, 0
+    for sep in (expected, *(s for s in _SEPARATORS if s != expected)):
+        widths = Counter(len(row) for row in csv.reader(lines, delimiter=sep))
+        width, count = widths.most_common(1)[0] if widths else (1, 0)
+        if width > 1 and count > agree:
+            best, agree = sep, count
+    cells = [c.strip() for row in csv.reader(lines[1:], delimiter=best) for c in row]
+    return best, "," if best != "," and any(_DECIMAL_COMMA.fullmatch(c) for c in cells) else "."
 
 
 def _from_frame(frame: pd.DataFrame, label_column: str | None, where: str, fix: str = "label_column='NAME'") -> _Raw:
@@ -275,19 +308,21 @@ def _from_frame(frame: pd.DataFrame, label_column: str | None, where: str, fix: 
     if any(is_text(frame[c]) for c in frame.columns):  # a mixed table: encoded once its splits are known
         raw = _Raw(x=np.zeros((len(frame), frame.shape[1]), np.float32), name=name, sample_shape=(frame.shape[1],))
         raw.y, raw.label_names, raw.feature_names, raw.frame = y, label_names, list(frame.columns), frame
+        raw.table = True
         return raw
     raw = _from_array(frame.to_numpy(dtype=np.float64), name, where)
-    raw.y, raw.label_names, raw.feature_names = y, label_names, list(frame.columns)
+    raw.y, raw.label_names, raw.feature_names, raw.table = y, label_names, list(frame.columns), True
     return raw
 
 
-def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, label_column: str | None, decimal: str = ".") -> pd.DataFrame:
     import pandas as pd
 
     try:
         head = pd.read_csv(path, sep=sep, header=None, dtype=str, nrows=100, keep_default_na=False)
-        header = _has_header(head.to_numpy(), label_column)
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None)
+        cells = np.vectorize(lambda c: c.replace(",", "."))(head.to_numpy()) if decimal == "," else head.to_numpy()
+        header = _has_header(cells, label_column)
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=decimal)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: the file is empty: pass a table with at least {MIN_SAMPLES} rows") from e
     except pd.errors.ParserError as e:
@@ -295,10 +330,7 @@ def _read_csv(path: Path, sep: str, label_column: str | None) -> pd.DataFrame:
         if found is None:
             raise
         expected, line, saw = found.groups()
-        raise DataError(
-            f"{path}: ragged table: line {line} has {saw} fields, expected {expected}: "
-            "give every row the same number of columns"
-        ) from e
+        raise _ragged(path, line, saw, expected, sep) from e
     if frame.isna().to_numpy().any():
         _check_short_rows(path, sep)  # pandas pads short rows with NaN silently
     return frame
@@ -344,10 +376,14 @@ def _check_short_rows(path: Path, sep: str) -> None:
         _, expected = next(widths)
         for line, width in widths:
             if width != expected:
-                raise DataError(
-                    f"{path}: ragged table: line {line} has {width} fields, expected "
-                    f"{expected}: give every row the same number of columns"
-                )
+                raise _ragged(path, line, width, expected, sep)
+
+
+def _ragged(path: Path, line: object, width: object, expected: object, sep: str) -> DataError:
+    return DataError(
+        f"{path}: ragged table: line {line} has {width} fields, expected {expected}, read as "
+        f"{_SEPARATORS.get(sep, repr(sep))}-separated: give every row the same number of columns"
+    )
 
 
 def _read_h5ad(path: Path, layer: str | None, label_key: str | None) -> _Raw:

@@ -18,6 +18,7 @@ import torch
 from ..answer.recommendation import Recommendation
 from ..errors import ModelFileError
 from ..records import TrialRecord
+from ..sweeps.folded import FoldTables, read_fold_tables
 from ..sweeps.runs import HISTORY_CSV, RunDir
 
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size
@@ -35,7 +36,11 @@ class RunView:
     recommendation : Recommendation or None
         ``recommendation.json``, typed (None while no trial has finished, or when it is unreadable).
     trials : list of TrialRecord
-        Every finished trial record (complete, failed or pruned), sorted by size and seed.
+        Every finished trial record (complete, failed or pruned), sorted by size and seed; with k folds,
+        each trial's record pooled over the folds (the rows of ``results.csv``; the trial folders hold the
+        first fold's models).
+    folds : FoldTables or None
+        With k folds: each fold's own rows (``zdim.sweeps.folded.read_fold_tables``).
     histories : dict
         Trial name -> per-epoch rows of ``history.csv``.
     inputs, labels, inputs_meta
@@ -60,6 +65,7 @@ class RunView:
     tuning: dict[str, Any] | None = None
     tuned_test: dict[str, Any] | None = None
     settle: dict[str, Any] | None = None
+    folds: FoldTables | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -113,7 +119,14 @@ def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory; raise ``RunDirError`` (one line) when it is not one."""
     run = RunDir.open(run_dir)
     trials = run.records(verify=False)  # every finished trial; one whose weights are bad still has metrics
-    view = RunView(run_dir=run.path, info=run.read_info(), recommendation=_recommendation(run), trials=trials)
+    folds = read_fold_tables(run)
+    view = RunView(
+        run_dir=run.path,
+        info=run.read_info(),
+        recommendation=_recommendation(run),
+        trials=folds.pooled if folds is not None else trials,
+        folds=folds,
+    )
     for t in trials:
         if (run.trial_folder(t.dim, t.seed) / HISTORY_CSV).is_file():
             view.histories[t.trial] = run.read_history(t.dim, t.seed)

@@ -12,9 +12,10 @@ from typing import Any
 
 from .. import __version__
 from ..answer.recommendation import Recommendation
+from ..evidence import importance_caveat
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
 from ..sweeps.plan import Mode
-from ..sweeps.resume import recorded_mode
+from ..sweeps.resume import recorded_mode, reproduce
 from . import figures
 from .assets import CSS, JS
 from .collect import Pictures, RunView
@@ -119,6 +120,9 @@ def _summary(view: RunView) -> str:
         ("labels", "yes (evaluation only)" if d.get("has_labels") else "no"),
         ("trials", f"{len(view.complete)} complete of {len(view.trials)}"),
     ]
+    notes = d.get("notes")
+    if isinstance(notes, list) and notes:  # what reading the table did: columns dropped, yes/no, the separator
+        rows.insert(4, ("columns", '<ul id="data-notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"))
     cap = rec.capacity if rec is not None else None
     if cap:  # the intrinsic-dimension check: the sizes at the estimate against the answer
         sizes = "; ".join(
@@ -153,8 +157,19 @@ def _summary(view: RunView) -> str:
                 ("training", "nested: one VAE per seed at the largest size serves every size (its first k units)")
             )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    cmd = view.info.get("command")
-    cmd_html = f'<p class="label">reproduce this run</p><pre class="cmd"><code>{esc(cmd)}</code></pre>' if cmd else ""
+    cmd = reproduce(view.info) or view.info.get("command")
+    cmd_html = (
+        f'<p class="label">reproduce this run</p><pre class="cmd" id="reproduce"><code>{esc(cmd)}</code></pre>'
+        if cmd
+        else ""
+    )
+    made = [view.info.get("command")] + [
+        r.get("command") for r in view.info.get("resumes") or [] if isinstance(r, dict)
+    ]
+    if cmd != made[0] and any(made):  # the commands typed: the one that made the run, then each resume
+        typed = "".join(f"<li><code>{esc(c)}</code></li>" for c in made if c)
+        cmd_html += f'<p class="label">commands that made it</p><ul class="small" id="commands">{typed}</ul>'
+
     return (
         f'<section id="summary" data-section="summary">{head}'
         f'<div class="two"><table class="kv">{table}</table><div>{cmd_html}</div></div></section>'
@@ -240,24 +255,14 @@ def _table(view: RunView) -> str:
         }
     )
     cols = TABLE_COLUMNS + [(k, k, ".4g") for k in extra]
-    head = "".join(
-        f'<th data-col="{i}" tabindex="0"{_column_title(k)}>{esc(h)}</th>' for i, (k, h, _) in enumerate(cols)
-    )
-    rows = []
-    rec_dim = view.recommended_dim
-    for t, row in rows_of:
-        cells = []
-        for key, _, spec in cols:
-            v = row.get(key)
-            text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>' if key == "trial" else esc(fmt(v, spec))
-            sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
-            cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
-        cls = [t.status.value] + (["rec"] if t.dim == rec_dim else [])
-        rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
-    table = (
-        f'<div class="scroll"><table class="trials sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
+    table = _trial_rows(rows_of, cols, view.recommended_dim, "trials-table")
+    if view.folds is not None:
+        folds = len(view.folds.folds)
+        table = (
+            f'<p class="small" id="pooled-note">Each row pooled over the {folds} folds (every row of the data '
+            "held out once): the numbers the answer read and results.csv holds. Each fold's own rows are in "
+            "\"Each fold's trials\" below; the trial details and pictures are the first fold's models.</p>" + table
+        )
     details = []
     for t, row in rows_of:
         kv = "".join(
@@ -276,6 +281,48 @@ def _table(view: RunView) -> str:
         "All trials",
         table + note + "<h3>Trial details</h3>" + "".join(details),
         "Click a column header to sort; click a trial for its details.",
+    )
+
+
+def _trial_rows(
+    rows_of: list[tuple[Any, dict[str, Any]]], cols: list[tuple[str, str, str]], rec_dim: int | None, table_id: str
+) -> str:
+    """A sortable table of trials: one row per ``(record, its flat row)``, the columns ``cols``."""
+    head = "".join(
+        f'<th data-col="{i}" tabindex="0"{_column_title(k)}>{esc(h)}</th>' for i, (k, h, _) in enumerate(cols)
+    )
+    rows = []
+    for t, row in rows_of:
+        cells = []
+        for key, _, spec in cols:
+            v = row.get(key)
+            text = f'<a href="#trial-{esc(v)}">{esc(v)}</a>' if key == "trial" else esc(fmt(v, spec))
+            sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else ""
+            cells.append(f'<td data-sort="{esc(sort)}">{text}</td>')
+        cls = [t.status.value] + (["rec"] if t.dim == rec_dim else [])
+        rows.append(f'<tr class="{esc(" ".join(cls))}">{"".join(cells)}</tr>')
+    return (
+        f'<div class="scroll"><table class="trials sortable" id="{esc(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _fold_table(view: RunView) -> str:
+    """With k folds: each fold's own rows (its test split alone), fold by fold; "" without folds."""
+    if view.folds is None:
+        return ""
+    rows_of = [
+        (t, {"fold": j + 1, "folder": folder, **t.flat()})
+        for j, (records, folder) in enumerate(zip(view.folds.folds, view.folds.folders, strict=True))
+        for t in records
+    ]
+    cols = [("fold", "fold", "d"), ("folder", "folder", "s"), *(c for c in TABLE_COLUMNS if c[0] != "trial")]
+    return _section(
+        "fold-trials",
+        "Each fold's trials",
+        _trial_rows(rows_of, cols, view.recommended_dim, "fold-trials-table"),
+        "Each fold's models on its own test split alone (folds.csv); the answer reads the rows pooled over "
+        "every fold (All trials).",
     )
 
 
@@ -367,12 +414,20 @@ def _tuning(view: RunView) -> str:
         "fig-tuning",
         "Each tuning trial's validation objective; the step line is the best so far.",
     )
+    caveat = importance_caveat(tuning)
+    caveat_html = f'<p class="small" id="importance-caveat">Importances{esc(caveat)}.</p>' if caveat else ""
+    kept = (
+        f" (the sweep's: the tuned model, in <code>{esc(tuning.get('tuned_model', ''))}</code>, is worse on the "
+        "test split)"
+        if tuning.get("kept") == "sweep"
+        else ""
+    )
     return _section(
         "tuning",
         f"Tuning at latent size {esc(tuning.get('dim'))}",
-        _tuned_test(view) + f'<div class="two"><div class="scroll">{table}</div>{fig}</div>',
+        _tuned_test(view) + f'<div class="two"><div class="scroll">{table}{caveat_html}</div>{fig}</div>',
         f"{esc(tuning.get('n_trials'))} Optuna trials by <code>zdim tune</code>; the final model is in "
-        f"<code>{esc(tuning.get('final_model', ''))}</code>.",
+        f"<code>{esc(tuning.get('final_model', ''))}</code>{kept}.",
     )
 
 
@@ -426,6 +481,7 @@ def render(view: RunView, pics: Pictures) -> str:
     )
     body.append(_tuning(view))
     body.append(_table(view))
+    body.append(_fold_table(view))
     if pics.missing:
         body.append(
             f'<p class="warn">Models that could not be loaded (pictures skipped): {esc(", ".join(pics.missing))}</p>'
@@ -445,6 +501,7 @@ def render(view: RunView, pics: Pictures) -> str:
             ("training", "Training"),
             ("tuning", "Tuning"),
             ("trials", "Trials"),
+            ("fold-trials", "Folds"),
         ]
         if f'id="{i}"' in "".join(body)
     )

@@ -11,6 +11,7 @@ the same with or without a run directory: the per-sample values travel in memory
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..data.dataset import Data, load_data
 from ..data.folds import fold_splits
 from ..evaluation.metrics import evaluate
 from ..evidence import Note, NoteKind
+from ..messages import python_message
 from ..options import route
 from ..progress import Progress
 from ..training.trainer import resolve_device
@@ -83,14 +85,18 @@ def sweep(
     if options is None:
         options = options_from(routed)
     plan = resolve(data, options, has_out=out is not None)
+    for line in plan.said:  # workers capped, or more of them than cores: the caller hears it
+        warnings.warn(python_message(line), UserWarning, stacklevel=3)
     return execute(data, plan, Output(out, overwrite, resume, progress, command, loader))
 
 
 @dataclass(frozen=True)
 class Output:
     """Where a sweep's results go and how it shows itself: the run directory (None: nothing is written),
-    what to do when it exists (``overwrite``, ``resume``), the progress display, and what ``run.json``
-    records besides the plan (the command, the ``load_data`` keywords that reload the data)."""
+    what to do when it exists (``overwrite``, ``resume``), the progress display, what ``run.json``
+    records besides the plan (the command, the ``load_data`` keywords that reload the data), and ``say``,
+    which hears what reading the data did and where the plan departs from what was asked, once every
+    check has passed and before anything trains."""
 
     out: str | os.PathLike[str] | None = None
     overwrite: bool = False
@@ -98,6 +104,7 @@ class Output:
     progress: bool = False
     command: str | None = None
     loader: dict[str, Any] | None = None
+    say: Callable[[str], None] | None = None  # the command's lines before training (notes, workers capped)
 
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
@@ -133,8 +140,14 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
     for j in range(1, k):
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
+    if output.say is not None:  # every check has passed: what the user should hear before training
+        for line in [*(f"{data.name}: {n}" for n in data.extra.get("notes", ())), *plan.said]:
+            output.say(line)
     executors = [EXECUTORS[plan.mode](ledger) for ledger in ledgers]
     folded = FoldedExecutor(executors, ledgers, bar) if k > 1 else None
+    before = run.read_folds() if folded is not None and run is not None and resume else None
+    if folded is not None and before is not None and len(before.get("seconds") or []) == k:
+        folded.seconds = [float(v) for v in before["seconds"]]  # a resume adds its training time to the run's
     executor: Executor = folded if folded is not None else executors[0]
     whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
     try:
@@ -144,13 +157,18 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         plan, outcome, grown = grow(executor, plan, outcome, whole)
     finally:
         bar.close()
-    notes = [*outcome.notes, *grown]
+    notes = [*outcome.notes, *grown, *_settled_before(run, resume, outcome.notes)]
     alone = _fold_answers(plan, ledgers) if folded is not None else []
     if folded is not None:
         notes.append(folded.cost(alone))
-    for ledger in ledgers:  # every run directory: its own trials, and every size it trained
-        if ledger.run is not None:
-            ledger.run.write_results(ledger.outcome(plan.config).records if folded else outcome.records)
+    own = [ledger.outcome(plan.config).records for ledger in ledgers] if folded else [outcome.records]
+    for ledger, records in zip(ledgers, own, strict=True):  # every fold's run directory: its own trials
+        if ledger.run is not None and ledger.run is not run:
+            ledger.run.write_results(records)
+    if run is not None:  # the run's rows: pooled over the folds (the numbers printed), each fold's apart
+        run.write_results(outcome.records)
+        if folded is not None:
+            run.write_fold_results(own)
     rec = answer(plan, outcome, whole, notes)
     if folded is not None and run is not None:
         run.write_folds(folded.record(alone))
@@ -167,6 +185,16 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         config=plan.config.to_dict(),
         run_dir=run.path if run else None,
     )
+
+
+def _settled_before(run: RunDir | None, resume: bool, said: list[Note]) -> list[Note]:
+    """A resume that trained nothing says nothing of how settle mode ended: the run's earlier answer did,
+    so its notes of it are kept (``recommendation.json`` keeps every note)."""
+    if not resume or run is None or any(n.kind is NoteKind.SETTLE for n in said):
+        return []
+    saved = run.read_recommendation()
+    notes = saved.get("notes") if saved is not None else None
+    return [Note.from_dict(n) for n in notes or [] if isinstance(n, dict) and n.get("kind") == NoteKind.SETTLE.value]
 
 
 def _create(out: str | os.PathLike[str], info: dict[str, Any], data: Data, **kw: Any) -> RunDir:
@@ -257,13 +285,15 @@ def _on_full_test(rec: Recommendation, outcome: Outcome, ledger: Ledger, plan: S
 
 def recordable_loader(loader: dict[str, Any]) -> dict[str, Any]:
     """The ``load_data`` keywords that ``run.json`` can record to reload the data (``zdim tune``): JSON
-    values and paths (as text); an array or DataFrame given as ``y``/``test`` is left out (reloading
+    values, paths (as text) and lists of names; an array or DataFrame given as ``y``/``test`` is left out (reloading
     then fails on the fingerprint and asks for the data)."""
     out: dict[str, Any] = {}
     for key, value in loader.items():
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if value is None or isinstance(value, (str, int, float, bool)):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            value = list(value)  # column names (keep_columns)
+        if value is None or isinstance(value, (str, int, float, bool, list)):
             out[key] = value
     return out
 

@@ -17,8 +17,10 @@ from typing import Any
 from ..answer.decide import Evidence, pool
 from ..evidence import Note, NoteKind
 from ..progress import Progress
+from ..records import TrialRecord
 from .ledger import Executor, Finished, Ledger, Outcome
 from .plan import SweepPlan
+from .runs import RunDir
 
 
 @dataclass
@@ -63,4 +65,34 @@ class FoldedExecutor:
         return {"folds": len(rows), "rows": rows, "seconds": self.seconds, "answers": answers}
 
 
-__all__ = ["FoldedExecutor"]
+@dataclass(frozen=True)
+class FoldTables:
+    """The trials of a run with k folds as its readers show them (``zdim info``, the report): ``pooled``,
+    one row per trial over every fold's test rows (the rows of ``results.csv``, the numbers the answer
+    read), and ``folds``, each fold's own rows (its test split alone), with ``folders`` where each fold
+    lives (``.``, ``folds/fold-1``, ...)."""
+
+    pooled: list[TrialRecord]
+    folds: list[list[TrialRecord]]
+    folders: list[str]
+
+
+def read_fold_tables(run: RunDir) -> FoldTables | None:
+    """A run directory's fold tables (None for a run without folds): each fold's trials read from its own
+    run directory, and the points every fold has finished pooled as the sweep pooled them
+    (``zdim.answer.decide.pool``, from the per-sample held-out NLL each trial saved), so a run directory
+    shows the numbers its sweep printed, also while it runs or after an interruption."""
+    runs = run.fold_runs()
+    if not runs:
+        return None
+    own = [r.records(verify=False) for r in runs]
+    finished = set.intersection(*({t.key for t in records} for records in own))
+    parts = []
+    for fold, records in zip(runs, own, strict=True):
+        mine = [t for t in records if t.key in finished]
+        per_sample = {t.key: v for t in mine if t.complete and (v := fold.read_per_sample(*t.key)) is not None}
+        parts.append(Evidence(mine, per_sample))
+    return FoldTables(list(pool(parts).records), own, [run.fold_folder(j) for j in range(len(runs))])
+
+
+__all__ = ["FoldedExecutor", "FoldTables", "read_fold_tables"]

@@ -28,6 +28,7 @@ from ..models.vae import VAE, NestedVAE
 from ..options import Routed, going_to
 from ..training.trainer import TrainConfig, resolve_device
 from .config import DEFAULT_ARCH, DEFAULT_HIDDEN, SweepConfig, build_sweep_model, model_config
+from .studies import cores
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
 SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops by itself
@@ -99,6 +100,7 @@ class SweepPlan(Running):
     mode: Mode = Mode.SETTLE
     study_name: str = DEFAULT_STUDY
     intrinsic: IntrinsicDim | None = None
+    said: tuple[str, ...] = ()  # where the plan departs from what was asked, one line each (workers capped)
 
     def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepPlan:
         """The plan over a grown or refined grid."""
@@ -218,6 +220,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     running["extend"] = options.extend and mode is not Mode.NESTED
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
     running["folds"] = _folds(options, mode, data)
+    running["workers"], said = capped_workers(options.workers, len(config.grid()), options.backend, mode)
     cuda = resolve_device(config.train.device).type == "cuda"
     running["stack"] = mode is Mode.SETTLE and (cuda if options.stack is None else options.stack)
     return SweepPlan(
@@ -225,8 +228,27 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
         mode=mode,
         study_name=options.study_name or DEFAULT_STUDY,
         intrinsic=intrinsic,
+        said=said,
         **running,
     )
+
+
+def capped_workers(workers: int, at_once: int, backend: str, mode: Mode | None = None) -> tuple[int, tuple[str, ...]]:
+    """The workers worth starting: no more than the ``at_once`` members (settle mode; trials in per-size mode
+    and tuning) that can train at once, and what to say (one line each) when more were asked, or when more
+    workers than this machine has cores run on it (each then gets one thread, and they take turns)."""
+    what = "members" if mode is Mode.SETTLE else "trials"
+    said = []
+    used = max(1, min(workers, at_once))
+    if used < workers:
+        said.append(f"--workers {workers} is more than the {at_once} {what} that can train at once: {used} used")
+    n = cores()
+    if backend == "local" and used > n:
+        said.append(
+            f"--workers {used} is more than this machine's {n} cores: each worker gets one thread and they take "
+            f"turns, which runs slower than --workers {n}"
+        )
+    return used, tuple(said)
 
 
 def _folds(o: Options, mode: Mode, data: Data) -> int:
@@ -234,8 +256,10 @@ def _folds(o: Options, mode: Mode, data: Data) -> int:
     nothing rules them out (nested mode, a shared study, a time budget: one fold then)."""
     if o.folds is not None:
         k = check_folds(o.folds, data)
-        if k > 1 and (mode is Mode.NESTED or o.storage is not None):
-            what = "--nested" if mode is Mode.NESTED else "--storage"
+        clash = [(mode is Mode.NESTED, "--nested"), (o.storage is not None, "--storage")]
+        clash.append((o.time_budget is not None, "--time-budget (each fold's training would stop at another point)"))
+        what = next((flag for on, flag in clash if on), None)
+        if k > 1 and what is not None:
             raise ConfigError(f"--folds {k} does not combine with {what}: drop one of them (--folds 1: no folds)")
         return k
     if mode is Mode.NESTED or o.storage is not None or o.time_budget is not None:
@@ -344,6 +368,7 @@ __all__ = [
     "default_epochs",
     "check_model",
     "check_address",
+    "capped_workers",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

@@ -31,7 +31,10 @@ import dataclasses
 import importlib
 import logging
 import math
+import os
 import socket
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,8 @@ from .runs import RunDir
 PLACE_TIMEOUT = 300.0  # seconds for the actors to start on the cluster before the sweep gives up
 START_TRIES = 3  # placements of the actors, each without the nodes where one could not start
 PROBE_TIMEOUT = 10.0  # seconds for the head at --address to accept a connection
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # client preface, SETTINGS
+H2_SETTINGS = 4  # the type of the frame a gRPC server sends first
 
 
 def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
@@ -61,12 +66,20 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
     if not host or not port.isdigit():
         raise ConfigError(f"--address {address!r} is not HOST:PORT (what `ray start --head` printed): fix --address")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            conn.sendall(H2_PREFACE)  # a Ray head's GCS is a gRPC server: it answers with HTTP/2 SETTINGS
+            conn.settimeout(timeout)
+            frame = conn.recv(9)
     except OSError as e:
         raise ConfigError(
             f"--address {address}: no Ray cluster answers there ({e.strerror or type(e).__name__}): start one with "
             "`ray start --head`, or fix --address"
         ) from None
+    if len(frame) < 9 or frame[3] != H2_SETTINGS:  # Ray would retry there for minutes, logging as it goes
+        raise ConfigError(
+            f"--address {address}: something listens there, but not a Ray cluster (no gRPC answer): start one "
+            "with `ray start --head`, or fix --address (the port `ray start --head` printed)"
+        )
 
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'zdim[ray]' (or drop --backend ray)"
@@ -93,7 +106,10 @@ def connect(address: str | None) -> Any:
     if address is None:
         kw["include_dashboard"] = False
     try:
-        ray.init(address=address, **kw)
+        # Ray's own logging while it joins a cluster: zdim's one line says what failed (a local instance
+        # it starts is left alone: its processes would inherit the silenced streams)
+        with _quiet() if address is not None else contextlib.nullcontext():
+            ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if address is None:
@@ -105,6 +121,30 @@ def connect(address: str | None) -> Any:
             "`ray start --head`, or fix --address"
         ) from None
     return ray
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """stdout and stderr of this process, its file descriptors and Python's streams (Ray's C++ and Python
+    logging alike), discarded while the block runs; put back after it, whatever happens."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink, open(os.devnull, "w") as null:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                with contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                    yield
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
 
 
 def _absolute(value: Any) -> Any:

@@ -13,17 +13,21 @@ seeds. The recorded command stays the one that made the run; each resume is appe
 
 from __future__ import annotations
 
+import shlex
 import time
+from dataclasses import fields
 from typing import Any
 
 import torch
 
 from .._version import __version__
 from ..data.dataset import Data
+from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ..errors import ConfigError, RunDirError
-from ..options import flag_for
+from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
 from ..training.trainer import TrainConfig
-from .plan import Mode, SweepPlan
+from .config import DEFAULT_ARCH, DEFAULT_HIDDEN
+from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
 from .runs import RunDir
 
 
@@ -41,8 +45,9 @@ def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict
         "command": command,
         "data": data.summary(),
         "sweep": plan.config.to_dict()
-        | {"mode": plan.mode.value}
-        | ({"folds": plan.folds} if (plan.folds or 1) > 1 else {}),
+        | {"mode": plan.mode.value, ASKED: list(plan.config.dims)}
+        | ({"folds": plan.folds} if (plan.folds or 1) > 1 else {})
+        | {RUNNING: running(plan)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if plan.intrinsic is not None:
@@ -52,6 +57,73 @@ def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict
     if loader:
         info["loader"] = dict(loader)
     return info
+
+
+def running(plan: SweepPlan) -> dict[str, Any]:
+    """How the grid was run beyond what it trained (``plan.Running``: the rule, growth, limits, scale-out,
+    the study), as ``run.json`` records it for the reproduce line; not compared on ``--resume``."""
+    out = {f.name: getattr(plan, f.name) for f in fields(Running) if f.name != "extend_grid"}
+    return out | {"study_name": plan.study_name}
+
+
+def reproduce(info: dict[str, Any]) -> str | None:
+    """The command that reproduces the run ``run.json`` describes (None for a run made before zdim recorded
+    how it ran): ``zdim sweep SOURCE`` and the flag of every option of the table whose recorded value is not
+    its default (the sizes asked for, the recipe, the data options, the rule, the limits, the scale-out),
+    so none is left out whichever door made the run and however it was resumed; settings no flag sets
+    (a ``SweepConfig`` field, ``val_fraction=``) follow as Python keywords."""
+    sweep = info.get("sweep")
+    if not isinstance(sweep, dict) or not isinstance(sweep.get(RUNNING), dict):
+        return None
+    mode = recorded_mode(sweep) or Mode.SETTLE
+    train, loader = dict(sweep.get("train") or {}), dict(info.get("loader") or {})
+    data = info["data"] if isinstance(info.get("data"), dict) else {}
+    ran = sweep[RUNNING]
+    small = int(data.get("n_test") or SMALL_TEST) < SMALL_TEST and mode is not Mode.NESTED
+    small = small and ran.get("storage") is None and ran.get("time_budget") is None  # folds by themselves
+    resolved = {  # what a plan resolves by itself from the mode and the data, when not told
+        "seeds": default_seeds(mode),
+        "epochs": default_epochs(mode),
+        "hidden": list(DEFAULT_HIDDEN),
+        "arch": DEFAULT_ARCH,
+        "mode": Mode.SETTLE.value,
+        "refine": mode is not Mode.NESTED,
+        "extend": mode is not Mode.NESTED,
+        "stack": False,  # the default on the CPU
+        "folds": DEFAULT_FOLDS if small else 1,
+        "study_name": DEFAULT_STUDY,
+    }
+    values = {"options": {**sweep, **ran, "tolerance": sweep.get("rel_tol"), "epochs": train.get("epochs")}}
+    values["options"]["dims"] = sweep.get(ASKED) or sweep.get("dims")
+    values |= {"train": train, "loader": loader}
+    flags, python = [], []
+    for row in OPTIONS:
+        where, name = row.targets[0]
+        if where not in values or row.keyword in ("nested", "extend_grid") or name not in values[where]:
+            continue
+        value = values[where][name]
+        default = resolved.get(row.keyword, row.default)
+        if value is None or value == default or (isinstance(value, list) and list(value) == default):
+            continue
+        if row.flag is None:
+            python.append(f"{row.keyword}={value!r}")
+        elif row.kind == SWITCH:
+            flags.append(row.flag_text if value else "--no-" + row.flag_text[2:])
+        elif row.kind in (FLAG, OFF):
+            flags.append(row.flag_text)
+        else:
+            text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            flags += [row.flag_text, shlex.quote(text)]
+    python += [f"TrainConfig({k}={v!r})" for k, v in train.items() if flag_for(k) is None and _unlike_default(k, v)]
+    source = str(info.get("data", {}).get("source", "SOURCE"))
+    source = "SOURCE" if source.startswith("<") else shlex.quote(source)  # data given in memory
+    line = " ".join(["zdim", "sweep", source, *flags])
+    return line + (f"  # and from Python: {', '.join(python)}" if python else "")
+
+
+def _unlike_default(key: str, value: Any) -> bool:
+    field = TrainConfig.__dataclass_fields__.get(key)
+    return field is not None and value != field.default
 
 
 def recorded_mode(sweep: dict[str, Any]) -> Mode | None:
@@ -72,6 +144,8 @@ def _recipe(train: Any) -> dict[str, Any]:
 
 
 EXTEND_GRID = "extend_grid"
+ASKED = "asked_dims"  # the sizes the run was asked for (``dims`` also lists those it added itself)
+RUNNING = "running"  # how the grid was run (the rule, growth, limits, scale-out): for the reproduce line
 
 
 def _flag(key: str) -> str:
@@ -94,6 +168,14 @@ def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], 
                 f"same {_flag(key)}, or use --overwrite"
             )
     old_dims = sorted(int(d) for d in old_sweep.get("dims", []))
+    asked = sorted(int(d) for d in old_sweep.get(ASKED, []))  # [] for runs made before it was recorded
+    left = sorted(set(asked) - set(new_sweep["dims"]))
+    if left:  # the answer, its notes and results.csv would be rewritten from a part of the run
+        raise RunDirError(
+            f"{out} is a run over sizes {_dims_text(asked)}, and --dims {_dims_text(new_sweep['dims'])} leaves "
+            f"out {_dims_text(left)}: a resume finishes the whole run, so resume with --dims {_dims_text(asked)} "
+            "(the sizes the run added itself come along), or use --overwrite to start a run over fewer sizes"
+        )
     added = sorted(set(new_sweep["dims"]) - set(old_dims))
     if added and not extend:
         raise RunDirError(
@@ -179,13 +261,16 @@ def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     most seeds), with the command and creation time of the run it goes on, and this resume appended to
     ``resumes``."""
     dims = sorted(set(old["sweep"]["dims"]) | set(info["sweep"]["dims"]))
+    added = set(info["sweep"]["dims"]) - set(old["sweep"]["dims"])  # --extend-grid's: asked for now
+    asked = sorted(set(old["sweep"].get(ASKED, [])) | added) if ASKED in old["sweep"] else None
     seeds = max(int(old["sweep"].get("seeds") or 0), int(info["sweep"]["seeds"]))
     resumes = [*old.get("resumes", []), {"command": info.get("command"), "created": info.get("created")}]
     new = {k: v for k, v in info.items() if k != EXTEND_GRID}
     for key in ("command", "created"):
         if key in old:
             new[key] = old[key]
-    return dict(new, sweep=dict(info["sweep"], dims=dims, seeds=seeds), resumes=resumes)
+    sweep = {k: v for k, v in info["sweep"].items() if k != ASKED} | {"dims": dims, "seeds": seeds}
+    return dict(new, sweep=sweep | ({ASKED: asked} if asked is not None else {}), resumes=resumes)
 
 
-__all__ = ["make_run_info", "check_resume", "check_extend_grid", "resumed_info", "recorded_mode"]
+__all__ = ["make_run_info", "check_resume", "check_extend_grid", "resumed_info", "recorded_mode", "reproduce"]

@@ -40,6 +40,7 @@ from ..records import TrialRecord, sort_records, trial_name
 
 MARKER = ".zdim-run"
 FOLDS_JSON = "folds.json"
+FOLDS_CSV = "folds.csv"  # with k folds: every fold's own rows (results.csv holds the rows pooled over the folds)
 FOLDS_DIR = "folds"  # with k folds: folds/fold-J, a run directory for each fold after the first
 RUN_JSON = "run.json"
 STUDY_FILE = "study.journal"
@@ -75,6 +76,7 @@ OWN_ENTRIES = {
     TUNE_DIR,
     FOLDS_DIR,
     FOLDS_JSON,
+    FOLDS_CSV,
     "mlruns",
 }
 
@@ -333,6 +335,34 @@ class RunDir:
         """k folds' record: how many, each fold's own answer, its test rows and its seconds."""
         write_json(self.path / FOLDS_JSON, folds)
 
+    def read_folds(self) -> dict[str, Any] | None:
+        d = self._read_optional(FOLDS_JSON)
+        return d if isinstance(d, dict) else None
+
+    def fold_runs(self) -> list[RunDir]:
+        """The run directory of every fold of a run with k folds, in fold order: this one (the first fold,
+        whose trials are the run's models), then ``folds/fold-J`` (which may not exist yet); [] for a run
+        without folds."""
+        sweep = self.read_info().get("sweep", {}) if self.run_json.is_file() else {}
+        k = sweep.get("folds", 1) if isinstance(sweep, dict) else 1
+        if not isinstance(k, int) or k <= 1:
+            return []
+        return [self, *(RunDir(self.fold_path(j)) for j in range(1, k))]
+
+    def fold_folder(self, j: int) -> str:
+        """Where fold ``j`` (0 for the first) lives, relative to this run directory: ``.`` or ``folds/fold-J``."""
+        return "." if j == 0 else str(self.fold_path(j).relative_to(self.path))
+
+    def write_fold_results(self, per_fold: list[list[TrialRecord]]) -> None:
+        """``folds.csv``: every fold's own rows (its test split alone), with the fold's number (1 for the
+        first) and folder."""
+        rows = [
+            {"fold": j + 1, "folder": self.fold_folder(j), **r.flat()}
+            for j, records in enumerate(per_fold)
+            for r in sort_records(records)
+        ]
+        write_csv(self.path / FOLDS_CSV, rows)
+
     def write_settle(self, settle: dict[str, Any]) -> None:
         """Settle mode's record: the answer after every epoch (``trace``), the window, the subset size."""
         write_json(self.path / SETTLE_JSON, settle)
@@ -518,4 +548,4 @@ class RunDir:
         return sort_records(out)
 
 
-__all__ = ["RunDir", "is_run_dir", "MARKER", "RUN_JSON", "REPORT_HTML", "INPUTS_FILE"]
+__all__ = ["RunDir", "is_run_dir", "MARKER", "RUN_JSON", "REPORT_HTML", "INPUTS_FILE", "FOLDS_CSV"]

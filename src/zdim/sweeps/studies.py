@@ -336,13 +336,17 @@ def fail_stale(
     return failed
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(workers: int) -> int:
     """CPU threads for each of ``workers`` processes on this machine."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+    return max(1, cores() // max(1, workers))
 
 
 def spawn_workers(
