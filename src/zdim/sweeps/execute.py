@@ -30,12 +30,13 @@ from .folded import FoldedExecutor
 from .growth import grow
 from .ledger import Executor, Ledger, Outcome
 from .nested import NestedExecutor
-from .per_size import TrialExecutor, open_study
+from .per_size import TrialExecutor
 from .plan import Mode, Options, SweepPlan, options_from, resolve
 from .result import SweepResult
 from .resume import check_resume, make_run_info, resumed_info
 from .runs import RunDir
 from .settle import SettleExecutor
+from .studies import open_study
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
@@ -101,8 +102,10 @@ class Output:
 
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
-    """Run a resolved plan: check the run directory's place (and, with ``resume``, that it may go on),
-    connect to a shared study, create the run directory, execute, grow the grid, answer.
+    """Run a resolved plan: check the backend and the run directory's place (and, with ``resume``, that it
+    may go on), join a cluster and connect to a shared study, create the run directory, execute, grow
+    the grid, answer. The run directory is the record of every trial; only per-size mode opens an
+    Optuna study, where it is its engine (``zdim.sweeps.per_size.uses_study``).
 
     With ``plan.folds`` = k > 1 (``zdim.data.folds``) the grid is trained once per fold, behind the same seam
     (``zdim.sweeps.folded.FoldedExecutor``): the first fold is the run directory (its trials are the run's
@@ -116,27 +119,24 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     loader = recordable_loader(output.loader or {})
     info = make_run_info(parts[0], plan, output.command, loader)
     run: RunDir | None = None
-    study = None
     if out is not None:
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
             info = resumed_info(check_resume(RunDir(out), info), info)
     backends.join(plan.backend, plan.address)  # a cluster is joined before any local file is made
     if plan.storage is not None:  # a shared database is connected to before any local file is made
-        study = open_study(None, plan.storage, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
+        open_study(None, plan.storage, plan.study_name)  # (per-size mode's engine opens it again to run)
     if out is not None:
         run = _create(out, info, parts[0], overwrite=overwrite, resume=resume, protect=data_paths(data))
-    if study is None:
-        study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     total = len(plan.config.grid()) * k
     bar = Progress(output.progress, total=total, desc=f"zdim sweep ({plan.mode.value})", folds=k)
-    ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
+    ledgers = [Ledger(parts[0], run, bar, resumed=resume and run is not None)]
     for j in range(1, k):
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
     executors = [EXECUTORS[plan.mode](ledger) for ledger in ledgers]
     folded = FoldedExecutor(executors, ledgers, bar) if k > 1 else None
     executor: Executor = folded if folded is not None else executors[0]
-    whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
+    whole = Ledger(data, None, bar) if folded is not None else ledgers[0]
     try:
         dims, seeds = plan.config.dims, plan.config.seeds
         bar.phase(f"the grid given, sizes {', '.join(map(str, dims))} x {seeds} seed(s)", len(dims) * seeds)
@@ -187,8 +187,8 @@ def _fold_ledger(
     bar: Progress,
     protect: list[Path],
 ) -> Ledger:
-    """Fold ``j``'s ledger: its run directory ``out/folds/fold-J`` (gone on with when resuming and there),
-    its own study, the sweep's progress display."""
+    """Fold ``j``'s ledger: its run directory ``out/folds/fold-J`` (gone on with when resuming and there)
+    and the sweep's progress display."""
     run = None
     resumed = False
     if output.out is not None:
@@ -200,8 +200,7 @@ def _fold_ledger(
             info = resumed_info(check_resume(RunDir(where), info), info)
         where.parent.mkdir(exist_ok=True)
         run = _create(where, info, part, overwrite=False, resume=resumed, protect=protect)
-    study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
-    return Ledger(part, run, study, bar, resumed=resumed)
+    return Ledger(part, run, bar, resumed=resumed)
 
 
 def _fold_answers(plan: SweepPlan, ledgers: list[Ledger]) -> list[int | None]:

@@ -22,7 +22,8 @@ arrives: the round of epochs under way is finished, every member is checkpointed
 says to rerun with ``--resume``, which goes on from that epoch and gives the run it would have given
 uninterrupted. A member that raises (an error in the user's model, a divergence) is finished as a
 failed trial with its reason; the others go on. The checkpoint is deleted once every member is saved as
-a trial. Each member is finished through the sweep's ``Ledger`` (run directory, study, progress).
+a trial. Each member is finished through the sweep's ``Ledger`` (the run directory, its record; progress;
+memory): settle mode opens no Optuna study.
 """
 
 from __future__ import annotations
