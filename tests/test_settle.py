@@ -458,3 +458,18 @@ def test_progress_into_a_file_is_plain_lines_without_cursor_codes(tiny_gaussian,
     err = capsys.readouterr().err
     assert "\x1b[" not in err and "\r" not in err
     assert "dim 1 seed 0: NLL" in err and "epoch 1/3" in err and "2/2 trials" in err
+
+
+def test_rule_generation_answers_in_settle_mode_with_folds_and_in_per_size_mode(tiny_binary):
+    """A rule that reads generation metrics: settle mode follows the NLL knee while it trains (its scores
+    after each epoch have none) and answers by the rule on the members' final records, which carry them;
+    with folds the pooled records carry them too; per-size mode measures them per trial."""
+    cfg = SweepConfig(dims=(1, 2), seeds=1, hidden=(8,), k=3, train=TrainConfig(epochs=3, patience=0))
+    for kw in ({"mode": "settle", "folds": 1}, {"mode": "settle", "folds": 2}, {"mode": "per-size", "folds": 1}):
+        r = sweep(tiny_binary, config=cfg, rule="generation", extend=False, refine=False, **kw)
+        rec = r.recommendation
+        assert rec is not None and rec.rule == "generation" and rec.signals["generation"] == rec.dim, kw
+        assert all(t.metric("gen_fd") is not None for t in r.trials if t.complete), kw
+        assert "Rule 'generation' recommends" in rec.rationale
+        # settle mode says which rule its answer during training followed
+        assert ("by rule 'nll-knee'" in rec.rationale) == (kw["mode"] == "settle"), kw

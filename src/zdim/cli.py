@@ -21,13 +21,11 @@ from typing import Any
 from ._version import __version__
 from .errors import ConfigError, Interrupted, WorkerError, ZdimError
 from .options import add_arguments, for_command, given, route
+from .records import OBJECTIVES
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     routed = route(given(args, "sweep"))  # every value checked (dims parsed, not expanded) before anything is read
-    from .sweeps.resume import check_extend_grid
-
-    check_extend_grid(args.extend_grid, args.resume)
     if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
         from .tracking import check_tracking
 
@@ -41,7 +39,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = options_from(routed)
     loader = routed.loader()
     data = read_data(args.source, **loader)
-    plan = resolve(data, options)
+    plan = resolve(data, options, resume=args.resume)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
     if args.progress:
@@ -158,7 +156,7 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument("--dim", type=int, help="latent size to tune (default: the run's recommendation)")
     t.add_argument("--trials", type=int, default=20, help="Optuna trials (default 20)")
     t.add_argument(
-        "--objective", choices=["nll", "elbo", "mse"], default="nll", help="validation figure to minimize (default nll)"
+        "--objective", choices=list(OBJECTIVES), default="nll", help="validation figure to minimize (default nll)"
     )
     add_arguments(t, "tune", ["epochs", "workers", "backend", "address"])  # the rows tune shares with sweep
     t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")

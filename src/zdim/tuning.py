@@ -30,6 +30,7 @@ from .evaluation.metrics import evaluate
 from .grid import DimSpec
 from .models.custom import needs_trust
 from .models.vae import VAE
+from .records import OBJECTIVES
 from .sweeps import backends, studies
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.ledger import saved_extra, train
@@ -38,7 +39,6 @@ from .sweeps.resume import make_run_info
 from .sweeps.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
 
-OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
 State = optuna.trial.TrialState
 
@@ -275,7 +275,7 @@ def tune(
         ``.tuning`` (the content of ``tuning.json``), ``.final_test``, ``.sweep_test``, ``.summary()``.
     """
     if objective not in OBJECTIVES:
-        raise ConfigError(f"objective {objective!r} is not one of {sorted(OBJECTIVES)}: fix --objective")
+        raise ConfigError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}: fix --objective")
     if n_trials < 1:
         raise ConfigError(f"trials must be >= 1, got {n_trials}: fix --trials")
     if workers < 1:

@@ -83,7 +83,7 @@ def sweep(
     data = source if isinstance(source, Data) else load_data(source, **routed.loader())
     if options is None:
         options = options_from(routed)
-    plan = resolve(data, options, has_out=out is not None)
+    plan = resolve(data, options, has_out=out is not None, resume=resume)
     return execute(data, plan, Output(out, overwrite, resume, progress, command, loader))
 
 
@@ -112,7 +112,6 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     models), fold J lives in ``out/folds/fold-J``, and the growth of the grid and the answer read the
     folds' pooled evidence: every row held out once."""
     output = output or Output()
-    backends.check(plan.backend, plan.address)  # the table of backends sits above the plan's checks
     out, overwrite, resume = output.out, output.overwrite, output.resume
     k = max(1, plan.folds or 1)
     parts = fold_splits(data, k, seed=plan.config.train.seed) if k > 1 else [data]
@@ -123,7 +122,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
             info = resumed_info(check_resume(RunDir(out), info), info)
-    backends.join(plan.backend, plan.address)  # a cluster is joined before any local file is made
+    backends.join(plan.backend, plan.address)  # checked (its one check), its cluster joined: before any file
     if plan.storage is not None:  # a shared database is connected to before any local file is made
         open_study(None, plan.storage, plan.study_name)  # (per-size mode's engine opens it again to run)
     if out is not None:
