@@ -79,7 +79,7 @@ def test_a_backend_registered_is_a_choice_at_once(monkeypatch):
     take it without another edit (a signal likewise: tests/test_recommend.py::test_a_new_signal_is_one_class)."""
     from zdim.sweeps import backends
 
-    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'fake': fix backend="):
+    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'fake': fix --backend"):
         route({"backend": "fake"})
     monkeypatch.setitem(backends.BACKENDS, "fake", backends.Row(lambda workers, address: backends.InProcess()))
     assert route({"backend": "fake"})["options"] == {"backend": "fake"}
