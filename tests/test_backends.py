@@ -76,7 +76,7 @@ def test_the_address_is_checked_in_one_place(monkeypatch, tmp_path, tiny_gaussia
     monkeypatch.setattr(
         backends, "check", lambda name, address=None: (calls.append((name, address)), real(name, address))[1]
     )
-    sweep(tiny_gaussian, out=tmp_path / "run", workers=2, **TINY)
+    sweep(tiny_gaussian, out=tmp_path / "run", **TINY)
     assert calls == [("local", None)]
 
 
