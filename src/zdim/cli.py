@@ -42,7 +42,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plan = resolve(data, options, resume=args.resume)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
-    if args.progress:
+
+    def header() -> None:  # once every check has passed (a bad input stays one line), before anything is written
         if plan.intrinsic is not None:
             est = plan.intrinsic
             print(
@@ -59,8 +60,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
+
     command = " ".join(["zdim", *map(shlex.quote, args.argv)])
-    output = Output(out, args.overwrite, args.resume, args.progress, command, loader)
+    output = Output(out, args.overwrite, args.resume, args.progress, command, loader, header if args.progress else None)
     result = execute(data, plan, output)
     print_result(result.trials, result.recommendation, result.run_dir)
     write_report(result.run_dir, not args.progress)

@@ -90,8 +90,9 @@ def sweep(
 @dataclass(frozen=True)
 class Output:
     """Where a sweep's results go and how it shows itself: the run directory (None: nothing is written),
-    what to do when it exists (``overwrite``, ``resume``), the progress display, and what ``run.json``
-    records besides the plan (the command, the ``load_data`` keywords that reload the data)."""
+    what to do when it exists (``overwrite``, ``resume``), the progress display, what ``run.json``
+    records besides the plan (the command, the ``load_data`` keywords that reload the data), and what
+    to call once every check has passed, before anything is written (``ready``: the command's header)."""
 
     out: str | os.PathLike[str] | None = None
     overwrite: bool = False
@@ -99,6 +100,7 @@ class Output:
     progress: bool = False
     command: str | None = None
     loader: dict[str, Any] | None = None
+    ready: Callable[[], None] | None = None
 
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
@@ -125,6 +127,8 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     backends.join(plan.backend, plan.address)  # checked (its one check), its cluster joined: before any file
     if plan.storage is not None:  # a shared database is connected to before any local file is made
         open_study(None, plan.storage, plan.study_name)  # (per-size mode's engine opens it again to run)
+    if output.ready is not None:
+        output.ready()
     if out is not None:
         run = _create(out, info, parts[0], overwrite=overwrite, resume=resume, protect=data_paths(data))
     total = len(plan.config.grid()) * k
