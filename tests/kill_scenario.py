@@ -23,7 +23,7 @@ import optuna
 
 from zdim.records import trial_name
 from zdim.sweeps import studies
-from zdim.sweeps.ledger import grid_key
+from zdim.sweeps.per_size import grid_key
 
 from .test_scale import records_per_key, zdim
 

@@ -11,7 +11,7 @@ import pytest
 
 from zdim.errors import ConfigError
 from zdim.sweeps import engines
-from zdim.sweeps.backends import BACKENDS, InProcess, WorkerProcesses, choose
+from zdim.sweeps.backends import BACKENDS, InProcess, Row, WorkerProcesses, check, choose
 from zdim.sweeps.engines import LocalEngine
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.plan import Options, resolve
@@ -46,22 +46,38 @@ def test_an_unknown_backend_is_one_line_naming_the_choices(tmp_path, tiny_gaussi
     assert str(err.value) == f"backend 'slurm' is not one of {', '.join(BACKENDS)}: fix --backend"
     assert "local" in str(err.value)
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match="backend 'slurm' is not one of .*local") as err:
+    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'slurm'") as err:  # its option row
         sweep(tiny_gaussian, out=out, backend="slurm", **TINY)
     assert "\n" not in str(err.value) and not out.exists()  # refused before anything was written
 
 
-def test_an_address_without_a_cluster_backend_and_a_backend_that_is_no_name_are_refused(tiny_gaussian):
+def test_an_address_without_a_cluster_backend_and_a_backend_that_is_no_name_are_refused(tmp_path, tiny_gaussian):
+    """The backend and its address are checked once, against the registry's rows (``backends.check``), before
+    anything is written; the message names the backends that run on a cluster, read from the rows."""
+    out = tmp_path / "run"
     with pytest.raises(ConfigError) as err:
-        resolve(tiny_gaussian, Options(address="ray://head:10001", **TINY))
+        sweep(tiny_gaussian, out=out, address="ray://head:10001", **TINY)
     assert "--address 'ray://head:10001'" in str(err.value) and "--backend ray" in str(err.value)
-    assert "\n" not in str(err.value)
-    with pytest.raises(ConfigError, match="backend must be a name, got 3: fix --backend"):
+    assert "\n" not in str(err.value) and not out.exists()
+    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 3: fix --backend"):
         resolve(tiny_gaussian, Options(backend=3, **TINY))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="--address"):
-        choose("local", 1, "ray://head:10001")
+        check("local", "ray://head:10001")
     plan = resolve(tiny_gaussian, Options(**TINY))
     assert (plan.backend, plan.address) == ("local", None)
+
+
+def test_the_address_is_checked_in_one_place(monkeypatch, tmp_path, tiny_gaussian):
+    """A sweep checks its backend once (``backends.check``, from ``join``), and ``choose`` trusts it."""
+    from zdim.sweeps import backends
+
+    calls: list[tuple[str, str | None]] = []
+    real = backends.check
+    monkeypatch.setattr(
+        backends, "check", lambda name, address=None: (calls.append((name, address)), real(name, address))[1]
+    )
+    sweep(tiny_gaussian, out=tmp_path / "run", **TINY)
+    assert calls == [("local", None)]
 
 
 class FakeCluster:
@@ -94,7 +110,7 @@ class FakeCluster:
 @pytest.fixture
 def fake(monkeypatch):
     FakeCluster.used = []
-    monkeypatch.setitem(BACKENDS, "fake", FakeCluster)
+    monkeypatch.setitem(BACKENDS, "fake", Row(FakeCluster, cluster=True))  # its one registry row
     return FakeCluster
 
 

@@ -83,6 +83,21 @@ def test_user_errors_exit_2_with_one_line(args, needle, csv_file, tmp_path, caps
     assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
+def test_a_bad_backend_address_or_run_directory_is_one_line_even_with_progress_on(csv_file, tmp_path, capsys):
+    """The command's header (the sizes, the mode, where the run goes) is printed once every check has passed:
+    a bad input found where the work starts (the backend's address, the run directory) is still one line."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("not a run")
+    for args, needle in (
+        (["--address", "h:1", "--out", str(tmp_path / "run")], "--address 'h:1' names a cluster"),
+        (["--out", str(tmp_path / "taken")], "already exists"),
+    ):
+        assert main(["sweep", str(csv_file), "--dims", "1", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("zdim: error: ") and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_data_in_a_real_process_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n3,nan\n" + "1,2\n" * 20)

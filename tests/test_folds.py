@@ -68,6 +68,25 @@ def test_pooling_weights_by_rows_and_joins_the_samples_in_fold_order():
     assert lost.status is TrialStatus.FAILED and "fold(s) 1" in lost.reason
 
 
+def test_pooled_records_carry_the_metrics_pool_declares_and_the_generation_metrics():
+    """``POOLED`` is what a rule may read with folds (``zdim.sweeps.plan.check_rule``): the pooled record of
+    folds that measured every metric carries each of them, the generation metrics weighted by rows."""
+    from zdim.answer.decide import POOLED
+    from zdim.answer.rules import GEN_FIELDS
+
+    parts = []
+    for n, fd in ((30, 2.0), (10, 6.0)):
+        full = dict(nll=10.0, neg_elbo=11.0, rec=9.0, kl=2.0, mse=0.1, baseline_nll=12.0, baseline_se=0.1,
+                    linear_nll=11.5, linear_se=0.1, active_units=2, n=n, k=5, epochs_run=4, converged=True,
+                    train_seconds=1.0)  # fmt: skip
+        gen = {g: 0.5 for g in GEN_FIELDS} | {"gen_fd": fd}
+        parts.append(Evidence([TrialRecord(dim=2, seed=0, status=TrialStatus.COMPLETE, **full, generation=gen)],
+                              {(2, 0): np.full(n, 10.0)}))  # fmt: skip
+    rec = pool(parts).records[0]
+    assert all(rec.metric(m) is not None for m in POOLED), [m for m in POOLED if rec.metric(m) is None]
+    assert rec.metric("gen_fd") == pytest.approx((30 * 2.0 + 10 * 6.0) / 40)
+
+
 def test_a_small_table_is_answered_from_every_row(tmp_path, capsys):
     """The CLI on a 300-row table (30 test rows): 3 folds, every row held out once, the cost said, the
     other folds in folds/fold-J, the answer not flagged for a small test split."""

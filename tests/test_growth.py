@@ -66,7 +66,7 @@ class Known:
 
 def setup(dims, nll, au, n_features=64, intrinsic=None, **kw):
     data = make_data(np.zeros((60, n_features), dtype=np.float32))
-    ledger = Ledger(data, None, None)
+    ledger = Ledger(data, None)
     plan = SweepPlan(
         config=SweepConfig(dims=dims, train=TrainConfig(epochs=1)), mode=Mode.PER_SIZE, intrinsic=intrinsic, **kw
     )

@@ -218,6 +218,9 @@ def test_help_and_datasets_do_not_import_torch():
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    assert zdim.cli.main(['datasets']) == 0\n"
         "assert 'digits' in out.getvalue() and 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'optuna' not in sys.modules, 'optuna imported'\n"
+        # the parser read every row's choices, the registries' names among them (option_spec.Names)
+        "assert 'zdim.answer.signals' in sys.modules and 'zdim.sweeps.backends' in sys.modules\n"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -39,17 +39,51 @@ def test_the_signature_of_zdim_sweep_is_the_table():
 
 
 def test_constants_kept_elsewhere_agree_with_the_table():
-    from zdim import formats
     from zdim.answer import rules
-    from zdim.sweeps import plan
+    from zdim.sweeps import backends, plan
 
-    assert option("rule").choices == rules.RULES and option("rule").default == rules.DEFAULT_RULE
-    assert option("tolerance").default == rules.DEFAULT_REL_TOL
+    assert option("rule").default == rules.DEFAULT_RULE and option("tolerance").default == rules.DEFAULT_REL_TOL
     assert option("checkpoint_every").default == plan.CHECKPOINT_SECONDS
-    assert option("mode").choices == plan.MODES and option("likelihood").choices == formats.LIKELIHOOD_CHOICES
+    assert option("backend").default == backends.LOCAL
+
+
+def test_every_choice_list_is_read_from_its_registry():
+    """No choice list is written twice: each row's choices (and tune's --objective) are its registry's."""
+    from zdim import likelihoods
+    from zdim.answer import signals
+    from zdim.models.vae import ARCHS
+    from zdim.records import OBJECTIVES
+    from zdim.sweeps import backends, plan
+
+    offered = {o.keyword: o.offered for o in table.OPTIONS if o.offered is not None}
+    assert offered == {
+        "arch": ARCHS,
+        "likelihood": ("auto", *likelihoods.NAMES),
+        "backend": tuple(backends.BACKENDS),
+        "rule": signals.names(),
+        "mode": tuple(m.value for m in plan.Mode),
+    }
+    # the rows name the registries themselves (read when asked), not a copy of their names
+    assert option("rule").check == OneOf(table.Names("zdim.answer.signals", "SIGNALS"))
+    assert option("backend").check == OneOf(table.Names("zdim.sweeps.backends", "BACKENDS"))
+    tune = build_parser()._subparsers._group_actions[0].choices["tune"]
+    objective = next(a for a in tune._actions if a.dest == "objective")
+    assert objective.choices == list(OBJECTIVES)
+    from zdim import tuning
+
+    assert tuning.OBJECTIVES is OBJECTIVES  # the one registry tune reads
+
+
+def test_a_backend_registered_is_a_choice_at_once(monkeypatch):
+    """Adding a backend is one class and one registry row: the flag, the keyword's check and the messages
+    take it without another edit (a signal likewise: tests/test_recommend.py::test_a_new_signal_is_one_class)."""
     from zdim.sweeps import backends
 
-    assert option("backend").choices == tuple(backends.BACKENDS) and option("backend").default == backends.LOCAL
+    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'fake': fix --backend"):
+        route({"backend": "fake"})
+    monkeypatch.setitem(backends.BACKENDS, "fake", backends.Row(lambda workers, address: backends.InProcess()))
+    assert route({"backend": "fake"})["options"] == {"backend": "fake"}
+    assert parse("--backend", "fake").backend == "fake" and "'fake'" in python_message("pass --backend fake")
 
 
 def test_each_flag_reads_as_its_keyword():

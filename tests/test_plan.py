@@ -131,3 +131,42 @@ def test_workers_are_capped_at_the_members_and_said_when_more_than_cores(table, 
     assert "zdim: --workers 64 is more than the 1 members that can train at once: 1 used" in err
     info = zdim.files.read_json(tmp_path / "run" / "run.json")
     assert info["sweep"]["running"]["workers"] == 1
+
+
+def test_resolve_refuses_the_combinations_every_door_would_before_anything_is_written(
+    tiny_gaussian, monkeypatch, tmp_path
+):
+    """One resolve step: --extend-grid without --resume (also for ``zdim.sweeps.execute.sweep``, which no
+    door's check covered), and a rule whose evidence the plan's trials cannot give (a signal that reads a
+    metric the folds' pooled records do not carry)."""
+    from zdim.answer import signals
+    from zdim.sweeps.execute import sweep
+
+    quick = dict(dims=(1, 2), seeds=1, epochs=1, hidden=(8,), k=2, extend=False, refine=False)
+    with pytest.raises(ConfigError, match="--extend-grid adds sizes to a run being resumed: pass --resume too"):
+        resolve(tiny_gaussian, Options(extend_grid=True, **quick))  # type: ignore[arg-type]
+    assert resolve(tiny_gaussian, Options(extend_grid=True, **quick), resume=True).extend_grid  # type: ignore[arg-type]
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="pass --resume too"):
+        sweep(tiny_gaussian, out=out, extend_grid=True, **quick)
+    assert not out.exists()
+
+    class Sharpest(signals.Signal):  # reads a metric no pooled record carries
+        name = "sharpest"
+        needs = ("sharpness",)
+
+        def pick(self, r):
+            return r.on[0]
+
+        def words(self, dim, r):
+            return f"sharpest {dim}"
+
+    monkeypatch.setattr(signals, "SIGNALS", (*signals.SIGNALS, Sharpest()))
+    with pytest.raises(ConfigError) as err:
+        sweep(tiny_gaussian, out=out, rule="sharpest", folds=2, **quick)
+    assert str(err.value) == (
+        "--rule sharpest reads sharpness, which the 2 folds' pooled records do not carry: choose another --rule, "
+        "or --folds 1"
+    )
+    assert not out.exists()
+    assert resolve(tiny_gaussian, Options(rule="generation", folds=2, **quick)).folds == 2  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ def test_without_ray_the_backend_fails_in_one_line_naming_the_extra(monkeypatch,
 def test_backend_options_are_checked():
     with pytest.raises(ConfigError, match=r"address='h:1' names a cluster.*pass backend='ray'"):
         zdim.sweep("digits", address="h:1", dims=[2], max_samples=100)
-    with pytest.raises(ConfigError, match="backend 'spark' is not one of local, ray"):
+    with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'spark': fix backend="):
         zdim.sweep("digits", backend="spark", dims=[2], max_samples=100)
     from zdim.sweeps.ray_backend import probe  # Ray would retry an address where nothing listens for minutes
 

@@ -432,8 +432,11 @@ def test_an_answer_of_1_from_models_that_barely_moved_is_not_settled():
 
 
 def test_a_new_signal_is_one_class(monkeypatch):
-    """A signal is one class in ``zdim.answer.signals.SIGNALS``: its rule answers, and the rationale names it."""
+    """A signal is one class and one row of ``zdim.answer.signals.SIGNALS``: its rule answers, the rationale
+    names it, and ``--rule`` (the option table's check, the parser) takes it without another edit."""
     from zdim.answer import signals
+    from zdim.cli import build_parser
+    from zdim.options import route
 
     class Smallest(signals.Signal):
         name = "smallest"
@@ -444,11 +447,44 @@ def test_a_new_signal_is_one_class(monkeypatch):
         def words(self, dim, r):
             return f"smallest size {dim}"
 
-    added = (*signals.SIGNALS, Smallest())
-    monkeypatch.setattr(signals, "SIGNALS", added)
-    monkeypatch.setattr(signals, "BY_NAME", {s.name: s for s in added})
+    with pytest.raises(ConfigError, match="rule must be one of combined, nll-knee, active-units, generation, got"):
+        route({"rule": "smallest"})
+    monkeypatch.setattr(signals, "SIGNALS", (*signals.SIGNALS, Smallest()))  # its one registry row
+    assert route({"rule": "smallest"})["options"] == {"rule": "smallest"}
+    assert build_parser().parse_args(["sweep", "x.csv", "--rule", "smallest"]).rule == "smallest"
     t = trials({2: [30.0, 30.1], 4: [25.0, 25.1], 8: [24.9, 25.0]}, au={8: 4})
     rec = recommend(t, rule="smallest")
     assert rec.dim == 2 and rec.signals["smallest"] == 2
     assert "smallest size 2" in rec.rationale and "Rule 'smallest' recommends 2." in rec.rationale
     assert recommend(t).dim == 4  # the default rule is untouched by the new signal
+
+
+def test_combined_is_a_composite_of_registered_signals_and_a_new_composite_is_one_class(monkeypatch):
+    """``combined`` is a ``Composite`` over the NLL knee and the active units (it needs what they need);
+    another composite over registered signals is one class and one registry row, and it cannot answer
+    where a part's evidence is missing (the part's reason)."""
+    from zdim.answer import signals
+
+    combined = signals.get("combined")
+    assert isinstance(combined, signals.Composite) and combined.parts == ("nll-knee", "active-units")
+    assert combined.evidence() == {"nll", "active_units"} and signals.get("generation").evidence() == {"gen_fd"}
+    assert signals.names()[0] == "combined" and "combined" not in {s.name for s in signals.views()}
+
+    class Larger(signals.Composite):  # the larger of the NLL knee and the generation pick
+        name = "larger"
+        parts = ("nll-knee", "generation")
+
+        def combine(self, picks, r):
+            return max(picks.values(), key=lambda row: row["dim"])
+
+    monkeypatch.setattr(signals, "SIGNALS", (*signals.SIGNALS, Larger()))
+    assert signals.get("larger").evidence() == {"nll", "gen_fd"}
+    t = trials({2: 30.0, 4: 25.0, 8: 24.9}, au={8: 4})
+    for r, fd in zip(t, (9.0, 5.0, 1.0), strict=True):
+        r.generation["gen_fd"] = fd
+    rec = recommend(t, rule="larger")
+    assert rec.dim == 8 and "Rule 'larger' recommends 8." in rec.rationale and "larger" not in rec.signals
+    for r in t:
+        r.generation.clear()
+    with pytest.raises(ConfigError, match="rule 'generation' needs generation metrics"):
+        recommend(t, rule="larger")

@@ -32,8 +32,9 @@ def test_sweep_writes_run_directory(tmp_path, tiny_binary):
         "dim-003-seed-0",
         "dim-003-seed-1",
     ]
-    for f in ("run.json", "results.csv", "recommendation.json", "study.journal"):
+    for f in ("run.json", "results.csv", "recommendation.json"):
         assert (out / f).is_file(), f
+    assert not list(out.glob("study.journal*"))  # the run directory is the record: no Optuna study beside it
     for t in (out / "trials").iterdir():
         names = {p.name for p in t.iterdir()}
         assert names == {"model.safetensors", "model.json", "metrics.json", "history.csv", "heldout.safetensors"}

@@ -197,24 +197,34 @@ def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_b
     assert sorted(t.key for t in per.trials) == [(1, 0), (2, 0)]  # one seed outside settle mode
 
 
-def test_settle_members_are_trials_of_the_sweeps_optuna_study(tiny_binary, tmp_path):
+def test_a_settle_run_directory_is_the_record_and_holds_no_study(tiny_binary, tmp_path):
+    """Settle mode records its members in the run directory only; per-size mode resumes from that record:
+    in one process without a study, and with workers over a study that it first fills from the run
+    directory (every point a finished trial), training nothing again."""
     import optuna
 
-    from zdim.sweeps.ledger import finished_records
+    from zdim.cli import main
     from zdim.sweeps.per_size import open_study
 
     cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=2))
     r = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
     run = RunDir(tmp_path / "run")
-    study = open_study(run, None, "zdim-sweep")
-    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert sorted((t.params["dim"], t.params["seed"]) for t in done) == sorted(t.key for t in r.trials)
-    assert {(t.params["dim"], t.params["seed"]): t.value for t in done} == {t.key: t.nll for t in r.trials}
-    # a per-size resume of the same run directory finds every point finished and trains nothing
-    assert set(finished_records(study, run)) == {t.key for t in r.trials}
-    again = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="per-size", extend=False, resume=True)
+    assert not list(run.path.glob("study.journal*")) and not run.study_file.exists()
+    assert sorted(t.key for t in run.records()) == sorted(t.key for t in r.trials)
+    again = sweep(tiny_binary, config=cfg, out=run.path, mode="per-size", extend=False, resume=True)
     assert [(t.key, t.nll) for t in again.trials] == [(t.key, t.nll) for t in r.trials]
-    assert len(open_study(run, None, "zdim-sweep").get_trials()) == len(done)
+    assert not run.study_file.exists()  # one process: the run directory alone says what is finished
+    stamps = {p: p.stat().st_mtime_ns for p in run.path.glob("trials/*/metrics.json")}
+    workers = sweep(tiny_binary, config=cfg, out=run.path, mode="per-size", extend=False, resume=True, workers=2)
+    assert [(t.key, t.nll) for t in workers.trials] == [(t.key, t.nll) for t in r.trials]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again
+    done = open_study(run, None, "zdim-sweep").get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert {(t.params["dim"], t.params["seed"]): t.value for t in done} == {t.key: t.nll for t in r.trials}
+    # a run directory with a study beside it (as every run made before this version has) resumes and reads
+    settled = sweep(tiny_binary, config=cfg, out=run.path, mode="settle", extend=False, resume=True)
+    assert [(t.key, t.nll) for t in settled.trials] == [(t.key, t.nll) for t in r.trials]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert main(["info", str(run.path)]) == 0 and build_report(run.path).is_file()
 
 
 def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
@@ -448,3 +458,18 @@ def test_progress_into_a_file_is_plain_lines_without_cursor_codes(tiny_gaussian,
     err = capsys.readouterr().err
     assert "\x1b[" not in err and "\r" not in err
     assert "dim 1 seed 0: NLL" in err and "epoch 1/3" in err and "2/2 trials" in err
+
+
+def test_rule_generation_answers_in_settle_mode_with_folds_and_in_per_size_mode(tiny_binary):
+    """A rule that reads generation metrics: settle mode follows the NLL knee while it trains (its scores
+    after each epoch have none) and answers by the rule on the members' final records, which carry them;
+    with folds the pooled records carry them too; per-size mode measures them per trial."""
+    cfg = SweepConfig(dims=(1, 2), seeds=1, hidden=(8,), k=3, train=TrainConfig(epochs=3, patience=0))
+    for kw in ({"mode": "settle", "folds": 1}, {"mode": "settle", "folds": 2}, {"mode": "per-size", "folds": 1}):
+        r = sweep(tiny_binary, config=cfg, rule="generation", extend=False, refine=False, **kw)
+        rec = r.recommendation
+        assert rec is not None and rec.rule == "generation" and rec.signals["generation"] == rec.dim, kw
+        assert all(t.metric("gen_fd") is not None for t in r.trials if t.complete), kw
+        assert "Rule 'generation' recommends" in rec.rationale
+        # settle mode says which rule its answer during training followed
+        assert ("by rule 'nll-knee'" in rec.rationale) == (kw["mode"] == "settle"), kw

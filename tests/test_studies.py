@@ -4,7 +4,7 @@ fails here, by name, not somewhere in a sweep."""
 import optuna
 
 from zdim.sweeps import studies
-from zdim.sweeps.ledger import grid_key
+from zdim.sweeps.per_size import grid_key
 
 
 def test_take_waiting_takes_only_enqueued_trials_and_never_creates_one():

@@ -29,7 +29,6 @@ from .sweeps.config import SweepConfig
 from .sweeps.execute import sweep as _sweep
 from .sweeps.plan import CHECKPOINT_SECONDS, options_from
 from .sweeps.result import SweepResult
-from .sweeps.resume import check_extend_grid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +124,6 @@ def sweep(
     del values["source"]
     try:
         routed = route(values)  # checked in the table's order, before the data is read
-        check_extend_grid(extend_grid, resume)
         options = options_from(routed)
         loader = routed.loader()
         data = source if isinstance(source, Data) else load_data(source, **loader)

@@ -21,13 +21,11 @@ from typing import Any
 from ._version import __version__
 from .errors import ConfigError, Interrupted, WorkerError, ZdimError
 from .options import add_arguments, for_command, given, route
+from .records import OBJECTIVES
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     routed = route(given(args, "sweep"))  # every value checked (dims parsed, not expanded) before anything is read
-    from .sweeps.resume import check_extend_grid
-
-    check_extend_grid(args.extend_grid, args.resume)
     if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
         from .tracking import check_tracking
 
@@ -41,10 +39,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = options_from(routed)
     loader = routed.loader()
     data = read_data(args.source, **loader)
-    plan = resolve(data, options)
+    plan = resolve(data, options, resume=args.resume)
     config = plan.config
     out = Path(args.out) if args.out else Path("runs") / data.name
-    if args.progress:
+
+    def header() -> None:  # once every check has passed (a bad input stays one line), before anything is written
         if plan.intrinsic is not None:
             est = plan.intrinsic
             print(
@@ -61,8 +60,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
+
     command = " ".join(["zdim", *map(shlex.quote, args.argv)])
-    output = Output(out, args.overwrite, args.resume, args.progress, command, loader, say=say)
+    output = Output(
+        out,
+        args.overwrite,
+        args.resume,
+        args.progress,
+        command,
+        loader,
+        ready=header if args.progress else None,
+        say=say,
+    )
     result = execute(data, plan, output)
     print_result(result.trials, result.recommendation, result.run_dir)
     write_report(result.run_dir, not args.progress)
@@ -182,7 +191,7 @@ def _add_tune_parser(sub: Any) -> None:
     t.add_argument("--dim", type=int, help="latent size to tune (default: the run's recommendation)")
     t.add_argument("--trials", type=int, default=20, help="Optuna trials (default 20)")
     t.add_argument(
-        "--objective", choices=["nll", "elbo", "mse"], default="nll", help="validation figure to minimize (default nll)"
+        "--objective", choices=list(OBJECTIVES), default="nll", help="validation figure to minimize (default nll)"
     )
     add_arguments(t, "tune", ["epochs", "workers", "backend", "address"])  # the rows tune shares with sweep
     t.add_argument("--no-prune", dest="prune", action="store_false", help="never stop trials early")

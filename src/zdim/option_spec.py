@@ -1,13 +1,14 @@
 """What an option of the table is (``zdim.options.OPTIONS``): ``Option`` (its keyword, flag, spelling,
-parser, default, help, check and destinations), the checks (``Bounds``, ``OneOf``) and the parsers of
-flag values. Text and the standard library only."""
+parser, default, help, check and destinations), the checks (``Bounds``, ``OneOf``), the names of a
+registry a row offers (``Names``) and the parsers of flag values. Text and the standard library only."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +56,37 @@ class Bounds:
 
 
 @dataclass(frozen=True)
-class OneOf:
-    """A word's check: one of ``choices``."""
+class Names:
+    """The names of a registry that lives above the option table, read each time they are asked (the
+    parser's choices, a value's check, a message), so the table copies no name of it and a row added to
+    the registry is a choice at once: ``module``'s ``attribute``, a mapping keyed by name or a sequence of
+    things with a ``name``. The table names the registry; it never imports it at import time. The module
+    must import neither torch nor Optuna: every ``zdim`` command line, ``--help`` included, reads it
+    (``tests/test_layers.py``)."""
 
-    choices: tuple[str, ...]
+    module: str
+    attribute: str
+
+    def names(self) -> tuple[str, ...]:
+        """The registry's names as it stands."""
+        found = getattr(importlib.import_module(self.module), self.attribute)
+        return tuple(str(getattr(x, "name", x)) for x in found)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A word's check: one of ``choices`` (a tuple, or the ``Names`` of a registry)."""
+
+    choices: Sequence[str] | Names
 
     def ok(self, value: Any) -> bool:
         return value in self.choices
@@ -93,7 +121,7 @@ class Option:
     flag: str | None = ""
     kind: str = VALUE
     parse: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
+    choices: Sequence[str] | Names | None = None  # default: those of a ``OneOf`` check
     metavar: str | None = None
     off: str = ""
     doc: str | None = None
@@ -105,6 +133,15 @@ class Option:
     group: str | None = None
     api: bool = True
     words: tuple[str, ...] = ()
+
+    @property
+    def offered(self) -> tuple[str, ...] | None:
+        """The values the flag takes (``argparse``'s choices): ``choices``, else those of a ``OneOf`` check,
+        read as they stand (a registry's ``Names``); None where any value of its type goes."""
+        found = self.choices
+        if found is None and isinstance(self.check, OneOf):
+            found = self.check.choices
+        return tuple(found) if found is not None else None
 
     @property
     def name(self) -> str:
@@ -151,9 +188,10 @@ class Option:
         kw: dict[str, Any] = {"dest": self.keyword, "default": over.get("default", self.default), "help": helps}
         if self.parse is not None:
             kw["type"] = self.parse
-        if self.choices is not None:
-            kw["choices"] = list(self.choices)
-        metavar = self.metavar or (None if self.choices else self.name.upper().replace("-", "_"))
+        offered = self.offered
+        if offered is not None:
+            kw["choices"] = list(offered)
+        metavar = self.metavar or (None if offered else self.name.upper().replace("-", "_"))
         if metavar:
             kw["metavar"] = metavar
         return [([self.flag_text], kw)]

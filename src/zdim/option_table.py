@@ -1,6 +1,7 @@
 """The option table's rows: one ``Option`` per option of a sweep, in ``--help`` order (``OPTIONS``), and
-the names the rows offer as choices. What a row is: ``zdim.option_spec``; what is made from the rows
-(flags, routing, wording, the docstring): ``zdim.options``. Adding an option is one row here."""
+the registries whose names the rows offer as choices (``Names``: read from the registry, never copied).
+What a row is: ``zdim.option_spec``; what is made from the rows (flags, routing, wording, the
+docstring): ``zdim.options``. Adding an option is one row here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .option_spec import (
     OFF,
     SWITCH,
     Bounds,
+    Names,
     OneOf,
     Option,
     _dims,
@@ -19,13 +21,8 @@ from .option_spec import (
     positive_ints,
 )
 
-RULE_NAMES = (
-    "combined",
-    "nll-knee",
-    "active-units",
-    "generation",
-)  # == zdim.answer.rules.RULES (tests/test_options.py)
-BACKEND_NAMES = ("local", "ray")  # == tuple(zdim.sweeps.backends.BACKENDS) (tests/test_options.py)
+RULES = Names("zdim.answer.signals", "SIGNALS")  # the rules: the signals' registry (--rule)
+BACKENDS = Names("zdim.sweeps.backends", "BACKENDS")  # where the work runs: the backends' registry (--backend)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -140,8 +137,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "arch",
         "zdim's VAE: mlp (default) or conv (images only)",
-        choices=("mlp", "conv"),
-        check=OneOf(("mlp", "conv")),
+        check=OneOf(("mlp", "conv")),  # == zdim.models.vae.ARCHS (tests/test_options.py)
         doc='Network family of zdim\'s VAE (``conv`` for images); default ``"mlp"``. Neither applies to '
         "``model``: giving them with it is an error.",
     ),
@@ -379,7 +375,7 @@ OPTIONS: tuple[Option, ...] = (
         "where the --workers run: local (processes on this machine, the default) or ray (Ray actors and tasks "
         "on a Ray cluster; needs pip install 'zdim[ray]' and --out on a path every node sees)",
         "local",
-        choices=BACKEND_NAMES,
+        check=OneOf(BACKENDS),
         commands=TUNE,
         doc="Where the work runs: ``local`` (this process, or ``workers`` processes on this machine) or"
         " ``ray`` (``workers`` Ray actors and tasks on a Ray cluster; ``pip install 'zdim[ray]'``).",
@@ -403,16 +399,14 @@ OPTIONS: tuple[Option, ...] = (
         "rule",
         "recommendation rule (default combined; see docs/recommendation.md)",
         "combined",
-        choices=RULE_NAMES,
-        check=OneOf(RULE_NAMES),
-        doc="Recommendation rule (see ``zdim.answer.rules.RULES`` and docs/recommendation.md).",
+        check=OneOf(RULES),
+        doc="Recommendation rule (see ``zdim.answer.signals.SIGNALS`` and docs/recommendation.md).",
     ),
     Option(
         "mode",
         "settle: every (size, seed) trains together, epoch by epoch, until the answer settles (default; "
         "--epochs is then a cap); per-size: one Optuna trial per (size, seed), each to its own end (the "
         "default with --storage or --prune; --workers alone keeps settle mode); nested: as --nested",
-        choices=MODES,
         check=OneOf(MODES),
         doc="``settle`` trains every (size, seed) together and stops once the answer has settled "
         "(``epochs`` is then a cap); ``per-size`` trains one Optuna trial per (size, seed) to its own"

@@ -32,6 +32,7 @@ from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported wit
     SWITCH,
     VALUE,
     Bounds,
+    Names,
     OneOf,
     Option,
     _dims,
@@ -139,7 +140,7 @@ def flag_for(name: str) -> str | None:
 
 def words() -> set[str]:
     """The values of options a message may name that Python spells as strings (``'auto'``, ``'conv'``)."""
-    return {w for o in OPTIONS for w in (*(o.choices or ()), *o.words)}
+    return {w for o in OPTIONS for w in (*(o.offered or ()), *o.words)}
 
 
 def parameters_doc(annotations: Mapping[str, Any], rewrite: Callable[[str], str], indent: str = "    ") -> str:
@@ -191,6 +192,7 @@ __all__ = [
     "OPTIONS",
     "Bounds",
     "OneOf",
+    "Names",
     "Routed",
     "option",
     "for_command",

@@ -32,6 +32,9 @@ def trial_name(dim: int, seed: int) -> str:
 
 LIST_FIELDS = ("kl_per_unit", "unit_variance")
 GEN_PREFIX = "gen_"
+# ``zdim tune``'s objectives, the registry of its ``--objective`` choices: the validation figure it
+# minimizes, by the name a user types, and the metric of a record (``zdim.evaluation.metrics.evaluate``)
+OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 
 
 @dataclass
@@ -262,6 +265,7 @@ __all__ = [
     "trial_name",
     "sort_records",
     "LIST_FIELDS",
+    "OBJECTIVES",
     "Column",
     "COLUMNS",
     "TERMINAL_COLUMNS",

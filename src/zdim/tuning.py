@@ -34,6 +34,7 @@ from .grid import DimSpec
 from .messages import speaks_python
 from .models.custom import needs_trust
 from .models.vae import VAE
+from .records import OBJECTIVES
 from .sweeps import backends, studies
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.ledger import saved_extra, train
@@ -42,7 +43,6 @@ from .sweeps.resume import make_run_info
 from .sweeps.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
 
-OBJECTIVES = {"nll": "nll", "elbo": "neg_elbo", "mse": "mse"}
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
 State = optuna.trial.TrialState
 
@@ -291,7 +291,7 @@ def run_tune(
         ``.tuning`` (the content of ``tuning.json``), ``.final_test``, ``.sweep_test``, ``.summary()``.
     """
     if objective not in OBJECTIVES:
-        raise ConfigError(f"objective {objective!r} is not one of {sorted(OBJECTIVES)}: fix --objective")
+        raise ConfigError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}: fix --objective")
     if n_trials < 1:
         raise ConfigError(f"trials must be >= 1, got {n_trials}: fix --trials")
     if workers < 1:

@@ -30,8 +30,16 @@ from ..evidence import Note
 from ..records import TrialRecord, TrialStatus
 from .capacity import capacity_check
 from .recommendation import Recommendation
-from .rules import Question, recommend
+from .rules import GEN_FIELDS, Question, recommend
 from .uncertainty import BOOTSTRAP_RESAMPLES, bootstrap, with_uncertainty
+
+MEANS = ("nll", "neg_elbo", "rec", "kl", "mse", "baseline_nll", "linear_nll")  # pooled as means weighted by rows
+# The record metrics pooled evidence carries (``pool``), and so what a rule may read with folds
+# (``zdim.sweeps.plan`` refuses a rule that needs another before anything is trained)
+POOLED = frozenset(
+    {*MEANS, "baseline_se", "linear_se", "active_units", "n", "k", "epochs_run", "converged", "train_seconds",
+     "kl_per_unit", *GEN_FIELDS}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
     """The evidence of k folds as one: per (size, seed) one record over every fold's test rows (the NLL
     and the other held-out means weighted by rows, active units averaged, converged only where every
     fold converged, the learned-nothing and PCA references pooled with their standard errors, the
-    generation metrics weighted by rows, KL per unit averaged rank by rank) and the
+    generation metrics every fold measured weighted by rows, KL per unit averaged rank by rank; ``POOLED``
+    names what a pooled record carries) and the
     per-sample NLL of the folds joined in fold order (the same rows in the same order for every size:
     paired; each record's ``extra["fold_rows"]`` says how many rows each fold gave, so the bootstrap can
     resample the folds too). A point that did not complete in every fold is a failed record naming the
@@ -79,12 +88,12 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
         mean = partial(_weighted, done, ns, total=total)
         se = partial(_weighted, done, ns, total=total, squares=True)
         units = [r.active_units or 0 for r in done]
+        means: dict[str, Any] = {m: mean(m) for m in MEANS}
         records.append(
             TrialRecord(
-                dim=key[0], seed=key[1], status=TrialStatus.COMPLETE, nll=mean("nll"), neg_elbo=mean("neg_elbo"),
-                rec=mean("rec"), kl=mean("kl"), mse=mean("mse"), active_units=round(sum(units) / len(units)),
-                n=int(total), k=done[0].k, epochs_run=max(r.epochs_run or 0 for r in done),
-                baseline_nll=mean("baseline_nll"), baseline_se=se("baseline_se"), linear_nll=mean("linear_nll"),
+                dim=key[0], seed=key[1], status=TrialStatus.COMPLETE, **means,
+                active_units=round(sum(units) / len(units)), n=int(total), k=done[0].k,
+                epochs_run=max(r.epochs_run or 0 for r in done), baseline_se=se("baseline_se"),
                 linear_se=se("linear_se"), converged=all(r.converged is not False for r in done),
                 train_seconds=sum(r.train_seconds or 0.0 for r in done),
                 kl_per_unit=_mean_sorted([r.kl_per_unit for r in done]), generation=_generation(done, ns, total),
@@ -123,14 +132,14 @@ def _generation(done: Sequence[TrialRecord], ns: Sequence[float], total: float) 
 def _weighted(
     done: Sequence[TrialRecord], ns: Sequence[float], name: str, *, total: float, squares: bool = False
 ) -> float | None:
-    """``name`` of the folds' records weighted by their rows (None when a fold lacks it); with
-    ``squares``, the standard error of that weighted mean from the folds' standard errors."""
-    vals = [getattr(r, name) for r in done]
+    """The metric ``name`` of the folds' records (``TrialRecord.metric``) weighted by their rows (None when
+    a fold lacks it); with ``squares``, the standard error of that weighted mean from the folds' ones."""
+    vals = [r.metric(name) for r in done]
     if any(v is None for v in vals):
         return None
     if squares:
-        return math.sqrt(sum((float(v) * n) ** 2 for v, n in zip(vals, ns, strict=True))) / total
-    return sum(float(v) * n for v, n in zip(vals, ns, strict=True)) / total
+        return math.sqrt(sum((float(v or 0.0) * n) ** 2 for v, n in zip(vals, ns, strict=True))) / total
+    return sum(float(v or 0.0) * n for v, n in zip(vals, ns, strict=True)) / total
 
 
 def decide(evidence: Evidence, question: Question, *, resamples: int = 0, seed: int = 0) -> Recommendation | None:
@@ -147,4 +156,4 @@ def decide(evidence: Evidence, question: Question, *, resamples: int = 0, seed: 
     return with_uncertainty(rec, drawn)
 
 
-__all__ = ["Evidence", "decide", "pool", "Question", "BOOTSTRAP_RESAMPLES"]
+__all__ = ["Evidence", "decide", "pool", "Question", "BOOTSTRAP_RESAMPLES", "POOLED"]

@@ -36,8 +36,8 @@ This module knows nothing of how results were produced: it takes typed trial rec
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -50,8 +50,9 @@ from .pairing import _pair_se, envelope, gap_se, size_means
 from .recommendation import DEFAULT_RANGE_TOL, Recommendation, _num
 from .signals import Reading, units
 
-RULES = ("combined", *(s.name for s in sig.SIGNALS))  # combined, or one signal alone
+RULES = sig.names()  # the rules when this module was imported: zdim.answer.signals.names() reads them live
 DEFAULT_RULE = "combined"
+FALLBACK_RULE = "nll-knee"  # the rule every record can answer: the held-out NLL is always measured
 DEFAULT_REL_TOL = 0.01
 DEFAULT_GEN_TOL = 0.10  # relative Frechet-distance tolerance of the generation rule
 GEN_FIELDS = ("gen_fd", "gen_precision", "gen_recall", "gen_density", "gen_coverage", "gen_mmd", "gen_probe_acc")
@@ -131,6 +132,13 @@ class Question:
     n_features: int | None = None
     intrinsic_dim: int | None = None
 
+    def given(self, have: Collection[str]) -> Question:
+        """This question where the records carry the evidence its rule needs (``have``: metric names);
+        else the same question under ``FALLBACK_RULE``. Settle mode's scores after each epoch hold no
+        generation metrics (measured once training has ended), so under ``--rule generation`` it
+        follows the NLL knee while it trains, and the rule answers on the final records."""
+        return self if sig.get(self.rule).evidence() <= set(have) else replace(self, rule=FALLBACK_RULE)
+
 
 def recommend(
     trials: Sequence[TrialRecord],
@@ -159,9 +167,7 @@ def recommend(
     if question is not None and asked:
         raise TypeError("recommend() takes question= or its fields as keywords, not both")
     rule, rel_tol, range_tol, gen_tol, likelihood = q.rule, q.rel_tol, q.range_tol, q.gen_tol, q.likelihood
-    if rule != "combined" and rule not in sig.BY_NAME:
-        names = ", ".join(("combined", *sig.BY_NAME))  # RULES, and any signal added since import
-        raise ConfigError(f"unknown rule {rule!r}: choose one of {names} (--rule)")
+    asked_signal = sig.get(rule)  # ConfigError naming the rules for an unknown one
     for name, v in (("tolerance", rel_tol), ("range tolerance", range_tol), ("generation tolerance", gen_tol)):
         if not (v >= 0 and math.isfinite(v)):
             raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}: fix --tolerance")
@@ -190,23 +196,18 @@ def recommend(
     sig.accept(rows, tol)
     on = [r for r in rows if r["dim"] not in dominated]  # the lower envelope (the best is always on it)
     reading = Reading(rows, on, tol, gen_tol)
-    picks = {s.name: s.pick(reading) for s in sig.SIGNALS}
+    picks = {s.name: s.pick(reading) for s in sig.views()}
     knee, au_pick = picks["nll-knee"], picks["active-units"]
     assert knee is not None and au_pick is not None  # both always point somewhere on the envelope
     largest = rows[-1]
     au = largest["active_units_mean"]
-    collapsed = au < largest["dim"]
     signals: dict[str, Any] = {name: (p["dim"] if p else None) for name, p in picks.items()}
-    signals.update({"intrinsic-dim": q.intrinsic_dim, "largest_collapsed": collapsed})
-    if rule == "combined":
-        chosen = min(knee, au_pick, key=lambda r: r["dim"]) if collapsed else knee
-    else:
-        pick = picks[rule]
-        if pick is None:
-            raise ConfigError(sig.BY_NAME[rule].missing)
-        chosen = pick
-    passed = chosen
-    if rule in ("combined", "nll-knee"):  # the rules that read held-out NLL: never a noisier larger size
+    signals.update({"intrinsic-dim": q.intrinsic_dim, "largest_collapsed": sig.collapsed(reading)})
+    pick = picks[rule] if rule in picks else asked_signal.pick(reading)
+    if pick is None:
+        raise ConfigError(asked_signal.why_missing())
+    chosen = passed = pick
+    if asked_signal.reads_nll:  # the rules that read held-out NLL: never a noisier larger size
         chosen = quieter(chosen, on)
     notes = checks(measured, used, empty, rows, chosen["dim"], likelihood, q.n_features)
     top = rows[-1]["dim"]
@@ -226,7 +227,7 @@ def recommend(
     sentences = _rationale(knee, best, largest, tol, terms, rows, failures, no_latent=no_latent, edge=edge)
     sentences += _failed_words(failures, len(measured))
     sentences += _envelope_words(rows, dominated, signals, au_pick)
-    sentences += _rule_words(rule, passed["dim"], signals, reading)
+    sentences += _rule_words(asked_signal, passed["dim"], signals, reading)
     if chosen is not passed:
         sentences.append(
             f"Size {chosen['dim']} has a lower mean NLL than {passed['dim']} ({chosen['nll_mean']:.2f} against "
@@ -310,22 +311,12 @@ def _envelope_words(
     return text
 
 
-def _rule_words(rule: str, dim: int, signals: dict[str, Any], reading: Reading) -> list[str]:
+def _rule_words(rule: sig.Signal, dim: int, signals: dict[str, Any], reading: Reading) -> list[str]:
     """What the rule picked and what each signal said."""
-    said = [s.words(signals[s.name], reading) for s in sig.SIGNALS if signals[s.name] is not None]
+    said = [s.words(signals[s.name], reading) for s in sig.views() if signals[s.name] is not None]
     if signals.get("intrinsic-dim") is not None:
         said.append(f"intrinsic-dimension estimate {signals['intrinsic-dim']}")
-    text = ["Signals: " + ", ".join(said) + "."]
-    if rule == "combined":
-        how = (
-            "the smaller of the NLL knee and the active units of the largest model"
-            if signals["largest_collapsed"]
-            else "the NLL knee (no unit of the largest model collapsed)"
-        )
-        text.append(f"Rule 'combined' takes {how}: {dim}.")
-    else:
-        text.append(f"Rule '{rule}' recommends {dim}.")
-    return text
+    return ["Signals: " + ", ".join(said) + ".", rule.says(dim, reading)]
 
 
 def _failed_words(failures: list[TrialRecord], complete: int) -> list[str]:
@@ -428,6 +419,7 @@ __all__ = [
     "Recommendation",
     "RULES",
     "DEFAULT_RULE",
+    "FALLBACK_RULE",
     "DEFAULT_REL_TOL",
     "DEFAULT_RANGE_TOL",
     "DEFAULT_GEN_TOL",

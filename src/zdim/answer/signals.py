@@ -1,10 +1,14 @@
 """The evidence signals: each reads the table of sizes and points at one size (docs/recommendation.md).
 
-A signal is one class: its ``name`` is the rule that follows it alone (``--rule NAME``), ``pick`` reads
-the sizes on the lower envelope of held-out NLL (``Reading``) and returns the row it points at (None
-when its evidence is missing, and ``missing`` then says why the rule cannot answer), and ``words`` is
-its part of the rationale's "Signals:" sentence. ``SIGNALS`` lists them in that sentence's order; the
-rule ``combined`` (``zdim.answer.rules``) weighs the NLL knee against the active units.
+A signal is one class in ``SIGNALS``, the registry of rules: its ``name`` is the rule that follows it
+(``--rule NAME``), ``pick`` reads the sizes on the lower envelope of held-out NLL (``Reading``) and
+returns the row it points at (None when its evidence is missing, and ``missing`` then says why the rule
+cannot answer), ``words`` is its part of the rationale's "Signals:" sentence, and ``needs`` names the
+record metrics its pick reads (``evidence``): a sweep that cannot measure them refuses the rule before
+anything is trained (``zdim.sweeps.plan``), and settle mode, which measures generation quality only
+once training has ended, follows the NLL knee while it trains (``zdim.answer.rules.Question.given``).
+A ``Composite`` is a signal over registered ones: ``combined`` (the default rule) weighs the NLL knee
+against the active units. The option table's ``--rule`` choices are this registry's names.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..errors import ConfigError
 from .recommendation import _num
 
 Row = dict[str, Any]
@@ -69,6 +74,8 @@ class Signal:
 
     name: ClassVar[str]
     missing: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ("nll",)  # the record metrics its pick reads (TrialRecord.metric names)
+    reads_nll: ClassVar[bool] = False  # its pick reads the NLL tolerance: never a noisier larger size (quieter)
 
     def pick(self, r: Reading) -> Row | None:
         raise NotImplementedError
@@ -76,12 +83,25 @@ class Signal:
     def words(self, dim: int, r: Reading) -> str:
         raise NotImplementedError
 
+    def evidence(self) -> frozenset[str]:
+        """The record metrics the rule of this signal needs."""
+        return frozenset(self.needs)
+
+    def why_missing(self) -> str:
+        """Why the rule cannot answer when ``pick`` found its evidence missing."""
+        return self.missing
+
+    def says(self, dim: int, r: Reading) -> str:
+        """The rationale's sentence on what the rule of this signal recommends."""
+        return f"Rule '{self.name}' recommends {dim}."
+
 
 class NllKnee(Signal):
     """The smallest size on the envelope the NLL rule accepts (``accept``: within the tolerance of the best
     held-out NLL, or with a mean NLL no higher than that of a size within it)."""
 
     name = "nll-knee"
+    reads_nll = True
 
     def pick(self, r: Reading) -> Row | None:
         return next(row for row in r.on if row["accepted"])
@@ -94,6 +114,7 @@ class ActiveUnits(Signal):
     """The smallest size on the envelope that holds the largest model's active units."""
 
     name = "active-units"
+    needs = ("active_units",)
 
     def pick(self, r: Reading) -> Row | None:
         au = r.largest["active_units_mean"]
@@ -107,6 +128,7 @@ class Generation(Signal):
     """The smallest size on the envelope whose Frechet distance is within ``gen_tol`` of the best."""
 
     name = "generation"
+    needs = ("gen_fd",)
     missing = (
         "rule 'generation' needs generation metrics (gen_fd) in the trials: "
         "rerun the sweep with this zdim, or choose --rule nll-knee"
@@ -123,9 +145,82 @@ class Generation(Signal):
         return f"generation (Frechet distance) {dim}"
 
 
-SIGNALS: tuple[Signal, ...] = (NllKnee(), ActiveUnits(), Generation())
-BY_NAME = {s.name: s for s in SIGNALS}
+class Composite(Signal):
+    """A signal over registered signals (``parts``, by name): it picks from their picks (``combine``) and
+    needs what they need. It is a rule, not a view of its own: the "Signals:" sentence and
+    ``Recommendation.signals`` name its parts, not it."""
+
+    parts: ClassVar[tuple[str, ...]]
+
+    def pick(self, r: Reading) -> Row | None:
+        picks = {p: get(p).pick(r) for p in self.parts}
+        if any(v is None for v in picks.values()):
+            return None
+        return self.combine({p: v for p, v in picks.items() if v is not None}, r)
+
+    def combine(self, picks: dict[str, Row], r: Reading) -> Row:
+        raise NotImplementedError
+
+    def evidence(self) -> frozenset[str]:
+        return frozenset().union(*(get(p).evidence() for p in self.parts))
+
+    def why_missing(self) -> str:
+        return next((w for p in self.parts if (w := get(p).why_missing())), "")
+
+    def words(self, dim: int, r: Reading) -> str:
+        return ""
+
+
+def collapsed(r: Reading) -> bool:
+    """Whether the largest model tried keeps fewer active units than its size (its units collapsed)."""
+    return bool(r.largest["active_units_mean"] < r.largest["dim"])
+
+
+class Combined(Composite):
+    """The default rule: the smaller of the NLL knee and the active units where the largest model has
+    collapsed units (its active units then measure what the data need); the NLL knee otherwise."""
+
+    name = "combined"
+    parts = ("nll-knee", "active-units")
+    reads_nll = True
+
+    def combine(self, picks: dict[str, Row], r: Reading) -> Row:
+        knee, au = picks["nll-knee"], picks["active-units"]
+        return min(knee, au, key=lambda row: row["dim"]) if collapsed(r) else knee
+
+    def says(self, dim: int, r: Reading) -> str:
+        how = (
+            "the smaller of the NLL knee and the active units of the largest model"
+            if collapsed(r)
+            else "the NLL knee (no unit of the largest model collapsed)"
+        )
+        return f"Rule 'combined' takes {how}: {dim}."
+
+
+# The registry of rules, in the order ``--rule`` lists them (the default first): adding a signal is one
+# class and one row here.
+SIGNALS: tuple[Signal, ...] = (Combined(), NllKnee(), ActiveUnits(), Generation())
+
+
+def names() -> tuple[str, ...]:
+    """The rules there are: the names of ``SIGNALS``, read as it stands."""
+    return tuple(s.name for s in SIGNALS)
+
+
+def get(name: str) -> Signal:
+    """The signal of the rule ``name`` (``ConfigError`` naming the rules for another)."""
+    for s in SIGNALS:
+        if s.name == name:
+            return s
+    raise ConfigError(f"unknown rule {name!r}: choose one of {', '.join(names())} (--rule)")
+
+
+def views() -> tuple[Signal, ...]:
+    """The signals that are views of their own (no ``Composite``), in the "Signals:" sentence's order."""
+    return tuple(s for s in SIGNALS if not isinstance(s, Composite))
+
 
 __all__ = [
-    "Reading", "Signal", "NllKnee", "ActiveUnits", "Generation", "SIGNALS", "BY_NAME", "within", "accept", "units",
+    "Reading", "Signal", "Composite", "NllKnee", "ActiveUnits", "Generation", "Combined", "SIGNALS", "names", "get",
+    "views", "within", "accept", "units", "collapsed",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Where a sweep's work runs: one interface, one class per place, chosen in one place (``choose``).
+"""Where a sweep's work runs: one interface, one class per place, one registry row each (``BACKENDS``).
 
 A ``Backend`` answers the two questions the executors ask of the hardware:
 
@@ -8,10 +8,14 @@ A ``Backend`` answers the two questions the executors ask of the hardware:
 
 ``InProcess`` is this process (``LocalEngine``; ``run_workers`` calls ``target`` once, here), and
 ``WorkerProcesses`` is ``workers`` spawned processes on this machine with the CPU threads split between
-them (``WorkerEngine``; ``zdim.sweeps.studies.spawn_workers``). ``BACKENDS`` maps the name a user types to the
-factory of its class (``factory(workers, address)``); ``choose`` is the one place that picks a backend:
-``"local"`` is ``InProcess`` with one worker and ``WorkerProcesses`` with more. A backend for other
-hardware (a cluster) is one class with this interface and one row of ``BACKENDS``.
+them (``WorkerEngine``; ``zdim.sweeps.studies.spawn_workers``). ``BACKENDS`` maps the name a user types to
+its ``Row``: the factory of its class (``make(workers, address)``), whether it runs on a cluster named by
+``--address``, and how this process imports its optional library and joins its cluster. ``choose`` is the
+one place that picks a backend (``"local"`` is ``InProcess`` with one worker and ``WorkerProcesses`` with
+more), and ``check`` the one place that checks a name and an address against the rows (``join``, before a
+sweep or a tuning writes anything). A backend for other hardware is one module with its class and one
+row here (Ray: ``zdim.sweeps.ray_backend``). The option table's ``--backend`` choices are this registry's
+names, so this module imports neither torch nor Optuna until a backend is used (``zdim --help`` reads it).
 
 A target given to ``run_workers`` must survive pickling (a copy may run in another process or on
 another machine) and must not rely on running here: a copy that does run in this process, as with
@@ -22,17 +26,18 @@ sweep's own study and progress display there).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-
-from ..data.dataset import Data
 from ..errors import ConfigError
-from . import studies
-from .config import SweepConfig
-from .engines import Engine, LocalEngine, WorkerEngine
-from .plan import check_address
-from .runs import RunDir
+
+if TYPE_CHECKING:  # torch and the engines are imported where a backend is used, not by --help
+    import torch
+
+    from ..data.dataset import Data
+    from .config import SweepConfig
+    from .engines import Engine
+    from .runs import RunDir
 
 LOCAL = "local"
 
@@ -68,6 +73,8 @@ class InProcess:
         return "in this process"
 
     def engine(self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool) -> Engine:
+        from .engines import LocalEngine
+
         return LocalEngine(data, config, subset, run, stack)
 
     def run_workers(
@@ -79,6 +86,8 @@ class InProcess:
 
 def _threaded(threads: int, target: Callable[..., Any], args: Sequence[Any]) -> None:
     """A worker process: its share of the CPU threads, then the target."""
+    import torch
+
     torch.set_num_threads(threads)
     target(*args)
 
@@ -87,6 +96,8 @@ class WorkerProcesses:
     """``workers`` spawned processes on this machine, ``cores // workers`` torch threads each."""
 
     def __init__(self, workers: int):
+        from . import studies
+
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}: fix --workers")
         self.workers = workers
@@ -96,79 +107,104 @@ class WorkerProcesses:
         return f"in {self.workers} worker processes of {self.threads} thread{'s' if self.threads != 1 else ''} each"
 
     def engine(self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool) -> Engine:
+        from .engines import WorkerEngine
+
         return WorkerEngine(data, config, subset, run, stack, self.workers)
 
     def run_workers(
         self, target: Callable[..., Any], args: Sequence[Any], poll: Callable[[], None] | None = None
     ) -> None:
+        from . import studies
+
         studies.spawn_workers(_threaded, (self.threads, target, tuple(args)), self.workers, poll)
 
 
 def _local(workers: int, address: str | None = None) -> Backend:
     """This machine: this process alone, or ``workers`` processes."""
-    check_address(LOCAL, address)
     return InProcess() if workers == 1 else WorkerProcesses(workers)
 
 
 def _ray(workers: int, address: str | None = None) -> Backend:
     """A Ray cluster (``pip install 'zdim[ray]'``): member groups as actors, workers as tasks, on the
-    cluster's nodes (``zdim.sweeps.ray_backend``; Ray is imported only here)."""
+    cluster's nodes (``zdim.sweeps.ray_backend``; Ray is imported only there, when it is chosen)."""
     from .ray_backend import RayCluster
 
     return RayCluster(workers, address)
 
 
-BACKENDS: dict[str, Callable[[int, str | None], Backend]] = {
-    LOCAL: _local,
-    "ray": _ray,
-}
-
-
-# A backend whose library is an optional extra: what imports it (ConfigError in one line naming the extra),
-# asked by ``check`` before anything is written.
 def _import_ray() -> object:
     from .ray_backend import import_ray  # the module imports Ray itself only when asked
 
     return import_ray()
 
 
-NEEDS: dict[str, Callable[[], object]] = {"ray": _import_ray}
-
-
-def _join_ray(address: str | None) -> None:
+def _join_ray(address: str | None) -> object:
     from .ray_backend import connect
 
-    connect(address)
+    return connect(address)
 
 
-# A backend that runs on a cluster: how this process joins it (``ConfigError`` when nothing answers),
-# asked by ``join`` before a sweep or a tuning writes anything.
-JOINS: dict[str, Callable[[str | None], None]] = {"ray": _join_ray}
+@dataclass(frozen=True)
+class Row:
+    """One backend in the registry: ``make(workers, address)`` builds it (a backend with a library of its
+    own imports its module inside, so zdim needs the library only when it is chosen); ``cluster``: it
+    runs on a cluster that ``--address`` may name (an address given to another is refused); ``needs``
+    imports its library (``ConfigError`` in one line naming the extra) and ``join`` joins its cluster
+    (``ConfigError`` when nothing answers), both before anything is written."""
+
+    make: Callable[[int, str | None], Backend]
+    cluster: bool = False
+    needs: Callable[[], object] | None = None
+    join: Callable[[str | None], object] | None = None
+
+
+BACKENDS: dict[str, Row] = {
+    LOCAL: Row(_local),
+    "ray": Row(_ray, cluster=True, needs=_import_ray, join=_join_ray),
+}
+
+
+def _row(name: str) -> Row:
+    """The registry's row of ``name`` (``ConfigError`` naming the backends for another)."""
+    row = BACKENDS.get(name) if isinstance(name, str) else None
+    if row is None:
+        raise ConfigError(f"backend {name!r} is not one of {', '.join(BACKENDS)}: fix --backend")
+    return row
 
 
 def check(name: str, address: str | None = None) -> None:
-    """``ConfigError`` (one line) for a backend name that is not in ``BACKENDS``, or an address given to
-    the local backend (``zdim.sweeps.plan.check_address``); starts nothing."""
-    if name not in BACKENDS:
-        raise ConfigError(f"backend {name!r} is not one of {', '.join(BACKENDS)}: fix --backend")
-    check_address(name, address)
-    if name in NEEDS:
-        NEEDS[name]()
+    """The one check of a backend and its address against the registry: ``ConfigError`` (one line) for a
+    name that is not a row, an address that is not one, an address given to a backend that runs on this
+    machine (naming those that run on a cluster), or a library that is not installed (``Row.needs``).
+    Starts nothing."""
+    row = _row(name)
+    if address is not None:
+        if not isinstance(address, str) or not address:
+            raise ConfigError(f"address must be a cluster's address, got {address!r}: fix --address")
+        if not row.cluster:
+            clusters = " or ".join(f"--backend {n}" for n, r in BACKENDS.items() if r.cluster)
+            raise ConfigError(
+                f"--address {address!r} names a cluster, and the {name} backend runs on this machine: "
+                + (f"pass {clusters}, or drop --address" if clusters else "drop --address")
+            )
+    if row.needs is not None:
+        row.needs()
 
 
 def join(name: str, address: str | None = None) -> None:
-    """``check``, then join the backend's cluster where it has one (``JOINS``): a cluster that cannot be
-    reached is one line before anything is written."""
+    """``check``, then join the backend's cluster where it has one (``Row.join``): a sweep's and a tuning's
+    one step before anything is written, where a cluster that cannot be reached is one line."""
     check(name, address)
-    if name in JOINS:
-        JOINS[name](address)
+    row = _row(name)
+    if row.join is not None:
+        row.join(address)
 
 
 def choose(name: str, workers: int, address: str | None = None) -> Backend:
     """The backend ``name`` with ``workers`` workers (``address``: the cluster's, for a backend that
-    takes one): the one place where settle mode, per-size mode and tuning get theirs."""
-    check(name, address)
-    return BACKENDS[name](workers, address)
+    takes one): the one place where settle mode, per-size mode and tuning get theirs (the sweep or the
+    tuning checked it first: ``join``)."""
+    return _row(name).make(workers, address)
 
 
-__all__ = ["Backend", "InProcess", "WorkerProcesses", "BACKENDS", "NEEDS", "JOINS", "LOCAL", "check", "join", "choose"]
+__all__ = ["Backend", "InProcess", "WorkerProcesses", "Row", "BACKENDS", "LOCAL", "check", "join", "choose"]

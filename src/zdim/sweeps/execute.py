@@ -32,12 +32,13 @@ from .folded import FoldedExecutor
 from .growth import grow
 from .ledger import Executor, Ledger, Outcome
 from .nested import NestedExecutor
-from .per_size import TrialExecutor, open_study
+from .per_size import TrialExecutor
 from .plan import Mode, Options, SweepPlan, options_from, resolve
 from .result import SweepResult
 from .resume import check_resume, make_run_info, resumed_info
 from .runs import RunDir
 from .settle import SettleExecutor
+from .studies import open_study
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
@@ -84,7 +85,7 @@ def sweep(
     data = source if isinstance(source, Data) else load_data(source, **routed.loader())
     if options is None:
         options = options_from(routed)
-    plan = resolve(data, options, has_out=out is not None)
+    plan = resolve(data, options, has_out=out is not None, resume=resume)
     for line in plan.said:  # workers capped, or more of them than cores: the caller hears it
         warnings.warn(python_message(line), UserWarning, stacklevel=3)
     return execute(data, plan, Output(out, overwrite, resume, progress, command, loader))
@@ -94,7 +95,8 @@ def sweep(
 class Output:
     """Where a sweep's results go and how it shows itself: the run directory (None: nothing is written),
     what to do when it exists (``overwrite``, ``resume``), the progress display, what ``run.json``
-    records besides the plan (the command, the ``load_data`` keywords that reload the data), and ``say``,
+    records besides the plan (the command, the ``load_data`` keywords that reload the data), what to call
+    once every check has passed, before anything is written (``ready``: the command's header), and ``say``,
     which hears what reading the data did and where the plan departs from what was asked, once every
     check has passed and before anything trains."""
 
@@ -104,40 +106,41 @@ class Output:
     progress: bool = False
     command: str | None = None
     loader: dict[str, Any] | None = None
+    ready: Callable[[], None] | None = None
     say: Callable[[str], None] | None = None  # the command's lines before training (notes, workers capped)
 
 
 def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepResult:
-    """Run a resolved plan: check the run directory's place (and, with ``resume``, that it may go on),
-    connect to a shared study, create the run directory, execute, grow the grid, answer.
+    """Run a resolved plan: check the backend and the run directory's place (and, with ``resume``, that it
+    may go on), join a cluster and connect to a shared study, create the run directory, execute, grow
+    the grid, answer. The run directory is the record of every trial; only per-size mode opens an
+    Optuna study, where it is its engine (``zdim.sweeps.per_size.uses_study``).
 
     With ``plan.folds`` = k > 1 (``zdim.data.folds``) the grid is trained once per fold, behind the same seam
     (``zdim.sweeps.folded.FoldedExecutor``): the first fold is the run directory (its trials are the run's
     models), fold J lives in ``out/folds/fold-J``, and the growth of the grid and the answer read the
     folds' pooled evidence: every row held out once."""
     output = output or Output()
-    backends.check(plan.backend, plan.address)  # the table of backends sits above the plan's checks
     out, overwrite, resume = output.out, output.overwrite, output.resume
     k = max(1, plan.folds or 1)
     parts = fold_splits(data, k, seed=plan.config.train.seed) if k > 1 else [data]
     loader = recordable_loader(output.loader or {})
     info = make_run_info(parts[0], plan, output.command, loader)
     run: RunDir | None = None
-    study = None
     if out is not None:
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
             info = resumed_info(check_resume(RunDir(out), info), info)
-    backends.join(plan.backend, plan.address)  # a cluster is joined before any local file is made
+    backends.join(plan.backend, plan.address)  # checked (its one check), its cluster joined: before any file
     if plan.storage is not None:  # a shared database is connected to before any local file is made
-        study = open_study(None, plan.storage, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
+        open_study(None, plan.storage, plan.study_name)  # (per-size mode's engine opens it again to run)
+    if output.ready is not None:
+        output.ready()
     if out is not None:
         run = _create(out, info, parts[0], overwrite=overwrite, resume=resume, protect=data_paths(data))
-    if study is None:
-        study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
     total = len(plan.config.grid()) * k
     bar = Progress(output.progress, total=total, desc=f"zdim sweep ({plan.mode.value})", folds=k)
-    ledgers = [Ledger(parts[0], run, study, bar, resumed=resume and run is not None)]
+    ledgers = [Ledger(parts[0], run, bar, resumed=resume and run is not None)]
     for j in range(1, k):
         ledgers.append(_fold_ledger(parts[j], j, k, plan, output, loader, bar, data_paths(data)))
     if output.say is not None:  # every check has passed: what the user should hear before training
@@ -149,7 +152,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     if folded is not None and before is not None and len(before.get("seconds") or []) == k:
         folded.seconds = [float(v) for v in before["seconds"]]  # a resume adds its training time to the run's
     executor: Executor = folded if folded is not None else executors[0]
-    whole = Ledger(data, None, None, bar) if folded is not None else ledgers[0]
+    whole = Ledger(data, None, bar) if folded is not None else ledgers[0]
     try:
         dims, seeds = plan.config.dims, plan.config.seeds
         bar.phase(f"the grid given, sizes {', '.join(map(str, dims))} x {seeds} seed(s)", len(dims) * seeds)
@@ -215,8 +218,8 @@ def _fold_ledger(
     bar: Progress,
     protect: list[Path],
 ) -> Ledger:
-    """Fold ``j``'s ledger: its run directory ``out/folds/fold-J`` (gone on with when resuming and there),
-    its own study, the sweep's progress display."""
+    """Fold ``j``'s ledger: its run directory ``out/folds/fold-J`` (gone on with when resuming and there)
+    and the sweep's progress display."""
     run = None
     resumed = False
     if output.out is not None:
@@ -228,8 +231,7 @@ def _fold_ledger(
             info = resumed_info(check_resume(RunDir(where), info), info)
         where.parent.mkdir(exist_ok=True)
         run = _create(where, info, part, overwrite=False, resume=resumed, protect=protect)
-    study = open_study(run, None, plan.study_name, prune=plan.prune, epochs=plan.config.train.epochs)
-    return Ledger(part, run, study, bar, resumed=resumed)
+    return Ledger(part, run, bar, resumed=resumed)
 
 
 def _fold_answers(plan: SweepPlan, ledgers: list[Ledger]) -> list[int | None]:

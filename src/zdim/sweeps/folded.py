@@ -1,7 +1,7 @@
 """k folds behind the executor seam: a plan run in each fold's own executor, the evidence pooled.
 
 ``FoldedExecutor`` holds one executor per fold (``zdim.data.folds.fold_splits``), each with its own ``Ledger``
-(its run directory, study and memory, so nothing finished is trained twice). ``run`` runs the plan's
+(its run directory and memory, so nothing finished is trained twice). ``run`` runs the plan's
 unfinished points in every fold and returns the pooled ``Outcome`` (``zdim.answer.decide.pool``: per (size,
 seed) one record over every row, the per-sample NLL in one row order for every size), so the growth of
 the grid (edge, bisection, the intrinsic dimension) and the answer work on every row as they do on one

@@ -5,23 +5,27 @@
 - ``evaluate_trial`` turns a trained model into its ``TrialRecord`` (held-out metrics on
   ``eval_data``, the training record, convergence, generation quality) and its per-sample held-out NLL.
 - ``Ledger`` is where a sweep's trials end: ``Ledger.finish`` is the one way a trial is finished in
-  every mode (persisted in the run directory, told to the sweep's Optuna study, printed, kept in
-  memory with its per-sample NLL), and ``Ledger.done`` the one answer to "what is finished already"
-  (this process's memory, the records other machines left in the study, this run directory's folders).
+  every mode (persisted in the run directory, the record; told to per-size mode's Optuna trial where a
+  study is its engine; printed; kept in memory with its per-sample NLL), and ``Ledger.done`` the one
+  answer to "what is finished already" (this process's memory, this run directory's folders, and the
+  records other run directories left where the sweep is shared: ``Ledger.shared``).
 - ``Outcome`` is what an executor returns, and ``Executor`` the interface the three implement
-  (``zdim.sweeps.per_size``: one Optuna trial per point; ``zdim.sweeps.nested``; ``zdim.sweeps.settle``).
+  (``zdim.sweeps.per_size``: one trial per point, an Optuna study its engine where it has workers;
+  ``zdim.sweeps.nested``; ``zdim.sweeps.settle``).
+
+No study is opened here: settle, nested and folded sweeps, and per-size mode in one process, keep their
+trials in the run directory alone (``zdim.sweeps.per_size`` opens the study where it is the engine).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import optuna
 import torch
 
 from ..data.dataset import Data
@@ -35,13 +39,11 @@ from ..progress import Progress
 from ..records import TrialRecord, TrialStatus
 from ..training.stopping import CONVERGENCE_WINDOW, RelativeGain
 from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit
-from . import studies
 from .config import SweepConfig, eval_data
 from .plan import SweepPlan
 from .runs import RunDir
 
 Key = tuple[int, int]  # (latent size, seed): one grid point
-FINAL = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
 def train(
@@ -162,53 +164,19 @@ class Executor(Protocol):
     def run(self, plan: SweepPlan) -> Outcome: ...
 
 
-def grid_key(t: optuna.trial.FrozenTrial) -> Key | None:
-    """The ``(dim, seed)`` point of a study trial, or None for a trial that is not a grid point."""
-    fp = studies.fixed_params(t)
-    if "dim" not in fp or "seed" not in fp:
-        return None
-    return int(fp["dim"]), int(fp["seed"])
-
-
-def finished_records(
-    study: optuna.Study | None, run: RunDir | None, local: bool = True, verify: bool = True
-) -> dict[Key, TrialRecord]:
-    """Finished grid points on record: those other run directories put in the study (another machine
-    sharing it), then this run directory's trial folders. Records this run directory wrote to the study
-    count only while its folder is intact, so a corrupt folder is redone rather than silently reused."""
-    out: dict[Key, TrialRecord] = {}
-    if study is not None:
-        here = studies.worker_place(run.path if run is not None else None)
-        for t in study.get_trials(deepcopy=False, states=FINAL):
-            raw, key = t.user_attrs.get(studies.RECORD_ATTR), grid_key(t)
-            if raw is None or key is None:
-                continue  # stale or duplicate trial: nothing was finished by it
-            if run is not None and studies.worker_place_of(t) == here:
-                continue
-            try:
-                rec = TrialRecord.from_dict(raw)
-            except ValueError:
-                continue
-            if key not in out or not out[key].complete:
-                out[key] = rec
-    if run is not None and local:
-        for rec in run.records(verify=verify):
-            out[rec.key] = rec
-    return out
-
-
 @dataclass
 class Ledger:
     """Where a sweep's trials end (see the module docstring): the data they were trained on, the run
-    directory (None: nothing is written), the sweep's study, the progress display, and this process's
-    finished trials (kept across growths of the grid, so nothing finished is trained twice)."""
+    directory (None: nothing is written), the progress display, and this process's finished trials
+    (kept across growths of the grid, so nothing finished is trained twice). ``shared``, set by per-size
+    mode where its study is shared (``--storage``), gives the records other run directories finished."""
 
     data: Data
     run: RunDir | None
-    study: optuna.Study | None
     progress: Progress = field(default_factory=lambda: Progress(False))
     memory: dict[Key, Finished] = field(default_factory=dict)
     resumed: bool = False  # the run directory is an earlier run's, gone on with (--resume)
+    shared: Callable[[], Mapping[Key, TrialRecord]] | None = None
     _references: dict[tuple[int | None, int], tuple[Data, Reference | None]] = field(default_factory=dict, repr=False)
 
     def held_out(self, config: SweepConfig) -> tuple[Data, Reference | None]:
@@ -234,7 +202,7 @@ class Ledger:
         counted: bool = False,
     ) -> Finished:
         """Finish one trial: save its folder (weights, history and per-sample NLL of a complete trial,
-        then ``metrics.json``), tell the study (``tell``, else it is added as a finished trial), print its
+        then ``metrics.json``: the record), then ``tell`` it (per-size mode: its Optuna trial), print its
         line and advance the overall bar (unless it ``counted`` it already), keep it in memory."""
         complete = rec.complete and model is not None
         if self.run is not None:
@@ -245,7 +213,8 @@ class Ledger:
                 extra=saved_extra(self.data),
                 per_sample=torch.from_numpy(per_sample) if complete and per_sample is not None else None,
             )
-        (tell or self._add)(rec)
+        if tell is not None:
+            tell(rec)
         self.progress.finished(rec, advance=not counted)
         done = Finished(
             rec,
@@ -255,18 +224,15 @@ class Ledger:
         self.memory[rec.key] = done
         return done
 
-    def _add(self, rec: TrialRecord) -> None:
-        """The trial, finished outside an Optuna trial, added to the study (after its folder is saved)."""
-        if self.study is not None:
-            value = rec.nll if rec.complete else None
-            path = self.run.path if self.run is not None else None
-            studies.add_finished(self.study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, path)
-
     def done(self, grid: list[Key] | None = None) -> dict[Key, Finished]:
-        """Every finished point (of ``grid`` when given): this process's memory first, then the records on
-        file (``finished_records``) with their per-sample NLL where the run directory keeps it."""
+        """Every finished point (of ``grid`` when given): this process's memory first, then this run
+        directory's folders (a trial whose weights do not load is not finished), then what other run
+        directories finished (``shared``), with the per-sample NLL where the run directory keeps it."""
+        found: dict[Key, TrialRecord] = dict(self.shared()) if self.shared is not None else {}
+        if self.run is not None:
+            found.update((r.key, r) for r in self.run.records())
         out: dict[Key, Finished] = {}
-        for key, rec in finished_records(self.study, self.run).items():
+        for key, rec in found.items():
             if key in self.memory:
                 continue
             per = self.run.read_per_sample(*key) if self.run is not None and rec.complete else None
@@ -301,7 +267,5 @@ __all__ = [
     "Outcome",
     "Executor",
     "Ledger",
-    "finished_records",
-    "grid_key",
     "Key",
 ]

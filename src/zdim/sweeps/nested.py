@@ -103,8 +103,7 @@ def nested_fit(
 
 @dataclass
 class NestedExecutor:
-    """Nested mode (see the module docstring). Each finished size is added to the sweep's study as a
-    finished trial."""
+    """Nested mode (see the module docstring). Each finished size is a trial of the run directory."""
 
     ledger: Ledger
 

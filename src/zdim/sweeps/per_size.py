@@ -1,12 +1,15 @@
-"""Per-size mode: each (latent size, seed) point is one trial of the sweep's Optuna study.
+"""Per-size mode: each (latent size, seed) point is one trial, trained to its own end (``run_trial``).
 
-Every point is enqueued as a fixed-parameter trial. Workers (the plan's backend's: this process, or
-``workers`` spawned processes; or other machines on a shared ``--storage``) take only enqueued trials
-(``studies.take_waiting``: Optuna's storage-level WAITING -> RUNNING, so several processes each take
-trials nobody has taken), train a VAE of that size to its own end (``run_trial``), finish it through the
-``Ledger`` (run directory first, then the study) and take the next. The run directory is the record of
-what finished: a trial whose folder holds a complete, loadable result is never retrained. Records that
-other run directories (other machines) left in the study count too.
+In one process on this machine, without ``--storage`` or ``--prune``, the points are trained in turn and
+the run directory is the only record (``Ledger``): nothing else is opened. Where several take the points
+(``--workers`` > 1, a backend that runs elsewhere, machines sharing a ``--storage``) or seeds are pruned
+against each other (``--prune``), an Optuna study is the engine (``uses_study``): every point is enqueued
+as a fixed-parameter trial, workers take only enqueued trials (``studies.take_waiting``: Optuna's
+storage-level WAITING -> RUNNING, so several processes each take trials nobody has taken), train,
+finish through the ``Ledger`` (run directory first, then the study) and take the next. The study is
+filled from the run directory (``fill``: points finished without it) and checked against it: the run
+directory is the record of what finished, and a trial whose folder holds a complete, loadable result is
+never retrained. Records that other run directories (other machines) left in a shared study count too.
 """
 
 from __future__ import annotations
@@ -23,13 +26,21 @@ import optuna
 from ..data.dataset import Data
 from ..records import TrialRecord, TrialStatus, trial_name
 from . import studies
-from .backends import choose
+from .backends import LOCAL, choose
 from .config import SweepConfig, model_config
-from .ledger import FINAL, Finished, Key, Ledger, Outcome, evaluate_trial, failed, finished_records, grid_key, train
+from .ledger import Finished, Key, Ledger, Outcome, evaluate_trial, failed, train
 from .plan import SweepPlan
 from .runs import RunDir
 
 State = optuna.trial.TrialState
+FINAL = (State.COMPLETE, State.PRUNED, State.FAIL)
+
+
+def uses_study(plan: SweepPlan) -> bool:
+    """Whether per-size mode needs an Optuna study as its engine: several take the points (``workers``
+    > 1, a backend other than this machine's, machines sharing ``storage``) or the pruner compares seeds
+    (``prune``). Otherwise the points are trained in turn, and the run directory alone records them."""
+    return plan.workers > 1 or plan.backend != LOCAL or plan.storage is not None or plan.prune
 
 
 def open_study(
@@ -42,6 +53,64 @@ def open_study(
     pruner = studies.SameSizeMedianPruner(n_warmup_steps=max(1, epochs // 3)) if prune else None
     journal = run.study_file if run is not None else None
     return studies.open_study(journal, storage, study_name, pruner=pruner)
+
+
+def grid_key(t: optuna.trial.FrozenTrial) -> Key | None:
+    """The ``(dim, seed)`` point of a study trial, or None for a trial that is not a grid point."""
+    fp = studies.fixed_params(t)
+    if "dim" not in fp or "seed" not in fp:
+        return None
+    return int(fp["dim"]), int(fp["seed"])
+
+
+def finished_records(
+    study: optuna.Study, run: RunDir | None, local: bool = True, verify: bool = True
+) -> dict[Key, TrialRecord]:
+    """Finished grid points on record: those other run directories put in the study (another machine
+    sharing it), then this run directory's trial folders (unless not ``local``). Records this run
+    directory wrote to the study count only while its folder is intact, so a corrupt folder is redone
+    rather than silently reused: the study is checked against the run directory, never the other way."""
+    out: dict[Key, TrialRecord] = {}
+    here = studies.worker_place(run.path if run is not None else None)
+    for t in study.get_trials(deepcopy=False, states=FINAL):
+        raw, key = t.user_attrs.get(studies.RECORD_ATTR), grid_key(t)
+        if raw is None or key is None:
+            continue  # stale or duplicate trial: nothing was finished by it
+        if run is not None and studies.worker_place_of(t) == here:
+            continue
+        try:
+            rec = TrialRecord.from_dict(raw)
+        except ValueError:
+            continue
+        if key not in out or not out[key].complete:
+            out[key] = rec
+    if run is not None and local:
+        for rec in run.records(verify=verify):
+            out[rec.key] = rec
+    return out
+
+
+def fill(study: optuna.Study, run: RunDir | None) -> int:
+    """Add to the study, as finished trials, the points of the run directory it holds no trial of (trained
+    without it: in settle, nested or one-process per-size mode, or before a worker took them), so that
+    every worker and every machine sharing it sees them; return how many. A point the study already
+    records, waits on or runs is left to it (a dead worker's trial is recovered from its folder when it
+    is found stale: ``recover_saved``)."""
+    if run is None:
+        return 0
+    known = {
+        key
+        for t in study.get_trials(deepcopy=False)
+        if (key := grid_key(t)) is not None
+        and (studies.RECORD_ATTR in t.user_attrs or t.state in (State.WAITING, State.RUNNING))
+    }
+    added = 0
+    for rec in run.records():
+        if rec.key not in known:
+            value = rec.nll if rec.complete else None
+            studies.add_finished(study, {"dim": rec.dim, "seed": rec.seed}, rec.to_dict(), value, run.path)
+            added += 1
+    return added
 
 
 def recover_saved(study: optuna.Study, trial: optuna.Trial, t: optuna.trial.FrozenTrial) -> bool:
@@ -164,10 +233,9 @@ def _teller(study: optuna.Study, trial: optuna.Trial) -> Callable[[TrialRecord],
     return tell
 
 
-def worker_loop(ledger: Ledger, cfg: SweepConfig, prune: bool) -> None:
-    """Take enqueued trials until none is left (retrying those of dead workers), train, finish."""
-    study, run = ledger.study, ledger.run
-    assert study is not None
+def worker_loop(ledger: Ledger, study: optuna.Study, cfg: SweepConfig, prune: bool) -> None:
+    """Take enqueued trials of ``study`` until none is left (retrying those of dead workers), train, finish."""
+    run = ledger.run
     info = studies.worker_info(run.path if run is not None else None)
     grid = set(cfg.grid())
     while True:
@@ -219,9 +287,9 @@ def worker_loop(ledger: Ledger, cfg: SweepConfig, prune: bool) -> None:
 class SweepWorker:
     """What each worker of a backend runs (``zdim.sweeps.backends``): ``worker_loop`` over the sweep's study.
 
-    Where it runs in this process it goes on with the sweep's own ``ledger`` (its study may live in
-    memory only; its progress display shows each trial); a copy sent elsewhere (pickled: the ledger
-    stays here) opens its own from the run directory and the storage."""
+    Where it runs in this process it goes on with the sweep's own ``ledger`` and ``study`` (which may live
+    in memory only; its progress display shows each trial); a copy sent elsewhere (pickled: both stay
+    here) opens its own from the run directory and the storage."""
 
     data: Data
     cfg: SweepConfig
@@ -230,34 +298,38 @@ class SweepWorker:
     study_name: str
     prune: bool
     ledger: Ledger | None = None
+    study: optuna.Study | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__ | {"ledger": None}
+        return self.__dict__ | {"ledger": None, "study": None}
 
     def __call__(self) -> None:
-        ledger = self.ledger
-        if ledger is None:
-            run = RunDir(self.run_path) if self.run_path is not None else None
+        ledger, study = self.ledger, self.study
+        run = RunDir(self.run_path) if self.run_path is not None else None
+        if study is None:
             study = open_study(run, self.storage, self.study_name, prune=self.prune, epochs=self.cfg.train.epochs)
-            ledger = Ledger(self.data, run, study)
-        worker_loop(ledger, self.cfg, self.prune)
+        worker_loop(ledger or Ledger(self.data, run), study, self.cfg, self.prune)
 
 
 @dataclass
 class TrialExecutor:
-    """Per-size mode (see the module docstring): the plan's backend runs ``plan.workers`` workers over the
-    study (``zdim.sweeps.backends.choose``)."""
+    """Per-size mode (see the module docstring): the points in turn in this process, or, where a study is
+    the engine (``uses_study``), the plan's backend runs ``plan.workers`` workers over it
+    (``zdim.sweeps.backends.choose``)."""
 
     ledger: Ledger
+    study: optuna.Study | None = None  # opened at the first run that needs it, kept across growths of the grid
 
     def run(self, plan: SweepPlan) -> Outcome:
-        ledger, cfg = self.ledger, plan.config
-        study, run, progress = ledger.study, ledger.run, ledger.progress
-        assert study is not None
-        enqueue_missing(study, cfg, run)
+        ledger, cfg, progress = self.ledger, plan.config, self.ledger.progress
         grid = cfg.grid()
-        seen = set(ledger.done(grid))
         progress.set_total(len(grid))
+        if not uses_study(plan):
+            return self._in_turn(cfg)
+        study = self._open(plan)
+        run = ledger.run
+        enqueue_missing(study, cfg, run)
+        seen = set(ledger.done(grid))
         progress.set_done(len(seen))
         last = [0.0]
 
@@ -271,11 +343,51 @@ class TrialExecutor:
                     progress.finished(rec)
 
         run_path = run.path if run is not None else None
-        worker = SweepWorker(ledger.data, cfg, run_path, plan.storage, plan.study_name, plan.prune, ledger)
-        choose(plan.backend, plan.workers, plan.address).run_workers(worker, (), poll)
+        worker = SweepWorker(ledger.data, cfg, run_path, plan.storage, plan.study_name, plan.prune, ledger, study)
+        pending = study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING))
+        if any(grid_key(t) in set(grid) for t in pending):  # else every point is on record: no worker to start
+            choose(plan.backend, plan.workers, plan.address).run_workers(worker, (), poll)
         outcome = ledger.outcome(cfg)
         progress.set_done(len(outcome.finished))
         return outcome
 
+    def _in_turn(self, cfg: SweepConfig) -> Outcome:
+        """Every unfinished point of the grid, one after the other in this process; ``results.csv`` kept
+        up to date after each."""
+        ledger = self.ledger
+        done = ledger.done(cfg.grid())
+        ledger.progress.set_done(len(done))
+        for dim, seed in cfg.grid():
+            if (dim, seed) in done:
+                continue
+            run_trial(ledger, cfg, dim, seed)
+            if ledger.run is not None:
+                ledger.run.write_results(ledger.outcome(cfg).records)
+        return ledger.outcome(cfg)
 
-__all__ = ["TrialExecutor", "run_trial", "open_study", "enqueue_missing", "is_duplicate", "grid_key", "worker_loop"]
+    def _open(self, plan: SweepPlan) -> optuna.Study:
+        """The engine's study (``--storage``, else the run directory's journal; in memory without either),
+        filled from the run directory (``fill``); the ledger then also reads what other run directories
+        sharing it finished."""
+        if self.study is None:
+            ledger, epochs = self.ledger, plan.config.train.epochs
+            study = open_study(ledger.run, plan.storage, plan.study_name, prune=plan.prune, epochs=epochs)
+            fill(study, ledger.run)
+            ledger.shared = lambda: finished_records(study, ledger.run, local=False)
+            self.study = study
+        return self.study
+
+
+__all__ = [
+    "TrialExecutor",
+    "run_trial",
+    "open_study",
+    "uses_study",
+    "fill",
+    "enqueue_missing",
+    "is_duplicate",
+    "grid_key",
+    "finished_records",
+    "worker_loop",
+    "FINAL",
+]

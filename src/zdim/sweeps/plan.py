@@ -17,6 +17,8 @@ from enum import Enum
 
 import torch
 
+from ..answer import signals
+from ..answer.decide import POOLED
 from ..answer.rules import DEFAULT_REL_TOL, DEFAULT_RULE, Question
 from ..data.dataset import Data
 from ..data.folds import auto_folds, check_folds
@@ -64,8 +66,8 @@ class Running:
     checkpoint_every: float = CHECKPOINT_SECONDS
     stack: bool | None = None  # settle mode: members of one shape as one batched model; None: on CUDA
     folds: int | None = None  # k folds so that every row is held out once (None: under 150 test rows, 5)
-    backend: str = "local"  # where the work runs: a name of zdim.sweeps.backends.BACKENDS (checked there)
-    address: str | None = None  # the cluster a backend other than local runs on
+    backend: str = "local"  # where the work runs: a name of zdim.sweeps.backends.BACKENDS (its option row)
+    address: str | None = None  # the cluster a backend runs on (checked with it: zdim.sweeps.backends.check)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,13 +178,16 @@ def default_seeds(mode: Mode) -> int:
     return SETTLE_SEEDS if mode is Mode.SETTLE else 1
 
 
-def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
-    """The plan of a sweep of ``data``: every default filled in, every option checked against the data
-    (``ConfigError``, one line, on the first bad one). Writes nothing; may estimate the intrinsic
-    dimension (the grid when no sizes are given)."""
+def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool = False) -> SweepPlan:
+    """The plan of a sweep of ``data``: every default filled in, every option checked against the data,
+    against the mode and against where the results go (``has_out``: a run directory; ``resume``: an
+    earlier one gone on with), ``ConfigError`` in one line on the first bad one. The one step every door
+    passes (``zdim sweep``, ``zdim.sweep``, ``zdim.sweeps.execute.sweep``); the backend, whose table sits
+    above the plan, is checked once where the work is started (``zdim.sweeps.backends.check``). Writes
+    nothing; may estimate the intrinsic dimension (the grid when no sizes are given)."""
     check_values(options)
     mode = resolve_mode(options)
-    _check_options(options, mode, has_out)
+    _check_options(options, mode, has_out, resume)
     intrinsic = options.intrinsic
     if options.dims is not None:
         spec = options.dims if isinstance(options.dims, DimSpec) else DimSpec.of(options.dims)
@@ -221,6 +226,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True) -> SweepPlan:
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
     running["folds"] = _folds(options, mode, data)
     running["workers"], said = capped_workers(options.workers, len(config.grid()), options.backend, mode)
+    check_rule(options.rule, running["folds"])
     cuda = resolve_device(config.train.device).type == "cuda"
     running["stack"] = mode is Mode.SETTLE and (cuda if options.stack is None else options.stack)
     return SweepPlan(
@@ -267,16 +273,28 @@ def _folds(o: Options, mode: Mode, data: Data) -> int:
     return auto_folds(data)
 
 
-def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
-    """Every option that does not apply to this mode or model: ``ConfigError`` (the range of each value is
-    its row's check, ``check_values``)."""
+def check_rule(rule: str, folds: int | None) -> None:
+    """``ConfigError`` for a rule that needs evidence the plan's trials cannot give (``Signal.evidence``):
+    with folds the answer reads the pooled records, which carry ``zdim.answer.decide.POOLED``. Settle
+    mode gives every rule its evidence: what it does not measure after each epoch (generation quality)
+    it measures once training has ended (``zdim.answer.rules.Question.given``)."""
+    if (folds or 1) <= 1:
+        return
+    lacking = sorted(signals.get(rule).evidence() - POOLED)
+    if lacking:
+        raise ConfigError(
+            f"--rule {rule} reads {', '.join(lacking)}, which the {folds} folds' pooled records do not carry: "
+            "choose another --rule, or --folds 1"
+        )
+
+
+def _check_options(o: Options, mode: Mode, has_out: bool, resume: bool) -> None:
+    """Every option that does not apply to this mode, this model or where the results go: ``ConfigError``
+    (the range of each value is its row's check, ``check_values``)."""
+    if o.extend_grid and not resume:
+        raise ConfigError("--extend-grid adds sizes to a run being resumed: pass --resume too, or drop --extend-grid")
     if o.workers > 1 and not has_out and o.storage is None:
         raise ConfigError("--workers > 1 needs a run directory (--out) or --storage to share the study")
-    if not isinstance(o.backend, str) or not o.backend:
-        raise ConfigError(f"backend must be a name, got {o.backend!r}: fix --backend")
-    if o.address is not None and (not isinstance(o.address, str) or not o.address):
-        raise ConfigError(f"address must be a cluster's address, got {o.address!r}: fix --address")
-    check_address(o.backend, o.address)
     if o.backend != "local" and mode is Mode.PER_SIZE and not has_out and o.storage is None:
         raise ConfigError(
             f"--backend {o.backend} in per-size mode needs a run directory (--out) or --storage to share the study"
@@ -313,16 +331,6 @@ def _check_options(o: Options, mode: Mode, has_out: bool) -> None:
         for on, flag, why in refused:
             if on:
                 raise ConfigError(f"{flag} does not combine with --mode settle ({why}): drop {flag}")
-
-
-def check_address(backend: str, address: str | None) -> None:
-    """``ConfigError`` for an address given to the local backend (it runs on this machine); whether a
-    backend's name is known is ``zdim.sweeps.backends.check``'s (the table lives there)."""
-    if address is not None and backend == "local":
-        raise ConfigError(
-            f"--address {address!r} names a cluster, and the local backend runs on this machine: pass "
-            "--backend ray, or drop --address"
-        )
 
 
 def check_model(data: Data, cfg: SweepConfig, *, nested: bool = False) -> None:
@@ -367,8 +375,8 @@ __all__ = [
     "default_seeds",
     "default_epochs",
     "check_model",
-    "check_address",
     "capped_workers",
+    "check_rule",
     "SETTLE_EPOCHS",
     "CHECKPOINT_SECONDS",
 ]

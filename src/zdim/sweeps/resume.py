@@ -23,18 +23,12 @@ import torch
 from .._version import __version__
 from ..data.dataset import Data
 from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
-from ..errors import ConfigError, RunDirError
+from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
 from ..training.trainer import TrainConfig
 from .config import DEFAULT_ARCH, DEFAULT_HIDDEN
 from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
 from .runs import RunDir
-
-
-def check_extend_grid(extend_grid: bool, resume: bool) -> None:
-    """``ConfigError`` for ``--extend-grid`` without ``--resume`` (it extends the run being resumed)."""
-    if extend_grid and not resume:
-        raise ConfigError("--extend-grid adds sizes to a run being resumed: pass --resume too, or drop --extend-grid")
 
 
 def make_run_info(data: Data, plan: SweepPlan, command: str | None, loader: dict[str, Any] | None) -> dict[str, Any]:
@@ -273,4 +267,4 @@ def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return dict(new, sweep=sweep | ({ASKED: asked} if asked is not None else {}), resumes=resumes)
 
 
-__all__ = ["make_run_info", "check_resume", "check_extend_grid", "resumed_info", "recorded_mode", "reproduce"]
+__all__ = ["make_run_info", "check_resume", "resumed_info", "recorded_mode", "reproduce"]

@@ -130,7 +130,8 @@ class RunDir:
 
     @property
     def study_file(self) -> Path:
-        """The sweep's Optuna journal (when no ``--storage`` URL is given)."""
+        """Per-size mode's Optuna journal, where a study is its engine and no ``--storage`` URL is given (runs
+        made by earlier versions have one in every mode; the run directory is the record either way)."""
         return self.path / STUDY_FILE
 
     @property

@@ -22,7 +22,8 @@ arrives: the round of epochs under way is finished, every member is checkpointed
 says to rerun with ``--resume``, which goes on from that epoch and gives the run it would have given
 uninterrupted. A member that raises (an error in the user's model, a divergence) is finished as a
 failed trial with its reason; the others go on. The checkpoint is deleted once every member is saved as
-a trial. Each member is finished through the sweep's ``Ledger`` (run directory, study, progress).
+a trial. Each member is finished through the sweep's ``Ledger`` (the run directory, its record; progress;
+memory): settle mode opens no Optuna study.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ from .runs import RunDir
 
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)
+# What settle mode measures of every member after every epoch (the record metrics its answer then reads);
+# the rest (generation quality among them) is measured once training has ended (``engines.Engine.finish``)
+EPOCH_EVIDENCE = frozenset({"nll", "active_units"})
 
 
 @dataclass
@@ -198,6 +202,7 @@ class SettleExecutor:
     rule: type[StoppingRule] = ProjectedGain  # what "converged" means: the members' stopping rule
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
     _how_run: str = field(default="", repr=False)  # where the members trained (workers, stacks), in words
+    _followed: str = field(default="", repr=False)  # the rule followed while training, where not the sweep's
 
     def run(self, plan: SweepPlan) -> Outcome:
         ledger, config = self.ledger, plan.config
@@ -342,7 +347,12 @@ class SettleExecutor:
                 break
             since = t["epoch"]
         how = f" ({self._how_run})" if self._how_run else ""
-        answer = f"{last['dim']} from epoch {since} on; training ended: {self._how}."
+        by = (
+            f" (by rule '{self._followed}': the sweep's rule reads what is measured once training has ended)"
+            if self._followed
+            else ""
+        )
+        answer = f"{last['dim']} from epoch {since} on{by}; training ended: {self._how}."
         if not self.phases:
             return f"Settle mode: every member trained together{how}; on the validation subset the answer was {answer}"
         return (
@@ -427,7 +437,10 @@ class SettleExecutor:
         if not recs:
             return None
         paired = per_sample if all(v is not None for v in per_sample.values()) else {}
-        rec = decide(Evidence(recs, paired), plan.question(self.ledger.data))
+        question = plan.question(self.ledger.data)
+        during = question.given(EPOCH_EVIDENCE)  # a rule that reads what is measured at the end: the NLL knee
+        self._followed = during.rule if during.rule != question.rule else ""
+        rec = decide(Evidence(recs, paired), during)
         assert rec is not None
         self.tol = 0.5 * rec.tolerance
         return rec.dim
