@@ -80,7 +80,8 @@ def pool(parts: Sequence[Evidence]) -> Evidence:
                 rec=mean("rec"), kl=mean("kl"), mse=mean("mse"), active_units=round(sum(units) / len(units)),
                 n=int(total), k=done[0].k, epochs_run=max(r.epochs_run or 0 for r in done),
                 baseline_nll=mean("baseline_nll"), baseline_se=se("baseline_se"), linear_nll=mean("linear_nll"),
-                linear_se=se("linear_se"), converged=all(r.converged is not False for r in done),
+                linear_se=se("linear_se"),
+                full_nll=mean("full_nll"), converged=all(r.converged is not False for r in done),
                 train_seconds=sum(r.train_seconds or 0.0 for r in done),
                 extra={"folds": len(parts), "fold_nll": [r.nll for r in done]},
             )
