@@ -25,6 +25,19 @@ def _no_folds_unless_asked():
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_pass_epochs_unless_asked():
+    """An epoch is at least ``EPOCH_STEPS`` (100) optimizer steps by default, so a small table gets the steps a
+    large one gets (issue 36): the tiny data of these tests (a few steps per pass) would train 20 to 100
+    times longer per epoch than their epoch counts say. Tests in this process get one pass per epoch unless
+    they ask (``TrainConfig(epoch_steps=...)``, ``--epoch-steps``); sweeps in a subprocess get the default."""
+    import zdim.training.trainer
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zdim.training.trainer, "EPOCH_STEPS", 1)
+        yield
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that drive headless Chromium are slow end-to-end tests (``make test-fast`` leaves them out)."""
     for item in items:

@@ -175,8 +175,11 @@ def test_a_member_that_joins_late_converges_to_its_neighbours_standard():
     scores = [10.0 - 0.004 * i for i in range(40)]
     own = Member(6, 0, asleep=False, scores=list(scores))
     late = Member(6, 0, asleep=False, scores=list(scores), horizon=300)
-    assert own.converged(5, 0.2) and not late.converged(5, 0.2)
-    assert Member(6, 0, asleep=False, scores=[10.0] * 40, horizon=300).converged(5, 0.2)
+    assert own.flat(5, 0.2) and not late.flat(5, 0.2)
+    assert Member(6, 0, asleep=False, scores=[10.0] * 40, horizon=300).flat(5, 0.2)
+    # converged: flat after its learning rate was lowered at least once (issue 36)
+    assert not own.converged(5, 0.2)
+    assert Member(6, 0, epoch=40, asleep=False, scores=list(scores), lr_drops=1, lowered_at=30).converged(5, 0.2)
 
 
 def test_settle_mode_asks_the_question_the_sweep_prints(monkeypatch, tiny_gaussian):

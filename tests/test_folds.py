@@ -77,8 +77,8 @@ def test_pooled_records_carry_the_metrics_pool_declares_and_the_generation_metri
     parts = []
     for n, fd in ((30, 2.0), (10, 6.0)):
         full = dict(nll=10.0, neg_elbo=11.0, rec=9.0, kl=2.0, mse=0.1, baseline_nll=12.0, baseline_se=0.1,
-                    linear_nll=11.5, linear_se=0.1, active_units=2, n=n, k=5, epochs_run=4, converged=True,
-                    train_seconds=1.0)  # fmt: skip
+                    linear_nll=11.5, linear_se=0.1, full_nll=11.0, active_units=2, n=n, k=5, epochs_run=4,
+                    converged=True, train_seconds=1.0)  # fmt: skip
         gen = {g: 0.5 for g in GEN_FIELDS} | {"gen_fd": fd}
         parts.append(Evidence([TrialRecord(dim=2, seed=0, status=TrialStatus.COMPLETE, **full, generation=gen)],
                               {(2, 0): np.full(n, 10.0)}))  # fmt: skip

@@ -112,6 +112,13 @@ def test_the_linear_reference_is_probabilistic_pca_and_the_baseline_the_feature_
     var = x.var(0, ddof=1)
     expected = 0.5 * (np.log(2 * np.pi * var) + (t - x.mean(0)) ** 2 / var).sum(1)
     np.testing.assert_allclose(ref.baseline, expected, rtol=1e-12)
-    assert ref.linear(0) is None and ref.linear(6) is None
+    assert ref.linear(0) is None
+    # from D - 1 components on, the best linear model is the full-covariance Gaussian of the training split
+    from scipy.stats import multivariate_normal
+
+    full = -multivariate_normal(x.mean(0), np.cov(x, rowvar=False)).logpdf(t)
+    np.testing.assert_allclose(ref.full(), full, rtol=1e-8)
+    np.testing.assert_allclose(ref.linear(6), full, rtol=1e-8)
+    np.testing.assert_allclose(ref.linear(9), full, rtol=1e-8)
     b = reference(torch.tensor((x > 0).astype(float)), torch.tensor((t > 0).astype(float)), "bernoulli")
     assert b.baseline.shape == (50,) and b.linear(2) is None

@@ -324,6 +324,16 @@ def test_escaped_report_runs_no_script_in_chromium(browser, table_run):
     assert EVIL in driver.title  # shown as text
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text
+    # Gaussian data (issue 36): the table beside the answer has the linear model of each size, as recorded
+    from selenium.webdriver.common.by import By
+
+    rec = read_json(table_run / "recommendation.json")
+    heads = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#sizes thead th")]
+    col = heads.index("linear")
+    cells = [
+        r.find_elements(By.TAG_NAME, "td")[col].text for r in driver.find_elements(By.CSS_SELECTOR, "#sizes tbody tr")
+    ]
+    assert cells == [f"{d['linear_mean']:.2f}" for d in rec["per_dim"]]
 
 
 def test_report_fits_a_narrow_screen(browser, image_run):

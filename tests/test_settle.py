@@ -72,7 +72,8 @@ def test_settle_stops_once_the_answer_is_stable_and_its_members_converged(tmp_pa
     for t in r.trials:
         assert load_model(tmp_path / "run" / "trials" / t.trial).latent_dim == t.dim
     assert r.recommendation is not None
-    assert settle["how"] == f"the answer settled at epoch {last}"
+    assert settle["how"].startswith(f"the answer settled at epoch {last}; the largest further gain projected")
+    assert settle["how"].endswith("for every member") or "at sizes" in settle["how"]
     since = min(t["epoch"] for t in trace if all(u["dim"] == answer for u in trace if u["epoch"] >= t["epoch"]))
     assert (
         f"on the validation subset the answer was {answer} from epoch {since} on; training ended: {settle['how']}."
@@ -111,8 +112,8 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
 
     real = engines.LocalEngine.step
 
-    def interrupted(self, keys):
-        out = real(self, keys)
+    def interrupted(self, keys, lower=()):
+        out = real(self, keys, lower)
         if any(s.epoch == 6 for s in out.values()):
             os.kill(os.getpid(), signum)  # the signal arrives during round 6
         return out
@@ -141,8 +142,8 @@ def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch
 
     real = engines.LocalEngine.step
 
-    def interrupted(self, keys):
-        out = real(self, keys)
+    def interrupted(self, keys, lower=()):
+        out = real(self, keys, lower)
         if any(s.epoch == 2 for s in out.values()):
             os.kill(os.getpid(), signal.SIGINT)
         return out
@@ -232,7 +233,7 @@ def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_
     is not convergence: settle mode must not stop such members, nor take them for collapsed."""
     from zdim.sweeps.settle import Member
 
-    m = Member(dim=4, seed=0, epoch=12, asleep=True, scores=[5.0] * 12)
+    m = Member(dim=4, seed=0, epoch=12, asleep=True, lr_drops=1, scores=[5.0] * 12)
     assert not m.converged(window=5, tol=0.1)
     m.asleep = False
     assert m.converged(window=5, tol=0.1)
@@ -354,9 +355,11 @@ def test_settle_progress_counts_members_shows_the_answer_and_no_eta_to_the_cap(t
 
 def test_settle_stacked_members_give_the_answer_of_members_trained_alone(tiny_gaussian):
     """The stacked engine (one batched model per shape, the default on CUDA) against one Trainer each
-    (the Gaussian noise-scale hold off: it does not stack)."""
-    train = TrainConfig(epochs=10, batch_size=64, lr=3e-3, patience=0, sigma_init=1.0, sigma_warmup_epochs=0.0)
-    cfg = SweepConfig(dims=(1, 2, 4), seeds=2, hidden=(16,), k=5, train=train)
+    (the Gaussian noise-scale hold, its calibration and the linear path off: they do not stack)."""
+    train = TrainConfig(
+        epochs=10, batch_size=64, lr=3e-3, patience=0, sigma_init=1.0, sigma_warmup_epochs=0.0, noise="learned"
+    )
+    cfg = SweepConfig(dims=(1, 2, 4), seeds=2, hidden=(16,), k=5, train=train, linear=False)
     kw = dict(config=cfg, mode="settle", extend=False, refine=False)
     alone = sweep(tiny_gaussian, stack=False, **kw)
     stacked = sweep(tiny_gaussian, stack=True, **kw)
@@ -473,3 +476,52 @@ def test_rule_generation_answers_in_settle_mode_with_folds_and_in_per_size_mode(
         assert "Rule 'generation' recommends" in rec.rationale
         # settle mode says which rule its answer during training followed
         assert ("by rule 'nll-knee'" in rec.rationale) == (kw["mode"] == "settle"), kw
+
+
+def test_a_member_still_improving_is_not_stopped_by_a_settled_answer():
+    """Issue 36: once the answer held and the members it rests on converged, a member still improving beyond
+    the rule's tolerance trains on (its NLL is not yet what its size reaches); a flat one is stopped."""
+    from zdim.sweeps.settle import Member, SettleExecutor
+
+    flat = [5.0] * 30
+    falling = [5.0 - 0.05 * i for i in range(30)]  # 0.25 nats per 5 epochs: far beyond the tolerance
+    members = [
+        Member(2, 0, epoch=30, asleep=False, lr_drops=1, lowered_at=10, scores=list(flat)),  # the answer: converged
+        Member(
+            1, 0, epoch=30, asleep=False, lr_drops=1, lowered_at=10, scores=list(flat)
+        ),  # the next smaller: converged
+        Member(16, 0, asleep=False, lr_drops=1, scores=list(falling), active=3),  # far above, collapsed, improving
+        Member(
+            32, 0, epoch=30, asleep=False, lr_drops=1, lowered_at=10, scores=list(flat), active=3
+        ),  # the largest: converged
+        Member(8, 0, asleep=False, lr_drops=1, scores=list(falling), active=8),  # improving
+        Member(4, 0, asleep=False, lr_drops=1, scores=list(flat), active=4),  # flat
+    ]
+    ex = SettleExecutor(ledger=None, tol=0.1)  # type: ignore[arg-type]
+    ex.trace = [{"epoch": e, "dim": 2, "training": 6} for e in range(1, 31)]
+    ex._stop_settled(SweepConfig(dims=(1, 2, 4, 8, 16, 32)), members, 2)
+    stopped = {m.dim: m.stop_code for m in members}
+    assert stopped == {2: "settled", 1: "settled", 16: "", 32: "settled", 8: "", 4: "settled"}
+    assert members[2].training and members[4].training
+
+
+def test_a_flat_member_that_never_lowered_its_rate_is_lowered_before_it_counts_as_converged(tiny_gaussian):
+    """Issue 36: converged means flat after the learning rate was lowered at least once; settle mode lowers
+    the rate of a member whose score flattened before its own plateau did."""
+    from zdim.sweeps.settle import Member
+
+    m = Member(2, 0, epoch=20, asleep=False, scores=[5.0] * 20)
+    assert m.flat(5, 0.1) and not m.converged(5, 0.1)
+    m.lr_drops, m.lowered_at = 1, 18
+    assert not m.converged(5, 0.1)  # flat, but not yet over a window after the lowering
+    m.lowered_at = 15
+    assert m.converged(5, 0.1)
+    r = sweep(
+        tiny_gaussian,
+        config=SweepConfig(dims=(1, 2), hidden=(16,), k=3, train=TrainConfig(epochs=40, batch_size=64, patience=0)),
+        mode="settle",
+        extend=False,
+        refine=False,
+    )
+    for t in r.trials:  # every member ran until it converged at a lowered rate, or the cap
+        assert t.extra.get("settle_stop") != "settled" or t.converged

@@ -26,7 +26,7 @@ from .conftest import make_data
 
 RTOL, ATOL = 1e-4, 1e-5  # on weights (see the module docstring)
 VAL_TOL = 1e-4  # nats, on each epoch's validation -ELBO
-NO_HOLD = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0}  # Gaussian data: the noise-scale hold off (no stack)
+NO_HOLD = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "noise": "learned"}  # Gaussian: levers off (else no stack)
 
 
 def tiny(likelihood: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,14 +55,28 @@ SPECS = [
 ]
 
 
-def configs(likelihood: str, epochs: int = 40, device: str = "cpu", lr: float = 5e-3) -> list[TrainConfig]:
-    """One per member of ``SPECS``, early stopping on: some stop within ``epochs``, some do not."""
+def configs(
+    likelihood: str, epochs: int = 40, device: str = "cpu", lr: float = 5e-3, lr_patience: int = 0
+) -> list[TrainConfig]:
+    """One per member of ``SPECS``, early stopping on: some stop within ``epochs``, some do not (without the
+    plateaus of the learning rate unless ``lr_patience``: early stopping would wait for them)."""
     out = []
     for _, seed, kw in SPECS:
         kw = {"lr": lr, **NO_HOLD, **kw}
         if likelihood == "bernoulli" and seed % 2:
             kw["binarize"] = True
-        out.append(TrainConfig(epochs=epochs, batch_size=32, patience=3, seed=seed, device=device, **kw))
+        out.append(
+            TrainConfig(
+                epochs=epochs,
+                batch_size=32,
+                patience=3,
+                lr_patience=lr_patience,
+                seed=seed,
+                device=device,
+                epoch_steps=1,
+                **kw,
+            )
+        )
     return out
 
 
@@ -80,10 +94,10 @@ def assert_same_history(a: list[dict], b: list[dict]) -> None:
         assert abs(ra["train_kl"] - rb["train_kl"]) < VAL_TOL and ra["beta"] == pytest.approx(rb["beta"])
 
 
-def alone_and_stacked(likelihood: str, device: str = "cpu") -> None:
+def alone_and_stacked(likelihood: str, device: str = "cpu", lr_patience: int = 0, stops: bool = True) -> None:
     """Each member trained alone with ``fit`` and all of them in one stack end the same."""
     train, val = tiny(likelihood)
-    cfgs = configs(likelihood, device=device)
+    cfgs = configs(likelihood, device=device, lr_patience=lr_patience)
     alone = []
     for (k, seed, _), c in zip(SPECS, cfgs):
         model = build(k, seed, likelihood)
@@ -102,7 +116,8 @@ def alone_and_stacked(likelihood: str, device: str = "cpu") -> None:
             assert torch.equal(v, frozen[m.index][k]), (m.index, k)
     results = [m.finish() for m in stack.members]
     epochs = [len(r.history) for r in results]
-    assert any(r.stopped_early for r in results) and len(set(epochs)) > 1  # they stopped at different epochs
+    if stops:
+        assert any(r.stopped_early for r in results) and len(set(epochs)) > 1  # they stopped at different epochs
     for (a, ra), b, rb in zip(alone, models, results):
         assert (ra.best_epoch, ra.stopped_early, len(ra.history)) == (rb.best_epoch, rb.stopped_early, len(rb.history))
         assert ra.best_val == pytest.approx(rb.best_val, abs=VAL_TOL)
@@ -114,6 +129,12 @@ def alone_and_stacked(likelihood: str, device: str = "cpu") -> None:
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "poisson", "nb", "continuous-bernoulli"])
 def test_stacked_members_equal_the_members_trained_alone(likelihood):
     alone_and_stacked(likelihood)
+
+
+def test_stacked_members_lower_their_learning_rates_on_their_own_plateaus_as_alone():
+    """Each member's plateaus lower its own rate (TrainConfig.lr_patience), at its own epochs, in the stack
+    as alone."""
+    alone_and_stacked("bernoulli", lr_patience=1, stops=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
@@ -264,7 +285,8 @@ def test_which_members_can_share_a_stacked_trainer():
     # a wake-up lever the stack does not train leaves the member to Trainer: the Gaussian default's
     # noise-scale hold, free bits for the first epochs, a learning-rate warm-up; the KL warm-up stacks
     g = [vae(2, likelihood="gaussian"), vae(3, likelihood="gaussian")]
-    plain = TrainConfig(device="cpu", sigma_init=1.0, sigma_warmup_epochs=0.0)
+    plain = TrainConfig(device="cpu", **NO_HOLD)
+    assert TrainConfig(device="cpu", sigma_init=1.0, sigma_warmup_epochs=0.0).levers("gaussian") == ["noise"]
     assert TrainConfig(device="cpu").levers("gaussian") and not TrainConfig(device="cpu").levers("bernoulli")
     assert groups(g, [TrainConfig(device="cpu")] * 2) == [[0], [1]] and not can_stack(
         g[:1], [TrainConfig(device="cpu")]

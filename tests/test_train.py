@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -7,6 +8,8 @@ from zdim.errors import ConfigError, TrainingDiverged
 from zdim.evaluation.metrics import neg_elbo
 from zdim.models.vae import VAE, VAEConfig
 from zdim.training.trainer import TrainConfig, beta_at, fit, kl_term
+
+from .conftest import make_data
 
 
 def model_for(data, k=2):
@@ -37,7 +40,7 @@ def test_training_is_reproducible(tiny_binary):
 def test_early_stopping_stops_and_keeps_best(tiny_binary):
     m = model_for(tiny_binary)
     # a learning rate this high makes validation loss wander: patience must end the run
-    res = fit(m, tiny_binary.train, tiny_binary.val, TrainConfig(epochs=200, patience=2, lr=0.05))
+    res = fit(m, tiny_binary.train, tiny_binary.val, TrainConfig(epochs=200, patience=2, lr=0.05, lr_patience=0))
     assert res.stopped_early and len(res.history) < 200
     assert len(res.history) - res.best_epoch == 2
     assert res.best_val == min(h["val_neg_elbo"] for h in res.history)
@@ -143,7 +146,7 @@ def test_patience_waits_for_a_model_to_use_its_latents():
     from zdim.training.trainer import Trainer
 
     x = torch.randn(64, 3)
-    cfg = TrainConfig(epochs=500, batch_size=32, patience=4)
+    cfg = TrainConfig(epochs=500, batch_size=32, patience=4, lr_patience=0)  # patience alone (no plateaus)
 
     def run(wake_at):
         model = _Sleeper()
@@ -161,3 +164,70 @@ def test_patience_waits_for_a_model_to_use_its_latents():
     woke = run(12)  # KL >= EMPTY_KL from epoch 13 (the callback runs after an epoch): patience from there
     assert EMPTY_KL <= 1.0 and woke.awake == 13 and woke.epoch == 13 + cfg.patience
     assert [round(r["train_kl"], 3) for r in woke.result.history[11:13]] == [0.1, 1.0]
+
+
+def test_the_noise_scale_is_the_residual_scale_of_the_training_split_after_training(tiny_gaussian):
+    """Issue 36 (calibrated decoders, Rybkin et al. 2021): the Gaussian noise scale is not chased by Adam; after
+    training it is, per feature, the root mean squared residual of the training split at the kept weights."""
+    import math
+
+    from zdim.training.levers import residual_log_sigma
+    from zdim.training.trainer import CALIBRATION_FLOOR
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(8, 2, likelihood="gaussian", hidden=(16,)))
+    fit(model, tiny_gaussian.train, tiny_gaussian.val, TrainConfig(epochs=20, batch_size=64, patience=0))
+    want = residual_log_sigma(model, tiny_gaussian.train, 0, floor=CALIBRATION_FLOOR)
+    assert torch.equal(model.log_sigma.detach(), want)
+    assert float(model.log_sigma.max()) < 0.0 and math.isfinite(float(model.log_sigma.min()))  # below the data's 1
+    learned = VAE(VAEConfig(8, 2, likelihood="gaussian", hidden=(16,)))
+    fit(
+        learned,
+        tiny_gaussian.train,
+        tiny_gaussian.val,
+        TrainConfig(epochs=4, batch_size=64, patience=0, noise="learned"),
+    )
+    assert not torch.equal(learned.log_sigma.detach(), residual_log_sigma(learned, tiny_gaussian.train, 0))
+
+
+def test_a_member_with_a_linear_path_is_never_worse_than_probabilistic_pca_of_its_size():
+    """Issue 36: on a planted linear table (a factor model of rank 3 in 10 features), a member of size d starts
+    at probabilistic PCA of size d and keeps the better of that start and its training on validation: its
+    held-out NLL is at most PPCA-d's (scikit-learn's PCA.score_samples) plus a little."""
+    from sklearn.decomposition import PCA
+
+    from zdim.evaluation.metrics import evaluate
+    from zdim.sweeps.config import SweepConfig, build_sweep_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3)) @ rng.normal(size=(3, 10)) + 0.3 * rng.normal(size=(600, 10))
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    data = make_data(x)
+    for d in (1, 2, 3, 5):
+        cfg = SweepConfig(dims=(d,), hidden=(16, 16), train=TrainConfig(epochs=3, batch_size=64))
+        torch.manual_seed(0)
+        model = build_sweep_model(data, d, cfg)
+        assert model.config.linear
+        fit(model, data.train, data.val, cfg.train)
+        nll = evaluate(model, data.test, k=50)["nll"]
+        ppca = -PCA(n_components=d).fit(data.train.numpy()).score_samples(data.test.numpy()).mean()
+        assert nll <= ppca + 0.1, (d, nll, ppca)
+
+
+def test_the_linear_start_is_probabilistic_pca_exactly():
+    """A VAE whose linear path is set to probabilistic PCA (and whose MLPs start at zero) computes PPCA's exact
+    posterior: every importance weight is the PPCA density, so its ELBO equals PPCA's log-likelihood."""
+    from sklearn.decomposition import PCA
+
+    from zdim.evaluation.metrics import evaluate
+    from zdim.likelihoods import REGISTRY
+
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6)), dtype=torch.float32)
+    for k in (1, 3):
+        model = VAE(VAEConfig(6, k, likelihood="gaussian", hidden=(8,), linear=True))
+        model.set_linear_start(REGISTRY["gaussian"].linear_start(x, k))
+        pca = PCA(n_components=k).fit(x.numpy())
+        ev = evaluate(model, x, k=20)
+        ll = pca.score_samples(x.numpy()).mean()
+        assert ev["nll"] == pytest.approx(-ll, abs=0.05) and ev["neg_elbo"] == pytest.approx(-ll, abs=0.05)

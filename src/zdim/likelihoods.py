@@ -59,9 +59,12 @@ class Reference:
     eigenvalues: np.ndarray | None = None  # (D,) descending
 
     def linear(self, k: int) -> np.ndarray | None:
-        """(N,) test NLL of probabilistic PCA with ``k`` components (None: not Gaussian, or too wide)."""
-        if self.projected is None or self.eigenvalues is None or not 0 < k < len(self.eigenvalues):
+        """(N,) test NLL of probabilistic PCA with ``k`` components (None: not Gaussian, or too wide). From
+        ``D - 1`` components on it is the full-covariance Gaussian (``full``): the best linear model of
+        every size at least that."""
+        if self.projected is None or self.eigenvalues is None or k < 1 or len(self.eigenvalues) < 2:
             return None
+        k = min(k, len(self.eigenvalues) - 1)
         lam = np.maximum(self.eigenvalues, 1e-12)
         sigma2 = max(float(lam[k:].mean()), 1e-12)  # the ML noise variance: the discarded directions' mean
         d = len(lam)
@@ -69,6 +72,53 @@ class Reference:
         logdet = float(np.log(lam[:k]).sum()) + (d - k) * math.log(sigma2)
         out: np.ndarray = 0.5 * (d * LOG_2PI + logdet + quad)
         return out
+
+    def full(self) -> np.ndarray | None:
+        """(N,) test NLL of the full-covariance Gaussian of the training split (None: not Gaussian, or too
+        wide): the best of every linear model."""
+        return None if self.eigenvalues is None else self.linear(len(self.eigenvalues))
+
+
+@dataclass(frozen=True)
+class LinearStart:
+    """Probabilistic PCA of a data set's numeric columns, as the linear path of a VAE of size ``k``
+    (Tipping & Bishop 1999; Lucas et al. 2019, "Don't blame the ELBO!": PPCA is the optimum of a VAE with
+    a linear decoder). With loadings ``W = U (L - s2)^1/2`` the posterior of PPCA is exact and diagonal:
+    ``q(z|x) = N(L^-1 (L - s2)^1/2 U^T (x - mean), s2 L^-1)``, so a VAE whose encoder and decoder are these
+    maps has an ELBO equal to the PPCA likelihood: it starts where the linear model ends.
+
+    Arrays are float64 over the ``D`` encoded features; the ``r = min(k, g - 1)`` components come from
+    the ``g`` leading numeric columns (``Likelihood.numbers``), the rest of the rows are zero (and a mixed
+    table's other columns start at their marginal logits, ``bias``).
+    """
+
+    bias: np.ndarray  # (D,) the decoder's bias: the numeric columns' means (and the other columns' logits)
+    decoder: np.ndarray  # (D, r) loadings W
+    encoder: np.ndarray  # (r, D) the posterior mean is encoder @ (x - centre)
+    centre: np.ndarray  # (D,) the numeric columns' means (0 elsewhere)
+    logvar: np.ndarray  # (r,) the posterior log-variance, log(s2 / L)
+    log_sigma: np.ndarray  # (D,) log sqrt(s2) on the numeric columns (0 elsewhere)
+
+    @property
+    def components(self) -> int:
+        return int(self.decoder.shape[1])
+
+
+def ppca(mean: np.ndarray, cov: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Probabilistic PCA of a Gaussian (``mean`` (g,), ``cov`` (g, g)) with ``r = min(k, g - 1)``
+    components: loadings ``W`` (g, r), the posterior map ``A`` (r, g), the posterior variances (r,) and the
+    noise variance ``s2`` (the mean of the discarded eigenvalues, at least ``floor``)."""
+    g = len(mean)
+    evals, evecs = np.linalg.eigh(cov)  # ascending
+    order = np.argsort(evals)[::-1]
+    lam, u = np.maximum(evals[order], 0.0), evecs[:, order]
+    r = max(0, min(k, g - 1))
+    s2 = max(float(lam[r:].mean()) if r < g else floor, floor)
+    top = np.maximum(lam[:r], s2 * (1.0 + 1e-6))  # a component no larger than the noise is (nearly) unused
+    scale = np.sqrt(top - s2)
+    w = u[:, :r] * scale
+    a = (u[:, :r] * (scale / top)).T
+    return w, a, s2 / top, s2
 
 
 def _moments(train: torch.Tensor, chunk: int, cross: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -151,6 +201,55 @@ class Likelihood:
         ``chunk`` rows), or None where this family has none."""
         return None
 
+    def numbers(self, width: int) -> int:
+        """How many of the ``width`` encoded features, from the first, are real values under a Gaussian
+        (the columns a linear start and a calibrated noise scale act on): none by default."""
+        return 0
+
+    def linear_start(self, train: torch.Tensor, k: int, chunk: int = 4096) -> LinearStart | None:
+        """The ``LinearStart`` of a size-``k`` VAE on ``train`` (M, D): probabilistic PCA of the numeric
+        columns (``numbers``), fitted by maximum likelihood on the training split; None where this family
+        has no numeric columns, or more than ``LINEAR_MAX_FEATURES`` of them (a g x g eigenproblem)."""
+        m, d = int(train.shape[0]), int(train.shape[1])
+        g = self.numbers(d)
+        if g == 0 or g > LINEAR_MAX_FEATURES or m < 2:
+            return None
+        s1, _, xx = _moments(train[:, :g], chunk, True)
+        assert xx is not None
+        if not (np.isfinite(s1).all() and np.isfinite(xx).all()):
+            return None
+        mean = s1 / m
+        cov = (xx - m * np.outer(mean, mean)) / (m - 1)
+        w, a, post_var, s2 = ppca(mean, cov, k, math.exp(2.0 * MIN_LOG_SIGMA))
+        r = w.shape[1]
+        decoder, encoder = np.zeros((d, r)), np.zeros((r, d))
+        decoder[:g], encoder[:, :g] = w, a
+        centre, log_sigma = np.zeros(d), np.zeros(d)
+        centre[:g], log_sigma[:g] = mean, 0.5 * math.log(s2)
+        bias = centre.copy()
+        self._start_bias(bias, train, chunk)
+        return LinearStart(bias, decoder, encoder, centre, np.log(post_var), log_sigma)
+
+    def _start_bias(self, bias: np.ndarray, train: torch.Tensor, chunk: int) -> None:
+        """Set the decoder bias of the columns that are not numbers (a mixed table's), in place."""
+
+    def calibrate(self, x: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """The decoder's noise scale that maximizes the likelihood of ``x`` (B, D) given the decoder output
+        ``out`` (..., B, D), in closed form (Rybkin, Daniilidis & Levine 2021, "calibrated decoders"): per
+        numeric column the log root mean squared residual over every leading axis, at least
+        ``MIN_LOG_SIGMA``; (D,) as ``params`` takes it, not a parameter of the graph (detached). None where
+        the family has no noise scale to calibrate."""
+        import torch
+
+        g = self.numbers(int(x.shape[-1]))
+        if g == 0 or self.noise is None:
+            return None
+        with torch.no_grad():
+            sq = (x[..., :g] - out[..., :g]).pow(2).reshape(-1, g).mean(0)
+            log_sigma = torch.zeros(x.shape[-1], dtype=out.dtype, device=out.device)
+            log_sigma[:g] = 0.5 * sq.clamp(min=math.exp(2.0 * MIN_LOG_SIGMA)).log()
+        return {self.noise: log_sigma}
+
 
 class Bernoulli(Likelihood):
     """Binary values (or grey levels in [0, 1] read as probabilities): ``out`` are logits."""
@@ -187,7 +286,10 @@ class Gaussian(Likelihood):
     standardized = True
     density = True
     noise = "log_sigma"
-    wakeup = {"sigma_init": 0.3, "sigma_warmup_epochs": 5.0, "sigma_after": 4}
+    wakeup = {"sigma_init": 0.1, "sigma_warmup_epochs": 1.0, "sigma_after": 0}
+
+    def numbers(self, width: int) -> int:
+        return width
 
     def log_prob(self, x: torch.Tensor, out: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         import torch
@@ -429,6 +531,8 @@ __all__ = [
     "NegativeBinomial",
     "ContinuousBernoulli",
     "Reference",
+    "LinearStart",
+    "ppca",
     "REGISTRY",
     "NAMES",
     "MIXED",

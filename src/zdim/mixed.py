@@ -121,6 +121,21 @@ class Mixed(Likelihood):
             total = total + (x[..., s:e] * torch.log_softmax(out[..., s:e], dim=-1)).sum(-1)
         return total
 
+    def numbers(self, width: int) -> int:
+        return self._layout().numbers
+
+    def _start_bias(self, bias: np.ndarray, train: torch.Tensor, chunk: int) -> None:
+        """The binaries and categories start at their training frequencies (the logits of the reference)."""
+        lay = self._layout()
+        g, b = lay.numbers, lay.binaries
+        s1, _, _ = _moments(train, chunk, False)
+        freq = s1 / int(train.shape[0])
+        p = np.clip(freq[g : g + b], FREQ_MIN, 1 - FREQ_MIN)
+        bias[g : g + b] = np.log(p) - np.log1p(-p)
+        for s, e in lay.blocks():
+            f = np.maximum(freq[s:e], FREQ_MIN)
+            bias[s:e] = np.log(f / f.sum())
+
     def check_range(self, low: float, high: float, where: str) -> None:
         """The encoding (``zdim.data.columns``) checks every column; nothing to check on the whole row."""
 

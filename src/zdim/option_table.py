@@ -63,6 +63,23 @@ OPTIONS: tuple[Option, ...] = (
         to=("train.patience",),
     ),
     Option(
+        "lr_patience",
+        "epochs without a better validation -ELBO before the learning rate is lowered (x0.3, at most 3 times; "
+        "0: never); early stopping waits for a first lowering (default 5)",
+        5,
+        parse=int,
+        check=integer(0),
+        to=("train.lr_patience",),
+    ),
+    Option(
+        "epoch_steps",
+        "the fewest optimizer steps in one epoch: a small training split is passed over several times per "
+        "epoch (default 100)",
+        parse=int,
+        check=integer(1),
+        to=("train.epoch_steps",),
+    ),
+    Option(
         "batch_size",
         "samples per optimizer step (default 128)",
         128,
@@ -126,6 +143,16 @@ OPTIONS: tuple[Option, ...] = (
         doc="Gaussian decoder only: the epoch after which ``sigma_init`` and the hold apply, to a model "
         'still ignoring its latents then (0: from the start, to every model); ``"auto"`` (default): '
         "after epoch 4.",
+    ),
+    Option(
+        "noise",
+        "Gaussian decoder: its noise scale calibrated in closed form from the residuals (default) or learned",
+        "calibrated",
+        choices=("calibrated", "learned"),
+        check=OneOf(("calibrated", "learned")),
+        to=("train.noise",),
+        doc='Gaussian decoder only: ``"calibrated"`` (default) sets the noise scale per feature in closed form '
+        'to the one that maximizes the likelihood of the residuals (Rybkin et al. 2021); ``"learned"`` trains it.',
     ),
     Option(
         "hidden",

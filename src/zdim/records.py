@@ -63,6 +63,9 @@ class TrialRecord:
         what the latents buy, and how well the test split measures it.
     linear_nll, linear_se : float or None
         The same for probabilistic PCA of the trial's size (Gaussian data): the best linear model of it.
+    full_nll : float or None
+        Held-out NLL of the same test samples under the full-covariance Gaussian of the training split
+        (Gaussian data): the best linear model of any size.
     best_epoch, epochs_run, stopped_early, best_val_neg_elbo : training record (``zdim.training.trainer.fit``)
     converged : bool or None
         Whether training converged: it early-stopped, or its validation -ELBO improved by less than
@@ -101,6 +104,7 @@ class TrialRecord:
     baseline_se: float | None = None
     linear_nll: float | None = None
     linear_se: float | None = None
+    full_nll: float | None = None
     converged: bool | None = None
     window_improvement: float | None = None
     train_seconds: float | None = None

@@ -1,7 +1,8 @@
 """The sanity checks of an answer: whether the evidence can carry it.
 
 ``learned_nothing`` (a model no better than decoding the feature means), ``barely_moved`` (less than half
-of what probabilistic PCA of its size buys) and ``checks`` (the notes of an answer: no latent structure,
+of what probabilistic PCA of its size buys), ``below_linear`` (worse than probabilistic PCA of its
+size) and ``checks`` (the notes of an answer: no latent structure,
 models that learned nothing, a test split too small, unconverged models it rests on, barely moved models,
 the edge of the grid). A ``WARNING`` note makes the answer not settled. Pure functions of typed trial
 records (``zdim.records.TrialRecord``); ``zdim.answer.rules`` calls them.
@@ -93,6 +94,22 @@ def barely_moved(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     return out
 
 
+def below_linear(t: TrialRecord) -> bool:
+    """Whether a complete trial's held-out NLL is worse than that of probabilistic PCA of its own size on the
+    same samples (``linear_nll``; from D - 1 components on the full-covariance Gaussian) beyond twice the
+    paired standard error of the gap (or ``MIN_GAIN``): a model of that size with a linear path reaches the
+    linear model (it starts there, ``zdim.likelihoods.LinearStart``), so such a trial stopped short of
+    what its size can reach."""
+    nll, lin, se = t.metric("nll"), t.metric("linear_nll"), t.metric("linear_se")
+    return t.complete and nll is not None and lin is not None and se is not None and nll - lin > max(2 * se, MIN_GAIN)
+
+
+def below_linear_dims(trials: Sequence[TrialRecord]) -> list[int]:
+    """The sizes every complete trial of which is ``below_linear``."""
+    dims = sorted({t.dim for t in trials if t.complete})
+    return [d for d in dims if all(below_linear(t) for t in trials if t.dim == d and t.complete)]
+
+
 _FIX = "fix: more epochs/data, or a KL warm-up (--warmup)"
 
 
@@ -178,6 +195,20 @@ def checks(
                 "barely-moved",
             )
         )
+    short = [d for d in below_linear_dims(used) if d not in weak_dims]  # (barely moved says it already)
+    if short:
+        gaps = [(t.metric("nll") or 0.0) - (t.metric("linear_nll") or 0.0) for t in used if t.dim in short]
+        rests = bool(claimed & set(short))
+        them = "it" if len(short) == 1 else "them"
+        text = (
+            f"{_sizes(short)} {'is' if len(short) == 1 else 'are'} worse on the held-out samples than probabilistic "
+            f"PCA of the same size ({_span(gaps)} nats, beyond twice the paired standard error): "
+            f"{'its' if len(short) == 1 else 'their'} training stopped short of what a model of that size reaches"
+        )
+        if rests:
+            out.append(warning(f"{text}, so the answer cannot rest on {them}; {_FIX}", "below-linear"))
+        else:
+            out.append(caution(f"{text}; the answer does not rest on {them}", "below-linear"))
     largest, smallest = rows[-1], rows[0]
     if dim == largest["dim"] and n_features is not None and dim >= n_features and len(rows) > 1:
         below = min(rows[:-1], key=lambda r: r["nll_mean"])  # the best of the smaller sizes
@@ -205,4 +236,13 @@ def checks(
     return out
 
 
-__all__ = ["checks", "learned_nothing", "barely_moved", "MIN_TEST_SAMPLES", "EMPTY_MSE", "MIN_GAIN"]
+__all__ = [
+    "checks",
+    "learned_nothing",
+    "barely_moved",
+    "below_linear",
+    "below_linear_dims",
+    "MIN_TEST_SAMPLES",
+    "EMPTY_MSE",
+    "MIN_GAIN",
+]

@@ -33,7 +33,7 @@ from .recommendation import Recommendation
 from .rules import GEN_FIELDS, Question, recommend
 from .uncertainty import BOOTSTRAP_RESAMPLES, bootstrap, with_uncertainty
 
-MEANS = ("nll", "neg_elbo", "rec", "kl", "mse", "baseline_nll", "linear_nll")  # pooled as means weighted by rows
+MEANS = ("nll", "neg_elbo", "rec", "kl", "mse", "baseline_nll", "linear_nll", "full_nll")  # means weighted by rows
 # The record metrics pooled evidence carries (``pool``), and so what a rule may read with folds
 # (``zdim.sweeps.plan`` refuses a rule that needs another before anything is trained)
 POOLED = frozenset(

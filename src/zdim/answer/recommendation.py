@@ -113,26 +113,31 @@ class Recommendation:
 
     def size_rows(self) -> list[dict[str, str]]:
         """The answer beside its table, one row per size as text: the held-out NLL (mean and standard error
-        over seeds), the gap to the best and the standard error of that gap, the active units, and what the
-        size is to the answer (``answer``, ``best``, ``worse than 8``: off the lower envelope). The CLI and
-        the report show these rows."""
+        over seeds), the gap to the best and the standard error of that gap, the active units, the held-out
+        NLL of probabilistic PCA of the size (``linear``: the best linear model of it; ``-`` where the data
+        have none), and what the size is to the answer (``answer``, ``best``, ``worse than 8``: off the lower
+        envelope; ``below linear``: worse than that linear model). The CLI and the report show these rows."""
         out = []
+        linear_known = any(r.get("linear_mean") is not None for r in self.per_dim)  # Gaussian data only
         for r in self.per_dim:
             marks = [m for m, on in (("answer", r["dim"] == self.dim), ("best", r["dim"] == self.best_dim)) if on]
             if r.get("worse_than") is not None:
                 marks.append(f"worse than {r['worse_than']}")
+            if r.get("below_linear"):
+                marks.append("below linear")
             gap, gap_se = r.get("gap"), r.get("gap_se")
-            out.append(
-                {
-                    "size": str(r["dim"]),
-                    "seeds": str(r["n_seeds"]),
-                    "NLL": f"{r['nll_mean']:.2f}" + (f" ± {r['nll_se']:.2f}" if r["n_seeds"] > 1 else ""),
-                    "gap to best": "-" if gap is None else f"{gap:+.2f}",
-                    "SE of gap": "-" if gap_se is None or r["dim"] == self.best_dim else f"{gap_se:.2f}",
-                    "active": _num(r["active_units_mean"]),
-                    "": ", ".join(marks),
-                }
-            )
+            linear = r.get("linear_mean")
+            row = {
+                "size": str(r["dim"]),
+                "seeds": str(r["n_seeds"]),
+                "NLL": f"{r['nll_mean']:.2f}" + (f" ± {r['nll_se']:.2f}" if r["n_seeds"] > 1 else ""),
+                "gap to best": "-" if gap is None else f"{gap:+.2f}",
+                "SE of gap": "-" if gap_se is None or r["dim"] == self.best_dim else f"{gap_se:.2f}",
+                "active": _num(r["active_units_mean"]),
+            }
+            if linear_known:
+                row["linear"] = "-" if linear is None else f"{linear:.2f}"
+            out.append(row | {"": ", ".join(marks)})
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from ..evidence import Note, NoteKind, warning
 from ..likelihoods import find
 from ..records import TrialRecord, TrialStatus
 from . import signals as sig
-from .checks import checks, learned_nothing
+from .checks import below_linear, checks, learned_nothing
 from .pairing import _pair_se, envelope, gap_se, size_means
 from .recommendation import DEFAULT_RANGE_TOL, Recommendation, _num
 from .signals import Reading, units
@@ -98,6 +98,10 @@ def aggregate(trials: Sequence[TrialRecord], metric: str = "nll", extra: Sequenc
             "active_units_min": min(held),
             "active_units_max": max(held),
         }
+        linear = [t.metric("linear_nll") for t in ts]
+        if all(v is not None for v in linear):  # probabilistic PCA of the size on the same held-out samples
+            row["linear_mean"] = sum(v for v in linear if v is not None) / len(linear)
+            row["below_linear"] = all(below_linear(t) for t in ts)
         for g in (*GEN_FIELDS, *extra):  # generation quality and the extra metrics, where trials measured them
             vals = [v for v in (t.metric(g) for t in ts) if v is not None]
             if vals:
@@ -226,6 +230,7 @@ def recommend(
     failures = [t for t in trials if t.status is TrialStatus.FAILED]
     sentences = _rationale(knee, best, largest, tol, terms, rows, failures, no_latent=no_latent, edge=edge)
     sentences += _failed_words(failures, len(measured))
+    sentences += _reference_words(used)
     sentences += _envelope_words(rows, dominated, signals, au_pick)
     sentences += _rule_words(asked_signal, passed["dim"], signals, reading)
     if chosen is not passed:
@@ -256,6 +261,23 @@ def quieter(chosen: dict[str, Any], on: list[dict[str, Any]]) -> dict[str, Any]:
     """The smallest size on the lower envelope whose mean held-out NLL is no higher than that of
     ``chosen``, the size a rule accepts (``chosen`` itself when none is smaller)."""
     return next(r for r in on if r["dim"] <= chosen["dim"] and r["nll_mean"] <= chosen["nll_mean"])
+
+
+def _reference_words(trials: Sequence[TrialRecord]) -> list[str]:
+    """The references the table is read against, on the same held-out samples: the model without latents
+    (``baseline_nll``) and the full-covariance Gaussian (``full_nll``, Gaussian data); the per-size linear
+    model is the table's ``linear`` column."""
+    parts = []
+    for name, words in (
+        ("baseline_nll", "decoding the feature means (no latents) {:.2f}"),
+        ("full_nll", "the full-covariance Gaussian {:.2f}, the best linear model of any size"),
+    ):
+        values = [v for t in trials if (v := t.metric(name)) is not None]
+        if values:
+            parts.append(words.format(sum(values) / len(values)))
+    if not parts:
+        return []
+    return [f"References on the same held-out samples (nats per sample): {'; '.join(parts)}."]
 
 
 def tolerance(

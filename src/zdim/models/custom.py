@@ -149,6 +149,7 @@ class UserVAE(VAE):
         self.net: Any = net_class(config.latent_dim, data_info)  # an nn.Module of the protocol
         self._init_likelihood(config)
         self._own_ll = callable(getattr(self.net, "log_likelihood", None))
+        self.calibrates = not self._own_ll  # a likelihood of its own has no noise scale of zdim's to calibrate
         self._own_mean = callable(getattr(self.net, "mean", None))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,6 +38,7 @@ from ..likelihoods import (  # noqa: F401  (the arithmetic is re-exported from h
     MIN_LOG_SIGMA,
     Bernoulli,
     Likelihood,
+    LinearStart,
     count_log_mean,
     nb_log_prob,
     poisson_log_prob,
@@ -68,6 +69,11 @@ class VAEConfig:
         ``conv`` uses two stride-2 convolutions before the MLP (image data only).
     image_shape : tuple of int or None
         ``(C, H, W)`` of one sample; required for ``arch="conv"``.
+    linear : bool
+        A linear path beside each MLP (``mlp`` only): the encoder outputs ``A x + a + mlp(x)``, the decoder
+        ``W z + w + mlp(z)``, and the last layer of each MLP starts at zero. The trainer starts the linear
+        path at probabilistic PCA of the data (``zdim.likelihoods.LinearStart``), so the model starts
+        where the best linear model of its size ends and training only has to improve on it.
     """
 
     input_dim: int
@@ -76,6 +82,7 @@ class VAEConfig:
     hidden: tuple[int, ...] = (512, 256)
     arch: str = "mlp"
     image_shape: tuple[int, ...] | None = None
+    linear: bool = False
 
     def __post_init__(self) -> None:
         if self.input_dim < 1:
@@ -90,6 +97,8 @@ class VAEConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.image_shape is not None:
             object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        if self.linear and self.arch != "mlp":
+            raise ConfigError(f"a linear path needs arch 'mlp', got {self.arch!r}: use --arch mlp")
         if self.arch == "conv":
             if self.family.counts:
                 raise ConfigError(
@@ -213,6 +222,12 @@ class VAE(nn.Module):
         else:
             self.encoder = _mlp([d, *hidden, 2 * k])
             self.decoder = _mlp([k, *hidden[::-1], d])
+        if config.linear:  # the linear paths, and MLPs whose output starts at zero beside them
+            self.enc_lin = nn.Linear(d, 2 * k)
+            self.dec_lin = nn.Linear(k, d)
+            for layer in (_last_linear(self.encoder), _last_linear(self.decoder), self.enc_lin, self.dec_lin):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self._init_likelihood(config)
 
     def _init_likelihood(self, config: VAEConfig) -> None:
@@ -244,15 +259,49 @@ class VAE(nn.Module):
         """Posterior parameters: ``x`` (B, D) -> ``mu`` (B, K), ``logvar`` (B, K).
 
         Counts enter the encoder as ``log1p(x)`` (raw counts span orders of magnitude)."""
-        mu, logvar = self.encoder(self.family.encoder_input(x)).chunk(2, dim=-1)
+        xin = self.family.encoder_input(x)
+        h = self.encoder(xin)
+        if self.config.linear:
+            h = h + self.enc_lin(xin)
+        mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for ``z`` (..., K), (..., D): logits (Bernoulli), means (Gaussian) or logits
         of the feature proportions ``rho = softmax(out)`` (count likelihoods)."""
         lead = z.shape[:-1]
-        out: torch.Tensor = self.decoder(z.reshape(-1, z.shape[-1]))
+        flat = z.reshape(-1, z.shape[-1])
+        out: torch.Tensor = self.decoder(flat)
+        if self.config.linear:
+            out = out + self.dec_lin(flat)
         return out.reshape(*lead, out.shape[-1])
+
+    @torch.no_grad()
+    def set_linear_start(self, start: LinearStart) -> None:
+        """Set the linear paths to ``start`` (probabilistic PCA of the data, ``Likelihood.linear_start``):
+        the model then computes the linear model's posterior and decoder exactly (its MLPs still output
+        zero), and its noise scale is the linear model's. Units beyond the start's components decode
+        nothing and keep the prior as posterior. ``ConfigError`` for a model without linear paths."""
+        if not self.config.linear:
+            raise ConfigError("this model has no linear path (VAEConfig.linear): nothing to start")
+        k, r = self.latent_dim, min(start.components, self.latent_dim)
+        like = self.enc_lin.weight
+
+        def t(a: Any) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+
+        for layer in (self.enc_lin, self.dec_lin):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        self.enc_lin.weight[:r] = t(start.encoder[:r])
+        self.enc_lin.bias[:r] = -(t(start.encoder[:r]) @ t(start.centre))
+        self.enc_lin.bias[k : k + r] = t(start.logvar[:r])
+        self.dec_lin.weight[:, :r] = t(start.decoder[:, :r])
+        self.dec_lin.bias.copy_(t(start.bias))
+        noise = self.family.noise
+        if noise is not None and isinstance(getattr(self, noise, None), nn.Parameter):
+            param: torch.Tensor = getattr(self, noise)
+            param.copy_(t(start.log_sigma).expand_as(param))
 
     def mean(self, out: torch.Tensor, library: torch.Tensor | float | None = None) -> torch.Tensor:
         """Mean of p(x|z) from decoder output, (..., D): probabilities, Gaussian means, or expected
@@ -316,19 +365,26 @@ class VAE(nn.Module):
         self.library_mean += (x.sum(-1).mean().to(self.library_mean.dtype) - self.library_mean) * (n / seen)
         self.library_seen.copy_(seen)
 
+    calibrates: bool = True  # whether ``elbo_terms(calibrate=True)`` calibrates the noise scale (a nested
+    # model keeps one per prefix, learned; a user's model its own likelihood)
+
     def elbo_terms(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
+        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0, *, calibrate: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Single-sample terms of the -ELBO of ``x`` (B, D): ``-log p(x|z)`` (B,) and KL per unit (B, K).
 
         ``offset`` is the index of ``x``'s first row in its data set (a nested model uses it to give
-        every held-out row a fixed latent prefix).
+        every held-out row a fixed latent prefix). With ``calibrate`` the decoder's noise scale is the one
+        that maximizes the likelihood of this batch given its decoded means (``Likelihood.calibrate``),
+        not the model's parameter.
         """
         if self.training and getattr(self, "is_count", False):  # (benchmark adapters borrow this method)
             self.track_library(x)
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
-        return -self.log_likelihood(x, self.decode(z)), kl_per_unit(mu, logvar)
+        out = self.decode(z)
+        params = self.family.calibrate(x, out) if calibrate else None
+        return -self.log_likelihood(x, out, params=params), kl_per_unit(mu, logvar)
 
     def reparameterize(
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
@@ -377,6 +433,7 @@ class NestedVAE(VAE):
 
     _sizes: torch.Tensor
     _units: torch.Tensor
+    calibrates = False  # one noise scale per prefix, learned
 
     def __init__(self, config: VAEConfig, prefixes: Sequence[int]) -> None:
         sizes = sorted({int(k) for k in prefixes})
@@ -399,10 +456,11 @@ class NestedVAE(VAE):
         return p
 
     def elbo_terms(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0
+        self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0, *, calibrate: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """As ``VAE.elbo_terms``, each row with its own prefix: drawn at random while training, row
-        ``i`` of a data set gets prefix ``i mod P`` in eval mode (a fixed, balanced validation)."""
+        """As ``VAE.elbo_terms`` (the noise scales are learned: ``calibrate`` is not used), each row with its own
+        prefix: drawn at random while training, row ``i`` of a data set gets prefix ``i mod P`` in eval mode
+        (a fixed, balanced validation)."""
         b, p = x.shape[0], len(self.prefixes)
         if self.training:
             idx = torch.randint(p, (b,), generator=generator, device=x.device)
@@ -425,11 +483,13 @@ class NestedVAE(VAE):
         big = self.latent_dim
         enc = [n for n, m in self.encoder.named_modules() if isinstance(m, nn.Linear)][-1]
         dec = [n for n, m in self.decoder.named_modules() if isinstance(m, nn.Linear)][0]
+        rows = (f"encoder.{enc}.", "enc_lin.")  # the layers that output the K means, then the K log-variances
+        columns = (f"decoder.{dec}.weight", "dec_lin.weight")  # the layers that read z
         state = {}
         for name, t in self.state_dict().items():
-            if name.startswith(f"encoder.{enc}."):  # rows: K means, then K log-variances
+            if name.startswith(rows):
                 t = torch.cat([t[:k], t[big : big + k]])
-            elif name == f"decoder.{dec}.weight":
+            elif name in columns:
                 t = t[:, :k]
             elif name in self.family.params:
                 t = t[self.prefixes.index(k)]
@@ -438,6 +498,11 @@ class NestedVAE(VAE):
         small.load_state_dict(state)
         p = next(self.parameters())
         return small.to(device=p.device, dtype=p.dtype).eval()
+
+
+def _last_linear(seq: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` of an MLP (its output layer)."""
+    return [m for m in seq.modules() if isinstance(m, nn.Linear)][-1]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -42,7 +42,10 @@ STYLE: dict[str, Any] = {
     "figure.dpi": 100,
 }
 ACCENT, SECOND, MUTED = "#1f6feb", "#d1495b", "#8a8f98"
-METRICS = ("nll", "neg_elbo", "rec", "kl", "active_units", "gen_fd", "gen_precision", "gen_recall", "gen_coverage")
+METRICS = (
+    "nll", "neg_elbo", "linear_nll", "rec", "kl", "active_units", "gen_fd", "gen_precision", "gen_recall",
+    "gen_coverage",
+)  # fmt: skip
 HEATMAP_CMAP = "viridis"  # perceptually uniform: equal steps in KL look like equal steps in colour
 ANNOTATE_UNITS = 12  # the heatmap writes each cell's KL when it has at most this many units and sizes
 

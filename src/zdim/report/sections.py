@@ -24,14 +24,20 @@ def curves(view: RunView) -> str:
         _figure(
             f.curve(
                 view,
-                [("nll", "NLL (IWAE bound)", f.ACCENT), ("neg_elbo", "-ELBO", f.MUTED)],
+                [
+                    ("nll", "NLL (IWAE bound)", f.ACCENT),
+                    ("neg_elbo", "-ELBO", f.MUTED),
+                    ("linear_nll", "linear (PPCA of the size)", f.SECOND),
+                ],
                 "nats per sample",
                 "Held-out NLL and -ELBO",
                 "nats",
             ),
             "held-out NLL and -ELBO against latent size",
             "fig-nll",
-            "Lower is better. The gap between the curves is the slack of the ELBO.",
+            "Lower is better. The gap between the first two curves is the slack of the ELBO. The linear curve "
+            "(Gaussian data) is probabilistic PCA of each size on the same held-out samples, the best linear model "
+            "of it: a size above it has not reached what its size can reach.",
         ),
         _figure(
             f.curve(

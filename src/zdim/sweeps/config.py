@@ -18,12 +18,15 @@ from ..answer.rules import DEFAULT_REL_TOL
 from ..data.dataset import Data
 from ..errors import ConfigError
 from ..grid import DimSpec
+from ..likelihoods import get as likelihood_of_name
 from ..models.custom import DataInfo, build_model, normalize_spec
 from ..models.vae import VAE, VAEConfig
 from ..training.trainer import TrainConfig
 
-DEFAULT_HIDDEN = (512, 256)
+DEFAULT_HIDDEN = (512, 256)  # images (chosen on MNIST), and a SweepConfig built by hand
 DEFAULT_ARCH = "mlp"
+TABLE_DEPTH = 3  # hidden layers of zdim's network for a table
+TABLE_WIDTHS = (32, 256)  # the narrowest and widest of them
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class SweepConfig:
         Your own model (see ``zdim.models.custom``): a class, ``"path/to/file.py:ClassName"`` or
         ``"package.module:ClassName"``; None for zdim's ``VAE``. Stored as its spec string (a class as
         ``module:qualname``, a file with its absolute path); ``hidden`` and ``arch`` do not apply to it.
+    linear : bool
+        Give zdim's MLP ``VAE`` a linear path started at probabilistic PCA (``VAEConfig.linear``) where the
+        data's likelihood has numeric columns to start it from (Gaussian data, a mixed table's numbers):
+        every member then starts where the linear model of its size ends. A run made before it existed
+        records none and resumes without it.
     """
 
     dims: tuple[int, ...]
@@ -62,6 +70,7 @@ class SweepConfig:
     rel_tol: float = DEFAULT_REL_TOL
     model: str | type | None = None
     eval_samples: int | None = None
+    linear: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", normalize_spec(self.model))
@@ -97,6 +106,7 @@ class SweepConfig:
             "train": self.train.to_dict(),
             "k": self.k,
             "rel_tol": self.rel_tol,
+            "linear": self.linear,
         }
         if self.model is not None:
             d["model"] = self.model
@@ -117,6 +127,7 @@ class SweepConfig:
             rel_tol=float(d["rel_tol"]),
             model=d.get("model"),
             eval_samples=d.get("eval_samples"),
+            linear=bool(d.get("linear", False)),  # a run made before the linear start had none
         )
 
 
@@ -133,8 +144,30 @@ def eval_data(data: Data, config: SweepConfig) -> Data:
     return replace(data, test=data.test[idx], y_test=y)
 
 
+def default_hidden(data: Data) -> tuple[int, ...]:
+    """zdim's hidden widths for ``data`` when none are asked for (``--hidden``): ``DEFAULT_HIDDEN`` for
+    images; for a table, ``TABLE_DEPTH`` layers as wide as twice the square root of its training rows,
+    rounded to a power of two within ``TABLE_WIDTHS``. The widths chosen on MNIST cost a few hundred
+    thousand parameters per member, which a table of a few hundred rows neither needs (its linear part is
+    the linear path's, ``VAEConfig.linear``) nor can fit without overfitting; a curved sheet of thousands
+    of rows wants depth more than width (benchmarks/validate/reach.py)."""
+    if data.is_image:
+        return DEFAULT_HIDDEN
+    n = max(1, int(data.train.shape[0]))
+    low, high = TABLE_WIDTHS
+    width = 2 ** round(math.log2(2.0 * math.sqrt(n)))
+    return (min(high, max(low, width)),) * TABLE_DEPTH
+
+
+def likelihood_of(data: Data) -> Any:
+    """The likelihood family of ``data`` (``zdim.likelihoods``)."""
+    return likelihood_of_name(data.likelihood)
+
+
 def model_config(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...] | None = None) -> VAEConfig:
-    """The architecture of the size-``dim`` model of a sweep (``hidden`` overrides the widths)."""
+    """The architecture of the size-``dim`` model of a sweep (``hidden`` overrides the widths): with a
+    linear path (``SweepConfig.linear``) for zdim's MLP where the likelihood has numeric columns."""
+    linear = cfg.linear and cfg.model is None and cfg.arch == "mlp" and likelihood_of(data).numbers(data.n_features) > 0
     return VAEConfig(
         input_dim=data.n_features,
         latent_dim=dim,
@@ -142,6 +175,7 @@ def model_config(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int, ...]
         hidden=cfg.hidden if hidden is None else hidden,
         arch=cfg.arch,
         image_shape=data.sample_shape if data.is_image else None,
+        linear=linear,
     )
 
 
@@ -150,4 +184,12 @@ def build_sweep_model(data: Data, dim: int, cfg: SweepConfig, hidden: tuple[int,
     return build_model(model_config(data, dim, cfg, hidden), DataInfo.from_data(data), cfg.model)
 
 
-__all__ = ["SweepConfig", "eval_data", "model_config", "build_sweep_model", "DEFAULT_HIDDEN", "DEFAULT_ARCH"]
+__all__ = [
+    "SweepConfig",
+    "eval_data",
+    "model_config",
+    "build_sweep_model",
+    "default_hidden",
+    "DEFAULT_HIDDEN",
+    "DEFAULT_ARCH",
+]

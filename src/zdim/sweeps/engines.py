@@ -50,6 +50,7 @@ class Status:
     done: bool = False
     stopped_early: bool = False
     asleep: bool = False
+    lr_drops: int = 0  # how many times its learning rate was lowered (a plateau, or the coordinator)
     val_nll: float | None = None
     active: int | None = None
     per_sample: np.ndarray | None = None  # (N,) NLL of each validation-subset sample (paired across members)
@@ -74,7 +75,7 @@ class Engine(Protocol):
 
     def add(self, keys: list[Key]) -> None: ...
 
-    def step(self, keys: list[Key]) -> dict[Key, Status]: ...
+    def step(self, keys: list[Key], lower: tuple[Key, ...] = ()) -> dict[Key, Status]: ...
 
     def save(self, round_: int, extra: dict[Key, dict[str, Any]]) -> None: ...
 
@@ -90,7 +91,14 @@ class Engine(Protocol):
 
 
 def _status(t: Trainer | StackedMember, score: dict[str, Any] | None, fail: str = "") -> Status:
-    s = Status(epoch=t.epoch, done=t.done, stopped_early=t.result.stopped_early, asleep=t.asleep, failed=fail)
+    s = Status(
+        epoch=t.epoch,
+        done=t.done,
+        stopped_early=t.result.stopped_early,
+        asleep=t.asleep,
+        lr_drops=t.lr_drops,
+        failed=fail,
+    )
     if score is not None and not fail:
         s.val_nll, s.active = float(score["nll"]), int(score["active_units"])
         s.per_sample = score["nll_per_sample"].cpu().numpy()
@@ -139,9 +147,12 @@ class LocalEngine:
     def _score(self, model: VAE) -> dict[str, Any]:
         return evaluate(model, self.subset, k=EVAL_K, seed=0, per_sample=True)
 
-    def step(self, keys: list[Key]) -> dict[Key, Status]:
-        """One epoch of every member of ``keys``, then its score on the validation subset. A member that
-        raises (divergence, an error in the user's model) fails alone, with its reason."""
+    def step(self, keys: list[Key], lower: tuple[Key, ...] = ()) -> dict[Key, Status]:
+        """One epoch of every member of ``keys``, then its score on the validation subset; the members of
+        ``lower`` first have their learning rate lowered (``Epochs.lower_lr``). A member that raises
+        (divergence, an error in the user's model) fails alone, with its reason."""
+        for key in lower:
+            self.trainers[key].lower_lr()
         live, out = set(keys), {}
         in_stacks: set[Key] = set()
         for stack, ks in self.stacks:
@@ -282,10 +293,11 @@ class PartitionedEngine:
             self.owner[key] = i % self.workers
         self._call("add", {w: (ks,) for w, ks in self._split(keys).items()})
 
-    def step(self, keys: list[Key]) -> dict[Key, Status]:
+    def step(self, keys: list[Key], lower: tuple[Key, ...] = ()) -> dict[Key, Status]:
         out: dict[Key, Status] = {}
         parts = self._split(keys)
-        for part in self._call("step", {w: (ks,) for w, ks in parts.items()}).values():
+        args = {w: (ks, tuple(k for k in lower if self.owner[k] == w)) for w, ks in parts.items()}
+        for part in self._call("step", args).values():
             out.update(part)
         return out
 

@@ -35,7 +35,7 @@ from .nested import NestedExecutor
 from .per_size import TrialExecutor
 from .plan import Mode, Options, SweepPlan, options_from, resolve
 from .result import SweepResult
-from .resume import check_resume, make_run_info, resumed_info
+from .resume import check_resume, make_run_info, own_architecture, resumed_info
 from .runs import RunDir
 from .settle import SettleExecutor
 from .studies import open_study
@@ -130,6 +130,8 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     if out is not None:
         RunDir.check_target(out, overwrite=overwrite, resume=resume, protect=data_paths(data))
         if resume and RunDir(out).run_json.is_file():
+            plan = own_architecture(RunDir(out), plan)  # the run's own widths and linear path go on
+            info = make_run_info(parts[0], plan, output.command, loader)
             info = resumed_info(check_resume(RunDir(out), info), info)
     backends.join(plan.backend, plan.address)  # checked (its one check), its cluster joined: before any file
     if plan.storage is not None:  # a shared database is connected to before any local file is made

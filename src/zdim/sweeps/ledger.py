@@ -100,9 +100,11 @@ def evaluate_trial(
     per = nll_per_sample.numpy()
     if ref is not None and len(ref.baseline) == len(per):
         rec.baseline_nll, rec.baseline_se = _paired(ref.baseline, per)
-        linear = ref.linear(dim)
+        linear, full = ref.linear(dim), ref.full()
         if linear is not None:
             rec.linear_nll, rec.linear_se = _paired(linear, per)
+        if full is not None:
+            rec.full_nll = float(full.mean())
     try:
         rec.generation.update(generation_metrics(model, data, seed=seed))
     except Exception as e:  # noqa: BLE001 - recorded, never fatal

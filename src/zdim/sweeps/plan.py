@@ -29,7 +29,7 @@ from ..models.custom import check_model_class, check_protocol
 from ..models.vae import VAE, NestedVAE
 from ..options import Routed, going_to
 from ..training.trainer import TrainConfig, resolve_device
-from .config import DEFAULT_ARCH, DEFAULT_HIDDEN, SweepConfig, build_sweep_model, model_config
+from .config import DEFAULT_ARCH, SweepConfig, build_sweep_model, default_hidden, model_config
 from .studies import cores
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
@@ -103,6 +103,7 @@ class SweepPlan(Running):
     study_name: str = DEFAULT_STUDY
     intrinsic: IntrinsicDim | None = None
     said: tuple[str, ...] = ()  # where the plan departs from what was asked, one line each (workers capped)
+    auto_hidden: bool = False  # the widths are zdim's (``default_hidden``), not asked for: a resume keeps the run's
 
     def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepPlan:
         """The plan over a grown or refined grid."""
@@ -205,7 +206,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
         config = SweepConfig(
             dims=dims,
             seeds=default_seeds(mode) if options.seeds is None else options.seeds,
-            hidden=DEFAULT_HIDDEN if options.hidden is None else tuple(options.hidden),
+            hidden=default_hidden(data) if options.hidden is None else tuple(options.hidden),
             arch=DEFAULT_ARCH if options.arch is None else options.arch,
             train=replace(train, epochs=default_epochs(mode) if options.epochs is None else options.epochs),
             k=options.k,
@@ -235,6 +236,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
         study_name=options.study_name or DEFAULT_STUDY,
         intrinsic=intrinsic,
         said=said,
+        auto_hidden=options.config is None and options.hidden is None,
         **running,
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import torch
@@ -186,6 +186,21 @@ def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], 
         )
 
 
+def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
+    """The plan of a resumed run with the run's own architecture where the request left it to zdim: its
+    widths when none were asked for (``plan.auto_hidden``: zdim's defaults may have changed since), and
+    its linear path (a run made before it had none). Unchanged when the run has no readable ``run.json``
+    (``check_resume`` says so)."""
+    try:
+        sweep = run.read_info().get("sweep", {})
+    except RunDirError:
+        return plan
+    config = replace(plan.config, linear=bool(sweep.get("linear", False)))
+    if plan.auto_hidden and isinstance(sweep.get("hidden"), list):
+        config = replace(config, hidden=tuple(int(h) for h in sweep["hidden"]))
+    return replace(plan, config=config)
+
+
 def check_resume(run: RunDir, info: dict[str, Any]) -> dict[str, Any]:
     """The old ``run.json`` when the run in ``run`` can be resumed with ``info``; ``RunDirError``
     otherwise, naming what differs."""
@@ -267,4 +282,4 @@ def resumed_info(old: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return dict(new, sweep=sweep | ({ASKED: asked} if asked is not None else {}), resumes=resumes)
 
 
-__all__ = ["make_run_info", "check_resume", "resumed_info", "recorded_mode", "reproduce"]
+__all__ = ["make_run_info", "own_architecture", "check_resume", "resumed_info", "recorded_mode", "reproduce"]

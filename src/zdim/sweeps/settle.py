@@ -70,6 +70,8 @@ class Member:
     done: bool = False  # its training ended by itself: early stopping or the epoch cap
     stopped_early: bool = False
     asleep: bool = True  # it has not yet used its latent code, within its grace (zdim.training.trainer)
+    lr_drops: int = 0  # how many times its learning rate was lowered (its own plateaus, or ``lower``)
+    lowered_at: int = 0  # the epoch after which its learning rate was first lowered (0: not yet)
     stopped: str = ""  # why settle mode stopped it ("" while it trains or when it ran to its own end)
     stop_code: str = ""  # the same as a code: "settled", "collapsed" or "time-budget"
     val_nll: float | None = None
@@ -91,6 +93,9 @@ class Member:
     def update(self, s: Status, scored: bool = True) -> None:
         """The member after an epoch (or a restore, ``scored=False``: its scores are already kept)."""
         self.epoch, self.done, self.stopped_early, self.asleep = s.epoch, s.done, s.stopped_early, s.asleep
+        if s.lr_drops and not self.lowered_at:
+            self.lowered_at = max(1, s.epoch - 1)  # lowered after the epoch before this one's (or before it)
+        self.lr_drops = s.lr_drops
         if s.failed:
             self.failed = s.failed
             return
@@ -109,6 +114,7 @@ class Member:
             "val_nll": self.val_nll,
             "active": self.active,
             "horizon": self.horizon,
+            "lowered_at": self.lowered_at,
         }
 
     def load(self, status: Status, saved: dict[str, Any]) -> None:
@@ -118,21 +124,39 @@ class Member:
         self.update(status, scored=False)
         self.val_nll, self.active = saved.get("val_nll"), saved.get("active")
         self.horizon = int(saved.get("horizon", self.horizon))
+        self.lowered_at = int(saved.get("lowered_at", self.lowered_at))
 
     def improvement(self, window: int) -> float | None:
         """How much the best subset NLL fell over the last ``window`` epochs (None before ``window + 1``)."""
         return self.rule(window).improvement(self.scores)
 
-    def converged(self, window: int, tol: float) -> bool:
+    def flat(self, window: int, tol: float) -> bool:
         """Whether settle mode's stopping rule (``rule``, ``zdim.training.stopping.ProjectedGain`` by default)
-        finds the member converged with gains below ``tol`` over ``window`` epochs: early-stopped, or its
-        subset NLL is flat enough that going on cannot move the answer (judged against the epochs it
-        has trained, or those its finished neighbours trained when it joined the grid late:
-        ``horizon``). A member that has not yet used its latent code (``asleep``) is never converged."""
+        finds the member's subset NLL flat with gains below ``tol`` over ``window`` epochs (judged against
+        the epochs it has trained, or those its finished neighbours trained when it joined the grid late:
+        ``horizon``), or it early-stopped. A member that has not yet used its latent code (``asleep``) is
+        never flat: it has not started."""
         rule = self.rule(window, tol)
         return rule.converged(
             self.scores, stopped_early=self.done and self.stopped_early, asleep=self.asleep, horizon=self.horizon
         )
+
+    def converged(self, window: int, tol: float) -> bool:
+        """Whether the member has converged: ``flat`` over a window of ``window`` epochs after its learning
+        rate was first lowered (a plateau of its own, or settle mode lowering it once it was first flat), so
+        that a member is never taken as converged while a smaller step would still improve it; an
+        early-stopped member (which waits for a lowering itself) has."""
+        if self.done and self.stopped_early:
+            return True
+        lowered = self.lr_drops > 0 and self.epoch - self.lowered_at >= window
+        return lowered and self.flat(window, tol)
+
+    def gain(self, window: int) -> float | None:
+        """The member's projected further gain in nats (``ProjectedGain``: the gain of its best subset NLL
+        over the last ``window`` epochs, kept up for as many epochs again as it has trained); None before
+        ``window + 1`` epochs."""
+        gain = self.improvement(window)
+        return None if gain is None else gain * max(len(self.scores), self.horizon) / window
 
 
 def _horizon(dim: int, done: dict[Key, Finished]) -> int:
@@ -275,7 +299,8 @@ class SettleExecutor:
         saved = started = time.monotonic()
         while any(m.training for m in members):
             epoch += 1
-            for key, status in engine.step([m.key for m in members if m.training]).items():
+            lower = tuple(m.key for m in members if m.training and not m.lr_drops and m.flat(self.window, self.tol))
+            for key, status in engine.step([m.key for m in members if m.training], lower).items():
                 m = next(m for m in members if m.key == key)
                 m.update(status)
                 if m.failed:
@@ -299,7 +324,7 @@ class SettleExecutor:
             if run is not None and time.monotonic() - saved >= plan.checkpoint_every:
                 self._checkpoint(run, engine, epoch, members)
                 saved = time.monotonic()
-        self._how = self._ending(members, epoch)
+        self._how = self._ending(members, epoch) + self._plateaus(members)
 
     def _line(self, answer: int | None, members: list[Member]) -> str:
         """The epoch bar's words: the current answer and how long it has held of the ``window`` epochs it
@@ -360,6 +385,19 @@ class SettleExecutor:
             f"sizes training beside the finished ones, and in the last phase the answer on the validation subset "
             f"was {answer}"
         )
+
+    def _plateaus(self, members: list[Member]) -> str:
+        """How far the members were from their plateaus when training ended, in words: the largest
+        projected further gain (``Member.gain``) and the sizes at or above half the tolerance."""
+        known = [(g, m.dim) for m in members if not m.failed and (g := m.gain(self.window)) is not None]
+        if not known:
+            return ""
+        worst, dim = max(known)
+        above = sorted({d for g, d in known if g >= self.tol})
+        text = f"; the largest further gain projected for a member was {worst:.3f} nats (size {dim})"
+        if above:
+            return text + f", at least half the tolerance ({self.tol:.3g}) at sizes {', '.join(map(str, above))}"
+        return text + f", under half the tolerance ({self.tol:.3g}) for every member"
 
     @staticmethod
     def _ending(members: list[Member], epoch: int) -> str:
@@ -460,14 +498,17 @@ class SettleExecutor:
         core = [m for m in members if (later or m.dim in (answer, smaller)) and not m.failed]
         if not all(m.converged(self.window, self.tol) for m in core):
             return
+        # A member still improving beyond the rule's whole tolerance is never stopped: its NLL is not yet
+        # what its size can reach, and the table would show where its training stopped.
         for m in members:
             collapsed = (m.active or 0) < m.dim and not m.asleep  # not a model that has yet to start
-            if m.training and m.dim > 2 * answer and m.dim != dims[-1] and collapsed:
+            far = m.dim > 2 * answer and m.dim != dims[-1] and collapsed
+            if m.training and far and m.flat(self.window, 2 * self.tol):
                 m.stopped = f"stopped at epoch {m.epoch}: units collapsed above the settled answer {answer}"
                 m.stop_code = "collapsed"
         if all(m.converged(self.window, self.tol) for m in members if (later or m.dim == dims[-1]) and not m.failed):
             for m in members:
-                if m.training:
+                if m.training and m.flat(self.window, 2 * self.tol):
                     m.stopped = f"stopped at epoch {m.epoch}: the answer ({answer}) settled"
                     m.stop_code = "settled"
 
@@ -488,6 +529,9 @@ class SettleExecutor:
         if m.stopped:
             rec.extra["settle"] = m.stopped
             rec.extra["settle_stop"] = m.stop_code
+        projected = m.gain(self.window)
+        if projected is not None:
+            rec.extra["settle_gain"] = projected  # nats it was still projected to gain when it stopped
         return ledger.finish(rec, done.model, done.fitted.history, done.per_sample, counted=True)
 
 

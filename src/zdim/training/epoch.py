@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TrainingDiverged
 from ..records import EMPTY_KL
-from .stopping import is_asleep, stop_early
+from .stopping import CONVERGENCE_WINDOW, is_asleep, stop_early
+
+MAX_LR_DROPS = 3  # a plateau lowers the learning rate at most this many times (0.3**3: 1/37 of it)
+START_GRACE = 2  # patiences a training is given to improve on its linear start before it counts as flat
 
 if TYPE_CHECKING:  # the recipe's class; zdim.training.trainer imports this module
     from .trainer import TrainConfig
@@ -68,6 +71,12 @@ class Epochs:
         self._release = -1  # the first step at which a held noise scale is learned (-1: none held)
         self._warm_end = warm_end  # the epoch until which the stopping rules wait for the warm-ups
         self._before_best = math.inf  # the best validation -ELBO of the epochs before the warm-ups ended
+        self.lr_scale = 1.0  # what the plateaus so far multiplied the learning rate by
+        self.lr_drops = 0  # how many times a plateau lowered it
+        self._last_drop = 0  # the epoch after which it was last lowered
+        self._has_start = False  # a start (epoch 0) was a candidate for the best weights
+        self._start_val: float | None = None  # the validation -ELBO of a candidate start (epoch 0)
+        self._start_state: Any = None  # its weights (kept until the warm-ups end)
 
     @property
     def warming(self) -> bool:
@@ -81,12 +90,23 @@ class Epochs:
         return bool(self.awake) and self.result.best_val <= self._before_best
 
     @property
+    def on_start(self) -> bool:
+        """Whether the best weights are still those of the start (``_start_candidate``: a linear start that
+        no epoch has bettered yet on validation): the training has not yet improved on the linear model,
+        and is given the grace of a model that has not started before it is taken as flat."""
+        return self._has_start and self.result.best_epoch == 0
+
+    @property
     def asleep(self) -> bool:
         """Whether the model is still warming up, or has not yet started and is still within the
         ``WAKE_GRACE`` patiences it is given to: it has not used its latent code (no epoch with a training
-        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them. A flat
+        KL of ``EMPTY_KL``), or after warm-ups it has not yet done better than before them, or than its
+        linear start (``on_start``; for ``START_GRACE`` patiences). A flat
         validation loss then means it has not started, not that it has converged."""
-        return is_asleep(self.awake, self.epoch, self.config.patience, warm_end=self._warm_end, started=self._started)
+        patience = self.config.patience
+        if is_asleep(self.awake, self.epoch, patience, warm_end=self._warm_end, started=self._started):
+            return True
+        return self.on_start and self.epoch < START_GRACE * (patience or CONVERGENCE_WINDOW)
 
     def _stop_early(self, epoch: int) -> bool:
         """Whether early stopping ends the training after ``epoch``.
@@ -96,24 +116,46 @@ class Epochs:
         solution that ignores the latents (for Gaussian data, decoding the feature means), where the
         validation loss is flat, and plain patience would stop it there, having learned nothing. A model
         that never uses its latents is stopped as before once ``WAKE_GRACE`` patiences have passed.
-        Nothing is counted while a warm-up acts: patience counts from the end of the longest one.
+        Nothing is counted while a warm-up acts: patience counts from the end of the longest one. With a
+        plateau schedule (``lr_patience``) nothing stops a training before its learning rate was lowered
+        once, and patience counts from the last lowering too.
         """
+        if self.config.lr_patience and not self.lr_drops:
+            return False  # not before the rate was lowered on a plateau: then patience counts from there
+        if self.on_start:  # not yet better than its linear start: stopped once its grace has passed
+            return not self.asleep
         return stop_early(
             epoch,
             self.config.patience,
             self.awake,
-            self.result.best_epoch,
+            max(self.result.best_epoch, self._last_drop),
             warm_end=self._warm_end,
             started=self._started,
         )
 
+    def _start_candidate(self, val_loss: float, weights: Any) -> None:
+        """The weights before the first step (``weights``, as ``_keep_best`` keeps them) are a candidate for
+        the best ones, with validation -ELBO ``val_loss`` (a linear start: the model computes probabilistic
+        PCA's ELBO, a true one): the best epoch is then 0 until an epoch does better, and that is said by
+        ``best_epoch`` 0. Kept through the warm-ups, whose epochs are not candidates."""
+        self._has_start, self._start_val, self._start_state = True, val_loss, weights
+        self.result.best_val, self.result.best_epoch = val_loss, 0
+        self._restore_start()
+
+    def _restore_start(self) -> None:
+        """The start's weights back as the best ones (``_start_candidate``)."""
+        raise NotImplementedError
+
     def _record(self, record: dict[str, Any]) -> bool:
         """Keep the epoch's record; whether its validation -ELBO is the best so far (the caller keeps the
-        weights). The best is chosen from the end of the warm-ups on."""
+        weights). The best is chosen from the end of the warm-ups on (or the start, ``_start_candidate``)."""
         epoch, val_loss, result = int(record["epoch"]), float(record["val_neg_elbo"]), self.result
         result.history.append(record)
         if epoch == self._warm_end:  # the warm-ups end: the best weights are chosen from this epoch on
             self._before_best, result.best_val = result.best_val, math.inf
+            if self._start_val is not None:  # the start stays a candidate
+                result.best_val, result.best_epoch = self._start_val, 0
+                self._restore_start()
         if val_loss < result.best_val:
             result.best_val, result.best_epoch = val_loss, epoch
             return True
@@ -145,12 +187,29 @@ class Epochs:
             self.awake = epoch
         if config.sigma_after and epoch == config.sigma_after and not self.awake:
             self._wake_up()
+        self._plateau(epoch)
         if self._stop_early(epoch):
             self.result.stopped_early = True
             self.done = True
         elif epoch >= config.epochs:
             self.done = True
         return record
+
+    def _plateau(self, epoch: int) -> None:
+        """Lower the learning rate after ``lr_patience`` epochs without a new best validation -ELBO (counted
+        from the end of the warm-ups and from the last lowering), at most ``MAX_LR_DROPS`` times."""
+        patience = self.config.lr_patience
+        if not patience or epoch < self._warm_end or self.lr_drops >= MAX_LR_DROPS or self.asleep:
+            return  # (a model that has not started yet keeps its rate: it is not on a plateau)
+        if epoch - max(self.result.best_epoch, self._warm_end, self._last_drop) >= patience:
+            self.lower_lr()
+
+    def lower_lr(self) -> None:
+        """Lower the learning rate once (times ``lr_factor``), from the next step on: a plateau, or settle
+        mode's coordinator for a member whose score has flattened before it ever lowered it."""
+        self.lr_scale *= self.config.lr_factor
+        self.lr_drops += 1
+        self._last_drop = self.epoch
 
     def _keep_best(self) -> None:
         """Keep the current weights as the best ones (the epoch just recorded is the best so far)."""
@@ -175,6 +234,11 @@ class Epochs:
             "best_epoch": r.best_epoch,
             "best_val": r.best_val,
             "stopped_early": r.stopped_early,
+            "lr_scale": self.lr_scale,
+            "lr_drops": self.lr_drops,
+            "last_drop": self._last_drop,
+            "start_val": self._start_val,
+            "has_start": self._has_start,
         }
 
     def _load_progress(self, meta: dict[str, Any]) -> None:
@@ -185,6 +249,12 @@ class Epochs:
         before = meta.get("before_best")
         self._before_best = math.inf if before is None else float(before)
         self._seconds = float(meta["seconds"])
+        self.lr_scale = float(meta.get("lr_scale", 1.0))
+        self.lr_drops = int(meta.get("lr_drops", 0))
+        self._last_drop = int(meta.get("last_drop", 0))
+        self._has_start = bool(meta.get("has_start", False))
+        start = meta.get("start_val")
+        self._start_val = None if start is None or self.epoch >= self._warm_end else float(start)
         self.result = FitResult(
             history=list(meta["history"]),
             best_epoch=int(meta["best_epoch"]),

@@ -53,10 +53,12 @@ def pca_log_sigma(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def residual_log_sigma(model: VAE, x: torch.Tensor, seed: int, chunk: int = 4096) -> torch.Tensor:
+def residual_log_sigma(
+    model: VAE, x: torch.Tensor, seed: int, chunk: int = 4096, floor: float = SIGMA_FLOOR
+) -> torch.Tensor:
     """The log root mean squared residual per feature of ``x`` (N, D) reconstructed by ``model`` (one
     reparameterized sample of z per row, from a generator seeded with ``seed``: the global RNG is not
-    touched), at least ``log(SIGMA_FLOOR)``; shaped like the model's ``log_sigma`` (a ``NestedVAE`` gets
+    touched), at least ``log(floor)``; shaped like the model's ``log_sigma`` (a ``NestedVAE`` gets
     one row per prefix). The noise scale that maximizes the expected Gaussian reconstruction term."""
     noise = noise_parameter(model)
     assert noise is not None
@@ -74,7 +76,7 @@ def residual_log_sigma(model: VAE, x: torch.Tensor, seed: int, chunk: int = 4096
             zk = z * (units < k).to(z.dtype) if k < model.latent_dim else z
             sq[j] += (xb - model.mean(model.decode(zk))).double().pow(2).sum(0)
     model.train(was_training)
-    resid = (sq / max(1, x.shape[0])).clamp(min=SIGMA_FLOOR**2)
+    resid = (sq / max(1, x.shape[0])).clamp(min=floor**2)
     return (0.5 * resid.log()).to(noise.dtype).reshape(noise.shape)
 
 

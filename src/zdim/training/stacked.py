@@ -40,6 +40,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -61,7 +62,10 @@ def stackable(model: nn.Module) -> bool:
     """Whether ``model`` can be a member of a stack: zdim's own MLP ``VAE`` (not a subclass such as
     ``UserVAE`` or ``NestedVAE``, not ``arch="conv"``) with float32 weights."""
     return (
-        type(model) is VAE and model.config.arch == "mlp" and all(p.dtype == torch.float32 for p in model.parameters())
+        type(model) is VAE
+        and model.config.arch == "mlp"
+        and not model.config.linear
+        and all(p.dtype == torch.float32 for p in model.parameters())
     )
 
 
@@ -72,7 +76,7 @@ def _key(model: VAE, config: TrainConfig | None) -> tuple[Any, ...]:
     shape = (c.input_dim, c.hidden, c.likelihood)
     if config is None:
         return shape
-    return (*shape, config.batch_size, str(resolve_device(config.device)))
+    return (*shape, config.batch_size, config.min_epoch_steps, str(resolve_device(config.device)))
 
 
 def groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = None) -> list[list[int]]:
@@ -169,7 +173,9 @@ class StackedTrainer(StackedVAE):
         self.val = val.to(device)
         self.n = int(self.train.shape[0])
         self.bs = min(configs[0].batch_size, self.n)
-        self.steps_per_epoch = max(1, self.n // self.bs)  # as Trainer: the ragged last batch is dropped
+        self.per_pass = max(1, self.n // self.bs)  # as Trainer: the ragged last batch is dropped
+        self.passes = max(1, math.ceil(configs[0].min_epoch_steps / self.per_pass))  # as Trainer: a small table
+        self.steps_per_epoch = self.passes * self.per_pass
         # best weights and Adam moments, stacked as ``params``: each (M, *padded member shape)
         self.best = {n: t.clone() for n, t in {**self.params, **self.buffers}.items()}
         self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
@@ -249,12 +255,11 @@ class StackedTrainer(StackedVAE):
         the KL weight of the last step)."""
         device, bs, steps = self.device, self.bs, self.steps_per_epoch
         mc = len(ms)
-        # one permutation per member from its own shuffling generator: (M', N), indices into the shared data
-        perm = torch.stack([torch.randperm(self.n, generator=m.gen) for m in ms]).to(device)
         # per-step, per-member scalars of the epoch, computed in float64 as Trainer and Adam do, sent once
         betas = [[beta_at(m.config, m.step + s, steps) for m in ms] for s in range(steps)]
         beta_t = torch.tensor(betas, dtype=torch.float32, device=device)  # (S, M')
-        neg_step, bc2_sqrt = adam_schedule([m.config.lr for m in ms], [m.adam_step for m in ms], steps, device)
+        lrs = [m.config.lr * m.lr_scale for m in ms]  # each member's rate, lowered by its own plateaus
+        neg_step, bc2_sqrt = adam_schedule(lrs, [m.adam_step for m in ms], steps, device)
         free_bits = torch.tensor([m.config.free_bits for m in ms], device=device)[:, None]  # (M', 1)
         fb_any, fb_all = bool((free_bits > 0).any()), bool((free_bits > 0).all())
         wds = [m.config.weight_decay for m in ms]
@@ -266,7 +271,10 @@ class StackedTrainer(StackedVAE):
         total = torch.zeros(mc, device=device)
         kl_total = torch.zeros(mc, device=device)
         for s in range(steps):
-            x = self.train[perm[:, s * bs : (s + 1) * bs]]  # (M', B, D): each member its own batch
+            i = s % self.per_pass
+            if i == 0:  # a pass: one permutation per member from its own shuffling generator, (M', N)
+                perm = torch.stack([torch.randperm(self.n, generator=m.gen) for m in ms]).to(device)
+            x = self.train[perm[:, i * bs : (i + 1) * bs]]  # (M', B, D): each member its own batch
             for j in binarize:  # dynamic binarization, from the member's own stream (before its noise)
                 x[j] = torch.bernoulli(x[j], generator=ms[j].noise)
             if self.is_count:
@@ -338,7 +346,7 @@ class StackedMember(Epochs):
     """
 
     def __init__(self, stack: StackedTrainer, index: int, model: VAE, config: TrainConfig) -> None:
-        config = config.resolve(model.config.likelihood)  # as Trainer: no lever acts (can_stack)
+        config = config.resolve(model.config.likelihood, linear=False)  # as Trainer: no lever acts (can_stack)
         self.stack, self.index, self.config = stack, index, config
         self._model = model
         self.k = model.latent_dim

@@ -13,6 +13,7 @@ training stops or has converged is ``zdim.training.stopping``; the noise-scale l
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -23,16 +24,21 @@ import torch
 
 from ..errors import ConfigError, TrainingDiverged
 from ..evaluation.metrics import neg_elbo
-from ..likelihoods import REGISTRY
+from ..likelihoods import MIN_LOG_SIGMA, REGISTRY
 from ..likelihoods import find as find_likelihood
 from ..models.vae import VAE
+from .epoch import MAX_LR_DROPS as MAX_LR_DROPS  # (named in TrainConfig's docstring)
 from .epoch import Epochs, divergence
 from .epoch import FitResult as FitResult  # what fit returns, kept by zdim.training.epoch
 from .levers import SIGMA_FLOOR, SIGMA_MAX, initial_log_sigma, noise_parameter, residual_log_sigma
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+CALIBRATION_FLOOR = math.exp(MIN_LOG_SIGMA)  # the smallest calibrated noise scale (the likelihood's own floor)
 
 AUTO = "auto"
+NOISE = ("calibrated", "learned")  # TrainConfig.noise: how a Gaussian decoder's noise scale is set
+HOLD_PASSES = 5  # a noise-scale hold lasts at most this many passes over the training split
+EPOCH_STEPS = 100  # TrainConfig.epoch_steps by default: the fewest optimizer steps of an epoch
 # The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
 # which its family owns (``Likelihood.wakeup``). Gaussian (issue 22, benchmarks/validate/wakeup.py): a model
 # still asleep after 4 epochs gets the noise scale 0.3, held for 5 epochs, then set from its residual and
@@ -93,6 +99,23 @@ class TrainConfig:
         Apply ``free_bits`` only during the first this many epochs (0: throughout).
     lr_warmup_epochs : float
         Length of a linear learning-rate warm-up from 0 to ``lr``, in epochs (0: none).
+    lr_patience : int
+        Lower the learning rate (times ``lr_factor``, at most ``MAX_LR_DROPS`` times) after this many
+        epochs without a new best validation -ELBO (0: never). Early stopping then waits for a first
+        lowering: a training has converged only once it stopped improving at a lowered rate.
+    lr_factor : float
+        What a plateau multiplies the learning rate by, in (0, 1).
+    epoch_steps : int or None
+        The fewest optimizer steps of one epoch: a training split of fewer batches is passed over
+        several times in one epoch (each time in a new order), so that every window counted in epochs
+        (patience, the plateaus, settle mode's) holds at least this many steps times its length: a small
+        table gets the steps a large one gets. None (default): ``EPOCH_STEPS``.
+    noise : {"calibrated", "learned"}
+        Gaussian decoder only: ``calibrated`` (default) sets the noise scale in closed form, per feature,
+        to the one that maximizes the likelihood given the decoded means: on each batch for its step, on
+        the training split after each epoch (the scale the model is validated, evaluated and saved with;
+        Rybkin et al. 2021); ``learned`` trains it as a parameter. A model that keeps its noise scale its
+        own way (nested, or a user's model with its own likelihood) learns it.
 
     The early-stopping patience and settle mode's convergence wait for the warm-ups: neither counts an
     epoch before the longest of ``warmup_epochs``, ``sigma_warmup_epochs``, ``free_bits_epochs`` (with
@@ -116,6 +139,10 @@ class TrainConfig:
     sigma_after: int | str = AUTO
     free_bits_epochs: float = 0.0
     lr_warmup_epochs: float = 0.0
+    lr_patience: int = 5
+    lr_factor: float = 0.3
+    epoch_steps: int | None = None
+    noise: str = "calibrated"
 
     def __post_init__(self) -> None:
         checks = [
@@ -145,6 +172,15 @@ class TrainConfig:
                 "a float >= 0",
                 "TrainConfig(lr_warmup_epochs=...)",
             ),
+            ("lr_patience", _count(self.lr_patience, 0), "an integer >= 0", "--lr-patience"),
+            ("lr_factor", 0 < self.lr_factor < 1, "a float in (0, 1)", "TrainConfig(lr_factor=...)"),
+            (
+                "epoch_steps",
+                self.epoch_steps is None or _count(self.epoch_steps, 1),
+                "an integer >= 1",
+                "--epoch-steps",
+            ),
+            ("noise", self.noise in NOISE, f"one of {NOISE}", "--noise"),
         ]
         for name, ok, expected, flag in checks:
             if not ok:
@@ -165,27 +201,38 @@ class TrainConfig:
             if not isinstance(value, str):
                 object.__setattr__(self, name, float(value))
 
-    def resolve(self, likelihood: str | None) -> TrainConfig:
+    @property
+    def min_epoch_steps(self) -> int:
+        """``epoch_steps``, or ``EPOCH_STEPS`` where it is None."""
+        return EPOCH_STEPS if self.epoch_steps is None else int(self.epoch_steps)
+
+    def resolve(self, likelihood: str | None, linear: bool = True) -> TrainConfig:
         """This recipe with every lever left at ``"auto"`` set for ``likelihood``: ``WAKEUP_DEFAULTS``
-        for it (Gaussian data), else the lever off. An explicit value is kept."""
+        for it (Gaussian data) where the model starts at its linear model (``linear``: the hold kicks its
+        nonlinear path off that start, benchmarks/validate/reach.py), else the lever off (on a model
+        started at random the hold only costs: its decoder fits the rows under a small noise scale, then
+        has to unlearn it). An explicit value is kept."""
         auto = {name: getattr(self, name) == AUTO for name in LEVERS_OFF}
         if not any(auto.values()):
             return self
         family = find_likelihood(likelihood)
-        values = family.wakeup if family is not None else {}
+        values = family.wakeup if family is not None and linear else {}
         chosen: dict[str, Any] = {n: values.get(n, LEVERS_OFF[n]) for n, a in auto.items() if a}
         return replace(self, **chosen)
 
     def levers(self, likelihood: str | None) -> list[str]:
         """The wake-up levers beyond the KL warm-up that act on a model of ``likelihood`` trained with
-        this recipe (resolved for it): the names of the fields. The noise-scale levers act only on a
-        Gaussian decoder. ``zdim.training.stacked`` trains none of them and leaves such a member to ``Trainer``."""
-        c = self.resolve(likelihood)
+        this recipe (resolved for it): the names of the fields. The noise-scale levers (and a calibrated
+        noise scale) act only on a Gaussian decoder. ``zdim.training.stacked`` trains none of them and
+        leaves such a member to ``Trainer``."""
+        c = self.resolve(likelihood, linear=False)  # a stack's members have no linear path
         acting = []
         family = find_likelihood(likelihood)
         noisy = family is not None and family.noise is not None
         if noisy and (c.sigma_init != 1.0 or _number(c.sigma_warmup_epochs) > 0):
             acting += ["sigma_init", "sigma_warmup_epochs"]
+        if noisy and c.noise == "calibrated":
+            acting.append("noise")
         if c.free_bits > 0 and c.free_bits_epochs > 0:
             acting.append("free_bits_epochs")
         if c.lr_warmup_epochs > 0:
@@ -211,6 +258,19 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _calibrates(model: torch.nn.Module) -> bool:
+    """Whether ``model`` computes its ELBO with a calibrated noise scale when asked (``VAE.calibrates``, and
+    an ``elbo_terms`` that takes ``calibrate``: a subclass may have its own)."""
+    elbo_terms = getattr(model, "elbo_terms", None)
+    if not getattr(model, "calibrates", False) or not callable(elbo_terms):
+        return False
+    return "calibrate" in inspect.signature(elbo_terms).parameters
+
+
+def _count(v: object, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
 def _epochs_ok(v: object, auto: bool = False) -> bool:
@@ -297,7 +357,8 @@ class Trainer(Epochs):
     ) -> None:
         # the levers left at "auto" set for the model's likelihood (WAKEUP_DEFAULTS)
         likelihood = getattr(getattr(model, "config", None), "likelihood", None)
-        self.config = config = (config or TrainConfig()).resolve(likelihood)
+        linear = bool(getattr(getattr(model, "config", None), "linear", False))
+        self.config = config = (config or TrainConfig()).resolve(likelihood, linear)
         self.device = resolve_device(config.device)
         self.model, self.val, self.callback = model, val, callback
         torch.manual_seed(config.seed)
@@ -309,18 +370,64 @@ class Trainer(Epochs):
         self._noise = noise_parameter(model)  # the Gaussian noise scale, where the levers act on it
         if self._noise is None and config.sigma_warmup_epochs:  # no noise scale: nothing to hold or wait for
             self.config = config = replace(config, sigma_warmup_epochs=0.0)
+        # calibrated: the noise scale in closed form from the residuals (TrainConfig.noise), not learned
+        self._calibrated = config.noise == "calibrated" and self._noise is not None and _calibrates(model)
+        started = self._linear_start(model)
+        start_val = self._validate() if started else None  # the start as it is, before a hold sets the noise
+        start_state = copy.deepcopy(model.state_dict()) if started else None
         if self._noise is not None and config.sigma_init != 1.0 and config.sigma_after == 0:
             with torch.no_grad():  # before the first step; saved with the weights (resume-exact)
                 self._noise.copy_(initial_log_sigma(model, self.train, config.sigma_init))
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.n = self.train.shape[0]
         self.bs = min(config.batch_size, self.n)
-        self.steps_per_epoch = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
+        self.per_pass = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
+        self.passes = max(1, math.ceil(config.min_epoch_steps / self.per_pass))  # a small table: several per epoch
+        self.steps_per_epoch = self.passes * self.per_pass
         self._start(config.warm_epochs)
         hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
         if self._noise is not None and hold > 0:  # held from the start (a sleeper's hold moves it later)
-            self._release = math.ceil(hold * self.steps_per_epoch)
+            self._release = self._hold_steps(hold)
         self.best_state = copy.deepcopy(model.state_dict())
+        if start_val is not None:  # the linear start is a candidate for the best weights (an ELBO, not a warm-up)
+            self._start_candidate(start_val, start_state)
+
+    def _hold_steps(self, epochs: float) -> int:
+        """The steps a hold of ``epochs`` epochs lasts: at most ``HOLD_PASSES`` passes over the training split
+        (on a small table, where an epoch is many passes, a longer hold lets the decoder memorize its rows
+        under a small noise scale)."""
+        return min(math.ceil(epochs * self.steps_per_epoch), HOLD_PASSES * self.per_pass)
+
+    def _linear_start(self, model: VAE) -> bool:
+        """Start the linear paths of ``model`` at probabilistic PCA of the training split (``VAEConfig.linear``,
+        ``Likelihood.linear_start``); whether it was started."""
+        if not getattr(getattr(model, "config", None), "linear", False):
+            return False
+        start = model.family.linear_start(self.train, model.latent_dim)
+        if start is None:
+            return False
+        model.set_linear_start(start)
+        if self._calibrated:
+            self._calibrate()
+        return True
+
+    @torch.no_grad()
+    def _calibrate(self) -> None:
+        """The noise scale that maximizes the expected reconstruction term on the training split (one draw
+        of ``z`` per row, from the model's own seed): what the model is validated and saved with."""
+        assert self._noise is not None
+        self._noise.copy_(residual_log_sigma(self.model, self.train, self.config.seed, floor=CALIBRATION_FLOOR))
+
+    def _validate(self) -> float:
+        return neg_elbo(self.model, self.val, seed=self.config.seed)
+
+    def _lr(self) -> float:
+        """The learning rate of the next step: the warm-up's, lowered by the plateaus so far."""
+        return lr_at(self.config, self.step, self.steps_per_epoch) * self.lr_scale
+
+    def _apply_lr(self) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self._lr()
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch, validate, keep the best weights; return the epoch's record. Sets ``done`` at
@@ -334,38 +441,45 @@ class Trainer(Epochs):
         epoch = self.epoch
         model.train()
         te = time.perf_counter()
-        perm = torch.randperm(self.n, generator=self.gen).to(device)
         total = torch.zeros((), device=device)
         kl_total = torch.zeros((), device=device)
         beta = config.beta
         bs = self.bs
-        for i in range(self.steps_per_epoch):
-            x = self.train[perm[i * bs : (i + 1) * bs]]
-            if config.binarize:
-                x = torch.bernoulli(x)  # dynamic binarization: a new binary sample each time
-            beta = beta_at(config, self.step, self.steps_per_epoch)
-            if config.lr_warmup_epochs > 0:
-                for group in self.opt.param_groups:
-                    group["lr"] = lr_at(config, self.step, self.steps_per_epoch)
-            if self.step == self._release and self._noise is not None:  # the hold ends: from the residual
-                with torch.no_grad():
-                    self._noise.copy_(residual_log_sigma(model, self.train, config.seed))
-            rec, kl_units = model.elbo_terms(x)
-            loss = rec.mean() + beta * kl_term(kl_units, free_bits_at(config, self.step, self.steps_per_epoch))
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-            if self._noise is not None and self.step < self._release:
-                self._noise.grad = None  # held: Adam skips a parameter without a gradient
-            self.opt.step()
-            total += loss.detach()
-            kl_total += kl_units.detach().sum(1).mean()
-            self.step += 1
+        self._apply_lr()
+        for _ in range(self.passes):
+            perm = torch.randperm(self.n, generator=self.gen).to(device)
+            for i in range(self.per_pass):
+                x = self.train[perm[i * bs : (i + 1) * bs]]
+                if config.binarize:
+                    x = torch.bernoulli(x)  # dynamic binarization: a new binary sample each time
+                beta = beta_at(config, self.step, self.steps_per_epoch)
+                if config.lr_warmup_epochs > 0:
+                    self._apply_lr()
+                if self.step == self._release and self._noise is not None:  # the hold ends: from the residual
+                    with torch.no_grad():
+                        self._noise.copy_(residual_log_sigma(model, self.train, config.seed))
+                held = self._noise is not None and self.step < self._release
+                if self._calibrated and not held:
+                    rec, kl_units = model.elbo_terms(x, calibrate=True)
+                else:
+                    rec, kl_units = model.elbo_terms(x)
+                loss = rec.mean() + beta * kl_term(kl_units, free_bits_at(config, self.step, self.steps_per_epoch))
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+                if held:
+                    self._noise.grad = None  # type: ignore[union-attr]  # held: Adam skips a parameter without one
+                self.opt.step()
+                total += loss.detach()
+                kl_total += kl_units.detach().sum(1).mean()
+                self.step += 1
         train_loss = float(total) / self.steps_per_epoch
         train_kl = float(kl_total) / self.steps_per_epoch
         diverged = divergence(epoch, config.lr, train_loss)
         if diverged:  # not validated: the epoch's tail would say the same
             raise TrainingDiverged(diverged)
-        val_loss = neg_elbo(model, self.val, seed=config.seed)
+        if self._calibrated and not (self._noise is not None and self.step < self._release):
+            self._calibrate()
+        val_loss = self._validate()
         seconds = time.perf_counter() - te
         self._rng = torch.get_rng_state()
         if self._cuda_rng is not None:
@@ -379,6 +493,9 @@ class Trainer(Epochs):
     def _keep_best(self) -> None:
         self.best_state = copy.deepcopy(self.model.state_dict())
 
+    def _restore_start(self) -> None:
+        self.best_state = copy.deepcopy(self._start_state)
+
     def _wake_up(self) -> None:
         """A model still asleep after epoch ``sigma_after``: its noise scale is set to ``sigma_init`` and
         held for ``sigma_warmup_epochs`` from here (then set from the residual)."""
@@ -389,7 +506,7 @@ class Trainer(Epochs):
             noise.copy_(initial_log_sigma(self.model, self.train, config.sigma_init))
         hold = _number(config.sigma_warmup_epochs)
         if hold > 0:
-            self._release = self.step + math.ceil(hold * self.steps_per_epoch)
+            self._release = self.step + self._hold_steps(hold)
             self._warm_end = max(self._warm_end, self.epoch + math.ceil(hold))
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -399,6 +516,8 @@ class Trainer(Epochs):
         tensors |= {f"best.{k}": v.detach().cpu().clone() for k, v in self.best_state.items()}
         for i, st in self.opt.state_dict()["state"].items():
             tensors |= {f"opt.{i}.{k}": v.detach().cpu().clone() for k, v in st.items() if torch.is_tensor(v)}
+        if self._start_state is not None and self.epoch < self._warm_end:  # the start is still a candidate
+            tensors |= {f"start.{k}": v.detach().cpu().clone() for k, v in self._start_state.items()}
         tensors["rng"], tensors["gen"] = self._rng.clone(), self.gen.get_state()
         if self._cuda_rng is not None:
             tensors["cuda_rng"] = self._cuda_rng.cpu().clone()
@@ -425,6 +544,10 @@ class Trainer(Epochs):
         if self._cuda_rng is not None and "cuda_rng" in tensors:
             self._cuda_rng = tensors["cuda_rng"].clone()
         self._load_progress(meta)
+        start = part("start.")
+        self._start_state = {k: v.to(self.device) for k, v in start.items()} if start else None
+        if self._start_state is None:
+            self._start_val = None
 
     def finish(self) -> FitResult:
         """Restore the best validation weights, put the model in evaluation mode, return the record."""
