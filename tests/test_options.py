@@ -62,8 +62,13 @@ def test_every_choice_list_is_read_from_its_registry():
         "backend": tuple(backends.BACKENDS),
         "rule": signals.names(),
         "mode": tuple(m.value for m in plan.Mode),
+        "noise": likelihoods.NOISE_MODES,
     }
     # the rows name the registries themselves (read when asked), not a copy of their names
+    assert option("noise").check == OneOf(table.Names("zdim.likelihoods", "NOISE_MODES"))
+    from zdim.training import trainer
+
+    assert trainer.NOISE is likelihoods.NOISE_MODES
     assert option("rule").check == OneOf(table.Names("zdim.answer.signals", "SIGNALS"))
     assert option("backend").check == OneOf(table.Names("zdim.sweeps.backends", "BACKENDS"))
     tune = build_parser()._subparsers._group_actions[0].choices["tune"]
@@ -225,7 +230,7 @@ def test_the_reproduce_line_carries_every_option_of_the_table(tmp_path):
     data = make_data(np.random.default_rng(0).normal(size=(2000, 6)))  # 200 test rows: no folds by themselves
     train = TrainConfig(epochs=7, patience=3, batch_size=64, lr=0.002, beta=0.5, warmup_epochs=2.0, free_bits=0.1,
                         sigma_init=0.5, sigma_warmup_epochs=2, sigma_after=1, seed=3, device="cpu",
-                        weight_decay=0.1)  # fmt: skip
+                        weight_decay=0.1, lr_patience=2, epoch_steps=50, noise="learned")  # fmt: skip
     config = SweepConfig(dims=(1, 3), seeds=2, hidden=(8,), arch="conv", train=train, k=7, rel_tol=0.05,
                          eval_samples=5)  # fmt: skip
     loader = {"likelihood": "gaussian", "label_column": "y", "keep_columns": ["a", "b"], "max_samples": 100,

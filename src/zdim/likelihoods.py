@@ -33,6 +33,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 MIN_LOG_SIGMA = -6.0  # floor on the Gaussian decoder's log std: stops the likelihood running to +inf
 LOG_THETA_RANGE = (-10.0, 10.0)  # bounds on the NB log inverse dispersion: lgamma stays accurate in float32
 COUNT_EPS = 1e-8  # inside log(library): an all-zero sample keeps a finite log-mean
+NOISE_MODES = ("calibrated", "learned")  # how a Gaussian decoder's noise scale is set (TrainConfig.noise)
 LINEAR_MAX_FEATURES = 4096  # wider Gaussian data get no probabilistic-PCA reference (a D x D eigenproblem)
 CB_LAMBDA_MIN = 1e-6  # the continuous Bernoulli's parameter is kept in [CB_LAMBDA_MIN, 1 - CB_LAMBDA_MIN]
 CB_LOGIT_MAX = math.log((1.0 - CB_LAMBDA_MIN) / CB_LAMBDA_MIN)  # the same bound on its logit (13.8)
@@ -532,6 +533,7 @@ __all__ = [
     "ContinuousBernoulli",
     "Reference",
     "LinearStart",
+    "NOISE_MODES",
     "ppca",
     "REGISTRY",
     "NAMES",

@@ -23,6 +23,7 @@ from .option_spec import (
 
 RULES = Names("zdim.answer.signals", "SIGNALS")  # the rules: the signals' registry (--rule)
 BACKENDS = Names("zdim.sweeps.backends", "BACKENDS")  # where the work runs: the backends' registry (--backend)
+NOISE = Names("zdim.likelihoods", "NOISE_MODES")  # how a Gaussian noise scale is set (--noise)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -148,8 +149,8 @@ OPTIONS: tuple[Option, ...] = (
         "noise",
         "Gaussian decoder: its noise scale calibrated in closed form from the residuals (default) or learned",
         "calibrated",
-        choices=("calibrated", "learned"),
-        check=OneOf(("calibrated", "learned")),
+        choices=NOISE,
+        check=OneOf(NOISE),
         to=("train.noise",),
         doc='Gaussian decoder only: ``"calibrated"`` (default) sets the noise scale per feature in closed form '
         'to the one that maximizes the likelihood of the residuals (Rybkin et al. 2021); ``"learned"`` trains it.',

@@ -151,11 +151,15 @@ def default_hidden(data: Data) -> tuple[int, ...]:
     thousand parameters per member, which a table of a few hundred rows neither needs (its linear part is
     the linear path's, ``VAEConfig.linear``) nor can fit without overfitting; a curved sheet of thousands
     of rows wants depth more than width (benchmarks/validate/reach.py)."""
-    if data.is_image:
+    return hidden_for(int(data.train.shape[0]), data.is_image)
+
+
+def hidden_for(n_train: int, is_image: bool) -> tuple[int, ...]:
+    """``default_hidden`` of data of ``n_train`` training rows (``run.json``'s data summary has both)."""
+    if is_image:
         return DEFAULT_HIDDEN
-    n = max(1, int(data.train.shape[0]))
     low, high = TABLE_WIDTHS
-    width = 2 ** round(math.log2(2.0 * math.sqrt(n)))
+    width = 2 ** round(math.log2(2.0 * math.sqrt(max(1, n_train))))
     return (min(high, max(low, width)),) * TABLE_DEPTH
 
 
@@ -190,6 +194,7 @@ __all__ = [
     "model_config",
     "build_sweep_model",
     "default_hidden",
+    "hidden_for",
     "DEFAULT_HIDDEN",
     "DEFAULT_ARCH",
 ]

@@ -26,7 +26,7 @@ from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
 from ..training.trainer import TrainConfig
-from .config import DEFAULT_ARCH, DEFAULT_HIDDEN
+from .config import DEFAULT_ARCH, hidden_for
 from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
 from .runs import RunDir
 
@@ -78,7 +78,7 @@ def reproduce(info: dict[str, Any]) -> str | None:
     resolved = {  # what a plan resolves by itself from the mode and the data, when not told
         "seeds": default_seeds(mode),
         "epochs": default_epochs(mode),
-        "hidden": list(DEFAULT_HIDDEN),
+        "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
         "refine": mode is not Mode.NESTED,

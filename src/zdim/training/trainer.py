@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError, TrainingDiverged
 from ..evaluation.metrics import neg_elbo
-from ..likelihoods import MIN_LOG_SIGMA, REGISTRY
+from ..likelihoods import MIN_LOG_SIGMA, NOISE_MODES, REGISTRY
 from ..likelihoods import find as find_likelihood
 from ..models.vae import VAE
 from .epoch import MAX_LR_DROPS as MAX_LR_DROPS  # (named in TrainConfig's docstring)
@@ -36,7 +36,7 @@ EpochCallback = Callable[[int, dict[str, Any]], None]
 CALIBRATION_FLOOR = math.exp(MIN_LOG_SIGMA)  # the smallest calibrated noise scale (the likelihood's own floor)
 
 AUTO = "auto"
-NOISE = ("calibrated", "learned")  # TrainConfig.noise: how a Gaussian decoder's noise scale is set
+NOISE = NOISE_MODES  # TrainConfig.noise: how a Gaussian decoder's noise scale is set
 HOLD_PASSES = 5  # a noise-scale hold lasts at most this many passes over the training split
 EPOCH_STEPS = 100  # TrainConfig.epoch_steps by default: the fewest optimizer steps of an epoch
 # The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
