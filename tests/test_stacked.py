@@ -282,20 +282,28 @@ def test_which_members_can_share_a_stacked_trainer():
         StackedTrainer(models[:3], [TrainConfig(device="cpu")] * 3, x, x)
     with pytest.raises(ConfigError, match="one per model"):
         StackedTrainer(models[:2], [TrainConfig(device="cpu")], x, x)
-    # a wake-up lever the stack does not train leaves the member to Trainer: the Gaussian default's
-    # noise-scale hold, free bits for the first epochs, a learning-rate warm-up; the KL warm-up stacks
+    # a wake-up lever the stack does not train leaves the member to Trainer: a sleeper's noise-scale hold
+    # (after epoch sigma_after), a hold of a learned noise scale, free bits for the first epochs, a
+    # learning-rate warm-up; the KL warm-up, a calibrated noise scale and its hold from the start stack
     g = [vae(2, likelihood="gaussian"), vae(3, likelihood="gaussian")]
+    lin = [vae(2, likelihood="gaussian", linear=True), vae(3, likelihood="gaussian", linear=True)]
     plain = TrainConfig(device="cpu", **NO_HOLD)
     assert TrainConfig(device="cpu", sigma_init=1.0, sigma_warmup_epochs=0.0).levers("gaussian") == ["noise"]
-    assert TrainConfig(device="cpu").levers("gaussian") and not TrainConfig(device="cpu").levers("bernoulli")
-    assert groups(g, [TrainConfig(device="cpu")] * 2) == [[0], [1]] and not can_stack(
-        g[:1], [TrainConfig(device="cpu")]
+    assert TrainConfig(device="cpu").levers("gaussian", linear=True) and not TrainConfig(device="cpu").levers(
+        "bernoulli"
     )
+    assert groups(g, [TrainConfig(device="cpu")] * 2) == [[0, 1]]  # calibrated: stacks
+    assert groups(lin, [TrainConfig(device="cpu")] * 2) == [[0, 1]]  # and with the linear start's hold
+    assert groups([g[0], lin[1]], [TrainConfig(device="cpu")] * 2) == [[0], [1]]  # a linear path is a shape
+    sleeper = TrainConfig(device="cpu", sigma_init=0.3, sigma_warmup_epochs=5.0, sigma_after=4)
+    held_learned = TrainConfig(device="cpu", noise="learned", sigma_init=0.3, sigma_warmup_epochs=1.0, sigma_after=0)
+    for lever in (sleeper, held_learned):
+        assert groups(g, [lever] * 2) == [[0], [1]] and not can_stack(g[:1], [lever])
     assert groups(g, [plain, replace(plain, warmup_epochs=5.0)]) == [[0, 1]]
     for lever in ({"lr_warmup_epochs": 2.0}, {"free_bits": 0.5, "free_bits_epochs": 3.0}):
         assert groups(models[:2], [TrainConfig(device="cpu"), TrainConfig(device="cpu", **lever)]) == [[0], [1]]
     with pytest.raises(ConfigError, match="wake-up levers"):
-        StackedTrainer(g, [TrainConfig(device="cpu")] * 2, x, x)
+        StackedTrainer(g, [sleeper] * 2, x, x)
     stack = StackedTrainer(models[:2], [TrainConfig(device="cpu")] * 2, x, x)
     assert stack.train.data_ptr() == x.data_ptr()  # the data are shared, not copied per member
     assert stack.k_max == 4 and math.isinf(stack.members[0].result.best_val)
@@ -312,3 +320,37 @@ def test_a_stacked_trainer_trains_under_bf16_autocast():
     assert all(r is not None and math.isfinite(r["val_neg_elbo"]) for r in records)
     assert stack.params["encoder.0.weight"].dtype == torch.float32  # the weights stay float32
     assert not torch.equal(before, stack.params["encoder.0.weight"])
+
+
+def test_stacked_members_with_a_linear_start_and_a_calibrated_noise_scale_equal_them_alone():
+    """Issue 39: Gaussian members as zdim trains them (a linear path started at probabilistic PCA, the noise
+    scale held at 0.1 for the first passes and calibrated from then on, the learning rate lowered on its
+    plateaus) stack, and each ends as it ends alone."""
+    train, val = tiny("gaussian")
+    specs = [(1, 0, {}), (3, 1, {"lr": 1e-2}), (2, 2, {"beta": 0.5}), (4, 3, {"weight_decay": 1e-4})]
+    cfgs = [
+        TrainConfig(epochs=25, batch_size=32, patience=3, lr_patience=2, seed=s, device="cpu", epoch_steps=20, **kw)
+        for _, s, kw in specs
+    ]
+
+    def linear(k: int, seed: int) -> VAE:
+        torch.manual_seed(seed)
+        return VAE(VAEConfig(8, k, likelihood="gaussian", hidden=(32, 16), linear=True))
+
+    alone = []
+    for (k, s, _), c in zip(specs, cfgs):
+        model = linear(k, s)
+        alone.append((model, fit(model, train, val, c)))
+    models = [linear(k, s) for k, s, _ in specs]
+    assert can_stack(models, cfgs)
+    stack = StackedTrainer(models, cfgs, train, val)
+    assert all(m._release == 20 and m.calibrated for m in stack.members)  # held for one epoch of 20 steps
+    while not all(m.done for m in stack.members):
+        stack.run_epoch()
+    results = [m.finish() for m in stack.members]
+    for (a, ra), b, rb in zip(alone, models, results):
+        assert (ra.best_epoch, ra.stopped_early, len(ra.history)) == (rb.best_epoch, rb.stopped_early, len(rb.history))
+        assert ra.best_val == pytest.approx(rb.best_val, abs=VAL_TOL)
+        assert_same_history(ra.history, rb.history)
+        assert_same_model(a, b)
+    assert any(m.lr_drops for m in stack.members)  # the plateaus acted

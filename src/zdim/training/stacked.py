@@ -40,7 +40,6 @@ Usage::
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -52,20 +51,27 @@ from ..errors import ConfigError, TrainingDiverged
 from ..models.vae import VAE
 from .adam import adam_schedule, adam_update
 from .epoch import Epochs, FitResult
+from .levers import noise_parameter, residual_log_sigma
 from .stacknet import StackedVAE
-from .trainer import TrainConfig, beta_at, resolve_device
+from .trainer import (
+    CALIBRATION_FLOOR,
+    TrainConfig,
+    _calibrates,
+    beta_at,
+    held_steps,
+    passes,
+    prepare,
+    resolve_device,
+)
 
 # ----------------------------------------------------------------------------------- which can stack
 
 
 def stackable(model: nn.Module) -> bool:
     """Whether ``model`` can be a member of a stack: zdim's own MLP ``VAE`` (not a subclass such as
-    ``UserVAE`` or ``NestedVAE``, not ``arch="conv"``) with float32 weights."""
+    ``UserVAE`` or ``NestedVAE``, not ``arch="conv"``; with or without a linear path) with float32 weights."""
     return (
-        type(model) is VAE
-        and model.config.arch == "mlp"
-        and not model.config.linear
-        and all(p.dtype == torch.float32 for p in model.parameters())
+        type(model) is VAE and model.config.arch == "mlp" and all(p.dtype == torch.float32 for p in model.parameters())
     )
 
 
@@ -73,10 +79,10 @@ def _key(model: VAE, config: TrainConfig | None) -> tuple[Any, ...]:
     """What members of one stack share: the shape apart from the latent size, and the batch size and
     device of their training."""
     c = model.config
-    shape = (c.input_dim, c.hidden, c.likelihood)
+    shape = (c.input_dim, c.hidden, c.likelihood, c.linear)
     if config is None:
         return shape
-    return (*shape, config.batch_size, config.min_epoch_steps, str(resolve_device(config.device)))
+    return (*shape, config.batch_size, config.min_epoch_steps, config.noise, str(resolve_device(config.device)))
 
 
 def groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = None) -> list[list[int]]:
@@ -102,10 +108,21 @@ def groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = 
     return out
 
 
+STACKED_LEVERS = {"noise"}  # the levers a stack trains: a calibrated noise scale (and a hold from the start with it)
+
+
 def _levers(model: VAE, configs: Sequence[TrainConfig] | None, i: int) -> bool:
-    """Whether member ``i``'s recipe uses a wake-up lever the stack does not train (``TrainConfig.levers``:
-    the noise-scale hold of Gaussian data, free bits for the first epochs, a learning-rate warm-up)."""
-    return configs is not None and bool(configs[i].levers(model.config.likelihood))
+    """Whether member ``i``'s recipe uses a wake-up lever the stack does not train (``TrainConfig.levers``):
+    a noise-scale hold that is not from the start of a calibrated noise scale (a sleeper's hold after epoch
+    ``sigma_after``, or one whose release sets a learned scale mid-epoch), a ``pca`` start, free bits for
+    the first epochs, a learning-rate warm-up. A calibrated noise scale, held from the start or not, stacks."""
+    if configs is None:
+        return False
+    c = configs[i].resolve(model.config.likelihood, model.config.linear)
+    acting = set(c.levers(model.config.likelihood, model.config.linear))
+    if c.noise == "calibrated" and c.sigma_after == 0 and not isinstance(c.sigma_init, str):
+        acting -= {"sigma_init", "sigma_warmup_epochs"}  # a hold from the start of a calibrated scale: stacked
+    return bool(acting - STACKED_LEVERS)
 
 
 def can_stack(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None = None) -> bool:
@@ -115,6 +132,11 @@ def can_stack(models: Sequence[nn.Module], configs: Sequence[TrainConfig] | None
     if configs is not None and any(_levers(m, configs, i) for i, m in enumerate(models)):  # type: ignore[arg-type]
         return False
     return len(groups(models, configs)) == 1
+
+
+def _calibrated(model: VAE, config: TrainConfig) -> bool:
+    """As ``Trainer``: whether ``model``'s noise scale is calibrated, not learned (``TrainConfig.noise``)."""
+    return config.noise == "calibrated" and noise_parameter(model) is not None and _calibrates(model)
 
 
 # ----------------------------------------------------------------------------------- the stack
@@ -168,19 +190,26 @@ class StackedTrainer(StackedVAE):
         if len({id(m) for m in models}) != len(models):
             raise ConfigError("a model appears twice in the stack: give each member its own VAE")
         device = resolve_device(configs[0].device)
+        train, val = train.to(device), val.to(device)
+        configs = [c.resolve(m.config.likelihood, m.config.linear) for m, c in zip(models, configs)]
+        calibrated = [_calibrated(m, c) for m, c in zip(models, configs)]
+        # as Trainer, before the first step: the linear start, the calibrated noise scale, the hold's start
+        starts = []
+        for model, config, cal in zip(models, configs, calibrated):
+            model.to(device)
+            starts.append(prepare(model, train, val, config, cal))
         super().__init__(models, device)
-        self.train = train.to(device)  # one tensor shared by every member
-        self.val = val.to(device)
+        self.train = train  # one tensor shared by every member
+        self.val = val
         self.n = int(self.train.shape[0])
         self.bs = min(configs[0].batch_size, self.n)
-        self.per_pass = max(1, self.n // self.bs)  # as Trainer: the ragged last batch is dropped
-        self.passes = max(1, math.ceil(configs[0].min_epoch_steps / self.per_pass))  # as Trainer: a small table
+        self.per_pass, self.passes = passes(self.n, self.bs, configs[0])  # as Trainer
         self.steps_per_epoch = self.passes * self.per_pass
         # best weights and Adam moments, stacked as ``params``: each (M, *padded member shape)
         self.best = {n: t.clone() for n, t in {**self.params, **self.buffers}.items()}
         self.exp_avg = {n: torch.zeros_like(t) for n, t in self.params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in self.params.items()}
-        self.members = [StackedMember(self, i, models[i], configs[i]) for i in range(self.m)]
+        self.members = [StackedMember(self, i, models[i], configs[i], calibrated[i], starts[i]) for i in range(self.m)]
         # (M, N_val, K_max): the same every epoch, drawn once
         self._val_eps = self.validation_noise([m.config.seed for m in self.members], self.val.shape[0])
 
@@ -227,6 +256,8 @@ class StackedTrainer(StackedVAE):
                 self.buffers[n][idx] = t
         for m in ms:  # each member's own VAE holds its current weights, as a Trainer's model does
             m._write(self.params | self.buffers)
+            if m.calibrated and m.step >= m._release:  # as Trainer: calibrated on the training split
+                m._calibrate()
         vals = self.neg_elbo(self.val, self._val_eps, active)
         seconds = (time.perf_counter() - t0) / len(active)  # the stack's time, shared out among its members
         for j, m in enumerate(ms):
@@ -268,6 +299,10 @@ class StackedTrainer(StackedVAE):
         names = list(params)
         plist = [params[n] for n in names]
         shapes = {t.dim() for t in plist}
+        noise_name = self.template.family.noise
+        calibrating = torch.tensor([m.calibrated for m in ms], device=device)[:, None]  # (M', 1)
+        # a calibrated or held noise scale is never moved by Adam (Trainer: it has no gradient)
+        frozen = (~calibrating).float() if noise_name in params and bool(calibrating.any()) else None
         total = torch.zeros(mc, device=device)
         kl_total = torch.zeros(mc, device=device)
         for s in range(steps):
@@ -279,14 +314,20 @@ class StackedTrainer(StackedVAE):
                 x[j] = torch.bernoulli(x[j], generator=ms[j].noise)
             if self.is_count:
                 self._track_library(buffers, x)
-            rec, kl_units = self.elbo_terms(params, x, self._noise(ms, x.shape[1]), mask)
+            use = None
+            if frozen is not None:  # calibrated from this step on: the hold (if any) has ended
+                use = calibrating & torch.tensor([m.step + s >= m._release for m in ms], device=device)[:, None]
+            rec, kl_units = self.elbo_terms(params, x, self._noise(ms, x.shape[1]), mask, use)
             per_unit = kl_units.mean(1)  # (M', K_max)
             if fb_any:  # free bits per member; a member without them is left unclamped, as in kl_term
                 clamped = per_unit.clamp(min=free_bits)
                 per_unit = (clamped if fb_all else torch.where(free_bits > 0, clamped, per_unit)) * mask[:, 0]
             loss = rec.mean(1) + beta_t[s] * per_unit.sum(-1)  # (M',): each member's own loss
             # the members' parameters are disjoint: the gradient of the sum is each member's own gradient
-            grads = torch.autograd.grad(loss.sum(), plist)
+            grads = [
+                g if g is not None else torch.zeros_like(p)
+                for g, p in zip(torch.autograd.grad(loss.sum(), plist, allow_unused=True), plist)
+            ]
             with torch.no_grad():
                 scal = {d: (neg_step[s].view(-1, *[1] * (d - 1)), bc2_sqrt[s].view(-1, *[1] * (d - 1))) for d in shapes}
                 for n, p, g in zip(names, plist, grads):
@@ -296,6 +337,8 @@ class StackedTrainer(StackedVAE):
                             if len(set(wds)) == 1
                             else g + p * wd_t.view(-1, *[1] * (p.dim() - 1))
                         )
+                    if n == noise_name and frozen is not None:  # no step at all, weight decay included
+                        g = g * frozen
                     step_size, bc2 = scal[p.dim()]
                     adam_update(p, g, exp_avg[n], exp_avg_sq[n], step_size, bc2)
             total += loss.detach()
@@ -345,9 +388,18 @@ class StackedMember(Epochs):
         ``Trainer`` keeps as the global RNG state, seeded ``config.seed`` as ``torch.manual_seed`` seeds it.
     """
 
-    def __init__(self, stack: StackedTrainer, index: int, model: VAE, config: TrainConfig) -> None:
-        config = config.resolve(model.config.likelihood, linear=False)  # as Trainer: no lever acts (can_stack)
+    def __init__(
+        self,
+        stack: StackedTrainer,
+        index: int,
+        model: VAE,
+        config: TrainConfig,
+        calibrated: bool = False,
+        start: tuple[float, dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        config = config.resolve(model.config.likelihood, model.config.linear)  # as Trainer (can_stack)
         self.stack, self.index, self.config = stack, index, config
+        self.calibrated = calibrated  # its noise scale is calibrated (TrainConfig.noise), not learned
         self._model = model
         self.k = model.latent_dim
         device = stack.device
@@ -356,9 +408,32 @@ class StackedMember(Epochs):
         # Trainer keeps the CPU RNG state beside the CUDA one; on CUDA nothing draws from it (its state
         # stays torch.manual_seed(seed)'s), on the CPU ``noise`` is that stream
         self._cpu_rng = torch.Generator().manual_seed(config.seed).get_state() if device.type == "cuda" else None
-        self._start(config.warm_epochs)  # as Trainer: the stopping rules wait for the KL warm-up
+        self._start(config.warm_epochs)  # as Trainer: the stopping rules wait for the warm-ups
+        if noise_parameter(model) is not None:
+            self._release = held_steps(config, stack.steps_per_epoch, stack.per_pass)  # a hold from the start
         self.adam_step = 0
         self.failed = ""
+        if start is not None:  # as Trainer: the linear start is a candidate for the best weights
+            self._start_candidate(*start)
+
+    def _calibrate(self) -> None:
+        """As ``Trainer._calibrate``: the noise scale on the training split, in the member's own model and its
+        row of the stack."""
+        noise = noise_parameter(self._model)
+        assert noise is not None
+        value = residual_log_sigma(self._model, self.stack.train, self.config.seed, floor=CALIBRATION_FLOOR)
+        with torch.no_grad():
+            noise.copy_(value)
+            name = self._model.family.noise
+            assert name is not None
+            self.stack.params[name][self.index] = self.stack.pad(name, value, self.k)
+
+    def _restore_start(self) -> None:
+        s, i = self.stack, self.index
+        assert self._start_state is not None
+        with torch.no_grad():
+            for n in s._sd_names:
+                s.best[n][i] = s.pad(n, self._start_state[n], self.k)
 
     # ------------------------------------------------------------------ as Trainer
 
@@ -406,6 +481,8 @@ class StackedMember(Epochs):
                 tensors[f"opt.{j}.step"] = torch.tensor(float(self.adam_step))
                 tensors[f"opt.{j}.exp_avg"] = cpu(s.cut(n, s.exp_avg[n][i], self.k))
                 tensors[f"opt.{j}.exp_avg_sq"] = cpu(s.cut(n, s.exp_avg_sq[n][i], self.k))
+        if self._start_state is not None and self.epoch < self._warm_end:  # as Trainer: still a candidate
+            tensors |= {f"start.{k}": cpu(v) for k, v in self._start_state.items()}
         if self._cpu_rng is None:
             tensors["rng"] = self.noise.get_state()
         else:
@@ -440,7 +517,10 @@ class StackedMember(Epochs):
                 self.noise.set_state(tensors["cuda_rng"].clone())
         self.gen.set_state(tensors["gen"].clone())
         self._load_progress(meta)
-        self._release = -1  # the stack holds no noise scale (can_stack)
+        start = {k[len("start.") :]: v.to(s.device) for k, v in tensors.items() if k.startswith("start.")}
+        self._start_state = start or None
+        if self._start_state is None:
+            self._start_val = None
         self.failed = str(meta.get("failed", ""))
         self._write(s.params | s.buffers)
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..evaluation.metrics import ACTIVE_UNIT_THRESHOLD, EVAL_K, LOG_2PI, active_units
+from ..likelihoods import MIN_LOG_SIGMA
 from ..models.vae import VAE, kl_per_unit
 
 VAL_BATCH = 4096  # rows per chunk of the validation -ELBO (as zdim.evaluation.metrics.neg_elbo)
@@ -94,6 +95,12 @@ class StackedVAE:
         dec = [n for n, mod in template.decoder.named_children() if isinstance(mod, nn.Linear)]
         self._enc = [f"encoder.{n}" for n in enc]  # Linear layers in order; SiLU between them
         self._dec = [f"decoder.{n}" for n in dec]
+        self.linear = bool(template.config.linear)  # a linear path beside each MLP (VAEConfig.linear)
+        # the layers that output the K means and K log-variances (padded by rows), and those that read z
+        # (padded by columns)
+        self._out_rows = (self._enc[-1] + ".", *(("enc_lin.",) if self.linear else ()))
+        self._in_cols = (self._dec[0] + ".weight", *(("dec_lin.weight",) if self.linear else ()))
+        self._numbers = template.family.numbers(template.config.input_dim)  # the columns a noise scale acts on
         self._param_names = [n for n, _ in template.named_parameters()]  # Adam's parameter order
         self._buffer_names = [n for n, _ in template.named_buffers()]
         self._sd_names = list(template.state_dict())
@@ -115,11 +122,11 @@ class StackedVAE:
         t = t.detach().to(self.device, torch.float32)
         if k == self.k_max:
             return t.clone()
-        if name.startswith(self._enc[-1] + "."):  # weight (2k, h) -> (2K_max, h); bias (2k,) -> (2K_max,)
+        if name.startswith(self._out_rows):  # weight (2k, h) -> (2K_max, h); bias (2k,) -> (2K_max,)
             out = t.new_zeros((2 * self.k_max, *t.shape[1:]))
             out[self._rows(k).to(t.device)] = t
             return out
-        if name == self._dec[0] + ".weight":  # (h, k) -> (h, K_max)
+        if name in self._in_cols:  # (h, k) -> (h, K_max)
             out = t.new_zeros((t.shape[0], self.k_max))
             out[:, :k] = t
             return out
@@ -129,9 +136,9 @@ class StackedVAE:
         """The inverse of ``pad``: the stack's slice of tensor ``name`` (padded) -> the member's shape."""
         if k == self.k_max:
             return t
-        if name.startswith(self._enc[-1] + "."):
+        if name.startswith(self._out_rows):
             return t[self._rows(k).to(t.device)]
-        if name == self._dec[0] + ".weight":
+        if name in self._in_cols:
             return t[:, :k]
         return t
 
@@ -145,11 +152,13 @@ class StackedVAE:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (M', R, D) -> ``mu``, ``logvar`` (M', R, K_max), zero at each member's masked units.
         ``mask`` is (M', 1, K_max)."""
-        h = self.template.family.encoder_input(x)
+        xin = h = self.template.family.encoder_input(x)
         for j, layer in enumerate(self._enc):
             h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
             if j < len(self._enc) - 1:
                 h = _silu(h)
+        if self.linear:  # as VAE.encode: the MLP's output plus the linear path's
+            h = h + _linear(xin, w["enc_lin.weight"], w["enc_lin.bias"])
         # the mask makes the padded units exactly 0 and stops their gradient exactly (grad * 0)
         return h[..., : self.k_max] * mask, h[..., self.k_max :] * mask
 
@@ -160,25 +169,57 @@ class StackedVAE:
             h = _linear(h, w[layer + ".weight"], w[layer + ".bias"])
             if j < len(self._dec) - 1:
                 h = _silu(h)
+        if self.linear:  # as VAE.decode
+            h = h + _linear(z, w["dec_lin.weight"], w["dec_lin.bias"])
         return h
 
-    def _log_likelihood(self, w: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _log_likelihood(
+        self, w: dict[str, torch.Tensor], x: torch.Tensor, out: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``log p(x|z)`` summed over features: ``x`` broadcastable to ``out`` (M', ..., R, D) -> (M', ..., R).
-        The member's own code (``VAE.log_likelihood``) with its noise scale (or NB dispersion) per member."""
+        The member's own code (``VAE.log_likelihood``) with its noise scale (or NB dispersion) per member;
+        ``noise`` (M', D), where given, replaces the noise scale (a calibrated one)."""
         lead = (out.shape[0],) + (1,) * (out.dim() - 2)
-        params = {name: w[name].reshape(*lead, -1) for name in self.template.family.params}
+        own = dict(w)
+        noise_name = self.template.family.noise
+        if noise is not None and noise_name is not None:
+            own[noise_name] = noise
+        params = {name: own[name].reshape(*lead, -1) for name in self.template.family.params}
         return self.template.log_likelihood(x, out, params=params)
 
+    def calibrated(self, x: torch.Tensor, out: torch.Tensor, param: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+        """Each member's noise scale for a step, (M', D): where ``use`` (M', 1) is true, the one that maximizes
+        the likelihood of its batch ``x`` given its decoded means ``out`` (both (M', B, D); as
+        ``Likelihood.calibrate``: per numeric column, the log root mean squared residual, at least
+        ``MIN_LOG_SIGMA``, detached); elsewhere its own ``param`` (M', D)."""
+        g = self._numbers
+        with torch.no_grad():
+            sq = (x[..., :g] - out[..., :g]).pow(2).mean(1)  # (M', g)
+            log_sigma = param.detach().clone()
+            log_sigma[:, :g] = 0.5 * sq.clamp(min=math.exp(2.0 * MIN_LOG_SIGMA)).log()
+        return torch.where(use, log_sigma, param)
+
     def elbo_terms(
-        self, w: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor
+        self,
+        w: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        mask: torch.Tensor,
+        calibrate: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``VAE.elbo_terms`` of M' members at once: with stacked weights ``w`` (these members' rows of
         ``params``), their batches ``x`` (M', B, D), noise ``eps`` (M', B, K_max, zero at masked units)
         and unit masks ``mask`` (M', 1, K_max): ``-log p(x|z)`` (M', B) and KL per unit (M', B, K_max),
-        exactly 0 at masked units."""
+        exactly 0 at masked units. ``calibrate`` (M', 1) bool: the members whose noise scale is calibrated
+        on this batch (``VAE.elbo_terms(calibrate=True)``)."""
         mu, logvar = self._encode(w, x, mask)
         z = mu + torch.exp(0.5 * logvar) * eps  # a masked unit: 0 + 1 * 0
-        return -self._log_likelihood(w, x, self._decode(w, z)), kl_per_unit(mu, logvar)
+        out = self._decode(w, z)
+        noise = None
+        name = self.template.family.noise
+        if calibrate is not None and name is not None:
+            noise = self.calibrated(x, out, w[name], calibrate)
+        return -self._log_likelihood(w, x, out, noise), kl_per_unit(mu, logvar)
 
     def _track_library(self, buffers: dict[str, torch.Tensor], x: torch.Tensor) -> None:
         """``VAE.track_library`` per member: fold each member's batch (M', B, D) into its mean library."""

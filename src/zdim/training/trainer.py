@@ -220,12 +220,12 @@ class TrainConfig:
         chosen: dict[str, Any] = {n: values.get(n, LEVERS_OFF[n]) for n, a in auto.items() if a}
         return replace(self, **chosen)
 
-    def levers(self, likelihood: str | None) -> list[str]:
+    def levers(self, likelihood: str | None, linear: bool = False) -> list[str]:
         """The wake-up levers beyond the KL warm-up that act on a model of ``likelihood`` trained with
         this recipe (resolved for it): the names of the fields. The noise-scale levers (and a calibrated
         noise scale) act only on a Gaussian decoder. ``zdim.training.stacked`` trains none of them and
         leaves such a member to ``Trainer``."""
-        c = self.resolve(likelihood, linear=False)  # a stack's members have no linear path
+        c = self.resolve(likelihood, linear)
         acting = []
         family = find_likelihood(likelihood)
         noisy = family is not None and family.noise is not None
@@ -337,6 +337,51 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def passes(n: int, batch_size: int, config: TrainConfig) -> tuple[int, int]:
+    """``(steps per pass, passes per epoch)`` of a training split of ``n`` rows in batches of ``batch_size``:
+    the ragged last batch is dropped (every step sees ``batch_size`` rows), and a small split is passed over
+    as many times as an epoch of at least ``config.min_epoch_steps`` steps takes."""
+    per_pass = max(1, n // batch_size)
+    return per_pass, max(1, math.ceil(config.min_epoch_steps / per_pass))
+
+
+def hold_steps(epochs: float, steps_per_epoch: int, per_pass: int) -> int:
+    """The steps a noise-scale hold of ``epochs`` epochs lasts: at most ``HOLD_PASSES`` passes over the
+    training split (on a small table, where an epoch is many passes, a longer hold lets the decoder memorize
+    its rows under a small noise scale)."""
+    return min(math.ceil(epochs * steps_per_epoch), HOLD_PASSES * per_pass)
+
+
+def held_steps(config: TrainConfig, steps_per_epoch: int, per_pass: int) -> int:
+    """The step at which a hold from the start ends (``sigma_after`` 0), -1 where there is none."""
+    hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
+    return hold_steps(hold, steps_per_epoch, per_pass) if hold > 0 else -1
+
+
+@torch.no_grad()
+def prepare(
+    model: VAE, train: torch.Tensor, val: torch.Tensor, config: TrainConfig, calibrated: bool
+) -> tuple[float, dict[str, torch.Tensor]] | None:
+    """What a training does to ``model`` before its first step (``Trainer`` and every stacked member alike):
+    start its linear paths at probabilistic PCA of ``train`` (``VAEConfig.linear``,
+    ``Likelihood.linear_start``), with the noise scale calibrated on ``train`` where it is ``calibrated``;
+    then give its noise scale ``config.sigma_init`` where a hold starts at once. Returns the start's
+    validation -ELBO on ``val`` and a copy of its weights (a candidate for the best ones, taken before the
+    hold sets the noise scale), or None where the model has no linear start."""
+    out = None
+    noise = noise_parameter(model)
+    linear = getattr(getattr(model, "config", None), "linear", False)  # (a stand-in model may have no config)
+    start = model.family.linear_start(train, model.latent_dim) if linear else None
+    if start is not None:
+        model.set_linear_start(start)
+        if calibrated and noise is not None:
+            noise.copy_(residual_log_sigma(model, train, config.seed, floor=CALIBRATION_FLOOR))
+        out = neg_elbo(model, val, seed=config.seed), copy.deepcopy(model.state_dict())
+    if noise is not None and config.sigma_init != 1.0 and config.sigma_after == 0:
+        noise.copy_(initial_log_sigma(model, train, config.sigma_init))  # saved with the weights (resume-exact)
+    return out
+
+
 class Trainer(Epochs):
     """One VAE's training, an epoch at a time: ``run_epoch()`` until ``done``, then ``finish()``.
 
@@ -372,44 +417,21 @@ class Trainer(Epochs):
             self.config = config = replace(config, sigma_warmup_epochs=0.0)
         # calibrated: the noise scale in closed form from the residuals (TrainConfig.noise), not learned
         self._calibrated = config.noise == "calibrated" and self._noise is not None and _calibrates(model)
-        started = self._linear_start(model)
-        start_val = self._validate() if started else None  # the start as it is, before a hold sets the noise
-        start_state = copy.deepcopy(model.state_dict()) if started else None
-        if self._noise is not None and config.sigma_init != 1.0 and config.sigma_after == 0:
-            with torch.no_grad():  # before the first step; saved with the weights (resume-exact)
-                self._noise.copy_(initial_log_sigma(model, self.train, config.sigma_init))
+        start = prepare(model, self.train, self.val, config, self._calibrated)
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.n = self.train.shape[0]
         self.bs = min(config.batch_size, self.n)
-        self.per_pass = max(1, self.n // self.bs)  # drop the ragged last batch: every step sees bs samples
-        self.passes = max(1, math.ceil(config.min_epoch_steps / self.per_pass))  # a small table: several per epoch
+        self.per_pass, self.passes = passes(self.n, self.bs, config)
         self.steps_per_epoch = self.passes * self.per_pass
         self._start(config.warm_epochs)
-        hold = _number(config.sigma_warmup_epochs) if config.sigma_after == 0 else 0.0
-        if self._noise is not None and hold > 0:  # held from the start (a sleeper's hold moves it later)
-            self._release = self._hold_steps(hold)
+        if self._noise is not None:  # held from the start (a sleeper's hold moves it later)
+            self._release = held_steps(config, self.steps_per_epoch, self.per_pass)
         self.best_state = copy.deepcopy(model.state_dict())
-        if start_val is not None:  # the linear start is a candidate for the best weights (an ELBO, not a warm-up)
-            self._start_candidate(start_val, start_state)
+        if start is not None:  # the linear start is a candidate for the best weights (an ELBO, not a warm-up)
+            self._start_candidate(*start)
 
     def _hold_steps(self, epochs: float) -> int:
-        """The steps a hold of ``epochs`` epochs lasts: at most ``HOLD_PASSES`` passes over the training split
-        (on a small table, where an epoch is many passes, a longer hold lets the decoder memorize its rows
-        under a small noise scale)."""
-        return min(math.ceil(epochs * self.steps_per_epoch), HOLD_PASSES * self.per_pass)
-
-    def _linear_start(self, model: VAE) -> bool:
-        """Start the linear paths of ``model`` at probabilistic PCA of the training split (``VAEConfig.linear``,
-        ``Likelihood.linear_start``); whether it was started."""
-        if not getattr(getattr(model, "config", None), "linear", False):
-            return False
-        start = model.family.linear_start(self.train, model.latent_dim)
-        if start is None:
-            return False
-        model.set_linear_start(start)
-        if self._calibrated:
-            self._calibrate()
-        return True
+        return hold_steps(epochs, self.steps_per_epoch, self.per_pass)
 
     @torch.no_grad()
     def _calibrate(self) -> None:
