@@ -56,6 +56,8 @@ def test_sweep_logs_each_trial_to_a_file_store(tmp_path, capsys):
             "--k",
             "5",
             "--quiet",
+            "--no-refine",
+            "--no-extend",
             "--mlflow",
             "--seeds",
             "1",

@@ -383,8 +383,11 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
         out = self.decode(z)
-        params = self.family.calibrate(x, out) if calibrate else None
-        return -self.log_likelihood(x, out, params=params), kl_per_unit(mu, logvar)
+        if calibrate:
+            ll = self.log_likelihood(x, out, params=self.family.calibrate(x, out))
+        else:  # (the benchmark adapters' log_likelihood takes no params)
+            ll = self.log_likelihood(x, out)
+        return -ll, kl_per_unit(mu, logvar)
 
     def reparameterize(
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None

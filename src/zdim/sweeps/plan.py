@@ -214,6 +214,8 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
             model=options.model,
             eval_samples=options.eval_samples,
         )
+    if config.train.epoch_steps is None:  # the number itself: a worker in another process trains as this one
+        config = replace(config, train=replace(config.train, epoch_steps=config.train.min_epoch_steps))
     if config.train.binarize and not data.extra.get("binarized"):
         raise ConfigError(
             "training with binarize needs data loaded with binarize=True (fixed binary validation and test "
