@@ -525,3 +525,25 @@ def test_a_flat_member_that_never_lowered_its_rate_is_lowered_before_it_counts_a
     )
     for t in r.trials:  # every member ran until it converged at a lowered rate, or the cap
         assert t.extra.get("settle_stop") != "settled" or t.converged
+
+
+def test_the_default_seeds_go_to_the_sizes_that_compete_for_the_answer(tmp_path):
+    """Issue 39: one seed per size, then every seed for the sizes that decide the answer; --seeds N for all."""
+    import json
+    from collections import Counter
+
+    import zdim
+    from zdim.sweeps.growth import competitors
+
+    x = make_planted_data(2, 6, 300, seed=0)
+    kw = dict(dims=[1, 2, 4, 6], epochs=4, hidden=(16,), k=5, folds=1, report=False, extend=False)
+    r = zdim.sweep(x, out=tmp_path / "run", **kw)
+    seeds = Counter(t.dim for t in r.trials)
+    seeded = json.loads((tmp_path / "run" / "run.json").read_text())["sweep"]["seeded"]
+    assert competitors(r.recommendation, set(seeds)) <= set(seeded)
+    assert all(seeds[d] == (3 if d in seeded else 1) for d in seeds) and set(seeds) - set(seeded)
+    assert "Seeds as the answer needs them" in r.recommendation.rationale
+    again = zdim.sweep(x, out=tmp_path / "run", resume=True, **kw)  # a resume trains nothing more
+    assert Counter(t.dim for t in again.trials) == seeds and again.recommendation.dim == r.recommendation.dim
+    every = zdim.sweep(x, seeds=2, **{**kw, "dims": [1, 2]})
+    assert Counter(t.dim for t in every.trials) == {1: 2, 2: 2}

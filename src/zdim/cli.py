@@ -24,6 +24,13 @@ from .options import add_arguments, for_command, given, route
 from .records import OBJECTIVES
 
 
+def _seeds_text(config: Any) -> str:
+    """``3 seed(s)``, or ``1 seed (3 for the sizes that compete for the answer)`` (``SweepConfig.seeded``)."""
+    if config.seeded is None or config.seeds <= 1:
+        return f"{config.seeds} seed(s)"
+    return f"1 seed ({config.seeds} for the sizes that compete for the answer)"
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     routed = route(given(args, "sweep"))  # every value checked (dims parsed, not expanded) before anything is read
     if args.mlflow or args.mlflow_uri:  # a missing package or an unwritable store fails now, not after the sweep
@@ -52,7 +59,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         print(
             f"zdim {__version__}: {data.name} {tuple(data.sample_shape)} x {data.summary()['n_train']}"
-            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {config.seeds} seed(s),"
+            f" train, {data.likelihood} likelihood; sizes {list(config.dims)} x {_seeds_text(config)},"
             f" {plan.mode.value} mode -> {out}",
             file=sys.stderr,
         )

@@ -418,7 +418,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "stack",
-        "settle mode: train the members of one shape as one batched model (the default on CUDA)",
+        "settle mode: train the members of one shape as one batched model (the default)",
         kind=SWITCH,
         off="settle mode: train each member on its own",
     ),

@@ -102,7 +102,8 @@ class Recommendation:
         others = "; ".join(
             f"{d} in {share_words(s)}" for d, s in sorted(shares.items(), key=lambda kv: -kv[1]) if d != self.dim
         )
-        blind = "; one seed per size, so not the variation between seeds" if self.uncertainty.get("seeds") == 1 else ""
+        one = self.uncertainty.get("seeds") == 1 and not self.uncertainty.get("folds")  # folds: a training each
+        blind = "; one seed per size, so not the variation between seeds" if one else ""
         plain = not blind and not self.uncertainty.get("folds")
         what = "resamples" if plain else f"resamples of {self.resampled}"
         return (

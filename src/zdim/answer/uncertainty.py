@@ -54,7 +54,8 @@ def bootstrap(
     (paired). Seeds are resampled per size. With folds, each resample draws k folds with replacement and
     then the rows of each drawn fold with replacement (a fold's rows were scored by that fold's models).
     ``question`` (or its fields as keywords, ``rule``) goes to ``recommend``. Returns ``{"resamples": R,
-    "shares": {size: share}, "seeds": the fewest seeds of a size, "n": N}`` (and ``"folds": k`` when
+    "shares": {size: share}, "seeds": the most seeds of a size (settle mode gives them to the sizes that
+    compete for the answer), "n": N}`` (and ``"folds": k`` when
     the folds were resampled), or None when the per-sample values are missing or of unequal lengths.
     """
     complete = [t for t in trials if t.complete and t.key in per_sample]
@@ -86,7 +87,7 @@ def bootstrap(
                 values[(dim, j)] = v
         kw: dict[str, Any] = {"question": question} if question is not None else rule
         counts[recommend(drawn + others, per_sample=values, **kw).dim] += 1
-    seeds = min(len(ts) for ts in by_dim.values())
+    seeds = max(len(ts) for ts in by_dim.values())
     shares = {str(d): c / resamples for d, c in sorted(counts.items())}
     out: dict[str, Any] = {"resamples": resamples, "shares": shares, "seeds": seeds, "n": n}
     return out | ({"folds": len(blocks)} if blocks else {})

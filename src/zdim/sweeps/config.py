@@ -59,6 +59,10 @@ class SweepConfig:
         data's likelihood has numeric columns to start it from (Gaussian data, a mixed table's numbers):
         every member then starts where the linear model of its size ends. A run made before it existed
         records none and resumes without it.
+    seeded : tuple of int or None
+        The sizes trained with every one of ``seeds``; the others with the first seed only. None (the
+        default): every size. Settle mode's default run starts with ``()`` and gives the further seeds to
+        the sizes that compete for the answer (``zdim.sweeps.growth``: sequential evidence).
     """
 
     dims: tuple[int, ...]
@@ -71,11 +75,14 @@ class SweepConfig:
     model: str | type | None = None
     eval_samples: int | None = None
     linear: bool = True
+    seeded: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", normalize_spec(self.model))
         object.__setattr__(self, "dims", tuple(sorted(set(DimSpec.of(self.dims).sizes(10**9)))))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.seeded is not None:
+            object.__setattr__(self, "seeded", tuple(sorted({int(d) for d in self.seeded})))
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"seeds must be an integer >= 1, got {self.seeds!r}: fix --seeds")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -92,7 +99,15 @@ class SweepConfig:
     def grid(self) -> list[tuple[int, int]]:
         """Every ``(size, seed)`` point, by size then seed."""
         base = self.train.seed
-        return [(d, base + s) for d in self.dims for s in range(self.seeds)]
+        return [(d, base + s) for d in self.dims for s in range(self.seeds_of(d))]
+
+    def seeds_of(self, dim: int) -> int:
+        """How many seeds size ``dim`` is trained with: ``seeds``, or one for a size not (yet) ``seeded``."""
+        return self.seeds if self.seeded is None or dim in self.seeded else 1
+
+    def with_seeded(self, dims: tuple[int, ...] | list[int] | set[int]) -> SweepConfig:
+        """The configuration with every seed for ``dims`` too (``seeded``)."""
+        return replace(self, seeded=tuple(sorted({*(self.seeded or ()), *dims})))
 
     def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepConfig:
         return replace(self, dims=tuple(dims))
@@ -112,6 +127,8 @@ class SweepConfig:
             d["model"] = self.model
         if self.eval_samples is not None:
             d["eval_samples"] = self.eval_samples
+        if self.seeded is not None:
+            d["seeded"] = list(self.seeded)
         return d
 
     @classmethod
@@ -128,6 +145,7 @@ class SweepConfig:
             model=d.get("model"),
             eval_samples=d.get("eval_samples"),
             linear=bool(d.get("linear", False)),  # a run made before the linear start had none
+            seeded=None if d.get("seeded") is None else tuple(int(v) for v in d["seeded"]),
         )
 
 

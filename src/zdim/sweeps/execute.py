@@ -156,8 +156,9 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     executor: Executor = folded if folded is not None else executors[0]
     whole = Ledger(data, None, bar) if folded is not None else ledgers[0]
     try:
-        dims, seeds = plan.config.dims, plan.config.seeds
-        bar.phase(f"the grid given, sizes {', '.join(map(str, dims))} x {seeds} seed(s)", len(dims) * seeds)
+        dims, n = plan.config.dims, len(plan.config.grid())
+        seeds = f"{n // len(dims)} seed(s)" if n % len(dims) == 0 else "seeds as the answer needs them"
+        bar.phase(f"the grid given, sizes {', '.join(map(str, dims))} x {seeds}", n)
         outcome = executor.run(plan)
         plan, outcome, grown = grow(executor, plan, outcome, whole)
     finally:
@@ -181,7 +182,7 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
         if ledger.run is not None:
             if ledger.run is run and rec is not None:
                 run.write_recommendation(rec.to_dict())
-            ledger.run.add_dims(plan.config.dims)  # run.json lists every size trained, the added ones included
+            ledger.run.add_dims(plan.config.dims, plan.config.seeded)  # every size trained, the added ones too
             ledger.run.finish()
     return SweepResult(
         trials=outcome.records,

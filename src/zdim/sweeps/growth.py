@@ -15,6 +15,10 @@ finished are not trained again) and says what it added and why (a ``GRID`` note)
   estimate are trained to convergence. If one comes within the rule's tolerance the rule recommends it;
   if none does, the answer says so with the measured gap and its paired standard error (a ``CAUTION``),
   and the recommendation keeps the check (``Recommendation.capacity``).
+- **Seeds where the answer needs them** (``SweepConfig.seeded``, settle mode's default run): the grid and
+  its growth train one seed per size; then the sizes that decide the answer (the answer, the next smaller
+  size tried, which the rule judged not good enough, and the best size) get every seed, and again while
+  the answer moves. A size far from the answer is not retrained to tell it from itself.
 """
 
 from __future__ import annotations
@@ -56,6 +60,59 @@ def grow(
             continue  # refine None is the default: on
         plan, outcome, note = step(executor, plan, outcome, ledger)
         notes += note
+    plan, outcome, note = _seed(executor, plan, outcome, ledger)
+    return plan, outcome, notes + note
+
+
+def competitors(rec: Recommendation, tried: set[int]) -> set[int]:
+    """The sizes that decide ``rec``: the answer, the next smaller size tried (judged not good enough) and
+    the best size (the threshold's)."""
+    lower = max((d for d in tried if d < rec.dim), default=None)
+    return {rec.dim, rec.best_dim} | ({lower} if lower is not None else set())
+
+
+SEED_ROUNDS = 4  # the answer moved by further seeds is looked at again, this many times at most
+
+
+def _seed(
+    executor: Executor, plan: SweepPlan, outcome: Outcome, ledger: Ledger
+) -> tuple[SweepPlan, Outcome, list[Note]]:
+    """Every seed for the sizes that compete for the answer (``competitors``), while it moves; bisection
+    again when it moved above a gap (see the module docstring)."""
+    config = plan.config
+    if config.seeded is None or config.seeds <= 1:
+        return plan, outcome, []
+    notes: list[Note] = []
+    for _ in range(SEED_ROUNDS):
+        rec = _answer(plan, outcome, ledger)
+        if rec is None:
+            break
+        tried = {r.dim for r in outcome.records if r.complete}
+        want = sorted(competitors(rec, tried) - set(plan.config.seeded or ()))
+        if not want:
+            break
+        plan = replace(plan, config=plan.config.with_seeded(want))
+        ledger.progress.phase(
+            f"seeds: {_sizes(want).rsplit(' ', 1)[0]} {'competes' if len(want) == 1 else 'compete'} for the answer "
+            f"{rec.dim}; {plan.config.seeds} seeds each",
+            len(want) * (plan.config.seeds - 1),
+        )
+        outcome = executor.run(plan)
+        if plan.refine is not False:
+            plan, outcome, note = _refine(executor, plan, outcome, ledger)
+            notes += note
+    seeded = list(plan.config.seeded or ())
+    if seeded:
+        others = sorted(set(plan.config.dims) - set(seeded))
+        rest = (
+            f", the other{'s' if len(others) != 1 else ''} ({', '.join(map(str, others))}) with one" if others else ""
+        )
+        text = (
+            f"Seeds as the answer needs them: {_sizes(seeded)} trained with {plan.config.seeds} seeds, as "
+            f"they decide the answer (it, the next smaller size and the best){rest}; --seeds N trains N for "
+            "every size."
+        )
+        notes.append(Note(NoteKind.GRID, text))
     return plan, outcome, notes
 
 
@@ -110,7 +167,7 @@ def _extend(
         new = min(2 * top, n_features)
         added.append(new)
         plan = plan.with_dims((*plan.config.dims, new))
-        ledger.progress.phase(f"extend: {why.split(' (')[0]}; trying size {new}", plan.config.seeds)
+        ledger.progress.phase(f"extend: {why.split(' (')[0]}; trying size {new}", plan.config.seeds_of(new))
         outcome = executor.run(plan)
     notes = [Note(NoteKind.GRID, f"The grid grew at its edge: {_sizes(added)} added, as {why}.")] if added else []
     below: list[int] = []
@@ -123,7 +180,7 @@ def _extend(
         below.append(new)
         plan = plan.with_dims((*plan.config.dims, new))
         ledger.progress.phase(
-            f"extend: the answer is the smallest size tried ({low}); trying size {new}", plan.config.seeds
+            f"extend: the answer is the smallest size tried ({low}); trying size {new}", plan.config.seeds_of(new)
         )
         outcome = executor.run(plan)
     if below:
@@ -161,7 +218,8 @@ def _refine(
         added.append(mid)
         plan = plan.with_dims((*plan.config.dims, mid))
         after = (-(-(rec.dim - lower) // 2) - 1).bit_length()  # bisection steps that may follow this one
-        ledger.progress.phase(f"refine: trying size {mid} between {lower} and {rec.dim}", plan.config.seeds, after)
+        seeds = plan.config.seeds_of(mid)
+        ledger.progress.phase(f"refine: trying size {mid} between {lower} and {rec.dim}", seeds, after)
         outcome = executor.run(plan)
     if first is None:
         return plan, outcome, []
@@ -200,7 +258,7 @@ def _near_intrinsic(
     ledger.progress.phase(
         f"capacity: the answer {rec.dim} is above {ID_FACTOR:g} x the intrinsic dimension {mean:.1f}; "
         f"training size(s) {', '.join(map(str, missing))} to convergence",
-        len(missing) * plan.config.seeds,
+        sum(plan.config.seeds_of(d) for d in missing),
     )
     outcome = executor.run(plan)
     after = _answer(plan, outcome, ledger)

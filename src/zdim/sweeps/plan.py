@@ -173,10 +173,12 @@ def default_epochs(mode: Mode) -> int:
     return SETTLE_EPOCHS if mode is Mode.SETTLE else PER_SIZE_EPOCHS
 
 
-def default_seeds(mode: Mode) -> int:
+def default_seeds(mode: Mode, folds: int = 1) -> int:
     """Seeds per size when none are given: ``SETTLE_SEEDS`` in settle mode (the answer's uncertainty
-    needs several), 1 otherwise."""
-    return SETTLE_SEEDS if mode is Mode.SETTLE else 1
+    needs several; the sizes that compete for it get them, ``SweepConfig.seeded``), 1 otherwise, and 1
+    with ``folds`` > 1: each size is then trained once per fold, and every held-out row's NLL comes from
+    another of those trainings, so the pooled evidence already spans as many trainings as folds."""
+    return SETTLE_SEEDS if mode is Mode.SETTLE and folds <= 1 else 1
 
 
 def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool = False) -> SweepPlan:
@@ -199,13 +201,16 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
         seed = options.train.seed if options.train is not None else 0
         intrinsic = intrinsic or estimate_intrinsic_dim(data, seed=seed)
         dims = dims_from_estimate(intrinsic.dim, data.n_features)
+    folds = _folds(options, mode, data)
     if options.config is not None:
         config = options.config.with_dims(dims)
     else:
         train = options.train or TrainConfig()
         config = SweepConfig(
             dims=dims,
-            seeds=default_seeds(mode) if options.seeds is None else options.seeds,
+            seeds=default_seeds(mode, folds) if options.seeds is None else options.seeds,
+            # by default, the seeds after the first go to the sizes that compete for the answer
+            seeded=() if options.seeds is None and mode is Mode.SETTLE and folds <= 1 else None,
             hidden=default_hidden(data) if options.hidden is None else tuple(options.hidden),
             arch=DEFAULT_ARCH if options.arch is None else options.arch,
             train=replace(train, epochs=default_epochs(mode) if options.epochs is None else options.epochs),
@@ -227,11 +232,12 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
     # a nested model serves the sizes it was trained for only: it neither grows nor refines
     running["extend"] = options.extend and mode is not Mode.NESTED
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
-    running["folds"] = _folds(options, mode, data)
+    running["folds"] = folds
     running["workers"], said = capped_workers(options.workers, len(config.grid()), options.backend, mode)
     check_rule(options.rule, running["folds"])
-    cuda = resolve_device(config.train.device).type == "cuda"
-    running["stack"] = mode is Mode.SETTLE and (cuda if options.stack is None else options.stack)
+    # stacked by default (CPU too: the per-member overhead of small networks is paid once per stack;
+    # benchmarks/bench_stacked.py, docs/performance.md)
+    running["stack"] = mode is Mode.SETTLE and (True if options.stack is None else options.stack)
     return SweepPlan(
         config=config,
         mode=mode,

@@ -73,17 +73,20 @@ def reproduce(info: dict[str, Any]) -> str | None:
     train, loader = dict(sweep.get("train") or {}), dict(info.get("loader") or {})
     data = info["data"] if isinstance(info.get("data"), dict) else {}
     ran = sweep[RUNNING]
+    folds = int(ran.get("folds") or 1)
     small = int(data.get("n_test") or SMALL_TEST) < SMALL_TEST and mode is not Mode.NESTED
     small = small and ran.get("storage") is None and ran.get("time_budget") is None  # folds by themselves
     resolved = {  # what a plan resolves by itself from the mode and the data, when not told
-        "seeds": default_seeds(mode),
+        # the default seeds go where the answer needs them (``seeded``), one with folds; a run that trained
+        # them for every size said --seeds
+        "seeds": default_seeds(mode, folds) if sweep.get("seeded") is not None or folds > 1 else None,
         "epochs": default_epochs(mode),
         "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
         "refine": mode is not Mode.NESTED,
         "extend": mode is not Mode.NESTED,
-        "stack": False,  # the default on the CPU
+        "stack": mode is Mode.SETTLE,
         "folds": DEFAULT_FOLDS if small else 1,
         "study_name": DEFAULT_STUDY,
     }
@@ -196,6 +199,8 @@ def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
     except RunDirError:
         return plan
     config = replace(plan.config, linear=bool(sweep.get("linear", False)))
+    if "seeded" not in sweep:  # every size had every seed (--seeds, or a run made before ``seeded``)
+        config = replace(config, seeded=None)
     if plan.auto_hidden and isinstance(sweep.get("hidden"), list):
         config = replace(config, hidden=tuple(int(h) for h in sweep["hidden"]))
     return replace(plan, config=config)

@@ -300,10 +300,13 @@ class RunDir:
     def write_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_json, info)
 
-    def add_dims(self, dims: Iterable[int]) -> None:
-        """Record in ``run.json`` that the sweep also trained ``dims`` (a grown or refined grid)."""
+    def add_dims(self, dims: Iterable[int], seeded: Iterable[int] | None = None) -> None:
+        """Record in ``run.json`` that the sweep also trained ``dims`` (a grown or refined grid), and ``seeded``
+        with every seed (``SweepConfig.seeded``: None when every size had them)."""
         info = self.read_info()
         info["sweep"]["dims"] = sorted(set(info["sweep"]["dims"]) | set(dims))
+        if seeded is not None:
+            info["sweep"]["seeded"] = sorted(set(info["sweep"].get("seeded") or ()) | set(seeded))
         self.write_info(info)
 
     def _read_optional(self, name: str) -> Any:

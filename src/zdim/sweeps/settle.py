@@ -2,7 +2,7 @@
 
 The members train in an engine (``zdim.sweeps.engines``): in this process, each a ``zdim.training.trainer.Trainer``
 advanced in turn (bit for bit the model it would be if trained alone) or stacked into one batched model
-(``--stack``, the default on CUDA), or in ``--workers N`` processes advanced together. This module is the
+(``--stack``, the default), or in ``--workers N`` processes advanced together. This module is the
 one place that decides. After every epoch each training member is scored on one fixed subset of the
 validation split (the same samples for every member: paired) — IWAE NLL and active units — and the
 recommendation is recomputed from those scores. Training stops when every member has stopped (early
