@@ -59,7 +59,9 @@ def test_a_redirected_log_gets_plain_lines_with_the_phase_and_the_fold(capsys):
 def test_the_epoch_line_says_what_the_answer_waits_for():
     ex = SettleExecutor(ledger=None, window=5)  # type: ignore[arg-type]  # _line reads no ledger
     ex.tol = 0.1
-    flat = Member(4, 0, asleep=False, scores=[10.0] * 40, epoch=40, lr_drops=1, lowered_at=20)  # flat after a lowered LR
+    flat = Member(
+        4, 0, asleep=False, scores=[10.0] * 40, epoch=40, lr_drops=1, lowered_at=20
+    )  # flat after a lowered LR
     falling = Member(8, 0, asleep=False, scores=[10.0 - 0.05 * i for i in range(40)])
     stopped = Member(16, 0, asleep=False, scores=[10.0] * 40, done=True)
     ex.trace = [{"dim": 2}] + [{"dim": 4}] * 3
