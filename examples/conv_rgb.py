@@ -83,6 +83,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000, help="PNGs written")
     p.add_argument("--dims", default="2,4,6,8,12")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument(
+        "--epoch-steps", type=int, default=None, help="the fewest optimizer steps of an epoch (zdim's default: 100)"
+    )
     p.add_argument("--max-samples", type=int, default=None)
     args = p.parse_args()
 
@@ -94,7 +97,7 @@ def main() -> None:
         config = zdim.SweepConfig(
             dims=tuple(int(d) for d in args.dims.split(",")),
             model=ConvRGBVAE,
-            train=zdim.TrainConfig(epochs=args.epochs),
+            train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
         result = zdim.sweep(data, config=config, out=Path(tmp) / "run")
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))

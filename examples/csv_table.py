@@ -31,6 +31,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=3000, help="rows written to the CSV")
     p.add_argument("--dims", default="1,2,3,4,6,8")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument(
+        "--epoch-steps", type=int, default=None, help="the fewest optimizer steps of an epoch (zdim's default: 100)"
+    )
     p.add_argument("--max-samples", type=int, default=None)
     p.add_argument("--hidden", default="64,64")
     args = p.parse_args()
@@ -41,7 +44,7 @@ def main() -> None:
         config = zdim.SweepConfig(
             dims=tuple(int(d) for d in args.dims.split(",")),
             hidden=tuple(int(h) for h in args.hidden.split(",")),
-            train=zdim.TrainConfig(epochs=args.epochs),
+            train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
         result = zdim.sweep(
             csv, config=config, out=Path(tmp) / "run", label_column="label", max_samples=args.max_samples

@@ -36,6 +36,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000, help="PNGs written")
     p.add_argument("--dims", default="1,2,3,4,8")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument(
+        "--epoch-steps", type=int, default=None, help="the fewest optimizer steps of an epoch (zdim's default: 100)"
+    )
     p.add_argument("--max-samples", type=int, default=None)
     p.add_argument("--hidden", default="128,64")
     args = p.parse_args()
@@ -51,7 +54,7 @@ def main() -> None:
         config = zdim.SweepConfig(
             dims=tuple(int(d) for d in args.dims.split(",")),
             hidden=tuple(int(h) for h in args.hidden.split(",")),
-            train=zdim.TrainConfig(epochs=args.epochs),
+            train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
         result = zdim.sweep(data, config=config, out=Path(tmp) / "run")
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))

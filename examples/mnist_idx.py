@@ -22,6 +22,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of MNIST IDX files")
     p.add_argument("--dims", default="2,4,8,16,32", help="latent sizes, comma-separated")
     p.add_argument("--epochs", type=int, default=100)
+    p.add_argument(
+        "--epoch-steps", type=int, default=None, help="the fewest optimizer steps of an epoch (zdim's default: 100)"
+    )
     p.add_argument("--max-samples", type=int, default=None, help="images per file (default all)")
     p.add_argument("--hidden", default="512,256", help="hidden widths, comma-separated")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a temporary folder)")
@@ -32,7 +35,7 @@ def main() -> None:
         config = zdim.SweepConfig(
             dims=tuple(int(d) for d in args.dims.split(",")),
             hidden=tuple(int(h) for h in args.hidden.split(",")),
-            train=zdim.TrainConfig(epochs=args.epochs),
+            train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
         result = zdim.sweep(args.data, config=config, out=out, max_samples=args.max_samples)
         print(result.table[["dim", "nll", "neg_elbo", "kl", "active_units", "status"]].to_string(index=False))

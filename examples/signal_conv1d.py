@@ -76,6 +76,9 @@ def main() -> None:
     p.add_argument("--signals", type=int, default=3000, help="signals written")
     p.add_argument("--dims", default="1,2,3,4,6,8")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument(
+        "--epoch-steps", type=int, default=None, help="the fewest optimizer steps of an epoch (zdim's default: 100)"
+    )
     p.add_argument("--max-samples", type=int, default=None)
     args = p.parse_args()
 
@@ -86,6 +89,8 @@ def main() -> None:
         argv += ["--epochs", str(args.epochs), "--out", str(out), "--quiet"]
         if args.max_samples:
             argv += ["--max-samples", str(args.max_samples)]
+        if args.epoch_steps:
+            argv += ["--epoch-steps", str(args.epoch_steps)]
         code = zdim_main(argv)
         if code != 0:
             raise SystemExit(code)

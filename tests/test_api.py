@@ -1,6 +1,7 @@
 """The Python API: an explicit, typed ``zdim.sweep``; DataFrames, labels, .npz splits and a given test split."""
 
 import inspect
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -186,3 +187,20 @@ def test_an_unsettled_answer_warns_the_python_caller_in_keywords(tmp_path):
         from zdim.messages import warn_unsettled
 
         warn_unsettled(SimpleNamespace(dim=2, settled=True, warnings=[]))
+
+
+def test_a_run_made_before_the_issue_36_settings_resumes_and_trains_as_it_did(tmp_path):
+    """A run.json without epoch_steps, lr_patience, noise or linear (made before they existed) resumes: its
+    added sizes train one pass per epoch, without a plateau, with a learned noise scale, no linear path."""
+    x = make_planted_data(2, 6, 200, seed=0)
+    out = tmp_path / "run"
+    zdim.sweep(x, dims=[1, 2], seeds=1, out=out, **QUICK)
+    info = json.loads((out / "run.json").read_text())
+    for key in ("epoch_steps", "lr_patience", "noise"):
+        info["sweep"]["train"].pop(key)
+    info["sweep"].pop("linear")
+    (out / "run.json").write_text(json.dumps(info))
+    again = zdim.sweep(x, dims=[1, 2, 3], seeds=1, out=out, resume=True, extend_grid=True, **QUICK)
+    assert {t.dim for t in again.trials} >= {1, 2, 3}
+    train = json.loads((out / "run.json").read_text())["sweep"]["train"]
+    assert (train["epoch_steps"], train["lr_patience"], train["noise"]) == (1, 0, "learned")

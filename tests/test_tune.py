@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import zdim
-from zdim.testing import make_planted_data
 from zdim.cli import main
+from zdim.testing import make_planted_data
 
 
 @pytest.fixture

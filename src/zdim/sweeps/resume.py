@@ -25,7 +25,7 @@ from ..data.dataset import Data
 from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
-from ..training.trainer import TrainConfig
+from ..training.trainer import EPOCH_STEPS, TrainConfig
 from .config import DEFAULT_ARCH, hidden_for
 from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
 from .runs import RunDir
@@ -81,6 +81,7 @@ def reproduce(info: dict[str, Any]) -> str | None:
         # them for every size said --seeds
         "seeds": default_seeds(mode, folds) if sweep.get("seeded") is not None or folds > 1 else None,
         "epochs": default_epochs(mode),
+        "epoch_steps": EPOCH_STEPS,  # the plan records the number (a worker trains as the coordinator)
         "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
@@ -130,13 +131,18 @@ def recorded_mode(sweep: dict[str, Any]) -> Mode | None:
     return Mode.NESTED if sweep.get("nested") else None
 
 
+# What a run made before a setting existed trained with, for the settings it did not record (issue 36:
+# one pass per epoch, no learning-rate plateau, a learned noise scale); other missing keys read today's default
+LEGACY = {"epoch_steps": 1, "lr_patience": 0, "noise": "learned"}
+
+
 def _recipe(train: Any) -> dict[str, Any]:
-    """The training recipe with this version's defaults for keys an older run did not record; the
-    device does not change what is trained (a run may resume on another)."""
+    """The training recipe with what an older run trained with for keys it did not record (``LEGACY``, else
+    this version's defaults); the device does not change what is trained (a run may resume on another)."""
     if not isinstance(train, dict):
         return {}
     known = TrainConfig.__dataclass_fields__
-    full = {k: f.default for k, f in known.items()} | {k: v for k, v in train.items() if k in known}
+    full = {k: f.default for k, f in known.items()} | LEGACY | {k: v for k, v in train.items() if k in known}
     return {k: v for k, v in full.items() if k != "device"}
 
 
@@ -192,7 +198,8 @@ def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], 
 def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
     """The plan of a resumed run with the run's own architecture where the request left it to zdim: its
     widths when none were asked for (``plan.auto_hidden``: zdim's defaults may have changed since), and
-    its linear path (a run made before it had none). Unchanged when the run has no readable ``run.json``
+    its linear path (a run made before it had none), and the training settings it had before they
+    existed (``LEGACY``), and every seed for every size where it had them (no ``seeded``). Unchanged when the run has no readable ``run.json``
     (``check_resume`` says so)."""
     try:
         sweep = run.read_info().get("sweep", {})
@@ -201,6 +208,10 @@ def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
     config = replace(plan.config, linear=bool(sweep.get("linear", False)))
     if "seeded" not in sweep:  # every size had every seed (--seeds, or a run made before ``seeded``)
         config = replace(config, seeded=None)
+    recorded = sweep.get("train") if isinstance(sweep.get("train"), dict) else {}
+    old = {k: v for k, v in LEGACY.items() if k not in recorded}  # a run made before them trains as it did
+    if old:
+        config = replace(config, train=replace(config.train, **old))
     if plan.auto_hidden and isinstance(sweep.get("hidden"), list):
         config = replace(config, hidden=tuple(int(h) for h in sweep["hidden"]))
     return replace(plan, config=config)
