@@ -198,9 +198,9 @@ def _check_grid(out: Any, old_sweep: dict[str, Any], new_sweep: dict[str, Any], 
 def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
     """The plan of a resumed run with the run's own architecture where the request left it to zdim: its
     widths when none were asked for (``plan.auto_hidden``: zdim's defaults may have changed since), and
-    its linear path (a run made before it had none), and the training settings it had before they
-    existed (``LEGACY``), and every seed for every size where it had them (no ``seeded``). Unchanged when the run has no readable ``run.json``
-    (``check_resume`` says so)."""
+    its linear path (a run made before it had none), the training settings it had before they existed
+    (``LEGACY``), and every seed for every size where it had them (no ``seeded``). Unchanged when the run
+    has no readable ``run.json`` (``check_resume`` says so)."""
     try:
         sweep = run.read_info().get("sweep", {})
     except RunDirError:
