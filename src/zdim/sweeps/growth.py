@@ -8,8 +8,9 @@ finished are not trained again) and says what it added and why (a ``GRID`` note)
   up to the feature count (for Gaussian data the feature count is the last size: an answer there says
   that no compression was found). An answer at the smallest size tried, above 1, halves it.
 - **Between sizes** (``plan.refine``, the default): while the answer sits above a gap of more than one
-  size, the midpoint is tried (bisection), so the answer is an exact size, not the grid's coarseness: a
-  largest model keeping 12 active units gives about 12, not the 16 of a grid 8, 16, 32.
+  size, the midpoint is tried (bisection; a gap of at most ``REFINE_AT_ONCE`` sizes is filled at once, its
+  members training together), so the answer is an exact size, not the grid's coarseness: a largest
+  model keeping 12 active units gives about 12, not the 16 of a grid 8, 16, 32.
 - **The intrinsic dimension** (with ``plan.refine`` too; ``zdim.answer.capacity``): when the answer is more than
   ``ID_FACTOR`` times an intrinsic-dimension estimate on which TwoNN and MLE agree, the sizes at the
   estimate are trained to convergence. If one comes within the rule's tolerance the rule recommends it;
@@ -36,6 +37,7 @@ from .ledger import Executor, Ledger, Outcome
 from .plan import SweepPlan
 
 REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size
+REFINE_AT_ONCE = 4  # a gap of at most this many sizes is filled in one phase rather than halved
 
 
 def _sizes(sizes: list[int]) -> str:
@@ -214,19 +216,24 @@ def _refine(
         if lower is None or rec.dim - lower <= 1:
             break
         first = first or (lower, rec.dim)
-        mid = (lower + rec.dim) // 2
-        added.append(mid)
-        plan = plan.with_dims((*plan.config.dims, mid))
-        after = (-(-(rec.dim - lower) // 2) - 1).bit_length()  # bisection steps that may follow this one
-        seeds = plan.config.seeds_of(mid)
-        ledger.progress.phase(f"refine: trying size {mid} between {lower} and {rec.dim}", seeds, after)
+        between = list(range(lower + 1, rec.dim))
+        # a short gap in one phase (its members train together, stacked: about the cost of one), a long
+        # one halved
+        mids = between if len(between) <= REFINE_AT_ONCE else [(lower + rec.dim) // 2]
+        added += mids
+        plan = plan.with_dims((*plan.config.dims, *mids))
+        after = 0 if len(mids) > 1 else (-(-(rec.dim - lower) // 2) - 1).bit_length()  # steps that may follow
+        seeds = sum(plan.config.seeds_of(d) for d in mids)
+        ledger.progress.phase(
+            f"refine: trying {_sizes(mids).rsplit(' ', 1)[0]} between {lower} and {rec.dim}", seeds, after
+        )
         outcome = executor.run(plan)
     if first is None:
         return plan, outcome, []
     lo, hi = first
     text = (
-        f"The answer lay between the sizes tried ({hi}, above {lo}): {_sizes(added)} added by bisection so "
-        "that it is an exact size, not a grid point."
+        f"The answer lay between the sizes tried ({hi}, above {lo}): {_sizes(sorted(added))} added by bisection "
+        "so that it is an exact size, not a grid point."
     )
     return plan, outcome, [Note(NoteKind.GRID, text)]
 
