@@ -25,7 +25,7 @@ from ..data.dataset import Data
 from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
-from ..training.trainer import EPOCH_STEPS, TrainConfig
+from ..training.trainer import TrainConfig
 from .config import DEFAULT_ARCH, hidden_for
 from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
 from .runs import RunDir
@@ -78,7 +78,7 @@ def reproduce(info: dict[str, Any]) -> str | None:
     resolved = {  # what a plan resolves by itself from the mode and the data, when not told
         "seeds": default_seeds(mode),
         "epochs": default_epochs(mode),
-        "epoch_steps": EPOCH_STEPS,  # the plan records the number (a worker trains as the coordinator)
+        "epoch_steps": TrainConfig().min_epoch_steps,  # the plan records the number (workers train as it)
         "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
