@@ -37,7 +37,7 @@ from ..models.custom import DataInfo, build_model
 from ..models.vae import VAE, VAEConfig, count_parameters
 from ..progress import Progress
 from ..records import TrialRecord, TrialStatus
-from ..training.stopping import CONVERGENCE_WINDOW, RelativeGain
+from ..training.stopping import CONVERGENCE_WINDOW, RelativeGain, StoppingRule
 from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit
 from .config import SweepConfig, eval_data
 from .plan import SweepPlan
@@ -72,16 +72,18 @@ def evaluate_trial(
     patience: int = 0,
     nested: bool = False,
     ref: Reference | None = None,
+    rule: type[StoppingRule] = RelativeGain,
 ) -> tuple[TrialRecord, np.ndarray]:
     """The record of a trained model: held-out metrics on the test split of ``data``, the training record,
-    whether it converged, what its latents buy over ``ref`` (``zdim.evaluation.metrics.reference`` of ``data``,
-    computed here when not given), and generation quality (a metric that cannot be computed never fails
-    the trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
+    whether it converged (``rule``, over ``patience`` epochs: the plan's ``--stopping``), what its latents
+    buy over ``ref`` (``zdim.evaluation.metrics.reference`` of ``data``, computed here when not given), and
+    generation quality (a metric that cannot be computed never fails the trial); and the (N,) float64
+    held-out NLL of each test sample (paired across the sweep's trials)."""
     t0 = time.perf_counter()
     ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
     nll_per_sample = ev.pop("nll_per_sample")
     ref = ref if ref is not None else reference(data.train, data.test, data.likelihood)
-    rule, scores = RelativeGain(window=patience or CONVERGENCE_WINDOW), RelativeGain.scores(fitted.history)
+    judge, scores = rule(window=patience or CONVERGENCE_WINDOW), RelativeGain.scores(fitted.history)
     rec = TrialRecord(
         dim=dim,
         seed=seed,
@@ -91,8 +93,8 @@ def evaluate_trial(
         epochs_run=len(fitted.history),
         stopped_early=fitted.stopped_early,
         best_val_neg_elbo=fitted.best_val,
-        converged=rule.converged(scores, stopped_early=fitted.stopped_early),
-        window_improvement=rule.improvement(scores),
+        converged=judge.converged(scores, stopped_early=fitted.stopped_early),
+        window_improvement=judge.improvement(scores),
         train_seconds=fitted.seconds,
         n_params=count_parameters(model),
         nested=nested,

@@ -108,7 +108,7 @@ class NestedExecutor:
     ledger: Ledger
 
     def run(self, plan: SweepPlan) -> Outcome:
-        ledger, cfg = self.ledger, plan.config
+        ledger, cfg, rule = self.ledger, plan.config, plan.stopping_rule()
         data, run, progress = ledger.data, ledger.run, ledger.progress
         grid = cfg.grid()
         done = ledger.done(grid)
@@ -146,7 +146,7 @@ class NestedExecutor:
                 progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
                 model = big.prefix_model(dim)
                 rec, per_sample = evaluate_trial(
-                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True, ref=ref
+                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True, ref=ref, rule=rule
                 )
                 ledger.finish(rec, model, fitted.history, per_sample)
         return ledger.outcome(cfg)
