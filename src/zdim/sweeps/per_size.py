@@ -24,12 +24,14 @@ from typing import Any
 import optuna
 
 from ..data.dataset import Data
+from ..evaluation.trial import evaluate_trial
 from ..records import TrialRecord, TrialStatus, trial_name
 from ..training.stopping import RelativeGain, StoppingRule
+from ..training.trial import train, training_record
 from . import studies
 from .backends import LOCAL, choose
 from .config import SweepConfig, model_config
-from .ledger import Finished, Key, Ledger, Outcome, evaluate_trial, failed, train
+from .ledger import Finished, Key, Ledger, Outcome, failed
 from .plan import SweepPlan
 from .runs import RunDir
 
@@ -213,9 +215,8 @@ def run_trial(
         model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
         held_out, ref = ledger.held_out(cfg)
         progress.evaluating(trial_name(dim, seed), f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
-        rec, per_sample = evaluate_trial(
-            model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, ref=ref, rule=rule
-        )
+        trained = training_record(fitted, tcfg.patience, rule)
+        rec, per_sample = evaluate_trial(model, held_out, dim, seed, cfg.k, trained=trained, ref=ref)
     except optuna.TrialPruned as e:
         pruned = TrialRecord(dim=dim, seed=seed, status=TrialStatus.PRUNED, reason=str(e) or "pruned")
         return ledger.finish(pruned, tell=tell)
