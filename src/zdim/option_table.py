@@ -24,6 +24,7 @@ from .option_spec import (
 RULES = Names("zdim.answer.signals", "SIGNALS")  # the rules: the signals' registry (--rule)
 BACKENDS = Names("zdim.sweeps.backends", "BACKENDS")  # where the work runs: the backends' registry (--backend)
 NOISE = Names("zdim.likelihoods", "NOISE_MODES")  # how a Gaussian noise scale is set (--noise)
+STOPPING = Names("zdim.training.stopping", "STOPPING_RULES")  # when a training has converged (--stopping)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -429,6 +430,16 @@ OPTIONS: tuple[Option, ...] = (
         "combined",
         check=OneOf(RULES),
         doc="Recommendation rule (see ``zdim.answer.signals.SIGNALS`` and docs/recommendation.md).",
+    ),
+    Option(
+        "stopping",
+        "the stopping rule that says when a training has converged (default: settle mode's projected gain; "
+        "in per-size and nested mode, the gain relative to the best validation -ELBO)",
+        check=OneOf(STOPPING),
+        doc="The stopping rule that says when a training has converged (``zdim.training.stopping.STOPPING_RULES``):"
+        " settle mode's members stop by it, a per-size or nested trial's record says by it whether it converged."
+        " Default: settle mode's projected gain (``ProjectedGain``), the relative gain (``RelativeGain``) in"
+        " the other modes.",
     ),
     Option(
         "mode",

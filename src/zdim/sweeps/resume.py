@@ -27,7 +27,7 @@ from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
 from ..training.trainer import TrainConfig
 from .config import DEFAULT_ARCH, hidden_for
-from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
+from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds, default_stopping
 from .runs import RunDir
 
 
@@ -82,6 +82,7 @@ def reproduce(info: dict[str, Any]) -> str | None:
         "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
+        "stopping": default_stopping(mode),
         "refine": mode is not Mode.NESTED,
         "extend": mode is not Mode.NESTED,
         "stack": False,  # the default on the CPU
