@@ -52,9 +52,8 @@ OWN_BOUNDS = {
     "lr_factor": Bounds("a float", 0, 1, strict=True),
 }
 # The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
-# which its family owns (``Likelihood.wakeup``). Gaussian (issue 22, benchmarks/validate/wakeup.py): a model
-# still asleep after 4 epochs gets the noise scale 0.3, held for 5 epochs, then set from its residual and
-# learned; one awake by then is not touched.
+# which its family owns (``Likelihood.wakeup``). Gaussian (issues 22 and 36, benchmarks/validate/reach.py): a
+# model with the linear start gets the noise scale 0.1 from the start, held for 1 epoch; one without, none.
 LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
 WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {n: dict(f.wakeup) for n, f in REGISTRY.items() if f.wakeup}
 
