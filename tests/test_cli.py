@@ -9,7 +9,7 @@ import pytest
 from zdim.cli import main
 from zdim.errors import ConfigError
 
-QUICK = ["--epochs", "2", "--hidden", "16", "--k", "5", "--quiet", "--folds", "1"]
+QUICK = ["--epochs", "2", "--epoch-steps", "1", "--hidden", "16", "--k", "5", "--quiet", "--folds", "1"]
 
 
 def run_cli(*args, cwd=None):

@@ -168,7 +168,7 @@ def test_cli_nested_sweep_says_what_the_training_time_means(tmp_path):
     out = tmp_path / "run"
     p = subprocess.run(
         [sys.executable, "-m", "zdim", "sweep", "digits", "--dims", "2,4", "--nested", "--epochs", "1"]
-        + ["--max-samples", "300", "--k", "5", "--out", str(out), "--quiet"],
+        + ["--max-samples", "300", "--k", "5", "--epoch-steps", "1", "--out", str(out), "--quiet"],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},

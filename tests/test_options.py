@@ -54,6 +54,7 @@ def test_every_choice_list_is_read_from_its_registry():
     from zdim.models.vae import ARCHS
     from zdim.records import OBJECTIVES
     from zdim.sweeps import backends, plan
+    from zdim.training import stopping
 
     offered = {o.keyword: o.offered for o in table.OPTIONS if o.offered is not None}
     assert offered == {
@@ -63,6 +64,7 @@ def test_every_choice_list_is_read_from_its_registry():
         "rule": signals.names(),
         "mode": tuple(m.value for m in plan.Mode),
         "noise": likelihoods.NOISE_MODES,
+        "stopping": tuple(stopping.STOPPING_RULES),
     }
     # the rows name the registries themselves (read when asked), not a copy of their names
     assert option("noise").check == OneOf(table.Names("zdim.likelihoods", "NOISE_MODES"))
@@ -71,6 +73,7 @@ def test_every_choice_list_is_read_from_its_registry():
     assert trainer.NOISE is likelihoods.NOISE_MODES
     assert option("rule").check == OneOf(table.Names("zdim.answer.signals", "SIGNALS"))
     assert option("backend").check == OneOf(table.Names("zdim.sweeps.backends", "BACKENDS"))
+    assert option("stopping").check == OneOf(table.Names("zdim.training.stopping", "STOPPING_RULES"))
     tune = build_parser()._subparsers._group_actions[0].choices["tune"]
     objective = next(a for a in tune._actions if a.dest == "objective")
     assert objective.choices == list(OBJECTIVES)
@@ -236,8 +239,9 @@ def test_the_reproduce_line_carries_every_option_of_the_table(tmp_path):
     loader = {"likelihood": "gaussian", "label_column": "y", "keep_columns": ["a", "b"], "max_samples": 100,
               "seed": 3, "array": "X", "test": "t.csv", "layer": "L", "label_key": "k", "binarize": True,
               "val_fraction": 0.2, "test_fraction": 0.3}  # fmt: skip
-    settle = SweepPlan(config=config, rule="nll-knee", refine=False, extend=False, time_budget=10.0, workers=2,
-                       checkpoint_every=60.0, stack=True, folds=3, backend="ray", address="head:6379")  # fmt: skip
+    settle = SweepPlan(config=config, rule="nll-knee", stopping="relative-gain", refine=False, extend=False,
+                       time_budget=10.0, workers=2, checkpoint_every=60.0, stack=True, folds=3, backend="ray",
+                       address="head:6379")  # fmt: skip
     per_size = replace(settle, mode=Mode.PER_SIZE, prune=True, storage="sqlite:///s.db", study_name="mine",
                        time_budget=None, config=replace(config, model="models.py:Mine"))  # fmt: skip
     lines = [reproduce(make_run_info(data, plan, "zdim sweep ...", loader)) for plan in (settle, per_size)]

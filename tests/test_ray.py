@@ -217,7 +217,8 @@ def test_a_cluster_of_two_nodes_gives_the_one_process_answer_and_resumes_after_a
     env = os.environ | _env() | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     temp = tempfile.mkdtemp(prefix="zdim-ray-", dir="/tmp")  # short: Ray's socket paths live under it
     sweep = [sys.executable, "-m", "zdim", "sweep", "digits", "--max-samples", "600", "--dims", "2,4"]
-    sweep += ["--seeds", "2", "--hidden", "16", "--epochs", "30", "--patience", "30", "--k", "5", "--folds", "1"]
+    sweep += ["--seeds", "2", "--hidden", "16", "--epochs", "30", "--epoch-steps", "1", "--patience", "30", "--k", "5"]
+    sweep += ["--folds", "1"]
     sweep += ["--no-refine", "--no-extend", "--quiet", "--checkpoint-every", "0.2"]
     on_ray = ["--backend", "ray", "--address", address, "--workers", "2"]
     nodes: list[subprocess.Popen[bytes]] = []

@@ -27,7 +27,7 @@ from zdim.training.trainer import TrainConfig
 SRC = Path(__file__).resolve().parents[1] / "src"
 # --folds 1: a 30-row test split would get 5 folds by default (zdim.data.folds); these tests are about scale-out
 SMALL = ["digits", "--max-samples", "300", "--epochs", "3", "--hidden", "16", "--k", "5", "--patience", "0", "--quiet",
-         "--folds", "1"]  # fmt: skip
+         "--folds", "1", "--epoch-steps", "1"]  # fmt: skip
 
 
 def zdim(*args: str, **kw) -> subprocess.Popen:
@@ -87,7 +87,8 @@ def test_kill_9_mid_trial_then_resume_equals_uninterrupted_run(tmp_path):
     done_before = len(list((killed / "trials").glob("*/metrics.json")))
     assert 1 <= done_before < 8, "the sweep must be killed part-way"
     assert not list(killed.glob("study.journal*"))  # no Optuna study: nothing but the trial folders to read
-    stamps = {f.parent.name: f.stat().st_mtime_ns for f in (killed / "trials").glob("*/model.safetensors")}
+    finished = [f.parent for f in (killed / "trials").glob("*/metrics.json")]  # (a model without metrics: unfinished)
+    stamps = {d.name: (d / "model.safetensors").stat().st_mtime_ns for d in finished}
     run_ok("sweep", *SMALL, *grid, "--out", str(killed), "--resume")
     run_ok("sweep", *SMALL, *grid, "--out", str(clean))
     for name, ns in stamps.items():  # finished trials are never retrained
@@ -342,6 +343,7 @@ def test_kill_9_of_a_settle_worker_then_resume_gives_the_same_answer(tmp_path):
     --resume goes on from the last checkpoint to the answer of an uninterrupted run."""
     grid = ["--dims", "1,2", "--seeds", "2", "--epochs", "40", "--no-refine", "--no-extend", "--workers", "2"]
     args = ["sweep", *SMALL[:3], "--hidden", "16", "--k", "5", "--patience", "0", "--quiet", "--folds", "1", *grid]
+    args += ["--epoch-steps", "1"]  # as the uninterrupted run below, in this process
     args += ["--checkpoint-every", "0.01"]
     killed = tmp_path / "killed"
     p = zdim(*args, "--out", str(killed))

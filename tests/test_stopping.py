@@ -4,14 +4,16 @@ new rule is one class that settle mode asks."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
+from zdim.errors import ConfigError
 from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import EXECUTORS, sweep
-from zdim.sweeps.plan import Mode
+from zdim.sweeps.plan import Mode, SweepPlan
 from zdim.sweeps.settle import Member, SettleExecutor
-from zdim.training.stopping import CONVERGENCE_TOL, ProjectedGain, RelativeGain, StoppingRule
+from zdim.training.stopping import CONVERGENCE_TOL, STOPPING_RULES, ProjectedGain, RelativeGain, StoppingRule
 from zdim.training.trainer import TrainConfig
 
 
@@ -44,6 +46,8 @@ def test_the_settle_member_asks_the_projected_rule():
 class Always(StoppingRule):
     """A rule for which every awake training has converged."""
 
+    name = "always"
+
     def flat(self, scores, horizon=0):
         return True
 
@@ -58,3 +62,31 @@ def test_a_new_stopping_rule_is_one_class_that_settle_mode_asks(monkeypatch, tin
     r = sweep(tiny_binary, config=cfg, mode="settle", extend=False, refine=False)
     assert all(t.extra.get("settle_stop") == "settled" and t.epochs_run < cap for t in r.trials)
     assert all(t.converged and t.extra["settle_converged"].startswith("the score fell") for t in r.trials)
+
+
+def test_a_new_stopping_rule_is_one_subclass_and_one_registry_row(monkeypatch, tiny_binary):
+    """Issue 38: the rule's row of STOPPING_RULES makes it a choice of --stopping (the flag, the keyword's
+    check, the plan) with no other edit; settle mode's members stop by it, and a per-size trial's record
+    says by it whether it converged (without it, three epochs are too few for the relative gain's window)."""
+    from zdim.cli import build_parser
+    from zdim.options import route
+
+    with pytest.raises(ConfigError, match="^stopping must be one of projected-gain, relative-gain, got 'always'"):
+        route({"stopping": "always"})
+    monkeypatch.setitem(STOPPING_RULES, Always.name, Always)
+    assert route({"stopping": "always"})["options"] == {"stopping": "always"}
+    assert build_parser().parse_args(["sweep", "data.csv", "--stopping", "always"]).stopping == "always"
+    plan = SweepPlan(config=SweepConfig(dims=(1,)), stopping="always")
+    assert plan.stopping_rule() is Always
+    assert SweepPlan(config=SweepConfig(dims=(1,))).stopping_rule() is ProjectedGain  # settle mode's default
+    assert SweepPlan(config=SweepConfig(dims=(1,)), mode=Mode.PER_SIZE).stopping_rule() is RelativeGain
+
+    cfg = SweepConfig(dims=(1, 2), seeds=1, hidden=(16,), k=5, train=TrainConfig(epochs=40, lr=1e-2, patience=0))
+    r = sweep(tiny_binary, config=cfg, mode="settle", stopping="always", extend=False, refine=False)
+    assert all(t.extra.get("settle_stop") == "settled" and t.epochs_run < 40 for t in r.trials)
+    assert all(t.extra["settle_converged"].startswith("the score fell") for t in r.trials)
+
+    short = replace(cfg, train=replace(cfg.train, epochs=3))
+    told = sweep(tiny_binary, config=short, mode="per-size", stopping="always", extend=False, refine=False)
+    plain = sweep(tiny_binary, config=short, mode="per-size", extend=False, refine=False)
+    assert all(t.converged for t in told.trials) and not any(t.converged for t in plain.trials)

@@ -231,3 +231,27 @@ def test_the_linear_start_is_probabilistic_pca_exactly():
         ev = evaluate(model, x, k=20)
         ll = pca.score_samples(x.numpy()).mean()
         assert ev["nll"] == pytest.approx(-ll, abs=0.05) and ev["neg_elbo"] == pytest.approx(-ll, abs=0.05)
+
+
+def test_train_config_checks_its_fields_by_their_option_rows(monkeypatch):
+    """Issue 38: a bound is written once, in its option row (zdim.option_table); TrainConfig asks the row
+    (the message names the field and the row's flag), and a field no row sets has its own bound."""
+    from dataclasses import replace
+
+    from zdim import options as table
+    from zdim.options import Bounds, option
+
+    with pytest.raises(ConfigError, match=r"^warmup_epochs must be a float >= 0, got -1.0: fix --warmup$"):
+        TrainConfig(warmup_epochs=-1.0)
+    with pytest.raises(ConfigError, match=r"^noise must be one of calibrated, learned, got 'x': fix --noise$"):
+        TrainConfig(noise="x")
+    with pytest.raises(
+        ConfigError, match=r"^lr_factor must be a float in \(0, 1\), got 1.0: fix TrainConfig\(lr_factor="
+    ):
+        TrainConfig(lr_factor=1.0)
+    assert TrainConfig(epoch_steps=None).epoch_steps is None  # None is the field's default
+    row = option("lr")
+    tighter = replace(row, check=Bounds("a float", 0, 1, strict=True))
+    monkeypatch.setattr(table, "OPTIONS", tuple(tighter if o is row else o for o in table.OPTIONS))
+    with pytest.raises(ConfigError, match=r"^lr must be a float in \(0, 1\), got 2.0: fix --lr$"):
+        TrainConfig(lr=2.0)

@@ -58,6 +58,7 @@ def sweep(
     k: int = 100,
     tolerance: float = DEFAULT_REL_TOL,
     rule: str = DEFAULT_RULE,
+    stopping: str | None = None,
     refine: bool | None = None,
     nested: bool = False,
     model: str | type | None = None,

@@ -37,9 +37,9 @@ from .options import defaults, route
 from .saved import SavedModel
 from .sweeps.config import SweepConfig, model_config
 from .sweeps.execute import sweep
-from .sweeps.ledger import train as train_vae
 from .sweeps.result import SweepResult
 from .training.trainer import TrainConfig
+from .training.trial import train as train_vae
 
 Float32Array = NDArray[np.float32]
 _DEFAULT = defaults()  # the option table's defaults (zdim.options), the same as zdim.sweep's
@@ -255,7 +255,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return False
 
     def _train(self, data: Data, dim: int, config: SweepConfig, train: TrainConfig) -> None:
-        # The sweep's own trial path (zdim.sweeps.ledger.train), so the recommended trial's model is reproduced.
+        # The sweep's own trial path (zdim.training.trial.train), so the recommended trial's model is reproduced.
         model, fitted = train_vae(data, model_config(data, dim, config), train)
         self.model_ = model.cpu().eval()
         self.latent_dim_ = dim

@@ -279,8 +279,9 @@ class Bernoulli(Likelihood):
 
 class Gaussian(Likelihood):
     """Real values, standardized: ``out`` are means, with a learned per-feature noise scale
-    ``log_sigma`` (floored at ``MIN_LOG_SIGMA``). A still-asleep model's noise scale is held at 0.3
-    after epoch 4 by default (issue 22, ``benchmarks/validate/wakeup.py``)."""
+    ``log_sigma`` (floored at ``MIN_LOG_SIGMA``), calibrated from the residuals by default
+    (``calibrate``). A model with the linear start has its noise scale held at 0.1 for its first epoch
+    (issues 22 and 36, ``benchmarks/validate/reach.py``)."""
 
     name = "gaussian"
     params = ("log_sigma",)

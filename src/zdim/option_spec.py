@@ -95,6 +95,11 @@ class OneOf:
         return f"one of {', '.join(self.choices)}"
 
 
+def refusal(name: str, check: Bounds | OneOf, value: Any, fix: str) -> str:
+    """The one line that refuses ``value`` of ``name``: what ``check`` expects, and what to ``fix``."""
+    return f"{name} must be {check.expected()}, got {value!r}: fix {fix}"
+
+
 def integer(low: int) -> Bounds:
     return Bounds("an integer", low, integer=True)
 
@@ -166,11 +171,12 @@ class Option:
         """What a message tells the user to fix: the flag, or the keyword where there is none."""
         return self.flag_text or f"{self.keyword}="
 
-    def validate(self, value: Any) -> None:
-        """``ConfigError`` (one line, naming the value and the flag) for a value the check refuses."""
+    def validate(self, value: Any, name: str | None = None) -> None:
+        """``ConfigError`` (one line, naming the value and the flag) for a value the check refuses; ``name``:
+        what the message calls the value (default the keyword; ``warmup_epochs``, the field it goes to)."""
         if self.check is None or (value is None and self.default is None) or self.check.ok(value):
             return
-        raise ConfigError(f"{self.keyword} must be {self.check.expected()}, got {value!r}: fix {self.fix()}")
+        raise ConfigError(refusal(name or self.keyword, self.check, value, self.fix()))
 
     def arguments(self, command: str) -> list[tuple[list[str], dict[str, Any]]]:
         """The ``add_argument`` calls of this option in ``command`` (two for a ``SWITCH``)."""

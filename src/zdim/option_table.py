@@ -24,6 +24,7 @@ from .option_spec import (
 RULES = Names("zdim.answer.signals", "SIGNALS")  # the rules: the signals' registry (--rule)
 BACKENDS = Names("zdim.sweeps.backends", "BACKENDS")  # where the work runs: the backends' registry (--backend)
 NOISE = Names("zdim.likelihoods", "NOISE_MODES")  # how a Gaussian noise scale is set (--noise)
+STOPPING = Names("zdim.training.stopping", "STOPPING_RULES")  # when a training has converged (--stopping)
 DEVICE_HELP = "auto (CUDA when present, else the CPU; default), cpu, cuda or cuda:N"
 
 
@@ -117,33 +118,35 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "sigma_init",
-        "Gaussian decoder: starting noise scale per standardized feature, a number or 'pca' (default auto: 0.3)",
+        "Gaussian decoder: starting noise scale per standardized feature, a number or 'pca' (default auto: 0.1 "
+        "with the linear start, else off)",
         "auto",
         parse=number_or_word,
         to=("train.sigma_init",),
         doc="Gaussian decoder only: the noise scale a model is given (a number per standardized feature, or "
-        '``"pca"``); ``"auto"`` (default): 0.3 on Gaussian data (``zdim.training.trainer.WAKEUP_DEFAULTS``); '
+        '``"pca"``); ``"auto"`` (default): 0.1 on Gaussian data with the linear start '
+        "(``Likelihood.wakeup``), else off; "
         "``sigma_init=1.0, sigma_warmup=0`` turns the levers off. ``TrainConfig`` checks it.",
     ),
     Option(
         "sigma_warmup",
-        "Gaussian decoder: epochs the noise scale is held at its start, then learned (default auto: 5; 0: off)",
+        "Gaussian decoder: epochs the noise scale is held at its start (default auto: 1 with the linear start; 0: off)",
         "auto",
         parse=number_or_word,
         to=("train.sigma_warmup_epochs",),
         doc="Gaussian decoder only: the epochs the noise scale is held at ``sigma_init`` before it is "
-        'learned; ``"auto"`` (default): 5 on Gaussian data; 0: off.',
+        'learned; ``"auto"`` (default): 1 on Gaussian data with the linear start, else 0 (off).',
     ),
     Option(
         "sigma_after",
         "apply --sigma-init and --sigma-warmup after this epoch, to a model still ignoring its latents "
-        "then (0: from the start, to every model; default auto: 4)",
+        "then (0: from the start, to every model; default auto: 0)",
         "auto",
         parse=number_or_word,
         to=("train.sigma_after",),
         doc="Gaussian decoder only: the epoch after which ``sigma_init`` and the hold apply, to a model "
         'still ignoring its latents then (0: from the start, to every model); ``"auto"`` (default): '
-        "after epoch 4.",
+        "0 (from the start, with the linear start).",
     ),
     Option(
         "noise",
@@ -157,10 +160,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "hidden",
-        "hidden widths of zdim's VAE, e.g. 512,256 (default)",
+        "hidden widths of zdim's VAE, e.g. 512,256 (default: 512,256 for images; 3 layers of about "
+        "2 x sqrt(training rows), 32 to 256, for tables)",
         parse=positive_ints,
         convert=tuple,
-        doc="Hidden widths of zdim's VAE (the decoder mirrors the encoder); default ``(512, 256)``.",
+        doc="Hidden widths of zdim's VAE (the decoder mirrors the encoder); default ``(512, 256)`` for images, "
+        "three layers of about ``2 * sqrt(n_train)`` (a power of two in [32, 256]) for tables "
+        "(``zdim.sweeps.config.default_hidden``).",
     ),
     Option(
         "arch",
@@ -429,6 +435,16 @@ OPTIONS: tuple[Option, ...] = (
         "combined",
         check=OneOf(RULES),
         doc="Recommendation rule (see ``zdim.answer.signals.SIGNALS`` and docs/recommendation.md).",
+    ),
+    Option(
+        "stopping",
+        "the stopping rule that says when a training has converged (default: settle mode's projected gain; "
+        "in per-size and nested mode, the gain relative to the best validation -ELBO)",
+        check=OneOf(STOPPING),
+        doc="The stopping rule that says when a training has converged (``zdim.training.stopping.STOPPING_RULES``):"
+        " settle mode's members stop by it, a per-size or nested trial's record says by it whether it converged."
+        " Default: settle mode's projected gain (``ProjectedGain``), the relative gain (``RelativeGain``) in"
+        " the other modes.",
     ),
     Option(
         "mode",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ConfigError
 from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported with the table)
     DESTINATIONS,
     FLAG,
@@ -39,6 +40,7 @@ from .option_spec import (  # noqa: F401 (Bounds, OneOf, SWITCH: re-exported wit
     integer,
     number_or_word,
     positive_ints,
+    refusal,
 )
 from .option_table import OPTIONS
 
@@ -131,11 +133,30 @@ def spoken(flag: str) -> tuple[str, bool | None]:
     return _spoken_table().get(flag, (flag.removeprefix("--").replace("-", "_"), None))
 
 
+def row_for(name: str) -> Option | None:
+    """The row of ``name``: a keyword (``seeds``), or a field a row goes to (``warmup_epochs``, of
+    ``TrainConfig``); None when no row has it (``weight_decay``)."""
+    return _table().get(name) or next((o for o in OPTIONS if any(n == name for _, n in o.targets)), None)
+
+
 def flag_for(name: str) -> str | None:
-    """The flag that sets ``name``: a keyword (``seeds``), or a field a row goes to (``warmup_epochs``,
-    of ``TrainConfig``); None when no flag does (``weight_decay``)."""
-    row = _table().get(name) or next((o for o in OPTIONS if any(n == name for _, n in o.targets)), None)
+    """The flag that sets ``name`` (its row: ``row_for``); None when no flag does (``weight_decay``)."""
+    row = row_for(name)
     return row.flag_text or None if row is not None else None
+
+
+def check_field(
+    name: str, value: Any, own: Bounds | OneOf | None = None, *, fix: str = "", optional: bool = False
+) -> None:
+    """``ConfigError`` (one line naming ``name``, the value and the fix) for a value of the setting ``name``
+    (a keyword, or a field a row goes to: ``TrainConfig``'s) that its row's check refuses, so that a bound
+    is written once, in its row. ``own`` is the check of a setting no row has (``fix`` then says what to
+    fix); ``optional``: None passes."""
+    row = row_for(name)
+    check = row.check if row is not None else own
+    if check is None or (value is None and optional) or check.ok(value):
+        return
+    raise ConfigError(refusal(name, check, value, row.fix() if row is not None else fix or f"{name}="))
 
 
 def words() -> set[str]:
@@ -203,6 +224,8 @@ __all__ = [
     "going_to",
     "spoken",
     "flag_for",
+    "row_for",
+    "check_field",
     "words",
     "parameters_doc",
     "number_or_word",

@@ -37,11 +37,12 @@ from .models.vae import VAE
 from .records import OBJECTIVES
 from .sweeps import backends, studies
 from .sweeps.config import SweepConfig, model_config
-from .sweeps.ledger import saved_extra, train
+from .sweeps.ledger import saved_extra
 from .sweeps.plan import Mode, SweepPlan, capped_workers
 from .sweeps.resume import make_run_info
 from .sweeps.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
+from .training.trial import train
 
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")
 State = optuna.trial.TrialState

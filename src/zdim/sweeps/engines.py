@@ -32,13 +32,15 @@ import torch
 from ..data.dataset import Data
 from ..errors import WorkerError
 from ..evaluation.metrics import EVAL_K, Reference, evaluate, reference
+from ..evaluation.trial import evaluate_trial
 from ..models.vae import VAE
 from ..records import TrialRecord, trial_name
 from ..training.stacked import StackedMember, StackedTrainer, groups
 from ..training.trainer import FitResult, Trainer, resolve_device
+from ..training.trial import training_record
 from . import studies
 from .config import SweepConfig, build_sweep_model
-from .ledger import Key, evaluate_trial, failed
+from .ledger import Key, failed
 from .runs import RunDir
 
 
@@ -130,7 +132,7 @@ class LocalEngine:
     def add(self, keys: list[Key]) -> None:
         built: list[tuple[Key, VAE]] = []
         for dim, seed in keys:
-            torch.manual_seed(seed)  # as zdim.sweeps.ledger.train: the same initial weights
+            torch.manual_seed(seed)  # as zdim.training.trial.train: the same initial weights
             built.append(((dim, seed), build_sweep_model(self.data, dim, self.config)))
         configs = [replace(self.config.train, seed=s) for (_, s), _ in built]
         parts = groups([m for _, m in built], configs) if self.stack else [[i] for i in range(len(built))]
@@ -215,7 +217,8 @@ class LocalEngine:
             t = self.trainers[key]
             fitted = t.finish()
             try:
-                rec, per_sample = evaluate_trial(t.model, held_out, fitted, key[0], key[1], k, patience=window, ref=ref)
+                trained = training_record(fitted, window)
+                rec, per_sample = evaluate_trial(t.model, held_out, key[0], key[1], k, trained=trained, ref=ref)
             except Exception as e:  # noqa: BLE001 - a model that fails its evaluation fails alone
                 out[key] = Done(fitted, t.model, error=failed(*key, e).reason)
                 continue

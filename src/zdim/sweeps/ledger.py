@@ -1,9 +1,11 @@
-"""One trial of a sweep, the same for every executor: train, evaluate, finish; and what is done already.
+"""Where one trial of a sweep ends, the same for every executor, and what is done already.
 
-- ``train`` (seed, build, fit) serves the sweep, ``zdim tune`` and the scikit-learn estimator alike,
-  so the same data, configuration and seed give the same weights everywhere.
-- ``evaluate_trial`` turns a trained model into its ``TrialRecord`` (held-out metrics on
-  ``eval_data``, the training record, convergence, generation quality) and its per-sample held-out NLL.
+One trial is trained by ``zdim.training.trial.train`` (seed, build, fit: the sweep, ``zdim tune`` and the
+scikit-learn estimator alike) and evaluated by ``zdim.evaluation.trial.evaluate_trial`` (its ``TrialRecord``
+on ``eval_data``, with ``zdim.training.trial.training_record``, and its per-sample held-out NLL); here:
+
+- ``failed`` (the record of a trial that raised) and ``saved_extra`` (what a trial's ``model.json`` keeps
+  of its data).
 - ``Ledger`` is where a sweep's trials end: ``Ledger.finish`` is the one way a trial is finished in
   every mode (persisted in the run directory, the record; told to per-size mode's Optuna trial where a
   study is its engine; printed; kept in memory with its per-sample NLL), and ``Ledger.done`` the one
@@ -19,8 +21,6 @@ trials in the run directory alone (``zdim.sweeps.per_size`` opens the study wher
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,93 +30,16 @@ import torch
 
 from ..data.dataset import Data
 from ..errors import TrainingDiverged
-from ..evaluation.generation import generation_metrics
-from ..evaluation.metrics import Reference, evaluate, reference
+from ..evaluation.metrics import Reference, reference
 from ..evidence import Note
-from ..models.custom import DataInfo, build_model
-from ..models.vae import VAE, VAEConfig, count_parameters
+from ..models.vae import VAE
 from ..progress import Progress
 from ..records import TrialRecord, TrialStatus
-from ..training.stopping import CONVERGENCE_WINDOW, RelativeGain
-from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit
 from .config import SweepConfig, eval_data
 from .plan import SweepPlan
 from .runs import RunDir
 
 Key = tuple[int, int]  # (latent size, seed): one grid point
-
-
-def train(
-    data: Data,
-    vcfg: VAEConfig,
-    tcfg: TrainConfig,
-    *,
-    callback: EpochCallback | None = None,
-    model_spec: str | type | None = None,
-) -> tuple[VAE, FitResult]:
-    """Seed with ``tcfg.seed``, build a ``VAE(vcfg)`` (or the user's model ``model_spec``, see
-    ``zdim.models.custom``), fit it (validation split for early stopping)."""
-    torch.manual_seed(tcfg.seed)
-    model = build_model(vcfg, DataInfo.from_data(data), model_spec)
-    return model, fit(model, data.train, data.val, tcfg, callback=callback)
-
-
-def evaluate_trial(
-    model: VAE,
-    data: Data,
-    fitted: FitResult,
-    dim: int,
-    seed: int,
-    k: int,
-    *,
-    patience: int = 0,
-    nested: bool = False,
-    ref: Reference | None = None,
-) -> tuple[TrialRecord, np.ndarray]:
-    """The record of a trained model: held-out metrics on the test split of ``data``, the training record,
-    whether it converged, what its latents buy over ``ref`` (``zdim.evaluation.metrics.reference`` of ``data``,
-    computed here when not given), and generation quality (a metric that cannot be computed never fails
-    the trial); and the (N,) float64 held-out NLL of each test sample (paired across the sweep's trials)."""
-    t0 = time.perf_counter()
-    ev = evaluate(model, data.test, k=k, seed=seed, per_sample=True)
-    nll_per_sample = ev.pop("nll_per_sample")
-    ref = ref if ref is not None else reference(data.train, data.test, data.likelihood)
-    rule, scores = RelativeGain(window=patience or CONVERGENCE_WINDOW), RelativeGain.scores(fitted.history)
-    rec = TrialRecord(
-        dim=dim,
-        seed=seed,
-        status=TrialStatus.COMPLETE,
-        **ev,
-        best_epoch=fitted.best_epoch,
-        epochs_run=len(fitted.history),
-        stopped_early=fitted.stopped_early,
-        best_val_neg_elbo=fitted.best_val,
-        converged=rule.converged(scores, stopped_early=fitted.stopped_early),
-        window_improvement=rule.improvement(scores),
-        train_seconds=fitted.seconds,
-        n_params=count_parameters(model),
-        nested=nested,
-    )
-    per = nll_per_sample.numpy()
-    if ref is not None and len(ref.baseline) == len(per):
-        rec.baseline_nll, rec.baseline_se = _paired(ref.baseline, per)
-        linear, full = ref.linear(dim), ref.full()
-        if linear is not None:
-            rec.linear_nll, rec.linear_se = _paired(linear, per)
-        if full is not None:
-            rec.full_nll = float(full.mean())
-    try:
-        rec.generation.update(generation_metrics(model, data, seed=seed))
-    except Exception as e:  # noqa: BLE001 - recorded, never fatal
-        rec.generation["gen_error"] = f"{type(e).__name__}: {e}"
-    rec.eval_seconds = time.perf_counter() - t0
-    return rec, nll_per_sample.numpy()
-
-
-def _paired(ref: np.ndarray, nll: np.ndarray) -> tuple[float, float]:
-    """The mean of ``ref`` over the test samples, and the standard error of its per-sample gap to ``nll``."""
-    gap = ref - nll
-    return float(ref.mean()), float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else 0.0
 
 
 def failed(dim: int, seed: int, error: BaseException) -> TrialRecord:
@@ -261,8 +184,6 @@ class Ledger:
 
 
 __all__ = [
-    "train",
-    "evaluate_trial",
     "failed",
     "saved_extra",
     "Finished",

@@ -21,12 +21,14 @@ import torch
 
 from ..data.dataset import Data
 from ..errors import ModelFileError, RunDirError
+from ..evaluation.trial import evaluate_trial
 from ..models.checkpoints import read_saved, save_model
 from ..models.vae import NestedVAE, VAEConfig
 from ..records import trial_name
 from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit, resolve_device
+from ..training.trial import training_record
 from .config import model_config
-from .ledger import Ledger, Outcome, evaluate_trial, failed
+from .ledger import Ledger, Outcome, failed
 from .plan import SweepPlan
 
 STEM = "nested"  # nested.safetensors (weights) and nested.json (config, checksum, training record)
@@ -108,7 +110,7 @@ class NestedExecutor:
     ledger: Ledger
 
     def run(self, plan: SweepPlan) -> Outcome:
-        ledger, cfg = self.ledger, plan.config
+        ledger, cfg, rule = self.ledger, plan.config, plan.stopping_rule()
         data, run, progress = ledger.data, ledger.run, ledger.progress
         grid = cfg.grid()
         done = ledger.done(grid)
@@ -145,8 +147,9 @@ class NestedExecutor:
                 name = trial_name(dim, seed)
                 progress.evaluating(name, f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
                 model = big.prefix_model(dim)
+                trained = training_record(fitted, tcfg.patience, rule)
                 rec, per_sample = evaluate_trial(
-                    model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, nested=True, ref=ref
+                    model, held_out, dim, seed, cfg.k, trained=trained, nested=True, ref=ref
                 )
                 ledger.finish(rec, model, fitted.history, per_sample)
         return ledger.outcome(cfg)

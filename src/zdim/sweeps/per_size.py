@@ -24,11 +24,14 @@ from typing import Any
 import optuna
 
 from ..data.dataset import Data
+from ..evaluation.trial import evaluate_trial
 from ..records import TrialRecord, TrialStatus, trial_name
+from ..training.stopping import RelativeGain, StoppingRule
+from ..training.trial import train, training_record
 from . import studies
 from .backends import LOCAL, choose
 from .config import SweepConfig, model_config
-from .ledger import Finished, Key, Ledger, Outcome, evaluate_trial, failed, train
+from .ledger import Finished, Key, Ledger, Outcome, failed
 from .plan import SweepPlan
 from .runs import RunDir
 
@@ -191,11 +194,13 @@ def run_trial(
     *,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
     tell: Callable[[TrialRecord], None] | None = None,
+    rule: type[StoppingRule] = RelativeGain,
 ) -> Finished:
     """Train and evaluate the (``dim``, ``seed``) point of a per-size sweep and finish it (``Ledger``).
 
     A diverged or failing trial is finished as FAILED with its reason; one stopped by ``callback``
-    raising ``optuna.TrialPruned`` as PRUNED. The sweep goes on either way.
+    raising ``optuna.TrialPruned`` as PRUNED. The sweep goes on either way. ``rule`` says whether it
+    converged (the plan's ``--stopping``).
     """
     data, progress = ledger.data, ledger.progress
     tcfg = replace(cfg.train, seed=seed)
@@ -210,7 +215,8 @@ def run_trial(
         model, fitted = train(data, model_config(data, dim, cfg), tcfg, callback=on_epoch, model_spec=cfg.model)
         held_out, ref = ledger.held_out(cfg)
         progress.evaluating(trial_name(dim, seed), f"IWAE k={cfg.k} on {held_out.test.shape[0]} held-out samples")
-        rec, per_sample = evaluate_trial(model, held_out, fitted, dim, seed, cfg.k, patience=tcfg.patience, ref=ref)
+        trained = training_record(fitted, tcfg.patience, rule)
+        rec, per_sample = evaluate_trial(model, held_out, dim, seed, cfg.k, trained=trained, ref=ref)
     except optuna.TrialPruned as e:
         pruned = TrialRecord(dim=dim, seed=seed, status=TrialStatus.PRUNED, reason=str(e) or "pruned")
         return ledger.finish(pruned, tell=tell)
@@ -233,8 +239,11 @@ def _teller(study: optuna.Study, trial: optuna.Trial) -> Callable[[TrialRecord],
     return tell
 
 
-def worker_loop(ledger: Ledger, study: optuna.Study, cfg: SweepConfig, prune: bool) -> None:
-    """Take enqueued trials of ``study`` until none is left (retrying those of dead workers), train, finish."""
+def worker_loop(
+    ledger: Ledger, study: optuna.Study, cfg: SweepConfig, prune: bool, rule: type[StoppingRule] = RelativeGain
+) -> None:
+    """Take enqueued trials of ``study`` until none is left (retrying those of dead workers), train, finish
+    (``rule``: when a trial has converged)."""
     run = ledger.run
     info = studies.worker_info(run.path if run is not None else None)
     grid = set(cfg.grid())
@@ -273,7 +282,7 @@ def worker_loop(ledger: Ledger, study: optuna.Study, cfg: SweepConfig, prune: bo
                     _teller(study, trial)(rec)
                 else:
                     callback = _pruning_callback(trial, dim) if prune else None
-                    run_trial(ledger, cfg, dim, seed, callback=callback, tell=_teller(study, trial))
+                    run_trial(ledger, cfg, dim, seed, callback=callback, tell=_teller(study, trial), rule=rule)
             if run is not None:
                 run.write_results(list(finished_records(study, run, verify=False).values()))
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -299,6 +308,7 @@ class SweepWorker:
     prune: bool
     ledger: Ledger | None = None
     study: optuna.Study | None = None
+    rule: type[StoppingRule] = RelativeGain  # when a trial has converged: the plan's (SweepPlan.stopping_rule)
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"ledger": None, "study": None}
@@ -308,7 +318,7 @@ class SweepWorker:
         run = RunDir(self.run_path) if self.run_path is not None else None
         if study is None:
             study = open_study(run, self.storage, self.study_name, prune=self.prune, epochs=self.cfg.train.epochs)
-        worker_loop(ledger or Ledger(self.data, run), study, self.cfg, self.prune)
+        worker_loop(ledger or Ledger(self.data, run), study, self.cfg, self.prune, self.rule)
 
 
 @dataclass
@@ -325,7 +335,7 @@ class TrialExecutor:
         grid = cfg.grid()
         progress.set_total(len(grid))
         if not uses_study(plan):
-            return self._in_turn(cfg)
+            return self._in_turn(cfg, plan.stopping_rule())
         study = self._open(plan)
         run = ledger.run
         enqueue_missing(study, cfg, run)
@@ -343,7 +353,9 @@ class TrialExecutor:
                     progress.finished(rec)
 
         run_path = run.path if run is not None else None
-        worker = SweepWorker(ledger.data, cfg, run_path, plan.storage, plan.study_name, plan.prune, ledger, study)
+        worker = SweepWorker(
+            ledger.data, cfg, run_path, plan.storage, plan.study_name, plan.prune, ledger, study, plan.stopping_rule()
+        )
         pending = study.get_trials(deepcopy=False, states=(State.WAITING, State.RUNNING))
         if any(grid_key(t) in set(grid) for t in pending):  # else every point is on record: no worker to start
             choose(plan.backend, plan.workers, plan.address).run_workers(worker, (), poll)
@@ -351,16 +363,16 @@ class TrialExecutor:
         progress.set_done(len(outcome.finished))
         return outcome
 
-    def _in_turn(self, cfg: SweepConfig) -> Outcome:
+    def _in_turn(self, cfg: SweepConfig, rule: type[StoppingRule]) -> Outcome:
         """Every unfinished point of the grid, one after the other in this process; ``results.csv`` kept
-        up to date after each."""
+        up to date after each (``rule``: when a trial has converged)."""
         ledger = self.ledger
         done = ledger.done(cfg.grid())
         ledger.progress.set_done(len(done))
         for dim, seed in cfg.grid():
             if (dim, seed) in done:
                 continue
-            run_trial(ledger, cfg, dim, seed)
+            run_trial(ledger, cfg, dim, seed, rule=rule)
             if ledger.run is not None:
                 ledger.run.write_results(ledger.outcome(cfg).records)
         return ledger.outcome(cfg)

@@ -28,6 +28,7 @@ from ..grid import DimSpec
 from ..models.custom import check_model_class, check_protocol
 from ..models.vae import VAE, NestedVAE
 from ..options import Routed, going_to
+from ..training.stopping import DEFAULT_STOPPING, STOPPING_RULES, RelativeGain, StoppingRule
 from ..training.trainer import TrainConfig, resolve_device
 from .config import DEFAULT_ARCH, SweepConfig, build_sweep_model, default_hidden, model_config
 from .studies import cores
@@ -56,6 +57,7 @@ class Running:
     the rule, the growth of the grid, the limits and the scale-out."""
 
     rule: str = DEFAULT_RULE
+    stopping: str | None = None  # a name of zdim.training.stopping.STOPPING_RULES; None: the mode's (default_stopping)
     refine: bool | None = None  # None: refine between the sizes tried, unless the mode cannot (nested)
     extend: bool = True
     extend_grid: bool = False  # --resume may add sizes (and seeds) to the grid its run directory recorded
@@ -108,6 +110,11 @@ class SweepPlan(Running):
     def with_dims(self, dims: tuple[int, ...] | list[int]) -> SweepPlan:
         """The plan over a grown or refined grid."""
         return replace(self, config=self.config.with_dims(tuple(sorted(set(dims)))))
+
+    def stopping_rule(self) -> type[StoppingRule]:
+        """The stopping rule that says when a training of this plan has converged: the one asked for
+        (``--stopping``), else the mode's (``default_stopping``)."""
+        return STOPPING_RULES[self.stopping or default_stopping(self.mode)]
 
     def question(self, data: Data) -> Question:
         """What every answer of this sweep is asked under (``zdim.answer.decide``): the rule and its tolerance,
@@ -181,6 +188,12 @@ def default_seeds(mode: Mode, folds: int = 1) -> int:
     return SETTLE_SEEDS if mode is Mode.SETTLE and folds <= 1 else 1
 
 
+def default_stopping(mode: Mode) -> str:
+    """The stopping rule when none is given: settle mode's ``DEFAULT_STOPPING`` (the projected gain its
+    members stop by), ``RelativeGain`` (a finished trial's record) otherwise."""
+    return DEFAULT_STOPPING if mode is Mode.SETTLE else RelativeGain.name
+
+
 def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool = False) -> SweepPlan:
     """The plan of a sweep of ``data``: every default filled in, every option checked against the data,
     against the mode and against where the results go (``has_out``: a run directory; ``resume``: an
@@ -233,6 +246,7 @@ def resolve(data: Data, options: Options, *, has_out: bool = True, resume: bool 
     running["extend"] = options.extend and mode is not Mode.NESTED
     running["refine"] = mode is not Mode.NESTED if options.refine is None else options.refine
     running["folds"] = folds
+    running["stopping"] = default_stopping(mode) if options.stopping is None else options.stopping
     running["workers"], said = capped_workers(options.workers, len(config.grid()), options.backend, mode)
     check_rule(options.rule, running["folds"])
     # stacked by default (CPU too: the per-member overhead of small networks is paid once per stack;
@@ -384,6 +398,7 @@ __all__ = [
     "check_values",
     "default_seeds",
     "default_epochs",
+    "default_stopping",
     "check_model",
     "capped_workers",
     "check_rule",

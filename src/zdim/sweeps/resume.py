@@ -25,9 +25,9 @@ from ..data.dataset import Data
 from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ..errors import RunDirError
 from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
-from ..training.trainer import EPOCH_STEPS, TrainConfig
+from ..training.trainer import TrainConfig
 from .config import DEFAULT_ARCH, hidden_for
-from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds
+from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds, default_stopping
 from .runs import RunDir
 
 
@@ -81,10 +81,11 @@ def reproduce(info: dict[str, Any]) -> str | None:
         # them for every size said --seeds
         "seeds": default_seeds(mode, folds) if sweep.get("seeded") is not None or folds > 1 else None,
         "epochs": default_epochs(mode),
-        "epoch_steps": EPOCH_STEPS,  # the plan records the number (a worker trains as the coordinator)
+        "epoch_steps": TrainConfig().min_epoch_steps,  # the plan records the number (workers train as it)
         "hidden": list(hidden_for(int(data.get("n_train") or 0), bool(data.get("is_image")))),
         "arch": DEFAULT_ARCH,
         "mode": Mode.SETTLE.value,
+        "stopping": default_stopping(mode),
         "refine": mode is not Mode.NESTED,
         "extend": mode is not Mode.NESTED,
         "stack": mode is Mode.SETTLE,

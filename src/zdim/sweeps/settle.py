@@ -223,7 +223,7 @@ class SettleExecutor:
     trace: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of this sweep (before the grid grew)
     tol: float = 0.0  # half the rule's NLL tolerance at the last epoch: what "converged" means here
-    rule: type[StoppingRule] = ProjectedGain  # what "converged" means: the members' stopping rule
+    rule: type[StoppingRule] | None = None  # what "converged" means: the members' stopping rule (None: the plan's)
     _how: str = field(default="", repr=False)  # how the last phase ended, in words
     _how_run: str = field(default="", repr=False)  # where the members trained (workers, stacks), in words
     _followed: str = field(default="", repr=False)  # the rule followed while training, where not the sweep's
@@ -238,7 +238,8 @@ class SettleExecutor:
         subset = data.val[: self.eval_samples]
         grid = config.grid()
         scores = self._scores(done, subset)  # (nll, active units, per-sample nll) of the members finished before
-        members = [Member(d, s, horizon=_horizon(d, done), rule=self.rule) for d, s in grid if (d, s) not in done]
+        rule = self.rule or plan.stopping_rule()  # --stopping, settle mode's ProjectedGain by default
+        members = [Member(d, s, horizon=_horizon(d, done), rule=rule) for d, s in grid if (d, s) not in done]
         progress.set_total(len(grid))
         progress.members()
         if not members:

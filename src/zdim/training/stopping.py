@@ -10,7 +10,9 @@ Two questions, asked of every training:
   that is too little to matter; ``converged`` adds what every rule shares (an early-stopped training has
   converged, one still asleep has not). ``RelativeGain`` judges a finished trial's validation -ELBO
   (``TrialRecord.converged``); ``ProjectedGain`` is settle mode's rule, whose members ask it after every
-  epoch (``zdim.sweeps.settle.Member.converged``). A new rule is one subclass.
+  epoch (``zdim.sweeps.settle.Member.converged``). A new rule is one subclass with a ``name`` and one
+  row of ``STOPPING_RULES``, the registry ``--stopping`` (``stopping=``) chooses from: settle mode's
+  members and per-size and nested trials' records then ask it (``zdim.sweeps.plan.SweepPlan.stopping_rule``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 WAKE_GRACE = 5  # early stopping waits at most this many patiences for a model to start using its latents
 CONVERGENCE_WINDOW = 10  # epochs (the patience when early stopping is on)
@@ -66,6 +68,7 @@ class StoppingRule:
         The gain below which going on does not matter (its unit is the subclass's).
     """
 
+    name: ClassVar[str] = ""  # what ``--stopping`` calls it (its row of ``STOPPING_RULES``)
     window: int = CONVERGENCE_WINDOW
     tol: float = CONVERGENCE_TOL
 
@@ -102,6 +105,8 @@ class RelativeGain(StoppingRule):
     relative to ``max(|best|, 1)``, over the last ``window`` epochs (``TrialRecord.converged`` and
     ``window_improvement``)."""
 
+    name: ClassVar[str] = "relative-gain"
+
     def improvement(self, scores: Sequence[float]) -> float | None:
         gain = super().improvement(scores)
         return None if gain is None else gain / max(abs(min(scores)), 1.0)
@@ -124,6 +129,8 @@ class ProjectedGain(StoppingRule):
     move the answer): ``gain * max(epochs, horizon) / window < tol``. A size added by growth or bisection
     is held to its neighbours' standard, not to its own short history."""
 
+    name: ClassVar[str] = "projected-gain"
+
     def flat(self, scores: Sequence[float], horizon: int = 0) -> bool:
         gain = self.improvement(scores)
         return gain is not None and gain * max(len(scores), horizon) / self.window < self.tol
@@ -135,7 +142,16 @@ class ProjectedGain(StoppingRule):
         )
 
 
+# The stopping rules by name: ``--stopping``'s choices (its option row reads them here, ``zdim.option_table``),
+# settle mode's default first. Text and the standard library only: every command line, ``--help`` included,
+# reads it.
+STOPPING_RULES: dict[str, type[StoppingRule]] = {rule.name: rule for rule in (ProjectedGain, RelativeGain)}
+DEFAULT_STOPPING = ProjectedGain.name  # settle mode's; the other modes' is RelativeGain (zdim.sweeps.plan)
+
+
 __all__ = [
+    "STOPPING_RULES",
+    "DEFAULT_STOPPING",
     "StoppingRule",
     "RelativeGain",
     "ProjectedGain",

@@ -17,7 +17,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -27,6 +27,8 @@ from ..evaluation.metrics import neg_elbo
 from ..likelihoods import MIN_LOG_SIGMA, NOISE_MODES, REGISTRY
 from ..likelihoods import find as find_likelihood
 from ..models.vae import VAE
+from ..option_table import FLOAT_0
+from ..options import Bounds, check_field
 from .epoch import MAX_LR_DROPS as MAX_LR_DROPS  # (named in TrainConfig's docstring)
 from .epoch import Epochs, divergence
 from .epoch import FitResult as FitResult  # what fit returns, kept by zdim.training.epoch
@@ -39,10 +41,19 @@ AUTO = "auto"
 NOISE = NOISE_MODES  # TrainConfig.noise: how a Gaussian decoder's noise scale is set
 HOLD_PASSES = 5  # a noise-scale hold lasts at most this many passes over the training split
 EPOCH_STEPS = 100  # TrainConfig.epoch_steps by default: the fewest optimizer steps of an epoch
+# The bounds of the fields no option row sets; every other field is checked by its row's (zdim.option_table:
+# --epochs, --lr, --patience, ...), so no bound is written twice. The levers (sigma_*) and the device are
+# checked on their own (TrainConfig.__post_init__).
+EPOCHS_0 = Bounds("a float", 0, finite=True)
+OWN_BOUNDS = {
+    "weight_decay": FLOAT_0,
+    "free_bits_epochs": EPOCHS_0,
+    "lr_warmup_epochs": EPOCHS_0,
+    "lr_factor": Bounds("a float", 0, 1, strict=True),
+}
 # The wake-up levers a recipe leaves at "auto" (TrainConfig.resolve): off, and their default per likelihood,
-# which its family owns (``Likelihood.wakeup``). Gaussian (issue 22, benchmarks/validate/wakeup.py): a model
-# still asleep after 4 epochs gets the noise scale 0.3, held for 5 epochs, then set from its residual and
-# learned; one awake by then is not touched.
+# which its family owns (``Likelihood.wakeup``). Gaussian (issues 22 and 36, benchmarks/validate/reach.py): a
+# model with the linear start gets the noise scale 0.1 from the start, held for 1 epoch; one without, none.
 LEVERS_OFF: dict[str, float | str] = {"sigma_init": 1.0, "sigma_warmup_epochs": 0.0, "sigma_after": 0}
 WAKEUP_DEFAULTS: dict[str, dict[str, float | str]] = {n: dict(f.wakeup) for n, f in REGISTRY.items() if f.wakeup}
 
@@ -145,46 +156,12 @@ class TrainConfig:
     noise: str = "calibrated"
 
     def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs >= 1, "an integer >= 1", "--epochs"),
-            ("batch_size", self.batch_size >= 1, "an integer >= 1", "--batch-size"),
-            ("lr", 0 < self.lr < 10, "a float in (0, 10)", "--lr"),
-            ("beta", self.beta >= 0 and math.isfinite(self.beta), "a finite float >= 0", "--beta"),
-            ("warmup_epochs", self.warmup_epochs >= 0, "a float >= 0", "--warmup"),
-            ("free_bits", self.free_bits >= 0, "a float >= 0", "--free-bits"),
-            ("patience", self.patience >= 0, "an integer >= 0", "--patience"),
-            ("weight_decay", self.weight_decay >= 0, "a float >= 0", "--weight-decay"),
-            (
-                "sigma_warmup_epochs",
-                _epochs_ok(self.sigma_warmup_epochs, auto=True),
-                "'auto' or a float >= 0",
-                "--sigma-warmup",
-            ),
-            (
-                "free_bits_epochs",
-                _epochs_ok(self.free_bits_epochs),
-                "a float >= 0",
-                "TrainConfig(free_bits_epochs=...)",
-            ),
-            (
-                "lr_warmup_epochs",
-                _epochs_ok(self.lr_warmup_epochs),
-                "a float >= 0",
-                "TrainConfig(lr_warmup_epochs=...)",
-            ),
-            ("lr_patience", _count(self.lr_patience, 0), "an integer >= 0", "--lr-patience"),
-            ("lr_factor", 0 < self.lr_factor < 1, "a float in (0, 1)", "TrainConfig(lr_factor=...)"),
-            (
-                "epoch_steps",
-                self.epoch_steps is None or _count(self.epoch_steps, 1),
-                "an integer >= 1",
-                "--epoch-steps",
-            ),
-            ("noise", self.noise in NOISE, f"one of {NOISE}", "--noise"),
-        ]
-        for name, ok, expected, flag in checks:
-            if not ok:
-                raise ConfigError(f"{name} must be {expected}, got {getattr(self, name)!r}: fix {flag}")
+        for f in fields(self):  # the bounds of the option rows (--epochs, --lr, ...), else the field's own
+            value, own = getattr(self, f.name), OWN_BOUNDS.get(f.name)
+            check_field(f.name, value, own, fix=f"TrainConfig({f.name}=...)", optional=f.default is None)
+        if not _epochs_ok(self.sigma_warmup_epochs, auto=True):
+            hold = self.sigma_warmup_epochs
+            raise ConfigError(f"sigma_warmup_epochs must be 'auto' or a float >= 0, got {hold!r}: fix --sigma-warmup")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}: fix --device")
         resolve_device(self.device)  # CUDA asked for where there is none: fail now, not in every trial
@@ -267,10 +244,6 @@ def _calibrates(model: torch.nn.Module) -> bool:
     if not getattr(model, "calibrates", False) or not callable(elbo_terms):
         return False
     return "calibrate" in inspect.signature(elbo_terms).parameters
-
-
-def _count(v: object, low: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
 def _epochs_ok(v: object, auto: bool = False) -> bool:
