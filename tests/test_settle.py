@@ -190,8 +190,12 @@ def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_b
     assert resolve_mode(Options(mode="per-size", workers=1)) is Mode.PER_SIZE
     assert resolve_mode(Options(storage="sqlite://", time_budget=5.0)) is Mode.SETTLE  # then refused: --storage
     r = sweep(tiny_binary, dims=(1, 2), epochs=2, out=tmp_path / "run", extend=False)
-    assert sorted(t.key for t in r.trials) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    seeded = set(RunDir(tmp_path / "run").read_info()["sweep"]["seeded"])  # the sizes that compete: 3 seeds
+    assert r.recommendation.dim in seeded
+    assert sorted(t.key for t in r.trials) == [(d, s) for d in (1, 2) for s in range(3 if d in seeded else 1)]
     assert RunDir(tmp_path / "run").read_settle() is not None  # it ran in settle mode
+    three = sweep(tiny_binary, dims=(1, 2), epochs=2, seeds=3, extend=False)  # --seeds 3: every size
+    assert sorted(t.key for t in three.trials) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
     one = sweep(tiny_binary, dims=(1, 2), epochs=2, seeds=1, extend=False)
     assert sorted(t.key for t in one.trials) == [(1, 0), (2, 0)]
     per = sweep(tiny_binary, dims=(1, 2), epochs=2, mode="per-size", extend=False)

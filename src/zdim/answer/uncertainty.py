@@ -87,7 +87,7 @@ def bootstrap(
                 values[(dim, j)] = v
         kw: dict[str, Any] = {"question": question} if question is not None else rule
         counts[recommend(drawn + others, per_sample=values, **kw).dim] += 1
-    seeds = max(len(ts) for ts in by_dim.values())
+    seeds = max(Counter(t.dim for t in trials if t.complete).values())  # of the records, as every reader sees them
     shares = {str(d): c / resamples for d, c in sorted(counts.items())}
     out: dict[str, Any] = {"resamples": resamples, "shares": shares, "seeds": seeds, "n": n}
     return out | ({"folds": len(blocks)} if blocks else {})
