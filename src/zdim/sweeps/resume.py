@@ -134,7 +134,7 @@ def recorded_mode(sweep: dict[str, Any]) -> Mode | None:
 
 # What a run made before a setting existed trained with, for the settings it did not record (issue 36:
 # one pass per epoch, no learning-rate plateau, a learned noise scale); other missing keys read today's default
-LEGACY = {"epoch_steps": 1, "lr_patience": 0, "noise": "learned"}
+LEGACY: dict[str, Any] = {"epoch_steps": 1, "lr_patience": 0, "noise": "learned"}
 
 
 def _recipe(train: Any) -> dict[str, Any]:
@@ -210,7 +210,8 @@ def own_architecture(run: RunDir, plan: SweepPlan) -> SweepPlan:
     if "seeded" not in sweep:  # every size had every seed (--seeds, or a run made before ``seeded``)
         config = replace(config, seeded=None)
     recorded = sweep.get("train") if isinstance(sweep.get("train"), dict) else {}
-    old = {k: v for k, v in LEGACY.items() if k not in recorded}  # a run made before them trains as it did
+    # a run made before them trains as it did
+    old: dict[str, Any] = {k: v for k, v in LEGACY.items() if k not in recorded}
     if old:
         config = replace(config, train=replace(config.train, **old))
     if plan.auto_hidden and isinstance(sweep.get("hidden"), list):
