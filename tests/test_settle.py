@@ -428,7 +428,7 @@ def test_ctrl_c_through_timeout_saves_and_resume_ends_as_an_uninterrupted_run(tm
         pytest.skip("no `timeout` command")
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
     args = ["sweep", "digits", "--max-samples", "300", "--dims", "2,4,8", "--seeds", "1", "--hidden", "16",
-            "--folds", "1", "--k", "5", "--epochs", "2000", "--epoch-steps", "1", "--patience", "0", "--no-refine",
+            "--folds", "1", "--k", "5", "--epochs", "500", "--epoch-steps", "1", "--patience", "0", "--no-refine",
             "--no-extend"]  # fmt: skip
     cut, whole = tmp_path / "cut", tmp_path / "whole"
     log = tmp_path / "err.txt"
