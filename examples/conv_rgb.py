@@ -99,7 +99,7 @@ def main() -> None:
             model=ConvRGBVAE,
             train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
-        result = zdim.sweep(data, config=config, out=Path(tmp) / "run")
+        result = zdim.sweep(data, config=config, out=Path(tmp) / "run", report=False)  # a temporary folder
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))
         print(f"model: {config.model}")
         print(f"\nrecommended latent size: {result.recommended_dim}")

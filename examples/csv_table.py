@@ -47,7 +47,12 @@ def main() -> None:
             train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
         result = zdim.sweep(
-            csv, config=config, out=Path(tmp) / "run", label_column="label", max_samples=args.max_samples
+            csv,
+            config=config,
+            out=Path(tmp) / "run",
+            label_column="label",
+            max_samples=args.max_samples,
+            report=False,  # the run directory is a temporary folder
         )
         print(result.table[["dim", "nll", "kl", "active_units", "status"]].to_string(index=False))
         print(f"\nrecommended latent size: {result.recommended_dim} (the table has 3 latent factors)")

@@ -37,7 +37,10 @@ def main() -> None:
             hidden=tuple(int(h) for h in args.hidden.split(",")),
             train=zdim.TrainConfig(epochs=args.epochs, epoch_steps=args.epoch_steps),
         )
-        result = zdim.sweep(args.data, config=config, out=out, max_samples=args.max_samples)
+        # report.html only where the run directory outlives the script (--out)
+        result = zdim.sweep(
+            args.data, config=config, out=out, max_samples=args.max_samples, report=args.out is not None
+        )
         print(result.table[["dim", "nll", "neg_elbo", "kl", "active_units", "status"]].to_string(index=False))
         print(f"\nrecommended latent size: {result.recommended_dim}")
         print(result.recommendation.rationale if result.recommendation else "no trial completed")

@@ -86,7 +86,7 @@ def main() -> None:
         data, out = Path(tmp) / "signals.npy", Path(tmp) / "run"
         write_signals(data, args.signals)
         argv = ["sweep", str(data), "--model", f"{Path(__file__).resolve()}:Conv1dVAE", "--dims", args.dims]
-        argv += ["--epochs", str(args.epochs), "--out", str(out), "--quiet"]
+        argv += ["--epochs", str(args.epochs), "--out", str(out), "--quiet", "--no-report"]  # a temporary folder
         if args.max_samples:
             argv += ["--max-samples", str(args.max_samples)]
         if args.epoch_steps:

@@ -29,7 +29,8 @@ from .test_scale import records_per_key, zdim
 
 # trials of about 0.4 s on a loaded 2-core machine: a few ms would leave no moment to aim at, and both
 # workers must still be training when the slower of them has started
-ARGS = ["digits", "--epochs", "16", "--epoch-steps", "1", "--hidden", "64", "--k", "5", "--patience", "0", "--quiet"]
+ARGS = ["digits", "--epochs", "16", "--epoch-steps", "1", "--hidden", "64", "--k", "5", "--patience", "0", "--quiet",
+        "--no-report"]  # fmt: skip
 GRID = ["--dims", "1,2,3,4,6,8", "--seeds", "2", "--mode", "per-size", "--no-refine", "--no-extend"]
 ARGS += GRID
 POINTS = 12

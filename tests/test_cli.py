@@ -9,7 +9,7 @@ import pytest
 from zdim.cli import main
 from zdim.errors import ConfigError
 
-QUICK = ["--epochs", "2", "--epoch-steps", "1", "--hidden", "16", "--k", "5", "--quiet", "--folds", "1"]
+QUICK = ["--epochs", "2", "--epoch-steps", "1", "--hidden", "16", "--k", "5", "--quiet", "--folds", "1", "--no-report"]
 
 
 def run_cli(*args, cwd=None):
@@ -43,23 +43,26 @@ def test_dims_are_parsed_without_being_expanded():
         DimSpec.parse(f"1-{MAX_SIZES + 1}").sizes(10_000)
 
 
-def test_sweep_end_to_end_in_a_real_process(tmp_path, csv_file):
+def test_sweep_end_to_end_in_a_real_process(tmp_path, csv_file, capsys):
     out = tmp_path / "run"
     p = run_cli("sweep", csv_file, "--dims", "1,2", "--out", out, *QUICK)
     assert p.returncode == 0, p.stderr
     assert "Recommended latent size:" in p.stdout and "Traceback" not in p.stderr
     assert (out / "recommendation.json").is_file()
-    info = run_cli("info", out)
-    assert info.returncode == 0 and "Recommended latent size:" in info.stdout
+    assert not (out / "report.html").exists() and "Report:" not in p.stdout  # --no-report: `zdim report` later
+    # the next two in this process (the sweeps before and after in their own)
+    assert main(["info", str(out)]) == 0 and "Recommended latent size:" in capsys.readouterr().out
     # an existing run directory: exit 2, one line, directory untouched
     before = sorted(x.name for x in out.rglob("*"))
-    again = run_cli("sweep", csv_file, "--dims", "1,2", "--out", out, *QUICK)
-    assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert again.stderr.strip().count("\n") == 0 and "--resume" in again.stderr
+    assert main(["sweep", str(csv_file), "--dims", "1,2", "--out", str(out), *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().count("\n") == 0 and "--resume" in err
     assert sorted(x.name for x in out.rglob("*")) == before
     resumed = run_cli("sweep", csv_file, "--dims", "1,2,3", "--out", out, "--resume", "--extend-grid", *QUICK)
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "trials" / "dim-003-seed-0" / "metrics.json").is_file()
+    assert not (out / "report.html").exists()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
 
 
 @pytest.mark.parametrize(

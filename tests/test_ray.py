@@ -219,7 +219,7 @@ def test_a_cluster_of_two_nodes_gives_the_one_process_answer_and_resumes_after_a
     sweep = [sys.executable, "-m", "zdim", "sweep", "digits", "--max-samples", "600", "--dims", "2,4"]
     sweep += ["--seeds", "2", "--hidden", "16", "--epochs", "30", "--epoch-steps", "1", "--patience", "30", "--k", "5"]
     sweep += ["--folds", "1"]
-    sweep += ["--no-refine", "--no-extend", "--quiet", "--checkpoint-every", "0.2"]
+    sweep += ["--no-refine", "--no-extend", "--quiet", "--no-report", "--checkpoint-every", "0.2"]
     on_ray = ["--backend", "ray", "--address", address, "--workers", "2"]
     nodes: list[subprocess.Popen[bytes]] = []
     try:

@@ -21,7 +21,8 @@ from zdim.sweeps.execute import sweep
 from zdim.sweeps.runs import MARKER, RunDir, is_run_dir
 from zdim.training.trainer import TrainConfig
 
-QUICK = ["--dims", "1", "--epochs", "1", "--seeds", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend"]
+QUICK = ["--dims", "1", "--epochs", "1", "--seeds", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend",
+         "--no-report"]  # fmt: skip
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -73,7 +73,7 @@ def test_tune_resume_of_a_run_never_tuned_is_refused_in_one_line(tmp_path, capsy
     monkeypatch.setattr("zdim.printing.write_report", lambda *a: None)
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(150, 5)).astype(np.float32))
     out = tmp_path / "run"
-    quick = ["--trials", "1", "--epochs", "1", "--quiet", "--out", str(out)]
+    quick = ["--trials", "1", "--epochs", "1", "--quiet", "--no-report", "--out", str(out)]
     assert main(["tune", str(tmp_path / "x.npy"), "--dim", "1", *quick]) == 0
     capsys.readouterr()
     before = (out / "run.json").read_text()

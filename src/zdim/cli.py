@@ -81,7 +81,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     result = execute(data, plan, output)
     print_result(result.trials, result.recommendation, result.run_dir)
-    write_report(result.run_dir, not args.progress)
+    if args.report:
+        write_report(result.run_dir, not args.progress)
     if args.mlflow or args.mlflow_uri:
         from .tracking import log_sweep
 
@@ -209,7 +210,7 @@ def _add_tune_parser(sub: Any) -> None:
         help="tune a sweep of your own model (--model): imports and runs that code",
     )
     add_arguments(t, "tune", [o.keyword for o in for_command("estimate-id")])  # how a data source is read
-    add_arguments(t, "tune", ["out", "overwrite", "resume"])
+    add_arguments(t, "tune", ["out", "overwrite", "resume", "report"])
     t.set_defaults(func=cmd_tune)
 
 
@@ -273,9 +274,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         **shared,
     )
     print(res.summary())
-    from .printing import write_report
+    if args.report:
+        from .printing import write_report
 
-    write_report(run_dir, not args.progress)
+        write_report(run_dir, not args.progress)
     return 0
 
 

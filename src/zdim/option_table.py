@@ -518,10 +518,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "report",
-        "with out, write out/report.html (zdim.build_report(out) rebuilds it)",
+        "write no report.html in the run directory (zdim report RUN_DIR writes it later)",
         True,
-        flag=None,
+        kind=OFF,
         to=("api.report",),
+        commands=("sweep", "tune"),
         doc="With ``out``, write ``out/report.html`` (``zdim.build_report(out)`` rebuilds it).",
     ),
     Option(
