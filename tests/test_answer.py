@@ -209,8 +209,9 @@ def test_decide_is_none_without_a_complete_trial():
 
 
 def test_active_units_past_every_size_on_the_envelope_count_for_the_largest_on_it():
-    """The README's MNIST shape: the 50-unit model keeps 24 active units, so the active units point at 50,
-    which is worse than 13; they count for 13, the largest size on the envelope (not a 'larger' one)."""
+    """The README's MNIST example as it printed before issue 36 (2026-12-06): the 50-unit model keeps 24 active
+    units, so the active units point at 50, which is worse than 13; they count for 13, the largest size on the
+    envelope (not a 'larger' one)."""
     nll = {2: 151.30, 5: 121.66, 10: 107.78, 12: 106.95, 13: 104.94, 15: 106.33, 20: 105.74, 50: 106.95}
     recs, per = paired(nll, {50: 24, 20: 16, 15: 11, 13: 11})
     rec = recommend(recs, per_sample=per)
