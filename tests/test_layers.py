@@ -23,6 +23,7 @@ LAYER = {
     "records": 0,
     "evidence": 0,
     "grid": 0,
+    "references": 0,
     "likelihoods": 0,
     "mixed": 0,
     "formats": 0,

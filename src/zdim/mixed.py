@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from .errors import ConfigError
-from .likelihoods import LOG_2PI, MIN_LOG_SIGMA, Gaussian, Likelihood, Reference, _moments, _rows
+from .likelihoods import MIN_LOG_SIGMA, Gaussian, Likelihood
+from .references import LOG_2PI, Reference, _moments, _rows
 
 if TYPE_CHECKING:
     import torch
