@@ -60,6 +60,8 @@ LAYER = {
     "training.trial": 3,
     "saved": 3,
     "answer.signals": 4,
+    "answer.envelope": 4,
+    "answer.wording": 4,
     "answer.rules": 4,
     "answer.checks": 4,
     "answer.recommendation": 4,

@@ -248,20 +248,14 @@ def _fold_answers(plan: SweepPlan, ledgers: list[Ledger]) -> list[int | None]:
 
 
 def answer(plan: SweepPlan, outcome: Outcome, ledger: Ledger, notes: list[Note]) -> Recommendation | None:
-    """The recommendation of an outcome with its evidence (``zdim.answer.decide.decide``): the rule, what the
-    executor and the grid's growth said, the whole test split (``--eval-samples``), the intrinsic-dimension
-    check and the bootstrap (how sure)."""
-    data = ledger.data
-    question = plan.question(data)
-    rec = decide(Evidence(outcome.records, outcome.per_sample, None, notes), question)
-    if rec is None:
-        return None
-    full = _on_full_test(rec, outcome, ledger, plan) if (plan.folds or 1) <= 1 else rec  # needs --eval-samples
-    extra = [n for n in full.notes if n not in rec.notes]
-    evidence = Evidence(outcome.records, outcome.per_sample, plan.intrinsic, [*notes, *extra])
-    final = decide(evidence, question, resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)
-    assert final is not None
-    return replace(final, full_test=full.full_test)
+    """The recommendation of an outcome with its evidence, decided once (``zdim.answer.decide.decide``): the
+    rule, what the executor and the grid's growth said, the intrinsic-dimension check and the bootstrap (how
+    sure); then, with ``--eval-samples``, the answer's size measured on the whole test split beside it."""
+    evidence = Evidence(outcome.records, outcome.per_sample, plan.intrinsic, notes)
+    rec = decide(evidence, plan.question(ledger.data), resamples=BOOTSTRAP_RESAMPLES, seed=plan.config.train.seed)
+    if rec is None or (plan.folds or 1) > 1:
+        return rec
+    return _on_full_test(rec, outcome, ledger, plan)  # with --eval-samples: the answer's size on every test row
 
 
 def _on_full_test(rec: Recommendation, outcome: Outcome, ledger: Ledger, plan: SweepPlan) -> Recommendation:
