@@ -27,7 +27,7 @@ from torch import nn
 
 from zdim.data.dataset import Data
 from zdim.models.vae import VAE
-from zdim.sweeps.config import SweepConfig, build_sweep_model
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = Path("../shared/datasets/mnist")  # relative to the repository root (see default_mnist)

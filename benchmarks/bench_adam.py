@@ -27,7 +27,7 @@ import zdim  # noqa: E402  # first: it sets OMP_WAIT_POLICY before torch loads O
 # isort: split
 import torch  # noqa: E402
 
-from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 

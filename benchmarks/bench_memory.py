@@ -99,8 +99,8 @@ class AnonPeak:
 
 def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     """Run one sweep in this (fresh) process and print one line of JSON with its memory figures."""
-    from zdim.sweeps.config import SweepConfig
     from zdim.sweeps.execute import sweep
+    from zdim.sweeps.planning.config import SweepConfig
     from zdim.training.trainer import TrainConfig
 
     anon = AnonPeak()

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
+from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
 from zdim.training.trainer import TrainConfig
 

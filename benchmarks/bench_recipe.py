@@ -29,7 +29,7 @@ import zdim  # noqa: E402  (sets OMP_WAIT_POLICY before torch)
 import torch  # noqa: E402
 
 from zdim.evaluation.metrics import evaluate  # noqa: E402
-from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import TrainConfig, fit  # noqa: E402
 

@@ -27,8 +27,8 @@ import zdim  # noqa: E402, F401  # first: it sets OMP_WAIT_POLICY before torch l
 import torch  # noqa: E402
 
 from zdim.data.dataset import load_data  # noqa: E402
-from zdim.sweeps.config import SweepConfig, build_sweep_model  # noqa: E402
-from zdim.sweeps.settle import DEFAULT_EVAL_SAMPLES, SettleExecutor  # noqa: E402
+from zdim.sweeps.executors.settle import DEFAULT_EVAL_SAMPLES, SettleExecutor  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"

@@ -1,8 +1,8 @@
 """Could settle mode stop sooner? Replays recorded settle trainings under other stopping rules.
 
 Settle mode trains every (size, seed) member of the grid together and stops once the answer has held
-for a window and the members it rests on have converged (``zdim.sweeps.settle``). bench_stability.py found that
-this costs about what a careful per-size sweep costs (ratio 0.97 against a target of 0.25). This
+for a window and the members it rests on have converged (``zdim.sweeps.executors.settle``). bench_stability.py found
+that this costs about what a careful per-size sweep costs (ratio 0.97 against a target of 0.25). This
 benchmark asks whether another stopping rule over the *same* trainings would reach the careful answer
 for less.
 
@@ -50,10 +50,10 @@ from bench_stability import SETS  # noqa: E402
 from zdim.answer.rules import DEFAULT_RULE, recommend  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
-from zdim.sweeps import settle  # noqa: E402
-from zdim.sweeps.config import SweepConfig  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
-from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.sweeps.executors import settle  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
+from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.training.trainer import TrainConfig  # noqa: E402
 
 QUICK = ("digits", "planted4", "planted6")

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import zdim  # noqa: E402
-from zdim.sweeps.config import SweepConfig  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
-from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
+from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import TrainConfig  # noqa: E402
 

@@ -32,7 +32,7 @@ def make_storage(kind: str, path: Path):
     if kind == "journal-symlink":
         return optuna.storages.JournalStorage(JournalFileBackend(str(path / "s.journal")))
     if kind == "journal-flock":
-        from zdim.sweeps.studies import journal_storage
+        from zdim.sweeps.records.studies import journal_storage
 
         return journal_storage(path / "f.journal")
     return f"sqlite:///{path / 's.db'}"
@@ -131,7 +131,7 @@ def hold_lock(kind: str, path: Path) -> None:
 
         JournalFileSymlinkLock(str(path / "s.journal")).acquire()
     elif kind == "journal-flock":
-        from zdim.sweeps.studies import FlockLock
+        from zdim.sweeps.records.studies import FlockLock
 
         FlockLock(str(path / "f.journal")).acquire()
     else:

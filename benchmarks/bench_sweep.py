@@ -59,9 +59,9 @@ from _common import (  # noqa: E402
 from zdim.answer.rules import Recommendation, recommend  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.records import TrialRecord  # noqa: E402
-from zdim.sweeps.config import SweepConfig  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
-from zdim.sweeps.plan import SETTLE_EPOCHS  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
+from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.training.trainer import TrainConfig  # noqa: E402
 
 

@@ -32,7 +32,7 @@ from zdim.answer.rules import recommend  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.models.vae import NestedVAE  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
-from zdim.sweeps.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import TrainConfig, fit  # noqa: E402
 

@@ -18,10 +18,10 @@ def _no_folds_unless_asked():
     work. Tests of other features sweep tiny data in this process without them (module fixtures too:
     hence the session scope); the fold tests ask for folds by name (``folds=K``, ``--folds K``), which
     this does not touch. Sweeps in a subprocess get the default unless they pass ``--folds``."""
-    import zdim.sweeps.plan
+    import zdim.sweeps.planning.plan
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(zdim.sweeps.plan, "auto_folds", lambda data: 1)
+        mp.setattr(zdim.sweeps.planning.plan, "auto_folds", lambda data: 1)
         yield
 
 

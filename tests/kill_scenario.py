@@ -22,8 +22,8 @@ from typing import Any
 import optuna
 
 from zdim.records import trial_name
-from zdim.sweeps import studies
-from zdim.sweeps.per_size import grid_key
+from zdim.sweeps.executors.per_size import grid_key
+from zdim.sweeps.records import studies
 
 from .test_scale import records_per_key, zdim
 

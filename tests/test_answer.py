@@ -13,8 +13,8 @@ from zdim.answer.rules import Question, recommend
 from zdim.answer.uncertainty import with_uncertainty
 from zdim.evaluation.intrinsic import IntrinsicDim
 from zdim.records import TrialRecord, TrialStatus
-from zdim.sweeps.ledger import Finished
-from zdim.sweeps.settle import Member, _horizon
+from zdim.sweeps.executors.settle import Member, _horizon
+from zdim.sweeps.records.ledger import Finished
 
 N = 400
 
@@ -185,7 +185,7 @@ def test_a_member_that_joins_late_converges_to_its_neighbours_standard():
 def test_settle_mode_asks_the_question_the_sweep_prints(monkeypatch, tiny_gaussian):
     """Settle mode's answer after every epoch is decided under the plan's question: the data's feature
     count and likelihood included (it once called the rule without them)."""
-    import zdim.sweeps.settle as settle
+    import zdim.sweeps.executors.settle as settle
     from zdim.sweeps.execute import sweep
 
     asked = []

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.sweeps import engines
-from zdim.sweeps.backends import BACKENDS, InProcess, Row, WorkerProcesses, check, choose
-from zdim.sweeps.engines import LocalEngine
+from zdim.sweeps.backends import BACKENDS, Row, check, choose
+from zdim.sweeps.backends.local import InProcess, WorkerProcesses
 from zdim.sweeps.execute import sweep
-from zdim.sweeps.plan import Options, resolve
-from zdim.sweeps.runs import RunDir
+from zdim.sweeps.executors import engines
+from zdim.sweeps.executors.engines import LocalEngine
+from zdim.sweeps.planning.plan import Options, resolve
+from zdim.sweeps.records.runs import RunDir
 from zdim.training.trainer import TrainConfig
 from zdim.tuning import tune
 

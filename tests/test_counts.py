@@ -11,8 +11,8 @@ from zdim.data.dataset import load_data, supported_formats
 from zdim.errors import ConfigError, DataError
 from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.models.vae import VAE, NestedVAE, VAEConfig
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
+from zdim.sweeps.planning.config import SweepConfig
 from zdim.training.trainer import TrainConfig, fit
 
 

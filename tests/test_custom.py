@@ -18,7 +18,7 @@ from zdim.cli import main
 from zdim.errors import ConfigError, ModelFileError, RunDirError
 from zdim.models import custom
 from zdim.models.vae import VAE, VAEConfig
-from zdim.sweeps.config import SweepConfig
+from zdim.sweeps.planning.config import SweepConfig
 from zdim.training.trainer import TrainConfig
 
 MODELS = textwrap.dedent(

@@ -137,8 +137,8 @@ def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tm
     for a, b in ((disk.train, ram.train), (disk.val, ram.val), (disk.test, ram.test)):
         assert a.dtype == torch.float32 and a.shape == b.shape
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)  # standardization: chunked sums
-    from zdim.sweeps.config import SweepConfig
     from zdim.sweeps.execute import sweep
+    from zdim.sweeps.planning.config import SweepConfig
     from zdim.training.trainer import TrainConfig
 
     r = sweep(disk, config=SweepConfig(dims=(2,), hidden=(8,), train=TrainConfig(epochs=1, batch_size=8), k=2))

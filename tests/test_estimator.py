@@ -140,7 +140,7 @@ def test_pickle_carries_safetensors_not_a_torch_module():
 
 
 def test_defaults_are_the_sweeps():
-    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.planning.config import SweepConfig
 
     est, cfg = VAETransformer(), SweepConfig(dims=(2,))
     assert tuple(est.hidden) == cfg.hidden == (512, 256) and est.k == cfg.k == 100

@@ -69,7 +69,7 @@ def test_pooling_weights_by_rows_and_joins_the_samples_in_fold_order():
 
 
 def test_pooled_records_carry_the_metrics_pool_declares_and_the_generation_metrics():
-    """``POOLED`` is what a rule may read with folds (``zdim.sweeps.plan.check_rule``): the pooled record of
+    """``POOLED`` is what a rule may read with folds (``zdim.sweeps.planning.plan.check_rule``): the pooled record of
     folds that measured every metric carries each of them, the generation metrics weighted by rows."""
     from zdim.answer.decide import POOLED
     from zdim.answer.rules import GEN_FIELDS

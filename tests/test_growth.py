@@ -1,4 +1,4 @@
-"""Where the grid grows (zdim.sweeps.growth), checked with an executor whose models are known in advance, and
+"""Where the grid grows (zdim.sweeps.executors.growth), checked with an executor whose models are known in advance, and
 once on real training: exact sizes by default, the edge under the combined rule, and the intrinsic
 dimension as a check with its figures."""
 
@@ -11,11 +11,11 @@ from zdim.answer.capacity import id_candidates
 from zdim.evaluation.intrinsic import IntrinsicDim
 from zdim.evidence import NoteKind
 from zdim.records import TrialRecord, TrialStatus
-from zdim.sweeps.config import SweepConfig
-from zdim.sweeps.growth import grow
-from zdim.sweeps.growth import recommend_outcome as _recommend_outcome
-from zdim.sweeps.ledger import Finished, Ledger, Outcome
-from zdim.sweeps.plan import Mode, SweepPlan
+from zdim.sweeps.executors.growth import grow
+from zdim.sweeps.executors.growth import recommend_outcome as _recommend_outcome
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.planning.plan import Mode, SweepPlan
+from zdim.sweeps.records.ledger import Finished, Ledger, Outcome
 from zdim.testing import make_planted_data
 from zdim.training.trainer import TrainConfig
 
@@ -157,7 +157,7 @@ def test_a_sweep_is_exact_by_default():
 
 
 def test_before_training_one_line_says_how_far_the_grid_may_grow():
-    from zdim.sweeps.growth import reach
+    from zdim.sweeps.executors.growth import reach
 
     _, plan, _, _ = setup((2, 4, 8), saturating(4), lambda d: d, n_features=64)
     assert reach(plan, 64) == (

@@ -13,9 +13,9 @@ from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.files import read_json
 from zdim.models.checkpoints import load_vae
 from zdim.models.vae import NestedVAE, VAEConfig
-from zdim.sweeps import nested
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
+from zdim.sweeps.executors import nested
+from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
 from zdim.training.trainer import TrainConfig, fit
 

@@ -40,7 +40,8 @@ def test_the_signature_of_zdim_sweep_is_the_table():
 
 def test_constants_kept_elsewhere_agree_with_the_table():
     from zdim.answer import rules
-    from zdim.sweeps import backends, plan
+    from zdim.sweeps import backends
+    from zdim.sweeps.planning import plan
 
     assert option("rule").default == rules.DEFAULT_RULE and option("tolerance").default == rules.DEFAULT_REL_TOL
     assert option("checkpoint_every").default == plan.CHECKPOINT_SECONDS
@@ -53,7 +54,8 @@ def test_every_choice_list_is_read_from_its_registry():
     from zdim.answer import signals
     from zdim.models.vae import ARCHS
     from zdim.records import OBJECTIVES
-    from zdim.sweeps import backends, plan
+    from zdim.sweeps import backends
+    from zdim.sweeps.planning import plan
     from zdim.training import stopping
 
     offered = {o.keyword: o.offered for o in table.OPTIONS if o.offered is not None}
@@ -86,10 +88,11 @@ def test_a_backend_registered_is_a_choice_at_once(monkeypatch):
     """Adding a backend is one class and one registry row: the flag, the keyword's check and the messages
     take it without another edit (a signal likewise: tests/test_recommend.py::test_a_new_signal_is_one_class)."""
     from zdim.sweeps import backends
+    from zdim.sweeps.backends.local import InProcess
 
     with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'fake': fix --backend"):
         route({"backend": "fake"})
-    monkeypatch.setitem(backends.BACKENDS, "fake", backends.Row(lambda workers, address: backends.InProcess()))
+    monkeypatch.setitem(backends.BACKENDS, "fake", backends.Row(lambda workers, address: InProcess()))
     assert route({"backend": "fake"})["options"] == {"backend": "fake"}
     assert parse("--backend", "fake").backend == "fake" and "'fake'" in python_message("pass --backend fake")
 
@@ -101,7 +104,7 @@ def test_each_flag_reads_as_its_keyword():
     assert python_message("fix --study") == "fix study_name="
     assert python_message("pass --mode per-size") == "pass mode='per-size'"
     assert python_message("fix --trials") == "fix trials="  # a flag of tune only: its name
-    from zdim.sweeps.resume import _flag
+    from zdim.sweeps.records.resume import _flag
 
     assert (_flag("warmup_epochs"), _flag("sigma_warmup_epochs"), _flag("k")) == ("--warmup", "--sigma-warmup", "--k")
     assert _flag("weight_decay") == "TrainConfig(weight_decay=...)"  # no flag sets it
@@ -139,7 +142,7 @@ def test_words_are_checked_for_python_callers_too():
 
 
 def test_the_command_line_and_the_api_build_the_same_options():
-    from zdim.sweeps.plan import options_from
+    from zdim.sweeps.planning.plan import options_from
 
     args = parse("--warmup", "3", "--study", "s", "--no-refine", "--quiet", "--dims", "1-3", "--hidden", "8,4")
     cli = options_from(route(table.given(args, "sweep")))
@@ -196,8 +199,8 @@ def test_a_new_option_is_one_row(monkeypatch, tmp_path, capsys):
     )
     switch = Option("gamma", "a throwaway switch", kind=SWITCH, off="no gamma", to=("cli.gamma",), api=False)
     monkeypatch.setattr(table, "OPTIONS", (*table.OPTIONS, row, switch))
-    from zdim.sweeps.plan import options_from
-    from zdim.sweeps.resume import _flag
+    from zdim.sweeps.planning.plan import options_from
+    from zdim.sweeps.records.resume import _flag
 
     assert "--weight-decay WEIGHT_DECAY" in build_parser()._subparsers._group_actions[0].choices["sweep"].format_help()
     args = parse("--weight-decay", "0.01", "--no-gamma")
@@ -223,9 +226,9 @@ def test_the_reproduce_line_carries_every_option_of_the_table(tmp_path):
     as a Python keyword."""
     from dataclasses import replace
 
-    from zdim.sweeps.config import SweepConfig
-    from zdim.sweeps.plan import Mode, Options, SweepPlan, resolve
-    from zdim.sweeps.resume import make_run_info, reproduce
+    from zdim.sweeps.planning.config import SweepConfig
+    from zdim.sweeps.planning.plan import Mode, Options, SweepPlan, resolve
+    from zdim.sweeps.records.resume import make_run_info, reproduce
     from zdim.training.trainer import TrainConfig
 
     from .conftest import make_data

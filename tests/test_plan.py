@@ -9,8 +9,8 @@ import pytest
 import zdim
 from zdim.cli import main
 from zdim.errors import ConfigError
-from zdim.sweeps.config import SweepConfig
-from zdim.sweeps.plan import Mode, Options, resolve
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.planning.plan import Mode, Options, resolve
 from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data
@@ -43,7 +43,7 @@ def table(tmp_path):
 
 def test_the_modes_the_cli_offers_are_the_plans():
     from zdim import formats
-    from zdim.sweeps import plan
+    from zdim.sweeps.planning import plan
 
     assert formats.MODES == plan.MODES
 
@@ -107,8 +107,8 @@ def test_the_api_takes_a_grid_spec_and_names_the_keyword_when_it_is_bad():
 
 def test_workers_are_capped_at_the_members_and_said_when_more_than_cores(table, tmp_path, capsys, monkeypatch):
     """Issue 37: --workers 64 on 2 cores ran far slower than 1, with no word and no cap at the members."""
-    from zdim.sweeps import plan as plan_module
-    from zdim.sweeps.plan import Mode, capped_workers
+    from zdim.sweeps.planning import plan as plan_module
+    from zdim.sweeps.planning.plan import Mode, capped_workers
 
     monkeypatch.setattr(plan_module, "cores", lambda: 2)
     assert capped_workers(64, 6, "local", Mode.SETTLE) == (

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from zdim.files import read_json
-from zdim.sweeps.studies import storage_url
+from zdim.sweeps.records.studies import storage_url
 
 from .kill_scenario import POINTS, kill_round
 from .pg_cluster import Unavailable, throwaway_postgres

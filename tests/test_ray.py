@@ -1,5 +1,5 @@
-"""The Ray backend (``--backend ray``, ``zdim.sweeps.ray_backend``): without Ray it fails in one line naming the
-extra; on a local Ray instance and on a cluster of two nodes it gives the one-process answer, and after a
+"""The Ray backend (``--backend ray``, ``zdim.sweeps.backends.ray_cluster``): without Ray it fails in one line naming
+the extra; on a local Ray instance and on a cluster of two nodes it gives the one-process answer, and after a
 node dies mid-run ``--resume`` gives it again."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import zdim
 from zdim.cli import main
 from zdim.errors import ConfigError
-from zdim.sweeps.runs import RunDir
+from zdim.sweeps.records.runs import RunDir
 
 pytestmark = pytest.mark.filterwarnings("ignore::zdim.errors.UnsettledAnswerWarning")  # a few epochs: no answer
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -31,7 +31,7 @@ SWEEP = dict(dims=[2, 4], seeds=2, epochs=6, hidden=[16], max_samples=300, k=5, 
 
 
 def _env() -> dict[str, str]:
-    """This checkout importable by Ray's worker processes too (they import ``zdim.sweeps.ray_backend``)."""
+    """This checkout importable by Ray's worker processes too (they import ``zdim.sweeps.backends.ray_cluster``)."""
     path = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": SRC + (os.pathsep + path if path else ""), "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -63,7 +63,7 @@ def test_backend_options_are_checked():
         zdim.sweep("digits", address="h:1", dims=[2], max_samples=100)
     with pytest.raises(ConfigError, match="backend must be one of local, ray, got 'spark': fix backend="):
         zdim.sweep("digits", backend="spark", dims=[2], max_samples=100)
-    from zdim.sweeps.ray_backend import probe  # Ray would retry an address where nothing listens for minutes
+    from zdim.sweeps.backends.ray_cluster import probe  # Ray would retry an address where nothing listens for minutes
 
     port = _free_port()  # nothing listens there
     with pytest.raises(ConfigError, match=rf"--address 127.0.0.1:{port}: no Ray cluster answers there"):
@@ -101,7 +101,7 @@ def test_an_address_that_is_no_ray_cluster_is_zdims_one_line_alone(tmp_path, cap
     the probe asks for the gRPC answer a head's GCS gives, and Ray's own logging is silenced while it
     connects, so the command prints zdim's one line only."""
     pytest.importorskip("ray")
-    from zdim.sweeps.ray_backend import _quiet, probe
+    from zdim.sweeps.backends.ray_cluster import _quiet, probe
 
     port, _ = _listen(b"-ERR unknown command\r\n")  # a Redis, a web server: not a Ray head
     out = tmp_path / "run"

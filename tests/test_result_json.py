@@ -8,9 +8,9 @@ import pytest
 
 from zdim.errors import ResultFileError
 from zdim.records import TrialRecord
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
-from zdim.sweeps.result import SweepResult
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.records.result import SweepResult
 from zdim.training.trainer import TrainConfig
 
 from .conftest import make_data

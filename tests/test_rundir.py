@@ -16,9 +16,9 @@ import torch
 
 from zdim.cli import main
 from zdim.errors import RunDirError
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
-from zdim.sweeps.runs import MARKER, RunDir, is_run_dir
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.records.runs import MARKER, RunDir, is_run_dir
 from zdim.training.trainer import TrainConfig
 
 QUICK = ["--dims", "1", "--epochs", "1", "--seeds", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend",
@@ -202,14 +202,14 @@ def test_overwrite_replaces_a_run_directory_and_removes_the_old_one(old_run, tab
 
 
 def test_an_interrupted_overwrite_keeps_the_old_run_aside(old_run, table, monkeypatch, capsys):
-    import zdim.sweeps.per_size
+    import zdim.sweeps.executors.per_size
 
     before = snapshot(old_run)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zdim.sweeps.per_size, "run_trial", interrupted)
+    monkeypatch.setattr(zdim.sweeps.executors.per_size, "run_trial", interrupted)
     args = ["sweep", table, *QUICK, "--dims", "2", "--mode", "per-size", "--out", old_run, "--overwrite"]
     code, err = run_cli(args, capsys)
     assert code == 130 and "--resume" in err
@@ -244,11 +244,11 @@ def test_files_follow_the_umask(tmp_path, table, capsys):
 
 
 def test_records_are_read_once_per_change(old_run, monkeypatch):
-    import zdim.sweeps.runs
+    import zdim.sweeps.records.runs
 
     calls = []
-    real = zdim.sweeps.runs.read_json
-    monkeypatch.setattr(zdim.sweeps.runs, "read_json", lambda p: calls.append(p) or real(p))
+    real = zdim.sweeps.records.runs.read_json
+    monkeypatch.setattr(zdim.sweeps.records.runs, "read_json", lambda p: calls.append(p) or real(p))
     run = RunDir(old_run)
     first = run.records()
     n = len(calls)
@@ -274,7 +274,7 @@ def test_a_run_made_before_a_training_option_existed_resumes(old_run, table):
     info["sweep"]["train"].pop("binarize", None)
     (old_run / "run.json").write_text(json.dumps(info))
     new_info = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "binarize": False}))
-    from zdim.sweeps.resume import check_resume
+    from zdim.sweeps.records.resume import check_resume
 
     check_resume(RunDir(old_run), new_info)  # no RunDirError
     changed = dict(info, sweep=dict(info["sweep"], train={**info["sweep"]["train"], "lr": 0.5}))

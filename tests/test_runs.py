@@ -7,7 +7,7 @@ from zdim.errors import ModelFileError
 from zdim.files import atomic_write, read_json, write_json
 from zdim.models.checkpoints import load_vae, save_model
 from zdim.models.vae import VAE, VAEConfig
-from zdim.sweeps.runs import RunDir
+from zdim.sweeps.records.runs import RunDir
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

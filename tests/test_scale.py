@@ -19,10 +19,10 @@ import pytest
 
 from zdim.cli import main
 from zdim.files import read_json
-from zdim.sweeps import studies
-from zdim.sweeps.per_size import grid_key
-from zdim.sweeps.per_size import open_study as _open_study
-from zdim.sweeps.runs import RunDir
+from zdim.sweeps.executors.per_size import grid_key
+from zdim.sweeps.executors.per_size import open_study as _open_study
+from zdim.sweeps.records import studies
+from zdim.sweeps.records.runs import RunDir
 from zdim.training.trainer import TrainConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -262,9 +262,9 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
     """SQLite has no row locks: two workers can take the same enqueued trial. The second to finish
     must keep its folder and go on, not crash on Optuna's UpdateFinishedTrialError."""
     import zdim.sweeps.execute as search
-    import zdim.sweeps.per_size as scheduler
+    import zdim.sweeps.executors.per_size as scheduler
     from zdim.data.dataset import load_data
-    from zdim.sweeps.config import SweepConfig
+    from zdim.sweeps.planning.config import SweepConfig
     from zdim.training.trainer import TrainConfig
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -296,7 +296,7 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
 def test_a_duplicate_defers_to_a_lower_trial_of_its_point_even_while_that_one_waits():
     """Two starting workers may enqueue the same point twice; whoever takes the higher-numbered copy
     first must not train it, because the lower copy (still WAITING) will be taken and trained."""
-    from zdim.sweeps.per_size import is_duplicate as _duplicate
+    from zdim.sweeps.executors.per_size import is_duplicate as _duplicate
 
     study = optuna.create_study()
     study.enqueue_trial({"dim": 2, "seed": 0})
@@ -453,9 +453,9 @@ def test_a_trial_saved_by_a_worker_killed_before_telling_it_is_told_from_its_fol
     trial stale tells it from that folder (same host) instead of training the point again; a point whose
     folder is missing, or that another trial already recorded, is failed and redone as before."""
     from zdim.data.dataset import load_data
-    from zdim.sweeps.config import SweepConfig
     from zdim.sweeps.execute import sweep
-    from zdim.sweeps.per_size import enqueue_missing
+    from zdim.sweeps.executors.per_size import enqueue_missing
+    from zdim.sweeps.planning.config import SweepConfig
 
     run = tmp_path / "run"
     cfg = SweepConfig(dims=(1, 2), hidden=(16,), k=5, train=TrainConfig(epochs=2, patience=0))

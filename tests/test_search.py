@@ -8,8 +8,8 @@ from zdim.errors import ConfigError, RunDirError
 from zdim.files import read_json
 from zdim.grid import default_dims
 from zdim.saved import load_model
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
+from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
 from zdim.training.trainer import TrainConfig
 
@@ -202,8 +202,8 @@ def test_the_grid_grows_at_its_edge_until_a_unit_collapses(tmp_path):
 
 @pytest.mark.parametrize("mode", ["per-size", "settle"])
 def test_eval_samples_scores_every_trial_on_one_subset_and_the_answer_on_all(tmp_path, mode):
-    from zdim.sweeps.config import eval_data
-    from zdim.sweeps.runs import RunDir
+    from zdim.sweeps.planning.config import eval_data
+    from zdim.sweeps.records.runs import RunDir
 
     data = make_data(make_planted_data(2, 8, 1000, seed=1))
     n = data.test.shape[0]

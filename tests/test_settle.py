@@ -14,9 +14,9 @@ from zdim.errors import ConfigError, Interrupted
 from zdim.models.vae import VAE, VAEConfig
 from zdim.report import build_report
 from zdim.saved import load_model
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import sweep
-from zdim.sweeps.runs import RunDir
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.records.runs import RunDir
 from zdim.testing import make_planted_data
 from zdim.training.trainer import TrainConfig, Trainer, fit
 
@@ -108,7 +108,7 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
     cfg = SweepConfig(dims=(1, 2, 4), hidden=(16,), k=5, train=train)
     whole = sweep(tiny_gaussian, config=cfg, out=tmp_path / "whole", mode="settle", extend=False)
 
-    import zdim.sweeps.engines as engines
+    import zdim.sweeps.executors.engines as engines
 
     real = engines.LocalEngine.step
 
@@ -138,7 +138,7 @@ def test_an_interrupt_checkpoints_every_member_and_resume_equals_the_uninterrupt
 
 
 def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch, tiny_gaussian):
-    import zdim.sweeps.engines as engines
+    import zdim.sweeps.executors.engines as engines
 
     real = engines.LocalEngine.step
 
@@ -156,7 +156,7 @@ def test_without_a_run_directory_an_interrupt_says_nothing_was_saved(monkeypatch
 
 def test_a_checkpoint_is_written_at_the_interval(tmp_path, monkeypatch, tiny_gaussian):
     """kill -9 loses at most --checkpoint-every seconds: with a tiny interval, every round is checkpointed."""
-    from zdim.sweeps.runs import RunDir as Dir
+    from zdim.sweeps.records.runs import RunDir as Dir
 
     rounds = []
     real = Dir.commit_settle_checkpoint
@@ -182,7 +182,7 @@ def test_a_time_budget_stops_every_member_and_the_answer_says_they_had_not_conve
 
 
 def test_settle_is_the_default_of_a_single_process_sweep_with_three_seeds(tiny_binary, tmp_path):
-    from zdim.sweeps.plan import Mode, Options, resolve_mode
+    from zdim.sweeps.planning.plan import Mode, Options, resolve_mode
 
     assert resolve_mode(Options()) is Mode.SETTLE and resolve_mode(Options(workers=2)) is Mode.SETTLE
     assert resolve_mode(Options(storage="sqlite://")) is resolve_mode(Options(prune=True)) is Mode.PER_SIZE
@@ -209,7 +209,7 @@ def test_a_settle_run_directory_is_the_record_and_holds_no_study(tiny_binary, tm
     import optuna
 
     from zdim.cli import main
-    from zdim.sweeps.per_size import open_study
+    from zdim.sweeps.executors.per_size import open_study
 
     cfg = SweepConfig(dims=(1, 2), seeds=2, hidden=(8,), k=3, train=TrainConfig(epochs=2))
     r = sweep(tiny_binary, config=cfg, out=tmp_path / "run", mode="settle", extend=False)
@@ -235,7 +235,7 @@ def test_a_settle_run_directory_is_the_record_and_holds_no_study(tiny_binary, tm
 def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
     """A flat validation NLL at the start (the model decodes the feature means and ignores its latents)
     is not convergence: settle mode must not stop such members, nor take them for collapsed."""
-    from zdim.sweeps.settle import Member
+    from zdim.sweeps.executors.settle import Member
 
     m = Member(dim=4, seed=0, epoch=12, asleep=True, lr_drops=1, scores=[5.0] * 12)
     assert not m.converged(window=5, tol=0.1)
@@ -335,7 +335,7 @@ def test_the_api_without_a_run_directory_gives_the_cli_answer(tmp_path):
 
 
 def test_a_grown_grid_does_not_train_finished_members_again_without_a_run_directory(monkeypatch):
-    import zdim.sweeps.engines as engines
+    import zdim.sweeps.executors.engines as engines
 
     built = []
     real = engines.LocalEngine.add
@@ -397,7 +397,7 @@ def test_a_sigint_passed_on_at_once_is_the_same_ctrl_c_and_a_later_one_stops_at_
     three times at once. Those are one Ctrl-C; only a SIGINT a while later stops without saving."""
     import time
 
-    from zdim.sweeps.settle import interrupts
+    from zdim.sweeps.executors.settle import interrupts
 
     before = signal.getsignal(signal.SIGINT)  # the default handler, or SIG_IGN in a background job
     with pytest.raises(Interrupted, match="stopped at once.*not saved.*--resume") as err, interrupts(0.3) as asked:
@@ -485,7 +485,7 @@ def test_rule_generation_answers_in_settle_mode_with_folds_and_in_per_size_mode(
 def test_a_member_still_improving_is_not_stopped_by_a_settled_answer():
     """Issue 36: once the answer held and the members it rests on converged, a member still improving beyond
     the rule's tolerance trains on (its NLL is not yet what its size reaches); a flat one is stopped."""
-    from zdim.sweeps.settle import Member, SettleExecutor
+    from zdim.sweeps.executors.settle import Member, SettleExecutor
 
     flat = [5.0] * 30
     falling = [5.0 - 0.05 * i for i in range(30)]  # 0.25 nats per 5 epochs: far beyond the tolerance
@@ -512,7 +512,7 @@ def test_a_member_still_improving_is_not_stopped_by_a_settled_answer():
 def test_a_flat_member_that_never_lowered_its_rate_is_lowered_before_it_counts_as_converged(tiny_gaussian):
     """Issue 36: converged means flat after the learning rate was lowered at least once; settle mode lowers
     the rate of a member whose score flattened before its own plateau did."""
-    from zdim.sweeps.settle import Member
+    from zdim.sweeps.executors.settle import Member
 
     m = Member(2, 0, epoch=20, asleep=False, scores=[5.0] * 20)
     assert m.flat(5, 0.1) and not m.converged(5, 0.1)
@@ -537,7 +537,7 @@ def test_the_default_seeds_go_to_the_sizes_that_compete_for_the_answer(tmp_path)
     from collections import Counter
 
     import zdim
-    from zdim.sweeps.growth import competitors
+    from zdim.sweeps.executors.growth import competitors
 
     x = make_planted_data(2, 6, 300, seed=0)
     kw = dict(dims=[1, 2, 4, 6], epochs=4, hidden=(16,), k=5, folds=1, report=False, extend=False)

@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 
 from zdim.errors import ConfigError
-from zdim.sweeps.config import SweepConfig
 from zdim.sweeps.execute import EXECUTORS, sweep
-from zdim.sweeps.plan import Mode, SweepPlan
-from zdim.sweeps.settle import Member, SettleExecutor
+from zdim.sweeps.executors.settle import Member, SettleExecutor
+from zdim.sweeps.planning.config import SweepConfig
+from zdim.sweeps.planning.plan import Mode, SweepPlan
 from zdim.training.stopping import CONVERGENCE_TOL, STOPPING_RULES, ProjectedGain, RelativeGain, StoppingRule
 from zdim.training.trainer import TrainConfig
 

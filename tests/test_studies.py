@@ -3,8 +3,8 @@ fails here, by name, not somewhere in a sweep."""
 
 import optuna
 
-from zdim.sweeps import studies
-from zdim.sweeps.per_size import grid_key
+from zdim.sweeps.executors.per_size import grid_key
+from zdim.sweeps.records import studies
 
 
 def test_take_waiting_takes_only_enqueued_trials_and_never_creates_one():

@@ -98,8 +98,8 @@ def test_binarize_draws_binary_batches_and_fixes_the_held_out_splits():
 
     import zdim
     from zdim.errors import DataError
-    from zdim.sweeps.config import SweepConfig
-    from zdim.sweeps.plan import Options, resolve
+    from zdim.sweeps.planning.config import SweepConfig
+    from zdim.sweeps.planning.plan import Options, resolve
 
     data = zdim.load_data("digits", binarize=True, max_samples=300)
     assert set(torch.unique(data.test).tolist()) <= {0.0, 1.0} and set(torch.unique(data.val).tolist()) <= {0.0, 1.0}
@@ -197,7 +197,7 @@ def test_a_member_with_a_linear_path_is_never_worse_than_probabilistic_pca_of_it
     from sklearn.decomposition import PCA
 
     from zdim.evaluation.metrics import evaluate
-    from zdim.sweeps.config import SweepConfig, build_sweep_model
+    from zdim.sweeps.planning.config import SweepConfig, build_sweep_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 3)) @ rng.normal(size=(3, 10)) + 0.3 * rng.normal(size=(600, 10))

@@ -152,7 +152,7 @@ class _Flat(torch.nn.Module):
     ],
 )
 def test_patience_and_settle_convergence_wait_for_a_lever_while_it_acts(lever):
-    from zdim.sweeps.settle import Member
+    from zdim.sweeps.executors.settle import Member
 
     x = torch.randn(64, 3)
     cfg = TrainConfig(epochs=500, batch_size=32, patience=4, lr_patience=0, **lever).resolve(None)
@@ -168,7 +168,7 @@ def test_patience_and_settle_convergence_wait_for_a_lever_while_it_acts(lever):
         no_noise.run_epoch()
     assert no_noise.epoch == 1 + 4
     t = Trainer(_Flat(), x, x, cfg)
-    from zdim.sweeps.engines import Status
+    from zdim.sweeps.executors.engines import Status
 
     member = Member(dim=2, seed=0)
     while not t.done:
@@ -221,8 +221,8 @@ def test_interleaved_trainers_with_the_levers_give_the_models_trained_alone(tiny
 
 
 def test_a_settle_sweep_with_a_lever_stops_no_member_before_the_lever_ends():
-    from zdim.sweeps.config import SweepConfig
     from zdim.sweeps.execute import sweep
+    from zdim.sweeps.planning.config import SweepConfig
     from zdim.testing import make_planted_data
 
     data = make_data(make_planted_data(2, 6, 300, seed=2))
@@ -369,7 +369,7 @@ def test_the_cli_rejects_a_bad_lever_in_one_line(flag, value, tmp_path, capsys):
 
 def test_the_cli_and_api_pass_the_levers_on(tmp_path):
     import zdim
-    from zdim.sweeps.runs import RunDir
+    from zdim.sweeps.records.runs import RunDir
 
     x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     r = zdim.sweep(x, dims=(1,), epochs=2, seeds=1, hidden=(8,), k=2, sigma_init="pca", sigma_after=0, report=False)
@@ -388,7 +388,7 @@ def test_the_cli_and_api_pass_the_levers_on(tmp_path):
 def test_a_nested_model_saved_before_the_levers_existed_is_loaded_not_refused(tmp_path):
     import json
 
-    from zdim.sweeps import nested
+    from zdim.sweeps.executors import nested
 
     vcfg = VAEConfig(8, 2, likelihood="gaussian", hidden=(8,))
     model = NestedVAE(vcfg, (1, 2))

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from zdim import ZdimError, load_data, sweep  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
-from zdim.sweeps.runs import RunDir  # noqa: E402
+from zdim.sweeps.records.runs import RunDir  # noqa: E402
 
 BURDA_AU_50 = 19  # Burda et al. 2016, Table 1: VAE, one stochastic layer of 50 units, k = 1
 BURDA_NLL = 86.76  # same row, nats, dynamically binarized MNIST

@@ -46,8 +46,8 @@ import zdim  # noqa: E402
 from zdim.data.dataset import Data  # noqa: E402
 from zdim.data.folds import fold_splits  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
-from zdim.sweeps.config import SweepConfig, build_sweep_model, eval_data  # noqa: E402
-from zdim.sweeps.runs import RunDir  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig, build_sweep_model, eval_data  # noqa: E402
+from zdim.sweeps.records.runs import RunDir  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import Trainer  # noqa: E402
 

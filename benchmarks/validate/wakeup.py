@@ -53,9 +53,9 @@ import zdim  # noqa: E402
 from zdim.answer.checks import EMPTY_MSE, learned_nothing  # noqa: E402
 from zdim.data.dataset import Data  # noqa: E402
 from zdim.records import EMPTY_KL, TrialRecord  # noqa: E402
-from zdim.sweeps.config import SweepConfig  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
-from zdim.sweeps.runs import RunDir  # noqa: E402
+from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
+from zdim.sweeps.records.runs import RunDir  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
 from zdim.training.trainer import TrainConfig  # noqa: E402
 

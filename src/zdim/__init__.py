@@ -34,8 +34,8 @@ LAZY = {
     "load_model": "saved",
     "SavedModel": "saved",
     "Preprocessing": "data.preprocessing",
-    "SweepConfig": "sweeps.config",
-    "SweepResult": "sweeps.result",
+    "SweepConfig": "sweeps.planning.config",
+    "SweepResult": "sweeps.records.result",
     "sweep": "api",
     "TrainConfig": "training.trainer",
     "fit": "training.trainer",
@@ -47,7 +47,7 @@ LAZY = {
     "VAETransformer": "estimator",
     "TrialRecord": "records",
     "TrialStatus": "records",
-    "RunDir": "sweeps.runs",
+    "RunDir": "sweeps.records.runs",
 }
 
 if TYPE_CHECKING:
@@ -64,9 +64,9 @@ if TYPE_CHECKING:
     from .records import TrialRecord, TrialStatus
     from .report import build_report
     from .saved import SavedModel, load_model
-    from .sweeps.config import SweepConfig
-    from .sweeps.result import SweepResult
-    from .sweeps.runs import RunDir
+    from .sweeps.planning.config import SweepConfig
+    from .sweeps.records.result import SweepResult
+    from .sweeps.records.runs import RunDir
     from .training.trainer import TrainConfig, fit
     from .tuning import TuneResult, tune
 

@@ -25,10 +25,10 @@ from .errors import ZdimError
 from .messages import python_message, warn_unsettled
 from .options import parameters_doc, route
 from .report import build_report
-from .sweeps.config import SweepConfig
 from .sweeps.execute import sweep as _sweep
-from .sweeps.plan import CHECKPOINT_SECONDS, options_from
-from .sweeps.result import SweepResult
+from .sweeps.planning.config import SweepConfig
+from .sweeps.planning.plan import CHECKPOINT_SECONDS, options_from
+from .sweeps.records.result import SweepResult
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,5 +1,5 @@
 """The ``zdim`` command: one small function per subcommand that parses its flags into the public
-calls' arguments (``zdim.sweeps.plan.Options`` for a sweep), calls them and prints (``zdim.printing``); the
+calls' arguments (``zdim.sweeps.planning.plan.Options`` for a sweep), calls them and prints (``zdim.printing``); the
 decisions (the mode, the defaults, every check) are made in the code it calls. The flags of ``sweep``,
 and those ``tune`` and ``estimate-id`` share with it, are the option table's (``zdim.options``).
 
@@ -41,7 +41,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .data.dataset import read_data
     from .printing import print_result, write_report
     from .sweeps.execute import Output, execute
-    from .sweeps.plan import options_from, resolve
+    from .sweeps.planning.plan import options_from, resolve
 
     options = options_from(routed)
     loader = routed.loader()
@@ -63,7 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f" {plan.mode.value} mode -> {out}",
             file=sys.stderr,
         )
-        from .sweeps.growth import reach
+        from .sweeps.executors.growth import reach
 
         if growth := reach(plan, data.n_features):
             print(growth, file=sys.stderr)
@@ -124,8 +124,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from .answer.recommendation import Recommendation
     from .printing import format_folds, print_result
-    from .sweeps.folded import read_fold_tables
-    from .sweeps.runs import RunDir
+    from .sweeps.executors.folded import read_fold_tables
+    from .sweeps.records.runs import RunDir
 
     run = RunDir.open(args.run_dir)
     info = run.read_info()
@@ -136,7 +136,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     if info.get("command"):
         print(f"command: {info['command']}")
-    from .sweeps.resume import reproduce
+    from .sweeps.records.resume import reproduce
 
     if line := reproduce(info):
         print(f"reproduce: {line}")
@@ -217,7 +217,7 @@ def _add_tune_parser(sub: Any) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     import inspect
 
-    from .sweeps.runs import RunDir
+    from .sweeps.records.runs import RunDir
     from .tuning import check_resumable, init_tune_run, run_tune, tune_study
 
     values = given(args, "tune")
@@ -235,7 +235,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
     else:  # a data source: tune one size directly
         from .data.dataset import read_data
-        from .sweeps.config import SweepConfig
+        from .sweeps.planning.config import SweepConfig
         from .training.trainer import TrainConfig
 
         if args.dim is None:

@@ -35,9 +35,9 @@ from .messages import python_message, warn_unsettled
 from .models.vae import VAE, VAEConfig
 from .options import defaults, route
 from .saved import SavedModel
-from .sweeps.config import SweepConfig, model_config
 from .sweeps.execute import sweep
-from .sweeps.result import SweepResult
+from .sweeps.planning.config import SweepConfig, model_config
+from .sweeps.records.result import SweepResult
 from .training.trainer import TrainConfig
 from .training.trial import train as train_vae
 

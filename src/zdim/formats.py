@@ -10,7 +10,7 @@ from .likelihoods import NAMES, REGISTRY
 LIKELIHOODS = NAMES  # the decoder likelihoods: the names of zdim.likelihoods' families
 COUNT_LIKELIHOODS = tuple(n for n, f in REGISTRY.items() if f.counts)  # raw counts; library size per sample
 LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)  # what --likelihood and likelihood= accept
-MODES = ("settle", "per-size", "nested")  # the values of zdim.sweeps.plan.Mode, for --mode (without torch)
+MODES = ("settle", "per-size", "nested")  # the values of zdim.sweeps.planning.plan.Mode, for --mode (without torch)
 
 EMBEDDED = {"digits": "scikit-learn's 8x8 handwritten digits (1797 samples, 64 features)"}
 

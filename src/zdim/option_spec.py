@@ -19,8 +19,8 @@ VALUE, FLAG, SWITCH, OFF = "value", "flag", "switch", "off"
 # VALUE: --name VALUE; FLAG: --name sets True; SWITCH: --name / --no-name (True, False, or None: the default
 # decides); OFF: the flag sets False (--no-extend, --quiet for progress)
 DESTINATIONS = ("options", "train", "loader", "run", "api", "cli")
-# options: a field of zdim.sweeps.plan.Options; train: of zdim.TrainConfig; loader: a keyword of zdim.load_data;
-# run: where results go (out, overwrite, resume, progress); api: zdim.sweep's own (report); cli: the
+# options: a field of zdim.sweeps.planning.plan.Options; train: of zdim.TrainConfig; loader: a keyword of
+# zdim.load_data; run: where results go (out, overwrite, resume, progress); api: zdim.sweep's own (report); cli: the
 # command's own (mlflow)
 
 

@@ -166,7 +166,7 @@ OPTIONS: tuple[Option, ...] = (
         convert=tuple,
         doc="Hidden widths of zdim's VAE (the decoder mirrors the encoder); default ``(512, 256)`` for images, "
         "three layers of about ``2 * sqrt(n_train)`` (a power of two in [32, 256]) for tables "
-        "(``zdim.sweeps.config.default_hidden``).",
+        "(``zdim.sweeps.planning.config.default_hidden``).",
     ),
     Option(
         "arch",

@@ -2,17 +2,18 @@
 
 ``OPTIONS`` holds one ``Option`` per option of a sweep: its keyword (``zdim.sweep``'s, and the
 ``argparse`` destination), its flag, how the flag is spelled and parsed, its default, its help, the
-check of its value and where the value goes (``to``: a field of ``zdim.sweeps.plan.Options``, of
+check of its value and where the value goes (``to``: a field of ``zdim.sweeps.planning.plan.Options``, of
 ``TrainConfig``, a ``load_data`` keyword, the run directory's handling). From it come:
 
 - the flags of ``zdim sweep``, and those ``zdim tune`` and ``zdim estimate-id`` share (``add_arguments``);
-- the keywords' values routed to where they go, each checked first (``route``; ``zdim.sweeps.plan.options_from``
-  builds ``Options`` from that), the same for the command line, ``zdim.sweep`` and ``zdim.sweeps.execute.sweep``;
+- the keywords' values routed to where they go, each checked first (``route``;
+  ``zdim.sweeps.planning.plan.options_from`` builds ``Options`` from that), the same for the command line,
+  ``zdim.sweep`` and ``zdim.sweeps.execute.sweep``;
 - the parameters section of ``zdim.sweep``'s docstring (``parameters_doc``), whose signature a test holds
   equal to the table;
 - the wording in both vocabularies: which keyword a flag names, and what a flag without a value sets
   (``spoken``: ``--no-refine`` is ``refine=False``, ``--quiet`` is ``progress=False``), read by
-  ``zdim.messages.python_message``; and which flag a setting has (``flag_for``), read by ``zdim.sweeps.resume``.
+  ``zdim.messages.python_message``; and which flag a setting has (``flag_for``), read by ``zdim.sweeps.records.resume``.
 
 Adding an option is one row of ``zdim.option_table`` plus its use where it goes. Text and the standard library only: the
 command line's ``--help`` reads this without torch.
@@ -78,7 +79,7 @@ def given(namespace: argparse.Namespace, command: str) -> dict[str, Any]:
 @dataclass
 class Routed:
     """Option values by where they go, each checked and converted (``route``); ``rest``: keywords the
-    table does not have (``zdim.sweeps.plan.options_from`` takes ``Options``' own fields from there)."""
+    table does not have (``zdim.sweeps.planning.plan.options_from`` takes ``Options``' own fields from there)."""
 
     parts: dict[str, dict[str, Any]]
     rest: dict[str, Any]

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .records import TrialRecord
-from .sweeps.result import SweepResult
-from .sweeps.runs import RunDir
+from .sweeps.records.result import SweepResult
+from .sweeps.records.runs import RunDir
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric

@@ -35,12 +35,13 @@ from .messages import speaks_python
 from .models.custom import needs_trust
 from .models.vae import VAE
 from .records import OBJECTIVES
-from .sweeps import backends, studies
-from .sweeps.config import SweepConfig, model_config
-from .sweeps.ledger import saved_extra
-from .sweeps.plan import Mode, SweepPlan, capped_workers
-from .sweeps.resume import make_run_info
-from .sweeps.runs import RunDir
+from .sweeps import backends
+from .sweeps.planning.config import SweepConfig, model_config
+from .sweeps.planning.plan import Mode, SweepPlan, capped_workers
+from .sweeps.records import studies
+from .sweeps.records.ledger import saved_extra
+from .sweeps.records.resume import make_run_info
+from .sweeps.records.runs import RunDir
 from .training.trainer import FitResult, TrainConfig
 from .training.trial import train
 

@@ -5,7 +5,7 @@ need locally; held-out NLL says how many latent units a VAE of this shape needs.
 data wrap (an angle, a circle, a sphere: a Gaussian latent of d units must tear such data, and up to 2d
 units, d + 1 for a sphere, need not) or where the decoder lacks the capacity to fold d units into the
 data. ``id_candidates`` names the sizes at the estimate that an answer far above it (``ID_FACTOR``) is
-checked against (``zdim.sweeps.growth`` trains them); ``capacity_check`` says what they measured, with the
+checked against (``zdim.sweeps.executors.growth`` trains them); ``capacity_check`` says what they measured, with the
 figures and the likely reason, and also where the answer is only a little above the estimate but a size
 at it was trained.
 """

@@ -35,7 +35,7 @@ from .uncertainty import BOOTSTRAP_RESAMPLES, bootstrap, with_uncertainty
 
 MEANS = ("nll", "neg_elbo", "rec", "kl", "mse", "baseline_nll", "linear_nll", "full_nll")  # means weighted by rows
 # The record metrics pooled evidence carries (``pool``), and so what a rule may read with folds
-# (``zdim.sweeps.plan`` refuses a rule that needs another before anything is trained)
+# (``zdim.sweeps.planning.plan`` refuses a rule that needs another before anything is trained)
 POOLED = frozenset(
     {*MEANS, "baseline_se", "linear_se", "active_units", "n", "k", "epochs_run", "converged", "train_seconds",
      *GEN_FIELDS}

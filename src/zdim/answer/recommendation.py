@@ -39,7 +39,9 @@ class Recommendation:
     notes: list[Note] = field(default_factory=list)
     uncertainty: dict[str, Any] | None = None
     full_test: dict[str, Any] | None = None  # the size on the whole test split, when trials used a subset
-    capacity: dict[str, Any] | None = None  # the intrinsic-dimension check (zdim.sweeps.growth.capacity_check)
+    capacity: dict[str, Any] | None = (
+        None  # the intrinsic-dimension check (zdim.sweeps.executors.growth.capacity_check)
+    )
     legacy_rationale: str = ""  # the rationale of a file written before notes existed
 
     @property

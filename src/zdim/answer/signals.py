@@ -5,7 +5,7 @@ A signal is one class in ``SIGNALS``, the registry of rules: its ``name`` is the
 returns the row it points at (None when its evidence is missing, and ``missing`` then says why the rule
 cannot answer), ``words`` is its part of the rationale's "Signals:" sentence, and ``needs`` names the
 record metrics its pick reads (``evidence``): a sweep that cannot measure them refuses the rule before
-anything is trained (``zdim.sweeps.plan``), and settle mode, which measures generation quality only
+anything is trained (``zdim.sweeps.planning.plan``), and settle mode, which measures generation quality only
 once training has ended, follows the NLL knee while it trains (``zdim.answer.rules.Question.given``).
 A ``Composite`` is a signal over registered ones: ``combined`` (the default rule) weighs the NLL knee
 against the active units. The option table's ``--rule`` choices are this registry's names.

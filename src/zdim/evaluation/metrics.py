@@ -18,7 +18,8 @@ from ..likelihoods import get as get_likelihood
 from ..models.vae import VAE, kl_per_unit
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[u]) > 0.01
-EVAL_K = 10  # importance samples of settle mode's per-epoch validation NLL (zdim.sweeps.settle, zdim.sweeps.engines)
+# importance samples of settle mode's per-epoch validation NLL (zdim.sweeps.executors.settle and .engines)
+EVAL_K = 10
 LOG_2PI = math.log(2.0 * math.pi)
 
 

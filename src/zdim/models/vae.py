@@ -16,7 +16,8 @@ library) the mean training library size is used: the buffer ``library_mean``, a 
 training batches that ``elbo_terms`` updates in training mode (so ``zdim.training.trainer.fit`` sets it from the
 training data) and that is saved with the weights.
 
-Models do not train themselves (see ``zdim.training.trainer``) and know nothing of files (see ``zdim.sweeps.runs``).
+Models do not train themselves (see ``zdim.training.trainer``) and know nothing of files (see
+``zdim.sweeps.records.runs``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import torch
 from ..answer.recommendation import Recommendation
 from ..errors import ModelFileError
 from ..records import TrialRecord
-from ..sweeps.folded import FoldTables, read_fold_tables
-from ..sweeps.runs import HISTORY_CSV, RunDir
+from ..sweeps.executors.folded import FoldTables, read_fold_tables
+from ..sweeps.records.runs import HISTORY_CSV, RunDir
 
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size
 
@@ -40,7 +40,7 @@ class RunView:
         each trial's record pooled over the folds (the rows of ``results.csv``; the trial folders hold the
         first fold's models).
     folds : FoldTables or None
-        With k folds: each fold's own rows (``zdim.sweeps.folded.read_fold_tables``).
+        With k folds: each fold's own rows (``zdim.sweeps.executors.folded.read_fold_tables``).
     histories : dict
         Trial name -> per-epoch rows of ``history.csv``.
     inputs, labels, inputs_meta

@@ -14,8 +14,8 @@ from .. import __version__
 from ..answer.recommendation import Recommendation
 from ..evidence import importance_caveat
 from ..records import COLUMNS, REPORT_COLUMNS, TrialStatus
-from ..sweeps.plan import Mode
-from ..sweeps.resume import recorded_mode, reproduce
+from ..sweeps.planning.plan import Mode
+from ..sweeps.records.resume import recorded_mode, reproduce
 from . import figures
 from .assets import CSS, JS
 from .collect import Pictures, RunView

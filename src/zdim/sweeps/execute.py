@@ -1,8 +1,8 @@
 """Sweeps over latent sizes: resolve the plan, prepare the run directory, execute, grow the grid, answer.
 
-``execute`` is the orchestration only, the same in every mode: ``zdim.sweeps.plan.resolve`` has validated
-every option against the data before anything is written, ``zdim.sweeps.runs.RunDir`` owns the run directory
-(``zdim.sweeps.resume`` decides whether an existing one may go on), the plan's executor (``EXECUTORS``) trains
+``execute`` is the orchestration only, the same in every mode: ``zdim.sweeps.planning.plan.resolve`` has validated
+every option against the data before anything is written, ``zdim.sweeps.records.runs.RunDir`` owns the run directory
+(``zdim.sweeps.records.resume`` decides whether an existing one may go on), the plan's executor (``EXECUTORS``) trains
 and evaluates the grid's points and returns an ``Outcome`` (records, per-sample held-out NLL, notes),
 and ``zdim.answer.decide.decide`` turns it into an answer with its evidence. The answer is
 the same with or without a run directory: the per-sample values travel in memory.
@@ -28,17 +28,17 @@ from ..options import route
 from ..progress import Progress
 from ..training.trainer import resolve_device
 from . import backends
-from .folded import FoldedExecutor
-from .growth import grow
-from .ledger import Executor, Ledger, Outcome
-from .nested import NestedExecutor
-from .per_size import TrialExecutor
-from .plan import Mode, Options, SweepPlan, options_from, resolve
-from .result import SweepResult
-from .resume import check_resume, make_run_info, own_architecture, resumed_info
-from .runs import RunDir
-from .settle import SettleExecutor
-from .studies import open_study
+from .executors.folded import FoldedExecutor
+from .executors.growth import grow
+from .executors.nested import NestedExecutor
+from .executors.per_size import TrialExecutor
+from .executors.settle import SettleExecutor
+from .planning.plan import Mode, Options, SweepPlan, options_from, resolve
+from .records.ledger import Executor, Ledger, Outcome
+from .records.result import SweepResult
+from .records.resume import check_resume, make_run_info, own_architecture, resumed_info
+from .records.runs import RunDir
+from .records.studies import open_study
 
 REPORT_INPUTS = 500  # held-out samples kept in the run directory for the report's pictures
 EXECUTORS: dict[Mode, Callable[[Ledger], Executor]] = {
@@ -114,10 +114,10 @@ def execute(data: Data, plan: SweepPlan, output: Output | None = None) -> SweepR
     """Run a resolved plan: check the backend and the run directory's place (and, with ``resume``, that it
     may go on), join a cluster and connect to a shared study, create the run directory, execute, grow
     the grid, answer. The run directory is the record of every trial; only per-size mode opens an
-    Optuna study, where it is its engine (``zdim.sweeps.per_size.uses_study``).
+    Optuna study, where it is its engine (``zdim.sweeps.executors.per_size.uses_study``).
 
     With ``plan.folds`` = k > 1 (``zdim.data.folds``) the grid is trained once per fold, behind the same seam
-    (``zdim.sweeps.folded.FoldedExecutor``): the first fold is the run directory (its trials are the run's
+    (``zdim.sweeps.executors.folded.FoldedExecutor``): the first fold is the run directory (its trials are the run's
     models), fold J lives in ``out/folds/fold-J``, and the growth of the grid and the answer read the
     folds' pooled evidence: every row held out once."""
     output = output or Output()

@@ -10,9 +10,9 @@ Two questions, asked of every training:
   that is too little to matter; ``converged`` adds what every rule shares (an early-stopped training has
   converged, one still asleep has not). ``RelativeGain`` judges a finished trial's validation -ELBO
   (``TrialRecord.converged``); ``ProjectedGain`` is settle mode's rule, whose members ask it after every
-  epoch (``zdim.sweeps.settle.Member.converged``). A new rule is one subclass with a ``name`` and one
+  epoch (``zdim.sweeps.executors.settle.Member.converged``). A new rule is one subclass with a ``name`` and one
   row of ``STOPPING_RULES``, the registry ``--stopping`` (``stopping=``) chooses from: settle mode's
-  members and per-size and nested trials' records then ask it (``zdim.sweeps.plan.SweepPlan.stopping_rule``).
+  members and per-size and nested trials' records then ask it (``zdim.sweeps.planning.plan.SweepPlan.stopping_rule``).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class ProjectedGain(StoppingRule):
 # settle mode's default first. Text and the standard library only: every command line, ``--help`` included,
 # reads it.
 STOPPING_RULES: dict[str, type[StoppingRule]] = {rule.name: rule for rule in (ProjectedGain, RelativeGain)}
-DEFAULT_STOPPING = ProjectedGain.name  # settle mode's; the other modes' is RelativeGain (zdim.sweeps.plan)
+DEFAULT_STOPPING = ProjectedGain.name  # settle mode's; the other modes' is RelativeGain (zdim.sweeps.planning.plan)
 
 
 __all__ = [

@@ -12,11 +12,11 @@ on ``eval_data``, with ``zdim.training.trial.training_record``, and its per-samp
   answer to "what is finished already" (this process's memory, this run directory's folders, and the
   records other run directories left where the sweep is shared: ``Ledger.shared``).
 - ``Outcome`` is what an executor returns, and ``Executor`` the interface the three implement
-  (``zdim.sweeps.per_size``: one trial per point, an Optuna study its engine where it has workers;
-  ``zdim.sweeps.nested``; ``zdim.sweeps.settle``).
+  (``zdim.sweeps.executors.per_size``: one trial per point, an Optuna study its engine where it has workers;
+  ``zdim.sweeps.executors.nested``; ``zdim.sweeps.executors.settle``).
 
 No study is opened here: settle, nested and folded sweeps, and per-size mode in one process, keep their
-trials in the run directory alone (``zdim.sweeps.per_size`` opens the study where it is the engine).
+trials in the run directory alone (``zdim.sweeps.executors.per_size`` opens the study where it is the engine).
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..data.dataset import Data
-from ..errors import TrainingDiverged
-from ..evaluation.metrics import Reference, reference
-from ..evidence import Note
-from ..models.vae import VAE
-from ..progress import Progress
-from ..records import TrialRecord, TrialStatus
-from .config import SweepConfig, eval_data
-from .plan import SweepPlan
+from ...data.dataset import Data
+from ...errors import TrainingDiverged
+from ...evaluation.metrics import Reference, reference
+from ...evidence import Note
+from ...models.vae import VAE
+from ...progress import Progress
+from ...records import TrialRecord, TrialStatus
+from ..planning.config import SweepConfig, eval_data
+from ..planning.plan import SweepPlan
 from .runs import RunDir
 
 Key = tuple[int, int]  # (latent size, seed): one grid point

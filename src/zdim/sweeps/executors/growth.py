@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..answer.capacity import ID_FACTOR, MIN_CHECKED, id_candidates
-from ..answer.decide import Evidence, decide
-from ..answer.recommendation import Recommendation
-from ..data.dataset import Data
-from ..errors import ZdimError
-from ..evaluation.intrinsic import estimate_intrinsic_dim
-from ..evidence import Note, NoteKind
-from .ledger import Executor, Ledger, Outcome
-from .plan import SweepPlan
+from ...answer.capacity import ID_FACTOR, MIN_CHECKED, id_candidates
+from ...answer.decide import Evidence, decide
+from ...answer.recommendation import Recommendation
+from ...data.dataset import Data
+from ...errors import ZdimError
+from ...evaluation.intrinsic import estimate_intrinsic_dim
+from ...evidence import Note, NoteKind
+from ..planning.plan import SweepPlan
+from ..records.ledger import Executor, Ledger, Outcome
 
 REFINE_STEPS = 16  # bisection halves the gap each step: 16 cover any latent size
 REFINE_AT_ONCE = 4  # a gap of at most this many sizes is filled in one phase rather than halved

@@ -3,7 +3,7 @@
 A per-size sweep trains one VAE per (size, seed). A nested sweep trains, per seed, one VAE with the
 largest size whose every sample draws a random latent prefix (see ``zdim.models.vae.NestedVAE``); the
 size-k trial of the sweep is then the model's first k units, cut out as a plain ``VAE``, evaluated and
-finished like any other trial (``zdim.sweeps.ledger.Ledger``). The training is paid once per seed instead of
+finished like any other trial (``zdim.sweeps.records.ledger.Ledger``). The training is paid once per seed instead of
 once per (size, seed).
 
 The trained nested model of each seed is saved in the run directory (``RunDir.nested_folder(seed)``:
@@ -19,17 +19,17 @@ from pathlib import Path
 
 import torch
 
-from ..data.dataset import Data
-from ..errors import ModelFileError, RunDirError
-from ..evaluation.trial import evaluate_trial
-from ..models.checkpoints import read_saved, save_model
-from ..models.vae import NestedVAE, VAEConfig
-from ..records import trial_name
-from ..training.trainer import EpochCallback, FitResult, TrainConfig, fit, resolve_device
-from ..training.trial import training_record
-from .config import model_config
-from .ledger import Ledger, Outcome, failed
-from .plan import SweepPlan
+from ...data.dataset import Data
+from ...errors import ModelFileError, RunDirError
+from ...evaluation.trial import evaluate_trial
+from ...models.checkpoints import read_saved, save_model
+from ...models.vae import NestedVAE, VAEConfig
+from ...records import trial_name
+from ...training.trainer import EpochCallback, FitResult, TrainConfig, fit, resolve_device
+from ...training.trial import training_record
+from ..planning.config import model_config
+from ..planning.plan import SweepPlan
+from ..records.ledger import Ledger, Outcome, failed
 
 STEM = "nested"  # nested.safetensors (weights) and nested.json (config, checksum, training record)
 

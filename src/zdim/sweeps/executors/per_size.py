@@ -23,17 +23,17 @@ from typing import Any
 
 import optuna
 
-from ..data.dataset import Data
-from ..evaluation.trial import evaluate_trial
-from ..records import TrialRecord, TrialStatus, trial_name
-from ..training.stopping import RelativeGain, StoppingRule
-from ..training.trial import train, training_record
-from . import studies
-from .backends import LOCAL, choose
-from .config import SweepConfig, model_config
-from .ledger import Finished, Key, Ledger, Outcome, failed
-from .plan import SweepPlan
-from .runs import RunDir
+from ...data.dataset import Data
+from ...evaluation.trial import evaluate_trial
+from ...records import TrialRecord, TrialStatus, trial_name
+from ...training.stopping import RelativeGain, StoppingRule
+from ...training.trial import train, training_record
+from ..backends import LOCAL, choose
+from ..planning.config import SweepConfig, model_config
+from ..planning.plan import SweepPlan
+from ..records import studies
+from ..records.ledger import Finished, Key, Ledger, Outcome, failed
+from ..records.runs import RunDir
 
 State = optuna.trial.TrialState
 FINAL = (State.COMPLETE, State.PRUNED, State.FAIL)

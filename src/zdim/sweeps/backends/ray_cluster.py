@@ -7,9 +7,9 @@ local instance); a process already connected to Ray keeps its connection. Ray is
 extra (``pip install 'zdim[ray]'``), imported here only, when the backend is chosen: without it the
 choice fails with one line naming the extra.
 
-- ``RayEngine`` (settle mode) is ``zdim.sweeps.engines.PartitionedEngine`` over ``workers`` actors: the same
+- ``RayEngine`` (settle mode) is ``zdim.sweeps.executors.engines.PartitionedEngine`` over ``workers`` actors: the same
   partition of the members as ``WorkerEngine``'s processes, each actor a ``LocalEngine`` that runs the
-  coordinator's commands (``zdim.sweeps.engines.serve``). The coordinator, in this process, decides as it does
+  coordinator's commands (``zdim.sweeps.executors.engines.serve``). The coordinator, in this process, decides as it does
   in one process, so the answer is the one-process answer. Actors are placed over the live nodes in turn
   (``RayCluster.place``, each pinned to its node): each takes the CPU threads of its node divided among
   the actors there, and, where the cluster has GPUs, a GPU (an equal share of one where a node has more
@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._version import __version__
-from ..data.dataset import Data
-from ..errors import ConfigError, WorkerError
-from .config import SweepConfig
-from .engines import LocalEngine, PartitionedEngine, serve
-from .runs import RunDir
+from ..._version import __version__
+from ...data.dataset import Data
+from ...errors import ConfigError, WorkerError
+from ..executors.engines import LocalEngine, PartitionedEngine, serve
+from ..planning.config import SweepConfig
+from ..records.runs import RunDir
 
 PLACE_TIMEOUT = 300.0  # seconds for the actors to start on the cluster before the sweep gives up
 START_TRIES = 3  # placements of the actors, each without the nodes where one could not start
@@ -149,7 +149,7 @@ def _quiet() -> Any:
 
 def _absolute(value: Any) -> Any:
     """``value`` with its paths made absolute (a path, or the path fields of a dataclass such as
-    ``zdim.sweeps.per_size.SweepWorker``): a task may run on another node, from another directory."""
+    ``zdim.sweeps.executors.per_size.SweepWorker``): a task may run on another node, from another directory."""
     if isinstance(value, Path):
         return value.resolve()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

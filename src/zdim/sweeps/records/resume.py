@@ -8,7 +8,7 @@ settings (``--k``, ``--eval-samples``), another grid of a nested run, and sizes 
 had: a resume finishes the run it names. Sizes the run added itself (growth and refinement, recorded in
 ``run.json``) are its own, so the same command resumes; ``--extend-grid`` allows adding sizes and
 seeds. The recorded command stays the one that made the run; each resume is appended to ``resumes``.
-``zdim.sweeps.runs.RunDir`` owns the files; this module owns the policy.
+``zdim.sweeps.records.runs.RunDir`` owns the files; this module owns the policy.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import Any
 
 import torch
 
-from .._version import __version__
-from ..data.dataset import Data
-from ..data.folds import DEFAULT_FOLDS, SMALL_TEST
-from ..errors import RunDirError
-from ..options import FLAG, OFF, OPTIONS, SWITCH, flag_for
-from ..training.trainer import TrainConfig
-from .config import DEFAULT_ARCH, hidden_for
-from .plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds, default_stopping
+from ..._version import __version__
+from ...data.dataset import Data
+from ...data.folds import DEFAULT_FOLDS, SMALL_TEST
+from ...errors import RunDirError
+from ...options import FLAG, OFF, OPTIONS, SWITCH, flag_for
+from ...training.trainer import TrainConfig
+from ..planning.config import DEFAULT_ARCH, hidden_for
+from ..planning.plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds, default_stopping
 from .runs import RunDir
 
 

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..answer.decide import Evidence, pool
-from ..evidence import Note, NoteKind
-from ..progress import Progress
-from ..records import TrialRecord
-from .ledger import Executor, Finished, Ledger, Outcome
-from .plan import SweepPlan
-from .runs import RunDir
+from ...answer.decide import Evidence, pool
+from ...evidence import Note, NoteKind
+from ...progress import Progress
+from ...records import TrialRecord
+from ..planning.plan import SweepPlan
+from ..records.ledger import Executor, Finished, Ledger, Outcome
+from ..records.runs import RunDir
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """What a sweep trains: ``SweepConfig`` (the grid, the architecture template and the training recipe).
 
 A configuration says *what* is trained, never *how* the grid is run: the mode (settle, per-size,
-nested), the rule and the scale-out options live in the resolved ``zdim.sweeps.plan.SweepPlan``. Here too are
+nested), the rule and the scale-out options live in the resolved ``zdim.sweeps.planning.plan.SweepPlan``. Here too are
 the pieces every way of running reads from it: the size-``dim`` model of a sweep (``model_config``,
 ``build_sweep_model``) and the held-out data its trials are evaluated on (``eval_data``).
 """
@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from ..answer.rules import DEFAULT_REL_TOL
-from ..data.dataset import Data
-from ..errors import ConfigError
-from ..grid import DimSpec
-from ..likelihoods import get as likelihood_of_name
-from ..models.custom import DataInfo, build_model, normalize_spec
-from ..models.vae import VAE, VAEConfig
-from ..training.trainer import TrainConfig
+from ...answer.rules import DEFAULT_REL_TOL
+from ...data.dataset import Data
+from ...errors import ConfigError
+from ...grid import DimSpec
+from ...likelihoods import get as likelihood_of_name
+from ...models.custom import DataInfo, build_model, normalize_spec
+from ...models.vae import VAE, VAEConfig
+from ...training.trainer import TrainConfig
 
 DEFAULT_HIDDEN = (512, 256)  # images (chosen on MNIST), and a SweepConfig built by hand
 DEFAULT_ARCH = "mlp"
@@ -62,7 +62,7 @@ class SweepConfig:
     seeded : tuple of int or None
         The sizes trained with every one of ``seeds``; the others with the first seed only. None (the
         default): every size. Settle mode's default run starts with ``()`` and gives the further seeds to
-        the sizes that compete for the answer (``zdim.sweeps.growth``: sequential evidence).
+        the sizes that compete for the answer (``zdim.sweeps.executors.growth``: sequential evidence).
     """
 
     dims: tuple[int, ...]

@@ -1,19 +1,19 @@
 """Settle mode: every (size, seed) member of the grid trains together, epoch by epoch, until the answer settles.
 
-The members train in an engine (``zdim.sweeps.engines``): in this process, each a ``zdim.training.trainer.Trainer``
-advanced in turn (bit for bit the model it would be if trained alone) or stacked into one batched model
-(``--stack``, the default), or in ``--workers N`` processes advanced together. This module is the
-one place that decides. After every epoch each training member is scored on one fixed subset of the
-validation split (the same samples for every member: paired) — IWAE NLL and active units — and the
-recommendation is recomputed from those scores. Training stops when every member has stopped (early
-stopping or the epoch cap), or when the recommendation has not changed for ``window`` epochs and the
+The members train in an engine (``zdim.sweeps.executors.engines``): in this process, each a
+``zdim.training.trainer.Trainer`` advanced in turn (bit for bit the model it would be if trained alone) or
+stacked into one batched model (``--stack``, the default), or in ``--workers N`` processes advanced
+together. This module is the one place that decides. After every epoch each training member is scored on one
+fixed subset of the validation split (the same samples for every member: paired) — IWAE NLL and active units
+— and the recommendation is recomputed from those scores. Training stops when every member has stopped
+(early stopping or the epoch cap), or when the recommendation has not changed for ``window`` epochs and the
 members it rests on (the chosen size, the next smaller size tried and the largest; after the grid grew,
-every member in training) have converged: their subset NLL is so flat that, kept up for as many epochs
-again as they have trained, its gain would stay below half the rule's tolerance (a smaller gain cannot
-move the answer). Members far above a settled answer whose units have collapsed cannot change it and
-stop early. Each member is then evaluated on the test split and saved as an ordinary trial, so ``info``,
-``report``, ``tune`` and ``load_model`` work unchanged; the answer per epoch is kept in ``settle.json``
-("when the answer settled").
+every member in training) have converged: their subset NLL is so flat that, kept up for as many epochs again
+as they have trained, its gain would stay below half the rule's tolerance (a smaller gain cannot move the
+answer). Members far above a settled answer whose units have collapsed cannot change it and stop early. Each
+member is then evaluated on the test split and saved as an ordinary trial, so ``info``, ``report``, ``tune``
+and ``load_model`` work unchanged; the answer per epoch is kept in ``settle.json`` ("when the answer
+settled").
 
 Nothing is lost. Every member (weights, optimizer moments, noise streams, history) and the trace are
 checkpointed in the run directory every ``plan.checkpoint_every`` seconds (``--checkpoint-every``,
@@ -39,19 +39,19 @@ from typing import Any
 
 import torch
 
-from ..answer.decide import Evidence, decide
-from ..errors import Interrupted
-from ..evaluation.metrics import EVAL_K, evaluate
-from ..evidence import Note, NoteKind
-from ..models.vae import VAE
-from ..records import TrialRecord, TrialStatus, trial_name
-from ..training.stopping import ProjectedGain, StoppingRule
-from .backends import choose
-from .config import SweepConfig
+from ...answer.decide import Evidence, decide
+from ...errors import Interrupted
+from ...evaluation.metrics import EVAL_K, evaluate
+from ...evidence import Note, NoteKind
+from ...models.vae import VAE
+from ...records import TrialRecord, TrialStatus, trial_name
+from ...training.stopping import ProjectedGain, StoppingRule
+from ..backends import choose
+from ..planning.config import SweepConfig
+from ..planning.plan import SweepPlan
+from ..records.ledger import Finished, Key, Ledger, Outcome
+from ..records.runs import RunDir
 from .engines import Done, Engine, Status
-from .ledger import Finished, Key, Ledger, Outcome
-from .plan import SweepPlan
-from .runs import RunDir
 
 DEFAULT_WINDOW = 5  # epochs the answer must hold, and over which members must have converged
 DEFAULT_EVAL_SAMPLES = 1000  # validation samples scoring every member after every epoch (paired)

@@ -2,24 +2,24 @@
 
 A ``Backend`` answers the two questions the executors ask of the hardware:
 
-- ``engine(...)``: where settle mode's members train (a ``zdim.sweeps.engines.Engine``);
+- ``engine(...)``: where settle mode's members train (a ``zdim.sweeps.executors.engines.Engine``);
 - ``run_workers(target, args, poll)``: ``workers`` copies of ``target(*args)`` for per-size mode and
   ``zdim tune``, returning when every copy has ended (``WorkerError`` when one ends abnormally).
 
 ``InProcess`` is this process (``LocalEngine``; ``run_workers`` calls ``target`` once, here), and
 ``WorkerProcesses`` is ``workers`` spawned processes on this machine with the CPU threads split between
-them (``WorkerEngine``; ``zdim.sweeps.studies.spawn_workers``). ``BACKENDS`` maps the name a user types to
+them (``WorkerEngine``; ``zdim.sweeps.records.studies.spawn_workers``). ``BACKENDS`` maps the name a user types to
 its ``Row``: the factory of its class (``make(workers, address)``), whether it runs on a cluster named by
 ``--address``, and how this process imports its optional library and joins its cluster. ``choose`` is the
 one place that picks a backend (``"local"`` is ``InProcess`` with one worker and ``WorkerProcesses`` with
 more), and ``check`` the one place that checks a name and an address against the rows (``join``, before a
 sweep or a tuning writes anything). A backend for other hardware is one module with its class and one
-row here (Ray: ``zdim.sweeps.ray_backend``). The option table's ``--backend`` choices are this registry's
+row here (Ray: ``zdim.sweeps.backends.ray_cluster``). The option table's ``--backend`` choices are this registry's
 names, so this module imports neither torch nor Optuna until a backend is used (``zdim --help`` reads it).
 
 A target given to ``run_workers`` must survive pickling (a copy may run in another process or on
 another machine) and must not rely on running here: a copy that does run in this process, as with
-``InProcess``, may use what this process holds (``zdim.sweeps.per_size`` and ``zdim.tuning`` go on with the
+``InProcess``, may use what this process holds (``zdim.sweeps.executors.per_size`` and ``zdim.tuning`` go on with the
 sweep's own study and progress display there).
 """
 
@@ -29,15 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 if TYPE_CHECKING:  # torch and the engines are imported where a backend is used, not by --help
     import torch
 
-    from ..data.dataset import Data
-    from .config import SweepConfig
-    from .engines import Engine
-    from .runs import RunDir
+    from ...data.dataset import Data
+    from ..executors.engines import Engine
+    from ..planning.config import SweepConfig
+    from ..records.runs import RunDir
 
 LOCAL = "local"
 
@@ -52,7 +52,7 @@ class Backend(Protocol):
         ...
 
     def engine(self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool) -> Engine:
-        """The engine that trains settle mode's members (``zdim.sweeps.engines``)."""
+        """The engine that trains settle mode's members (``zdim.sweeps.executors.engines``)."""
         ...
 
     def run_workers(
@@ -64,82 +64,29 @@ class Backend(Protocol):
         ...
 
 
-class InProcess:
-    """This process: the members in a ``LocalEngine``, a target called once, here."""
-
-    workers = 1
-
-    def describe(self) -> str:
-        return "in this process"
-
-    def engine(self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool) -> Engine:
-        from .engines import LocalEngine
-
-        return LocalEngine(data, config, subset, run, stack)
-
-    def run_workers(
-        self, target: Callable[..., Any], args: Sequence[Any], poll: Callable[[], None] | None = None
-    ) -> None:
-        # the target runs here and shows its own progress: nothing remote for poll to report
-        target(*args)
-
-
-def _threaded(threads: int, target: Callable[..., Any], args: Sequence[Any]) -> None:
-    """A worker process: its share of the CPU threads, then the target."""
-    import torch
-
-    torch.set_num_threads(threads)
-    target(*args)
-
-
-class WorkerProcesses:
-    """``workers`` spawned processes on this machine, ``cores // workers`` torch threads each."""
-
-    def __init__(self, workers: int):
-        from . import studies
-
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}: fix --workers")
-        self.workers = workers
-        self.threads = studies.threads_per_worker(workers)
-
-    def describe(self) -> str:
-        return f"in {self.workers} worker processes of {self.threads} thread{'s' if self.threads != 1 else ''} each"
-
-    def engine(self, data: Data, config: SweepConfig, subset: torch.Tensor, run: RunDir | None, stack: bool) -> Engine:
-        from .engines import WorkerEngine
-
-        return WorkerEngine(data, config, subset, run, stack, self.workers)
-
-    def run_workers(
-        self, target: Callable[..., Any], args: Sequence[Any], poll: Callable[[], None] | None = None
-    ) -> None:
-        from . import studies
-
-        studies.spawn_workers(_threaded, (self.threads, target, tuple(args)), self.workers, poll)
-
-
 def _local(workers: int, address: str | None = None) -> Backend:
-    """This machine: this process alone, or ``workers`` processes."""
+    """This machine: this process alone, or ``workers`` processes (``zdim.sweeps.backends.local``)."""
+    from .local import InProcess, WorkerProcesses
+
     return InProcess() if workers == 1 else WorkerProcesses(workers)
 
 
 def _ray(workers: int, address: str | None = None) -> Backend:
     """A Ray cluster (``pip install 'zdim[ray]'``): member groups as actors, workers as tasks, on the
-    cluster's nodes (``zdim.sweeps.ray_backend``; Ray is imported only there, when it is chosen)."""
-    from .ray_backend import RayCluster
+    cluster's nodes (``zdim.sweeps.backends.ray_cluster``; Ray is imported only there, when it is chosen)."""
+    from .ray_cluster import RayCluster
 
     return RayCluster(workers, address)
 
 
 def _import_ray() -> object:
-    from .ray_backend import import_ray  # the module imports Ray itself only when asked
+    from .ray_cluster import import_ray  # the module imports Ray itself only when asked
 
     return import_ray()
 
 
 def _join_ray(address: str | None) -> object:
-    from .ray_backend import connect
+    from .ray_cluster import connect
 
     return connect(address)
 
@@ -207,4 +154,4 @@ def choose(name: str, workers: int, address: str | None = None) -> Backend:
     return _row(name).make(workers, address)
 
 
-__all__ = ["Backend", "InProcess", "WorkerProcesses", "Row", "BACKENDS", "LOCAL", "check", "join", "choose"]
+__all__ = ["Backend", "Row", "BACKENDS", "LOCAL", "check", "join", "choose"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 
-from ..errors import ConfigError, WorkerError
+from ...errors import ConfigError, WorkerError
 
 WORKER_ATTR = "zdim_worker"
 BEAT_ATTR = "zdim_heartbeat"

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from ..answer.recommendation import Recommendation
-from ..errors import ResultFileError
-from ..files import atomic_write, dumps_json
-from ..records import TrialRecord
+from ...answer.recommendation import Recommendation
+from ...errors import ResultFileError
+from ...files import atomic_write, dumps_json
+from ...records import TrialRecord
 
 RESULT_FORMAT = "zdim-sweep-result"
 RESULT_FORMAT_VERSION = 1

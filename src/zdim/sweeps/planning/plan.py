@@ -17,21 +17,21 @@ from enum import Enum
 
 import torch
 
-from ..answer import signals
-from ..answer.decide import POOLED
-from ..answer.rules import DEFAULT_REL_TOL, DEFAULT_RULE, Question
-from ..data.dataset import Data
-from ..data.folds import auto_folds, check_folds
-from ..errors import ConfigError
-from ..evaluation.intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
-from ..grid import DimSpec
-from ..models.custom import check_model_class, check_protocol
-from ..models.vae import VAE, NestedVAE
-from ..options import Routed, going_to
-from ..training.stopping import DEFAULT_STOPPING, STOPPING_RULES, RelativeGain, StoppingRule
-from ..training.trainer import TrainConfig, resolve_device
+from ...answer import signals
+from ...answer.decide import POOLED
+from ...answer.rules import DEFAULT_REL_TOL, DEFAULT_RULE, Question
+from ...data.dataset import Data
+from ...data.folds import auto_folds, check_folds
+from ...errors import ConfigError
+from ...evaluation.intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
+from ...grid import DimSpec
+from ...models.custom import check_model_class, check_protocol
+from ...models.vae import VAE, NestedVAE
+from ...options import Routed, going_to
+from ...training.stopping import DEFAULT_STOPPING, STOPPING_RULES, RelativeGain, StoppingRule
+from ...training.trainer import TrainConfig, resolve_device
+from ..records.studies import cores
 from .config import DEFAULT_ARCH, SweepConfig, build_sweep_model, default_hidden, model_config
-from .studies import cores
 
 SETTLE_SEEDS = 3  # seeds per size in settle mode when no seed count is given
 SETTLE_EPOCHS = 500  # the epoch cap of settle mode when none is given: it stops by itself

@@ -32,11 +32,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import ModelFileError, RunDirError
-from ..files import atomic_write, dir_mode, read_csv_floats, read_json, unwritable, write_csv, write_json
-from ..models.checkpoints import MODEL_FILE, load_inputs, load_vae, read_saved, save_inputs, save_model
-from ..models.vae import VAE
-from ..records import TrialRecord, sort_records, trial_name
+from ...errors import ModelFileError, RunDirError
+from ...files import atomic_write, dir_mode, read_csv_floats, read_json, unwritable, write_csv, write_json
+from ...models.checkpoints import MODEL_FILE, load_inputs, load_vae, read_saved, save_inputs, save_model
+from ...models.vae import VAE
+from ...records import TrialRecord, sort_records, trial_name
 
 MARKER = ".zdim-run"
 FOLDS_JSON = "folds.json"
@@ -226,7 +226,7 @@ class RunDir:
     ) -> RunDir:
         """Validate ``out`` (``check_target``), then make the run directory holding ``info`` as
         ``run.json``; with ``resume``, an existing run directory gets ``info`` as its new ``run.json``
-        (the caller checked, with ``zdim.sweeps.resume.check_resume``, that the run may go on). With
+        (the caller checked, with ``zdim.sweeps.records.resume.check_resume``, that the run may go on). With
         ``overwrite`` the old run is moved aside and deleted by ``finish()``."""
         cls.check_target(out, overwrite=overwrite, resume=resume, protect=protect)
         run = cls(out)

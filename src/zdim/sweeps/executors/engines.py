@@ -1,6 +1,6 @@
 """How settle mode's members train: in this process, alone or stacked, or in worker processes.
 
-``zdim.sweeps.settle.SettleExecutor`` decides (the answer, which member stops, when to checkpoint); an engine
+``zdim.sweeps.executors.settle.SettleExecutor`` decides (the answer, which member stops, when to checkpoint); an engine
 does what it is told and reports every member's state after each epoch as a ``Status``:
 
 - ``LocalEngine``: the members in this process, each a ``zdim.training.trainer.Trainer`` advanced in turn, or, with
@@ -29,19 +29,19 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..data.dataset import Data
-from ..errors import WorkerError
-from ..evaluation.metrics import EVAL_K, Reference, evaluate, reference
-from ..evaluation.trial import evaluate_trial
-from ..models.vae import VAE
-from ..records import TrialRecord, trial_name
-from ..training.stacked import StackedMember, StackedTrainer, groups
-from ..training.trainer import FitResult, Trainer, resolve_device
-from ..training.trial import training_record
-from . import studies
-from .config import SweepConfig, build_sweep_model
-from .ledger import Key, failed
-from .runs import RunDir
+from ...data.dataset import Data
+from ...errors import WorkerError
+from ...evaluation.metrics import EVAL_K, Reference, evaluate, reference
+from ...evaluation.trial import evaluate_trial
+from ...models.vae import VAE
+from ...records import TrialRecord, trial_name
+from ...training.stacked import StackedMember, StackedTrainer, groups
+from ...training.trainer import FitResult, Trainer, resolve_device
+from ...training.trial import training_record
+from ..planning.config import SweepConfig, build_sweep_model
+from ..records import studies
+from ..records.ledger import Key, failed
+from ..records.runs import RunDir
 
 
 @dataclass
@@ -268,8 +268,8 @@ def serve(engine: LocalEngine, cmd: str, args: tuple[Any, ...]) -> tuple[str, An
 
 class PartitionedEngine:
     """The members split over ``workers`` member groups, each a ``LocalEngine`` somewhere else (a worker
-    process, a Ray actor: ``zdim.sweeps.ray_backend``), advanced together; a subclass says how a command reaches
-    the groups (``_call``) and how they end (``close``)."""
+    process, a Ray actor: ``zdim.sweeps.backends.ray_cluster``), advanced together; a subclass says how a command
+    reaches the groups (``_call``) and how they end (``close``)."""
 
     data: Data
     config: SweepConfig
