@@ -246,3 +246,20 @@ def test_columns_that_cannot_inform_a_model_are_named_before_training(tmp_path: 
         zdim.load_data(t, keep_columns=["id", "day"])
     with pytest.raises(DataError, match="keep_columns names column 'nope', which the table does not have"):
         zdim.load_data(t, keep_columns="nope")
+
+
+def test_a_two_valued_feature_of_an_array_is_said_and_left_gaussian() -> None:
+    """An array has no column names to build a yes/no column from: a feature with two values stays under the
+    Gaussian ``auto`` chose, and a note says what that does to the NLL and how to model it as yes/no (a table);
+    asked for a likelihood, or given a feature with a third value, it says nothing."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=300), rng.choice([1.0, 2.0], size=300), rng.normal(size=300)])
+    data = read_data(x)
+    assert data.likelihood == "gaussian"
+    (note,) = data.extra["notes"]
+    assert note.startswith("feature 2 takes two values, 1 and 2: under a Gaussian") and "as a table" in note
+    assert not read_data(x, likelihood="gaussian").extra.get("notes")
+    x[0, 1] = 3.0
+    assert not read_data(x).extra.get("notes")
+    framed = read_data(pd.DataFrame(x[1:], columns=["a", "flag", "b"]))  # the same columns as a table
+    assert framed.likelihood.startswith("mixed") and "modelled as yes/no" in framed.extra["notes"][0]

@@ -259,13 +259,16 @@ def screen(raw: _Raw, where: str, likelihood: str = "auto", keep: Sequence[str] 
       numbers that ``auto`` would read as Gaussian is then read as a mixed table.
 
     ``keep`` (``--keep-columns``) names columns to model as they are. The notes go to ``raw.notes``, one
-    line each. Only tables (named columns) are screened: a pixel that is always 0 is a feature of images."""
+    line each. Only tables (named columns) are screened: a pixel that is always 0 is a feature of images.
+    An array of numbers that ``auto`` reads as Gaussian is not changed, but its two-valued features are
+    said (``two_valued_words``)."""
     if not raw.table:
         if keep:
             raise DataError(
                 f"{where}: --keep-columns names table columns, and these data have no named columns: leave "
                 "--keep-columns out"
             )
+        raw.notes += two_valued_words(raw, likelihood)
         return
     import pandas as pd
 
@@ -313,6 +316,32 @@ def screen(raw: _Raw, where: str, likelihood: str = "auto", keep: Sequence[str] 
             raw.notes.append(
                 f"column '{name}' takes two values, {no:g} and {yes:g}: modelled as yes/no ({yes:g} is yes)"
             )
+
+
+def two_valued_words(raw: _Raw, likelihood: str) -> list[str]:
+    """One line per feature of a 2-D array, read as Gaussian by ``auto``, that takes two values: a Gaussian
+    density on such a feature grows as the model learns it, up to the noise floor
+    (``zdim.likelihoods.MIN_LOG_SIGMA``), so the held-out NLL rewards memorizing it over the structure of
+    the rest (scikit-learn's diabetes, whose ``sex`` column is two values, reads so as an array). A table
+    models such a column as yes/no; an array has no names to build one from, so zdim says it and leaves the
+    likelihood as it is."""
+    x = raw.x
+    if likelihood != "auto" or raw.is_image or x.ndim != 2 or x.shape[1] < 2:
+        return []
+    # read on the first rows (a memory-mapped array is not read whole here): a feature with a third value
+    # in them is not two-valued, and they say whether ``auto`` reads the array as Gaussian
+    head = np.asarray(x[: min(len(x), 10_000)])
+    maybe = [j for j in range(x.shape[1]) if len(np.unique(head[:, j])) <= 2]
+    if not maybe or not _auto_gaussian(head):
+        return []
+    two = [(j, v) for j in maybe if len(v := np.unique(x[:, j])) == 2 and bool(np.isfinite(v).all())]
+    names = raw.feature_names or []
+    return [
+        f"feature {j + 1}{f' ({names[j]!r})' if j < len(names) else ''} takes two values, {a:g} and {b:g}: "
+        "under a Gaussian its density grows as the model learns it, so the held-out NLL rewards memorizing "
+        "it; pass the data as a table (a DataFrame, or a CSV with a header) to model it as yes/no"
+        for j, (a, b) in ((j, (float(v[0]), float(v[1]))) for j, v in two)
+    ]
 
 
 def drop_columns(raw: _Raw, names: Sequence[str]) -> None:
