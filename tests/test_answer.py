@@ -4,6 +4,8 @@ members held to their neighbours' standard, and settle mode asking the question 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,20 @@ def test_one_seed_says_the_bootstrap_cannot_see_the_seeds():
     assert rec is not None and rec.settled
     seen = "resamples of the held-out samples; one seed per size, so not the variation between seeds"
     assert rec.confidence == f"2 (chosen in 100% of 50 {seen})"
+
+
+def test_a_bootstrap_of_one_split_says_it_cannot_see_the_split():
+    """Diamonds (issue 37): 9, chosen in 86%, at --seed 0 and 6 at --seed 1, another split of the same rows.
+    The rationale says the split is not redrawn and what redraws it; with folds (redrawn) it says nothing."""
+    from zdim.answer.uncertainty import _one_split
+
+    recs, per = paired({1: 130.0, 2: 100.0, 4: 99.9, 8: 99.8}, {8: 2}, seeds=2)
+    rec = decide(Evidence(recs, per), Question(), resamples=50)
+    assert rec is not None and rec.settled
+    assert "redraws the held-out samples of one split, not the split" in rec.rationale
+    assert "--folds 5 holds every row out once" in rec.rationale
+    assert rec.uncertainty is not None
+    assert _one_split(replace(rec, uncertainty={**rec.uncertainty, "folds": 5})) == ""
 
 
 def test_no_share_beside_a_flag():

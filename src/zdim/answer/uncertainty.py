@@ -125,11 +125,23 @@ def _uncertain(rec: Recommendation, share: float) -> Note:
     )
 
 
+def _one_split(rec: Recommendation) -> str:
+    """What a bootstrap of one split cannot see, in words (empty with folds, whose redraw sees it): which
+    rows were held out. Diamonds (3,000 rows, issue 37) answered 9, chosen in 86%, at ``--seed 0``, and 6
+    at ``--seed 1``, another split of the same rows."""
+    if (rec.uncertainty or {}).get("folds"):
+        return ""
+    return (
+        " It redraws the held-out samples of one split, not the split: another --seed splits the rows anew, "
+        "and --folds 5 holds every row out once and redraws the folds."
+    )
+
+
 def _said(rec: Recommendation) -> Note:
     """The bootstrap in words, or why its shares are not shown beside the answer
     (``Recommendation.shown_shares``)."""
     if rec.shown_shares:
-        return Note(NoteKind.UNCERTAINTY, f"Bootstrap over {rec.resampled}: {rec.confidence}.")
+        return Note(NoteKind.UNCERTAINTY, f"Bootstrap over {rec.resampled}: {rec.confidence}.{_one_split(rec)}")
     where = (
         "; its shares are in the warning that the answer is uncertain"
         if any(n.code == "uncertain" for n in rec.notes)
