@@ -29,7 +29,8 @@ import torch  # noqa: E402
 
 from zdim.sweeps.planning.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
+from zdim.training.trainer import Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 ADAM = torch.optim.Adam

@@ -44,8 +44,9 @@ from _common import sweep_members  # noqa: E402
 from zdim.evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
 from zdim.evaluation.metrics import neg_elbo  # noqa: E402
 from zdim.models.vae import VAE  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 from zdim.training.stacked import StackedTrainer  # noqa: E402
-from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
+from zdim.training.trainer import Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 HIDDEN = (512, 256)

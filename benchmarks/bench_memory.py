@@ -101,7 +101,7 @@ def child(kind: str, source: str, dims: str, epochs: int, k: int) -> None:
     """Run one sweep in this (fresh) process and print one line of JSON with its memory figures."""
     from zdim.sweeps.execute import sweep
     from zdim.sweeps.planning.config import SweepConfig
-    from zdim.training.trainer import TrainConfig
+    from zdim.training.config import TrainConfig
 
     anon = AnonPeak()
     base = peak_rss()

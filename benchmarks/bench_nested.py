@@ -29,7 +29,7 @@ import zdim  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch 
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 PLANTED = [(2, 16, 0.01, 2000), (4, 32, 0.01, 4000), (6, 32, 0.01, 4000)]  # (d, D, noise, n)
 

@@ -31,7 +31,8 @@ import torch  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig, build_sweep_model  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.training.trainer import TrainConfig, fit  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
+from zdim.training.trainer import fit  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 RECIPES = ((128, 1e-3), (256, 2e-3), (512, 4e-3))  # the first is the default

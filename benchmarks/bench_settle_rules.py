@@ -54,7 +54,7 @@ from zdim.sweeps.execute import sweep  # noqa: E402
 from zdim.sweeps.executors import settle  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
 from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
-from zdim.training.trainer import TrainConfig  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 
 QUICK = ("digits", "planted4", "planted6")
 CAREFUL_CAP = 200

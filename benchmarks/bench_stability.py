@@ -37,7 +37,7 @@ from zdim.sweeps.execute import sweep  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
 from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.training.trainer import TrainConfig  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 

@@ -46,8 +46,9 @@ from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
 from zdim.evaluation.intrinsic import dims_from_estimate, estimate_intrinsic_dim  # noqa: E402
 from zdim.evaluation.metrics import EVAL_K, evaluate  # noqa: E402
 from zdim.models.vae import VAE, VAEConfig, kl_per_unit  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 from zdim.training.stacked import StackedTrainer  # noqa: E402
-from zdim.training.trainer import TrainConfig, Trainer  # noqa: E402
+from zdim.training.trainer import Trainer  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 HIDDEN = (512, 256)

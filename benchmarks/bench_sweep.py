@@ -62,7 +62,7 @@ from zdim.records import TrialRecord  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
 from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
-from zdim.training.trainer import TrainConfig  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 
 
 def record(dim: int, model: Any, data: zdim.Data, k: int) -> dict[str, Any]:

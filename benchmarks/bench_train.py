@@ -56,7 +56,8 @@ from _common import (  # noqa: E402
 
 from zdim.evaluation.metrics import kl_per_unit, neg_elbo  # noqa: E402
 from zdim.models.vae import VAE, VAEConfig  # noqa: E402
-from zdim.training.trainer import TrainConfig, fit, kl_term  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
+from zdim.training.trainer import fit, kl_term
 
 BS = 128
 K = 20

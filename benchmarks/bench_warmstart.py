@@ -34,7 +34,8 @@ from zdim.models.vae import NestedVAE  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.training.trainer import TrainConfig, fit  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
+from zdim.training.trainer import fit  # noqa: E402
 
 HIDDEN = (128, 64)
 

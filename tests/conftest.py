@@ -31,10 +31,10 @@ def _one_pass_epochs_unless_asked():
     large one gets (issue 36): the tiny data of these tests (a few steps per pass) would train 20 to 100
     times longer per epoch than their epoch counts say. Tests in this process get one pass per epoch unless
     they ask (``TrainConfig(epoch_steps=...)``, ``--epoch-steps``); sweeps in a subprocess get the default."""
-    import zdim.training.trainer
+    import zdim.training.config
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(zdim.training.trainer, "EPOCH_STEPS", 1)
+        mp.setattr(zdim.training.config, "EPOCH_STEPS", 1)
         yield
 
 

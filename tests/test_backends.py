@@ -17,7 +17,7 @@ from zdim.sweeps.executors import engines
 from zdim.sweeps.executors.engines import LocalEngine
 from zdim.sweeps.planning.plan import Options, resolve
 from zdim.sweeps.records.runs import RunDir
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 from zdim.tuning import tune
 
 TINY: dict[str, Any] = dict(

@@ -13,7 +13,8 @@ from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.models.vae import VAE, NestedVAE, VAEConfig
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
-from zdim.training.trainer import TrainConfig, fit
+from zdim.training.config import TrainConfig
+from zdim.training.trainer import fit
 
 
 def simulate_counts(n: int = 300, d: int = 30, k: int = 2, seed: int = 0) -> np.ndarray:

@@ -19,7 +19,7 @@ from zdim.errors import ConfigError, ModelFileError, RunDirError
 from zdim.models import custom
 from zdim.models.vae import VAE, VAEConfig
 from zdim.sweeps.planning.config import SweepConfig
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 MODELS = textwrap.dedent(
     """

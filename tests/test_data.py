@@ -139,7 +139,7 @@ def test_large_memory_map_splits_spill_to_unlinked_files_with_the_same_values(tm
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)  # standardization: chunked sums
     from zdim.sweeps.execute import sweep
     from zdim.sweeps.planning.config import SweepConfig
-    from zdim.training.trainer import TrainConfig
+    from zdim.training.config import TrainConfig
 
     r = sweep(disk, config=SweepConfig(dims=(2,), hidden=(8,), train=TrainConfig(epochs=1, batch_size=8), k=2))
     assert r.trials[0].complete

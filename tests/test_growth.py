@@ -17,7 +17,7 @@ from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.planning.plan import Mode, SweepPlan
 from zdim.sweeps.records.ledger import Finished, Ledger, Outcome
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 from .conftest import make_data
 

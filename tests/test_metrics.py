@@ -15,7 +15,8 @@ from zdim.evaluation.metrics import (
     reconstruction_mse,
 )
 from zdim.models.vae import VAE, VAEConfig
-from zdim.training.trainer import TrainConfig, fit
+from zdim.training.config import TrainConfig
+from zdim.training.trainer import fit
 
 
 def test_kl_of_known_gaussians():

@@ -17,7 +17,8 @@ from zdim.sweeps.execute import sweep
 from zdim.sweeps.executors import nested
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig, fit
+from zdim.training.config import TrainConfig
+from zdim.training.trainer import fit
 
 from .conftest import make_data
 

@@ -70,9 +70,9 @@ def test_every_choice_list_is_read_from_its_registry():
     }
     # the rows name the registries themselves (read when asked), not a copy of their names
     assert option("noise").check == OneOf(table.Names("zdim.likelihoods", "NOISE_MODES"))
-    from zdim.training import trainer
+    from zdim.training import config as train_config
 
-    assert trainer.NOISE is likelihoods.NOISE_MODES
+    assert train_config.NOISE is likelihoods.NOISE_MODES
     assert option("rule").check == OneOf(table.Names("zdim.answer.signals", "SIGNALS"))
     assert option("backend").check == OneOf(table.Names("zdim.sweeps.backends", "BACKENDS"))
     assert option("stopping").check == OneOf(table.Names("zdim.training.stopping", "STOPPING_RULES"))
@@ -229,7 +229,7 @@ def test_the_reproduce_line_carries_every_option_of_the_table(tmp_path):
     from zdim.sweeps.planning.config import SweepConfig
     from zdim.sweeps.planning.plan import Mode, Options, SweepPlan, resolve
     from zdim.sweeps.records.resume import make_run_info, reproduce
-    from zdim.training.trainer import TrainConfig
+    from zdim.training.config import TrainConfig
 
     from .conftest import make_data
 

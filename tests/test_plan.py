@@ -11,7 +11,7 @@ from zdim.cli import main
 from zdim.errors import ConfigError
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.planning.plan import Mode, Options, resolve
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 from .conftest import make_data
 

@@ -21,9 +21,9 @@ from zdim.cli import main
 from zdim.data.dataset import load_data
 from zdim.files import read_json, write_json
 from zdim.sweeps.planning.config import SweepConfig
-from zdim.sweeps.records.runs import INPUTS_FILE, REPORT_HTML
+from zdim.sweeps.records.layout import INPUTS_FILE, REPORT_HTML
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden=(16,), k=5, train=TrainConfig(epochs=3, patience=0))
@@ -150,7 +150,7 @@ def test_failed_trials_and_a_missing_inputs_file_still_give_a_report(image_run, 
 
 def test_the_intrinsic_dimension_marker_reads_what_a_sweep_records(image_run, tmp_path):
     from zdim.report.collect import load_run
-    from zdim.sweeps.records.runs import RUN_JSON
+    from zdim.sweeps.records.layout import RUN_JSON
 
     run = tmp_path / "with_id"
     shutil.copytree(image_run, run)

@@ -17,7 +17,7 @@ from zdim.records import TrialRecord, TrialStatus
 from zdim.report import figures, load_run
 from zdim.report.collect import Pictures, RunView
 from zdim.report.page import _sparkline, render
-from zdim.sweeps.records.runs import RUN_JSON
+from zdim.sweeps.records.layout import RUN_JSON
 
 EVIL = "<script>alert(1)</script>"
 SENTENCES = [

@@ -11,7 +11,7 @@ from zdim.records import TrialRecord
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.records.result import SweepResult
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 from .conftest import make_data
 

@@ -18,8 +18,9 @@ from zdim.cli import main
 from zdim.errors import RunDirError
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
-from zdim.sweeps.records.runs import MARKER, RunDir, is_run_dir
-from zdim.training.trainer import TrainConfig
+from zdim.sweeps.records.layout import MARKER, is_run_dir
+from zdim.sweeps.records.runs import RunDir
+from zdim.training.config import TrainConfig
 
 QUICK = ["--dims", "1", "--epochs", "1", "--seeds", "1", "--hidden", "8", "--k", "2", "--quiet", "--no-extend",
          "--no-report"]  # fmt: skip

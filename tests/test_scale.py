@@ -23,7 +23,7 @@ from zdim.sweeps.executors.per_size import grid_key
 from zdim.sweeps.executors.per_size import open_study as _open_study
 from zdim.sweeps.records import studies
 from zdim.sweeps.records.runs import RunDir
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # --folds 1: a 30-row test split would get 5 folds by default (zdim.data.folds); these tests are about scale-out
@@ -265,7 +265,7 @@ def test_a_trial_finished_by_another_worker_meanwhile_is_not_an_error(tmp_path, 
     import zdim.sweeps.executors.per_size as scheduler
     from zdim.data.dataset import load_data
     from zdim.sweeps.planning.config import SweepConfig
-    from zdim.training.trainer import TrainConfig
+    from zdim.training.config import TrainConfig
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     real = scheduler._teller

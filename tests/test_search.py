@@ -11,7 +11,7 @@ from zdim.saved import load_model
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig
+from zdim.training.config import TrainConfig
 
 from .conftest import make_data
 

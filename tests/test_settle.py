@@ -18,7 +18,8 @@ from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.records.runs import RunDir
 from zdim.testing import make_planted_data
-from zdim.training.trainer import TrainConfig, Trainer, fit
+from zdim.training.config import TrainConfig
+from zdim.training.trainer import Trainer, fit
 
 from .conftest import make_data
 

@@ -19,8 +19,9 @@ from zdim.errors import ConfigError, TrainingDiverged
 from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.models.vae import VAE, NestedVAE, VAEConfig
 from zdim.testing import make_planted_data
+from zdim.training.config import TrainConfig
 from zdim.training.stacked import StackedTrainer, can_stack, groups
-from zdim.training.trainer import TrainConfig, Trainer, fit
+from zdim.training.trainer import Trainer, fit
 
 from .conftest import make_data
 

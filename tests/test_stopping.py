@@ -13,8 +13,8 @@ from zdim.sweeps.execute import EXECUTORS, sweep
 from zdim.sweeps.executors.settle import Member, SettleExecutor
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.planning.plan import Mode, SweepPlan
+from zdim.training.config import TrainConfig
 from zdim.training.stopping import CONVERGENCE_TOL, STOPPING_RULES, ProjectedGain, RelativeGain, StoppingRule
-from zdim.training.trainer import TrainConfig
 
 
 def test_the_relative_rule_judges_a_trials_history():

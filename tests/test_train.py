@@ -7,7 +7,8 @@ import torch
 from zdim.errors import ConfigError, TrainingDiverged
 from zdim.evaluation.metrics import neg_elbo
 from zdim.models.vae import VAE, VAEConfig
-from zdim.training.trainer import TrainConfig, beta_at, fit, kl_term
+from zdim.training.config import TrainConfig, beta_at
+from zdim.training.trainer import fit, kl_term
 
 from .conftest import make_data
 

@@ -11,8 +11,9 @@ import torch
 
 from zdim.errors import ConfigError
 from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.training.config import TrainConfig, free_bits_at, lr_at
 from zdim.training.levers import PCA_FLOOR, pca_log_sigma, residual_log_sigma
-from zdim.training.trainer import TrainConfig, Trainer, fit, free_bits_at, lr_at
+from zdim.training.trainer import Trainer, fit
 
 from .conftest import make_data
 
@@ -277,7 +278,7 @@ def test_the_gaussian_default_holds_the_noise_scale_for_a_few_passes_at_most(tin
     """The Gaussian default holds the noise scale of a model that starts at its linear model at 0.1 for one
     epoch, but never more than HOLD_PASSES passes over a small training split (it would memorize its rows),
     then calibrates it; a model started at random gets no hold."""
-    from zdim.training.trainer import HOLD_PASSES
+    from zdim.training.config import HOLD_PASSES
 
     plain = Trainer(gaussian_model(), tiny_gaussian.train, tiny_gaussian.val, TrainConfig(epoch_steps=100))
     assert plain._release == -1 and plain.config.sigma_init == 1.0
@@ -292,7 +293,7 @@ def test_the_gaussian_default_holds_the_noise_scale_for_a_few_passes_at_most(tin
 
 
 def test_the_default_resolves_per_likelihood_and_an_explicit_value_wins(tiny_binary):
-    from zdim.training.trainer import LEVERS_OFF, WAKEUP_DEFAULTS
+    from zdim.training.config import LEVERS_OFF, WAKEUP_DEFAULTS
 
     auto = TrainConfig()
     assert auto.to_dict()["sigma_init"] == "auto" and TrainConfig.from_dict(auto.to_dict()) == auto

@@ -57,7 +57,7 @@ from zdim.sweeps.execute import sweep  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
 from zdim.sweeps.records.runs import RunDir  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402
-from zdim.training.trainer import TrainConfig  # noqa: E402
+from zdim.training.config import TrainConfig  # noqa: E402
 
 # every lever off: the training of zdim before issue 22
 OFF: dict[str, Any] = {

@@ -37,7 +37,7 @@ LAZY = {
     "SweepConfig": "sweeps.planning.config",
     "SweepResult": "sweeps.records.result",
     "sweep": "api",
-    "TrainConfig": "training.trainer",
+    "TrainConfig": "training.config",
     "fit": "training.trainer",
     "tune": "tuning",
     "TuneResult": "tuning",
@@ -67,7 +67,8 @@ if TYPE_CHECKING:
     from .sweeps.planning.config import SweepConfig
     from .sweeps.records.result import SweepResult
     from .sweeps.records.runs import RunDir
-    from .training.trainer import TrainConfig, fit
+    from .training.config import TrainConfig
+    from .training.trainer import fit
     from .tuning import TuneResult, tune
 
 

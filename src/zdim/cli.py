@@ -236,7 +236,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:  # a data source: tune one size directly
         from .data.dataset import read_data
         from .sweeps.planning.config import SweepConfig
-        from .training.trainer import TrainConfig
+        from .training.config import TrainConfig
 
         if args.dim is None:
             raise ConfigError(

@@ -38,7 +38,7 @@ from .saved import SavedModel
 from .sweeps.execute import sweep
 from .sweeps.planning.config import SweepConfig, model_config
 from .sweeps.records.result import SweepResult
-from .training.trainer import TrainConfig
+from .training.config import TrainConfig
 from .training.trial import train as train_vae
 
 Float32Array = NDArray[np.float32]

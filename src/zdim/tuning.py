@@ -42,7 +42,8 @@ from .sweeps.records import studies
 from .sweeps.records.ledger import saved_extra
 from .sweeps.records.resume import make_run_info
 from .sweeps.records.runs import RunDir
-from .training.trainer import FitResult, TrainConfig
+from .training.config import TrainConfig
+from .training.trainer import FitResult
 from .training.trial import train
 
 PARAMS = ("beta", "warmup", "free_bits", "lr", "width")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write, unwritable
-from ..sweeps.records.runs import REPORT_HTML, RunDir
+from ..sweeps.records.layout import REPORT_HTML
+from ..sweeps.records.runs import RunDir
 from .collect import RunView, load_run, pictures
 
 __all__ = ["build_report", "load_run", "RunView", "REPORT_HTML"]

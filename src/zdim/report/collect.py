@@ -19,7 +19,8 @@ from ..answer.recommendation import Recommendation
 from ..errors import ModelFileError
 from ..records import TrialRecord
 from ..sweeps.executors.folded import FoldTables, read_fold_tables
-from ..sweeps.records.runs import HISTORY_CSV, RunDir
+from ..sweeps.records.layout import HISTORY_CSV
+from ..sweeps.records.runs import RunDir
 
 N_PICTURES = 8  # inputs per reconstruction row, and prior samples per size
 

@@ -26,7 +26,7 @@ from ..evidence import Note, NoteKind
 from ..messages import python_message
 from ..options import route
 from ..progress import Progress
-from ..training.trainer import resolve_device
+from ..training.config import resolve_device
 from . import backends
 from .executors.folded import FoldedExecutor
 from .executors.growth import grow

@@ -22,7 +22,7 @@ MAX_LR_DROPS = 3  # a plateau lowers the learning rate at most this many times (
 START_GRACE = 2  # patiences a training is given to improve on its linear start before it counts as flat
 
 if TYPE_CHECKING:  # the recipe's class; zdim.training.trainer imports this module
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
 
 @dataclass

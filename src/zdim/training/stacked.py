@@ -50,19 +50,11 @@ from torch import nn
 from ..errors import ConfigError, TrainingDiverged
 from ..models.vae import VAE
 from .adam import adam_schedule, adam_update
+from .config import TrainConfig, beta_at, held_steps, passes, resolve_device
 from .epoch import Epochs, FitResult
 from .levers import noise_parameter, residual_log_sigma
 from .stacknet import StackedVAE
-from .trainer import (
-    CALIBRATION_FLOOR,
-    TrainConfig,
-    _calibrates,
-    beta_at,
-    held_steps,
-    passes,
-    prepare,
-    resolve_device,
-)
+from .trainer import CALIBRATION_FLOOR, _calibrates, prepare
 
 # ----------------------------------------------------------------------------------- which can stack
 

@@ -15,8 +15,9 @@ import torch
 from ..data.dataset import Data
 from ..models.custom import DataInfo, build_model
 from ..models.vae import VAE, VAEConfig
+from .config import TrainConfig
 from .stopping import CONVERGENCE_WINDOW, RelativeGain, StoppingRule
-from .trainer import EpochCallback, FitResult, TrainConfig, fit
+from .trainer import EpochCallback, FitResult, fit
 
 
 def train(

@@ -35,8 +35,9 @@ from ...evaluation.metrics import EVAL_K, Reference, evaluate, reference
 from ...evaluation.trial import evaluate_trial
 from ...models.vae import VAE
 from ...records import TrialRecord, trial_name
+from ...training.config import resolve_device
 from ...training.stacked import StackedMember, StackedTrainer, groups
-from ...training.trainer import FitResult, Trainer, resolve_device
+from ...training.trainer import FitResult, Trainer
 from ...training.trial import training_record
 from ..planning.config import SweepConfig, build_sweep_model
 from ..records import studies

@@ -25,7 +25,8 @@ from ...evaluation.trial import evaluate_trial
 from ...models.checkpoints import read_saved, save_model
 from ...models.vae import NestedVAE, VAEConfig
 from ...records import trial_name
-from ...training.trainer import EpochCallback, FitResult, TrainConfig, fit, resolve_device
+from ...training.config import TrainConfig, resolve_device
+from ...training.trainer import EpochCallback, FitResult, fit
 from ...training.trial import training_record
 from ..planning.config import model_config
 from ..planning.plan import SweepPlan

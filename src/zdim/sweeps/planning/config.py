@@ -21,7 +21,7 @@ from ...grid import DimSpec
 from ...likelihoods import get as likelihood_of_name
 from ...models.custom import DataInfo, build_model, normalize_spec
 from ...models.vae import VAE, VAEConfig
-from ...training.trainer import TrainConfig
+from ...training.config import TrainConfig
 
 DEFAULT_HIDDEN = (512, 256)  # images (chosen on MNIST), and a SweepConfig built by hand
 DEFAULT_ARCH = "mlp"

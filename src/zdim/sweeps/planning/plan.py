@@ -28,8 +28,8 @@ from ...grid import DimSpec
 from ...models.custom import check_model_class, check_protocol
 from ...models.vae import VAE, NestedVAE
 from ...options import Routed, going_to
+from ...training.config import TrainConfig, resolve_device
 from ...training.stopping import DEFAULT_STOPPING, STOPPING_RULES, RelativeGain, StoppingRule
-from ...training.trainer import TrainConfig, resolve_device
 from ..records.studies import cores
 from .config import DEFAULT_ARCH, SweepConfig, build_sweep_model, default_hidden, model_config
 

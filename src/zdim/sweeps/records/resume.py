@@ -25,7 +25,7 @@ from ...data.dataset import Data
 from ...data.folds import DEFAULT_FOLDS, SMALL_TEST
 from ...errors import RunDirError
 from ...options import FLAG, OFF, OPTIONS, SWITCH, flag_for
-from ...training.trainer import TrainConfig
+from ...training.config import TrainConfig
 from ..planning.config import DEFAULT_ARCH, hidden_for
 from ..planning.plan import DEFAULT_STUDY, Mode, Running, SweepPlan, default_epochs, default_seeds, default_stopping
 from .runs import RunDir

@@ -37,67 +37,28 @@ from ...files import atomic_write, dir_mode, read_csv_floats, read_json, unwrita
 from ...models.checkpoints import MODEL_FILE, load_inputs, load_vae, read_saved, save_inputs, save_model
 from ...models.vae import VAE
 from ...records import TrialRecord, sort_records, trial_name
-
-MARKER = ".zdim-run"
-FOLDS_JSON = "folds.json"
-FOLDS_CSV = "folds.csv"  # with k folds: every fold's own rows (results.csv holds the rows pooled over the folds)
-FOLDS_DIR = "folds"  # with k folds: folds/fold-J, a run directory for each fold after the first
-RUN_JSON = "run.json"
-STUDY_FILE = "study.journal"
-RESULTS_CSV = "results.csv"
-RECOMMENDATION_JSON = "recommendation.json"
-INPUTS_FILE = "inputs.safetensors"
-REPORT_HTML = "report.html"
-TUNING_JSON = "tuning.json"
-SETTLE_JSON = "settle.json"
-SETTLE_DIR = "settle"  # settle mode's checkpoints while it runs (deleted when it has finished)
-TRIALS_DIR = "trials"
-NESTED_DIR = "nested"
-TUNE_DIR = "tune"
-METRICS_JSON = "metrics.json"
-HISTORY_CSV = "history.csv"
-HELDOUT_FILE = "heldout.safetensors"  # per-sample held-out NLL of a trial (paired across the sweep)
-# Entries zdim itself writes at the top of a run directory (an older run without the marker may be
-# replaced when it holds nothing else).
-OWN_ENTRIES = {
-    MARKER,
-    RUN_JSON,
-    STUDY_FILE,
-    STUDY_FILE + ".flock",
-    RESULTS_CSV,
-    RECOMMENDATION_JSON,
-    INPUTS_FILE,
-    REPORT_HTML,
-    TUNING_JSON,
-    SETTLE_JSON,
-    SETTLE_DIR,
-    TRIALS_DIR,
-    NESTED_DIR,
-    TUNE_DIR,
+from .layout import (
+    FOLDS_CSV,
     FOLDS_DIR,
     FOLDS_JSON,
-    FOLDS_CSV,
-    "mlruns",
-}
-
-
-def _is_own_entry(name: str) -> bool:
-    return name in OWN_ENTRIES or (name.startswith(".") and name.endswith(".tmp"))
-
-
-def is_run_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a folder zdim made: it has the marker, or (older runs) a zdim ``run.json``
-    and nothing but zdim's own entries."""
-    path = Path(path)
-    if not path.is_dir():
-        return False
-    if (path / MARKER).is_file():
-        return True
-    try:
-        info = read_json(path / RUN_JSON)
-    except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and "zdim_version" in info and all(_is_own_entry(e.name) for e in path.iterdir())
+    HELDOUT_FILE,
+    HISTORY_CSV,
+    INPUTS_FILE,
+    MARKER,
+    METRICS_JSON,
+    NESTED_DIR,
+    RECOMMENDATION_JSON,
+    REPORT_HTML,
+    RESULTS_CSV,
+    RUN_JSON,
+    SETTLE_DIR,
+    SETTLE_JSON,
+    STUDY_FILE,
+    TRIALS_DIR,
+    TUNE_DIR,
+    TUNING_JSON,
+    is_run_dir,
+)
 
 
 def _inside(child: Path, parent: Path) -> bool:
