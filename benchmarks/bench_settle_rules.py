@@ -51,7 +51,7 @@ from zdim.answer.rules import DEFAULT_RULE, recommend  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
 from zdim.sweeps.execute import sweep  # noqa: E402
-from zdim.sweeps.executors import settle  # noqa: E402
+from zdim.sweeps.executors import member, settle  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig  # noqa: E402
 from zdim.sweeps.planning.plan import SETTLE_EPOCHS  # noqa: E402
 from zdim.training.config import TrainConfig  # noqa: E402
@@ -71,7 +71,7 @@ def record(names: tuple[str, ...], seeds: int, out: Path) -> None:
     test: list[Any] = [None]
     run_epoch = settle.SettleExecutor._epoch
 
-    def _epoch(self: settle.SettleExecutor, m: settle.Member, subset: Any) -> None:
+    def _epoch(self: settle.SettleExecutor, m: member.Member, subset: Any) -> None:
         run_epoch(self, m, subset)
         if m.failed or m.val_nll is None:
             return

@@ -15,7 +15,7 @@ from zdim.answer.rules import Question, recommend
 from zdim.answer.uncertainty import with_uncertainty
 from zdim.evaluation.intrinsic import IntrinsicDim
 from zdim.records import TrialRecord, TrialStatus
-from zdim.sweeps.executors.settle import Member, _horizon
+from zdim.sweeps.executors.member import Member, _horizon
 from zdim.sweeps.records.ledger import Finished
 
 N = 400

@@ -83,6 +83,7 @@ LAYER = {
     "sweeps.executors.per_size": 7,
     "sweeps.executors.engines": 7,
     "sweeps.backends": 7,
+    "sweeps.executors.member": 7,
     "sweeps.executors.settle": 7,
     "sweeps.executors.folded": 7,
     "sweeps.executors.nested": 7,

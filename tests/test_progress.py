@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from zdim.progress import Progress, Timeline, duration
-from zdim.sweeps.executors.settle import Member, SettleExecutor
+from zdim.sweeps.executors.member import Member
+from zdim.sweeps.executors.settle import SettleExecutor
 
 
 def test_the_time_left_is_estimated_once_a_phase_has_run():

@@ -236,7 +236,7 @@ def test_a_settle_run_directory_is_the_record_and_holds_no_study(tiny_binary, tm
 def test_a_member_that_has_not_started_to_use_its_latents_is_not_converged(tiny_gaussian):
     """A flat validation NLL at the start (the model decodes the feature means and ignores its latents)
     is not convergence: settle mode must not stop such members, nor take them for collapsed."""
-    from zdim.sweeps.executors.settle import Member
+    from zdim.sweeps.executors.member import Member
 
     m = Member(dim=4, seed=0, epoch=12, asleep=True, lr_drops=1, scores=[5.0] * 12)
     assert not m.converged(window=5, tol=0.1)
@@ -486,7 +486,8 @@ def test_rule_generation_answers_in_settle_mode_with_folds_and_in_per_size_mode(
 def test_a_member_still_improving_is_not_stopped_by_a_settled_answer():
     """Issue 36: once the answer held and the members it rests on converged, a member still improving beyond
     the rule's tolerance trains on (its NLL is not yet what its size reaches); a flat one is stopped."""
-    from zdim.sweeps.executors.settle import Member, SettleExecutor
+    from zdim.sweeps.executors.member import Member
+    from zdim.sweeps.executors.settle import SettleExecutor
 
     flat = [5.0] * 30
     falling = [5.0 - 0.05 * i for i in range(30)]  # 0.25 nats per 5 epochs: far beyond the tolerance
@@ -513,7 +514,7 @@ def test_a_member_still_improving_is_not_stopped_by_a_settled_answer():
 def test_a_flat_member_that_never_lowered_its_rate_is_lowered_before_it_counts_as_converged(tiny_gaussian):
     """Issue 36: converged means flat after the learning rate was lowered at least once; settle mode lowers
     the rate of a member whose score flattened before its own plateau did."""
-    from zdim.sweeps.executors.settle import Member
+    from zdim.sweeps.executors.member import Member
 
     m = Member(2, 0, epoch=20, asleep=False, scores=[5.0] * 20)
     assert m.flat(5, 0.1) and not m.converged(5, 0.1)

@@ -10,7 +10,8 @@ import pytest
 
 from zdim.errors import ConfigError
 from zdim.sweeps.execute import EXECUTORS, sweep
-from zdim.sweeps.executors.settle import Member, SettleExecutor
+from zdim.sweeps.executors.member import Member
+from zdim.sweeps.executors.settle import SettleExecutor
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.sweeps.planning.plan import Mode, SweepPlan
 from zdim.training.config import TrainConfig

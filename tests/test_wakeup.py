@@ -153,7 +153,7 @@ class _Flat(torch.nn.Module):
     ],
 )
 def test_patience_and_settle_convergence_wait_for_a_lever_while_it_acts(lever):
-    from zdim.sweeps.executors.settle import Member
+    from zdim.sweeps.executors.member import Member
 
     x = torch.randn(64, 3)
     cfg = TrainConfig(epochs=500, batch_size=32, patience=4, lr_patience=0, **lever).resolve(None)

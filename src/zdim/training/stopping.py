@@ -10,7 +10,7 @@ Two questions, asked of every training:
   that is too little to matter; ``converged`` adds what every rule shares (an early-stopped training has
   converged, one still asleep has not). ``RelativeGain`` judges a finished trial's validation -ELBO
   (``TrialRecord.converged``); ``ProjectedGain`` is settle mode's rule, whose members ask it after every
-  epoch (``zdim.sweeps.executors.settle.Member.converged``). A new rule is one subclass with a ``name`` and one
+  epoch (``zdim.sweeps.executors.member.Member.converged``). A new rule is one subclass with a ``name`` and one
   row of ``STOPPING_RULES``, the registry ``--stopping`` (``stopping=``) chooses from: settle mode's
   members and per-size and nested trials' records then ask it (``zdim.sweeps.planning.plan.SweepPlan.stopping_rule``).
 """
