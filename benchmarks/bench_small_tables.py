@@ -13,7 +13,9 @@ Tables: ``boston`` (R's MASS Boston, 506 x 14 numbers, from the offline ``rdatas
 on one split (``--folds 1``), the denominator of "folds at most 3x one split".
 
 ``--set key=value`` passes an option of ``zdim.sweep`` to every run (``--set stack=False`` is the run without
-stacked members, ``--set seeds=3`` the seeds of every size): run it twice for before and after.
+stacked members, ``--set seeds=3`` the seeds of every size): run it twice for before and after. ``--keep DIR``
+keeps each table's run directory as ``DIR/<table>`` (replaced where it is a zdim run), so that
+``benchmarks/compare_runs.py BEFORE/boston AFTER/boston`` sets each size's NLL difference beside its SE.
 
 Usage: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_small_tables.py [--tables boston,wine]
 [--set stack=False]`` (minutes per table on 2 busy cores).
@@ -77,16 +79,18 @@ def workload(steps: int = 2000, batch: int = 128) -> float:
         torch.set_num_threads(threads)
 
 
-def run(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """One default run of ``name`` (with ``options``): seconds, the answer, the sizes and their NLL."""
+def run(name: str, options: dict[str, Any], keep: Path | None = None) -> dict[str, Any]:
+    """One default run of ``name`` (with ``options``; its run directory kept as ``keep/name`` where ``keep``
+    is given): seconds, the answer, the sizes and their NLL."""
     x = table(name)
     opts = dict(options)
     if name.endswith("_1"):
         opts.setdefault("folds", 1)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        out = Path(tmp) / "run" if keep is None else keep / name
         t0 = time.perf_counter()
-        res = zdim.sweep(x, out=Path(tmp) / "run", report=False, **opts)
+        res = zdim.sweep(x, out=out, report=False, overwrite=keep is not None, **opts)
         seconds = time.perf_counter() - t0
     rec = res.recommendation
     rows = {r["dim"]: r for r in rec.per_dim}
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, of {', '.join(TABLES)}")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an option of zdim.sweep")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep each run directory as DIR/<table>")
     args = ap.parse_args(argv)
     options = {}
     for item in args.set:
@@ -117,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}", file=sys.stderr)
         return 2
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     before = workload()
     print(f"workload (one 14-512-256 member, 2,000 Adam steps at batch 128, one thread): {before:.1f} s")
     print(f"options: {options or 'the defaults'}; commit {_commit()}")
     print(f"{'table':<16} {'seconds':>8} {'x workload':>10} {'trials':>6}  answer")
     for name in names:
-        r = run(name, options)
+        r = run(name, options, args.keep)
         share = "" if r["share"] is None else f", share {r['share']:.0%}"
         flag = "" if r["settled"] else ", flagged"
         print(
