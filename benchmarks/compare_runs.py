@@ -17,8 +17,13 @@ run has them), ``after - before`` (positive: after is worse) and the standard er
   folds over ``sqrt(F)``: the folds' own difficulty cancels.
 
 A size whose difference exceeds its SE is ``worse beyond its SE`` (or ``better beyond its SE``); the last
-line counts them. Trials are read from ``results.csv`` (one split) or ``folds.csv`` (a folded run: one row
-per trial of every fold), complete and with a finite NLL.
+line counts them. The ``same`` column sets the trainings both runs made (the same fold and seed) side by
+side: ``5/5 equal`` says each of the 5 gave the same NLL in both (within 1e-3 nats), so the runs differ only
+by the trainings one of them left out (seeds, where a lever trains fewer), not by any training's result;
+otherwise it gives the largest difference of one training. Trials are read from ``results.csv`` (one split)
+or ``folds.csv`` (a folded run: one row per trial of every fold), complete and with a finite NLL: every
+such trial, also one that zdim's per-size table leaves out as having learned nothing (its rationale names
+it), so a mean here can differ from the table's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import math
 import sys
 from pathlib import Path
 
-Trials = dict[int, dict[int, list[float]]]  # size -> fold (0: one split) -> the NLL of each training
+Trials = dict[int, dict[int, dict[int, float]]]  # size -> fold (0: one split) -> seed -> its training's NLL
+SAME = 1e-3  # nats: one training's NLL in two runs within this is the same training
 
 
 def read_trials(run: Path) -> Trials:
@@ -48,7 +54,7 @@ def read_trials(run: Path) -> Trials:
             if row.get("status") != "complete" or not math.isfinite(nll):
                 continue
             fold = int(row["fold"]) if folded.is_file() else 0
-            out.setdefault(int(row["dim"]), {}).setdefault(fold, []).append(nll)
+            out.setdefault(int(row["dim"]), {}).setdefault(fold, {})[int(row["seed"])] = nll
     return out
 
 
@@ -61,14 +67,16 @@ def _sd(values: list[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def compare_size(before: dict[int, list[float]], after: dict[int, list[float]]) -> tuple[float, float | None, str]:
+def compare_size(
+    before: dict[int, dict[int, float]], after: dict[int, dict[int, float]]
+) -> tuple[float, float | None, str]:
     """``(after - before, its SE or None, how the SE was taken)`` for one size (see the module docstring)."""
     shared = sorted(set(before) & set(after))
     if len(shared) >= 2:
-        diffs = [_mean(after[f]) - _mean(before[f]) for f in shared]
+        diffs = [_mean(list(after[f].values())) - _mean(list(before[f].values())) for f in shared]
         return _mean(diffs), _sd(diffs) / math.sqrt(len(diffs)), f"paired over {len(diffs)} folds"
-    b = [v for vs in before.values() for v in vs]
-    a = [v for vs in after.values() for v in vs]
+    b = [v for vs in before.values() for v in vs.values()]
+    a = [v for vs in after.values() for v in vs.values()]
     groups = [g for g in (b, a) if len(g) >= 2]
     diff = _mean(a) - _mean(b)
     if not groups:
@@ -78,14 +86,27 @@ def compare_size(before: dict[int, list[float]], after: dict[int, list[float]]) 
     return diff, pooled * math.sqrt(1 / len(a) + 1 / len(b)), f"seed SD {pooled:.2f} over {dof + len(groups)} trainings"
 
 
+def same_trainings(before: dict[int, dict[int, float]], after: dict[int, dict[int, float]]) -> str:
+    """The trainings (fold, seed) both runs made of one size: ``k/n equal``, or the largest difference."""
+    pairs = [
+        (after[f][s], before[f][s]) for f in before.keys() & after.keys() for s in before[f].keys() & after[f].keys()
+    ]
+    if not pairs:
+        return "none shared"
+    gaps = [abs(a - b) for a, b in pairs]
+    equal = sum(g <= SAME for g in gaps)
+    return f"{equal}/{len(pairs)} equal" if equal == len(pairs) else f"{equal}/{len(pairs)} equal, max {max(gaps):.2f}"
+
+
 def compare(before: Trials, after: Trials) -> tuple[list[str], list[int], list[int]]:
     """The printed lines, the sizes worse beyond their SE and the sizes better beyond it."""
-    lines = [f"{'size':>4} {'before':>14} {'after':>14} {'after-before':>12} {'SE':>6}  verdict (how)"]
+    head = f"{'size':>4} {'before':>14} {'after':>14} {'after-before':>12} {'SE':>6}  {'same':<18} verdict (how)"
+    lines = [head]
     worse, better = [], []
     for dim in sorted(set(before) & set(after)):
         diff, se, how = compare_size(before[dim], after[dim])
         nb, na = (sum(len(v) for v in t[dim].values()) for t in (before, after))
-        mb, ma = (_mean([v for vs in t[dim].values() for v in vs]) for t in (before, after))
+        mb, ma = (_mean([v for vs in t[dim].values() for v in vs.values()]) for t in (before, after))
         if se is None:
             verdict = "-"
         elif diff > se:
@@ -95,7 +116,10 @@ def compare(before: Trials, after: Trials) -> tuple[list[str], list[int], list[i
         else:
             verdict = "within its SE"
         se_text = "-" if se is None else f"{se:.2f}"
-        lines.append(f"{dim:4d} {mb:9.2f} ({nb:2d}) {ma:9.2f} ({na:2d}) {diff:+12.2f} {se_text:>6}  {verdict} ({how})")
+        same = same_trainings(before[dim], after[dim])
+        lines.append(
+            f"{dim:4d} {mb:9.2f} ({nb:2d}) {ma:9.2f} ({na:2d}) {diff:+12.2f} {se_text:>6}  {same:<18} {verdict} ({how})"
+        )
     only = sorted(set(before) ^ set(after))
     if only:
         lines.append(f"in one run only: {', '.join(map(str, only))}")

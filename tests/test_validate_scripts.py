@@ -94,4 +94,7 @@ def test_compare_runs_sets_each_size_difference_beside_its_se(tmp_path):
     diff, se, how = script.compare_size(script.read_trials(fb)[3], script.read_trials(fa)[3])
     assert diff == pytest.approx(-0.08) and se == pytest.approx(0.01 / 3**0.5) and how == "paired over 3 folds"
     assert script.compare(script.read_trials(fb), script.read_trials(fa))[2] == [3]
+    # the trainings both runs made, side by side: a size that differs only by the seeds one run left out
+    assert script.same_trainings({0: {0: 1.0, 1: 2.0, 2: 3.0}}, {0: {0: 1.0}}) == "1/1 equal"
+    assert "0/3 equal, max 3.00" in next(line for line in lines if line.startswith("   4"))
     assert script.main([str(before)]) == 2  # an unpaired run directory: one line, exit 2
