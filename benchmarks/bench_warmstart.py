@@ -2,7 +2,7 @@
 
 For each data set and seed: (a) every size of the grid trains from scratch to early stopping (patience
 10, cap 300), as a careful per-size sweep does; (b) one nested VAE of the largest size trains to early
-stopping (``zdim.models.vae.NestedVAE``), then each size is cut out of it (``prefix_model``) and trained on as
+stopping (``zdim.models.nested.NestedVAE``), then each size is cut out of it (``prefix_model``) and trained on as
 an exact size-k VAE to early stopping. Printed: wall time of each, the held-out (test) NLL per size
 (IWAE, k = 50) and the NLL-knee answer of each (``zdim.recommend``, rule nll-knee, with the paired
 standard errors); then the median over (data set, seed) of warm-start time over scratch time. The lever
@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from zdim.answer.rules import recommend  # noqa: E402
 from zdim.evaluation.metrics import evaluate  # noqa: E402
-from zdim.models.vae import NestedVAE  # noqa: E402
+from zdim.models.nested import NestedVAE  # noqa: E402
 from zdim.records import TrialRecord, TrialStatus  # noqa: E402
 from zdim.sweeps.planning.config import SweepConfig, build_sweep_model, model_config  # noqa: E402
 from zdim.testing import make_planted_data  # noqa: E402

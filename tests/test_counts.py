@@ -10,7 +10,8 @@ from scipy import stats
 from zdim.data.dataset import load_data, supported_formats
 from zdim.errors import ConfigError, DataError
 from zdim.evaluation.metrics import evaluate, neg_elbo
-from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.models.nested import NestedVAE
+from zdim.models.vae import VAE, VAEConfig
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.planning.config import SweepConfig
 from zdim.training.config import TrainConfig

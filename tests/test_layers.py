@@ -44,6 +44,7 @@ LAYER = {
     "data.folds": 1,
     "data.columns": 1,
     "models.vae": 2,
+    "models.nested": 2,
     "models.specs": 2,
     "models.custom": 2,
     "models.pythae": 2,

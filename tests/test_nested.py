@@ -12,7 +12,8 @@ from zdim.errors import ConfigError, RunDirError
 from zdim.evaluation.metrics import evaluate, neg_elbo
 from zdim.files import read_json
 from zdim.models.checkpoints import load_vae
-from zdim.models.vae import NestedVAE, VAEConfig
+from zdim.models.nested import NestedVAE
+from zdim.models.vae import VAEConfig
 from zdim.sweeps.execute import sweep
 from zdim.sweeps.executors import nested
 from zdim.sweeps.planning.config import SweepConfig

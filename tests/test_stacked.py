@@ -17,7 +17,8 @@ import torch
 
 from zdim.errors import ConfigError, TrainingDiverged
 from zdim.evaluation.metrics import evaluate, neg_elbo
-from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.models.nested import NestedVAE
+from zdim.models.vae import VAE, VAEConfig
 from zdim.testing import make_planted_data
 from zdim.training.config import TrainConfig
 from zdim.training.stacked import StackedTrainer, can_stack, groups

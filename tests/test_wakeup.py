@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from zdim.errors import ConfigError
-from zdim.models.vae import VAE, NestedVAE, VAEConfig
+from zdim.models.nested import NestedVAE
+from zdim.models.vae import VAE, VAEConfig
 from zdim.training.config import TrainConfig, free_bits_at, lr_at
 from zdim.training.levers import PCA_FLOOR, pca_log_sigma, residual_log_sigma
 from zdim.training.trainer import Trainer, fit

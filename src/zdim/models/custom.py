@@ -58,6 +58,7 @@ from torch import nn
 
 from ..data.dataset import Data
 from ..errors import ConfigError, ModelFileError
+from .nested import NestedVAE
 from .specs import (
     class_for_load,
     file_sha,
@@ -68,7 +69,7 @@ from .specs import (
     resolve_model,
     spec_of,
 )
-from .vae import VAE, NestedVAE, VAEConfig
+from .vae import VAE, VAEConfig
 
 META_KEY = "user_model"  # the model.json key naming the user's class
 

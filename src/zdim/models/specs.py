@@ -14,7 +14,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError, ModelFileError
-from .vae import VAE, NestedVAE
+from .nested import NestedVAE
+from .vae import VAE
 
 _ZDIM_PREFIX = "zdim."  # module specs inside zdim itself: zdim's own code, no trust needed
 _CLASSES: dict[str, type] = {}  # spec -> class held by this process

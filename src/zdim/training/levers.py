@@ -13,7 +13,8 @@ import math
 import torch
 
 from ..likelihoods import find as find_likelihood
-from ..models.vae import VAE, NestedVAE
+from ..models.nested import NestedVAE
+from ..models.vae import VAE
 
 SIGMA_FLOOR = 0.01  # the smallest noise scale sigma_init or the release of a held one sets
 PCA_FLOOR = 0.1  # the smallest PCA start: at or above the linear rank the residual is 0, which an

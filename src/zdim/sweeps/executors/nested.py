@@ -1,7 +1,7 @@
 """Nested mode: one ``NestedVAE`` per seed serves every latent size of the grid.
 
 A per-size sweep trains one VAE per (size, seed). A nested sweep trains, per seed, one VAE with the
-largest size whose every sample draws a random latent prefix (see ``zdim.models.vae.NestedVAE``); the
+largest size whose every sample draws a random latent prefix (see ``zdim.models.nested.NestedVAE``); the
 size-k trial of the sweep is then the model's first k units, cut out as a plain ``VAE``, evaluated and
 finished like any other trial (``zdim.sweeps.records.ledger.Ledger``). The training is paid once per seed instead of
 once per (size, seed).
@@ -23,7 +23,8 @@ from ...data.dataset import Data
 from ...errors import ModelFileError, RunDirError
 from ...evaluation.trial import evaluate_trial
 from ...models.checkpoints import read_saved, save_model
-from ...models.vae import NestedVAE, VAEConfig
+from ...models.nested import NestedVAE
+from ...models.vae import VAEConfig
 from ...records import trial_name
 from ...training.config import TrainConfig, resolve_device
 from ...training.trainer import EpochCallback, FitResult, fit

@@ -26,7 +26,8 @@ from ...errors import ConfigError
 from ...evaluation.intrinsic import IntrinsicDim, dims_from_estimate, estimate_intrinsic_dim
 from ...grid import DimSpec
 from ...models.custom import check_model_class, check_protocol
-from ...models.vae import VAE, NestedVAE
+from ...models.nested import NestedVAE
+from ...models.vae import VAE
 from ...options import Routed, going_to
 from ...training.config import TrainConfig, resolve_device
 from ...training.stopping import DEFAULT_STOPPING, STOPPING_RULES, RelativeGain, StoppingRule
